@@ -1,0 +1,14 @@
+"""Leader election and the level-triggered reconcile-loop toolkit (ARCHITECTURE §6)."""
+
+from lcm_core.leader.election import ElectionConfig, LeaderElection, Leadership
+from lcm_core.leader.loops import LoopStats, PeriodicLoop, ReconcileLoop, ReconcileResult
+
+__all__ = [
+    "ElectionConfig",
+    "LeaderElection",
+    "Leadership",
+    "LoopStats",
+    "PeriodicLoop",
+    "ReconcileLoop",
+    "ReconcileResult",
+]

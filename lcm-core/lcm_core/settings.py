@@ -1,0 +1,76 @@
+"""Typed settings base for every LCM service (pydantic-settings).
+
+Each service defines one subclass with a default and a docstring per field and injects the instance;
+nothing deep in the code reads the environment.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lcm_core.errors import ConfigurationError
+from lcm_core.logging import register_secret
+
+#: Placeholder secrets that ship in examples; refused anywhere but the local stack.
+UNSAFE_SECRET_VALUES = frozenset({"", "change-me", "changeme", "xxx", "secret", "dev-api-key", "admin"})
+
+
+class LcmSettings(BaseSettings):
+    """Settings common to every LCM service."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    environment: Literal["local", "test", "production"] = Field(
+        default="production", validation_alias="LCM_ENVIRONMENT"
+    )
+    """Where the service runs. Placeholder secrets are refused unless this is `local` or `test`."""
+
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    """Root log level (DEBUG, INFO, WARNING, ERROR)."""
+
+    log_format: Literal["auto", "json", "text"] = Field(default="auto", validation_alias="LOG_FORMAT")
+    """`json` for containers, `text` for humans; `auto` picks text on a terminal and JSON otherwise."""
+
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    """OTLP/HTTP collector URL. Tracing is a no-op when unset."""
+
+    def secret_fields(self) -> dict[str, SecretStr]:
+        """Every SecretStr field of this settings object, by name."""
+        return {
+            name: value for name, value in self.__dict__.items() if isinstance(value, SecretStr)
+        }
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_secrets(self) -> LcmSettings:
+        for name, secret in self.secret_fields().items():
+            value = secret.get_secret_value()
+            register_secret(value)
+            if self.environment == "production" and value.lower() in UNSAFE_SECRET_VALUES:
+                raise ConfigurationError(
+                    f"setting {name!r} holds a placeholder value; set a real secret "
+                    "(or LCM_ENVIRONMENT=local for the local stack)"
+                )
+        return self
+
+
+class EtcdSettings(BaseSettings):
+    """Connection to etcd (leader election and the reactive keys)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    etcd_host: str = Field(default="localhost", validation_alias="ETCD_HOST")
+    """etcd client host."""
+
+    etcd_port: int = Field(default=2379, ge=1, le=65535, validation_alias="ETCD_PORT")
+    """etcd client port."""
+
+    etcd_prefix: str = Field(default="/lcm", validation_alias="ETCD_PREFIX")
+    """Prefix of every LCM key in etcd."""
+
+    etcd_timeout_seconds: float = Field(default=5.0, gt=0, validation_alias="ETCD_TIMEOUT")
+    """Deadline of one etcd call."""
