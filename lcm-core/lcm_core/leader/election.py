@@ -109,6 +109,8 @@ class LeaderElection:
         self.leadership: Leadership | None = None
         self.terms = 0
         self.last_error: str | None = None
+        #: Whether the last campaign round reached etcd (readiness of a controller replica).
+        self.etcd_reachable = False
         # Local time by which this leader must have stopped acting unless a renewal succeeds.
         self._deadline = 0.0
         #: Monotonic send time of the last successful grant or renewal: the lease lives at least ttl past it.
@@ -128,6 +130,7 @@ class LeaderElection:
             client = self._client_factory()
             try:
                 leadership = await self._campaign(client)
+                self.etcd_reachable = True
                 if leadership is None:
                     await self._wait_for_vacancy(client)
                     continue
@@ -135,6 +138,7 @@ class LeaderElection:
                 # A deposed leader gives the followers (who watch the key) the first chance.
                 await asyncio.sleep(self.config.retry_interval_seconds)
             except ETCD_ERRORS as exc:
+                self.etcd_reachable = False
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 logger.warning("etcd unavailable for election %s: %s", self.config.service, exc)
                 await asyncio.sleep(self.config.retry_interval_seconds)
@@ -236,6 +240,7 @@ class LeaderElection:
             try:
                 reply = await asyncio.wait_for(client.refresh_lease(leadership.lease_id), remaining)
             except ETCD_ERRORS as exc:
+                self.etcd_reachable = False
                 self.last_error = f"renewal failed: {type(exc).__name__}: {exc}"
                 logger.warning("lease renewal for %s failed: %s", cfg.service, exc)
                 pause = cfg.retry_interval_seconds  # retry soon; the sleep is clamped by the deadline
@@ -244,6 +249,7 @@ class LeaderElection:
                 logger.warning("the %s lease expired on the server; stepping down", cfg.service)
                 return
             self.renewed_at = sent_at
+            self.etcd_reachable = True
             self._deadline = sent_at + cfg.ttl_seconds - cfg.safety_margin_seconds
             pause = cfg.ttl_seconds / 3
 

@@ -1,0 +1,55 @@
+# Lablet Cloud Manager — developer entry points.
+#   make run    set everything up and start the whole local stack (Ctrl-C stops it)
+#   make test   set everything up and run the whole test suite
+# Everything lives in .venv; nothing needs root or Docker.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV     := .venv
+PY       := $(VENV)/bin/python
+PIP      := $(PY) -m pip
+STAMP    := $(VENV)/.lcm-installed
+PACKAGES := lcm-core/pyproject.toml control-plane-api/pyproject.toml \
+            worker-controller/pyproject.toml lablet-controller/pyproject.toml
+
+# The first Python >= 3.11 found, unless PYTHON is given.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	2>/dev/null && { command -v $$p; break; }; done)
+
+.PHONY: help setup run test lint bench clean
+
+help:
+	@echo "make run    start the local stack (etcd, Redis, MongoDB-wire, local AWS, CML simulator, LCM)"
+	@echo "make test   run the whole test suite against real servers"
+	@echo "make lint   ruff"
+	@echo "make clean  remove .venv and .lcm (local state)"
+
+$(PY):
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "error: LCM needs Python 3.11 or newer (found: $$(python3 --version 2>&1 || echo none))." >&2; \
+		echo "       Install python3.11+ or run: make PYTHON=/path/to/python3.11 ..." >&2; exit 1; fi
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+		echo "error: $(PYTHON) is $$($(PYTHON) --version 2>&1); LCM needs Python 3.11 or newer." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Reinstall only when a pyproject.toml changed: a second `make run` starts in seconds.
+$(STAMP): $(PY) $(PACKAGES)
+	$(PIP) install --quiet -e "lcm-core[test]" -e control-plane-api -e worker-controller -e lablet-controller
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	@exec $(PY) -m lcm_core.testing.devstack
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .lcm

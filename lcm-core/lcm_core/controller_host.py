@@ -1,0 +1,138 @@
+"""What every leader-elected controller process shares: settings, election, loops and a small HTTP app.
+
+Every replica serves `/health` (process alive), `/ready` (its election reaches etcd) and `/status`
+(leadership and loop stats). Only the leader runs the loops; they are cancelled when leadership is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import aetcd
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import Field, SecretStr
+
+from lcm_core.leader import ElectionConfig, LeaderElection, Leadership, LoopStats
+from lcm_core.settings import EtcdSettings, LcmSettings
+
+
+def default_identity() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ControllerSettings(LcmSettings, EtcdSettings):
+    """Settings shared by the controllers (each adds its own, with its own env names)."""
+
+    control_plane_api_url: str = Field(
+        default="http://localhost:8030", validation_alias="CONTROL_PLANE_API_URL"
+    )
+    """Base URL of the control-plane API."""
+
+    control_plane_api_key: SecretStr = Field(
+        default=SecretStr("change-me"), validation_alias="CONTROL_PLANE_API_KEY"
+    )
+    """Key sent as `X-API-Key` to the internal endpoints."""
+
+    identity: str = Field(default_factory=default_identity, validation_alias="CONTROLLER_IDENTITY")
+    """This replica's name in the election (default: hostname-pid)."""
+
+    host: str = Field(default="127.0.0.1", validation_alias="CONTROLLER_HOST")
+    """Interface of the health/status HTTP server."""
+
+
+class Loop(Protocol):
+    """A controller loop (PeriodicLoop or ReconcileLoop)."""
+
+    name: str
+    stats: LoopStats
+
+    async def run(self) -> None: ...
+
+
+class ControllerHost:
+    """Runs the election and, while leading, the loops; serves health and status."""
+
+    def __init__(
+        self,
+        service: str,
+        settings: ControllerSettings,
+        lease_ttl_seconds: int,
+        loops: Sequence[Loop] = (),
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.loops = list(loops)
+        self.started_at = datetime.now(UTC)
+        self.election = LeaderElection(
+            ElectionConfig(
+                service=service,
+                identity=settings.identity,
+                ttl_seconds=lease_ttl_seconds,
+                prefix=settings.etcd_prefix,
+                call_timeout_seconds=settings.etcd_timeout_seconds,
+            ),
+            client_factory=lambda: aetcd.Client(
+                host=settings.etcd_host, port=settings.etcd_port, timeout=int(settings.etcd_timeout_seconds)
+            ),
+            work=self._lead,
+        )
+
+    async def _lead(self, leadership: Leadership) -> None:
+        """Leader work: every loop at once; any loop that dies makes the leader step down."""
+        if not self.loops:
+            await leadership.lost.wait()
+            return
+        async with asyncio.TaskGroup() as group:
+            for loop in self.loops:
+                group.create_task(loop.run(), name=f"{self.service}-{loop.name}")
+
+    def status(self) -> dict[str, Any]:
+        election = self.election
+        return {
+            "service": self.service,
+            "identity": self.settings.identity,
+            "is_leader": election.is_leader,
+            "epoch": election.epoch,
+            "terms": election.terms,
+            "etcd_reachable": election.etcd_reachable,
+            "last_error": election.last_error,
+            "started_at": self.started_at.isoformat(),
+            "loops": [loop.stats.to_dict() for loop in self.loops],
+        }
+
+    def create_app(self) -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            task = asyncio.create_task(self.election.run(), name=f"{self.service}-election")
+            try:
+                yield
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+        app = FastAPI(title=f"LCM {self.service}", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+        @app.get("/health")
+        async def health() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @app.get("/ready", response_model=None)
+        async def ready() -> JSONResponse:
+            ok = self.election.etcd_reachable
+            return JSONResponse(
+                {"status": "ready" if ok else "not_ready", "is_leader": self.election.is_leader},
+                status_code=200 if ok else 503,
+            )
+
+        @app.get("/status")
+        async def status() -> dict[str, Any]:
+            return self.status()
+
+        return app

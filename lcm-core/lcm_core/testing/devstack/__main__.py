@@ -1,0 +1,5 @@
+import sys
+
+from lcm_core.testing.devstack.stack import main
+
+sys.exit(main())

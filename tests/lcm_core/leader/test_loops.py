@@ -1,0 +1,177 @@
+"""The reconcile work queue and the periodic loop (pure asyncio: no servers involved)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from lcm_core.leader import PeriodicLoop, ReconcileLoop, ReconcileResult
+
+
+async def run_for(loop_obj, seconds: float) -> None:
+    task = asyncio.create_task(loop_obj.run())
+    await asyncio.sleep(seconds)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_one_key_is_never_reconciled_twice_at_once() -> None:
+    running: set[str] = set()
+    overlaps = 0
+    calls: list[str] = []
+
+    async def reconcile(key: str) -> ReconcileResult:
+        nonlocal overlaps
+        if key in running:
+            overlaps += 1
+        running.add(key)
+        calls.append(key)
+        await asyncio.sleep(0.05)
+        running.discard(key)
+        return ReconcileResult.done()
+
+    async def no_keys() -> list[str]:
+        return []
+
+    loop = ReconcileLoop("t", reconcile, no_keys, resync_interval=60, concurrency=4)
+    task = asyncio.create_task(loop.run())
+    for _ in range(20):  # a burst of triggers for the same key while it runs
+        loop.enqueue("w1")
+        loop.enqueue("w2")
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.4)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert overlaps == 0
+    # Triggers that arrived while a key ran collapse into one more run, not twenty.
+    assert 2 <= calls.count("w1") <= 4
+    assert 2 <= calls.count("w2") <= 4
+    assert loop.stats.successes == len(calls)
+
+
+async def test_different_keys_run_concurrently_up_to_the_bound() -> None:
+    in_flight = 0
+    peak = 0
+
+    async def reconcile(key: str) -> ReconcileResult:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        return ReconcileResult.done()
+
+    async def keys() -> list[str]:
+        return [f"w{i}" for i in range(20)]
+
+    loop = ReconcileLoop("t", reconcile, keys, resync_interval=60, concurrency=5)
+    await run_for(loop, 0.5)
+    assert peak == 5
+    assert loop.stats.successes == 20  # the initial resync enqueued every key once
+
+
+async def test_failures_back_off_exponentially_and_reset_on_success() -> None:
+    attempts: list[float] = []
+
+    async def reconcile(key: str) -> ReconcileResult:
+        attempts.append(asyncio.get_running_loop().time())
+        if len(attempts) < 4:
+            raise RuntimeError("EC2 throttled")
+        return ReconcileResult.done()
+
+    async def keys() -> list[str]:
+        return ["w1"]
+
+    loop = ReconcileLoop("t", reconcile, keys, resync_interval=60, backoff_base=0.05, backoff_cap=1.0)
+    await run_for(loop, 0.8)
+    assert len(attempts) == 4
+    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    assert gaps[0] == pytest.approx(0.05, abs=0.03)
+    assert gaps[1] == pytest.approx(0.10, abs=0.04)
+    assert gaps[2] == pytest.approx(0.20, abs=0.06)
+    assert loop.stats.failures == 3 and loop.stats.successes == 1
+    assert loop.stats.success_rate == 25.0
+    assert "EC2 throttled" in (loop.stats.last_error or "")
+    assert loop._failures == {}  # reset after the success
+
+
+def test_backoff_is_capped() -> None:
+    async def never(key: str) -> ReconcileResult:
+        raise AssertionError
+
+    async def keys() -> list[str]:
+        return []
+
+    loop = ReconcileLoop("t", never, keys, resync_interval=60, backoff_base=1, backoff_cap=30)
+    assert loop.backoff_for(20) <= 33
+
+
+async def test_requeue_after_runs_the_key_again() -> None:
+    calls = 0
+
+    async def reconcile(key: str) -> ReconcileResult:
+        nonlocal calls
+        calls += 1
+        return ReconcileResult.requeue(0.05) if calls < 3 else ReconcileResult.done()
+
+    async def keys() -> list[str]:
+        return ["w1"]
+
+    loop = ReconcileLoop("t", reconcile, keys, resync_interval=60)
+    await run_for(loop, 0.4)
+    assert calls == 3
+
+
+async def test_periodic_resync_enqueues_every_listed_key() -> None:
+    seen: list[str] = []
+
+    async def reconcile(key: str) -> ReconcileResult:
+        seen.append(key)
+        return ReconcileResult.done()
+
+    async def keys() -> list[str]:
+        return ["a", "b"]
+
+    loop = ReconcileLoop("t", reconcile, keys, resync_interval=0.1)
+    await run_for(loop, 0.35)
+    assert seen.count("a") >= 3 and seen.count("b") >= 3
+    assert loop.resync_stats.runs >= 3
+
+
+async def test_periodic_loop_counts_runs_and_backs_off_after_failure() -> None:
+    outcomes = iter([None, RuntimeError("down"), None, None, None, None, None, None])
+    times: list[float] = []
+
+    async def body() -> None:
+        times.append(asyncio.get_running_loop().time())
+        outcome = next(outcomes)
+        if outcome is not None:
+            raise outcome
+
+    loop = PeriodicLoop("discovery", body, interval=0.1)
+    await run_for(loop, 0.45)
+    stats = loop.stats.to_dict()
+    assert stats["failures"] == 1
+    assert stats["successes"] >= 2
+    assert stats["last_run"] is not None and stats["last_duration_seconds"] is not None
+    assert not stats["running"]
+    # after the failure the loop waited one interval (the first backoff step) before retrying
+    assert times[2] - times[1] == pytest.approx(0.1, abs=0.05)
+
+
+async def test_periodic_loop_trigger_runs_now() -> None:
+    runs = 0
+
+    async def body() -> None:
+        nonlocal runs
+        runs += 1
+
+    loop = PeriodicLoop("p", body, interval=60)
+    task = asyncio.create_task(loop.run())
+    await asyncio.sleep(0.05)
+    loop.trigger()
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert runs == 2

@@ -1,0 +1,29 @@
+"""Entry point of the worker-controller: elect a leader through etcd and serve health and status."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from worker_controller.settings import WorkerControllerSettings
+from lcm_core.controller_host import ControllerHost
+from lcm_core.logging import configure_logging
+from lcm_core.telemetry import configure_telemetry
+
+SERVICE = "worker-controller"
+
+
+def build_host(settings: WorkerControllerSettings) -> ControllerHost:
+    return ControllerHost(SERVICE, settings, lease_ttl_seconds=settings.leader_lease_ttl)
+
+
+def run() -> None:
+    """Console entry point: `lcm-worker-controller`."""
+    settings = WorkerControllerSettings()
+    configure_logging(SERVICE, settings.log_level, settings.log_format)
+    configure_telemetry(SERVICE, settings.otel_exporter_otlp_endpoint)
+    app = build_host(settings).create_app()
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+if __name__ == "__main__":
+    run()
