@@ -1,0 +1,98 @@
+"""SystemSettings (a singleton aggregate) and WorkerTemplate (ARCHITECTURE §4)."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+from control_plane_api.domain.worker_state import Resources
+
+_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DiscoverySettings(_Strict):
+    enabled: bool = True
+    regions: list[str] = Field(default_factory=lambda: ["us-east-1"], min_length=1, max_length=30)
+    ami_name_pattern: str = Field(default="CML-*", min_length=1, max_length=128)
+    scan_interval_seconds: int = Field(default=300, ge=5, le=86400)
+
+    @field_validator("regions")
+    @classmethod
+    def _valid_regions(cls, regions: list[str]) -> list[str]:
+        bad = [r for r in regions if not _REGION.match(r)]
+        if bad:
+            raise ValueError(f"not AWS region names: {', '.join(bad)}")
+        return list(dict.fromkeys(regions))
+
+    @field_validator("ami_name_pattern")
+    @classmethod
+    def _valid_pattern(cls, pattern: str) -> str:
+        fnmatch.translate(pattern)  # glob syntax as EC2 name filters use it (*, ?)
+        return pattern
+
+
+class MonitoringSettings(_Strict):
+    metrics_poll_interval_seconds: int = Field(default=60, ge=5, le=3600)
+    cpu_threshold: float = Field(default=90.0, gt=0, le=100)
+    memory_threshold: float = Field(default=90.0, gt=0, le=100)
+    disk_threshold: float = Field(default=90.0, gt=0, le=100)
+    notification_webhooks: list[HttpUrl] = Field(default_factory=list, max_length=10)
+
+
+class IdleSettings(_Strict):
+    enabled: bool = True
+    threshold_minutes: int = Field(default=30, ge=1, le=10080)
+    snooze_minutes_after_resume: int = Field(default=60, ge=0, le=10080)
+    auto_pause: bool = True
+
+
+class SystemSettings(_Strict):
+    """The singleton. Controllers read it periodically with env-var fallback."""
+
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    idle: IdleSettings = Field(default_factory=IdleSettings)
+    version: int = 0
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+class RegionPlacement(_Strict):
+    subnet_id: str | None = Field(default=None, max_length=64)
+    security_group_ids: list[str] = Field(default_factory=list, max_length=16)
+    iam_instance_profile: str | None = Field(default=None, max_length=256)
+    key_name: str | None = Field(default=None, max_length=255)
+
+
+class EbsSettings(_Strict):
+    volume_type: Literal["io1", "gp3"] = "gp3"
+    size_gb: int = Field(default=500, ge=20, le=16384)
+    iops: int | None = Field(default=None, ge=100, le=64000)
+
+
+class CmlNodeLimits(_Strict):
+    max_nodes_unlicensed: int = Field(default=5, ge=0)
+    max_nodes_licensed: int = Field(default=200, ge=0)
+
+
+class WorkerTemplate(_Strict):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    instance_type: str = Field(default="m5zn.metal", min_length=1, max_length=64)
+    ami_name_pattern: str = Field(default="CML-*", min_length=1, max_length=128)
+    regions: dict[str, RegionPlacement] = Field(default_factory=dict)
+    ebs: EbsSettings = Field(default_factory=EbsSettings)
+    capacity: Resources = Field(default_factory=Resources)
+    cost_per_hour_usd: float | None = Field(default=None, ge=0)
+    cml: CmlNodeLimits = Field(default_factory=CmlNodeLimits)
+    enabled: bool = True
+    version: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None

@@ -1,0 +1,165 @@
+"""The field groups of the Worker aggregate (ARCHITECTURE §4), as plain pydantic models (no I/O)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lcm_core.domain.enums import LicenseStatus
+
+#: The 16 keys of `cml.system_info` (seed 004, gap 4).
+SYSTEM_INFO_KEYS = (
+    "all_cpu_count", "all_cpu_percent",
+    "all_memory_total", "all_memory_free", "all_memory_used",
+    "all_disk_total", "all_disk_free", "all_disk_used",
+    "controller_disk_total", "controller_disk_free", "controller_disk_used",
+    "allocated_cpus", "allocated_memory", "total_nodes", "running_nodes",
+    "computes",
+)
+
+STATE_HISTORY_LIMIT = 50
+ALERT_HISTORY_LIMIT = 50
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class StateChange(Model):
+    """One entry of the bounded `state_history`."""
+
+    field: str = "status"
+    from_: str | None = Field(default=None, alias="from")
+    to: str
+    at: datetime
+    reason: str | None = None
+    by: str | None = None
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+
+class Ec2Telemetry(Model):
+    state: str | None = None
+    system_status: str | None = None
+    instance_status: str | None = None
+    checked_at: datetime | None = None
+
+
+class CloudWatchTelemetry(Model):
+    cpu_utilization: float | None = None
+    network_in_bytes: float | None = None
+    network_out_bytes: float | None = None
+    collected_at: datetime | None = None
+
+
+class CmlSystemInfo(Model):
+    """Seed 004's 16 keys; a key the worker did not report stays null."""
+
+    all_cpu_count: int | None = None
+    all_cpu_percent: float | None = None
+    all_memory_total: int | None = None
+    all_memory_free: int | None = None
+    all_memory_used: int | None = None
+    all_disk_total: int | None = None
+    all_disk_free: int | None = None
+    all_disk_used: int | None = None
+    controller_disk_total: int | None = None
+    controller_disk_free: int | None = None
+    controller_disk_used: int | None = None
+    allocated_cpus: int | None = None
+    allocated_memory: int | None = None
+    total_nodes: int | None = None
+    running_nodes: int | None = None
+    computes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class CmlSystemHealth(Model):
+    valid: bool | None = None
+    is_licensed: bool | None = None
+    is_enterprise: bool | None = None
+    computes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    controller: dict[str, Any] = Field(default_factory=dict)
+
+
+class CmlTelemetry(Model):
+    system_info: CmlSystemInfo = Field(default_factory=CmlSystemInfo)
+    system_health: CmlSystemHealth = Field(default_factory=CmlSystemHealth)
+    labs_count: int | None = None
+    uptime_seconds: float | None = None
+    collected_at: datetime | None = None
+
+
+class Telemetry(Model):
+    """Latest observed telemetry and the derived utilisation (CML-native preferred over CloudWatch)."""
+
+    ec2: Ec2Telemetry = Field(default_factory=Ec2Telemetry)
+    cloudwatch: CloudWatchTelemetry = Field(default_factory=CloudWatchTelemetry)
+    cml: CmlTelemetry = Field(default_factory=CmlTelemetry)
+    cpu_percent: float | None = None
+    memory_percent: float | None = None
+    disk_percent: float | None = None
+    cpu_source: str | None = None
+    """`cml` or `cloudwatch`: where `cpu_percent` came from."""
+    labs_count: int | None = None
+    uptime_seconds: float | None = None
+    collected_at: datetime | None = None
+
+
+class License(Model):
+    status: LicenseStatus = LicenseStatus.UNREGISTERED
+    registration_status: str | None = None
+    authorization_status: str | None = None
+    expires: datetime | None = None
+    product: str | None = None
+    is_enterprise: bool | None = None
+    node_limit: int | None = None
+    nodes_in_use: int | None = None
+    pending_action: str | None = None
+    """`register` or `deregister` while the controller works on a request."""
+    last_error: str | None = None
+    updated_at: datetime | None = None
+
+
+class Activity(Model):
+    last_activity_at: datetime | None = None
+    idle_detection_enabled: bool = True
+    idle_since: datetime | None = None
+    paused_at: datetime | None = None
+    pause_reason: str | None = None
+    resumed_at: datetime | None = None
+    pause_count: int = 0
+    resume_count: int = 0
+    eligible_for_auto_pause: bool = False
+
+
+class Resources(Model):
+    cpu_cores: float = 0
+    memory_gb: float = 0
+    storage_gb: float = 0
+    max_nodes: int = 0
+
+
+class Capacity(Model):
+    declared: Resources = Field(default_factory=Resources)
+    allocated: Resources = Field(default_factory=Resources)
+    port_allocations: dict[str, dict[str, int]] = Field(default_factory=dict)
+    session_ids: list[str] = Field(default_factory=list)
+    hosted_lab_ids: list[str] = Field(default_factory=list)
+
+
+class Alert(Model):
+    metric: str
+    value: float
+    threshold: float
+    at: datetime
+
+
+#: Declared capacity by instance type, for discovered workers (bare-metal CML hosts).
+INSTANCE_CAPACITY: dict[str, Resources] = {
+    "m5zn.metal": Resources(cpu_cores=48, memory_gb=192, storage_gb=500, max_nodes=200),
+    "m5.metal": Resources(cpu_cores=96, memory_gb=384, storage_gb=500, max_nodes=200),
+    "c5.metal": Resources(cpu_cores=96, memory_gb=192, storage_gb=500, max_nodes=200),
+    "r5.metal": Resources(cpu_cores=96, memory_gb=768, storage_gb=500, max_nodes=200),
+}

@@ -1,0 +1,1 @@
+"""Value objects and enums shared by the control plane and the controllers."""
