@@ -14,7 +14,7 @@ from lcm_core.testing import servers
 from lcm_core.testing.processes import ManagedProcess, free_port
 from lcm_core.testing.servers import Endpoint
 
-pytest_plugins = ["tests.fixtures.cml_simulator"]
+pytest_plugins = ["tests.fixtures.cml_simulator", "tests.fixtures.control_plane"]
 
 
 def _run(process: ManagedProcess) -> Iterator[ManagedProcess]:

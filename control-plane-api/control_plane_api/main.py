@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from control_plane_api.api import health
-from control_plane_api.infrastructure.dependencies import Infrastructure
+from control_plane_api.api import admin, auth, events, health, internal, metrics, workers
+from control_plane_api.api.errors import install_error_handlers
+from control_plane_api.bootstrap import ControlPlane
 from control_plane_api.settings import ControlPlaneSettings
 from lcm_core.logging import configure_logging
 from lcm_core.telemetry import configure_telemetry
@@ -20,11 +21,14 @@ SERVICE = "control-plane-api"
 def create_app(settings: ControlPlaneSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.infrastructure = Infrastructure.connect(settings)
+        control_plane = ControlPlane.build(settings)
+        app.state.control_plane = control_plane
+        app.state.infrastructure = control_plane.infrastructure
+        await control_plane.start()
         try:
             yield
         finally:
-            await app.state.infrastructure.close()
+            await control_plane.stop()
 
     app = FastAPI(
         title="Lablet Cloud Manager — control plane API",
@@ -35,7 +39,11 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.include_router(health.router)
+    app.state.metrics = metrics.install_metrics(app)
+    install_error_handlers(app)
+    for router in (health.router, auth.router, workers.router, admin.settings_router, admin.templates_router,
+                   admin.system_router, events.router, internal.router, metrics.router):
+        app.include_router(router)
     return app
 
 

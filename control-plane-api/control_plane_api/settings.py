@@ -31,7 +31,48 @@ class ControlPlaneSettings(LcmSettings, EtcdSettings):
     """Shared key the controllers send as `X-API-Key` on internal endpoints."""
 
     jwt_public_key_file: str | None = Field(default=None, validation_alias="AUTH_JWT_PUBLIC_KEY_FILE")
-    """PEM public key that verifies locally signed bearer tokens (the local stack writes one)."""
+    """PEM public key that verifies RS256 bearer tokens (the local stack writes one)."""
+
+    oidc_issuer: str | None = Field(default=None, validation_alias="AUTH_OIDC_ISSUER")
+    """Expected `iss` of bearer tokens, e.g. `https://sso.example.com/realms/lcm`. Without a key file or
+    JWKS URL, the JWKS is discovered from `{issuer}/.well-known/openid-configuration`."""
+
+    jwks_url: str | None = Field(default=None, validation_alias="AUTH_JWKS_URL")
+    """JWKS endpoint of the identity provider (Keycloak: `{issuer}/protocol/openid-connect/certs`)."""
+
+    audience: str | None = Field(default="lcm", validation_alias="AUTH_AUDIENCE")
+    """Required `aud` of bearer tokens; empty to skip the audience check."""
+
+    client_id: str = Field(default="lcm", validation_alias="AUTH_CLIENT_ID")
+    """Keycloak client whose `resource_access.<client>.roles` also grant LCM roles."""
+
+    session_secret: SecretStr = Field(default=SecretStr("change-me"), validation_alias="AUTH_SESSION_SECRET")
+    """Key that signs dashboard session cookies (HS256). Refused as a placeholder in production."""
+
+    session_ttl_minutes: int = Field(default=480, ge=5, le=10080, validation_alias="AUTH_SESSION_TTL_MINUTES")
+    """Lifetime of a dashboard session."""
+
+    local_users_file: str | None = Field(default=None, validation_alias="AUTH_LOCAL_USERS_FILE")
+    """JSON file of local dashboard users `{"users": [{"username", "password_hash", "roles"}]}`
+    (PBKDF2 hashes; the local stack writes one). Unset: only bearer-token login."""
+
+    cookie_secure: bool | None = Field(default=None, validation_alias="AUTH_COOKIE_SECURE")
+    """Mark the session cookie `Secure` (HTTPS only). Default: on in production only."""
+
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300, validation_alias="SSE_HEARTBEAT_SECONDS")
+    """Interval of `heartbeat` events on idle SSE streams (keeps proxies from closing them)."""
+
+    sse_max_connection_seconds: float = Field(default=3600.0, gt=0, validation_alias="SSE_MAX_CONNECTION_SECONDS")
+    """Cap on one SSE connection's lifetime; the browser reconnects with `Last-Event-ID` and loses nothing."""
+
+    sse_client_queue_size: int = Field(default=1000, ge=10, le=100_000, validation_alias="SSE_CLIENT_QUEUE_SIZE")
+    """Events buffered per SSE client; a client that falls this far behind is disconnected (it replays)."""
+
+    event_log_stream: str = Field(default="lcm:events", min_length=1, validation_alias="EVENT_LOG_STREAM")
+    """Redis key of the event stream (one per LCM installation sharing a Redis)."""
+
+    event_log_max_length: int = Field(default=100_000, ge=100, validation_alias="EVENT_LOG_MAX_LENGTH")
+    """Approximate number of events the Redis stream keeps for replay."""
 
     dependency_timeout_seconds: float = Field(default=2.0, gt=0, validation_alias="CPA_DEPENDENCY_TIMEOUT")
     """Deadline of each dependency check made by `/api/ready`."""

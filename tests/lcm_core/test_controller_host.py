@@ -44,7 +44,8 @@ def test_only_the_leader_runs_loops_and_status_says_who_leads(etcd_server) -> No
         time.sleep(0.5)
         assert set(runs) == {leader["identity"]}, "a follower ran a loop"
         status = httpx.get(f"{urls[[s['identity'] for s in statuses].index(leader['identity'])]}/status").json()
-        assert status["loops"][0]["name"] == "tick" and status["loops"][0]["runs"] >= 3
+        assert status["loops"][0]["name"] == "tick"
+        assert status["loops"][0]["runs"] >= 3
         for url in urls:
             assert httpx.get(f"{url}/health").json() == {"status": "ok"}
             assert httpx.get(f"{url}/ready").status_code == 200

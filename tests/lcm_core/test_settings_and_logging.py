@@ -56,7 +56,8 @@ def test_secrets_are_masked_in_json_and_text_logs(monkeypatch) -> None:
     payload = json.loads(line)
     assert payload["message"] == "calling with key ***"
     assert payload["header"] == "X-API-Key: ***"
-    assert payload["service"] == "svc" and payload["level"] == "info"
+    assert payload["service"] == "svc"
+    assert payload["level"] == "info"
     assert "s3cr3t-value-xyz" not in TextFormatter().format(record)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uvicorn
 
-from worker_controller.settings import WorkerControllerSettings
 from lcm_core.controller_host import ControllerHost
 from lcm_core.logging import configure_logging
 from lcm_core.telemetry import configure_telemetry
+from worker_controller.settings import WorkerControllerSettings
 
 SERVICE = "worker-controller"
 

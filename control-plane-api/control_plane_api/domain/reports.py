@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane_api.domain.worker_state import CmlSystemHealth, CmlSystemInfo
+from lcm_core.domain.enums import LicenseStatus, ServiceStatus
 
 
 class _Report(BaseModel):
@@ -83,8 +84,18 @@ class StatusReport(_Report):
     reason: str | None = Field(default=None, max_length=500)
     public_ip: str | None = Field(default=None, max_length=64)
     private_ip: str | None = Field(default=None, max_length=64)
-    service_status: str | None = None
+    service_status: ServiceStatus | None = None
     cml_version: str | None = Field(default=None, max_length=64)
+
+
+class LicenseProgress(_Report):
+    """How a licence request is going, reported by the worker-controller."""
+
+    status: LicenseStatus | None = None
+    finished: bool = False
+    """True when the request is over (done or failed): the pending action is cleared."""
+    error: str | None = Field(default=None, max_length=1000)
+    details: LicenseReport | None = None
 
 
 def compact(value: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,8 @@ class Infrastructure:
 
     mongo: AsyncMongoClient
     redis: Redis
+    redis_tail: Redis
+    """A second Redis client for the event-log tailer's blocking reads (its socket timeout outlasts them)."""
     etcd: aetcd.Client
     timeout: float
 
@@ -40,14 +42,20 @@ class Infrastructure:
             socket_timeout=settings.dependency_timeout_seconds,
             socket_connect_timeout=settings.dependency_timeout_seconds,
         )
+        redis_tail = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.dependency_timeout_seconds + 2.0,
+            socket_connect_timeout=settings.dependency_timeout_seconds,
+        )
         etcd = aetcd.Client(
             host=settings.etcd_host, port=settings.etcd_port, timeout=settings.etcd_timeout_seconds
         )
-        return cls(mongo=mongo, redis=redis, etcd=etcd, timeout=settings.dependency_timeout_seconds)
+        return cls(mongo=mongo, redis=redis, redis_tail=redis_tail, etcd=etcd, timeout=settings.dependency_timeout_seconds)
 
     async def close(self) -> None:
         await self.mongo.close()
         await self.redis.aclose()
+        await self.redis_tail.aclose()
         await release_quietly(self.etcd.close(), self.timeout)
 
     async def check(self) -> dict[str, str]:

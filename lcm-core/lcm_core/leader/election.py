@@ -34,7 +34,7 @@ ETCD_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-async def release_quietly(coro: Awaitable[object], timeout: float) -> None:
+async def release_quietly(coro: Awaitable[object], timeout: float) -> None:  # noqa: ASYNC109 - bounds a clean-up
     """Await a clean-up call (close, watch cancel) for at most `timeout`, never hanging the caller.
 
     aetcd's watcher shutdown can swallow cancellation while a gRPC stream winds down, so

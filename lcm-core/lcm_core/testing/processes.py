@@ -96,7 +96,7 @@ class ManagedProcess:
                 env=env,
                 cwd=self.cwd,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only async-signal-safe work (one prctl)
+                preexec_fn=_die_with_parent,
             )
         finally:
             log.close()

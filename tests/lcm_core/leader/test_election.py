@@ -99,7 +99,8 @@ async def test_exactly_one_of_two_candidates_leads(pair) -> None:
         assert a.election.is_leader != b.election.is_leader
         await asyncio.sleep(0.05)
     leader = a if a.acting else b
-    assert leader.election.epoch is not None and leader.election.epoch > 0
+    assert leader.election.epoch is not None
+    assert leader.election.epoch > 0
 
 
 async def test_epoch_is_the_key_create_revision_and_grows(etcd_server, pair) -> None:
@@ -111,7 +112,8 @@ async def test_epoch_is_the_key_create_revision_and_grows(etcd_server, pair) -> 
         assert await leader.election.current_leader(client) == (leader.identity, first_epoch)
     await leader.stop()  # graceful stop revokes the lease: the follower takes over at once
     await wait_for(lambda: follower.acting, timeout=2)
-    assert follower.election.epoch is not None and follower.election.epoch > first_epoch
+    assert follower.election.epoch is not None
+    assert follower.election.epoch > first_epoch
     leader.start()  # restarted for the fixture's teardown
 
 
@@ -129,7 +131,8 @@ async def test_revoking_the_leaders_lease_hands_over_within_ttl(etcd_server, pai
     await wait_for(lambda: not leader.acting, timeout=TTL)
     assert leader.stops[-1] - revoked < TTL
     await asyncio.sleep(0.5)
-    assert follower.acting and not leader.acting
+    assert follower.acting
+    assert not leader.acting
 
 
 async def test_leader_that_cannot_renew_stops_before_its_lease_expires(private_etcd) -> None:
@@ -143,7 +146,8 @@ async def test_leader_that_cannot_renew_stops_before_its_lease_expires(private_e
         await wait_for(lambda: not a.acting, timeout=TTL)
         assert a.stops[-1] < a.election.renewed_at + TTL, "stopped acting only after the lease could expire"
         await asyncio.sleep(1.0)
-        assert not a.acting and not a.election.is_leader
+        assert not a.acting
+        assert not a.election.is_leader
         os.killpg(proc.pid, signal.SIGCONT)
         await wait_for(lambda: a.acting, timeout=3 * TTL)  # etcd is back: it campaigns and leads again
     finally:
@@ -163,8 +167,10 @@ async def test_nobody_leads_while_etcd_is_down(private_etcd) -> None:
         await wait_for(lambda: not a.acting and not b.acting, timeout=TTL)
         deadline = time.monotonic() + TTL
         while time.monotonic() < deadline:
-            assert not a.acting and not b.acting
-            assert not a.election.is_leader and not b.election.is_leader
+            assert not a.acting
+            assert not b.acting
+            assert not a.election.is_leader
+            assert not b.election.is_leader
             await asyncio.sleep(0.1)
         assert a.election.last_error or b.election.last_error
     finally:

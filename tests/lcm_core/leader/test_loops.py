@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -86,11 +87,12 @@ async def test_failures_back_off_exponentially_and_reset_on_success() -> None:
     loop = ReconcileLoop("t", reconcile, keys, resync_interval=60, backoff_base=0.05, backoff_cap=1.0)
     await run_for(loop, 0.8)
     assert len(attempts) == 4
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert gaps[0] == pytest.approx(0.05, abs=0.03)
     assert gaps[1] == pytest.approx(0.10, abs=0.04)
     assert gaps[2] == pytest.approx(0.20, abs=0.06)
-    assert loop.stats.failures == 3 and loop.stats.successes == 1
+    assert loop.stats.failures == 3
+    assert loop.stats.successes == 1
     assert loop.stats.success_rate == 25.0
     assert "EC2 throttled" in (loop.stats.last_error or "")
     assert loop._failures == {}  # reset after the success
@@ -135,7 +137,8 @@ async def test_periodic_resync_enqueues_every_listed_key() -> None:
 
     loop = ReconcileLoop("t", reconcile, keys, resync_interval=0.1)
     await run_for(loop, 0.35)
-    assert seen.count("a") >= 3 and seen.count("b") >= 3
+    assert seen.count("a") >= 3
+    assert seen.count("b") >= 3
     assert loop.resync_stats.runs >= 3
 
 
@@ -154,7 +157,8 @@ async def test_periodic_loop_counts_runs_and_backs_off_after_failure() -> None:
     stats = loop.stats.to_dict()
     assert stats["failures"] == 1
     assert stats["successes"] >= 2
-    assert stats["last_run"] is not None and stats["last_duration_seconds"] is not None
+    assert stats["last_run"] is not None
+    assert stats["last_duration_seconds"] is not None
     assert not stats["running"]
     # after the failure the loop waited one interval (the first backoff step) before retrying
     assert times[2] - times[1] == pytest.approx(0.1, abs=0.05)

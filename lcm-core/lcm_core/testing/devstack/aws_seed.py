@@ -29,14 +29,14 @@ def default_plan(regions: list[str]) -> list[RegionPlan]:
     ]
 
 
-def ec2_client(endpoint_url: str, region: str, access_key: str, secret_key: str):  # noqa: ANN201
+def ec2_client(endpoint_url: str, region: str, access_key: str, secret_key: str):
     return boto3.client(
         "ec2", region_name=region, endpoint_url=endpoint_url,
         aws_access_key_id=access_key, aws_secret_access_key=secret_key,
     )
 
 
-def register_ami(ec2, name: str) -> str:  # noqa: ANN001
+def register_ami(ec2, name: str) -> str:
     existing = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}])["Images"]
     if existing:
         return str(existing[0]["ImageId"])

@@ -1,0 +1,145 @@
+"""Internal REST API called by the controllers (`X-API-Key`; mutations fenced by the leader epoch)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from control_plane_api.api.security import CP, Internal, Leader
+from control_plane_api.api.views import WorkerPage, worker_page, worker_view
+from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, MetricsReport, StatusReport
+from control_plane_api.domain.system_settings import SystemSettings
+from control_plane_api.infrastructure.mongo_workers import WorkerQuery
+
+router = APIRouter(prefix="/api/internal", tags=["internal"])
+
+MAX_BATCH = 5000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BulkImport(_Body):
+    instances: list[DiscoveredInstance] = Field(max_length=MAX_BATCH)
+    source: str = Field(default="worker-controller-discovery", max_length=100)
+
+
+class ImportOutcome(BaseModel):
+    created: list[str]
+    updated: list[str]
+    unchanged: list[str]
+
+
+class WorkerMetrics(_Body):
+    worker_id: str = Field(min_length=1, max_length=64)
+    metrics: MetricsReport
+
+
+class MetricsBatch(_Body):
+    reports: list[WorkerMetrics] = Field(max_length=MAX_BATCH)
+
+
+class BatchOutcome(BaseModel):
+    updated: list[str]
+    not_found: list[str]
+    retried: int
+
+
+class LoopReport(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(max_length=100)
+    running: bool = False
+    interval_seconds: float | None = None
+    runs: int = Field(default=0, ge=0)
+    successes: int = Field(default=0, ge=0)
+    failures: int = Field(default=0, ge=0)
+    success_rate: float | None = None
+    last_run: datetime | None = None
+    last_duration_seconds: float | None = None
+    last_error: str | None = Field(default=None, max_length=2000)
+
+
+class ControllerStatusReport(_Body):
+    service: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9-]*$")
+    identity: str = Field(min_length=1, max_length=200)
+    is_leader: bool
+    epoch: int | None = None
+    terms: int = Field(default=0, ge=0)
+    etcd_reachable: bool = True
+    last_error: str | None = Field(default=None, max_length=2000)
+    started_at: datetime | None = None
+    loops: list[LoopReport] = Field(default_factory=list, max_length=50)
+    summary: dict[str, Any] = Field(default_factory=dict)
+    """Loop-specific figures (e.g. workers per health status) shown as they are."""
+
+
+def _csv(values: list[str] | None) -> list[str]:
+    return [v for item in values or [] for v in item.split(",") if v]
+
+
+@router.get("/workers", summary="List workers (controllers' view)")
+async def list_workers(
+    cp: CP, _caller: Internal,
+    status: Annotated[list[str] | None, Query(description="Comma-separated statuses")] = None,
+    aws_region: Annotated[list[str] | None, Query()] = None,
+    include_terminated: bool = False,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 5000,
+) -> WorkerPage:
+    query = WorkerQuery(status=_csv(status), aws_region=_csv(aws_region), include_terminated=include_terminated)
+    items, total = await cp.workers.workers.list(query, skip=offset, limit=limit)
+    return worker_page(items, total, offset, limit)
+
+
+@router.get("/workers/{worker_id}", summary="One worker")
+async def get_worker(worker_id: str, cp: CP, _caller: Internal) -> dict[str, Any]:
+    return worker_view(await cp.workers.workers.get(worker_id))
+
+
+@router.post("/workers/bulk-import", summary="Import discovered instances (idempotent by instance id)")
+async def bulk_import(body: BulkImport, cp: CP, caller: Leader) -> ImportOutcome:
+    result = await cp.workers.bulk_import(body.instances, by=f"{body.source} ({caller})")
+    return ImportOutcome(created=result.created, updated=result.updated, unchanged=result.unchanged)
+
+
+@router.post("/workers/metrics:batch", summary="Metrics of many workers in one call")
+async def metrics_batch(body: MetricsBatch, cp: CP, caller: Leader) -> BatchOutcome:
+    reports = {r.worker_id: r.metrics for r in body.reports}
+    result = await cp.workers.update_metrics_batch(reports, by=caller)
+    return BatchOutcome(updated=result.updated, not_found=result.not_found, retried=result.retried)
+
+
+@router.post("/workers/{worker_id}/status", summary="EC2 state observed by the controller")
+async def update_status(worker_id: str, body: StatusReport, cp: CP, caller: Leader) -> dict[str, Any]:
+    return worker_view(await cp.workers.update_status(worker_id, body, by=caller))
+
+
+@router.post("/workers/{worker_id}/metrics", summary="One worker's metrics cycle")
+async def update_metrics(worker_id: str, body: MetricsReport, cp: CP, caller: Leader) -> dict[str, Any]:
+    return worker_view(await cp.workers.update_metrics(worker_id, body, by=caller))
+
+
+@router.post("/workers/{worker_id}/detect-idle", summary="Run idle detection (may request an auto-pause)")
+async def detect_idle(worker_id: str, cp: CP, caller: Leader) -> dict[str, Any]:
+    return (await cp.workers.detect_idle(worker_id, by=caller)).idle_view()
+
+
+@router.post("/workers/{worker_id}/license", summary="Progress of a licence request")
+async def license_progress(worker_id: str, body: LicenseProgress, cp: CP, caller: Leader) -> dict[str, Any]:
+    return worker_view(await cp.workers.license_progress(worker_id, body, by=caller))
+
+
+@router.get("/settings", summary="System settings (controllers re-read them every cycle)")
+async def read_settings(cp: CP, _caller: Internal) -> SystemSettings:
+    return await cp.system_settings.get()
+
+
+@router.post("/controllers/status", status_code=204, summary="A controller replica's leadership and loop stats")
+async def controller_status(body: ControllerStatusReport, cp: CP, _caller: Internal) -> None:
+    # Followers report too (they are not fenced): the status page shows every replica.
+    await cp.controllers.record(body.model_dump(mode="json"))

@@ -1,0 +1,83 @@
+"""Prometheus `/metrics`: request counts and latency per route template, SSE clients, the event log, and
+the fleet by status and health (read at scrape time). Scraped with the API key or a viewer's token."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter as Tally
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from control_plane_api.api.security import CP, viewer_or_api_key
+
+router = APIRouter(tags=["metrics"])
+
+
+class ApiMetrics:
+    """One registry per app, so that several apps in one process (tests) do not collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("lcm_http_requests_total", "HTTP requests", ["method", "route", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("lcm_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+                                 registry=self.registry)
+        self.sse_clients = Gauge("lcm_sse_clients", "Connected SSE clients", registry=self.registry)
+        self.events_delivered = Gauge("lcm_events_delivered", "Events delivered to local subscribers",
+                                      registry=self.registry)
+        self.event_log_up = Gauge("lcm_event_log_available", "1 when the Redis event log is reachable",
+                                  registry=self.registry)
+        self.workers = Gauge("lcm_workers", "Workers by status and health", ["status", "health"],
+                             registry=self.registry)
+        self.etcd_failed_writes = Gauge("lcm_etcd_failed_writes", "etcd key writes that failed",
+                                        registry=self.registry)
+
+
+def install_metrics(app: FastAPI) -> ApiMetrics:
+    metrics = ApiMetrics()
+
+    class Middleware:
+        """Pure ASGI (not BaseHTTPMiddleware), so that streaming responses pass through untouched."""
+
+        def __init__(self, inner: ASGIApp) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await self.inner(scope, receive, send)
+                return
+            started = time.perf_counter()
+            status = [500]
+
+            async def capture(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status[0] = message["status"]
+                await send(message)
+
+            try:
+                await self.inner(scope, receive, capture)
+            finally:
+                template = getattr(scope.get("route"), "path", "unmatched")
+                if template != "/api/events/stream":  # long-lived: its duration is not a latency
+                    metrics.latency.labels(scope["method"], template).observe(time.perf_counter() - started)
+                metrics.requests.labels(scope["method"], template, str(status[0])).inc()
+
+    app.add_middleware(Middleware)
+    return metrics
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def prometheus(request: Request, cp: CP, _caller: Annotated[str, Depends(viewer_or_api_key)]) -> Response:
+    metrics: ApiMetrics = request.app.state.metrics
+    metrics.sse_clients.set(cp.relay.subscriber_count)
+    metrics.events_delivered.set(cp.relay.delivered)
+    metrics.event_log_up.set(1 if cp.relay.log_available else 0)
+    metrics.etcd_failed_writes.set(cp.etcd.failed_writes)
+    tally = Tally((w.status.value, w.health_status.value) for w in await cp.workers.workers.all())
+    metrics.workers.clear()
+    for (status, health), count in tally.items():
+        metrics.workers.labels(status, health).set(count)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,112 @@
+"""Request authentication and authorisation, as FastAPI dependencies.
+
+- Internal routes: `X-API-Key`, compared in constant time; mutating ones also need the leader epoch.
+- Public routes: a bearer JWT or the dashboard session cookie; `viewer` reads, `admin` mutates.
+  Cookie-authenticated mutations must come from the same origin (the cookie is also SameSite=Strict).
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from control_plane_api.bootstrap import ControlPlane
+from control_plane_api.infrastructure.identity import AuthenticationError, Principal, SessionCodec
+
+_bearer = HTTPBearer(auto_error=False, description="Bearer JWT (OIDC / Keycloak, or the local stack's tokens)")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Internal API key of the controllers")
+_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def control_plane(request: Request) -> ControlPlane:
+    return request.app.state.control_plane  # type: ignore[no-any-return]
+
+
+CP = Annotated[ControlPlane, Depends(control_plane)]
+
+
+def _unauthenticated(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def principal(
+    request: Request,
+    cp: CP,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    try:
+        if credentials is not None:
+            return await cp.tokens.verify(credentials.credentials)
+        cookie = request.cookies.get(SessionCodec.COOKIE)
+        if cookie:
+            found = cp.sessions.read(cookie)
+            if request.method in _MUTATING:
+                _same_origin(request)
+            return found
+    except AuthenticationError as exc:
+        raise _unauthenticated(exc.message) from exc
+    raise _unauthenticated("authentication required: a bearer token or a dashboard session")
+
+
+def _same_origin(request: Request) -> None:
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if origin is None:
+        return
+    if urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request with a session cookie refused")
+
+
+def require(role: str):
+    async def dependency(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        if not who.has(role):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {role!r} role is required")
+        return who
+
+    return dependency
+
+
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+async def internal_caller(cp: CP, key: Annotated[str | None, Depends(_api_key)]) -> str:
+    expected = cp.settings.api_key.get_secret_value().encode()
+    if key is None or not hmac.compare_digest(key.encode(), expected):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid X-API-Key is required",
+                            headers={"WWW-Authenticate": "ApiKey"})
+    return "controller"
+
+
+Internal = Annotated[str, Depends(internal_caller)]
+
+
+async def leading_controller(
+    cp: CP,
+    _caller: Internal,
+    epoch: Annotated[str | None, Header(alias="X-LCM-Leader-Epoch",
+                                        description="The caller's leader epoch (fencing token)")] = None,
+) -> str:
+    """The fence: a mutating controller call must come from a current leader (else 409)."""
+    service = await cp.etcd.verify_epoch(epoch)
+    return f"{service}@{epoch}"
+
+
+Leader = Annotated[str, Depends(leading_controller)]
+
+
+async def viewer_or_api_key(
+    request: Request, cp: CP,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    key: Annotated[str | None, Depends(_api_key)],
+) -> str:
+    """For `/metrics`: Prometheus scrapes with the API key or a viewer's token."""
+    if key is not None:
+        return await internal_caller(cp, key)
+    who = await principal(request, cp, credentials)
+    if not who.has("viewer"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the 'viewer' role is required")
+    return who.subject

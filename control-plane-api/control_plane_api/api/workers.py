@@ -1,0 +1,97 @@
+"""Public worker routes: viewers read, admins act. Actions record intent; the worker-controller acts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from control_plane_api.api.security import CP, Admin, Viewer
+from control_plane_api.api.views import WorkerPage, worker_page, worker_view
+from control_plane_api.infrastructure.mongo_workers import SORTABLE, WorkerQuery
+from lcm_core.domain.enums import DesiredStatus
+
+router = APIRouter(prefix="/api/workers", tags=["workers"])
+
+
+class ActionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class IdleDetectionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
+def _csv(values: list[str] | None) -> list[str]:
+    return [v for item in values or [] for v in item.split(",") if v]
+
+
+@router.get("", summary="List workers with filters and paging")
+async def list_workers(
+    cp: CP, _who: Viewer,
+    status: Annotated[list[str] | None, Query(description="Statuses, comma-separated or repeated")] = None,
+    aws_region: Annotated[list[str] | None, Query()] = None,
+    health_status: Annotated[list[str] | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=100, description="Search name, instance id, IPs")] = None,
+    include_terminated: bool = True,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    sort: Annotated[str, Query(description=f"One of: {', '.join(sorted(SORTABLE))}")] = "name",
+    order: Literal["asc", "desc"] = "asc",
+) -> WorkerPage:
+    query = WorkerQuery(status=_csv(status), aws_region=_csv(aws_region), health_status=_csv(health_status),
+                        search=q, include_terminated=include_terminated)
+    items, total = await cp.workers.workers.list(query, skip=offset, limit=limit, sort=sort,
+                                                 descending=order == "desc")
+    return worker_page(items, total, offset, limit)
+
+
+@router.get("/{worker_id}", summary="Worker detail")
+async def get_worker(worker_id: str, cp: CP, _who: Viewer) -> dict[str, Any]:
+    return worker_view(await cp.workers.workers.get(worker_id))
+
+
+async def _desire(cp: CP, worker_id: str, desired: DesiredStatus, who: str, body: ActionBody | None) -> dict[str, Any]:
+    reason = (body.reason if body else None) or f"{desired.value} requested by {who}"
+    return worker_view(await cp.workers.request_desired_status(worker_id, desired, by=who, reason=reason))
+
+
+@router.post("/{worker_id}/start", summary="Start (or resume) the worker")
+async def start(worker_id: str, cp: CP, who: Admin, body: ActionBody | None = None) -> dict[str, Any]:
+    return await _desire(cp, worker_id, DesiredStatus.RUNNING, who.subject, body)
+
+
+@router.post("/{worker_id}/stop", summary="Stop (pause) the worker")
+async def stop(worker_id: str, cp: CP, who: Admin, body: ActionBody | None = None) -> dict[str, Any]:
+    return await _desire(cp, worker_id, DesiredStatus.STOPPED, who.subject, body)
+
+
+@router.post("/{worker_id}/terminate", summary="Terminate the worker's instance")
+async def terminate(worker_id: str, cp: CP, who: Admin, body: ActionBody | None = None) -> dict[str, Any]:
+    return await _desire(cp, worker_id, DesiredStatus.TERMINATED, who.subject, body)
+
+
+@router.post("/{worker_id}/refresh", summary="Ask the controller to reconcile and collect now")
+async def refresh(worker_id: str, cp: CP, who: Admin) -> dict[str, Any]:
+    return worker_view(await cp.workers.request_refresh(worker_id, by=who.subject))
+
+
+@router.put("/{worker_id}/idle-detection", summary="Enable or disable idle detection for this worker")
+async def idle_detection(worker_id: str, body: IdleDetectionBody, cp: CP, who: Admin) -> dict[str, Any]:
+    return worker_view(await cp.workers.set_idle_detection(worker_id, body.enabled, by=who.subject))
+
+
+@router.get("/{worker_id}/idle", summary="Idle-detection state of a worker")
+async def idle_state(worker_id: str, cp: CP, _who: Viewer) -> dict[str, Any]:
+    return (await cp.workers.workers.get(worker_id)).idle_view()
+
+
+@router.post("/{worker_id}/license/{action}", summary="Request licence registration or deregistration")
+async def license_request(worker_id: str, action: Literal["register", "deregister"], cp: CP,
+                          who: Admin) -> dict[str, Any]:
+    return worker_view(await cp.workers.request_license(worker_id, action, by=who.subject))

@@ -1,0 +1,144 @@
+"""Use cases of SystemSettings, WorkerTemplates and controller status reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from control_plane_api.domain import events as ev
+from control_plane_api.domain.events import DomainEvent, utcnow
+from control_plane_api.domain.system_settings import (
+    DiscoverySettings,
+    IdleSettings,
+    MonitoringSettings,
+    SystemSettings,
+    WorkerTemplate,
+)
+from control_plane_api.infrastructure.mongo_settings import (
+    ControllerStatusRepository,
+    SettingsRepository,
+    TemplateRepository,
+)
+
+
+class Publisher(Protocol):
+    async def publish(self, events: Sequence[DomainEvent]) -> None: ...
+
+
+class SettingsChange(BaseModel):
+    """A partial update: sections given replace the stored ones; `version` guards against lost updates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int
+    discovery: DiscoverySettings | None = None
+    monitoring: MonitoringSettings | None = None
+    idle: IdleSettings | None = None
+
+
+class SettingsService:
+    """Reads are cached for a moment: every metrics update needs the thresholds."""
+
+    def __init__(self, repository: SettingsRepository, publisher: Publisher,
+                 clock: Callable[[], datetime] = utcnow, cache_seconds: float = 2.0) -> None:
+        self._repo = repository
+        self._publisher = publisher
+        self._clock = clock
+        self._cache_seconds = cache_seconds
+        self._cached: tuple[float, SystemSettings] | None = None
+
+    async def get(self) -> SystemSettings:
+        if self._cached and time.monotonic() - self._cached[0] < self._cache_seconds:
+            return self._cached[1]
+        current = await self._repo.get()
+        self._cached = (time.monotonic(), current)
+        return current
+
+    async def update(self, change: SettingsChange, by: str) -> SystemSettings:
+        self._cached = None
+        current = await self._repo.get()
+        sections = change.model_dump(exclude={"version"}, exclude_none=True)
+        updated = current.model_copy(update={
+            **{k: getattr(change, k) for k in sections}, "version": change.version,
+            "updated_at": self._clock(), "updated_by": by,
+        })
+        stored = await self._repo.save(updated)
+        await self._publisher.publish([DomainEvent(
+            type=ev.SETTINGS_UPDATED, data={"sections": sorted(sections), "version": stored.version, "by": by,
+                                            "settings": stored.model_dump(mode="json")})])
+        return stored
+
+
+class TemplateService:
+    def __init__(self, repository: TemplateRepository, publisher: Publisher,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.repo = repository
+        self._publisher = publisher
+        self._clock = clock
+
+    async def _emit(self, type_: str, name: str, by: str, **data: Any) -> None:
+        await self._publisher.publish([DomainEvent(type=type_, subject_id=name,
+                                                   data={"name": name, "by": by, **data})])
+
+    async def create(self, template: WorkerTemplate, by: str) -> WorkerTemplate:
+        now = self._clock()
+        stored = await self.repo.insert(template.model_copy(update={"created_at": now, "updated_at": now}))
+        await self._emit(ev.TEMPLATE_CREATED, stored.name, by, version=stored.version)
+        return stored
+
+    async def replace(self, template: WorkerTemplate, expected_version: int, by: str) -> WorkerTemplate:
+        previous = await self.repo.get(template.name)
+        stored = await self.repo.replace(
+            template.model_copy(update={"created_at": previous.created_at, "updated_at": self._clock()}),
+            expected_version)
+        await self._emit(ev.TEMPLATE_UPDATED, stored.name, by, version=stored.version)
+        return stored
+
+    async def delete(self, name: str, expected_version: int | None, by: str) -> bool:
+        deleted = await self.repo.delete(name, expected_version)
+        if deleted:
+            await self._emit(ev.TEMPLATE_DELETED, name, by)
+        return deleted
+
+
+class ControllerStatusService:
+    """Seed 001's status endpoint: the latest report of each controller replica, and who leads."""
+
+    def __init__(self, repository: ControllerStatusRepository, publisher: Publisher,
+                 clock: Callable[[], datetime] = utcnow, stale_after_seconds: float = 120.0) -> None:
+        self._repo = repository
+        self._publisher = publisher
+        self._clock = clock
+        self._stale_after = stale_after_seconds
+
+    async def record(self, report: dict[str, Any]) -> None:
+        now = self._clock()
+        service, identity = str(report["service"]), str(report["identity"])
+        await self._repo.record(service, identity, report, now)
+        await self._publisher.publish([DomainEvent(type=ev.CONTROLLER_STATUS, subject_id=service,
+                                                   data={**report, "received_at": now.isoformat()})])
+
+    async def overview(self, leaders: dict[int, str] | None) -> dict[str, Any]:
+        """{controllers: {service: {leader, replicas: [...]}}, timestamp}; leaders from etcd when known."""
+        now = self._clock()
+        services: dict[str, dict[str, Any]] = {}
+        for doc in await self._repo.all():
+            received: datetime = doc["received_at"]
+            age = (now - received).total_seconds()
+            entry = services.setdefault(doc["service"], {"leader": None, "leader_epoch": None, "replicas": []})
+            report = doc["report"]
+            replica = {**report, "received_at": received, "stale": age > self._stale_after}
+            entry["replicas"].append(replica)
+            if report.get("is_leader") and not replica["stale"]:
+                entry["leader"], entry["leader_epoch"] = report.get("identity"), report.get("epoch")
+        if leaders is not None:
+            for epoch, service in leaders.items():
+                entry = services.setdefault(service, {"leader": None, "leader_epoch": None, "replicas": []})
+                entry["leader_epoch"] = epoch
+                leading = [r for r in entry["replicas"] if r.get("epoch") == epoch]
+                entry["leader"] = leading[0].get("identity") if leading else entry["leader"]
+        return {"controllers": services, "timestamp": now}

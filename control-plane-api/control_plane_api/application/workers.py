@@ -1,0 +1,189 @@
+"""Worker use cases: every command loads, applies domain behaviour, saves under the version check, then
+publishes the events, projects the reactive etcd keys and notifies webhooks.
+
+A lost race (`ConflictError` from the repository) is retried by re-reading and re-applying, so two
+concurrent updates of one worker both land (no lost field) and neither caller sees the conflict.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from control_plane_api.application.settings import Publisher, SettingsService
+from control_plane_api.domain import events as ev
+from control_plane_api.domain.events import DomainEvent, utcnow
+from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, MetricsReport, StatusReport
+from control_plane_api.domain.worker import Worker
+from control_plane_api.infrastructure.etcd_keys import EtcdKeys
+from control_plane_api.infrastructure.mongo_workers import WorkerRepository
+from control_plane_api.infrastructure.webhooks import WebhookNotifier
+from lcm_core.domain.enums import DesiredStatus
+from lcm_core.errors import ConflictError
+
+logger = logging.getLogger(__name__)
+
+Change = Callable[[Worker, datetime], list[DomainEvent]]
+#: Events after which the worker-controller must look at the worker again (etcd `desired_state` key).
+_DESIRED_EVENTS = frozenset({ev.WORKER_DESIRED_STATUS_CHANGED, ev.WORKER_REFRESH_REQUESTED, ev.WORKER_IMPORTED})
+
+
+@dataclass
+class ImportResult:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchResult:
+    updated: list[str] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
+    retried: int = 0
+
+
+def _fingerprint(worker: Worker) -> dict[str, Any]:
+    return worker.model_dump(exclude={"updated_at", "version", "last_seen_at"})
+
+
+class WorkerService:
+    def __init__(self, workers: WorkerRepository, settings: SettingsService, publisher: Publisher,
+                 etcd: EtcdKeys, webhooks: WebhookNotifier, clock: Callable[[], datetime] = utcnow,
+                 max_attempts: int = 8) -> None:
+        self.workers = workers
+        self._settings = settings
+        self._publisher = publisher
+        self._etcd = etcd
+        self._webhooks = webhooks
+        self._clock = clock
+        self._max_attempts = max_attempts
+
+    # ----------------------------------------------------------------- plumbing
+
+    async def _after_commit(self, worker: Worker, events: list[DomainEvent]) -> None:
+        if not events:
+            return
+        await self._publisher.publish(events)
+        types = {e.type for e in events}
+        if types & _DESIRED_EVENTS:
+            await self._etcd.put_json(self._etcd.worker_key(worker.id, "desired_state"), {
+                "worker_id": worker.id, "desired_status": worker.desired_status, "reason": worker.desired_reason,
+                "refresh_requested_at": worker.refresh_requested_at, "version": worker.version,
+            })
+        if ev.WORKER_LICENSE_REQUESTED in types or ev.WORKER_LICENSE_UPDATED in types:
+            await self._etcd.put_json(self._etcd.worker_key(worker.id, "license"), {
+                "worker_id": worker.id, "action": worker.license.pending_action,
+                "status": worker.license.status, "version": worker.version,
+            })
+        alerts = [e for e in events if e.type == ev.WORKER_ALERT_RAISED]
+        if alerts:
+            hooks = [str(u) for u in (await self._settings.get()).monitoring.notification_webhooks]
+            for alert in alerts:
+                d = alert.data
+                logger.warning("threshold alert: worker %s %s at %.1f%% exceeds %g%%",
+                               d["worker_name"], d["metric"], d["value"], d["threshold"])
+                if hooks:
+                    self._webhooks.notify(hooks, {
+                        "text": f"LCM alert: worker {d['worker_name']} {d['metric']} at {d['value']:.1f}% "
+                                f"exceeds {d['threshold']:g}%", "event": alert.envelope()})
+
+    async def mutate(self, worker_id: str, change: Change) -> Worker:
+        """Load → change → save(version); on a lost race, re-read and re-apply (bounded)."""
+        for attempt in range(1, self._max_attempts + 1):
+            worker = await self.workers.get(worker_id)
+            before = _fingerprint(worker)
+            now = self._clock()
+            events = change(worker, now)
+            if not events and _fingerprint(worker) == before:
+                return worker
+            worker.updated_at = now
+            try:
+                await self.workers.save(worker)
+            except ConflictError:
+                if attempt == self._max_attempts:
+                    raise
+                continue
+            await self._after_commit(worker, events)
+            return worker
+        raise AssertionError("unreachable")
+
+    # ----------------------------------------------------------------- discovery
+
+    async def bulk_import(self, found: Sequence[DiscoveredInstance], by: str) -> ImportResult:
+        """Idempotent by `aws_instance_id`: a second import of the same instances changes nothing."""
+        result = ImportResult()
+        existing = await self.workers.by_instance_ids(f.aws_instance_id for f in found)
+        for instance in found:
+            worker = existing.get(instance.aws_instance_id)
+            if worker is None:
+                new, events = Worker.discovered(instance, self._clock(), by)
+                try:
+                    await self.workers.insert(new)
+                except ConflictError:
+                    worker = (await self.workers.by_instance_ids([instance.aws_instance_id]))[instance.aws_instance_id]
+                else:
+                    result.created.append(new.id)
+                    await self._after_commit(new, events)
+                    continue
+            before = worker.version
+            updated = await self.mutate(worker.id, lambda w, now, i=instance: w.refresh_from_discovery(i, now, by))
+            (result.updated if updated.version != before else result.unchanged).append(worker.id)
+        return result
+
+    # ----------------------------------------------------------------- reports
+
+    async def update_status(self, worker_id: str, report: StatusReport, by: str) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.apply_status_report(report, now, by))
+
+    async def update_metrics(self, worker_id: str, report: MetricsReport, by: str) -> Worker:
+        monitoring = (await self._settings.get()).monitoring
+        return await self.mutate(worker_id, lambda w, now: w.apply_metrics(report, monitoring, now, by))
+
+    async def update_metrics_batch(self, reports: dict[str, MetricsReport], by: str) -> BatchResult:
+        """Many workers in one round trip each way: one read, one bulk write, conflicts retried one by one."""
+        result = BatchResult()
+        monitoring = (await self._settings.get()).monitoring
+        loaded = await self.workers.get_many(reports)
+        result.not_found = [wid for wid in reports if wid not in loaded]
+        now = self._clock()
+        pending: list[tuple[Worker, list[DomainEvent]]] = []
+        for wid, worker in loaded.items():
+            events = worker.apply_metrics(reports[wid], monitoring, now, by)
+            worker.updated_at = now
+            pending.append((worker, events))
+        lost = await self.workers.save_many([w for w, _ in pending])
+        for worker, events in pending:
+            if worker.id in lost:
+                continue
+            result.updated.append(worker.id)
+            await self._after_commit(worker, events)
+        for wid in lost:
+            result.retried += 1
+            await self.update_metrics(wid, reports[wid], by)
+            result.updated.append(wid)
+        return result
+
+    async def detect_idle(self, worker_id: str, by: str) -> Worker:
+        idle = (await self._settings.get()).idle
+        return await self.mutate(worker_id, lambda w, now: w.detect_idle(idle, now, by))
+
+    async def license_progress(self, worker_id: str, progress: LicenseProgress, by: str) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.apply_license_progress(progress, now, by))
+
+    # ----------------------------------------------------------------- operator requests
+
+    async def request_desired_status(self, worker_id: str, desired: DesiredStatus, by: str,
+                                     reason: str | None = None) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.request_desired_status(desired, now, by, reason))
+
+    async def set_idle_detection(self, worker_id: str, enabled: bool, by: str) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.set_idle_detection(enabled, now, by))
+
+    async def request_refresh(self, worker_id: str, by: str) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.request_refresh(now, by))
+
+    async def request_license(self, worker_id: str, action: str, by: str) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.request_license(action, now, by))

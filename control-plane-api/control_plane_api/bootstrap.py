@@ -1,0 +1,92 @@
+"""Composition root: builds the infrastructure adapters and the use cases of one CPA process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from pymongo.errors import PyMongoError
+
+from control_plane_api.application.event_relay import EventRelay
+from control_plane_api.application.settings import ControllerStatusService, SettingsService, TemplateService
+from control_plane_api.application.workers import WorkerService
+from control_plane_api.infrastructure.dependencies import Infrastructure
+from control_plane_api.infrastructure.etcd_keys import EtcdKeys
+from control_plane_api.infrastructure.event_log import RedisEventLog
+from control_plane_api.infrastructure.identity import LocalUsers, SessionCodec, TokenVerifier
+from control_plane_api.infrastructure.mongo_settings import (
+    ControllerStatusRepository,
+    SettingsRepository,
+    TemplateRepository,
+)
+from control_plane_api.infrastructure.mongo_workers import WorkerRepository
+from control_plane_api.infrastructure.webhooks import WebhookNotifier
+from control_plane_api.settings import ControlPlaneSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ControlPlane:
+    settings: ControlPlaneSettings
+    infrastructure: Infrastructure
+    relay: EventRelay
+    etcd: EtcdKeys
+    workers: WorkerService
+    system_settings: SettingsService
+    templates: TemplateService
+    controllers: ControllerStatusService
+    webhooks: WebhookNotifier
+    tokens: TokenVerifier
+    sessions: SessionCodec
+    local_users: LocalUsers
+    _index_task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, settings: ControlPlaneSettings) -> ControlPlane:
+        infra = Infrastructure.connect(settings)
+        db = infra.mongo[settings.mongodb_database]
+        stream, length = settings.event_log_stream, settings.event_log_max_length
+        relay = EventRelay(RedisEventLog(infra.redis, stream, length),
+                           tail_log=RedisEventLog(infra.redis_tail, stream, length),
+                           queue_size=settings.sse_client_queue_size,
+                           append_timeout=settings.dependency_timeout_seconds)
+        etcd = EtcdKeys(infra.etcd, settings.etcd_prefix, settings.dependency_timeout_seconds)
+        webhooks = WebhookNotifier()
+        system_settings = SettingsService(SettingsRepository(db["settings"]), relay)
+        return cls(
+            settings=settings, infrastructure=infra, relay=relay, etcd=etcd,
+            workers=WorkerService(WorkerRepository(db["workers"]), system_settings, relay, etcd, webhooks),
+            system_settings=system_settings,
+            templates=TemplateService(TemplateRepository(db["worker_templates"]), relay),
+            controllers=ControllerStatusService(ControllerStatusRepository(db["controller_status"]), relay),
+            webhooks=webhooks,
+            tokens=TokenVerifier(settings),
+            sessions=SessionCodec(settings.session_secret.get_secret_value(), settings.session_ttl_minutes * 60),
+            local_users=LocalUsers(settings.local_users_file),
+        )
+
+    async def _ensure_indexes(self) -> None:
+        """Retry until MongoDB answers: the unique `aws_instance_id` index is what makes imports idempotent."""
+        delay = 0.5
+        while True:
+            try:
+                await self.workers.workers.ensure_indexes()
+                return
+            except PyMongoError as exc:
+                logger.warning("MongoDB indexes not ensured yet (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def start(self) -> None:
+        self._index_task = asyncio.create_task(self._ensure_indexes(), name="ensure-indexes")
+        await self.relay.start()
+
+    async def stop(self) -> None:
+        if self._index_task is not None:
+            self._index_task.cancel()
+            await asyncio.gather(self._index_task, return_exceptions=True)
+        await self.relay.stop()
+        await self.webhooks.aclose()
+        await self.infrastructure.close()

@@ -1,0 +1,467 @@
+"""The Worker aggregate (ARCHITECTURE §4): one CML hypervisor on EC2.
+
+Every behaviour mutates the aggregate in memory and returns the domain events it caused; persistence
+(with the optimistic `version` check) and publication are the application layer's job. No I/O here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from control_plane_api.domain import events as ev
+from control_plane_api.domain.events import DomainEvent
+from control_plane_api.domain.reports import (
+    CmlReport,
+    DiscoveredInstance,
+    LicenseProgress,
+    MetricsReport,
+    StatusReport,
+    compact,
+)
+from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings
+from control_plane_api.domain.worker_rules import classify_health, derive_utilisation, judge_idle, threshold_violations
+from control_plane_api.domain.worker_state import (
+    ALERT_HISTORY_LIMIT,
+    INSTANCE_CAPACITY,
+    STATE_HISTORY_LIMIT,
+    Activity,
+    Alert,
+    Capacity,
+    CmlSystemHealth,
+    CmlSystemInfo,
+    License,
+    Model,
+    StateChange,
+    Telemetry,
+)
+from lcm_core.domain.enums import (
+    DesiredStatus,
+    HealthStatus,
+    LicenseStatus,
+    PauseReason,
+    ServiceStatus,
+    WorkerOrigin,
+    WorkerStatus,
+    status_from_ec2,
+)
+from lcm_core.errors import ConflictError
+
+#: The ordinary successor(s) of each status; any other observed move is a skipped transition (recorded).
+_NEXT: dict[WorkerStatus, frozenset[WorkerStatus]] = {
+    WorkerStatus.PENDING: frozenset({WorkerStatus.PROVISIONING, WorkerStatus.STARTING, WorkerStatus.FAILED}),
+    WorkerStatus.PROVISIONING: frozenset({WorkerStatus.STARTING, WorkerStatus.RUNNING, WorkerStatus.FAILED}),
+    WorkerStatus.STARTING: frozenset({WorkerStatus.RUNNING, WorkerStatus.FAILED, WorkerStatus.STOPPING}),
+    WorkerStatus.RUNNING: frozenset({WorkerStatus.DRAINING, WorkerStatus.STOPPING, WorkerStatus.TERMINATING}),
+    WorkerStatus.DRAINING: frozenset({WorkerStatus.RUNNING, WorkerStatus.STOPPING, WorkerStatus.TERMINATING}),
+    WorkerStatus.STOPPING: frozenset({WorkerStatus.STOPPED}),
+    WorkerStatus.STOPPED: frozenset({WorkerStatus.STARTING, WorkerStatus.TERMINATING}),
+    WorkerStatus.TERMINATING: frozenset({WorkerStatus.TERMINATED}),
+    WorkerStatus.TERMINATED: frozenset(),
+    WorkerStatus.FAILED: frozenset({WorkerStatus.TERMINATING, WorkerStatus.STARTING}),
+    WorkerStatus.UNKNOWN: frozenset(WorkerStatus),
+}
+
+_REGISTRATION_TO_LICENSE = {
+    "COMPLETED": LicenseStatus.REGISTERED,
+    "REGISTERED": LicenseStatus.REGISTERED,
+    "NOT_REGISTERED": LicenseStatus.UNREGISTERED,
+    "UNREGISTERED": LicenseStatus.UNREGISTERED,
+    "IN_PROGRESS": LicenseStatus.REGISTERING,
+    "PENDING": LicenseStatus.REGISTERING,
+    "EXPIRED": LicenseStatus.EXPIRED,
+    "FAILED": LicenseStatus.INVALID,
+}
+
+
+def new_worker_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Worker(Model):
+    """The aggregate root. `id` is LCM's; `aws_instance_id` is unique across the fleet."""
+
+    id: str = Field(default_factory=new_worker_id)
+    name: str
+    aws_region: str
+    aws_instance_id: str
+    instance_type: str | None = None
+    ami_id: str | None = None
+    ami_name: str | None = None
+    public_ip: str | None = None
+    private_ip: str | None = None
+    aws_tags: dict[str, str] = Field(default_factory=dict)
+    launch_time: datetime | None = None
+    origin: WorkerOrigin = WorkerOrigin.DISCOVERED
+    pool_id: str | None = None
+    template_name: str | None = None
+
+    status: WorkerStatus = WorkerStatus.UNKNOWN
+    desired_status: DesiredStatus | None = None
+    desired_reason: str | None = None
+    desired_changed_at: datetime | None = None
+    service_status: ServiceStatus = ServiceStatus.UNAVAILABLE
+    cml_version: str | None = None
+    license: License = Field(default_factory=License)
+    telemetry: Telemetry = Field(default_factory=Telemetry)
+    health_status: HealthStatus = HealthStatus.UNKNOWN
+    health_reasons: list[str] = Field(default_factory=list)
+    last_seen_at: datetime | None = None
+    last_health_check_at: datetime | None = None
+    activity: Activity = Field(default_factory=Activity)
+    capacity: Capacity = Field(default_factory=Capacity)
+    active_alerts: list[str] = Field(default_factory=list)
+    alerts: list[Alert] = Field(default_factory=list)
+    refresh_requested_at: datetime | None = None
+    state_history: list[StateChange] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+    version: int = 0
+
+    # ------------------------------------------------------------------ helpers
+
+    def _event(self, type_: str, **data: Any) -> DomainEvent:
+        return DomainEvent(type=type_, subject_id=self.id, data={"worker_id": self.id, **data})
+
+    def _record(self, field: str, old: str | None, new: str, at: datetime, reason: str | None,
+                by: str | None) -> None:
+        self.state_history.append(StateChange(field=field, from_=old, to=new, at=at, reason=reason, by=by))
+        del self.state_history[:-STATE_HISTORY_LIMIT]
+
+    def summary(self) -> dict[str, Any]:
+        """What the dashboard's table shows for a worker (the payload of created/imported/snapshot)."""
+        return {
+            "id": self.id, "name": self.name, "aws_region": self.aws_region,
+            "aws_instance_id": self.aws_instance_id, "instance_type": self.instance_type,
+            "status": self.status.value, "desired_status": self.desired_status,
+            "service_status": self.service_status.value, "health_status": self.health_status.value,
+            "license_status": self.license.status.value, "cpu_percent": self.telemetry.cpu_percent,
+            "memory_percent": self.telemetry.memory_percent, "disk_percent": self.telemetry.disk_percent,
+            "labs_count": self.telemetry.labs_count, "phase": self.lifecycle_phase,
+            "idle_since": self.activity.idle_since, "version": self.version,
+        }
+
+    @property
+    def lifecycle_phase(self) -> str:
+        """The seed-002 LabWorker phase, a view over status, service and licence (ARCHITECTURE §4)."""
+        s, lic = self.status, self.license.status
+        if s in (WorkerStatus.PENDING, WorkerStatus.PROVISIONING):
+            return "PROVISIONING_EC2"
+        if s is WorkerStatus.STARTING or (s is WorkerStatus.RUNNING
+                                          and self.service_status is not ServiceStatus.AVAILABLE):
+            return "STARTING"
+        if s is WorkerStatus.RUNNING:
+            if lic is LicenseStatus.REGISTERING:
+                return "LICENSING"
+            if lic is LicenseStatus.DEREGISTERING:
+                return "UNLICENSING"
+            if lic is LicenseStatus.REGISTERED:
+                return "ACTIVE" if (self.telemetry.labs_count or 0) > 0 else "READY"
+            return "READY_UNLICENSED"
+        return {
+            WorkerStatus.DRAINING: "DRAINING", WorkerStatus.STOPPING: "STOPPING",
+            WorkerStatus.STOPPED: "STOPPED", WorkerStatus.TERMINATING: "TERMINATING_EC2",
+            WorkerStatus.TERMINATED: "TERMINATED", WorkerStatus.FAILED: "FAILED",
+        }.get(s, "UNKNOWN")
+
+    # ------------------------------------------------------------------ discovery
+
+    @classmethod
+    def discovered(cls, found: DiscoveredInstance, now: datetime, by: str) -> tuple[Worker, list[DomainEvent]]:
+        status = status_from_ec2(found.state)
+        worker = cls(
+            name=found.name or found.tags.get("Name") or found.aws_instance_id,
+            aws_region=found.aws_region, aws_instance_id=found.aws_instance_id,
+            instance_type=found.instance_type, ami_id=found.ami_id, ami_name=found.ami_name,
+            public_ip=found.public_ip, private_ip=found.private_ip, aws_tags=dict(found.tags),
+            launch_time=found.launch_time, status=status, created_at=now, updated_at=now, last_seen_at=now,
+        )
+        worker.telemetry.ec2.state = found.state
+        declared = INSTANCE_CAPACITY.get(found.instance_type or "")
+        if declared is not None:
+            worker.capacity.declared = declared.model_copy()
+        worker._record("status", None, status.value, now, "discovered in EC2", by)
+        return worker, [worker._event(ev.WORKER_IMPORTED, **worker.summary())]
+
+    def refresh_from_discovery(self, found: DiscoveredInstance, now: datetime, by: str) -> list[DomainEvent]:
+        """Re-discovery is idempotent: it refreshes addresses and tags and syncs the EC2 state."""
+        self.public_ip, self.private_ip = found.public_ip, found.private_ip
+        self.aws_tags = dict(found.tags)
+        self.name = found.name or found.tags.get("Name") or self.name
+        if found.state is None:
+            return []
+        return self.observe_ec2_state(found.state, now, "seen by discovery", by)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def observe_ec2_state(self, ec2_state: str, now: datetime, reason: str | None, by: str) -> list[DomainEvent]:
+        """EC2 is authoritative: apply what it reports; a transition that skips states is recorded as such."""
+        new = status_from_ec2(ec2_state)
+        self.telemetry.ec2.state = ec2_state
+        self.last_seen_at = now
+        old = self.status
+        if new is old:
+            return []
+        skipped = new not in _NEXT[old]
+        note = reason or f"EC2 reports {ec2_state}"
+        if skipped:
+            note = f"{note} (skipped from {old.value})"
+        self.status = new
+        self._record("status", old.value, new.value, now, note, by)
+        found: list[DomainEvent] = [self._event(ev.WORKER_STATUS_UPDATED, old_status=old.value,
+                                                new_status=new.value, skipped=skipped, reason=note,
+                                                phase=self.lifecycle_phase)]
+        if new is not WorkerStatus.RUNNING:
+            self.service_status = ServiceStatus.UNAVAILABLE
+            if self.health_status is not HealthStatus.UNKNOWN:
+                found += self._set_health(HealthStatus.UNKNOWN, [f"status is {new.value}"])
+        if new is WorkerStatus.RUNNING and old is not WorkerStatus.RUNNING:
+            # Idle time restarts with the instance: a worker just started is not idle for the time it slept.
+            self.activity.idle_since = now
+            self.activity.eligible_for_auto_pause = False
+        if new is WorkerStatus.TERMINATED:
+            found.append(self._event(ev.WORKER_TERMINATED, aws_instance_id=self.aws_instance_id))
+        return found
+
+    def apply_status_report(self, report: StatusReport, now: datetime, by: str) -> list[DomainEvent]:
+        if report.public_ip is not None:
+            self.public_ip = report.public_ip
+        if report.private_ip is not None:
+            self.private_ip = report.private_ip
+        if report.cml_version is not None:
+            self.cml_version = report.cml_version
+        found = self.observe_ec2_state(report.ec2_state, now, report.reason, by)
+        if report.service_status is not None and self.status is WorkerStatus.RUNNING:
+            found += self._set_service_status(ServiceStatus(report.service_status), now, by)
+        return found
+
+    def _set_service_status(self, new: ServiceStatus, now: datetime, by: str) -> list[DomainEvent]:
+        old = self.service_status
+        if new is old:
+            return []
+        self.service_status = new
+        self._record("service_status", old.value, new.value, now, None, by)
+        return [self._event(ev.WORKER_STATUS_UPDATED, old_status=self.status.value, new_status=self.status.value,
+                            service_status=new.value, phase=self.lifecycle_phase)]
+
+    def request_desired_status(self, desired: DesiredStatus, now: datetime, by: str,
+                               reason: str | None = None) -> list[DomainEvent]:
+        """Record what the operator (or idle detection) wants; the worker-controller drives EC2 toward it."""
+        if self.status is WorkerStatus.TERMINATED and desired is not DesiredStatus.TERMINATED:
+            raise ConflictError(f"worker {self.id} is terminated; it cannot be {desired.value}")
+        if self.desired_status is desired:
+            return []
+        old = self.desired_status
+        self.desired_status, self.desired_reason, self.desired_changed_at = desired, reason, now
+        self._record("desired_status", old.value if old else None, desired.value, now, reason, by)
+        found = [self._event(ev.WORKER_DESIRED_STATUS_CHANGED, desired_status=desired.value, reason=reason, by=by)]
+        if desired is DesiredStatus.STOPPED:
+            self.activity.paused_at = now
+            self.activity.pause_reason = (PauseReason.IDLE_TIMEOUT if reason == PauseReason.IDLE_TIMEOUT
+                                          else PauseReason.MANUAL).value
+            self.activity.pause_count += 1
+            found.append(self._event(ev.WORKER_PAUSED, reason=self.activity.pause_reason, by=by))
+        elif desired is DesiredStatus.RUNNING and old is DesiredStatus.STOPPED:
+            self.activity.resumed_at = now
+            self.activity.resume_count += 1
+            self.activity.idle_since = now
+            found.append(self._event(ev.WORKER_RESUMED, by=by))
+        return found
+
+    def set_idle_detection(self, enabled: bool, now: datetime, by: str) -> list[DomainEvent]:
+        if self.activity.idle_detection_enabled is enabled:
+            return []
+        self.activity.idle_detection_enabled = enabled
+        if not enabled:
+            self.activity.eligible_for_auto_pause = False
+        self._record("idle_detection_enabled", str(not enabled).lower(), str(enabled).lower(), now, None, by)
+        return [self._event(ev.WORKER_IDLE_DETECTION_TOGGLED, enabled=enabled, by=by)]
+
+    def request_refresh(self, now: datetime, by: str) -> list[DomainEvent]:
+        self.refresh_requested_at = now
+        return [self._event(ev.WORKER_REFRESH_REQUESTED, by=by, requested_at=now.isoformat())]
+
+    # ------------------------------------------------------------------ licence
+
+    def request_license(self, action: str, now: datetime, by: str) -> list[DomainEvent]:
+        """`register` or `deregister`; idempotent while the same request is pending."""
+        if self.status is not WorkerStatus.RUNNING:
+            raise ConflictError(f"worker {self.id} is {self.status.value}; licensing needs it running")
+        target = LicenseStatus.REGISTERING if action == "register" else LicenseStatus.DEREGISTERING
+        if self.license.pending_action == action:
+            return []
+        old = self.license.status
+        self.license.pending_action, self.license.status = action, target
+        self.license.last_error, self.license.updated_at = None, now
+        self._record("license", old.value, target.value, now, f"{action} requested", by)
+        return [self._event(ev.WORKER_LICENSE_REQUESTED, action=action, by=by)]
+
+    def apply_license_progress(self, progress: LicenseProgress, now: datetime, by: str) -> list[DomainEvent]:
+        """The controller reports how a licence request went: in progress, done or failed."""
+        old = self.license.status
+        lic = self.license
+        if progress.status is not None:
+            lic.status = progress.status
+        if progress.error is not None:
+            lic.last_error = progress.error
+        if progress.finished:
+            lic.pending_action = None
+        if progress.details is not None:
+            self._merge_license(progress.details)
+        lic.updated_at = now
+        if lic.status is not old:
+            self._record("license", old.value, lic.status.value, now, progress.error, by)
+        return [self._event(ev.WORKER_LICENSE_UPDATED, status=lic.status.value, pending_action=lic.pending_action,
+                            error=lic.last_error, node_limit=lic.node_limit)]
+
+    def _merge_license(self, report: Any) -> None:
+        lic = self.license
+        for key in ("registration_status", "authorization_status", "expires", "product", "is_enterprise",
+                    "node_limit", "nodes_in_use"):
+            value = getattr(report, key)
+            if value is not None:
+                setattr(lic, key, value)
+        if lic.pending_action is None and report.registration_status:
+            mapped = _REGISTRATION_TO_LICENSE.get(report.registration_status.upper())
+            if mapped is not None:
+                lic.status = mapped
+            if (report.authorization_status or "").upper() == "EVAL_MODE" and mapped is not LicenseStatus.REGISTERED:
+                lic.status = LicenseStatus.EVALUATION
+
+    # ------------------------------------------------------------------ telemetry
+
+    def apply_metrics(self, report: MetricsReport, monitoring: MonitoringSettings, now: datetime,
+                      by: str) -> list[DomainEvent]:
+        """Store the cycle's telemetry, derive utilisation and health, raise threshold alerts."""
+        t = self.telemetry
+        found: list[DomainEvent] = []
+        if report.ec2 is not None:
+            if report.ec2.state is not None:
+                found += self.observe_ec2_state(report.ec2.state, now, "seen by metrics collection", by)
+            t.ec2.system_status = report.ec2.system_status
+            t.ec2.instance_status = report.ec2.instance_status
+            t.ec2.checked_at = report.collected_at
+        if report.cloudwatch is not None:
+            t.cloudwatch = t.cloudwatch.model_copy(update={**report.cloudwatch.model_dump(),
+                                                           "collected_at": report.collected_at})
+        reachable = True
+        old_labs = t.labs_count
+        license_changed = False
+        if report.cml is not None:
+            reachable = report.cml.reachable
+            old_license = self.license.status
+            if reachable:
+                self._apply_cml(report.cml, report.collected_at, now, by, found)
+            license_changed = self.license.status is not old_license
+        t.collected_at = report.collected_at
+        self.last_seen_at = now
+        self.last_health_check_at = now
+
+        util = derive_utilisation(t)
+        t.cpu_percent, t.memory_percent, t.disk_percent = util.cpu_percent, util.memory_percent, util.disk_percent
+        t.cpu_source = util.cpu_source
+        violations = threshold_violations(util, monitoring)
+        found += self._raise_alerts(violations, now)
+        if self.status is WorkerStatus.RUNNING:
+            health, reasons = classify_health(reachable=reachable, telemetry=t, license_status=self.license.status,
+                                              violations=violations)
+            found += self._set_health(health, reasons)
+        found.append(self._event(ev.WORKER_METRICS_UPDATED, **self.metrics_payload()))
+        if t.labs_count != old_labs and t.labs_count is not None:
+            found.append(self._event(ev.WORKER_LABS_UPDATED, labs_count=t.labs_count, previous=old_labs))
+        if license_changed:
+            found.append(self._event(ev.WORKER_LICENSE_UPDATED, status=self.license.status.value,
+                                     node_limit=self.license.node_limit))
+        return found
+
+    def _apply_cml(self, cml: CmlReport, collected_at: datetime, now: datetime, by: str,
+                   found: list[DomainEvent]) -> None:
+        t = self.telemetry
+        if cml.system_info is not None:
+            t.cml.system_info = cml.system_info
+        if cml.system_health is not None:
+            t.cml.system_health = cml.system_health
+        if cml.version is not None:
+            self.cml_version = cml.version
+        if cml.license is not None:
+            self._merge_license(cml.license)
+        if cml.labs_count is not None:
+            t.labs_count = t.cml.labs_count = cml.labs_count
+        if cml.uptime_seconds is not None:
+            t.uptime_seconds = t.cml.uptime_seconds = cml.uptime_seconds
+        t.cml.collected_at = collected_at
+        if cml.last_activity_at is not None and (self.activity.last_activity_at is None
+                                                 or cml.last_activity_at > self.activity.last_activity_at):
+            self.activity.last_activity_at = cml.last_activity_at
+        if self.status is WorkerStatus.RUNNING and cml.ready is not None:
+            found += self._set_service_status(ServiceStatus.AVAILABLE if cml.ready else ServiceStatus.STARTING,
+                                              now, by)
+
+    def apply_unreachable(self, now: datetime) -> None:
+        """Used when the CML API failed: keep the last telemetry, mark health unreachable."""
+        self._set_health(HealthStatus.UNREACHABLE, ["CML API unreachable"])
+        self.last_health_check_at = now
+
+    def _set_health(self, health: HealthStatus, reasons: list[str]) -> list[DomainEvent]:
+        old = self.health_status
+        self.health_reasons = reasons
+        if health is old:
+            return []
+        self.health_status = health
+        return [self._event(ev.WORKER_HEALTH_CHANGED, old_health=old.value, new_health=health.value,
+                            reasons=reasons)]
+
+    def _raise_alerts(self, violations: dict[str, tuple[float, float]], now: datetime) -> list[DomainEvent]:
+        """An alert fires when a metric crosses its threshold, not on every cycle it stays above it."""
+        found = []
+        for metric, (value, limit) in violations.items():
+            if metric in self.active_alerts:
+                continue
+            self.alerts.append(Alert(metric=metric, value=value, threshold=limit, at=now))
+            found.append(self._event(ev.WORKER_ALERT_RAISED, metric=metric, value=value, threshold=limit,
+                                     worker_name=self.name))
+        del self.alerts[:-ALERT_HISTORY_LIMIT]
+        self.active_alerts = sorted(violations)
+        return found
+
+    def metrics_payload(self) -> dict[str, Any]:
+        t = self.telemetry
+        return compact({
+            "cpu_percent": t.cpu_percent, "memory_percent": t.memory_percent, "disk_percent": t.disk_percent,
+            "cpu_source": t.cpu_source, "labs_count": t.labs_count, "health_status": self.health_status.value,
+            "service_status": self.service_status.value, "collected_at": t.collected_at.isoformat()
+            if t.collected_at else None,
+            "running_nodes": t.cml.system_info.running_nodes,
+        })
+
+    # ------------------------------------------------------------------ idle detection
+
+    def detect_idle(self, idle: IdleSettings, now: datetime, by: str) -> list[DomainEvent]:
+        """Seed 000: track idleness and, when eligible, ask for the instance to be stopped (auto-pause)."""
+        a = self.activity
+        running_nodes = self.telemetry.cml.system_info.running_nodes or 0
+        active_now = running_nodes > 0
+        if active_now:
+            a.last_activity_at = now
+        elif a.last_activity_at is not None and (a.idle_since is None or a.last_activity_at > a.idle_since):
+            a.idle_since = a.last_activity_at
+        verdict = judge_idle(status=self.status, activity=a, idle=idle, active_now=active_now, now=now)
+        a.idle_since = verdict.idle_since
+        a.eligible_for_auto_pause = verdict.eligible_for_auto_pause
+        if verdict.eligible_for_auto_pause and self.desired_status is not DesiredStatus.STOPPED:
+            return self.request_desired_status(DesiredStatus.STOPPED, now, by,
+                                               reason=PauseReason.IDLE_TIMEOUT.value)
+        return []
+
+    def idle_view(self) -> dict[str, Any]:
+        a = self.activity
+        return {"worker_id": self.id, "status": self.status.value, "last_activity_at": a.last_activity_at,
+                "idle_since": a.idle_since, "eligible_for_auto_pause": a.eligible_for_auto_pause,
+                "idle_detection_enabled": a.idle_detection_enabled, "desired_status": self.desired_status,
+                "pause_reason": a.pause_reason, "paused_at": a.paused_at, "resumed_at": a.resumed_at}
+
+
+__all__ = ["CmlSystemHealth", "CmlSystemInfo", "Worker", "new_worker_id"]

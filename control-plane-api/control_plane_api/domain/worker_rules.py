@@ -1,0 +1,129 @@
+"""Pure rules of the Worker aggregate: derived utilisation, health classification, idle eligibility.
+
+Kept apart from the aggregate so that each rule can be read (and tested) on its own. No I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings
+from control_plane_api.domain.worker_state import Activity, CmlSystemHealth, CmlSystemInfo, Telemetry
+from lcm_core.domain.enums import HealthStatus, LicenseStatus, WorkerStatus
+
+#: EC2 status-check values that mean the instance or its host is broken.
+FAILED_EC2_CHECKS = frozenset({"impaired", "failed", "insufficient-data-failed"})
+
+
+def percent(part: float | None, whole: float | None) -> float | None:
+    """`part / whole` in percent, rounded to 0.1; None when either is unknown or `whole` is 0."""
+    if part is None or whole is None or whole <= 0:
+        return None
+    return round(max(0.0, min(100.0, 100.0 * part / whole)), 1)
+
+
+@dataclass(frozen=True)
+class Utilisation:
+    cpu_percent: float | None
+    memory_percent: float | None
+    disk_percent: float | None
+    cpu_source: str | None
+
+
+def derive_utilisation(telemetry: Telemetry) -> Utilisation:
+    """CML-native values are preferred (they see the hypervisor); CloudWatch is the fallback for CPU."""
+    info: CmlSystemInfo = telemetry.cml.system_info
+    cpu, source = info.all_cpu_percent, "cml"
+    if cpu is None:
+        cpu, source = telemetry.cloudwatch.cpu_utilization, "cloudwatch"
+    if cpu is None:
+        source = None
+    memory = percent(info.all_memory_used, info.all_memory_total)
+    disk = percent(info.all_disk_used, info.all_disk_total)
+    return Utilisation(
+        cpu_percent=None if cpu is None else round(max(0.0, min(100.0, cpu)), 1),
+        memory_percent=memory,
+        disk_percent=disk,
+        cpu_source=source,
+    )
+
+
+def threshold_violations(utilisation: Utilisation, monitoring: MonitoringSettings) -> dict[str, tuple[float, float]]:
+    """{metric: (value, threshold)} for every utilisation strictly above its configured threshold."""
+    checks = {
+        "cpu": (utilisation.cpu_percent, monitoring.cpu_threshold),
+        "memory": (utilisation.memory_percent, monitoring.memory_threshold),
+        "disk": (utilisation.disk_percent, monitoring.disk_threshold),
+    }
+    return {m: (v, t) for m, (v, t) in checks.items() if v is not None and v > t}
+
+
+def _unhealthy_computes(health: CmlSystemHealth) -> list[str]:
+    bad = []
+    for compute_id, compute in health.computes.items():
+        flags_ok = compute.get("valid") is not False and compute.get("lld_connected") is not False
+        admission = compute.get("admission_state")
+        if not flags_ok or (admission is not None and admission != "READY"):
+            bad.append(str(compute.get("hostname") or compute_id))
+    return bad
+
+
+def classify_health(
+    *,
+    reachable: bool,
+    telemetry: Telemetry,
+    license_status: LicenseStatus,
+    violations: dict[str, tuple[float, float]],
+) -> tuple[HealthStatus, list[str]]:
+    """Seed 001's health levels, with the reasons that decided them (shown to operators)."""
+    if not reachable:
+        return HealthStatus.UNREACHABLE, ["CML API unreachable"]
+    critical: list[str] = []
+    ec2 = telemetry.ec2
+    for name, value in (("system", ec2.system_status), ("instance", ec2.instance_status)):
+        if value is not None and value.lower() in FAILED_EC2_CHECKS:
+            critical.append(f"EC2 {name} status check {value}")
+    health = telemetry.cml.system_health
+    if health.controller and health.controller.get("valid") is False:
+        critical.append("CML controller unhealthy")
+    if license_status in (LicenseStatus.INVALID, LicenseStatus.EXPIRED):
+        critical.append(f"licence {license_status.value}")
+    if critical:
+        return HealthStatus.CRITICAL, critical
+    degraded: list[str] = [f"compute {name} unhealthy" for name in _unhealthy_computes(health)]
+    if health.valid is False and not degraded:
+        degraded.append("CML reports the system not valid")
+    degraded += [f"{metric} {value:.1f}% > {limit:g}%" for metric, (value, limit) in violations.items()]
+    if degraded:
+        return HealthStatus.DEGRADED, degraded
+    return HealthStatus.HEALTHY, []
+
+
+@dataclass(frozen=True)
+class IdleVerdict:
+    idle_since: datetime | None
+    eligible_for_auto_pause: bool
+    reason: str
+
+
+def judge_idle(
+    *, status: WorkerStatus, activity: Activity, idle: IdleSettings, active_now: bool, now: datetime
+) -> IdleVerdict:
+    """Seed 000's auto-pause rule: idle longer than the threshold, enabled globally and for this worker,
+    outside the snooze window after a resume, and running."""
+    if active_now:
+        return IdleVerdict(None, False, "activity seen")
+    since = activity.idle_since or activity.last_activity_at or now
+    if status is not WorkerStatus.RUNNING:
+        return IdleVerdict(activity.idle_since, False, f"status is {status.value}")
+    if not (idle.enabled and idle.auto_pause):
+        return IdleVerdict(since, False, "auto-pause disabled in settings")
+    if not activity.idle_detection_enabled:
+        return IdleVerdict(since, False, "idle detection disabled for this worker")
+    if activity.resumed_at and now < activity.resumed_at + timedelta(minutes=idle.snooze_minutes_after_resume):
+        return IdleVerdict(since, False, "in the snooze window after a resume")
+    idle_for = now - since
+    if idle_for < timedelta(minutes=idle.threshold_minutes):
+        return IdleVerdict(since, False, f"idle for {int(idle_for.total_seconds())}s, below the threshold")
+    return IdleVerdict(since, True, f"idle for {int(idle_for.total_seconds() // 60)} min")

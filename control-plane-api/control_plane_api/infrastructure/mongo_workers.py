@@ -1,0 +1,155 @@
+"""MongoDB persistence of the Worker aggregate with optimistic concurrency on `version`.
+
+A save filters on the version the caller read and writes `version + 1`; no match means somebody else
+wrote first, reported as `ConflictError` (HTTP 409) so that the caller re-reads and re-applies. Batched
+saves go out as one `bulk_write`; each document carries a fresh `write_token` so the repository can tell
+exactly which of the batch's writes won without trusting counts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReplaceOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from control_plane_api.domain.worker import Worker
+from lcm_core.errors import ConflictError, NotFoundError
+
+SORTABLE = frozenset({"name", "status", "aws_region", "health_status", "created_at", "updated_at",
+                      "telemetry.cpu_percent", "telemetry.memory_percent", "telemetry.disk_percent"})
+
+
+def to_document(worker: Worker) -> dict[str, Any]:
+    doc = worker.model_dump(mode="python", by_alias=True)
+    doc["_id"] = doc.pop("id")
+    return doc
+
+
+def from_document(doc: dict[str, Any]) -> Worker:
+    doc = dict(doc)
+    doc["id"] = doc.pop("_id")
+    doc.pop("write_token", None)
+    return Worker.model_validate(doc)
+
+
+@dataclass(frozen=True)
+class WorkerQuery:
+    """Filters of the worker lists (public and internal)."""
+
+    status: Sequence[str] = ()
+    aws_region: Sequence[str] = ()
+    health_status: Sequence[str] = ()
+    ids: Sequence[str] = ()
+    search: str | None = None
+    include_terminated: bool = True
+
+    def to_filter(self) -> dict[str, Any]:
+        clauses: list[dict[str, Any]] = []
+        if self.status:
+            clauses.append({"status": {"$in": list(self.status)}})
+        elif not self.include_terminated:
+            clauses.append({"status": {"$ne": "terminated"}})
+        if self.aws_region:
+            clauses.append({"aws_region": {"$in": list(self.aws_region)}})
+        if self.health_status:
+            clauses.append({"health_status": {"$in": list(self.health_status)}})
+        if self.ids:
+            clauses.append({"_id": {"$in": list(self.ids)}})
+        if self.search:
+            # Case-insensitive substring match on the fields operators search by, safely escaped.
+            pattern = {"$regex": _escape(self.search), "$options": "i"}
+            clauses.append({"$or": [{"name": pattern}, {"aws_instance_id": pattern}, {"_id": pattern},
+                                    {"public_ip": pattern}, {"private_ip": pattern}]})
+        return {"$and": clauses} if clauses else {}
+
+
+def _escape(text: str) -> str:
+    return "".join("\\" + c if c in r"\.^$*+?{}[]|()" else c for c in text)
+
+
+class WorkerRepository:
+    def __init__(self, collection: AsyncCollection) -> None:
+        self._c = collection
+
+    async def ensure_indexes(self) -> None:
+        await self._c.create_index([("aws_instance_id", ASCENDING)], unique=True, name="aws_instance_id_unique")
+        await self._c.create_index([("status", ASCENDING)], name="status")
+        await self._c.create_index([("aws_region", ASCENDING)], name="aws_region")
+        await self._c.create_index([("health_status", ASCENDING)], name="health_status")
+
+    async def get(self, worker_id: str) -> Worker:
+        doc = await self._c.find_one({"_id": worker_id})
+        if doc is None:
+            raise NotFoundError(f"worker {worker_id} not found", worker_id=worker_id)
+        return from_document(doc)
+
+    async def get_many(self, worker_ids: Iterable[str]) -> dict[str, Worker]:
+        ids = list(dict.fromkeys(worker_ids))
+        found = [from_document(d) async for d in self._c.find({"_id": {"$in": ids}})]
+        return {w.id: w for w in found}
+
+    async def by_instance_ids(self, instance_ids: Iterable[str]) -> dict[str, Worker]:
+        ids = list(dict.fromkeys(instance_ids))
+        found = [from_document(d) async for d in self._c.find({"aws_instance_id": {"$in": ids}})]
+        return {w.aws_instance_id: w for w in found}
+
+    async def list(self, query: WorkerQuery, *, skip: int = 0, limit: int = 100, sort: str = "name",
+                   descending: bool = False) -> tuple[list[Worker], int]:
+        if sort not in SORTABLE:
+            sort = "name"
+        flt = query.to_filter()
+        total = await self._c.count_documents(flt)
+        cursor = self._c.find(flt).sort([(sort, DESCENDING if descending else ASCENDING), ("_id", ASCENDING)])
+        docs = await cursor.skip(skip).limit(limit).to_list(length=limit)
+        return [from_document(d) for d in docs], total
+
+    async def all(self, query: WorkerQuery | None = None) -> list[Worker]:
+        flt = (query or WorkerQuery()).to_filter()
+        return [from_document(d) async for d in self._c.find(flt).sort("name", ASCENDING)]
+
+    async def insert(self, worker: Worker) -> None:
+        doc = to_document(worker)
+        doc["version"] = worker.version = 1
+        try:
+            await self._c.insert_one(doc)
+        except DuplicateKeyError as exc:
+            raise ConflictError(f"a worker for instance {worker.aws_instance_id} already exists") from exc
+
+    async def save(self, worker: Worker) -> None:
+        """Write `worker` if nobody wrote since it was read; bump its version."""
+        expected = worker.version
+        doc = to_document(worker)
+        doc["version"] = expected + 1
+        result = await self._c.replace_one({"_id": worker.id, "version": expected}, doc)
+        if result.matched_count != 1:
+            raise ConflictError(f"worker {worker.id} changed since version {expected}; re-read and retry",
+                                worker_id=worker.id)
+        worker.version = expected + 1
+
+    async def save_many(self, workers: Sequence[Worker]) -> set[str]:
+        """Write a batch in one round trip; return the ids that lost a race (left at their old version)."""
+        if not workers:
+            return set()
+        tokens: dict[str, str] = {}
+        ops = []
+        for worker in workers:
+            doc = to_document(worker)
+            doc["version"] = worker.version + 1
+            doc["write_token"] = tokens[worker.id] = uuid.uuid4().hex
+            ops.append(ReplaceOne({"_id": worker.id, "version": worker.version}, doc))
+        try:
+            await self._c.bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+        won = {d["_id"] async for d in self._c.find(
+            {"_id": {"$in": list(tokens)}, "write_token": {"$in": list(tokens.values())}}, {"_id": 1})}
+        for worker in workers:
+            if worker.id in won:
+                worker.version += 1
+        return set(tokens) - won
