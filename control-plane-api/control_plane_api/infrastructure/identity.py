@@ -119,7 +119,8 @@ class SessionCodec:
     COOKIE = "lcm_session"
 
     def __init__(self, secret: str, ttl_seconds: int) -> None:
-        self._secret = secret
+        # A fixed-length HMAC key whatever the configured secret's length.
+        self._secret = hashlib.sha256(b"lcm-session:" + secret.encode()).digest()
         self.ttl_seconds = ttl_seconds
 
     def issue(self, principal: Principal) -> str:

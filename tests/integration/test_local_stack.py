@@ -1,0 +1,105 @@
+"""`make run`'s stack, started as a user would (one process), used, and stopped with Ctrl-C (SIGINT)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import boto3
+import httpx
+import pytest
+
+from lcm_core.testing.processes import free_port, port_is_open
+
+
+def read_env(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line)
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def stack(tmp_path: Path):
+    api_port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URL"}
+    env["LCM_API_PORT"] = str(api_port)
+    log = (tmp_path / "devstack.out").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lcm_core.testing.devstack", "--root", str(tmp_path), "--replicas", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )
+    env_file = tmp_path / ".lcm" / "dev" / "stack.env"
+    started = time.monotonic()
+    try:
+        while not env_file.exists():
+            if proc.poll() is not None or time.monotonic() - started > 120:
+                raise AssertionError(f"stack did not become ready:\n{(tmp_path / 'devstack.out').read_text()}")
+            time.sleep(0.2)
+        yield proc, read_env(env_file), tmp_path, time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_local_stack_starts_serves_and_stops_without_leftovers(stack) -> None:
+    proc, env, root, ready_after = stack
+    assert ready_after < 120
+    expected = {
+        "LCM_API_URL", "LCM_ADMIN_TOKEN", "LCM_VIEWER_TOKEN", "CONTROL_PLANE_API_KEY", "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "WORKER_DISCOVERY_REGIONS",
+        "WORKER_DISCOVERY_AMI_NAME", "CML_SIMULATOR_URL", "CML_WORKER_API_USERNAME", "CML_WORKER_API_PASSWORD",
+        "MONGODB_URL", "REDIS_URL", "ETCD_HOST", "ETCD_PORT",
+    }
+    assert expected <= env.keys()
+
+    api = env["LCM_API_URL"]
+    assert httpx.get(f"{api}/api/health").json() == {"status": "ok"}
+    assert httpx.get(f"{api}/api/ready").json()["status"] == "ready"
+
+    # The local AWS holds CML instances in both regions; the non-CML instance is not matched.
+    instances = {}
+    for region in env["WORKER_DISCOVERY_REGIONS"].split(","):
+        ec2 = boto3.client("ec2", region_name=region, endpoint_url=env["AWS_ENDPOINT_URL"],
+                           aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                           aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+        images = ec2.describe_images(Owners=["self"], Filters=[
+            {"Name": "name", "Values": [env["WORKER_DISCOVERY_AMI_NAME"]]}])["Images"]
+        assert len(images) == 1
+        reservations = ec2.describe_instances(Filters=[
+            {"Name": "image-id", "Values": [images[0]["ImageId"]]}])["Reservations"]
+        instances[region] = [i for r in reservations for i in r["Instances"]]
+    states = sorted(i["State"]["Name"] for found in instances.values() for i in found)
+    assert states == ["running"] * 4 + ["stopped"]
+
+    # Every instance id answers as a CML host at the simulator.
+    some_id = instances["us-east-1"][0]["InstanceId"]
+    info = httpx.get(f"{env['CML_SIMULATOR_URL']}/hosts/{some_id}/api/v0/system_information").json()
+    assert info["version"].startswith("2.9")
+
+    ports = [urlsplit(env[key]).port for key in ("LCM_API_URL", "AWS_ENDPOINT_URL", "CML_SIMULATOR_URL",
+                                                 "MONGODB_URL", "REDIS_URL")] + [int(env["ETCD_PORT"])]
+    assert all(port_is_open("127.0.0.1", port) for port in ports)
+
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    assert proc.wait(timeout=60) == 0
+    assert not (root / ".lcm" / "dev" / "stack.env").exists()
+    assert [port for port in ports if port_is_open("127.0.0.1", port)] == []
+    assert processes_mentioning(str(root)) == []
