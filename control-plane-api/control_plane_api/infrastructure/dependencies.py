@@ -50,7 +50,8 @@ class Infrastructure:
         etcd = aetcd.Client(
             host=settings.etcd_host, port=settings.etcd_port, timeout=settings.etcd_timeout_seconds
         )
-        return cls(mongo=mongo, redis=redis, redis_tail=redis_tail, etcd=etcd, timeout=settings.dependency_timeout_seconds)
+        return cls(mongo=mongo, redis=redis, redis_tail=redis_tail, etcd=etcd,
+                   timeout=settings.dependency_timeout_seconds)
 
     async def close(self) -> None:
         await self.mongo.close()

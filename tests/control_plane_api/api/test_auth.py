@@ -44,7 +44,8 @@ def test_viewer_cannot_mutate_and_nobody_without_role_can_read(control_plane) ->
             if (method, path) in PUBLIC or path.startswith("/api/internal") or path == "/metrics":
                 continue
             url = _concrete(path)
-            no_role = http.request(method, url, json={}, headers={"Authorization": f"Bearer {control_plane.nobody_token}"})
+            no_role = http.request(method, url, json={},
+                                   headers={"Authorization": f"Bearer {control_plane.nobody_token}"})
             if path in ("/api/auth/me", "/api/auth/logout"):
                 assert no_role.status_code != 401
                 continue

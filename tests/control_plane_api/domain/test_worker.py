@@ -109,8 +109,8 @@ def test_licence_from_cml_report_and_evaluation_mode() -> None:
     assert worker.license.status is LicenseStatus.REGISTERED
     assert worker.license.node_limit == 520
     other = make()
-    other.apply_metrics(metrics(license=LicenseReport(registration_status="NOT_REGISTERED",
-                                                      authorization_status="EVAL_MODE")), MonitoringSettings(), NOW, "t")
+    evaluation = LicenseReport(registration_status="NOT_REGISTERED", authorization_status="EVAL_MODE")
+    other.apply_metrics(metrics(license=evaluation), MonitoringSettings(), NOW, "t")
     assert other.license.status is LicenseStatus.EVALUATION
 
 
