@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from control_plane_api.api.security import CP, Admin, Viewer
 from control_plane_api.application.settings import SettingsChange
 from control_plane_api.domain.system_settings import SystemSettings, WorkerTemplate
+from lcm_core.domain.types import INT64_MAX, Count
 from lcm_core.errors import InvalidError, UnavailableError
 
 settings_router = APIRouter(prefix="/api/settings", tags=["settings"])
@@ -31,7 +32,7 @@ class TemplateUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     template: WorkerTemplate
-    version: int
+    version: Count
     """The version read; a concurrent change makes this a 409."""
 
 
@@ -60,7 +61,7 @@ async def put_template(name: str, body: TemplateUpdate, cp: CP, who: Admin) -> W
 @templates_router.delete("/{name}", status_code=204, summary="Delete a template (idempotent)")
 async def delete_template(
     name: str, cp: CP, who: Admin,
-    version: Annotated[int | None, Query(description="Only delete this version")] = None,
+    version: Annotated[int | None, Query(ge=0, le=INT64_MAX, description="Only delete this version")] = None,
 ) -> Response:
     await cp.templates.delete(name, version, by=who.subject)
     return Response(status_code=204)

@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from bson.errors import InvalidDocument
 from pymongo.errors import PyMongoError
 
 from lcm_core.errors import ConflictError, InvalidError, LcmError, NotFoundError, UnavailableError
@@ -34,6 +35,12 @@ def install_error_handlers(app: FastAPI) -> None:
         if code == 500:
             logger.error("unmapped LCM error: %s", exc.message)
         return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=code)
+
+    @app.exception_handler(InvalidDocument)
+    async def not_storable(_request: Request, exc: InvalidDocument) -> JSONResponse:
+        # Input validation should have caught it; refusing the request is still right.
+        return JSONResponse({"detail": f"a value cannot be stored: {str(exc)[:200]}", "code": "invalid"},
+                            status_code=422)
 
     @app.exception_handler(PyMongoError)
     async def mongo_down(_request: Request, exc: PyMongoError) -> JSONResponse:

@@ -6,13 +6,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from control_plane_api.api.security import CP, Internal, Leader
 from control_plane_api.api.views import WorkerPage, worker_page, worker_view
 from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, MetricsReport, StatusReport
 from control_plane_api.domain.system_settings import SystemSettings
 from control_plane_api.infrastructure.mongo_workers import WorkerQuery
+from lcm_core.domain.types import Count, JsonObject, Label, Text, storable_json
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
 
@@ -20,12 +21,12 @@ MAX_BATCH = 5000
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class BulkImport(_Body):
     instances: list[DiscoveredInstance] = Field(max_length=MAX_BATCH)
-    source: str = Field(default="worker-controller-discovery", max_length=100)
+    source: Label = Field(default="worker-controller-discovery", max_length=100)
 
 
 class ImportOutcome(BaseModel):
@@ -35,7 +36,7 @@ class ImportOutcome(BaseModel):
 
 
 class WorkerMetrics(_Body):
-    worker_id: str = Field(min_length=1, max_length=64)
+    worker_id: Label = Field(min_length=1, max_length=64)
     metrics: MetricsReport
 
 
@@ -50,31 +51,38 @@ class BatchOutcome(BaseModel):
 
 
 class LoopReport(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """Seed 001's per-loop figures; loop-specific extras are kept as they are (checked to be storable)."""
 
-    name: str = Field(max_length=100)
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _storable_extras(self) -> LoopReport:
+        storable_json(self.model_extra or {})
+        return self
+
+    name: Label = Field(max_length=100)
     running: bool = False
     interval_seconds: float | None = None
-    runs: int = Field(default=0, ge=0)
-    successes: int = Field(default=0, ge=0)
-    failures: int = Field(default=0, ge=0)
-    success_rate: float | None = None
+    runs: Count = 0
+    successes: Count = 0
+    failures: Count = 0
+    success_rate: float | None = Field(default=None, ge=0, le=100)
     last_run: datetime | None = None
-    last_duration_seconds: float | None = None
-    last_error: str | None = Field(default=None, max_length=2000)
+    last_duration_seconds: float | None = Field(default=None, ge=0)
+    last_error: Text | None = Field(default=None, max_length=2000)
 
 
 class ControllerStatusReport(_Body):
     service: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9-]*$")
-    identity: str = Field(min_length=1, max_length=200)
+    identity: Label = Field(min_length=1, max_length=200)
     is_leader: bool
-    epoch: int | None = None
-    terms: int = Field(default=0, ge=0)
+    epoch: Count | None = None
+    terms: Count = 0
     etcd_reachable: bool = True
-    last_error: str | None = Field(default=None, max_length=2000)
+    last_error: Text | None = Field(default=None, max_length=2000)
     started_at: datetime | None = None
     loops: list[LoopReport] = Field(default_factory=list, max_length=50)
-    summary: dict[str, Any] = Field(default_factory=dict)
+    summary: JsonObject = Field(default_factory=dict)
     """Loop-specific figures (e.g. workers per health status) shown as they are."""
 
 
@@ -88,7 +96,7 @@ async def list_workers(
     status: Annotated[list[str] | None, Query(description="Comma-separated statuses")] = None,
     aws_region: Annotated[list[str] | None, Query()] = None,
     include_terminated: bool = False,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 5000,
 ) -> WorkerPage:
     query = WorkerQuery(status=_csv(status), aws_region=_csv(aws_region), include_terminated=include_terminated)

@@ -11,6 +11,7 @@ from control_plane_api.api.security import CP, Admin, Viewer
 from control_plane_api.api.views import WorkerPage, worker_page, worker_view
 from control_plane_api.infrastructure.mongo_workers import SORTABLE, WorkerQuery
 from lcm_core.domain.enums import DesiredStatus
+from lcm_core.domain.types import Text
 
 router = APIRouter(prefix="/api/workers", tags=["workers"])
 
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/api/workers", tags=["workers"])
 class ActionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Text | None = Field(default=None, max_length=500)
 
 
 class IdleDetectionBody(BaseModel):

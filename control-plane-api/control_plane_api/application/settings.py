@@ -23,6 +23,7 @@ from control_plane_api.infrastructure.mongo_settings import (
     SettingsRepository,
     TemplateRepository,
 )
+from lcm_core.domain.types import Count
 
 
 class Publisher(Protocol):
@@ -34,7 +35,7 @@ class SettingsChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int
+    version: Count
     discovery: DiscoverySettings | None = None
     monitoring: MonitoringSettings | None = None
     idle: IdleSettings | None = None

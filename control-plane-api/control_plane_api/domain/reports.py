@@ -9,32 +9,33 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane_api.domain.worker_state import CmlSystemHealth, CmlSystemInfo
 from lcm_core.domain.enums import LicenseStatus, ServiceStatus
+from lcm_core.domain.types import AmiId, AwsRegion, Count, InstanceType, IpAddress, Label, Text
 
 
 class _Report(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DiscoveredInstance(_Report):
     """One EC2 instance found by discovery."""
 
     aws_instance_id: str = Field(pattern=r"^i-[0-9a-f]{8,17}$")
-    aws_region: str = Field(min_length=1, max_length=32)
-    name: str | None = Field(default=None, max_length=256)
-    instance_type: str | None = Field(default=None, max_length=64)
-    ami_id: str | None = Field(default=None, max_length=64)
-    ami_name: str | None = Field(default=None, max_length=256)
-    state: str | None = Field(default=None, max_length=32)
-    public_ip: str | None = Field(default=None, max_length=64)
-    private_ip: str | None = Field(default=None, max_length=64)
+    aws_region: AwsRegion
+    name: Label | None = None
+    instance_type: InstanceType | None = None
+    ami_id: AmiId | None = None
+    ami_name: Label | None = None
+    state: Label | None = Field(default=None, max_length=32)
+    public_ip: IpAddress | None = None
+    private_ip: IpAddress | None = None
     launch_time: datetime | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: dict[Label, Label] = Field(default_factory=dict, max_length=50)
 
 
 class Ec2Report(_Report):
-    state: str | None = Field(default=None, max_length=32)
-    system_status: str | None = Field(default=None, max_length=32)
-    instance_status: str | None = Field(default=None, max_length=32)
+    state: Label | None = Field(default=None, max_length=32)
+    system_status: Label | None = Field(default=None, max_length=32)
+    instance_status: Label | None = Field(default=None, max_length=32)
 
 
 class CloudWatchReport(_Report):
@@ -44,25 +45,25 @@ class CloudWatchReport(_Report):
 
 
 class LicenseReport(_Report):
-    registration_status: str | None = None
-    authorization_status: str | None = None
+    registration_status: Label | None = Field(default=None, max_length=64)
+    authorization_status: Label | None = Field(default=None, max_length=64)
     expires: datetime | None = None
-    product: str | None = None
+    product: Label | None = None
     is_enterprise: bool | None = None
-    node_limit: int | None = Field(default=None, ge=0)
-    nodes_in_use: int | None = Field(default=None, ge=0)
+    node_limit: Count | None = None
+    nodes_in_use: Count | None = None
 
 
 class CmlReport(_Report):
     reachable: bool = True
-    error: str | None = Field(default=None, max_length=1000)
-    version: str | None = Field(default=None, max_length=64)
+    error: Text | None = Field(default=None, max_length=1000)
+    version: Label | None = Field(default=None, max_length=64)
     ready: bool | None = None
     system_info: CmlSystemInfo | None = None
     system_health: CmlSystemHealth | None = None
     license: LicenseReport | None = None
-    labs_count: int | None = Field(default=None, ge=0)
-    lab_ids: list[str] | None = None
+    labs_count: Count | None = None
+    lab_ids: list[Label] | None = Field(default=None, max_length=10000)
     uptime_seconds: float | None = Field(default=None, ge=0)
     last_activity_at: datetime | None = None
     """Latest user activity seen in CML telemetry events (lab start/stop, node actions)."""
@@ -80,12 +81,12 @@ class MetricsReport(_Report):
 class StatusReport(_Report):
     """The EC2 state a controller observed (EC2 is authoritative), with the addresses it saw."""
 
-    ec2_state: str = Field(min_length=1, max_length=32)
-    reason: str | None = Field(default=None, max_length=500)
-    public_ip: str | None = Field(default=None, max_length=64)
-    private_ip: str | None = Field(default=None, max_length=64)
+    ec2_state: Label = Field(min_length=1, max_length=32)
+    reason: Text | None = Field(default=None, max_length=500)
+    public_ip: IpAddress | None = None
+    private_ip: IpAddress | None = None
     service_status: ServiceStatus | None = None
-    cml_version: str | None = Field(default=None, max_length=64)
+    cml_version: Label | None = Field(default=None, max_length=64)
 
 
 class LicenseProgress(_Report):
@@ -94,7 +95,7 @@ class LicenseProgress(_Report):
     status: LicenseStatus | None = None
     finished: bool = False
     """True when the request is over (done or failed): the pending action is cleared."""
-    error: str | None = Field(default=None, max_length=1000)
+    error: Text | None = Field(default=None, max_length=1000)
     details: LicenseReport | None = None
 
 

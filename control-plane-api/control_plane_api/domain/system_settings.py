@@ -5,23 +5,24 @@ from __future__ import annotations
 import fnmatch
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from control_plane_api.domain.worker_state import Resources
+from lcm_core.domain.types import AwsRegion, Count, InstanceType, Label
 
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DiscoverySettings(_Strict):
     enabled: bool = True
     regions: list[str] = Field(default_factory=lambda: ["us-east-1"], min_length=1, max_length=30)
-    ami_name_pattern: str = Field(default="CML-*", min_length=1, max_length=128)
+    ami_name_pattern: Label = Field(default="CML-*", min_length=1, max_length=128)
     scan_interval_seconds: int = Field(default=300, ge=5, le=86400)
 
     @field_validator("regions")
@@ -60,16 +61,17 @@ class SystemSettings(_Strict):
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     idle: IdleSettings = Field(default_factory=IdleSettings)
-    version: int = 0
+    version: Count = 0
     updated_at: datetime | None = None
-    updated_by: str | None = None
+    updated_by: Label | None = None
 
 
 class RegionPlacement(_Strict):
-    subnet_id: str | None = Field(default=None, max_length=64)
-    security_group_ids: list[str] = Field(default_factory=list, max_length=16)
-    iam_instance_profile: str | None = Field(default=None, max_length=256)
-    key_name: str | None = Field(default=None, max_length=255)
+    subnet_id: str | None = Field(default=None, pattern=r"^subnet-[0-9a-f]{8,17}$")
+    security_group_ids: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]] = Field(
+        default_factory=list, max_length=16)
+    iam_instance_profile: Label | None = None
+    key_name: Label | None = Field(default=None, max_length=255)
 
 
 class EbsSettings(_Strict):
@@ -79,20 +81,20 @@ class EbsSettings(_Strict):
 
 
 class CmlNodeLimits(_Strict):
-    max_nodes_unlicensed: int = Field(default=5, ge=0)
-    max_nodes_licensed: int = Field(default=200, ge=0)
+    max_nodes_unlicensed: int = Field(default=5, ge=0, le=100_000)
+    max_nodes_licensed: int = Field(default=200, ge=0, le=100_000)
 
 
 class WorkerTemplate(_Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    instance_type: str = Field(default="m5zn.metal", min_length=1, max_length=64)
-    ami_name_pattern: str = Field(default="CML-*", min_length=1, max_length=128)
-    regions: dict[str, RegionPlacement] = Field(default_factory=dict)
+    instance_type: InstanceType = "m5zn.metal"
+    ami_name_pattern: Label = Field(default="CML-*", min_length=1, max_length=128)
+    regions: dict[AwsRegion, RegionPlacement] = Field(default_factory=dict, max_length=30)
     ebs: EbsSettings = Field(default_factory=EbsSettings)
     capacity: Resources = Field(default_factory=Resources)
-    cost_per_hour_usd: float | None = Field(default=None, ge=0)
+    cost_per_hour_usd: float | None = Field(default=None, ge=0, le=10_000)
     cml: CmlNodeLimits = Field(default_factory=CmlNodeLimits)
     enabled: bool = True
-    version: int = 0
+    version: Count = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from lcm_core.domain.enums import LicenseStatus
+from lcm_core.domain.types import Count, JsonObject, Label
 
 #: The 16 keys of `cml.system_info` (seed 004, gap 4).
 SYSTEM_INFO_KEYS = (
@@ -24,7 +24,7 @@ ALERT_HISTORY_LIMIT = 50
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
 
 
 class StateChange(Model):
@@ -37,7 +37,7 @@ class StateChange(Model):
     reason: str | None = None
     by: str | None = None
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", allow_inf_nan=False)
 
 
 class Ec2Telemetry(Model):
@@ -57,30 +57,30 @@ class CloudWatchTelemetry(Model):
 class CmlSystemInfo(Model):
     """Seed 004's 16 keys; a key the worker did not report stays null."""
 
-    all_cpu_count: int | None = None
+    all_cpu_count: Count | None = None
     all_cpu_percent: float | None = None
-    all_memory_total: int | None = None
-    all_memory_free: int | None = None
-    all_memory_used: int | None = None
-    all_disk_total: int | None = None
-    all_disk_free: int | None = None
-    all_disk_used: int | None = None
-    controller_disk_total: int | None = None
-    controller_disk_free: int | None = None
-    controller_disk_used: int | None = None
-    allocated_cpus: int | None = None
-    allocated_memory: int | None = None
-    total_nodes: int | None = None
-    running_nodes: int | None = None
-    computes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    all_memory_total: Count | None = None
+    all_memory_free: Count | None = None
+    all_memory_used: Count | None = None
+    all_disk_total: Count | None = None
+    all_disk_free: Count | None = None
+    all_disk_used: Count | None = None
+    controller_disk_total: Count | None = None
+    controller_disk_free: Count | None = None
+    controller_disk_used: Count | None = None
+    allocated_cpus: Count | None = None
+    allocated_memory: Count | None = None
+    total_nodes: Count | None = None
+    running_nodes: Count | None = None
+    computes: dict[Label, JsonObject] = Field(default_factory=dict, max_length=64)
 
 
 class CmlSystemHealth(Model):
     valid: bool | None = None
     is_licensed: bool | None = None
     is_enterprise: bool | None = None
-    computes: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    controller: dict[str, Any] = Field(default_factory=dict)
+    computes: dict[Label, JsonObject] = Field(default_factory=dict, max_length=64)
+    controller: JsonObject = Field(default_factory=dict)
 
 
 class CmlTelemetry(Model):
@@ -135,10 +135,10 @@ class Activity(Model):
 
 
 class Resources(Model):
-    cpu_cores: float = 0
-    memory_gb: float = 0
-    storage_gb: float = 0
-    max_nodes: int = 0
+    cpu_cores: float = Field(default=0, ge=0, le=100_000)
+    memory_gb: float = Field(default=0, ge=0, le=1_000_000)
+    storage_gb: float = Field(default=0, ge=0, le=10_000_000)
+    max_nodes: int = Field(default=0, ge=0, le=100_000)
 
 
 class Capacity(Model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -104,11 +104,18 @@ class ControllerStatusRepository:
         self._c = collection
 
     async def record(self, service: str, identity: str, report: dict[str, Any], at: datetime) -> None:
-        await self._c.find_one_and_update(
-            {"_id": f"{service}/{identity}"},
-            {"$set": {"service": service, "identity": identity, "report": report, "received_at": at}},
-            upsert=True, return_document=ReturnDocument.AFTER,
-        )
+        # Whole-document replace (then insert on a miss) rather than `$set` with upsert: it is the form every
+        # MongoDB-wire server we run against stores faithfully (nx-27017 turns `$set` datetimes into strings).
+        key = f"{service}/{identity}"
+        doc = {"_id": key, "service": service, "identity": identity, "report": report, "received_at": at}
+        for _ in range(3):
+            if (await self._c.replace_one({"_id": key}, doc)).matched_count == 1:
+                return
+            try:
+                await self._c.insert_one(doc)
+                return
+            except DuplicateKeyError:
+                continue  # another replica inserted it first: replace again
 
     async def all(self) -> list[dict[str, Any]]:
         return [d async for d in self._c.find({}).sort("_id", ASCENDING)]
