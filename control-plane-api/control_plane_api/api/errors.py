@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from bson.errors import InvalidDocument
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from bson.errors import InvalidDocument
 from pymongo.errors import PyMongoError
 
 from lcm_core.errors import ConflictError, InvalidError, LcmError, NotFoundError, UnavailableError
