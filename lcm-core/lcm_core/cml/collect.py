@@ -1,0 +1,238 @@
+"""One telemetry snapshot per host, and many hosts at once (ARCHITECTURE §9: bounded, concurrent, cached).
+
+A host's endpoints are asked concurrently: `system_information` (no auth) alongside one authentication
+followed by `system_stats`, `system_health`, `licensing` and `labs` (and, on request, telemetry events).
+One failing endpoint leaves its fields None, logs a warning and is named in `snapshot.errors`; only when
+every endpoint failed because the host could not be reached does the collection raise
+`CmlUnreachableError` — that is the "unreachable" health of seed 001, the rest is "degraded".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from lcm_core.cml.errors import CmlError, CmlUnreachableError
+from lcm_core.cml.models import SystemInformation
+from lcm_core.cml.parsers import (
+    last_activity_at,
+    parse_lab_ids,
+    parse_licensing,
+    parse_system_health,
+    parse_system_information,
+    parse_system_stats,
+    parse_telemetry_events,
+)
+from lcm_core.cml.pool import host_label
+from lcm_core.cml.telemetry import (
+    CmlComputeNode,
+    CmlLicenseInfo,
+    CmlSystemHealth,
+    CmlSystemStats,
+    CmlTelemetrySnapshot,
+)
+
+if TYPE_CHECKING:
+    from lcm_core.cml.client import CmlClient
+
+logger = logging.getLogger(__name__)
+
+#: Authenticated endpoints of a snapshot: name → (path, query).
+_AUTHED: dict[str, tuple[str, dict[str, str] | None]] = {
+    "system_stats": ("/system_stats", None),
+    "system_health": ("/system_health", None),
+    "licensing": ("/licensing", None),
+    "labs": ("/labs", {"show_all": "true"}),
+}
+_EVENTS = ("telemetry_events", ("/telemetry/events", None))
+
+#: Tolerance for a percentage a little above 100 (rounding on the host) before it counts as nonsense.
+_PERCENT_SLACK = 0.5
+
+
+def _percent(name: str, value: float | None, warnings: list[str], host: str) -> float | None:
+    """A percentage clamped to 0-100, or None (with a warning) when it is clearly out of range."""
+    if value is None:
+        return None
+    if value < 0 or value > 100 + _PERCENT_SLACK:
+        line = f"derived: '{name}' out of range ({value:.2f})"
+        warnings.append(line)
+        logger.warning("CML %s %s; the field is left empty", host, line)
+        return None
+    return round(min(value, 100.0), 2)
+
+
+def used_percent(used: int | None, free: int | None, total: int | None) -> float | None:
+    """used/total in percent (used = total - free when only free is known); None without a positive total."""
+    if total is None or total <= 0:
+        return None
+    if used is None:
+        if free is None:
+            return None
+        used = total - free
+    return used / total * 100
+
+
+def _merge_computes(stats: CmlSystemStats | None, health: CmlSystemHealth | None) -> dict[str, CmlComputeNode]:
+    """Union of both endpoints' computes: numbers from `system_stats`, flags from `system_health`."""
+    by_stats = stats.computes if stats else {}
+    by_health = health.computes if health else {}
+    merged: dict[str, CmlComputeNode] = {}
+    for cid in [*by_stats, *(c for c in by_health if c not in by_stats)]:
+        data: dict[str, Any] = by_stats[cid].model_dump() if cid in by_stats else {"id": cid}
+        if cid in by_health:
+            for key, value in by_health[cid].model_dump(exclude_none=True).items():
+                if data.get(key) is None:
+                    data[key] = value
+        merged[cid] = CmlComputeNode.model_validate(data)
+    return merged
+
+
+def build_snapshot(
+    *,
+    host: str | None = None,
+    collected_at: datetime | None = None,
+    information: SystemInformation | None = None,
+    stats: CmlSystemStats | None = None,
+    health: CmlSystemHealth | None = None,
+    licensing: CmlLicenseInfo | None = None,
+    lab_ids: list[str] | None = None,
+    last_activity: datetime | None = None,
+    errors: dict[str, str] | None = None,
+    warnings: list[str] | None = None,
+) -> CmlTelemetrySnapshot:
+    """Flatten parsed answers into one snapshot and derive `cpu/memory/disk_percent`. A part that is None
+    (not asked, or failed) leaves its fields None."""
+    warnings = warnings if warnings is not None else []
+    label = host or "?"
+    stats_fields: dict[str, Any] = stats.model_dump(exclude={"computes"}) if stats else {}
+    snapshot = CmlTelemetrySnapshot(
+        host=host,
+        collected_at=collected_at,
+        version=information.version if information else None,
+        ready=information.ready if information else None,
+        **stats_fields,
+        computes=_merge_computes(stats, health),
+        health_valid=health.valid if health else None,
+        is_licensed=health.is_licensed if health else None,
+        is_enterprise=health.is_enterprise if health else None,
+        controller_core_connected=health.controller_core_connected if health else None,
+        controller_nodes_loaded=health.controller_nodes_loaded if health else None,
+        controller_images_loaded=health.controller_images_loaded if health else None,
+        controller_valid=health.controller_valid if health else None,
+        license=licensing,
+        labs_count=len(lab_ids) if lab_ids is not None else None,
+        lab_ids=lab_ids,
+        last_activity_at=last_activity,
+        errors=dict(errors or {}),
+    )
+    snapshot.cpu_percent = _percent("cpu_percent", snapshot.all_cpu_percent, warnings, label)
+    snapshot.memory_percent = _percent(
+        "memory_percent",
+        used_percent(snapshot.all_memory_used, snapshot.all_memory_free, snapshot.all_memory_total),
+        warnings, label)
+    snapshot.disk_percent = _percent(
+        "disk_percent",
+        used_percent(snapshot.all_disk_used, snapshot.all_disk_free, snapshot.all_disk_total),
+        warnings, label)
+    snapshot.warnings = list(warnings)
+    return snapshot
+
+
+async def collect_cml_telemetry(client: CmlClient, host: str, *, include_activity: bool = False,
+                                now: datetime | None = None) -> CmlTelemetrySnapshot:
+    """Ask one host's telemetry endpoints concurrently and return the snapshot (see the module doc).
+
+    `include_activity=True` also reads `/telemetry/events` for `last_activity_at` (idle detection); it is
+    off by default because the event list grows with the host's history.
+    """
+    label = host_label(host)
+    authed = dict(_AUTHED)
+    if include_activity:
+        authed[_EVENTS[0]] = _EVENTS[1]
+    bodies: dict[str, Any] = {}
+    failures: dict[str, CmlError] = {}
+
+    async def fetch(name: str, path: str, *, auth: bool = True, params: dict[str, str] | None = None) -> None:
+        try:
+            bodies[name] = await client.get_json(host, path, auth=auth, params=params)
+        except CmlError as exc:
+            failures[name] = exc
+
+    async def authenticated() -> None:
+        try:
+            await client.ensure_token(host)
+        except CmlError as exc:  # one authentication failure, not one per endpoint
+            failures.update(dict.fromkeys(authed, exc))
+            return
+        async with asyncio.TaskGroup() as group:
+            for name, (path, params) in authed.items():
+                group.create_task(fetch(name, path, params=params))
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(fetch("system_information", "/system_information", auth=False))
+        group.create_task(authenticated())
+
+    if len(failures) == 1 + len(authed) and all(isinstance(e, CmlUnreachableError) for e in failures.values()):
+        raise failures["system_information"]
+    for exc in {id(e): e for e in failures.values()}.values():
+        names = ", ".join(name for name, e in failures.items() if e is exc)
+        logger.warning("CML %s: %s failed (%s: %s); those fields are left empty",
+                       label, names, type(exc).__name__, exc.message)
+
+    warnings: list[str] = []
+
+    def parsed(name: str, parse: Any, **kwargs: Any) -> Any:
+        return parse(bodies[name], host=label, warnings=warnings, **kwargs) if name in bodies else None
+
+    events = parsed("telemetry_events", parse_telemetry_events)
+    return build_snapshot(
+        host=label,
+        collected_at=now or datetime.now(UTC),
+        information=parsed("system_information", parse_system_information),
+        stats=parsed("system_stats", parse_system_stats),
+        health=parsed("system_health", parse_system_health),
+        licensing=parsed("licensing", parse_licensing, base_nodes_by_product=client.base_nodes_by_product),
+        lab_ids=parsed("labs", parse_lab_ids),
+        last_activity=last_activity_at(events) if events is not None else None,
+        errors={name: f"{type(exc).__name__}: {exc.message}"[:300] for name, exc in failures.items()},
+        warnings=warnings,
+    )
+
+
+async def iter_fleet_telemetry(client: CmlClient, hosts: Iterable[str], *, include_activity: bool = False,
+                               max_hosts: int = 50,
+                               ) -> AsyncIterator[tuple[str, CmlTelemetrySnapshot | CmlError]]:
+    """Yield `(host, snapshot or error)` for every host, in completion order.
+
+    At most `max_hosts` hosts are collected at once, so results stream out in waves instead of all 2,000
+    hosts progressing together and finishing together (the client's own limits still bound requests).
+    Leaving the loop early cancels the collections still running.
+    """
+    gate = asyncio.Semaphore(max_hosts)
+
+    async def one(host: str) -> tuple[str, CmlTelemetrySnapshot | CmlError]:
+        async with gate:
+            try:
+                return host, await collect_cml_telemetry(client, host, include_activity=include_activity)
+            except CmlError as exc:
+                return host, exc
+
+    tasks = [asyncio.create_task(one(host)) for host in dict.fromkeys(hosts)]
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            yield await next_done
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def collect_fleet_telemetry(client: CmlClient, hosts: Iterable[str], *, include_activity: bool = False,
+                                  max_hosts: int = 50) -> dict[str, CmlTelemetrySnapshot | CmlError]:
+    """Every host's snapshot (or the error that prevented it), keyed by the host as given."""
+    return {host: result async for host, result in
+            iter_fleet_telemetry(client, hosts, include_activity=include_activity, max_hosts=max_hosts)}

@@ -1,0 +1,303 @@
+"""collect_cml_telemetry and fleet collection: snapshot contents, partial failure, concurrency bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from lcm_core.cml import (
+    SYSTEM_INFO_KEYS,
+    CmlAuthError,
+    CmlClient,
+    CmlTelemetrySnapshot,
+    CmlUnreachableError,
+    collect_cml_telemetry,
+    collect_fleet_telemetry,
+)
+
+C0 = "435a7bac-882a-4edd-a8f3-f4ea9307cb52"
+C2 = "e2b7c0d4-55f1-4a3b-8e6d-0c9a1b2d3e4f"
+NOW = datetime(2026, 2, 10, 12, 0, tzinfo=UTC)
+
+Loader = Callable[[str], Any]
+
+
+def api(host: str, path: str) -> str:
+    return f"{host}/api/v0{path}"
+
+
+def serve_host(mock: respx.MockRouter, host: str, load: Loader, **overrides: Any) -> dict[str, respx.Route]:
+    """Mock every telemetry endpoint of one host with the recorded fixtures (overridable per endpoint)."""
+    bodies: dict[str, Any] = {
+        "/system_information": httpx.Response(200, json=load("system_information.json")),
+        "/system_stats": httpx.Response(200, json=load("system_stats.json")),
+        "/system_health": httpx.Response(200, json=load("system_health.json")),
+        "/licensing": httpx.Response(200, json=load("licensing.json")),
+        "/labs": httpx.Response(200, json=load("labs.json")),
+        "/telemetry/events": httpx.Response(200, json=load("telemetry_events.json")),
+    }
+    for path, value in overrides.items():
+        bodies["/" + path.replace("__", "/")] = value
+    routes = {"/authenticate": mock.post(api(host, "/authenticate")).respond(json="tok-" + host[-4:])}
+    for path, value in bodies.items():
+        route = mock.get(api(host, path))
+        if isinstance(value, httpx.Response):
+            route.mock(return_value=value)
+        else:
+            route.mock(side_effect=value)
+        routes[path] = route
+    return routes
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> str:
+    return "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+async def test_recorded_host_snapshot(client: CmlClient, mock: respx.MockRouter, host: str, load: Loader,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    routes = serve_host(mock, host, load)
+    snap = await collect_cml_telemetry(client, host, now=NOW)
+    assert not warnings_of(caplog)
+    assert (snap.errors, snap.warnings) == ({}, [])
+    assert (snap.host, snap.collected_at, snap.version, snap.ready) == (host, NOW, "2.9.0+build.3", True)
+    assert (snap.all_cpu_count, snap.all_cpu_percent, snap.running_nodes, snap.total_nodes) == (48, 0.49, 0, 2)
+    assert snap.controller_disk_used == 137775804416
+    assert (snap.health_valid, snap.is_licensed, snap.is_enterprise, snap.controller_valid) == (True,) * 4
+    assert snap.labs_count == 2
+    assert snap.license is not None
+    assert snap.license.node_limit == 520
+    # derived percents
+    assert snap.cpu_percent == 0.49
+    assert snap.memory_percent == round(2033487872 / 202422902784 * 100, 2)
+    assert snap.disk_percent == round(137792577536 / 266206101504 * 100, 2)
+    # stats and health of the compute are merged
+    node = snap.computes[C0]
+    assert (node.cpu_count, node.admission_state, node.kvm_vmx_enabled, node.healthy) == (48, "READY", True, True)
+    assert routes["/authenticate"].call_count == 1
+    assert routes["/telemetry/events"].call_count == 0  # only with include_activity
+
+
+async def test_system_info_has_exactly_the_16_seed_keys(client: CmlClient, mock: respx.MockRouter, host: str,
+                                                        load: Loader) -> None:
+    serve_host(mock, host, load)
+    snap = await collect_cml_telemetry(client, host)
+    info = snap.system_info_dict()
+    assert len(SYSTEM_INFO_KEYS) == 16
+    assert list(info) == list(SYSTEM_INFO_KEYS)
+    assert info["all_memory_total"] == 202422902784
+    assert info["allocated_cpus"] == 0
+    compute = info["computes"][C0]
+    assert set(compute) == {"hostname", "is_controller", "stats"}
+    assert set(compute["stats"]) == {"cpu", "memory", "disk", "dominfo"}
+    assert compute["stats"]["dominfo"]["total_nodes"] == 2
+    health = snap.system_health_dict()
+    assert set(health) == {"valid", "is_licensed", "is_enterprise", "computes", "controller"}
+    assert health["computes"][C0]["admission_state"] == "READY"
+    assert health["controller"] == {"core_connected": True, "nodes_loaded": True, "images_loaded": True,
+                                    "valid": True}
+    assert snap.license_dict() == {
+        "registration_status": "COMPLETED", "authorization_status": "IN_COMPLIANCE",
+        "expires": datetime(2027, 1, 14, 0, 56, 19, tzinfo=UTC), "product": "CML_Enterprise",
+        "is_enterprise": True, "node_limit": 520, "nodes_in_use": 0,
+    }
+
+
+async def test_report_matches_the_control_plane_contract(client: CmlClient, mock: respx.MockRouter, host: str,
+                                                         load: Loader) -> None:
+    reports = pytest.importorskip("control_plane_api.domain.reports")
+    serve_host(mock, host, load, system_health=httpx.Response(503))
+    snap = await collect_cml_telemetry(client, host, include_activity=True)
+    report = reports.CmlReport.model_validate(snap.report_dict())
+    assert report.system_info is not None
+    assert report.system_info.all_cpu_count == 48
+    assert report.system_health is None  # failed endpoint: "could not ask", not "all null"
+    assert report.license is not None
+    assert report.license.node_limit == 520
+    assert report.last_activity_at == datetime(2026, 2, 10, 9, 22, 5, tzinfo=UTC)
+    assert report.error is not None
+    assert "system_health" in report.error
+
+
+async def test_several_computes_merge_stats_and_health(client: CmlClient, mock: respx.MockRouter, host: str,
+                                                       load: Loader) -> None:
+    serve_host(mock, host, load,
+               system_stats=httpx.Response(200, json=load("system_stats_multi_compute.json")),
+               system_health=httpx.Response(200, json=load("system_health_multi_compute.json")),
+               licensing=httpx.Response(200, json=load("licensing_full.json")))
+    snap = await collect_cml_telemetry(client, host)
+    assert snap.compute_count == 3
+    assert (snap.running_nodes, snap.allocated_cpus) == (23, 64)
+    assert snap.health_valid is False
+    bad = snap.computes[C2]
+    assert (bad.hostname, bad.cpu_count, bad.admission_state, bad.healthy) == ("cml-compute-2", 96, "REGISTERED",
+                                                                               False)
+    assert snap.license is not None
+    assert snap.license.node_limit == 520
+    assert snap.memory_percent == round(548 / 960 * 100, 2)
+
+
+async def test_not_ready_unlicensed_host(client: CmlClient, mock: respx.MockRouter, host: str,
+                                         load: Loader) -> None:
+    serve_host(mock, host, load,
+               system_information=httpx.Response(200, json=load("system_information_not_ready.json")),
+               system_stats=httpx.Response(200, json=load("system_stats_not_ready.json")),
+               system_health=httpx.Response(200, json=load("system_health_not_ready.json")),
+               licensing=httpx.Response(200, json=load("licensing_unregistered.json")),
+               labs=httpx.Response(200, json=[]))
+    snap = await collect_cml_telemetry(client, host)
+    assert snap.ready is False
+    assert snap.labs_count == 0
+    assert (snap.memory_percent, snap.disk_percent, snap.cpu_percent) == (None, None, 0.0)
+    assert snap.running_nodes is None
+    assert list(snap.computes) == [C0]  # known from system_health only
+    assert snap.computes[C0].cpu_count is None
+    assert snap.computes[C0].admission_state == "ONLINE"
+    assert snap.license is not None
+    assert (snap.license.registration_status, snap.license.node_limit) == ("NOT_REGISTERED", None)
+    assert snap.is_licensed is False
+
+
+async def test_one_failing_endpoint_is_partial(client: CmlClient, mock: respx.MockRouter, host: str,
+                                               load: Loader, caplog: pytest.LogCaptureFixture) -> None:
+    serve_host(mock, host, load, system_health=httpx.Response(500, json={"code": 500, "description": "boom"}),
+               licensing=httpx.ReadTimeout("slow"))
+    snap = await collect_cml_telemetry(client, host)
+    assert set(snap.errors) == {"system_health", "licensing"}
+    assert "CmlUnreachableError" in snap.errors["system_health"]
+    assert (snap.health_valid, snap.is_licensed, snap.license) == (None, None, None)
+    assert snap.computes[C0].admission_state is None
+    assert snap.all_cpu_count == 48
+    assert snap.labs_count == 2
+    text = warnings_of(caplog)
+    assert "system_health failed" in text
+    assert "licensing failed" in text
+
+
+async def test_malformed_bodies_are_partial(client: CmlClient, mock: respx.MockRouter, host: str, load: Loader,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    serve_host(mock, host, load,
+               system_stats=httpx.Response(200, text="<html>oops</html>"),
+               system_health=httpx.Response(200, json=["not", "an", "object"]),
+               licensing=httpx.Response(200, json=load("licensing_odd.json")))
+    snap = await collect_cml_telemetry(client, host)
+    assert "CmlResponseError" in snap.errors["system_stats"]
+    assert "system_health" not in snap.errors  # answered, just useless: empty section + warning
+    assert snap.all_cpu_count is None
+    assert snap.health_valid is None
+    assert any("system_health: body is a JSON array" in w for w in snap.warnings)
+    assert any("'authorization' is missing" in w for w in snap.warnings)
+    assert snap.version == "2.9.0+build.3"
+    assert snap.report_dict()["system_info"] is None
+    assert "system_stats failed" in warnings_of(caplog)
+
+
+async def test_odd_stats_give_none_and_named_warnings(client: CmlClient, mock: respx.MockRouter, host: str,
+                                                      load: Loader) -> None:
+    serve_host(mock, host, load, system_stats=httpx.Response(200, json=load("system_stats_wrong_types.json")))
+    snap = await collect_cml_telemetry(client, host)
+    assert snap.errors == {}
+    assert snap.all_cpu_percent is None
+    assert snap.cpu_percent is None
+    assert snap.memory_percent is None  # all.memory.total unreadable
+    assert snap.disk_percent is None  # all.disk unreadable
+    assert any("'all.cpu.percent' is not a number" in w for w in snap.warnings)
+    assert snap.system_info_dict()["all_cpu_count"] == 48
+
+
+async def test_out_of_range_percent_is_dropped(client: CmlClient, mock: respx.MockRouter, host: str,
+                                               load: Loader) -> None:
+    stats = load("system_stats.json")
+    stats["all"]["cpu"]["percent"] = 4700.0
+    stats["all"]["memory"]["used"] = stats["all"]["memory"]["total"] * 2
+    serve_host(mock, host, load, system_stats=httpx.Response(200, json=stats))
+    snap = await collect_cml_telemetry(client, host)
+    assert (snap.cpu_percent, snap.memory_percent) == (None, None)
+    assert any("'cpu_percent' out of range" in w for w in snap.warnings)
+
+
+async def test_unreachable_host_raises(client: CmlClient, mock: respx.MockRouter, host: str) -> None:
+    mock.route(url__startswith=host).mock(side_effect=httpx.ConnectError("no route to host"))
+    with pytest.raises(CmlUnreachableError):
+        await collect_cml_telemetry(client, host)
+
+
+async def test_host_down_with_502_everywhere_raises(client: CmlClient, mock: respx.MockRouter, host: str) -> None:
+    mock.route(url__startswith=host).respond(502, text="Bad Gateway")
+    with pytest.raises(CmlUnreachableError):
+        await collect_cml_telemetry(client, host)
+
+
+async def test_bad_credentials_authenticate_once_and_keep_public_fields(
+        client: CmlClient, mock: respx.MockRouter, host: str, load: Loader) -> None:
+    routes = serve_host(mock, host, load)
+    routes["/authenticate"].respond(403, json={"code": 403, "description": "Authentication failed!"})
+    snap = await collect_cml_telemetry(client, host)
+    assert routes["/authenticate"].call_count == 1
+    assert (snap.version, snap.ready) == ("2.9.0+build.3", True)
+    assert set(snap.errors) == {"system_stats", "system_health", "licensing", "labs"}
+    assert all(CmlAuthError.__name__ in why for why in snap.errors.values())
+
+
+async def test_activity_from_telemetry_events(client: CmlClient, mock: respx.MockRouter, host: str,
+                                              load: Loader) -> None:
+    serve_host(mock, host, load)
+    snap = await client.collect_cml_telemetry(host, include_activity=True)
+    assert snap.last_activity_at == datetime(2026, 2, 10, 9, 22, 5, tzinfo=UTC)
+
+
+async def test_fleet_collection_respects_concurrency_bounds(mock: respx.MockRouter, load: Loader) -> None:
+    hosts = [f"http://127.0.0.1:9000/hosts/i-{n:04x}" for n in range(24)]
+    in_flight = 0
+    peak = 0
+    per_host: Counter[str] = Counter()
+    peak_per_host = 0
+    bodies = {
+        "/system_information": load("system_information.json"), "/system_stats": load("system_stats.json"),
+        "/system_health": load("system_health.json"), "/licensing": load("licensing.json"),
+        "/labs": load("labs.json"),
+    }
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak, peak_per_host
+        host = request.url.path.split("/api/v0")[0]
+        in_flight += 1
+        per_host[host] += 1
+        peak = max(peak, in_flight)
+        peak_per_host = max(peak_per_host, per_host[host])
+        try:
+            await asyncio.sleep(0.005)
+            endpoint = request.url.path.split("/api/v0", 1)[1]
+            if endpoint == "/authenticate":
+                return httpx.Response(200, json="tok")
+            return httpx.Response(200, json=bodies[endpoint])
+        finally:
+            in_flight -= 1
+            per_host[host] -= 1
+
+    mock.route(host="127.0.0.1").mock(side_effect=answer)
+    async with CmlClient("admin", "pw", max_in_flight=5, max_per_host=2, get_retries=0) as cml:
+        results = await collect_fleet_telemetry(cml, hosts, max_hosts=8)
+        assert cml.limiter.peak_in_flight <= 5
+    assert set(results) == set(hosts)
+    assert all(isinstance(r, CmlTelemetrySnapshot) and r.all_cpu_count == 48 for r in results.values())
+    assert peak == 5  # the bound was reached, and never exceeded
+    assert peak_per_host <= 2
+
+
+async def test_fleet_reports_unreachable_hosts_without_failing(client: CmlClient, mock: respx.MockRouter,
+                                                              load: Loader) -> None:
+    good, bad = "https://cml-good.example", "https://cml-down.example"
+    serve_host(mock, good, load)
+    mock.route(url__startswith=bad).mock(side_effect=httpx.ConnectTimeout("timeout"))
+    results = {host: result async for host, result in client.iter_fleet_telemetry([good, bad, good])}
+    assert set(results) == {good, bad}
+    assert isinstance(results[good], CmlTelemetrySnapshot)
+    assert isinstance(results[bad], CmlUnreachableError)
