@@ -7,8 +7,10 @@ Every replica serves `/health` (process alive), `/ready` (its election reaches e
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -19,8 +21,12 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import Field, SecretStr
 
+from lcm_core.control_plane_client import ControlPlaneClient
+from lcm_core.errors import LcmError
 from lcm_core.leader import ElectionConfig, LeaderElection, Leadership, LoopStats
 from lcm_core.settings import EtcdSettings, LcmSettings
+
+logger = logging.getLogger(__name__)
 
 
 def default_identity() -> str:
@@ -45,6 +51,11 @@ class ControllerSettings(LcmSettings, EtcdSettings):
 
     host: str = Field(default="127.0.0.1", validation_alias="CONTROLLER_HOST")
     """Interface of the health/status HTTP server."""
+
+    status_report_interval_seconds: float = Field(
+        default=15.0, ge=0, validation_alias="CONTROLLER_STATUS_REPORT_INTERVAL"
+    )
+    """How often each replica reports its leadership and loop stats to the CPA (0: never)."""
 
 
 class Loop(Protocol):
@@ -83,6 +94,29 @@ class ControllerHost:
             ),
             work=self._lead,
         )
+        self.control_plane = ControlPlaneClient(
+            settings.control_plane_api_url,
+            settings.control_plane_api_key.get_secret_value(),
+            epoch_provider=lambda: self.election.epoch,
+        )
+        """The internal-API client of this replica; mutating calls carry the current leader epoch."""
+
+    async def _report_status(self) -> None:
+        """Every replica reports (followers too): `GET /api/system/controllers` shows them all. A report is
+        sent every interval and at once when leadership changes; a failed report is logged, never fatal."""
+        interval = self.settings.status_report_interval_seconds
+        last_sent, last_leading = 0.0, None
+        while True:
+            leading = self.election.is_leader
+            now = time.monotonic()
+            if leading != last_leading or now - last_sent >= interval:
+                try:
+                    await self.control_plane.report_controller_status(self.status())
+                    last_sent, last_leading = now, leading
+                except LcmError as exc:
+                    logger.warning("status report to the control plane failed: %s", exc)
+                    last_sent = now
+            await asyncio.sleep(min(1.0, interval))
 
     async def _lead(self, leadership: Leadership) -> None:
         """Leader work: every loop at once; any loop that dies makes the leader step down."""
@@ -110,12 +144,16 @@ class ControllerHost:
     def create_app(self) -> FastAPI:
         @asynccontextmanager
         async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-            task = asyncio.create_task(self.election.run(), name=f"{self.service}-election")
+            tasks = [asyncio.create_task(self.election.run(), name=f"{self.service}-election")]
+            if self.settings.status_report_interval_seconds > 0:
+                tasks.append(asyncio.create_task(self._report_status(), name=f"{self.service}-status-report"))
             try:
                 yield
             finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await self.control_plane.aclose()
 
         app = FastAPI(title=f"LCM {self.service}", lifespan=lifespan, docs_url=None, redoc_url=None)
 
