@@ -4,12 +4,9 @@ dashboard session cookies (HS256, signed by the CPA) and local users (PBKDF2 pas
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import hmac
 import json
 import logging
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +17,11 @@ import jwt
 
 from control_plane_api.settings import ControlPlaneSettings
 from lcm_core.errors import ConfigurationError, LcmError
+from lcm_core.passwords import check_password, hash_password
 
 logger = logging.getLogger(__name__)
 
 ROLES = ("admin", "viewer")
-_PBKDF2_ITERATIONS = 200_000
 
 
 class AuthenticationError(LcmError):
@@ -137,23 +134,6 @@ class SessionCodec:
             raise AuthenticationError("invalid session")
         roles = frozenset(r for r in claims.get("roles", []) if r in ROLES)
         return Principal(subject=str(claims["sub"]), roles=roles, via="session")
-
-
-def hash_password(password: str, salt: bytes | None = None, iterations: int = _PBKDF2_ITERATIONS) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    return f"pbkdf2_sha256${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def check_password(password: str, encoded: str) -> bool:
-    try:
-        scheme, iterations, salt, digest = encoded.split("$")
-        if scheme != "pbkdf2_sha256":
-            return False
-        candidate = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
-    except ValueError:
-        return False
-    return hmac.compare_digest(candidate, base64.b64decode(digest))
 
 
 _DUMMY_HASH = hash_password("unused", b"0" * 16)

@@ -142,6 +142,7 @@ class Stack:
         )
 
         private_pem, public_pem = tokens.ensure_keypair(state / "auth")
+        users_file, passwords = tokens.ensure_local_users(state / "auth")
         private_key = private_pem.read_bytes()
         api_url = f"http://{opts.api_host}:{opts.api_port}"
         self.env = {
@@ -152,6 +153,13 @@ class Stack:
             "CONTROL_PLANE_API_URL": api_url,
             "CONTROL_PLANE_API_KEY": secrets.token_urlsafe(24),
             "AUTH_JWT_PUBLIC_KEY_FILE": str(public_pem),
+            "AUTH_OIDC_ISSUER": tokens.ISSUER,
+            "AUTH_LOCAL_USERS_FILE": str(users_file),
+            "AUTH_SESSION_SECRET": secrets.token_urlsafe(32),
+            "LCM_ADMIN_USER": "admin",
+            "LCM_ADMIN_PASSWORD": passwords["admin"],
+            "LCM_VIEWER_USER": "viewer",
+            "LCM_VIEWER_PASSWORD": passwords["viewer"],
             "AWS_ENDPOINT_URL": aws_url,
             "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
             "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
@@ -211,7 +219,8 @@ class Stack:
             "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION",
             "WORKER_DISCOVERY_REGIONS", "WORKER_DISCOVERY_AMI_NAME", "CML_SIMULATOR_URL",
             "CML_WORKER_URL_TEMPLATE", "CML_WORKER_API_USERNAME", "CML_WORKER_API_PASSWORD", "MONGODB_URL",
-            "REDIS_URL", "ETCD_HOST", "ETCD_PORT",
+            "REDIS_URL", "ETCD_HOST", "ETCD_PORT", "LCM_ADMIN_USER", "LCM_ADMIN_PASSWORD", "LCM_VIEWER_USER",
+            "LCM_VIEWER_PASSWORD",
         ]
         path = self.options.env_file
         tmp = path.with_suffix(".tmp")
@@ -236,11 +245,13 @@ def _banner(stack: Stack, elapsed: float) -> str:
         f"LCM local stack ready in {elapsed:.1f}s",
         f"  dashboard        {env['LCM_API_URL']}/",
         f"  API docs         {env['LCM_API_URL']}/api/docs",
+        f"  dashboard login  admin / {env['LCM_ADMIN_PASSWORD']}   viewer / {env['LCM_VIEWER_PASSWORD']}",
         f"  local AWS        {env['AWS_ENDPOINT_URL']}  (regions {env['WORKER_DISCOVERY_REGIONS']})",
         f"  CML simulator    {env['CML_SIMULATOR_URL']}/hosts/<instance-id>/api/v0",
         f"  logs             {opts.state_dir / 'logs'}",
         f"  environment      source {opts.env_file.relative_to(opts.root)}",
         "  try              curl -s $LCM_API_URL/api/health",
+        '                   curl -s -H "Authorization: Bearer $LCM_ADMIN_TOKEN" $LCM_API_URL/api/workers',
         "Press Ctrl-C to stop everything.",
         "",
     ]

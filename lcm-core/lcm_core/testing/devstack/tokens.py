@@ -3,12 +3,16 @@ without an identity provider. The CPA verifies them with the public key; product
 
 from __future__ import annotations
 
+import json
+import secrets
 import time
 from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from lcm_core.passwords import hash_password
 
 ISSUER = "lcm-local"
 AUDIENCE = "lcm"
@@ -49,3 +53,20 @@ def issue_token(private_key_pem: bytes, subject: str, roles: list[str], ttl_seco
         "exp": now + ttl_seconds,
     }
     return jwt.encode(claims, private_key_pem, algorithm="RS256", headers={"kid": "lcm-local"})
+
+
+def ensure_local_users(directory: Path) -> tuple[Path, dict[str, str]]:
+    """Dashboard users `admin` and `viewer` with random passwords, created once and kept across runs.
+
+    Returns the users file (PBKDF2 hashes, read by the CPA) and {username: password} for the env file.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    users_path, secrets_path = directory / "local-users.json", directory / "local-passwords.json"
+    if not users_path.exists() or not secrets_path.exists():
+        passwords = {name: secrets.token_urlsafe(12) for name in ("admin", "viewer")}
+        secrets_path.write_text(json.dumps(passwords))
+        secrets_path.chmod(0o600)
+        users = [{"username": name, "password_hash": hash_password(pw), "roles": [name]}
+                 for name, pw in passwords.items()]
+        users_path.write_text(json.dumps({"users": users}, indent=2))
+    return users_path, json.loads(secrets_path.read_text())
