@@ -245,7 +245,7 @@ def _banner(stack: Stack, elapsed: float) -> str:
         f"LCM local stack ready in {elapsed:.1f}s",
         f"  dashboard        {env['LCM_API_URL']}/",
         f"  API docs         {env['LCM_API_URL']}/api/docs",
-        f"  dashboard login  admin / {env['LCM_ADMIN_PASSWORD']}   viewer / {env['LCM_VIEWER_PASSWORD']}",
+        "  dashboard login  admin or viewer; passwords are LCM_ADMIN_PASSWORD / LCM_VIEWER_PASSWORD in the env file",
         f"  local AWS        {env['AWS_ENDPOINT_URL']}  (regions {env['WORKER_DISCOVERY_REGIONS']})",
         f"  CML simulator    {env['CML_SIMULATOR_URL']}/hosts/<instance-id>/api/v0",
         f"  logs             {opts.state_dir / 'logs'}",
