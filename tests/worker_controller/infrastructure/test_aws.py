@@ -1,0 +1,102 @@
+"""The EC2/CloudWatch adapter against a real moto server: name filters, batching, missing ids, actions."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+
+from lcm_core.testing.devstack.aws_seed import register_ami
+from worker_controller.infrastructure.aws import AwsFleet
+
+
+def session() -> boto3.session.Session:
+    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@pytest.fixture
+def aws(moto_server):
+    url = f"http://{moto_server.address}"
+    fleet = AwsFleet(endpoint_url=url, max_concurrency=4, session_factory=session)
+    yield fleet, url
+    fleet.close()
+
+
+def ec2(url: str, region: str):
+    return session().client("ec2", region_name=region, endpoint_url=url)
+
+
+def launch(client, ami: str, count: int) -> list[str]:
+    reply = client.run_instances(ImageId=ami, MinCount=count, MaxCount=count, InstanceType="m5zn.metal")
+    return [i["InstanceId"] for i in reply["Instances"]]
+
+
+def test_discovery_reads_are_filtered_by_ami_name_and_skip_terminated(aws) -> None:
+    fleet, url = aws
+    tag = uuid.uuid4().hex[:8]
+    client = ec2(url, "eu-central-1")
+    cml = register_ami(client, f"CML-9.{tag}-a")
+    other = register_ami(client, f"ubuntu-{tag}")
+    cml_ids = launch(client, cml, 3)
+    launch(client, other, 1)
+    client.terminate_instances(InstanceIds=[cml_ids[2]])
+
+    async def run():
+        amis = await fleet.find_amis("eu-central-1", f"CML-9.{tag}-*")
+        return amis, await fleet.instances_from_amis("eu-central-1", list(amis))
+
+    amis, instances = asyncio.run(run())
+    assert list(amis) == [cml]
+    assert sorted(i.instance_id for i in instances) == sorted(cml_ids[:2])
+    assert {i.state for i in instances} == {"running"}
+    assert all(i.private_ip for i in instances)
+
+
+def test_reads_by_id_tolerate_missing_ids_and_are_batched(aws) -> None:
+    fleet, url = aws
+    client = ec2(url, "ap-south-1")
+    ami = register_ami(client, f"CML-batch-{uuid.uuid4().hex[:8]}")
+    ids = launch(client, ami, 250)
+    client.stop_instances(InstanceIds=ids[:1])
+    missing = "i-0123456789abcdef0"
+
+    async def run():
+        fleet.calls.clear()
+        found = await fleet.instances_by_id("ap-south-1", [*ids, missing])
+        checks = await fleet.status_checks("ap-south-1", ids)
+        samples = await fleet.cloudwatch("ap-south-1", ids, now=datetime.now(UTC))
+        return found, checks, samples, dict(fleet.calls)
+
+    found, checks, samples, calls = asyncio.run(run())
+    assert set(found) == set(ids)
+    assert found[ids[0]].state == "stopped"
+    assert set(checks) == set(ids)
+    assert checks[ids[1]].instance_status in ("ok", "initializing")
+    assert isinstance(samples, dict)
+    # 251 ids → 2 DescribeInstances (≤ 200 filter values), 3 DescribeInstanceStatus (≤ 100),
+    # 750 metric queries → 2 GetMetricData (≤ 500): never one call per worker.
+    assert calls["describe_instances"] == 2
+    assert calls["describe_instance_status"] == 3
+    assert calls["get_metric_data"] == 2
+
+
+def test_actions_drive_instances(aws) -> None:
+    fleet, url = aws
+    client = ec2(url, "sa-east-1")
+    ami = register_ami(client, f"CML-act-{uuid.uuid4().hex[:8]}")
+    ids = launch(client, ami, 2)
+
+    async def run():
+        await fleet.stop("sa-east-1", ids)
+        stopped = await fleet.instances_by_id("sa-east-1", ids)
+        await fleet.start("sa-east-1", ids[:1])
+        await fleet.terminate("sa-east-1", ids[1:])
+        return stopped, await fleet.instances_by_id("sa-east-1", ids)
+
+    stopped, after = asyncio.run(run())
+    assert {i.state for i in stopped.values()} == {"stopped"}
+    assert after[ids[0]].state in ("pending", "running")
+    assert after[ids[1]].state == "terminated"

@@ -1,0 +1,235 @@
+"""EC2 and CloudWatch, batched per region (ARCHITECTURE §9): never one call per worker.
+
+boto3 is blocking, so every call runs in a bounded thread pool; there is one client per service and region,
+created once (boto3 clients are thread-safe). AWS responses are validated field by field: a missing or odd
+field becomes None, never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lcm_core.errors import UnavailableError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DESCRIBE_FILTER_VALUES = 200
+"""Values per EC2 filter in one call."""
+STATUS_BATCH = 100
+"""Instance ids per DescribeInstanceStatus call."""
+ACTION_BATCH = 1000
+"""Instance ids per Start/Stop/TerminateInstances call."""
+METRIC_QUERIES_PER_CALL = 500
+"""CloudWatch GetMetricData limit."""
+AWS_ERRORS = (BotoCoreError, ClientError)
+
+
+def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+@dataclass(frozen=True)
+class Ec2Instance:
+    instance_id: str
+    region: str
+    state: str | None
+    instance_type: str | None = None
+    image_id: str | None = None
+    private_ip: str | None = None
+    public_ip: str | None = None
+    launch_time: datetime | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str | None:
+        return self.tags.get("Name")
+
+    @classmethod
+    def from_aws(cls, region: str, raw: dict[str, Any]) -> Ec2Instance | None:
+        instance_id = raw.get("InstanceId")
+        if not isinstance(instance_id, str):
+            logger.warning("EC2 returned an instance without an id in %s; ignored", region)
+            return None
+        state = raw.get("State")
+        tags = {t["Key"]: t.get("Value", "") for t in raw.get("Tags") or []
+                if isinstance(t, dict) and isinstance(t.get("Key"), str)}
+        launch = raw.get("LaunchTime")
+        return cls(
+            instance_id=instance_id, region=region,
+            state=state.get("Name") if isinstance(state, dict) else None,
+            instance_type=raw.get("InstanceType"), image_id=raw.get("ImageId"),
+            private_ip=raw.get("PrivateIpAddress"), public_ip=raw.get("PublicIpAddress"),
+            launch_time=launch if isinstance(launch, datetime) else None, tags=tags,
+        )
+
+
+@dataclass(frozen=True)
+class StatusChecks:
+    system_status: str | None
+    instance_status: str | None
+
+
+@dataclass(frozen=True)
+class CloudWatchSample:
+    cpu_utilization: float | None = None
+    network_in_bytes: float | None = None
+    network_out_bytes: float | None = None
+
+
+class AwsFleet:
+    """The worker-controller's view of EC2 and CloudWatch across regions."""
+
+    def __init__(self, *, endpoint_url: str | None, max_concurrency: int = 8,
+                 session_factory: Callable[[], boto3.session.Session] = boto3.session.Session) -> None:
+        self._endpoint_url = endpoint_url
+        self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="aws")
+        self._session = session_factory()
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._config = Config(retries={"max_attempts": 5, "mode": "adaptive"}, max_pool_connections=max_concurrency,
+                              connect_timeout=5, read_timeout=30)
+        self.calls: dict[str, int] = {}
+        """API calls made, by operation (benchmarks and tests check the batching)."""
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _client(self, service: str, region: str) -> Any:
+        key = (service, region)
+        if key not in self._clients:
+            self._clients[key] = self._session.client(service, region_name=region, endpoint_url=self._endpoint_url,
+                                                      config=self._config)
+        return self._clients[key]
+
+    async def _call(self, service: str, region: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        client = self._client(service, region)
+        self.calls[operation] = self.calls.get(operation, 0) + 1
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, lambda: getattr(client, operation)(**kwargs))
+        except AWS_ERRORS as exc:
+            raise UnavailableError(f"AWS {service}.{operation} in {region} failed: {exc}") from exc
+
+    async def _paginate(self, region: str, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = await self._call("ec2", region, operation, **kwargs, **({"NextToken": token} if token else {}))
+            items.extend(page.get(key) or [])
+            token = page.get("NextToken")
+            if not token:
+                return items
+
+    # ------------------------------------------------------------------ EC2 reads
+
+    async def find_amis(self, region: str, name_pattern: str) -> dict[str, str]:
+        """{ami_id: name} of images whose name matches the glob (EC2 name filters take `*` and `?`)."""
+        reply = await self._call("ec2", region, "describe_images", Filters=[{"Name": "name", "Values": [name_pattern]}])
+        return {img["ImageId"]: str(img.get("Name") or "") for img in reply.get("Images") or []
+                if isinstance(img, dict) and isinstance(img.get("ImageId"), str)}
+
+    async def instances_from_amis(self, region: str, ami_ids: Sequence[str]) -> list[Ec2Instance]:
+        """Every instance launched from these AMIs, in any state but terminated."""
+        found: list[Ec2Instance] = []
+        for batch in chunks(list(ami_ids), DESCRIBE_FILTER_VALUES):
+            reservations = await self._paginate(
+                region, "describe_instances", "Reservations",
+                Filters=[{"Name": "image-id", "Values": list(batch)},
+                         {"Name": "instance-state-name",
+                          "Values": ["pending", "running", "stopping", "stopped", "shutting-down"]}],
+                MaxResults=1000)
+            found += self._instances(region, reservations)
+        return found
+
+    async def instances_by_id(self, region: str, instance_ids: Sequence[str]) -> dict[str, Ec2Instance]:
+        """The instances that still exist (a filter, not InstanceIds, so that one missing id fails nothing)."""
+        found: dict[str, Ec2Instance] = {}
+        for batch in chunks(list(instance_ids), DESCRIBE_FILTER_VALUES):
+            reservations = await self._paginate(region, "describe_instances", "Reservations",
+                                                Filters=[{"Name": "instance-id", "Values": list(batch)}])
+            found.update({i.instance_id: i for i in self._instances(region, reservations)})
+        return found
+
+    @staticmethod
+    def _instances(region: str, reservations: list[dict[str, Any]]) -> list[Ec2Instance]:
+        out = []
+        for reservation in reservations:
+            for raw in reservation.get("Instances") or []:
+                instance = Ec2Instance.from_aws(region, raw) if isinstance(raw, dict) else None
+                if instance is not None:
+                    out.append(instance)
+        return out
+
+    async def status_checks(self, region: str, instance_ids: Sequence[str]) -> dict[str, StatusChecks]:
+        """EC2 system and instance status checks, ≤ 100 ids per call."""
+        found: dict[str, StatusChecks] = {}
+        for batch in chunks(list(instance_ids), STATUS_BATCH):
+            reply = await self._call("ec2", region, "describe_instance_status", InstanceIds=list(batch),
+                                     IncludeAllInstances=True)
+            for item in reply.get("InstanceStatuses") or []:
+                iid = item.get("InstanceId")
+                if isinstance(iid, str):
+                    found[iid] = StatusChecks(
+                        system_status=(item.get("SystemStatus") or {}).get("Status"),
+                        instance_status=(item.get("InstanceStatus") or {}).get("Status"))
+        return found
+
+    # ------------------------------------------------------------------ EC2 actions
+
+    async def start(self, region: str, instance_ids: Sequence[str]) -> None:
+        for batch in chunks(list(instance_ids), ACTION_BATCH):
+            await self._call("ec2", region, "start_instances", InstanceIds=list(batch))
+
+    async def stop(self, region: str, instance_ids: Sequence[str]) -> None:
+        for batch in chunks(list(instance_ids), ACTION_BATCH):
+            await self._call("ec2", region, "stop_instances", InstanceIds=list(batch))
+
+    async def terminate(self, region: str, instance_ids: Sequence[str]) -> None:
+        for batch in chunks(list(instance_ids), ACTION_BATCH):
+            await self._call("ec2", region, "terminate_instances", InstanceIds=list(batch))
+
+    # ------------------------------------------------------------------ CloudWatch
+
+    async def cloudwatch(self, region: str, instance_ids: Sequence[str], *, now: datetime,
+                         window: timedelta = timedelta(minutes=10)) -> dict[str, CloudWatchSample]:
+        """Latest CPU (%) and network (bytes) per instance: 3 queries each, ≤ 500 queries per call."""
+        metrics = (("cpu", "CPUUtilization", "Average"), ("in", "NetworkIn", "Sum"), ("out", "NetworkOut", "Sum"))
+        queries: list[dict[str, Any]] = []
+        ids: dict[str, tuple[str, str]] = {}
+        for index, iid in enumerate(instance_ids):
+            for short, name, stat in metrics:
+                qid = f"{short}{index}"
+                ids[qid] = (iid, short)
+                queries.append({"Id": qid, "ReturnData": True, "MetricStat": {
+                    "Metric": {"Namespace": "AWS/EC2", "MetricName": name,
+                               "Dimensions": [{"Name": "InstanceId", "Value": iid}]},
+                    "Period": 300, "Stat": stat}})
+        values: dict[str, dict[str, float]] = {}
+        for batch in chunks(queries, METRIC_QUERIES_PER_CALL):
+            token: str | None = None
+            while True:
+                reply = await self._call("cloudwatch", region, "get_metric_data", MetricDataQueries=list(batch),
+                                         StartTime=now - window, EndTime=now, ScanBy="TimestampDescending",
+                                         **({"NextToken": token} if token else {}))
+                for result in reply.get("MetricDataResults") or []:
+                    target = ids.get(result.get("Id", ""))
+                    points = result.get("Values") or []
+                    if target and points and isinstance(points[0], int | float):
+                        values.setdefault(target[0], {})[target[1]] = float(points[0])
+                token = reply.get("NextToken")
+                if not token:
+                    break
+        return {iid: CloudWatchSample(cpu_utilization=v.get("cpu"), network_in_bytes=v.get("in"),
+                                      network_out_bytes=v.get("out")) for iid, v in values.items()}
