@@ -55,6 +55,12 @@ class WorkerControllerSettings(ControllerSettings):
     aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
     """Custom AWS endpoint (the local stack's moto); unset for real AWS."""
 
+    aws_access_key_id: str | None = Field(default=None, validation_alias="AWS_ACCESS_KEY_ID")
+    """Static AWS credentials; unset to use boto3's chain (instance profile, IRSA, SSO, shared config)."""
+
+    aws_secret_access_key: SecretStr | None = Field(default=None, validation_alias="AWS_SECRET_ACCESS_KEY")
+    """Secret of the static AWS credentials."""
+
     aws_max_concurrency: int = Field(default=8, ge=1, le=64, validation_alias="AWS_MAX_CONCURRENCY")
     """Blocking boto3 calls in flight at once (a bounded thread pool)."""
 

@@ -50,7 +50,8 @@ class MonitoringSettings(_Strict):
 
 class IdleSettings(_Strict):
     enabled: bool = True
-    threshold_minutes: int = Field(default=30, ge=1, le=10080)
+    threshold_minutes: float = Field(default=30, ge=0.05, le=10080)
+    """Idle this long (no running nodes, no CML activity) → eligible for auto-pause; fractions allowed."""
     snooze_minutes_after_resume: int = Field(default=60, ge=0, le=10080)
     auto_pause: bool = True
 

@@ -78,6 +78,7 @@ class Ec2Instance:
 
 @dataclass(frozen=True)
 class StatusChecks:
+    state: str | None
     system_status: str | None
     instance_status: str | None
 
@@ -182,6 +183,7 @@ class AwsFleet:
                 iid = item.get("InstanceId")
                 if isinstance(iid, str):
                     found[iid] = StatusChecks(
+                        state=(item.get("InstanceState") or {}).get("Name"),
                         system_status=(item.get("SystemStatus") or {}).get("Status"),
                         instance_status=(item.get("InstanceStatus") or {}).get("Status"))
         return found

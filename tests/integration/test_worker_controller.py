@@ -1,0 +1,135 @@
+"""The worker-controller end to end against real servers: moto (AWS), the CPA on MongoDB-wire/Redis/etcd,
+and the CML simulator. Discovery, EC2 sync, start/stop through the API, CML telemetry, idle auto-pause."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from lcm_core.testing.asgi_server import serve_in_thread
+from lcm_core.testing.devstack.aws_seed import register_ami
+from tests.fixtures.control_plane import API_KEY
+from worker_controller.main import build_host
+from worker_controller.settings import WorkerControllerSettings
+
+REGION = "eu-west-3"
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def fleet(control_plane, moto_server, cml_simulator):
+    """A CML AMI with two running instances and one from another AMI, plus a running worker-controller."""
+    url = f"http://{moto_server.address}"
+    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=url, aws_access_key_id="x", aws_secret_access_key="x")
+    tag = uuid.uuid4().hex[:8]
+    ami = register_ami(ec2, f"CML-2.9.{tag}-build")
+    other = register_ami(ec2, f"ubuntu-{tag}")
+    ids = [i["InstanceId"] for i in ec2.run_instances(ImageId=ami, MinCount=2, MaxCount=2,
+                                                       InstanceType="m5zn.metal")["Instances"]]
+    ec2.run_instances(ImageId=other, MinCount=1, MaxCount=1, InstanceType="t3.micro")
+    settings = WorkerControllerSettings(
+        LCM_ENVIRONMENT="test", ETCD_HOST=control_plane.etcd.host, ETCD_PORT=control_plane.etcd.port,
+        ETCD_PREFIX=control_plane.prefix, CONTROL_PLANE_API_URL=control_plane.url, CONTROL_PLANE_API_KEY=API_KEY,
+        CONTROLLER_IDENTITY="wc-test", WORKER_CONTROLLER_LEADER_LEASE_TTL=3,
+        WORKER_DISCOVERY_REGIONS=REGION, WORKER_DISCOVERY_AMI_NAME=f"CML-2.9.{tag}-*",
+        WORKER_DISCOVERY_INTERVAL=1, METRICS_POLL_INTERVAL=1, IDLE_CHECK_INTERVAL=1,
+        WORKER_CONTROLLER_RECONCILE_INTERVAL=2, CONTROLLER_STATUS_REPORT_INTERVAL=1,
+        AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x",
+        CML_WORKER_URL_TEMPLATE=f"{cml_simulator.url}/hosts/{{instance_id}}",
+        CML_WORKER_API_USERNAME=cml_simulator.username, CML_WORKER_API_PASSWORD=cml_simulator.password,
+        CML_WORKER_VERIFY_TLS="false",
+    )
+    with serve_in_thread(build_host(settings).create_app()):
+        yield ec2, ids
+
+
+def workers(cp) -> dict[str, dict[str, Any]]:
+    page = httpx.get(f"{cp.url}/api/workers", headers=cp.viewer(), params={"aws_region": REGION}).json()
+    return {w["aws_instance_id"]: w for w in page["items"]}
+
+
+def test_discovery_metrics_and_lifecycle(control_plane, fleet) -> None:
+    ec2, ids = fleet
+    found = wait_for("both CML instances imported", lambda: len(workers(control_plane)) == 2 and workers(control_plane))
+    assert set(found) == set(ids)  # the Ubuntu instance is not a worker
+
+    def with_cml_data():
+        current = workers(control_plane)
+        ready = [w for w in current.values()
+                 if w["telemetry"]["cml"]["system_info"]["all_cpu_count"] and w["service_status"] == "available"]
+        return current if len(ready) == 2 else None
+
+    current = wait_for("CML telemetry on both workers", with_cml_data, timeout=30)
+    worker = current[ids[0]]
+    info = worker["telemetry"]["cml"]["system_info"]
+    assert info["all_memory_total"] > 0
+    assert info["all_disk_total"] > 0
+    assert info["computes"]
+    assert worker["telemetry"]["cml"]["system_health"]["valid"] is not None
+    assert worker["license"]["registration_status"] is not None
+    assert worker["health_status"] in ("healthy", "degraded")
+    assert worker["telemetry"]["memory_percent"] is not None
+
+    # Stopped in EC2 behind LCM's back → stopped in LCM (EC2 is authoritative).
+    ec2.stop_instances(InstanceIds=[ids[1]])
+    wait_for("status stopped", lambda: workers(control_plane)[ids[1]]["status"] == "stopped")
+    # Started through the API → the controller starts the instance → running.
+    wid = workers(control_plane)[ids[1]]["id"]
+    started = httpx.post(f"{control_plane.url}/api/workers/{wid}/start", headers=control_plane.admin())
+    assert started.status_code == 200
+    wait_for("running again", lambda: workers(control_plane)[ids[1]]["status"] == "running")
+    state = ec2.describe_instances(InstanceIds=[ids[1]])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    assert state == "running"
+
+    # Controllers' stats are served by the CPA (seed 001).
+    def controller_stats():
+        overview = httpx.get(f"{control_plane.url}/api/system/controllers", headers=control_plane.viewer()).json()
+        entry = overview["controllers"].get("worker-controller") or {}
+        leaders = [r for r in entry.get("replicas", []) if r["is_leader"]]
+        loops = {loop["name"]: loop for loop in leaders[0]["loops"]} if leaders else {}
+        return loops if loops.get("metrics", {}).get("runs") and loops.get("discovery", {}).get("runs") else None
+
+    loops = wait_for("controller stats", controller_stats)
+    assert loops["metrics"]["success_rate"] > 0
+    assert "workers_by_health" in loops["metrics"]
+
+
+def test_idle_worker_is_auto_paused(control_plane, fleet) -> None:
+    ec2, ids = fleet
+    wait_for("imported", lambda: len(workers(control_plane)) == 2)
+    with httpx.Client(base_url=control_plane.url, headers=control_plane.admin()) as http:
+        keep = workers(control_plane)[ids[0]]["id"]
+        assert http.put(f"/api/workers/{keep}/idle-detection", json={"enabled": False}).status_code == 200
+        current = http.get("/api/settings").json()
+        assert http.put("/api/settings", json={"version": current["version"], "idle": {
+            "enabled": True, "threshold_minutes": 0.05, "snooze_minutes_after_resume": 0, "auto_pause": True}}
+        ).status_code == 200
+    pause = workers(control_plane)[ids[1]]["id"]
+
+    def paused() -> bool:
+        worker = httpx.get(f"{control_plane.url}/api/workers/{pause}", headers=control_plane.viewer()).json()
+        return worker["desired_status"] == "stopped" and worker["activity"]["pause_reason"] == "idle_timeout"
+
+    wait_for("auto-pause requested", paused, timeout=30)
+    wait_for("instance stopped by the controller", lambda: ec2.describe_instances(InstanceIds=[ids[1]])[
+        "Reservations"][0]["Instances"][0]["State"]["Name"] == "stopped")
+    wait_for("worker stopped", lambda: workers(control_plane)[ids[1]]["status"] == "stopped")
+    kept = workers(control_plane)[ids[0]]
+    assert kept["desired_status"] is None
+    assert kept["status"] == "running"

@@ -1,0 +1,56 @@
+"""The control plane's internal API, as the worker-controller uses it (the only way it changes state)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from lcm_core.control_plane_client import ControlPlaneClient
+from worker_controller.domain.worker_view import WorkerView
+
+#: Items per bulk call: large enough to make 2,000 workers a handful of requests, small enough for one body.
+BATCH = 500
+
+
+class ControlPlaneGateway:
+    def __init__(self, client: ControlPlaneClient) -> None:
+        self._client = client
+
+    async def workers(self, *, include_terminated: bool = False, status: str | None = None) -> list[WorkerView]:
+        page = await self._client.get("/api/internal/workers", include_terminated=include_terminated,
+                                      status=status, limit=5000)
+        return [WorkerView.model_validate(item) for item in page["items"]]
+
+    async def worker(self, worker_id: str) -> WorkerView:
+        return WorkerView.model_validate(await self._client.get(f"/api/internal/workers/{worker_id}"))
+
+    async def settings(self) -> dict[str, Any]:
+        return await self._client.get("/api/internal/settings")  # type: ignore[no-any-return]
+
+    async def bulk_import(self, instances: Sequence[dict[str, Any]], source: str) -> dict[str, list[str]]:
+        outcome: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": []}
+        for start in range(0, len(instances), BATCH):
+            reply = await self._client.post("/api/internal/workers/bulk-import",
+                                            {"instances": list(instances[start:start + BATCH]), "source": source})
+            for key in outcome:
+                outcome[key] += reply[key]
+        return outcome
+
+    async def report_status(self, worker_id: str, body: dict[str, Any]) -> WorkerView:
+        return WorkerView.model_validate(await self._client.post(f"/api/internal/workers/{worker_id}/status", body))
+
+    async def report_metrics(self, reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        totals: dict[str, Any] = {"updated": [], "not_found": [], "retried": 0}
+        for start in range(0, len(reports), BATCH):
+            reply = await self._client.post("/api/internal/workers/metrics:batch",
+                                            {"reports": list(reports[start:start + BATCH])})
+            totals["updated"] += reply["updated"]
+            totals["not_found"] += reply["not_found"]
+            totals["retried"] += reply["retried"]
+        return totals
+
+    async def detect_idle(self, worker_id: str) -> dict[str, Any]:
+        return await self._client.post(f"/api/internal/workers/{worker_id}/detect-idle")  # type: ignore[no-any-return]
+
+    async def license_progress(self, worker_id: str, body: dict[str, Any]) -> WorkerView:
+        return WorkerView.model_validate(await self._client.post(f"/api/internal/workers/{worker_id}/license", body))
