@@ -62,7 +62,7 @@ async def login(body: LoginBody, response: Response, cp: CP) -> Me:
     elif body.username and body.password:
         who = cp.local_users.authenticate(body.username, body.password)
     else:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "give username and password, or token")
+        raise HTTPException(422, "give username and password, or token")
     if who is None:
         _failures[key].append(time.monotonic())
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
