@@ -1,0 +1,207 @@
+"""One full discovery + metrics cycle over simulated fleets, side by side with the seed-001 strategy.
+
+    make bench                      # fleets of 100, 500 and 2,000 workers
+    .venv/bin/python bench/fleet_cycle.py --sizes 100 --cml-latency-ms 50
+
+Real parts only: etcd, Redis and MongoDB-wire servers, moto (AWS), the CML simulator (with the given latency
+on every CML call) and the control-plane API run as separate processes; the worker-controller code runs
+in this process. "Ours" is the production code path (batched per region, bounded concurrency, metrics:batch);
+"seed-001" is the strategy the seed describes: batches of 10 (health) / 5 (metrics), concurrent within a
+batch, 0.5 s / 1.0 s pauses between batches, one EC2, CloudWatch, CML and control-plane call per worker.
+A cycle ends when the control plane has persisted every worker's metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+
+from lcm_core.cml import CmlClient, CmlError
+from lcm_core.control_plane_client import ControlPlaneClient
+from lcm_core.testing import servers
+from lcm_core.testing.devstack.aws_seed import register_ami
+from lcm_core.testing.processes import ManagedProcess, ProcessGroup, free_port, http_ok
+from worker_controller.application.discovery import Discovery
+from worker_controller.application.fleet_settings import FleetSettingsReader
+from worker_controller.application.metrics import MetricsCollector, build_report
+from worker_controller.domain.worker_view import WorkerView
+from worker_controller.infrastructure.aws import AwsFleet
+from worker_controller.infrastructure.control_plane import ControlPlaneGateway
+from worker_controller.settings import WorkerControllerSettings
+
+API_KEY = "bench-internal-key-0123456789"
+REGIONS = ("us-east-1", "us-west-2")
+CML_USER, CML_PASSWORD = "admin", "bench-password"
+
+
+@dataclass
+class Stack:
+    cpa_url: str
+    moto_url: str
+    cml_url: str
+    etcd: servers.Endpoint
+
+
+@contextlib.contextmanager
+def stack(root: Path) -> Iterator[Stack]:
+    group = ProcessGroup()
+    try:
+        etcd_port, redis_port, mongo_port, moto_port, cml_port, cpa_port = (free_port() for _ in range(6))
+        for proc in (
+            servers.etcd(root / "etcd", etcd_port, free_port(), root / "etcd.log"),
+            servers.redis(root / "redis", redis_port, root / "redis.log"),
+            servers.mongo_wire(root / "mongo", mongo_port, root / "mongo.log"),
+            servers.moto(moto_port, root / "moto.log"),
+            servers.cml_simulator(cml_port, root / "cml.log", CML_USER, CML_PASSWORD, boot_seconds=0.1),
+        ):
+            group.start(proc)
+        env = {**os.environ, "LCM_ENVIRONMENT": "test", "LOG_LEVEL": "WARNING", "CPA_PORT": str(cpa_port),
+               "MONGODB_URL": f"mongodb://127.0.0.1:{mongo_port}", "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+               "ETCD_HOST": "127.0.0.1", "ETCD_PORT": str(etcd_port), "CONTROL_PLANE_API_KEY": API_KEY}
+        cpa_bin = str(Path(sys.executable).with_name("lcm-control-plane-api"))
+        group.start(ManagedProcess(name="cpa", argv=[cpa_bin], env=env, log_path=root / "cpa.log",
+                                   ready=lambda: http_ok(f"http://127.0.0.1:{cpa_port}/api/ready")))
+        yield Stack(f"http://127.0.0.1:{cpa_port}", f"http://127.0.0.1:{moto_port}", f"http://127.0.0.1:{cml_port}",
+                    servers.Endpoint("127.0.0.1", etcd_port))
+    finally:
+        group.stop_all()
+
+
+async def lead(etcd: servers.Endpoint) -> int:
+    """Become the worker-controller leader (the CPA fences every mutation on the epoch)."""
+    import aetcd
+
+    client = aetcd.Client(host=etcd.host, port=etcd.port)
+    try:
+        await client.put(b"/lcm/leaders/worker-controller", b"bench")
+        return int((await client.get(b"/lcm/leaders/worker-controller")).create_revision)
+    finally:
+        await client.close()
+
+
+def seed_fleet(moto_url: str, size: int, tag: str) -> str:
+    pattern = f"CML-2.9.{tag}-*"
+    per_region = [size - size // 2, size // 2]
+    for region, count in zip(REGIONS, per_region, strict=True):
+        ec2 = boto3.client("ec2", region_name=region, endpoint_url=moto_url, aws_access_key_id="x",
+                           aws_secret_access_key="x")
+        ami = register_ami(ec2, f"CML-2.9.{tag}-bench")
+        while count > 0:
+            batch = min(count, 500)
+            ec2.run_instances(ImageId=ami, MinCount=batch, MaxCount=batch, InstanceType="m5zn.metal")
+            count -= batch
+    return pattern
+
+
+def set_cml_latency(cml_url: str, latency_ms: int) -> None:
+    body = json.dumps({"latency_ms": latency_ms}).encode()
+    request = urllib.request.Request(f"{cml_url}/_admin/faults", data=body, method="PUT",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 - loopback simulator
+        reply.read()
+
+
+async def ours(s: Stack, pattern: str, epoch: int, expected: int) -> tuple[float, int]:
+    settings = WorkerControllerSettings(
+        LCM_ENVIRONMENT="test", WORKER_DISCOVERY_REGIONS=",".join(REGIONS), WORKER_DISCOVERY_AMI_NAME=pattern,
+        CONTROL_PLANE_API_URL=s.cpa_url, CONTROL_PLANE_API_KEY=API_KEY)
+    client = ControlPlaneClient(s.cpa_url, API_KEY, epoch_provider=lambda: epoch, timeout=120)
+    gateway = ControlPlaneGateway(client)
+    aws = AwsFleet(endpoint_url=s.moto_url, max_concurrency=8,
+                   session_factory=lambda: boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x"))
+    cml = CmlClient(CML_USER, CML_PASSWORD, max_in_flight=200, max_per_host=4)
+    try:
+        started = time.perf_counter()
+        await Discovery(aws, gateway, FleetSettingsReader(gateway, settings)).run_once()
+        outcome = await MetricsCollector(aws, cml, gateway, cml_url_template=f"{s.cml_url}/hosts/{{instance_id}}",
+                                         idle_check_interval=1e9, cml_max_hosts=400).run_once()
+        elapsed = time.perf_counter() - started
+        if outcome.reported != expected:
+            raise SystemExit(f"ours: {outcome.reported} of {expected} workers persisted")
+        return elapsed, outcome.reported
+    finally:
+        await cml.aclose()
+        await client.aclose()
+        aws.close()
+
+
+async def seed_001(s: Stack, epoch: int, limit: int) -> tuple[float, int]:
+    """Per worker: one EC2 status call, one CloudWatch call, the CML calls, one metrics POST; batches of 10
+    (health, 0.5 s pause) then batches of 5 (metrics, 1.0 s pause), concurrent within a batch."""
+    client = ControlPlaneClient(s.cpa_url, API_KEY, epoch_provider=lambda: epoch, timeout=120)
+    gateway = ControlPlaneGateway(client)
+    aws = AwsFleet(endpoint_url=s.moto_url, max_concurrency=8,
+                   session_factory=lambda: boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x"))
+    cml = CmlClient(CML_USER, CML_PASSWORD, max_in_flight=200, max_per_host=4)
+    try:
+        workers = (await gateway.workers(status="running"))[:limit]
+        started = time.perf_counter()
+
+        async def health(w: WorkerView) -> None:
+            await aws.status_checks(w.aws_region, [w.aws_instance_id])
+
+        async def metrics(w: WorkerView) -> None:
+            now = datetime.now(UTC)
+            checks = (await aws.status_checks(w.aws_region, [w.aws_instance_id])).get(w.aws_instance_id)
+            sample = (await aws.cloudwatch(w.aws_region, [w.aws_instance_id], now=now)).get(w.aws_instance_id)
+            host = f"{s.cml_url}/hosts/{w.aws_instance_id}"
+            try:
+                snapshot: object = await cml.collect_cml_telemetry(host)
+            except CmlError as exc:
+                snapshot = exc
+            item = build_report(w, now, checks, sample, snapshot)  # type: ignore[arg-type]
+            await client.post(f"/api/internal/workers/{w.id}/metrics", item["metrics"])
+
+        for size, pause, body in ((10, 0.5, health), (5, 1.0, metrics)):
+            for start in range(0, len(workers), size):
+                await asyncio.gather(*(body(w) for w in workers[start:start + size]))
+                if start + size < len(workers):
+                    await asyncio.sleep(pause)
+        return time.perf_counter() - started, len(workers)
+    finally:
+        await cml.aclose()
+        await client.aclose()
+        aws.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,500,2000")
+    parser.add_argument("--cml-latency-ms", type=int, default=50)
+    parser.add_argument("--baseline-limit", type=int, default=500,
+                        help="workers the seed-001 strategy is timed on (its rate is per worker)")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"fleet cycle benchmark: CML latency {args.cml_latency_ms} ms per call, regions {', '.join(REGIONS)}")
+    print(f"{'workers':>8} {'ours s':>8} {'ours w/s':>9} {'seed-001 s':>11} {'seed-001 w/s':>13} {'ratio':>6}")
+    for size in sizes:
+        with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp)) as s:
+            set_cml_latency(s.cml_url, args.cml_latency_ms)
+            pattern = seed_fleet(s.moto_url, size, f"b{size}")
+            epoch = asyncio.run(lead(s.etcd))
+            ours_s, done = asyncio.run(ours(s, pattern, epoch, size))
+            base_s, base_n = asyncio.run(seed_001(s, epoch, min(size, args.baseline_limit)))
+            ours_rate, base_rate = done / ours_s, base_n / base_s
+            note = "" if base_n == size else f"  (seed-001 timed on {base_n} workers)"
+            print(f"{size:>8} {ours_s:>8.2f} {ours_rate:>9.0f} {base_s:>11.2f} {base_rate:>13.1f} "
+                  f"{ours_rate / base_rate:>5.0f}x{note}")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory of the controller process: {peak_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
