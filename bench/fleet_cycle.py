@@ -111,7 +111,7 @@ def set_cml_latency(cml_url: str, latency_ms: int) -> None:
     body = json.dumps({"latency_ms": latency_ms}).encode()
     request = urllib.request.Request(f"{cml_url}/_admin/faults", data=body, method="PUT",
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 - loopback simulator
+    with urllib.request.urlopen(request, timeout=10) as reply:
         reply.read()
 
 
