@@ -13,6 +13,7 @@ from control_plane_api.api.errors import install_error_handlers
 from control_plane_api.bootstrap import ControlPlane
 from control_plane_api.settings import ControlPlaneSettings
 from lcm_core.logging import configure_logging
+from lcm_core.settings import load_settings
 from lcm_core.telemetry import configure_telemetry
 
 SERVICE = "control-plane-api"
@@ -49,7 +50,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
 
 def run() -> None:
     """Console entry point: `lcm-control-plane-api`."""
-    settings = ControlPlaneSettings()
+    settings = load_settings(ControlPlaneSettings)
     configure_logging(SERVICE, settings.log_level, settings.log_format)
     configure_telemetry(SERVICE, settings.otel_exporter_otlp_endpoint)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,

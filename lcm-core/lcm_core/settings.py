@@ -6,9 +6,9 @@ nothing deep in the code reads the environment.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lcm_core.errors import ConfigurationError
@@ -74,3 +74,18 @@ class EtcdSettings(BaseSettings):
 
     etcd_timeout_seconds: float = Field(default=5.0, gt=0, validation_alias="ETCD_TIMEOUT")
     """Deadline of one etcd call."""
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Read a service's settings; on bad values exit with one line per problem (no traceback, no values,
+    since a value may be a secret)."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '?'}: {e['msg']}" for e in exc.errors())
+        raise SystemExit(f"invalid settings for {cls.__name__}: {problems}") from None
+    except ConfigurationError as exc:
+        raise SystemExit(f"invalid settings for {cls.__name__}: {exc.message}") from None

@@ -15,6 +15,7 @@ from lcm_core.controller_host import ControllerHost
 from lcm_core.leader import LoopStats, PeriodicLoop, ReconcileLoop
 from lcm_core.leader.watch import watch_prefix
 from lcm_core.logging import configure_logging
+from lcm_core.settings import load_settings
 from lcm_core.telemetry import configure_telemetry
 from worker_controller.application.discovery import Discovery
 from worker_controller.application.fleet_settings import FleetSettingsReader
@@ -122,7 +123,7 @@ async def _collect(collector: MetricsCollector, stats: LoopStats) -> None:
 
 def run() -> None:
     """Console entry point: `lcm-worker-controller`."""
-    settings = WorkerControllerSettings()
+    settings = load_settings(WorkerControllerSettings)
     configure_logging(SERVICE, settings.log_level, settings.log_format)
     configure_telemetry(SERVICE, settings.otel_exporter_otlp_endpoint)
     app = build_host(settings).create_app()
