@@ -54,7 +54,8 @@ class ControlPlane:
                            append_timeout=settings.dependency_timeout_seconds)
         etcd = EtcdKeys(infra.etcd, settings.etcd_prefix, settings.dependency_timeout_seconds)
         webhooks = WebhookNotifier()
-        system_settings = SettingsService(SettingsRepository(db["settings"]), relay)
+        system_settings = SettingsService(SettingsRepository(db["settings"]), relay,
+                                          idle_threshold_minutes=settings.idle_threshold_minutes)
         return cls(
             settings=settings, infrastructure=infra, relay=relay, etcd=etcd,
             workers=WorkerService(WorkerRepository(db["workers"]), system_settings, relay, etcd, webhooks),

@@ -68,6 +68,9 @@ class ControlPlaneSettings(LcmSettings, EtcdSettings):
     sse_client_queue_size: int = Field(default=1000, ge=10, le=100_000, validation_alias="SSE_CLIENT_QUEUE_SIZE")
     """Events buffered per SSE client; a client that falls this far behind is disconnected (it replays)."""
 
+    idle_threshold_minutes: float = Field(default=30, ge=0.05, le=10080, validation_alias="IDLE_THRESHOLD_MINUTES")
+    """Idle threshold used until an operator sets the idle section of the system settings (seed 000)."""
+
     event_log_stream: str = Field(default="lcm:events", min_length=1, validation_alias="EVENT_LOG_STREAM")
     """Redis key of the event stream (one per LCM installation sharing a Redis)."""
 

@@ -9,9 +9,11 @@
 from __future__ import annotations
 
 import asyncio
+import json as _json
 import logging
 import random
 from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any
 
 import httpx
@@ -33,6 +35,13 @@ class ControlPlaneRejectedError(LcmError):
     def __init__(self, message: str, status_code: int) -> None:
         super().__init__(message, status_code=status_code)
         self.status_code = status_code
+
+
+def _jsonable(value: Any) -> Any:
+    """Reports carry datetimes (and dates); everything else must already be JSON."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _error_for(response: httpx.Response) -> LcmError:
@@ -100,10 +109,14 @@ class ControlPlaneClient:
             epoch = self._epoch_provider()
             if epoch is not None:
                 headers[EPOCH_HEADER] = str(epoch)
+        content = None
+        if json is not None:
+            content = _json.dumps(json, default=_jsonable, separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/json"
         last_problem = "no attempt made"
         for attempt in range(1, self._max_attempts + 1):
             try:
-                response = await self._http.request(method, path, json=json, params=params, headers=headers)
+                response = await self._http.request(method, path, content=content, params=params, headers=headers)
             except httpx.TransportError as exc:
                 last_problem = f"{type(exc).__name__}: {exc}"
             else:

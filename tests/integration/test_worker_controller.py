@@ -124,6 +124,7 @@ def test_idle_worker_is_auto_paused(control_plane, fleet) -> None:
 
     def paused() -> bool:
         worker = httpx.get(f"{control_plane.url}/api/workers/{pause}", headers=control_plane.viewer()).json()
+
         return worker["desired_status"] == "stopped" and worker["activity"]["pause_reason"] == "idle_timeout"
 
     wait_for("auto-pause requested", paused, timeout=30)

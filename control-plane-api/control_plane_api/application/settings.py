@@ -45,7 +45,9 @@ class SettingsService:
     """Reads are cached for a moment: every metrics update needs the thresholds."""
 
     def __init__(self, repository: SettingsRepository, publisher: Publisher,
-                 clock: Callable[[], datetime] = utcnow, cache_seconds: float = 2.0) -> None:
+                 clock: Callable[[], datetime] = utcnow, cache_seconds: float = 2.0,
+                 idle_threshold_minutes: float | None = None) -> None:
+        self._idle_threshold = idle_threshold_minutes
         self._repo = repository
         self._publisher = publisher
         self._clock = clock
@@ -56,6 +58,9 @@ class SettingsService:
         if self._cached and time.monotonic() - self._cached[0] < self._cache_seconds:
             return self._cached[1]
         current = await self._repo.get()
+        if "idle" not in current.customized and self._idle_threshold is not None:
+            current = current.model_copy(update={"idle": current.idle.model_copy(
+                update={"threshold_minutes": self._idle_threshold})})
         self._cached = (time.monotonic(), current)
         return current
 
@@ -65,6 +70,7 @@ class SettingsService:
         sections = change.model_dump(exclude={"version"}, exclude_none=True)
         updated = current.model_copy(update={
             **{k: getattr(change, k) for k in sections}, "version": change.version,
+            "customized": sorted(set(current.customized) | set(sections)),
             "updated_at": self._clock(), "updated_by": by,
         })
         stored = await self._repo.save(updated)

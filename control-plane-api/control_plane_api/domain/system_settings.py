@@ -62,6 +62,8 @@ class SystemSettings(_Strict):
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     idle: IdleSettings = Field(default_factory=IdleSettings)
+    customized: list[Literal["discovery", "monitoring", "idle"]] = Field(default_factory=list)
+    """Sections an operator has set; the others are defaults, and controllers use their environment instead."""
     version: Count = 0
     updated_at: datetime | None = None
     updated_by: Label | None = None

@@ -451,6 +451,7 @@ class Worker(Model):
         verdict = judge_idle(status=self.status, activity=a, idle=idle, active_now=active_now, now=now)
         a.idle_since = verdict.idle_since
         a.eligible_for_auto_pause = verdict.eligible_for_auto_pause
+        a.idle_verdict, a.idle_checked_at = verdict.reason, now
         if verdict.eligible_for_auto_pause and self.desired_status is not DesiredStatus.STOPPED:
             return self.request_desired_status(DesiredStatus.STOPPED, now, by,
                                                reason=PauseReason.IDLE_TIMEOUT.value)
@@ -460,6 +461,7 @@ class Worker(Model):
         a = self.activity
         return {"worker_id": self.id, "status": self.status.value, "last_activity_at": a.last_activity_at,
                 "idle_since": a.idle_since, "eligible_for_auto_pause": a.eligible_for_auto_pause,
+                "idle_verdict": a.idle_verdict, "idle_checked_at": a.idle_checked_at,
                 "idle_detection_enabled": a.idle_detection_enabled, "desired_status": self.desired_status,
                 "pause_reason": a.pause_reason, "paused_at": a.paused_at, "resumed_at": a.resumed_at}
 

@@ -132,6 +132,9 @@ class Activity(Model):
     pause_count: int = 0
     resume_count: int = 0
     eligible_for_auto_pause: bool = False
+    idle_verdict: str | None = None
+    """Why the last idle detection decided as it did (shown to operators)."""
+    idle_checked_at: datetime | None = None
 
 
 class Resources(Model):

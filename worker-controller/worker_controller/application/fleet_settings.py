@@ -38,15 +38,18 @@ class FleetSettingsReader:
     async def refresh(self) -> FleetSettings:
         try:
             stored = await self._gateway.settings()
+            # A section an operator never set holds defaults: the deployment's environment is more specific.
+            customized = set(stored.get("customized") or ())
+            env = self.fallback()
             discovery, monitoring = stored["discovery"], stored["monitoring"]
-            if not stored.get("version"):
-                # Never saved by an operator: the deployment's environment is the more specific choice.
-                self.current = self.fallback()
-            else:
-                self.current = FleetSettings(
-                    bool(discovery["enabled"]), tuple(discovery["regions"]), str(discovery["ami_name_pattern"]),
-                    float(discovery["scan_interval_seconds"]), float(monitoring["metrics_poll_interval_seconds"]),
-                    "control-plane")
+            if "discovery" in customized:
+                env = FleetSettings(bool(discovery["enabled"]), tuple(discovery["regions"]),
+                                    str(discovery["ami_name_pattern"]), float(discovery["scan_interval_seconds"]),
+                                    env.metrics_interval, "control-plane")
+            if "monitoring" in customized:
+                env = FleetSettings(env.discovery_enabled, env.regions, env.ami_name_pattern, env.discovery_interval,
+                                    float(monitoring["metrics_poll_interval_seconds"]), "control-plane")
+            self.current = env
         except (LcmError, KeyError, TypeError, ValueError) as exc:
             logger.warning("could not read settings from the control plane (%s); using the environment", exc)
             self.current = self.fallback()
