@@ -24,8 +24,8 @@ class ControlPlaneSettings(LcmSettings, EtcdSettings):
     mongodb_database: str = Field(default="lcm", validation_alias="MONGODB_DATABASE")
     """Database holding every LCM collection."""
 
-    redis_url: str = Field(default="redis://localhost:6379/0", validation_alias="REDIS_URL")
-    """Redis for the durable event log that every CPA replica tails."""
+    redis_url: SecretStr = Field(default=SecretStr("redis://localhost:6379/0"), validation_alias="REDIS_URL")
+    """Redis for the durable event log that every CPA replica tails (may embed a password, hence secret)."""
 
     api_key: SecretStr = Field(default=SecretStr("change-me"), validation_alias="CONTROL_PLANE_API_KEY")
     """Shared key the controllers send as `X-API-Key` on internal endpoints."""

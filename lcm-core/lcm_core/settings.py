@@ -21,7 +21,8 @@ UNSAFE_SECRET_VALUES = frozenset({"", "change-me", "changeme", "xxx", "secret", 
 class LcmSettings(BaseSettings):
     """Settings common to every LCM service."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    # env_ignore_empty: `FOO=` (as compose passes an unset optional) means "use the default", not "empty".
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     environment: Literal["local", "test", "production"] = Field(
         default="production", validation_alias="LCM_ENVIRONMENT"
@@ -61,7 +62,7 @@ class LcmSettings(BaseSettings):
 class EtcdSettings(BaseSettings):
     """Connection to etcd (leader election and the reactive keys)."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
 
     etcd_host: str = Field(default="localhost", validation_alias="ETCD_HOST")
     """etcd client host."""

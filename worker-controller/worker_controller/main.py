@@ -81,7 +81,9 @@ def build_host(settings: WorkerControllerSettings) -> ControllerHost:
                    session_factory=lambda: boto3.session.Session(
                        aws_access_key_id=settings.aws_access_key_id,
                        aws_secret_access_key=settings.aws_secret_access_key.get_secret_value()
-                       if settings.aws_secret_access_key else None))
+                       if settings.aws_secret_access_key else None,
+                       aws_session_token=settings.aws_session_token.get_secret_value()
+                       if settings.aws_session_token else None))
     verify, ca_file = cml_tls(settings.cml_verify_tls)
     cml = CmlClient(settings.cml_username, settings.cml_password.get_secret_value(), verify_tls=verify,
                     ca_file=ca_file, timeout=settings.cml_timeout_seconds, max_in_flight=settings.cml_max_concurrency)

@@ -61,6 +61,9 @@ class WorkerControllerSettings(ControllerSettings):
     aws_secret_access_key: SecretStr | None = Field(default=None, validation_alias="AWS_SECRET_ACCESS_KEY")
     """Secret of the static AWS credentials."""
 
+    aws_session_token: SecretStr | None = Field(default=None, validation_alias="AWS_SESSION_TOKEN")
+    """Session token of temporary static credentials (STS)."""
+
     aws_max_concurrency: int = Field(default=8, ge=1, le=64, validation_alias="AWS_MAX_CONCURRENCY")
     """Blocking boto3 calls in flight at once (a bounded thread pool)."""
 

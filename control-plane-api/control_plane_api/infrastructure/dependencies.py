@@ -38,12 +38,12 @@ class Infrastructure:
             tz_aware=True,
         )
         redis = Redis.from_url(
-            settings.redis_url,
+            settings.redis_url.get_secret_value(),
             socket_timeout=settings.dependency_timeout_seconds,
             socket_connect_timeout=settings.dependency_timeout_seconds,
         )
         redis_tail = Redis.from_url(
-            settings.redis_url,
+            settings.redis_url.get_secret_value(),
             socket_timeout=settings.dependency_timeout_seconds + 2.0,
             socket_connect_timeout=settings.dependency_timeout_seconds,
         )
