@@ -76,6 +76,8 @@ class Stack:
         self.group = ProcessGroup()
         self.env: dict[str, str] = {}
         self.services: list[ManagedProcess] = []
+        self._replicas: set[str] = set()
+        self._gone: set[str] = set()
 
     # -- helpers --------------------------------------------------------------------------------
     def _log(self, name: str) -> Path:
@@ -202,6 +204,7 @@ class Stack:
                 )
                 self._start(proc, f"status at http://{servers.LOOPBACK}:{port}/status")
                 self.services.append(proc)
+                self._replicas.add(name)
 
         self._wait_ready(f"{api_url}/api/ready", timeout=30)
         self._write_env_file()
@@ -230,7 +233,20 @@ class Stack:
 
     # -- supervise ------------------------------------------------------------------------------
     def first_dead(self) -> ManagedProcess | None:
-        return next((p for p in self.group.processes if not p.running()), None)
+        """The first child whose death stops the stack. A controller replica may die (that is how leader
+        failover is tried out) as long as another replica of its service still runs: that is logged once."""
+        for proc in self.group.processes:
+            if proc.running() or proc.name in self._gone:
+                continue
+            service = proc.name.rsplit("-", 1)[0]
+            peers = [p for p in self.services if p is not proc and p.name.rsplit("-", 1)[0] == service]
+            if proc.name in self._replicas and any(p.running() for p in peers):
+                self._gone.add(proc.name)
+                logger.warning("%s exited; another %s replica takes over (restart the stack to get it back)",
+                               proc.name, service)
+                continue
+            return proc
+        return None
 
     def stop(self) -> None:
         self.options.env_file.unlink(missing_ok=True)
@@ -279,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt  # SIGTERM stops the stack exactly like Ctrl-C
 
     signal.signal(signal.SIGTERM, on_signal)
+    # Explicitly, because a shell starting `make run &` without job control leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, on_signal)
     started = time.monotonic()
     exit_code = 0
     try:
