@@ -129,9 +129,11 @@ async def ours(s: Stack, pattern: str, epoch: int, expected: int) -> tuple[float
         await Discovery(aws, gateway, FleetSettingsReader(gateway, settings)).run_once()
         discovered = time.perf_counter()
         outcome = await MetricsCollector(aws, cml, gateway, cml_url_template=f"{s.cml_url}/hosts/{{instance_id}}",
-                                         idle_check_interval=1e9, cml_max_hosts=400).run_once()
+                                         idle_check_interval=1e9, cml_max_hosts=400,
+                                         idle_detection=False).run_once()
         elapsed = time.perf_counter() - started
-        print(f"    ours: discovery {discovered - started:.2f}s, metrics {elapsed - (discovered - started):.2f}s, "
+        print(f"    ours: discovery {discovered - started:.2f}s, metrics {elapsed - (discovered - started):.2f}s "
+              f"{outcome.phases}, "
               f"AWS calls {dict(sorted(aws.calls.items()))}", file=sys.stderr)
         if outcome.reported != expected:
             raise SystemExit(f"ours: {outcome.reported} of {expected} workers persisted")

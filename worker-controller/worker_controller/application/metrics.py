@@ -35,6 +35,8 @@ class CycleOutcome:
     idle_checked: int = 0
     by_health: Counter[str] = field(default_factory=Counter)
     duration_seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds spent collecting (AWS + CML), reporting to the CPA and running idle detection."""
 
 
 def _cml_section(result: CmlTelemetrySnapshot | CmlError | None) -> dict[str, Any] | None:
@@ -64,7 +66,9 @@ def build_report(worker: WorkerView, now: datetime, checks: StatusChecks | None,
 
 class MetricsCollector:
     def __init__(self, aws: AwsFleet, cml: CmlClient, gateway: ControlPlaneGateway, *, cml_url_template: str,
-                 idle_check_interval: float, cml_max_hosts: int = 200, idle_concurrency: int = 20) -> None:
+                 idle_check_interval: float, cml_max_hosts: int = 200, idle_concurrency: int = 20,
+                 idle_detection: bool = True) -> None:
+        self._idle_detection = idle_detection
         self._aws = aws
         self._cml = cml
         self._gateway = gateway
@@ -100,6 +104,7 @@ class MetricsCollector:
         cml_task = self._cml.collect_fleet_telemetry([h for h in hosts.values() if h],
                                                      max_hosts=self._cml_max_hosts)
         regional, cml_results = await asyncio.gather(aws_task, cml_task)
+        outcome.phases["collect"] = round(time.monotonic() - started, 3)
         checks: dict[str, StatusChecks] = {}
         samples: dict[str, CloudWatchSample] = {}
         for region_checks, region_samples in regional:
@@ -113,9 +118,14 @@ class MetricsCollector:
                 outcome.cml_failures += 1
             reports.append(build_report(worker, now, checks.get(worker.aws_instance_id),
                                         samples.get(worker.aws_instance_id), result))
+        mark = time.monotonic()
         if reports:
             outcome.reported = len((await self._gateway.report_metrics(reports))["updated"])
-        outcome.idle_checked = await self._detect_idle(workers)
+        outcome.phases["report"] = round(time.monotonic() - mark, 3)
+        mark = time.monotonic()
+        if self._idle_detection:
+            outcome.idle_checked = await self._detect_idle(workers)
+        outcome.phases["idle"] = round(time.monotonic() - mark, 3)
         outcome.duration_seconds = round(time.monotonic() - started, 3)
         self.last = outcome
         logger.info("metrics: %d running workers, %d reported, %d CML unreachable, %d idle checks in %.2fs",
