@@ -100,14 +100,16 @@ class EventRelay:
     # ----------------------------------------------------------------- publishing
 
     async def publish(self, events: Iterable[DomainEvent]) -> None:
-        for event in events:
-            uid = uuid.uuid4().hex
-            if self.log_available and not self._pending:
-                try:
-                    await asyncio.wait_for(self._log.append(event, uid, self.origin), self._append_timeout)
-                    continue
-                except (RedisError, OSError, TimeoutError) as exc:
-                    self._mark_unavailable(exc)
+        items = [(event, uuid.uuid4().hex) for event in events]
+        if not items:
+            return
+        if self.log_available and not self._pending:
+            try:
+                await asyncio.wait_for(self._log.append_many(items, self.origin), self._append_timeout)
+                return
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._mark_unavailable(exc)
+        for event, uid in items:
             self._pending.append((event, uid))
             self._delivered_locally.add(uid)
             self._deliver(LoggedEvent(id=f"local-{self.origin}-{next(self._local_seq)}", event=event, uid=uid,

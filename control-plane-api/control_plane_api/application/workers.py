@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 Change = Callable[[Worker, datetime], list[DomainEvent]]
 #: Events after which the worker-controller must look at the worker again (etcd `desired_state` key).
-_DESIRED_EVENTS = frozenset({ev.WORKER_DESIRED_STATUS_CHANGED, ev.WORKER_REFRESH_REQUESTED, ev.WORKER_IMPORTED})
+_DESIRED_EVENTS = frozenset({ev.WORKER_DESIRED_STATUS_CHANGED, ev.WORKER_REFRESH_REQUESTED})
 
 
 @dataclass
@@ -67,6 +67,16 @@ class WorkerService:
         if not events:
             return
         await self._publisher.publish(events)
+        await self._react(worker, events)
+
+    async def _after_commit_many(self, committed: list[tuple[Worker, list[DomainEvent]]]) -> None:
+        """One publication for a whole batch (one Redis round trip), then the per-worker reactions."""
+        await self._publisher.publish([e for _, events in committed for e in events])
+        for worker, events in committed:
+            await self._react(worker, events)
+
+    async def _react(self, worker: Worker, events: list[DomainEvent]) -> None:
+        """etcd keys the controllers watch, and alert webhooks."""
         types = {e.type for e in events}
         if types & _DESIRED_EVENTS:
             await self._etcd.put_json(self._etcd.worker_key(worker.id, "desired_state"), {
@@ -115,19 +125,20 @@ class WorkerService:
     async def bulk_import(self, found: Sequence[DiscoveredInstance], by: str) -> ImportResult:
         """Idempotent by `aws_instance_id`: a second import of the same instances changes nothing."""
         result = ImportResult()
-        existing = await self.workers.by_instance_ids(f.aws_instance_id for f in found)
-        for instance in found:
-            worker = existing.get(instance.aws_instance_id)
-            if worker is None:
-                new, events = Worker.discovered(instance, self._clock(), by)
-                try:
-                    await self.workers.insert(new)
-                except ConflictError:
-                    worker = (await self.workers.by_instance_ids([instance.aws_instance_id]))[instance.aws_instance_id]
-                else:
-                    result.created.append(new.id)
-                    await self._after_commit(new, events)
-                    continue
+        unique = list({f.aws_instance_id: f for f in found}.values())
+        existing = await self.workers.by_instance_ids(f.aws_instance_id for f in unique)
+        fresh = [Worker.discovered(f, self._clock(), by) for f in unique if f.aws_instance_id not in existing]
+        inserted = await self.workers.insert_many([w for w, _ in fresh])
+        await self._after_commit_many([(w, events) for w, events in fresh if w.id in inserted])
+        result.created = [w.id for w, _ in fresh if w.id in inserted]
+        if len(inserted) < len(fresh):  # another import created some of them meanwhile
+            existing.update(await self.workers.by_instance_ids(w.aws_instance_id for w, _ in fresh
+                                                               if w.id not in inserted))
+        created_instances = {w.aws_instance_id for w, _ in fresh if w.id in inserted}
+        for instance in unique:
+            if instance.aws_instance_id in created_instances:
+                continue
+            worker = existing[instance.aws_instance_id]
             before = worker.version
             updated = await self.mutate(worker.id, lambda w, now, i=instance: w.refresh_from_discovery(i, now, by))
             (result.updated if updated.version != before else result.unchanged).append(worker.id)
@@ -155,11 +166,9 @@ class WorkerService:
             worker.updated_at = now
             pending.append((worker, events))
         lost = await self.workers.save_many([w for w, _ in pending])
-        for worker, events in pending:
-            if worker.id in lost:
-                continue
-            result.updated.append(worker.id)
-            await self._after_commit(worker, events)
+        committed = [(w, events) for w, events in pending if w.id not in lost]
+        result.updated = [w.id for w, _ in committed]
+        await self._after_commit_many(committed)
         for wid in lost:
             result.retried += 1
             await self.update_metrics(wid, reports[wid], by)

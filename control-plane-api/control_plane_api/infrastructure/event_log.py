@@ -72,6 +72,14 @@ class RedisEventLog:
                                           maxlen=self.max_length, approximate=True)
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
+    async def append_many(self, items: list[tuple[DomainEvent, str]], origin: str) -> list[str]:
+        """Append a batch in one round trip (a non-transactional pipeline keeps the order)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event, uid in items:
+                pipe.xadd(self.stream, _encode(event, uid, origin), maxlen=self.max_length, approximate=True)
+            replies = await pipe.execute()
+        return [r.decode() if isinstance(r, bytes) else str(r) for r in replies]
+
     async def last_id(self) -> str:
         """Position of the newest entry, "0-0" for an empty log."""
         newest = await self._redis.xrevrange(self.stream, count=1)

@@ -120,6 +120,24 @@ class WorkerRepository:
         except DuplicateKeyError as exc:
             raise ConflictError(f"a worker for instance {worker.aws_instance_id} already exists") from exc
 
+    async def insert_many(self, workers: Sequence[Worker]) -> set[str]:
+        """Insert new workers in one round trip; return the ids inserted (a duplicate instance is skipped)."""
+        if not workers:
+            return set()
+        docs = []
+        for worker in workers:
+            worker.version = 1
+            docs.append(to_document(worker))
+        try:
+            await self._c.insert_many(docs, ordered=False)
+            return {w.id for w in workers}
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            failed = {docs[e["index"]]["_id"] for e in errors}
+            return {w.id for w in workers} - failed
+
     async def save(self, worker: Worker) -> None:
         """Write `worker` if nobody wrote since it was read; bump its version."""
         expected = worker.version
