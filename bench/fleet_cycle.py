@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,16 +115,27 @@ def set_cml_latency(cml_url: str, latency_ms: int) -> None:
         reply.read()
 
 
-async def ours(s: Stack, pattern: str, epoch: int, expected: int) -> tuple[float, int]:
-    settings = WorkerControllerSettings(
-        LCM_ENVIRONMENT="test", WORKER_DISCOVERY_REGIONS=",".join(REGIONS), WORKER_DISCOVERY_AMI_NAME=pattern,
-        CONTROL_PLANE_API_URL=s.cpa_url, CONTROL_PLANE_API_KEY=API_KEY)
+@contextlib.asynccontextmanager
+async def clients(s: Stack, epoch: int) -> AsyncIterator[tuple[ControlPlaneClient, ControlPlaneGateway, AwsFleet,
+                                                                  CmlClient]]:
+    """The worker-controller's adapters, as production wires them, pointed at the benchmark's stack."""
     client = ControlPlaneClient(s.cpa_url, API_KEY, epoch_provider=lambda: epoch, timeout=120)
-    gateway = ControlPlaneGateway(client)
     aws = AwsFleet(endpoint_url=s.moto_url, max_concurrency=8,
                    session_factory=lambda: boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x"))
     cml = CmlClient(CML_USER, CML_PASSWORD, max_in_flight=200, max_per_host=4)
     try:
+        yield client, ControlPlaneGateway(client), aws, cml
+    finally:
+        await cml.aclose()
+        await client.aclose()
+        aws.close()
+
+
+async def ours(s: Stack, pattern: str, epoch: int, expected: int) -> tuple[float, int]:
+    settings = WorkerControllerSettings(
+        LCM_ENVIRONMENT="test", WORKER_DISCOVERY_REGIONS=",".join(REGIONS), WORKER_DISCOVERY_AMI_NAME=pattern,
+        CONTROL_PLANE_API_URL=s.cpa_url, CONTROL_PLANE_API_KEY=API_KEY)
+    async with clients(s, epoch) as (_client, gateway, aws, cml):
         started = time.perf_counter()
         await Discovery(aws, gateway, FleetSettingsReader(gateway, settings)).run_once()
         discovered = time.perf_counter()
@@ -138,21 +149,12 @@ async def ours(s: Stack, pattern: str, epoch: int, expected: int) -> tuple[float
         if outcome.reported != expected:
             raise SystemExit(f"ours: {outcome.reported} of {expected} workers persisted")
         return elapsed, outcome.reported
-    finally:
-        await cml.aclose()
-        await client.aclose()
-        aws.close()
 
 
 async def seed_001(s: Stack, epoch: int, limit: int) -> tuple[float, int]:
     """Per worker: one EC2 status call, one CloudWatch call, the CML calls, one metrics POST; batches of 10
     (health, 0.5 s pause) then batches of 5 (metrics, 1.0 s pause), concurrent within a batch."""
-    client = ControlPlaneClient(s.cpa_url, API_KEY, epoch_provider=lambda: epoch, timeout=120)
-    gateway = ControlPlaneGateway(client)
-    aws = AwsFleet(endpoint_url=s.moto_url, max_concurrency=8,
-                   session_factory=lambda: boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x"))
-    cml = CmlClient(CML_USER, CML_PASSWORD, max_in_flight=200, max_per_host=4)
-    try:
+    async with clients(s, epoch) as (client, gateway, aws, cml):
         workers = (await gateway.workers(status="running"))[:limit]
         started = time.perf_counter()
 
@@ -177,10 +179,6 @@ async def seed_001(s: Stack, epoch: int, limit: int) -> tuple[float, int]:
                 if start + size < len(workers):
                     await asyncio.sleep(pause)
         return time.perf_counter() - started, len(workers)
-    finally:
-        await cml.aclose()
-        await client.aclose()
-        aws.close()
 
 
 def main() -> None:

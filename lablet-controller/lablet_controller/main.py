@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from lablet_controller.settings import LabletControllerSettings
-from lcm_core.controller_host import ControllerHost
-from lcm_core.logging import configure_logging
+from lcm_core.controller_host import ControllerHost, run_controller
 from lcm_core.settings import load_settings
-from lcm_core.telemetry import configure_telemetry
 
 SERVICE = "lablet-controller"
 
@@ -20,10 +16,7 @@ def build_host(settings: LabletControllerSettings) -> ControllerHost:
 def run() -> None:
     """Console entry point: `lcm-lablet-controller`."""
     settings = load_settings(LabletControllerSettings)
-    configure_logging(SERVICE, settings.log_level, settings.log_format)
-    configure_telemetry(SERVICE, settings.otel_exporter_otlp_endpoint)
-    app = build_host(settings).create_app()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    run_controller(SERVICE, settings, build_host(settings), settings.port)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import aetcd
+import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import Field, SecretStr
@@ -24,7 +25,9 @@ from pydantic import Field, SecretStr
 from lcm_core.control_plane_client import ControlPlaneClient
 from lcm_core.errors import LcmError
 from lcm_core.leader import ElectionConfig, LeaderElection, Leadership, LoopStats
+from lcm_core.logging import configure_logging
 from lcm_core.settings import EtcdSettings, LcmSettings
+from lcm_core.telemetry import configure_telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -174,3 +177,10 @@ class ControllerHost:
             return self.status()
 
         return app
+
+
+def run_controller(service: str, settings: ControllerSettings, host: ControllerHost, port: int) -> None:
+    """Console entry point body shared by the controllers: logging, tracing, then serve until stopped."""
+    configure_logging(service, settings.log_level, settings.log_format)
+    configure_telemetry(service, settings.otel_exporter_otlp_endpoint)
+    uvicorn.run(host.create_app(), host=settings.host, port=port, log_config=None, access_log=False)

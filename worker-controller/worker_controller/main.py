@@ -8,15 +8,12 @@ from dataclasses import dataclass, field
 
 import aetcd
 import boto3
-import uvicorn
 
 from lcm_core.cml import CmlClient
-from lcm_core.controller_host import ControllerHost
+from lcm_core.controller_host import ControllerHost, run_controller
 from lcm_core.leader import LoopStats, PeriodicLoop, ReconcileLoop
 from lcm_core.leader.watch import watch_prefix
-from lcm_core.logging import configure_logging
 from lcm_core.settings import load_settings
-from lcm_core.telemetry import configure_telemetry
 from worker_controller.application.discovery import Discovery
 from worker_controller.application.fleet_settings import FleetSettingsReader
 from worker_controller.application.metrics import MetricsCollector
@@ -126,10 +123,7 @@ async def _collect(collector: MetricsCollector, stats: LoopStats) -> None:
 def run() -> None:
     """Console entry point: `lcm-worker-controller`."""
     settings = load_settings(WorkerControllerSettings)
-    configure_logging(SERVICE, settings.log_level, settings.log_format)
-    configure_telemetry(SERVICE, settings.otel_exporter_otlp_endpoint)
-    app = build_host(settings).create_app()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    run_controller(SERVICE, settings, build_host(settings), settings.port)
 
 
 if __name__ == "__main__":

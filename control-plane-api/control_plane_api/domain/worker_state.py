@@ -9,16 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from lcm_core.domain.enums import LicenseStatus
 from lcm_core.domain.types import Count, JsonObject, Label
 
-#: The 16 keys of `cml.system_info` (seed 004, gap 4).
-SYSTEM_INFO_KEYS = (
-    "all_cpu_count", "all_cpu_percent",
-    "all_memory_total", "all_memory_free", "all_memory_used",
-    "all_disk_total", "all_disk_free", "all_disk_used",
-    "controller_disk_total", "controller_disk_free", "controller_disk_used",
-    "allocated_cpus", "allocated_memory", "total_nodes", "running_nodes",
-    "computes",
-)
-
 STATE_HISTORY_LIMIT = 50
 ALERT_HISTORY_LIMIT = 50
 
@@ -55,7 +45,7 @@ class CloudWatchTelemetry(Model):
 
 
 class CmlSystemInfo(Model):
-    """Seed 004's 16 keys; a key the worker did not report stays null."""
+    """Seed 004's 16 keys (`lcm_core.cml.SYSTEM_INFO_KEYS`); a key the worker did not report stays null."""
 
     all_cpu_count: Count | None = None
     all_cpu_percent: float | None = None

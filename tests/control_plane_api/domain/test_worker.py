@@ -17,6 +17,7 @@ from control_plane_api.domain.reports import (
 from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_state import STATE_HISTORY_LIMIT, CmlSystemHealth, CmlSystemInfo
+from lcm_core.cml import SYSTEM_INFO_KEYS
 from lcm_core.domain.enums import DesiredStatus, HealthStatus, LicenseStatus, ServiceStatus, WorkerStatus
 from lcm_core.errors import ConflictError
 
@@ -182,3 +183,7 @@ def test_lifecycle_phase_view(status: str, service: str, licence: str, labs: int
     worker.license.status = LicenseStatus(licence)
     worker.telemetry.labs_count = labs
     assert worker.lifecycle_phase == phase
+
+
+def test_system_info_has_exactly_the_16_keys_the_controllers_report() -> None:
+    assert tuple(CmlSystemInfo.model_fields) == SYSTEM_INFO_KEYS
