@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from jwt.algorithms import RSAAlgorithm
 
 from lcm_core.testing.devstack import tokens
 from tests.fixtures.control_plane import ADMIN_PASSWORD, API_KEY, VIEWER_PASSWORD
@@ -114,3 +119,45 @@ def test_metrics_need_the_api_key_or_a_viewer(control_plane) -> None:
         assert scraped.status_code == 200
         assert "lcm_http_requests_total" in scraped.text
         assert http.get("/metrics", headers=control_plane.viewer()).status_code == 200
+
+
+def test_bearer_tokens_verified_through_oidc_discovery_and_jwks(control_plane_factory, tmp_path) -> None:
+    """An identity provider (Keycloak-like): /.well-known/openid-configuration → jwks_uri → RS256 keys."""
+    private_path, _ = tokens.ensure_keypair(tmp_path / "idp")
+    private = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
+    jwk = json.loads(RSAAlgorithm.to_jwk(private.public_key()))  # type: ignore[arg-type]
+    jwk.update(kid="lcm-local", use="sig", alg="RS256")
+
+    class Idp(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            base = f"http://127.0.0.1:{self.server.server_port}/realms/lcm"  # type: ignore[attr-defined]
+            documents = {"/realms/lcm/.well-known/openid-configuration": {"issuer": base,
+                                                                          "jwks_uri": f"{base}/certs"},
+                         "/realms/lcm/certs": {"keys": [jwk]}}
+            body = json.dumps(documents.get(self.path, {})).encode()
+            self.send_response(200 if self.path in documents else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Idp)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    issuer = f"http://127.0.0.1:{server.server_port}/realms/lcm"
+    try:
+        cp = control_plane_factory(AUTH_JWT_PUBLIC_KEY_FILE=None, AUTH_OIDC_ISSUER=issuer)
+        now = 2_000_000_000
+        keycloak_admin = jwt.encode({"iss": issuer, "aud": "lcm", "sub": "u-1", "preferred_username": "alice",
+                                     "exp": now, "resource_access": {"lcm": {"roles": ["admin"]}}},
+                                    private_path.read_bytes(), algorithm="RS256", headers={"kid": "lcm-local"})
+        other_issuer = jwt.encode({"iss": "https://evil.example", "aud": "lcm", "sub": "u-2", "exp": now,
+                                   "realm_access": {"roles": ["admin"]}}, private_path.read_bytes(),
+                                  algorithm="RS256", headers={"kid": "lcm-local"})
+        with cp.client() as http:
+            me = http.get("/api/auth/me", headers={"Authorization": f"Bearer {keycloak_admin}"}).json()
+            assert me == {"subject": "alice", "roles": ["admin"], "via": "bearer"}
+            assert http.get("/api/workers", headers={"Authorization": f"Bearer {other_issuer}"}).status_code == 401
+    finally:
+        server.shutdown()
