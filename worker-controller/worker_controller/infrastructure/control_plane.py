@@ -16,10 +16,16 @@ class ControlPlaneGateway:
     def __init__(self, client: ControlPlaneClient) -> None:
         self._client = client
 
-    async def workers(self, *, include_terminated: bool = False, status: str | None = None) -> list[WorkerView]:
-        page = await self._client.get("/api/internal/workers", include_terminated=include_terminated,
-                                      status=status, limit=5000)
-        return [WorkerView.model_validate(item) for item in page["items"]]
+    async def workers(self, *, include_terminated: bool = False, status: str | None = None,
+                      page_size: int = 5000) -> list[WorkerView]:
+        """Every matching worker, page by page (a fleet may outgrow one page)."""
+        found: list[WorkerView] = []
+        while True:
+            page = await self._client.get("/api/internal/workers", include_terminated=include_terminated,
+                                          status=status, limit=page_size, offset=len(found))
+            found += [WorkerView.model_validate(item) for item in page["items"]]
+            if not page["items"] or len(found) >= page["total"]:
+                return found
 
     async def worker(self, worker_id: str) -> WorkerView:
         return WorkerView.model_validate(await self._client.get(f"/api/internal/workers/{worker_id}"))
