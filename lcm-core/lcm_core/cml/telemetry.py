@@ -187,10 +187,11 @@ class CmlLicenseInfo(_Snapshot):
         return self.registration_expires or self.authorization_expires
 
 
-class CmlTelemetrySnapshot(_Snapshot):
+class CmlTelemetrySnapshot(CmlSystemStats):
     """Everything a worker-controller learns about one CML host in one cycle, flat and typed.
 
-    Field groups: `system_information`, `system_stats` (the 16 `system_info` keys and more), `system_health`,
+    Field groups: `system_information`, `system_stats` (inherited: the 16 `system_info` keys and more),
+    `system_health`,
     `licensing`, labs, activity, derived percents, and what went wrong (`errors` per endpoint that failed,
     `warnings` per key that was missing or malformed).
     """
@@ -200,26 +201,7 @@ class CmlTelemetrySnapshot(_Snapshot):
     # system_information
     version: str | None = None
     ready: bool | None = None
-    # system_stats
-    all_cpu_count: int | None = None
-    all_cpu_percent: float | None = None
-    all_memory_total: int | None = None
-    all_memory_free: int | None = None
-    all_memory_used: int | None = None
-    all_disk_total: int | None = None
-    all_disk_free: int | None = None
-    all_disk_used: int | None = None
-    controller_disk_total: int | None = None
-    controller_disk_free: int | None = None
-    controller_disk_used: int | None = None
-    allocated_cpus: int | None = None
-    allocated_memory: int | None = None
-    total_nodes: int | None = None
-    total_orphans: int | None = None
-    running_nodes: int | None = None
-    running_orphans: int | None = None
-    computes: dict[str, CmlComputeNode] = Field(default_factory=dict)
-    """Stats and health of each compute, keyed by compute id (union of both endpoints)."""
+    # system_stats: the fields of CmlSystemStats; `computes` here also carries each compute's health.
     # system_health
     health_valid: bool | None = None
     is_licensed: bool | None = None
