@@ -100,7 +100,7 @@ async def list_workers(
     limit: Annotated[int, Query(ge=1, le=5000)] = 5000,
 ) -> WorkerPage:
     query = WorkerQuery(status=_csv(status), aws_region=_csv(aws_region), include_terminated=include_terminated)
-    items, total = await cp.workers.workers.list(query, skip=offset, limit=limit)
+    items, total = await cp.workers.workers.page(query, skip=offset, limit=limit)
     return worker_page(items, total, offset, limit)
 
 

@@ -47,7 +47,7 @@ async def list_workers(
 ) -> WorkerPage:
     query = WorkerQuery(status=_csv(status), aws_region=_csv(aws_region), health_status=_csv(health_status),
                         search=q, include_terminated=include_terminated)
-    items, total = await cp.workers.workers.list(query, skip=offset, limit=limit, sort=sort,
+    items, total = await cp.workers.workers.page(query, skip=offset, limit=limit, sort=sort,
                                                  descending=order == "desc")
     return worker_page(items, total, offset, limit)
 

@@ -34,7 +34,8 @@ class Utilisation:
 def derive_utilisation(telemetry: Telemetry) -> Utilisation:
     """CML-native values are preferred (they see the hypervisor); CloudWatch is the fallback for CPU."""
     info: CmlSystemInfo = telemetry.cml.system_info
-    cpu, source = info.all_cpu_percent, "cml"
+    cpu = info.all_cpu_percent
+    source: str | None = "cml"
     if cpu is None:
         cpu, source = telemetry.cloudwatch.cpu_utilization, "cloudwatch"
     if cpu is None:

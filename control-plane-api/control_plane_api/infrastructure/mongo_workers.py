@@ -98,7 +98,7 @@ class WorkerRepository:
         found = [from_document(d) async for d in self._c.find({"aws_instance_id": {"$in": ids}})]
         return {w.aws_instance_id: w for w in found}
 
-    async def list(self, query: WorkerQuery, *, skip: int = 0, limit: int = 100, sort: str = "name",
+    async def page(self, query: WorkerQuery, *, skip: int = 0, limit: int = 100, sort: str = "name",
                    descending: bool = False) -> tuple[list[Worker], int]:
         if sort not in SORTABLE:
             sort = "name"

@@ -81,7 +81,7 @@ class WorkerReconciler:
         if worker.status is WorkerStatus.TERMINATED:
             return ReconcileResult.done()
         instance = await self._instance(worker)
-        state = instance.state if instance else "terminated"
+        state = (instance.state or "unknown") if instance else "terminated"
         worker = await self._sync_status(worker, instance, state)
         action = action_toward(worker.desired_status, state)
         if action is not None:
