@@ -54,13 +54,15 @@ class ControlPlane:
                            append_timeout=settings.dependency_timeout_seconds)
         etcd = EtcdKeys(infra.etcd, settings.etcd_prefix, settings.dependency_timeout_seconds)
         webhooks = WebhookNotifier()
+        template_repository = TemplateRepository(db["worker_templates"])
         system_settings = SettingsService(SettingsRepository(db["settings"]), relay,
                                           idle_threshold_minutes=settings.idle_threshold_minutes)
         return cls(
             settings=settings, infrastructure=infra, relay=relay, etcd=etcd,
-            workers=WorkerService(WorkerRepository(db["workers"]), system_settings, relay, etcd, webhooks),
+            workers=WorkerService(WorkerRepository(db["workers"]), system_settings, relay, etcd, webhooks,
+                                  templates=template_repository),
             system_settings=system_settings,
-            templates=TemplateService(TemplateRepository(db["worker_templates"]), relay),
+            templates=TemplateService(template_repository, relay),
             controllers=ControllerStatusService(ControllerStatusRepository(db["controller_status"]), relay),
             webhooks=webhooks,
             tokens=TokenVerifier(settings),

@@ -134,3 +134,40 @@ def test_idle_worker_is_auto_paused(control_plane, fleet) -> None:
     kept = workers(control_plane)[ids[0]]
     assert kept["desired_status"] is None
     assert kept["status"] == "running"
+
+
+def test_worker_created_from_a_template_is_provisioned(control_plane, fleet) -> None:
+    ec2, ids = fleet
+    wait_for("imported", lambda: len(workers(control_plane)) == 2)
+    template = {"name": "bench-metal", "instance_type": "m5zn.metal",
+                "ami_name_pattern": ec2.describe_images(ImageIds=[ec2.describe_instances(InstanceIds=[ids[0]])[
+                    "Reservations"][0]["Instances"][0]["ImageId"]])["Images"][0]["Name"],
+                "regions": {REGION: {"subnet_id": None, "security_group_ids": []}},
+                "ebs": {"volume_type": "gp3", "size_gb": 300},
+                "capacity": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 300, "max_nodes": 100}}
+    with httpx.Client(base_url=control_plane.url, headers=control_plane.admin(), timeout=10) as http:
+        assert http.post("/api/templates", json=template).status_code == 201
+        body = {"template_name": "bench-metal", "aws_region": REGION, "name": "made-by-lcm", "idempotency_key": "k1"}
+        created = http.post("/api/workers", json=body)
+        assert created.status_code == 201, created.text
+        again = http.post("/api/workers", json=body)
+        assert again.json()["id"] == created.json()["id"]  # idempotent: one worker, one instance
+        worker_id = created.json()["id"]
+        assert created.json()["status"] == "pending"
+        assert created.json()["origin"] == "created"
+        wrong_region = http.post("/api/workers", json={**body, "aws_region": "ap-east-1", "idempotency_key": "k2"})
+        assert wrong_region.status_code == 422
+
+        def running():
+            worker = http.get(f"/api/workers/{worker_id}").json()
+            return worker if worker["status"] == "running" and worker["aws_instance_id"] else None
+
+        worker = wait_for("provisioned and running", running, timeout=30)
+    instance = ec2.describe_instances(InstanceIds=[worker["aws_instance_id"]])["Reservations"][0]["Instances"][0]
+    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    assert tags["lcm:worker-id"] == worker_id
+    assert tags["Name"] == "made-by-lcm"
+    assert instance["InstanceType"] == "m5zn.metal"
+    # Discovery sees the new instance (its AMI matches) but attaches it instead of importing a second worker.
+    time.sleep(2.5)
+    assert len(workers(control_plane)) == 3

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from control_plane_api.api.security import CP, Internal, Leader
 from control_plane_api.api.views import WorkerPage, worker_page, worker_view
 from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, MetricsReport, StatusReport
-from control_plane_api.domain.system_settings import SystemSettings
+from control_plane_api.domain.system_settings import SystemSettings, WorkerTemplate
 from control_plane_api.infrastructure.mongo_workers import WorkerQuery
 from lcm_core.domain.types import Count, JsonObject, Label, Text, storable_json
 
@@ -140,6 +140,16 @@ async def detect_idle(worker_id: str, cp: CP, caller: Leader) -> dict[str, Any]:
 @router.post("/workers/{worker_id}/license", summary="Progress of a licence request")
 async def license_progress(worker_id: str, body: LicenseProgress, cp: CP, caller: Leader) -> dict[str, Any]:
     return worker_view(await cp.workers.license_progress(worker_id, body, by=caller))
+
+
+@router.post("/workers/{worker_id}/provisioned", summary="The instance provisioned for a worker (idempotent)")
+async def provisioned(worker_id: str, body: DiscoveredInstance, cp: CP, caller: Leader) -> dict[str, Any]:
+    return worker_view(await cp.workers.attach_instance(worker_id, body, by=caller))
+
+
+@router.get("/templates/{name}", summary="A worker template (for provisioning)")
+async def template(name: str, cp: CP, _caller: Internal) -> WorkerTemplate:
+    return await cp.templates.repo.get(name)
 
 
 @router.get("/settings", summary="System settings (controllers re-read them every cycle)")

@@ -11,7 +11,7 @@ from control_plane_api.api.security import CP, Admin, Viewer
 from control_plane_api.api.views import WorkerPage, worker_page, worker_view
 from control_plane_api.infrastructure.mongo_workers import SORTABLE, WorkerQuery
 from lcm_core.domain.enums import DesiredStatus
-from lcm_core.domain.types import Text
+from lcm_core.domain.types import AwsRegion, Label, Text
 
 router = APIRouter(prefix="/api/workers", tags=["workers"])
 
@@ -20,6 +20,16 @@ class ActionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Text | None = Field(default=None, max_length=500)
+
+
+class CreateWorker(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    template_name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    aws_region: AwsRegion
+    name: Label | None = None
+    idempotency_key: Label | None = Field(default=None, max_length=128)
+    """Repeat the request with the same key and the same worker is returned (no second instance)."""
 
 
 class IdleDetectionBody(BaseModel):
@@ -50,6 +60,13 @@ async def list_workers(
     items, total = await cp.workers.workers.page(query, skip=offset, limit=limit, sort=sort,
                                                  descending=order == "desc")
     return worker_page(items, total, offset, limit)
+
+
+@router.post("", status_code=201, summary="Create a worker from a template (the worker-controller provisions it)")
+async def create_worker(body: CreateWorker, cp: CP, who: Admin) -> dict[str, Any]:
+    worker = await cp.workers.create_from_template(body.template_name, body.aws_region, body.name, by=who.subject,
+                                                   idempotency_key=body.idempotency_key)
+    return worker_view(worker)
 
 
 @router.get("/{worker_id}", summary="Worker detail")

@@ -8,6 +8,7 @@ concurrent updates of one worker both land (no lost field) and neither caller se
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,16 +20,19 @@ from control_plane_api.domain.events import DomainEvent, utcnow
 from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, MetricsReport, StatusReport
 from control_plane_api.domain.worker import Worker
 from control_plane_api.infrastructure.etcd_keys import EtcdKeys
+from control_plane_api.infrastructure.mongo_settings import TemplateRepository
 from control_plane_api.infrastructure.mongo_workers import WorkerRepository
 from control_plane_api.infrastructure.webhooks import WebhookNotifier
 from lcm_core.domain.enums import DesiredStatus
-from lcm_core.errors import ConflictError
+from lcm_core.errors import ConflictError, InvalidError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
 Change = Callable[[Worker, datetime], list[DomainEvent]]
 #: Events after which the worker-controller must look at the worker again (etcd `desired_state` key).
-_DESIRED_EVENTS = frozenset({ev.WORKER_DESIRED_STATUS_CHANGED, ev.WORKER_REFRESH_REQUESTED})
+_DESIRED_EVENTS = frozenset({ev.WORKER_DESIRED_STATUS_CHANGED, ev.WORKER_REFRESH_REQUESTED, ev.WORKER_CREATED})
+#: Tag the worker-controller puts on instances it provisions, so that discovery adopts them.
+WORKER_ID_TAG = "lcm:worker-id"
 
 
 @dataclass
@@ -51,9 +55,10 @@ def _fingerprint(worker: Worker) -> dict[str, Any]:
 
 class WorkerService:
     def __init__(self, workers: WorkerRepository, settings: SettingsService, publisher: Publisher,
-                 etcd: EtcdKeys, webhooks: WebhookNotifier, clock: Callable[[], datetime] = utcnow,
-                 max_attempts: int = 8) -> None:
+                 etcd: EtcdKeys, webhooks: WebhookNotifier, templates: TemplateRepository,
+                 clock: Callable[[], datetime] = utcnow, max_attempts: int = 8) -> None:
         self.workers = workers
+        self._templates = templates
         self._settings = settings
         self._publisher = publisher
         self._etcd = etcd
@@ -120,6 +125,34 @@ class WorkerService:
             return worker
         raise AssertionError("unreachable")
 
+    # ----------------------------------------------------------------- creation from a template
+
+    async def create_from_template(self, template_name: str, region: str, name: str | None, by: str,
+                                   idempotency_key: str | None = None) -> Worker:
+        """A new worker to be provisioned by the worker-controller. With an idempotency key, asking again
+        returns the worker the first request created."""
+        template = await self._templates.get(template_name)
+        if not template.enabled:
+            raise InvalidError(f"template {template_name!r} is disabled")
+        if template.regions and region not in template.regions:
+            raise InvalidError(f"template {template_name!r} has no placement for {region} "
+                               f"(it has {', '.join(sorted(template.regions))})")
+        worker_id = uuid.uuid5(uuid.NAMESPACE_URL, f"lcm:worker:{idempotency_key}").hex if idempotency_key \
+            else uuid.uuid4().hex
+        worker, events = Worker.requested(template, region, name or f"{template.name}-{worker_id[:8]}", worker_id,
+                                          self._clock(), by)
+        try:
+            await self.workers.insert(worker)
+        except ConflictError:
+            if idempotency_key:
+                return await self.workers.get(worker_id)
+            raise
+        await self._after_commit(worker, events)
+        return worker
+
+    async def attach_instance(self, worker_id: str, found: DiscoveredInstance, by: str) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.attach_instance(found, now, by))
+
     # ----------------------------------------------------------------- discovery
 
     async def bulk_import(self, found: Sequence[DiscoveredInstance], by: str) -> ImportResult:
@@ -127,7 +160,9 @@ class WorkerService:
         result = ImportResult()
         unique = list({f.aws_instance_id: f for f in found}.values())
         existing = await self.workers.by_instance_ids(f.aws_instance_id for f in unique)
-        fresh = [Worker.discovered(f, self._clock(), by) for f in unique if f.aws_instance_id not in existing]
+        provisioned = {f.aws_instance_id for f in unique if f.tags.get(WORKER_ID_TAG)}
+        fresh = [Worker.discovered(f, self._clock(), by) for f in unique
+                 if f.aws_instance_id not in existing and f.aws_instance_id not in provisioned]
         inserted = await self.workers.insert_many([w for w, _ in fresh])
         await self._after_commit_many([(w, events) for w, events in fresh if w.id in inserted])
         result.created = [w.id for w, _ in fresh if w.id in inserted]
@@ -135,6 +170,7 @@ class WorkerService:
             existing.update(await self.workers.by_instance_ids(w.aws_instance_id for w, _ in fresh
                                                                if w.id not in inserted))
         created_instances = {w.aws_instance_id for w, _ in fresh if w.id in inserted}
+        created_instances |= await self._adopt_provisioned(unique, existing)
         for instance in unique:
             if instance.aws_instance_id in created_instances:
                 continue
@@ -143,6 +179,22 @@ class WorkerService:
             updated = await self.mutate(worker.id, lambda w, now, i=instance: w.refresh_from_discovery(i, now, by))
             (result.updated if updated.version != before else result.unchanged).append(worker.id)
         return result
+
+    async def _adopt_provisioned(self, found: Sequence[DiscoveredInstance], existing: dict[str, Worker]) -> set[str]:
+        """Instances tagged with a worker id belong to a worker created from a template: attach, don't import."""
+        adopted: set[str] = set()
+        for instance in found:
+            worker_id = instance.tags.get(WORKER_ID_TAG)
+            if not worker_id or instance.aws_instance_id in existing:
+                continue
+            try:
+                await self.attach_instance(worker_id, instance, "worker-controller-discovery")
+            except NotFoundError:
+                worker, events = Worker.discovered(instance, self._clock(), "worker-controller-discovery")
+                await self.workers.insert(worker)  # its worker is gone: import it like any other instance
+                await self._after_commit(worker, events)
+            adopted.add(instance.aws_instance_id)
+        return adopted
 
     # ----------------------------------------------------------------- reports
 

@@ -22,7 +22,7 @@ from control_plane_api.domain.reports import (
     StatusReport,
     compact,
 )
-from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings
+from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings, WorkerTemplate
 from control_plane_api.domain.worker_rules import classify_health, derive_utilisation, judge_idle, threshold_violations
 from control_plane_api.domain.worker_state import (
     ALERT_HISTORY_LIMIT,
@@ -82,12 +82,13 @@ def new_worker_id() -> str:
 
 
 class Worker(Model):
-    """The aggregate root. `id` is LCM's; `aws_instance_id` is unique across the fleet."""
+    """The aggregate root. `id` is LCM's; `aws_instance_id` is unique across the fleet (None while a worker
+    created from a template waits for its instance)."""
 
     id: str = Field(default_factory=new_worker_id)
     name: str
     aws_region: str
-    aws_instance_id: str
+    aws_instance_id: str | None
     instance_type: str | None = None
     ami_id: str | None = None
     ami_name: str | None = None
@@ -185,6 +186,36 @@ class Worker(Model):
             worker.capacity.declared = declared.model_copy()
         worker._record("status", None, status.value, now, "discovered in EC2", by)
         return worker, [worker._event(ev.WORKER_IMPORTED, **worker.summary())]
+
+    @classmethod
+    def requested(cls, template: WorkerTemplate, region: str, name: str, worker_id: str, now: datetime,
+                  by: str) -> tuple[Worker, list[DomainEvent]]:
+        """An operator asks for a new worker from a template; the worker-controller provisions it."""
+        worker = cls(id=worker_id, name=name, aws_region=region, aws_instance_id=None,
+                     instance_type=template.instance_type, origin=WorkerOrigin.CREATED, template_name=template.name,
+                     status=WorkerStatus.PENDING, desired_status=DesiredStatus.RUNNING, desired_changed_at=now,
+                     desired_reason=f"created from template {template.name} by {by}", created_at=now,
+                     updated_at=now)
+        worker.capacity.declared = template.capacity.model_copy()
+        worker._record("status", None, WorkerStatus.PENDING.value, now, f"requested from template {template.name}",
+                       by)
+        return worker, [worker._event(ev.WORKER_CREATED, template_name=template.name, **worker.summary())]
+
+    def attach_instance(self, found: DiscoveredInstance, now: datetime, by: str) -> list[DomainEvent]:
+        """The instance provisioned for this worker exists: adopt it (idempotent for the same instance)."""
+        if self.aws_instance_id == found.aws_instance_id:
+            return []
+        if self.aws_instance_id is not None:
+            raise ConflictError(f"worker {self.id} already runs on instance {self.aws_instance_id}")
+        self.aws_instance_id = found.aws_instance_id
+        self.ami_id, self.ami_name = found.ami_id, found.ami_name
+        self.instance_type = found.instance_type or self.instance_type
+        self.launch_time = found.launch_time
+        self._record("aws_instance_id", None, found.aws_instance_id, now, "instance provisioned", by)
+        events = [self._event(ev.WORKER_STATUS_UPDATED, old_status=self.status.value, new_status=self.status.value,
+                              aws_instance_id=found.aws_instance_id, reason="instance provisioned",
+                              phase=self.lifecycle_phase)]
+        return events + self.refresh_from_discovery(found, now, by)
 
     def refresh_from_discovery(self, found: DiscoveredInstance, now: datetime, by: str) -> list[DomainEvent]:
         """Re-discovery is idempotent: it refreshes addresses and tags and syncs the EC2 state."""

@@ -77,7 +77,12 @@ class WorkerRepository:
         self._c = collection
 
     async def ensure_indexes(self) -> None:
-        await self._c.create_index([("aws_instance_id", ASCENDING)], unique=True, name="aws_instance_id_unique")
+        # Partial: workers created from a template have no instance yet (null), and there may be many.
+        existing = {index["name"] async for index in await self._c.list_indexes()}
+        if "aws_instance_id_unique" in existing:
+            await self._c.drop_index("aws_instance_id_unique")  # the first, non-partial version
+        await self._c.create_index([("aws_instance_id", ASCENDING)], unique=True, name="aws_instance_id_unique_set",
+                                   partialFilterExpression={"aws_instance_id": {"$type": "string"}})
         await self._c.create_index([("status", ASCENDING)], name="status")
         await self._c.create_index([("aws_region", ASCENDING)], name="aws_region")
         await self._c.create_index([("health_status", ASCENDING)], name="health_status")
@@ -96,7 +101,7 @@ class WorkerRepository:
     async def by_instance_ids(self, instance_ids: Iterable[str]) -> dict[str, Worker]:
         ids = list(dict.fromkeys(instance_ids))
         found = [from_document(d) async for d in self._c.find({"aws_instance_id": {"$in": ids}})]
-        return {w.aws_instance_id: w for w in found}
+        return {w.aws_instance_id: w for w in found if w.aws_instance_id is not None}
 
     async def page(self, query: WorkerQuery, *, skip: int = 0, limit: int = 100, sort: str = "name",
                    descending: bool = False) -> tuple[list[Worker], int]:

@@ -14,7 +14,7 @@ from control_plane_api.domain.reports import (
     LicenseReport,
     MetricsReport,
 )
-from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings
+from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings, WorkerTemplate
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_state import STATE_HISTORY_LIMIT, CmlSystemHealth, CmlSystemInfo
 from lcm_core.cml import SYSTEM_INFO_KEYS
@@ -187,3 +187,19 @@ def test_lifecycle_phase_view(status: str, service: str, licence: str, labs: int
 
 def test_system_info_has_exactly_the_16_keys_the_controllers_report() -> None:
     assert tuple(CmlSystemInfo.model_fields) == SYSTEM_INFO_KEYS
+
+
+def test_a_requested_worker_adopts_its_instance_once() -> None:
+    template = WorkerTemplate(name="metal", capacity={"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500,
+                                                      "max_nodes": 200})
+    worker, events = Worker.requested(template, "us-east-1", "w1", "abc", NOW, "op")
+    assert types(events) == ["worker.created"]
+    assert (worker.status, worker.desired_status, worker.aws_instance_id) == (WorkerStatus.PENDING,
+                                                                               DesiredStatus.RUNNING, None)
+    found = DiscoveredInstance(aws_instance_id="i-0123456789abcdef0", aws_region="us-east-1", state="pending")
+    assert worker.attach_instance(found, NOW, "wc")
+    assert worker.aws_instance_id == "i-0123456789abcdef0"
+    assert worker.attach_instance(found, NOW, "wc") == []  # the same instance again: nothing to do
+    other = DiscoveredInstance(aws_instance_id="i-0fedcba9876543210", aws_region="us-east-1", state="pending")
+    with pytest.raises(ConflictError):
+        worker.attach_instance(other, NOW, "wc")

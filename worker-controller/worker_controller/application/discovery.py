@@ -83,6 +83,8 @@ class Discovery:
         """Known workers of a scanned region that the scan did not return: terminated if EC2 agrees."""
         suspects: dict[str, list[Any]] = {}
         for worker in await self._gateway.workers():
+            if worker.aws_instance_id is None:
+                continue  # created from a template and not launched yet: the reconciler owns it
             if worker.aws_region in seen and worker.aws_instance_id not in seen[worker.aws_region]:
                 suspects.setdefault(worker.aws_region, []).append(worker)
         orphans = []

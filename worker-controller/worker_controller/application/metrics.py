@@ -97,6 +97,7 @@ class MetricsCollector:
         workers = only if only is not None else await self._gateway.workers(status=WorkerStatus.RUNNING.value)
         outcome = CycleOutcome(workers=len(workers), by_health=Counter(w.health_status for w in workers))
         by_region: dict[str, list[str]] = {}
+        workers = [w for w in workers if w.aws_instance_id is not None]
         for worker in workers:
             by_region.setdefault(worker.aws_region, []).append(worker.aws_instance_id)
         hosts = {w.id: w.cml_url(self._template) for w in workers}

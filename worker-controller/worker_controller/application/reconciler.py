@@ -14,9 +14,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from lcm_core.cml import CmlClient, CmlError
-from lcm_core.domain.enums import ServiceStatus, WorkerStatus, status_from_ec2
+from lcm_core.domain.enums import DesiredStatus, ServiceStatus, WorkerStatus, status_from_ec2
 from lcm_core.errors import NotFoundError
 from lcm_core.leader.loops import ReconcileResult
+from worker_controller.application.discovery import to_discovered
 from worker_controller.domain.worker_view import Ec2Action, WorkerView, action_toward
 from worker_controller.infrastructure.aws import AwsFleet, Ec2Instance
 from worker_controller.infrastructure.control_plane import ControlPlaneGateway
@@ -24,6 +25,8 @@ from worker_controller.infrastructure.control_plane import ControlPlaneGateway
 logger = logging.getLogger(__name__)
 
 TRANSITIONAL = frozenset({"pending", "stopping", "shutting-down"})
+WORKER_ID_TAG = "lcm:worker-id"
+"""Tag on instances LCM launched, so that discovery attaches them to their worker instead of importing them."""
 
 
 class WorkerReconciler:
@@ -53,7 +56,8 @@ class WorkerReconciler:
         workers = await self._gateway.workers()
         by_region: dict[str, list[str]] = {}
         for worker in workers:
-            by_region.setdefault(worker.aws_region, []).append(worker.aws_instance_id)
+            if worker.aws_instance_id is not None:
+                by_region.setdefault(worker.aws_region, []).append(worker.aws_instance_id)
         now = time.monotonic()
         for region, ids in by_region.items():
             found = await self._aws.instances_by_id(region, ids)
@@ -80,6 +84,8 @@ class WorkerReconciler:
             return ReconcileResult.done()
         if worker.status is WorkerStatus.TERMINATED:
             return ReconcileResult.done()
+        if worker.aws_instance_id is None:
+            return await self._provision(worker)
         instance = await self._instance(worker)
         state = (instance.state or "unknown") if instance else "terminated"
         worker = await self._sync_status(worker, instance, state)
@@ -102,6 +108,27 @@ class WorkerReconciler:
             self._refreshed[worker.id] = worker.refresh_requested_at
             await self._refresh(worker)
         return requeue
+
+    async def _provision(self, worker: WorkerView) -> ReconcileResult:
+        """A worker created from a template: launch its instance (idempotent through the client token) and
+        report it; a worker cancelled before it had an instance is simply terminated."""
+        if worker.desired_status is DesiredStatus.TERMINATED:
+            await self._gateway.report_status(worker.id, {"ec2_state": "terminated",
+                                                          "reason": "cancelled before an instance was launched"})
+            return ReconcileResult.done()
+        if not worker.template_name:
+            logger.error("worker %s has neither an instance nor a template", worker.id)
+            return ReconcileResult.done()
+        template = await self._gateway.template(worker.template_name)
+        instance = await self._aws.run_from_template(
+            worker.aws_region, template, name=worker.name, client_token=worker.id,
+            tags={WORKER_ID_TAG: worker.id, "lcm:template": worker.template_name})
+        logger.info("worker %s (%s): launched instance %s from template %s", worker.name, worker.id,
+                    instance.instance_id, worker.template_name)
+        self.actions["provision"] = self.actions.get("provision", 0) + 1
+        await self._gateway.provisioned(worker.id, to_discovered(instance, {}))
+        self._acted_at[worker.id] = time.monotonic()
+        return ReconcileResult.requeue(3.0)
 
     async def _sync_status(self, worker: WorkerView, instance: Ec2Instance | None, state: str) -> WorkerView:
         addresses_changed = instance is not None and (

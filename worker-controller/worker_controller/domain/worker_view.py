@@ -30,7 +30,8 @@ class WorkerView(_View):
     id: str
     name: str = ""
     aws_region: str
-    aws_instance_id: str
+    aws_instance_id: str | None = None
+    template_name: str | None = None
     status: WorkerStatus = WorkerStatus.UNKNOWN
     desired_status: DesiredStatus | None = None
     desired_changed_at: datetime | None = None
@@ -47,6 +48,8 @@ class WorkerView(_View):
         """The worker's CML base URL from `CML_WORKER_URL_TEMPLATE`; None while it has no address."""
         address = self.private_ip or self.public_ip
         if "{ip_address}" in template and not address:
+            return None
+        if self.aws_instance_id is None:
             return None
         return template.format(ip_address=address or "", instance_id=self.aws_instance_id).rstrip("/")
 

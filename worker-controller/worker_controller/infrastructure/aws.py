@@ -202,6 +202,39 @@ class AwsFleet:
         for batch in chunks(list(instance_ids), ACTION_BATCH):
             await self._call("ec2", region, "terminate_instances", InstanceIds=list(batch))
 
+    async def run_from_template(self, region: str, template: dict[str, Any], *, name: str, client_token: str,
+                                tags: dict[str, str]) -> Ec2Instance:
+        """RunInstances for one worker. The client token makes a retried call return the same instance."""
+        amis = await self.find_amis(region, template["ami_name_pattern"])
+        if not amis:
+            raise UnavailableError(f"no AMI matches {template['ami_name_pattern']!r} in {region}")
+        image_id = max(amis, key=lambda ami: amis[ami])  # CML AMI names end in a build date: the newest wins
+        placement = (template.get("regions") or {}).get(region) or {}
+        ebs = template.get("ebs") or {}
+        volume: dict[str, Any] = {"VolumeSize": ebs.get("size_gb", 500), "VolumeType": ebs.get("volume_type", "gp3"),
+                                  "DeleteOnTermination": True}
+        if ebs.get("iops"):
+            volume["Iops"] = ebs["iops"]
+        request: dict[str, Any] = {
+            "ImageId": image_id, "InstanceType": template["instance_type"], "MinCount": 1, "MaxCount": 1,
+            "ClientToken": client_token, "BlockDeviceMappings": [{"DeviceName": "/dev/sda1", "Ebs": volume}],
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": [
+                {"Key": k, "Value": v} for k, v in {"Name": name, **tags}.items()]}],
+        }
+        if placement.get("subnet_id"):
+            request["SubnetId"] = placement["subnet_id"]
+        if placement.get("security_group_ids"):
+            request["SecurityGroupIds"] = placement["security_group_ids"]
+        if placement.get("iam_instance_profile"):
+            request["IamInstanceProfile"] = {"Name": placement["iam_instance_profile"]}
+        if placement.get("key_name"):
+            request["KeyName"] = placement["key_name"]
+        reply = await self._call("ec2", region, "run_instances", **request)
+        instance = Ec2Instance.from_aws(region, (reply.get("Instances") or [{}])[0])
+        if instance is None:
+            raise UnavailableError(f"RunInstances in {region} returned no instance")
+        return instance
+
     # ------------------------------------------------------------------ CloudWatch
 
     async def cloudwatch(self, region: str, instance_ids: Sequence[str], *, now: datetime,

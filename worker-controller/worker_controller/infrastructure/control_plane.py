@@ -55,6 +55,13 @@ class ControlPlaneGateway:
             totals["retried"] += reply["retried"]
         return totals
 
+    async def template(self, name: str) -> dict[str, Any]:
+        return await self._client.get(f"/api/internal/templates/{name}")  # type: ignore[no-any-return]
+
+    async def provisioned(self, worker_id: str, instance: dict[str, Any]) -> WorkerView:
+        return WorkerView.model_validate(
+            await self._client.post(f"/api/internal/workers/{worker_id}/provisioned", instance))
+
     async def detect_idle(self, worker_id: str) -> dict[str, Any]:
         return await self._client.post(f"/api/internal/workers/{worker_id}/detect-idle")  # type: ignore[no-any-return]
 
