@@ -1,0 +1,245 @@
+"""The Worker aggregate's licence, telemetry and idle behaviour (a mixin of `Worker`, split off to keep each
+file readable). It works on the fields `Worker` declares; no I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from control_plane_api.domain import events as ev
+from control_plane_api.domain.events import DomainEvent
+from control_plane_api.domain.reports import CmlReport, LicenseProgress, MetricsReport, compact
+from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings
+from control_plane_api.domain.worker_rules import classify_health, derive_utilisation, judge_idle, threshold_violations
+from control_plane_api.domain.worker_state import ALERT_HISTORY_LIMIT, Activity, Alert, License, Telemetry
+from lcm_core.domain.enums import (
+    DesiredStatus,
+    HealthStatus,
+    LicenseStatus,
+    PauseReason,
+    ServiceStatus,
+    WorkerStatus,
+)
+from lcm_core.errors import ConflictError
+
+_REGISTRATION_TO_LICENSE = {
+    "COMPLETED": LicenseStatus.REGISTERED,
+    "REGISTERED": LicenseStatus.REGISTERED,
+    "NOT_REGISTERED": LicenseStatus.UNREGISTERED,
+    "UNREGISTERED": LicenseStatus.UNREGISTERED,
+    "IN_PROGRESS": LicenseStatus.REGISTERING,
+    "PENDING": LicenseStatus.REGISTERING,
+    "EXPIRED": LicenseStatus.EXPIRED,
+    "FAILED": LicenseStatus.INVALID,
+}
+
+
+class WorkerTelemetry:
+    """Behaviour only: `Worker` supplies the fields and the helpers named below."""
+
+    if TYPE_CHECKING:
+        id: str
+        name: str
+        status: WorkerStatus
+        desired_status: DesiredStatus | None
+        service_status: ServiceStatus
+        cml_version: str | None
+        license: License
+        telemetry: Telemetry
+        health_status: HealthStatus
+        health_reasons: list[str]
+        last_seen_at: datetime | None
+        last_health_check_at: datetime | None
+        activity: Activity
+        active_alerts: list[str]
+        alerts: list[Alert]
+
+        def _event(self, type_: str, **data: Any) -> DomainEvent: ...
+        def _record(self, field: str, old: str | None, new: str, at: datetime, reason: str | None,
+                    by: str | None) -> None: ...
+        def observe_ec2_state(self, ec2_state: str, now: datetime, reason: str | None,
+                              by: str) -> list[DomainEvent]: ...
+        def _set_service_status(self, new: ServiceStatus, now: datetime, by: str) -> list[DomainEvent]: ...
+        def request_desired_status(self, desired: DesiredStatus, now: datetime, by: str,
+                                   reason: str | None = None) -> list[DomainEvent]: ...
+
+    # ------------------------------------------------------------------ licence
+
+    def request_license(self, action: str, now: datetime, by: str) -> list[DomainEvent]:
+        """`register` or `deregister`; idempotent while the same request is pending."""
+        if self.status is not WorkerStatus.RUNNING:
+            raise ConflictError(f"worker {self.id} is {self.status.value}; licensing needs it running")
+        target = LicenseStatus.REGISTERING if action == "register" else LicenseStatus.DEREGISTERING
+        if self.license.pending_action == action:
+            return []
+        old = self.license.status
+        self.license.pending_action, self.license.status = action, target
+        self.license.last_error, self.license.updated_at = None, now
+        self._record("license", old.value, target.value, now, f"{action} requested", by)
+        return [self._event(ev.WORKER_LICENSE_REQUESTED, action=action, by=by)]
+
+    def apply_license_progress(self, progress: LicenseProgress, now: datetime, by: str) -> list[DomainEvent]:
+        """The controller reports how a licence request went: in progress, done or failed."""
+        old = self.license.status
+        lic = self.license
+        if progress.status is not None:
+            lic.status = progress.status
+        if progress.error is not None:
+            lic.last_error = progress.error
+        if progress.finished:
+            lic.pending_action = None
+        if progress.details is not None:
+            self._merge_license(progress.details)
+        lic.updated_at = now
+        if lic.status is not old:
+            self._record("license", old.value, lic.status.value, now, progress.error, by)
+        return [self._event(ev.WORKER_LICENSE_UPDATED, status=lic.status.value, pending_action=lic.pending_action,
+                            error=lic.last_error, node_limit=lic.node_limit)]
+
+    def _merge_license(self, report: Any) -> None:
+        lic = self.license
+        for key in ("registration_status", "authorization_status", "expires", "product", "is_enterprise",
+                    "node_limit", "nodes_in_use"):
+            value = getattr(report, key)
+            if value is not None:
+                setattr(lic, key, value)
+        if lic.pending_action is None and report.registration_status:
+            mapped = _REGISTRATION_TO_LICENSE.get(report.registration_status.upper())
+            if mapped is not None:
+                lic.status = mapped
+            if (report.authorization_status or "").upper() == "EVAL_MODE" and mapped is not LicenseStatus.REGISTERED:
+                lic.status = LicenseStatus.EVALUATION
+
+    # ------------------------------------------------------------------ telemetry
+
+    def apply_metrics(self, report: MetricsReport, monitoring: MonitoringSettings, now: datetime,
+                      by: str) -> list[DomainEvent]:
+        """Store the cycle's telemetry, derive utilisation and health, raise threshold alerts."""
+        t = self.telemetry
+        found: list[DomainEvent] = []
+        if report.ec2 is not None:
+            if report.ec2.state is not None:
+                found += self.observe_ec2_state(report.ec2.state, now, "seen by metrics collection", by)
+            t.ec2.system_status = report.ec2.system_status
+            t.ec2.instance_status = report.ec2.instance_status
+            t.ec2.checked_at = report.collected_at
+        if report.cloudwatch is not None:
+            t.cloudwatch = t.cloudwatch.model_copy(update={**report.cloudwatch.model_dump(),
+                                                           "collected_at": report.collected_at})
+        reachable = True
+        old_labs = t.labs_count
+        license_changed = False
+        if report.cml is not None:
+            reachable = report.cml.reachable
+            old_license = self.license.status
+            if reachable:
+                self._apply_cml(report.cml, report.collected_at, now, by, found)
+            license_changed = self.license.status is not old_license
+        t.collected_at = report.collected_at
+        self.last_seen_at = now
+        self.last_health_check_at = now
+
+        util = derive_utilisation(t)
+        t.cpu_percent, t.memory_percent, t.disk_percent = util.cpu_percent, util.memory_percent, util.disk_percent
+        t.cpu_source = util.cpu_source
+        violations = threshold_violations(util, monitoring)
+        found += self._raise_alerts(violations, now)
+        if self.status is WorkerStatus.RUNNING:
+            health, reasons = classify_health(reachable=reachable, telemetry=t, license_status=self.license.status,
+                                              violations=violations)
+            found += self._set_health(health, reasons)
+        found.append(self._event(ev.WORKER_METRICS_UPDATED, **self.metrics_payload()))
+        if t.labs_count != old_labs and t.labs_count is not None:
+            found.append(self._event(ev.WORKER_LABS_UPDATED, labs_count=t.labs_count, previous=old_labs))
+        if license_changed:
+            found.append(self._event(ev.WORKER_LICENSE_UPDATED, status=self.license.status.value,
+                                     node_limit=self.license.node_limit))
+        return found
+
+    def _apply_cml(self, cml: CmlReport, collected_at: datetime, now: datetime, by: str,
+                   found: list[DomainEvent]) -> None:
+        t = self.telemetry
+        if cml.system_info is not None:
+            t.cml.system_info = cml.system_info
+        if cml.system_health is not None:
+            t.cml.system_health = cml.system_health
+        if cml.version is not None:
+            self.cml_version = cml.version
+        if cml.license is not None:
+            self._merge_license(cml.license)
+        if cml.labs_count is not None:
+            t.labs_count = t.cml.labs_count = cml.labs_count
+        if cml.uptime_seconds is not None:
+            t.uptime_seconds = t.cml.uptime_seconds = cml.uptime_seconds
+        t.cml.collected_at = collected_at
+        if cml.last_activity_at is not None and (self.activity.last_activity_at is None
+                                                 or cml.last_activity_at > self.activity.last_activity_at):
+            self.activity.last_activity_at = cml.last_activity_at
+        if self.status is WorkerStatus.RUNNING and cml.ready is not None:
+            found += self._set_service_status(ServiceStatus.AVAILABLE if cml.ready else ServiceStatus.STARTING,
+                                              now, by)
+
+    def apply_unreachable(self, now: datetime) -> None:
+        """Used when the CML API failed: keep the last telemetry, mark health unreachable."""
+        self._set_health(HealthStatus.UNREACHABLE, ["CML API unreachable"])
+        self.last_health_check_at = now
+
+    def _set_health(self, health: HealthStatus, reasons: list[str]) -> list[DomainEvent]:
+        old = self.health_status
+        self.health_reasons = reasons
+        if health is old:
+            return []
+        self.health_status = health
+        return [self._event(ev.WORKER_HEALTH_CHANGED, old_health=old.value, new_health=health.value,
+                            reasons=reasons)]
+
+    def _raise_alerts(self, violations: dict[str, tuple[float, float]], now: datetime) -> list[DomainEvent]:
+        """An alert fires when a metric crosses its threshold, not on every cycle it stays above it."""
+        found = []
+        for metric, (value, limit) in violations.items():
+            if metric in self.active_alerts:
+                continue
+            self.alerts.append(Alert(metric=metric, value=value, threshold=limit, at=now))
+            found.append(self._event(ev.WORKER_ALERT_RAISED, metric=metric, value=value, threshold=limit,
+                                     worker_name=self.name))
+        del self.alerts[:-ALERT_HISTORY_LIMIT]
+        self.active_alerts = sorted(violations)
+        return found
+
+    def metrics_payload(self) -> dict[str, Any]:
+        t = self.telemetry
+        return compact({
+            "cpu_percent": t.cpu_percent, "memory_percent": t.memory_percent, "disk_percent": t.disk_percent,
+            "cpu_source": t.cpu_source, "labs_count": t.labs_count, "health_status": self.health_status.value,
+            "service_status": self.service_status.value, "collected_at": t.collected_at.isoformat()
+            if t.collected_at else None,
+            "running_nodes": t.cml.system_info.running_nodes,
+        })
+
+    # ------------------------------------------------------------------ idle detection
+
+    def detect_idle(self, idle: IdleSettings, now: datetime, by: str) -> list[DomainEvent]:
+        """Seed 000: track idleness and, when eligible, ask for the instance to be stopped (auto-pause)."""
+        a = self.activity
+        running_nodes = self.telemetry.cml.system_info.running_nodes or 0
+        active_now = running_nodes > 0
+        if active_now:
+            a.last_activity_at = now
+        elif a.last_activity_at is not None and (a.idle_since is None or a.last_activity_at > a.idle_since):
+            a.idle_since = a.last_activity_at
+        verdict = judge_idle(status=self.status, activity=a, idle=idle, active_now=active_now, now=now)
+        a.idle_since = verdict.idle_since
+        a.eligible_for_auto_pause = verdict.eligible_for_auto_pause
+        a.idle_verdict, a.idle_checked_at = verdict.reason, now
+        if verdict.eligible_for_auto_pause and self.desired_status is not DesiredStatus.STOPPED:
+            return self.request_desired_status(DesiredStatus.STOPPED, now, by,
+                                               reason=PauseReason.IDLE_TIMEOUT.value)
+        return []
+
+    def idle_view(self) -> dict[str, Any]:
+        a = self.activity
+        return {"worker_id": self.id, "status": self.status.value, "last_activity_at": a.last_activity_at,
+                "idle_since": a.idle_since, "eligible_for_auto_pause": a.eligible_for_auto_pause,
+                "idle_verdict": a.idle_verdict, "idle_checked_at": a.idle_checked_at,
+                "idle_detection_enabled": a.idle_detection_enabled, "desired_status": self.desired_status,
+                "pause_reason": a.pause_reason, "paused_at": a.paused_at, "resumed_at": a.resumed_at}
