@@ -53,7 +53,7 @@ def fleet(control_plane, moto_server, cml_simulator):
         AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x",
         CML_WORKER_URL_TEMPLATE=f"{cml_simulator.url}/hosts/{{instance_id}}",
         CML_WORKER_API_USERNAME=cml_simulator.username, CML_WORKER_API_PASSWORD=cml_simulator.password,
-        CML_WORKER_VERIFY_TLS="false",
+        CML_WORKER_VERIFY_TLS="false", CML_LICENSE_TOKEN="U21hcnRMaWNlbnNpbmdUb2tlbg==",
     )
     with serve_in_thread(build_host(settings).create_app()):
         yield ec2, ids
@@ -171,3 +171,29 @@ def test_worker_created_from_a_template_is_provisioned(control_plane, fleet) -> 
     # Discovery sees the new instance (its AMI matches) but attaches it instead of importing a second worker.
     time.sleep(2.5)
     assert len(workers(control_plane)) == 3
+
+
+def test_licence_deregister_and_register_through_cml(control_plane, fleet) -> None:
+    _ec2, ids = fleet
+
+    def available():
+        current = workers(control_plane).get(ids[0])
+        return current if current and current["service_status"] == "available" else None
+
+    worker_id = wait_for("CML available", available, timeout=30)["id"]
+    with httpx.Client(base_url=control_plane.url, headers=control_plane.admin(), timeout=10) as http:
+        def licence() -> dict[str, Any]:
+            return http.get(f"/api/workers/{worker_id}").json()["license"]
+
+        wait_for("registered (the simulated hosts start licensed)", lambda: licence()["status"] == "registered")
+        assert http.post(f"/api/workers/{worker_id}/license/deregister").json()["license"]["status"] == "deregistering"
+        # Deregistered hosts fall back to CML's evaluation mode (NOT_REGISTERED + EVAL_MODE).
+        gone = wait_for("deregistered", lambda: (lic := licence())["status"] in ("unregistered", "evaluation")
+                        and not lic["pending_action"] and lic, timeout=30)
+        assert gone["registration_status"] == "NOT_REGISTERED"
+        assert gone["node_limit"] is None
+        assert http.post(f"/api/workers/{worker_id}/license/register").json()["license"]["status"] == "registering"
+        done = wait_for("registered again", lambda: (lic := licence())["status"] == "registered"
+                        and not lic["pending_action"] and lic, timeout=30)
+    assert done["registration_status"] == "COMPLETED"
+    assert done["node_limit"]

@@ -109,6 +109,9 @@ class WorkerTelemetry:
                 lic.status = mapped
             if (report.authorization_status or "").upper() == "EVAL_MODE" and mapped is not LicenseStatus.REGISTERED:
                 lic.status = LicenseStatus.EVALUATION
+        if (report.registration_status or "").upper() in ("NOT_REGISTERED", "UNREGISTERED"):
+            # Nothing is licensed any more: a limit or expiry from the last registration would mislead.
+            lic.node_limit, lic.expires = report.node_limit, report.expires
 
     # ------------------------------------------------------------------ telemetry
 
