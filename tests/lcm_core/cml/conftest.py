@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import respx
 
@@ -59,6 +60,7 @@ def mock() -> Iterator[respx.MockRouter]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[CmlClient]:
-    async with CmlClient("admin", PASSWORD, verify_tls=False, get_retries=0, max_in_flight=20,
-                         max_per_host=8) as cml:
+    # httpx's own transport, which respx intercepts (production uses the aiohttp one).
+    async with CmlClient("admin", PASSWORD, transport=httpx.AsyncHTTPTransport(), verify_tls=False, get_retries=0,
+                         max_in_flight=20, max_per_host=8) as cml:
         yield cml

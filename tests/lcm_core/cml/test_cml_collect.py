@@ -283,7 +283,8 @@ async def test_fleet_collection_respects_concurrency_bounds(mock: respx.MockRout
             per_host[host] -= 1
 
     mock.route(host="127.0.0.1").mock(side_effect=answer)
-    async with CmlClient("admin", "pw", max_in_flight=5, max_per_host=2, get_retries=0) as cml:
+    async with CmlClient("admin", "pw", transport=httpx.AsyncHTTPTransport(), max_in_flight=5, max_per_host=2,
+                         get_retries=0) as cml:
         results = await collect_fleet_telemetry(cml, hosts, max_hosts=8)
         assert cml.limiter.peak_in_flight <= 5
     assert set(results) == set(hosts)

@@ -71,7 +71,7 @@ async def test_redirect_is_reported_not_followed() -> None:
     with respx.mock:
         respx.get(f"{host}/api/v0/system_information").respond(
             301, headers={"location": "https://cml-b.example/api/v0/system_information"})
-        async with CmlClient("admin", "pw", get_retries=0) as cml:
+        async with CmlClient("admin", "pw", transport=httpx.AsyncHTTPTransport(), get_retries=0) as cml:
             with pytest.raises(CmlResponseError, match=r"redirect to https://cml-b\.example"):
                 await cml.system_information(host)
 
@@ -81,7 +81,7 @@ async def test_explicit_authenticate_replaces_the_token() -> None:
     with respx.mock:
         auth = respx.post(f"{host}/api/v0/authenticate")
         auth.side_effect = [httpx.Response(200, json="t1"), httpx.Response(200, json="t2")]
-        async with CmlClient("admin", "pw") as cml:
+        async with CmlClient("admin", "pw", transport=httpx.AsyncHTTPTransport()) as cml:
             await cml.ensure_token(host)
             await cml.ensure_token(host)
             assert cml.tokens.get(host) == "t1"
