@@ -137,13 +137,14 @@ async def ours(s: Stack, pattern: str, epoch: int, expected: int) -> tuple[float
         CONTROL_PLANE_API_URL=s.cpa_url, CONTROL_PLANE_API_KEY=API_KEY)
     async with clients(s, epoch) as (_client, gateway, aws, cml):
         started = time.perf_counter()
-        await Discovery(aws, gateway, FleetSettingsReader(gateway, settings)).run_once()
+        found = await Discovery(aws, gateway, FleetSettingsReader(gateway, settings)).run_once()
         discovered = time.perf_counter()
         outcome = await MetricsCollector(aws, cml, gateway, cml_url_template=f"{s.cml_url}/hosts/{{instance_id}}",
                                          idle_check_interval=1e9, cml_max_hosts=400,
                                          idle_detection=False).run_once()
         elapsed = time.perf_counter() - started
-        print(f"    ours: discovery {discovered - started:.2f}s, metrics {elapsed - (discovered - started):.2f}s "
+        print(f"    ours: discovery {discovered - started:.2f}s {found.phases}, "
+              f"metrics {elapsed - (discovered - started):.2f}s "
               f"{outcome.phases}, "
               f"AWS calls {dict(sorted(aws.calls.items()))}", file=sys.stderr)
         if outcome.reported != expected:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,8 @@ class DiscoveryOutcome:
     created: int = 0
     orphans: list[str] = field(default_factory=list)
     failed_regions: dict[str, str] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds spent scanning EC2, importing into the control plane and checking orphans."""
 
 
 def to_discovered(instance: Ec2Instance, ami_names: dict[str, str]) -> dict[str, Any]:
@@ -54,6 +57,7 @@ class Discovery:
             logger.info("discovery disabled")
             self.last = outcome
             return outcome
+        started = time.monotonic()
         scans = await asyncio.gather(*(self._scan(r, fleet.ami_name_pattern) for r in fleet.regions),
                                      return_exceptions=True)
         seen: dict[str, set[str]] = {}
@@ -67,9 +71,14 @@ class Discovery:
             seen[region] = {i.instance_id for i in instances}
             outcome.found[region] = len(instances)
             bodies += [to_discovered(i, amis) for i in instances]
+        outcome.phases["scan"] = round(time.monotonic() - started, 3)
+        mark = time.monotonic()
         if bodies:
             outcome.created = len((await self._gateway.bulk_import(bodies, SOURCE))["created"])
+        outcome.phases["import"] = round(time.monotonic() - mark, 3)
+        mark = time.monotonic()
         outcome.orphans = await self._mark_orphans(seen)
+        outcome.phases["orphans"] = round(time.monotonic() - mark, 3)
         logger.info("discovery: %s; %d new, %d orphaned%s",
                     ", ".join(f"{r} {n}" for r, n in outcome.found.items()) or "no region scanned",
                     outcome.created, len(outcome.orphans),
