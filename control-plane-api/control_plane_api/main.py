@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from control_plane_api.api import admin, auth, events, health, internal, metrics, workers
+from control_plane_api.api import admin, api_docs, auth, events, health, internal, metrics, workers
 from control_plane_api.api.errors import install_error_handlers
 from control_plane_api.bootstrap import ControlPlane
 from control_plane_api.settings import ControlPlaneSettings
@@ -35,13 +35,15 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         title="Lablet Cloud Manager — control plane API",
         version="0.1.0",
         lifespan=lifespan,
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        # Served below behind authentication: nothing but health, readiness and login is public.
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics.install_metrics(app)
     install_error_handlers(app)
+    app.include_router(api_docs.router(app))
     for router in (health.router, auth.router, workers.router, admin.settings_router, admin.templates_router,
                    admin.system_router, events.router, internal.router, metrics.router):
         app.include_router(router)

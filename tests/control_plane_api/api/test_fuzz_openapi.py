@@ -9,12 +9,16 @@ import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
+import httpx
+
 ST = Path(sys.executable).with_name("st")
 
 
 def test_no_input_produces_a_server_error(control_plane, tmp_path: Path) -> None:
     headers = {**control_plane.admin(), **control_plane.leader()}
-    argv = [str(ST), "run", f"{control_plane.url}/api/openapi.json",
+    schema = tmp_path / "openapi.json"
+    schema.write_text(httpx.get(f"{control_plane.url}/api/openapi.json", headers=headers).text)
+    argv = [str(ST), "run", str(schema), "--url", control_plane.url,
             "--checks", "not_a_server_error", "--max-examples", os.environ.get("LCM_FUZZ_EXAMPLES", "25"),
             "--seed", "1", "--exclude-path", "/api/events/stream", "--workers", "2",
             "--request-timeout", "10", "--no-shrink", "--report", "junit", "--report-dir", str(tmp_path)]

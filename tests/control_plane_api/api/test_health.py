@@ -50,6 +50,9 @@ def test_ready_names_the_dependency_that_is_down(mongo_server, etcd_server) -> N
 def test_openapi_document_is_served(mongo_server, redis_server, etcd_server) -> None:
     settings = settings_for(mongo_server, f"redis://{redis_server.address}/0", etcd_server.port)
     with serve_in_thread(create_app(settings)) as url:
-        document = httpx.get(f"{url}/api/openapi.json").json()
+        assert httpx.get(f"{url}/api/openapi.json").status_code == 401
+        assert httpx.get(f"{url}/api/docs").status_code == 401
+        key = {"X-API-Key": "test-internal-key"}
+        document = httpx.get(f"{url}/api/openapi.json", headers=key).json()
         assert "/api/ready" in document["paths"]
-        assert httpx.get(f"{url}/api/docs").status_code == 200
+        assert httpx.get(f"{url}/api/docs", headers=key).status_code == 200
