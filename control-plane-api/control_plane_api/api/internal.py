@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -98,9 +98,11 @@ async def list_workers(
     include_terminated: bool = False,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 5000,
+    view: Annotated[Literal["full", "brief"], Query(description="brief: without telemetry, history, alerts")]
+    = "full",
 ) -> WorkerPage:
     query = WorkerQuery(status=_csv(status), aws_region=_csv(aws_region), include_terminated=include_terminated)
-    items, total = await cp.workers.workers.page(query, skip=offset, limit=limit)
+    items, total = await cp.workers.workers.page(query, skip=offset, limit=limit, brief=view == "brief")
     return worker_page(items, total, offset, limit)
 
 

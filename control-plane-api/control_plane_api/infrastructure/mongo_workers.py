@@ -20,6 +20,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from control_plane_api.domain.worker import Worker
 from lcm_core.errors import ConflictError, NotFoundError
 
+BRIEF_EXCLUDES = ("telemetry", "state_history", "alerts")
 SORTABLE = frozenset({"name", "status", "aws_region", "health_status", "created_at", "updated_at",
                       "telemetry.cpu_percent", "telemetry.memory_percent", "telemetry.disk_percent"})
 
@@ -104,12 +105,16 @@ class WorkerRepository:
         return {w.aws_instance_id: w for w in found if w.aws_instance_id is not None}
 
     async def page(self, query: WorkerQuery, *, skip: int = 0, limit: int = 100, sort: str = "name",
-                   descending: bool = False) -> tuple[list[Worker], int]:
+                   descending: bool = False, brief: bool = False) -> tuple[list[Worker], int]:
+        """A page of workers; `brief` leaves out the heavy field groups (telemetry, history, alerts), which
+        then read as their defaults: what controllers need to decide, at a fraction of the cost."""
         if sort not in SORTABLE:
             sort = "name"
         flt = query.to_filter()
         total = await self._c.count_documents(flt)
-        cursor = self._c.find(flt).sort([(sort, DESCENDING if descending else ASCENDING), ("_id", ASCENDING)])
+        projection = dict.fromkeys(BRIEF_EXCLUDES, 0) if brief else None
+        cursor = self._c.find(flt, projection).sort([(sort, DESCENDING if descending else ASCENDING),
+                                                     ("_id", ASCENDING)])
         docs = await cursor.skip(skip).limit(limit).to_list(length=limit)
         return [from_document(d) for d in docs], total
 

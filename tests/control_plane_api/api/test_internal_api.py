@@ -259,3 +259,18 @@ def test_malformed_bodies_get_422_with_the_reason(control_plane) -> None:
     assert not_json.status_code == 422
     assert negative.status_code == 422
     assert "cpu_utilization" in negative.text
+
+
+def test_brief_list_leaves_out_the_heavy_field_groups(control_plane) -> None:
+    worker_id = _import(control_plane, discovered(90))["created"][0]
+    with control_plane.client() as http:
+        http.post(f"/api/internal/workers/{worker_id}/metrics", headers=control_plane.leader(),
+                  json={"collected_at": _now(), "cloudwatch": {"cpu_utilization": 33.0}})
+        full = http.get("/api/internal/workers", headers=control_plane.internal()).json()["items"][0]
+        brief = http.get("/api/internal/workers", headers=control_plane.internal(),
+                         params={"view": "brief"}).json()["items"][0]
+    assert full["telemetry"]["cpu_percent"] == 33.0
+    assert full["state_history"]
+    assert brief["telemetry"]["cpu_percent"] is None
+    assert brief["state_history"] == []
+    assert (brief["id"], brief["status"], brief["health_status"]) == (worker_id, full["status"], full["health_status"])

@@ -22,7 +22,7 @@ class ControlPlaneGateway:
         found: list[WorkerView] = []
         while True:
             page = await self._client.get("/api/internal/workers", include_terminated=include_terminated,
-                                          status=status, limit=page_size, offset=len(found))
+                                          status=status, limit=page_size, offset=len(found), view="brief")
             found += [WorkerView.model_validate(item) for item in page["items"]]
             if not page["items"] or len(found) >= page["total"]:
                 return found
