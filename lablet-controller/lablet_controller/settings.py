@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from lcm_core.controller_host import ControllerSettings
+from lcm_core.controller_host import CmlAccessSettings, ControllerSettings
 
 
-class LabletControllerSettings(ControllerSettings):
+class LabletControllerSettings(ControllerSettings, CmlAccessSettings):
     """Everything the lablet-controller reads from its environment."""
 
     port: int = Field(default=8032, ge=1, le=65535, validation_alias="LABLET_CONTROLLER_PORT")

@@ -21,6 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lcm_core.control_plane_client import ControlPlaneClient
 from lcm_core.errors import LcmError
@@ -59,6 +60,30 @@ class ControllerSettings(LcmSettings, EtcdSettings):
         default=15.0, ge=0, validation_alias="CONTROLLER_STATUS_REPORT_INTERVAL"
     )
     """How often each replica reports its leadership and loop stats to the CPA (0: never)."""
+
+
+class CmlAccessSettings(BaseSettings):
+    """How controllers reach the CML API of every worker (both controllers talk to CML)."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
+
+    cml_url_template: str = Field(default="https://{ip_address}", validation_alias="CML_WORKER_URL_TEMPLATE")
+    """Base URL of a worker's CML API; `{ip_address}` (private, else public IP) and `{instance_id}` are filled."""
+
+    cml_username: str = Field(default="admin", validation_alias="CML_WORKER_API_USERNAME")
+    """CML API user on every worker."""
+
+    cml_password: SecretStr = Field(default=SecretStr("change-me"), validation_alias="CML_WORKER_API_PASSWORD")
+    """CML API password on every worker."""
+
+    cml_verify_tls: str = Field(default="true", validation_alias="CML_WORKER_VERIFY_TLS")
+    """`true`, `false` (CML ships self-signed certificates) or the path of a CA bundle."""
+
+    cml_max_concurrency: int = Field(default=100, ge=1, le=2000, validation_alias="CML_MAX_CONCURRENCY")
+    """CML API calls in flight across the fleet."""
+
+    cml_timeout_seconds: float = Field(default=15.0, gt=0, validation_alias="CML_TIMEOUT")
+    """Per-request timeout of CML API calls."""
 
 
 class Loop(Protocol):

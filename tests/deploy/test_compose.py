@@ -78,9 +78,7 @@ AWS_SDK_VARS = frozenset({
 PENDING_SETTINGS: dict[str, frozenset[str]] = {
     "control-plane-api": frozenset(),
     "worker-controller": frozenset(),
-    # The lablet-controller instantiates labs on CML (ARCHITECTURE §6) and needs the CML credentials.
-    "lablet-controller": frozenset({"CML_WORKER_API_USERNAME", "CML_WORKER_API_PASSWORD",
-                                    "CML_WORKER_URL_TEMPLATE", "CML_WORKER_VERIFY_TLS"}),
+    "lablet-controller": frozenset(),
 }
 
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE|(^|_)KEY$|(^|_)AUTH$")

@@ -11,10 +11,10 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from lcm_core.controller_host import ControllerSettings
+from lcm_core.controller_host import CmlAccessSettings, ControllerSettings
 
 
-class WorkerControllerSettings(ControllerSettings):
+class WorkerControllerSettings(ControllerSettings, CmlAccessSettings):
     """Everything the worker-controller reads from its environment."""
 
     port: int = Field(default=8031, ge=1, le=65535, validation_alias="WORKER_CONTROLLER_PORT")
@@ -66,24 +66,6 @@ class WorkerControllerSettings(ControllerSettings):
 
     aws_max_concurrency: int = Field(default=8, ge=1, le=64, validation_alias="AWS_MAX_CONCURRENCY")
     """Blocking boto3 calls in flight at once (a bounded thread pool)."""
-
-    cml_url_template: str = Field(default="https://{ip_address}", validation_alias="CML_WORKER_URL_TEMPLATE")
-    """Base URL of a worker's CML API; `{ip_address}` (private, else public IP) and `{instance_id}` are filled."""
-
-    cml_username: str = Field(default="admin", validation_alias="CML_WORKER_API_USERNAME")
-    """CML API user on every worker."""
-
-    cml_password: SecretStr = Field(default=SecretStr("change-me"), validation_alias="CML_WORKER_API_PASSWORD")
-    """CML API password on every worker."""
-
-    cml_verify_tls: str = Field(default="true", validation_alias="CML_WORKER_VERIFY_TLS")
-    """`true`, `false` (CML ships self-signed certificates) or the path of a CA bundle."""
-
-    cml_max_concurrency: int = Field(default=100, ge=1, le=2000, validation_alias="CML_MAX_CONCURRENCY")
-    """CML API calls in flight across the fleet."""
-
-    cml_timeout_seconds: float = Field(default=15.0, gt=0, validation_alias="CML_TIMEOUT")
-    """Per-request timeout of CML API calls."""
 
     cml_license_token: SecretStr | None = Field(default=None, validation_alias="CML_LICENSE_TOKEN")
     """Smart Licensing token used when an operator asks to register a worker."""
