@@ -56,7 +56,8 @@ class ControlPlane:
         webhooks = WebhookNotifier()
         template_repository = TemplateRepository(db["worker_templates"])
         system_settings = SettingsService(SettingsRepository(db["settings"]), relay,
-                                          idle_threshold_minutes=settings.idle_threshold_minutes)
+                                          idle_threshold_minutes=settings.idle_threshold_minutes,
+                                          fleet=settings)
         return cls(
             settings=settings, infrastructure=infra, relay=relay, etcd=etcd,
             workers=WorkerService(WorkerRepository(db["workers"]), system_settings, relay, etcd, webhooks,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from lcm_core.settings import EtcdSettings, LcmSettings
+from lcm_core.settings import EtcdSettings, FleetDefaults, LcmSettings
 
 
-class ControlPlaneSettings(LcmSettings, EtcdSettings):
+class ControlPlaneSettings(LcmSettings, EtcdSettings, FleetDefaults):
     """Everything the CPA reads from its environment."""
 
     host: str = Field(default="127.0.0.1", validation_alias="CPA_HOST")

@@ -6,10 +6,10 @@ nothing deep in the code reads the environment.
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lcm_core.errors import ConfigurationError
 from lcm_core.logging import register_secret
@@ -75,6 +75,39 @@ class EtcdSettings(BaseSettings):
 
     etcd_timeout_seconds: float = Field(default=5.0, gt=0, validation_alias="ETCD_TIMEOUT")
     """Deadline of one etcd call."""
+
+
+class FleetDefaults(BaseSettings):
+    """The deployment's defaults of the run-time SystemSettings (discovery and metrics polling, seed 000).
+
+    An operator may override them in the dashboard (ADR-012). Until a section is set there, the worker-controller
+    runs with these values and the control plane shows them, so both must be given the same environment.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
+
+    discovery_enabled: bool = Field(default=True, validation_alias="WORKER_DISCOVERY_ENABLED")
+    """Run the discovery loop (default of `settings.discovery.enabled`)."""
+
+    discovery_regions: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["us-east-1"], min_length=1, validation_alias="WORKER_DISCOVERY_REGIONS")
+    """Comma-separated AWS regions to scan (default of `settings.discovery.regions`)."""
+
+    discovery_ami_name: str = Field(default="CML-*", min_length=1, validation_alias="WORKER_DISCOVERY_AMI_NAME")
+    """AMI name glob of CML images (default of `settings.discovery.ami_name_pattern`)."""
+
+    discovery_interval_seconds: float = Field(default=300, ge=1, validation_alias="WORKER_DISCOVERY_INTERVAL")
+    """Seconds between discovery scans (default of `settings.discovery.scan_interval_seconds`)."""
+
+    metrics_poll_interval_seconds: float = Field(default=60, ge=1, validation_alias="METRICS_POLL_INTERVAL")
+    """Seconds between metrics cycles (default of `settings.monitoring.metrics_poll_interval_seconds`)."""
+
+    @field_validator("discovery_regions", mode="before")
+    @classmethod
+    def _split_regions(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [r.strip() for r in value.split(",") if r.strip()]
+        return value
 
 
 S = TypeVar("S", bound=BaseSettings)

@@ -24,6 +24,7 @@ from control_plane_api.infrastructure.mongo_settings import (
     TemplateRepository,
 )
 from lcm_core.domain.types import Count
+from lcm_core.settings import FleetDefaults
 
 
 class Publisher(Protocol):
@@ -46,8 +47,9 @@ class SettingsService:
 
     def __init__(self, repository: SettingsRepository, publisher: Publisher,
                  clock: Callable[[], datetime] = utcnow, cache_seconds: float = 2.0,
-                 idle_threshold_minutes: float | None = None) -> None:
+                 idle_threshold_minutes: float | None = None, fleet: FleetDefaults | None = None) -> None:
         self._idle_threshold = idle_threshold_minutes
+        self._fleet = fleet
         self._repo = repository
         self._publisher = publisher
         self._clock = clock
@@ -57,12 +59,27 @@ class SettingsService:
     async def get(self) -> SystemSettings:
         if self._cached and time.monotonic() - self._cached[0] < self._cache_seconds:
             return self._cached[1]
-        current = await self._repo.get()
-        if "idle" not in current.customized and self._idle_threshold is not None:
-            current = current.model_copy(update={"idle": current.idle.model_copy(
-                update={"threshold_minutes": self._idle_threshold})})
+        current = self._with_deployment_defaults(await self._repo.get())
         self._cached = (time.monotonic(), current)
         return current
+
+    def _with_deployment_defaults(self, stored: SystemSettings) -> SystemSettings:
+        """Sections an operator never set show what the deployment's environment makes the services use."""
+        update: dict[str, Any] = {}
+        if "idle" not in stored.customized and self._idle_threshold is not None:
+            update["idle"] = stored.idle.model_copy(update={"threshold_minutes": self._idle_threshold})
+        fleet = self._fleet
+        if fleet is not None:
+            # model_copy, not validation: the environment may be shorter than an operator may set (tests, dev).
+            if "discovery" not in stored.customized:
+                update["discovery"] = stored.discovery.model_copy(update={
+                    "enabled": fleet.discovery_enabled, "regions": list(fleet.discovery_regions),
+                    "ami_name_pattern": fleet.discovery_ami_name,
+                    "scan_interval_seconds": fleet.discovery_interval_seconds})
+            if "monitoring" not in stored.customized:
+                update["monitoring"] = stored.monitoring.model_copy(
+                    update={"metrics_poll_interval_seconds": fleet.metrics_poll_interval_seconds})
+        return stored.model_copy(update=update) if update else stored
 
     async def update(self, change: SettingsChange, by: str) -> SystemSettings:
         self._cached = None
@@ -73,11 +90,11 @@ class SettingsService:
             "customized": sorted(set(current.customized) | set(sections)),
             "updated_at": self._clock(), "updated_by": by,
         })
-        stored = await self._repo.save(updated)
+        effective = self._with_deployment_defaults(await self._repo.save(updated))
         await self._publisher.publish([DomainEvent(
-            type=ev.SETTINGS_UPDATED, data={"sections": sorted(sections), "version": stored.version, "by": by,
-                                            "settings": stored.model_dump(mode="json")})])
-        return stored
+            type=ev.SETTINGS_UPDATED, data={"sections": sorted(sections), "version": effective.version, "by": by,
+                                            "settings": effective.model_dump(mode="json")})])
+        return effective
 
 
 class TemplateService:

@@ -23,7 +23,7 @@ class DiscoverySettings(_Strict):
     enabled: bool = True
     regions: list[str] = Field(default_factory=lambda: ["us-east-1"], min_length=1, max_length=30)
     ami_name_pattern: Label = Field(default="CML-*", min_length=1, max_length=128)
-    scan_interval_seconds: int = Field(default=300, ge=5, le=86400)
+    scan_interval_seconds: float = Field(default=300, ge=5, le=86400)
 
     @field_validator("regions")
     @classmethod
@@ -41,7 +41,7 @@ class DiscoverySettings(_Strict):
 
 
 class MonitoringSettings(_Strict):
-    metrics_poll_interval_seconds: int = Field(default=60, ge=5, le=3600)
+    metrics_poll_interval_seconds: float = Field(default=60, ge=5, le=3600)
     cpu_threshold: float = Field(default=90.0, gt=0, le=100)
     memory_threshold: float = Field(default=90.0, gt=0, le=100)
     disk_threshold: float = Field(default=90.0, gt=0, le=100)

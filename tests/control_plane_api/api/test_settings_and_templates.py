@@ -40,6 +40,27 @@ def test_settings_changes_are_version_guarded_and_emit_an_event(control_plane) -
         assert internal["discovery"]["regions"] == ["us-east-1", "eu-west-1"]
 
 
+def test_sections_never_set_show_the_deployment_environment(control_plane_factory) -> None:
+    """What the controllers run with until an operator decides otherwise (ADR-012), not model defaults."""
+    cp = control_plane_factory(WORKER_DISCOVERY_REGIONS="us-east-1, us-west-2", WORKER_DISCOVERY_AMI_NAME="CML-2.9.0-*",
+                               WORKER_DISCOVERY_INTERVAL=2, METRICS_POLL_INTERVAL=3, IDLE_THRESHOLD_MINUTES=7)
+    with cp.client() as http:
+        shown = http.get("/api/settings", headers=cp.viewer()).json()
+        assert shown["customized"] == []
+        assert shown["discovery"] == {"enabled": True, "regions": ["us-east-1", "us-west-2"],
+                                      "ami_name_pattern": "CML-2.9.0-*", "scan_interval_seconds": 2}
+        assert shown["monitoring"]["metrics_poll_interval_seconds"] == 3
+        assert shown["idle"]["threshold_minutes"] == 7
+        monitoring = {**shown["monitoring"], "metrics_poll_interval_seconds": 30, "cpu_threshold": 80}
+        updated = http.put("/api/settings", headers=cp.admin(), json={"version": shown["version"],
+                                                                      "monitoring": monitoring})
+        assert updated.status_code == 200, updated.text
+        for body in (updated.json(), http.get("/api/internal/settings", headers=cp.internal()).json()):
+            assert body["customized"] == ["monitoring"]
+            assert body["monitoring"]["metrics_poll_interval_seconds"] == 30
+            assert body["discovery"]["regions"] == ["us-east-1", "us-west-2"]
+
+
 def test_template_crud_with_versions(control_plane) -> None:
     with control_plane.client() as http:
         created = http.post("/api/templates", headers=control_plane.admin(), json=TEMPLATE)
