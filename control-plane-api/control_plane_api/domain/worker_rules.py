@@ -124,7 +124,17 @@ def judge_idle(
         return IdleVerdict(since, False, "idle detection disabled for this worker")
     if activity.resumed_at and now < activity.resumed_at + timedelta(minutes=idle.snooze_minutes_after_resume):
         return IdleVerdict(since, False, "in the snooze window after a resume")
-    idle_for = now - since
-    if idle_for < timedelta(minutes=idle.threshold_minutes):
-        return IdleVerdict(since, False, f"idle for {int(idle_for.total_seconds())}s, below the threshold")
-    return IdleVerdict(since, True, f"idle for {int(idle_for.total_seconds() // 60)} min")
+    idle_for, threshold = now - since, timedelta(minutes=idle.threshold_minutes)
+    judged = f"idle for {_duration(idle_for)} (threshold {_duration(threshold)})"
+    if idle_for < threshold:
+        return IdleVerdict(since, False, f"{judged}, below the threshold")
+    return IdleVerdict(since, True, judged)
+
+
+def _duration(span: timedelta) -> str:
+    """`45s`, `6 min`, `2 h 5 min`: operators read these in the dashboard."""
+    seconds = int(span.total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"

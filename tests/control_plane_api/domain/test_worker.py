@@ -121,8 +121,10 @@ def test_idle_worker_is_auto_paused_after_the_threshold_only() -> None:
     worker.activity.last_activity_at = NOW - timedelta(minutes=10)
     assert worker.detect_idle(idle, NOW, "t") == []
     assert worker.activity.idle_since == NOW - timedelta(minutes=10)
-    events = worker.detect_idle(idle, NOW + timedelta(minutes=25), "t")
+    assert worker.activity.idle_verdict == "idle for 10 min (threshold 30 min), below the threshold"
+    events = worker.detect_idle(idle, NOW + timedelta(minutes=25, seconds=30), "t")
     assert "worker.paused" in types(events)
+    assert worker.activity.idle_verdict == "idle for 35 min (threshold 30 min)"
     assert worker.desired_status is DesiredStatus.STOPPED
     assert worker.activity.pause_reason == "idle_timeout"
     assert worker.detect_idle(idle, NOW + timedelta(minutes=26), "t") == []  # already requested
