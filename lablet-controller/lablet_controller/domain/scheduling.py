@@ -1,0 +1,327 @@
+"""Placement of lablet sessions onto CML workers (seed 002 §9): filters, scoring, strategies. No I/O.
+
+- **Filters** (each a pure function returning the rejection reason or None): worker running, CML service
+  available, licensed (CML labs need a registered worker unless the operator allows unlicensed ones),
+  track (a worker dedicated to a track only takes that track's sessions), capacity (CPU, memory, storage,
+  nodes) and ports.
+- **Score** (seed 002 weights, 0.0-1.1): +0.4 utilisation of CPU, memory and storage all below 80 %,
+  +0.2 fewer than 15 labs, +0.2 * (1 - mean utilisation), +0.1 licensed, +0.05 no lab yet ("READY" rather
+  than "ACTIVE"), +0.05 track match, +0.1 CML-capable (every candidate that passed the filters is).
+- **Strategies**: BEST_FIT (highest score, the default), LEAST_UTILIZED, LEAST_LABS, ROUND_ROBIN (a cursor
+  over worker ids), RANDOM (an injectable RNG). Ties are broken by worker id, so decisions are reproducible.
+
+`Scheduler` keeps the fleet of one scheduling pass: it is built once from the worker list, and `reserve()`
+updates a worker's allocation after a successful placement so the same pass never over-commits. Each
+worker's request-independent score part is cached and recomputed only when its allocation changes, so a
+decision costs one pass of cheap comparisons over the track's candidates (see bench/placement.py).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Utilisation below which a worker "has capacity" (seed 002: CPU/mem/storage < 80 %).
+CAPACITY_THRESHOLD = 0.8
+#: Labs below which a worker earns the "not crowded" bonus (seed 002: active labs < 15).
+MAX_LABS_BONUS = 15
+#: CML runs at most this many nodes without a licence.
+UNLICENSED_NODE_LIMIT = 5
+
+#: How many of the best scores a decision records.
+TOP_SCORES = 5
+
+STRATEGIES = ("best_fit", "least_utilized", "least_labs", "round_robin", "random")
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    """What one session needs (from its definition) and where it may run."""
+
+    cpu_cores: float = 0.0
+    memory_gb: float = 0.0
+    storage_gb: float = 0.0
+    nodes: int = 0
+    ports: int = 0
+    lab_track: str | None = None
+    license_affinity: tuple[str, ...] = ()
+    """Licence statuses the session accepts (empty: the scheduler's default rule)."""
+
+
+@dataclass(slots=True)
+class WorkerCandidate:
+    """A worker as the scheduler sees it: state, licence, track and capacity (mutable allocation)."""
+
+    id: str
+    status: str = "unknown"
+    service_status: str = "unavailable"
+    license_status: str = "unregistered"
+    lab_track: str | None = None
+    labs_count: int = 0
+    cpu_cores: float = 0.0
+    memory_gb: float = 0.0
+    storage_gb: float = 0.0
+    max_nodes: int = 0
+    used_cpu: float = 0.0
+    used_memory: float = 0.0
+    used_storage: float = 0.0
+    used_nodes: int = 0
+    used_ports: int = 0
+    port_capacity: int = 0
+    base_score: float = field(default=0.0, compare=False)
+
+    @property
+    def licensed(self) -> bool:
+        return self.license_status == "registered"
+
+    def utilisation(self) -> tuple[float, float, float]:
+        return (_ratio(self.used_cpu, self.cpu_cores), _ratio(self.used_memory, self.memory_gb),
+                _ratio(self.used_storage, self.storage_gb))
+
+    def mean_utilisation(self) -> float:
+        cpu, mem, disk = self.utilisation()
+        return (cpu + mem + disk) / 3
+
+
+def _ratio(used: float, total: float) -> float:
+    return used / total if total > 0 else 1.0
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def candidate_from(item: Mapping[str, Any], *, default_port_capacity: int) -> WorkerCandidate:
+    """A worker of `GET /api/internal/workers` (brief or full view) as a candidate. Missing keys are empty."""
+    capacity = item.get("capacity") or {}
+    declared, allocated = capacity.get("declared") or {}, capacity.get("allocated") or {}
+    ports = capacity.get("port_allocations") or {}
+    labs = item.get("labs_count")
+    if labs is None:
+        labs = ((item.get("telemetry") or {}).get("labs_count"))
+    if labs is None:
+        labs = len(capacity.get("hosted_lab_ids") or capacity.get("session_ids") or [])
+    port_capacity = capacity.get("port_capacity")
+    return WorkerCandidate(
+        id=str(item["id"]), status=str(item.get("status") or "unknown"),
+        service_status=str(item.get("service_status") or "unavailable"),
+        license_status=str((item.get("license") or {}).get("status") or "unregistered"),
+        lab_track=item.get("lab_track") or None, labs_count=int(_number(labs)),
+        cpu_cores=_number(declared.get("cpu_cores")), memory_gb=_number(declared.get("memory_gb")),
+        storage_gb=_number(declared.get("storage_gb")), max_nodes=int(_number(declared.get("max_nodes"))),
+        used_cpu=_number(allocated.get("cpu_cores")), used_memory=_number(allocated.get("memory_gb")),
+        used_storage=_number(allocated.get("storage_gb")), used_nodes=int(_number(allocated.get("max_nodes"))),
+        used_ports=sum(len(v) for v in ports.values() if isinstance(v, Mapping)),
+        port_capacity=int(port_capacity) if isinstance(port_capacity, int) else default_port_capacity,
+    )
+
+
+# ---- filters --------------------------------------------------------------------------------------
+
+
+def reject_status(worker: WorkerCandidate) -> str | None:
+    return None if worker.status == "running" else "not running"
+
+
+def reject_service(worker: WorkerCandidate) -> str | None:
+    return None if worker.service_status == "available" else "CML unavailable"
+
+
+def reject_license(worker: WorkerCandidate, req: Requirements, *, require_license: bool) -> str | None:
+    """CML labs need a registered worker; with `require_license=False` an unlicensed worker takes labs
+    within CML's unlicensed node limit. A session's `license_affinity` overrides both rules."""
+    if req.license_affinity:
+        return None if worker.license_status in req.license_affinity else "licence not in affinity"
+    if worker.licensed:
+        return None
+    if not require_license and req.nodes <= UNLICENSED_NODE_LIMIT:
+        return None
+    return "unlicensed"
+
+
+def reject_track(worker: WorkerCandidate, req: Requirements) -> str | None:
+    """A worker dedicated to a track only takes that track; a general worker (no track) takes any."""
+    if worker.lab_track is None or worker.lab_track == req.lab_track:
+        return None
+    return "other track"
+
+
+def reject_capacity(worker: WorkerCandidate, req: Requirements) -> str | None:
+    if worker.cpu_cores <= 0 or worker.memory_gb <= 0:
+        return "no declared capacity"
+    if worker.used_cpu + req.cpu_cores > worker.cpu_cores + 1e-9:
+        return "insufficient cpu"
+    if worker.used_memory + req.memory_gb > worker.memory_gb + 1e-9:
+        return "insufficient memory"
+    if worker.storage_gb > 0 and worker.used_storage + req.storage_gb > worker.storage_gb + 1e-9:
+        return "insufficient storage"
+    if worker.max_nodes > 0 and req.nodes and worker.used_nodes + req.nodes > worker.max_nodes:
+        return "insufficient nodes"
+    return None
+
+
+def reject_ports(worker: WorkerCandidate, req: Requirements) -> str | None:
+    return None if worker.used_ports + req.ports <= worker.port_capacity else "no free ports"
+
+
+def rejection(worker: WorkerCandidate, req: Requirements, *, require_license: bool) -> str | None:
+    """Every filter in order; the first reason that rejects the worker, or None if it is a candidate."""
+    return (reject_status(worker) or reject_service(worker)
+            or reject_license(worker, req, require_license=require_license) or reject_track(worker, req)
+            or reject_capacity(worker, req) or reject_ports(worker, req))
+
+
+# ---- scoring --------------------------------------------------------------------------------------
+
+
+def base_score(worker: WorkerCandidate) -> float:
+    """The request-independent part of the seed-002 score (everything but the track match)."""
+    cpu, mem, disk = worker.utilisation()
+    score = 0.1  # CML-capable: the candidate passed the CML service filter
+    if cpu < CAPACITY_THRESHOLD and mem < CAPACITY_THRESHOLD and disk < CAPACITY_THRESHOLD:
+        score += 0.4
+    if worker.labs_count < MAX_LABS_BONUS:
+        score += 0.2
+    score += 0.2 * max(0.0, 1.0 - (cpu + mem + disk) / 3)
+    if worker.licensed:
+        score += 0.1
+    if worker.labs_count == 0:
+        score += 0.05
+    return score
+
+
+def score(worker: WorkerCandidate, req: Requirements) -> float:
+    """The seed-002 score of placing `req` on `worker` (higher is better)."""
+    track = 0.05 if req.lab_track is not None and worker.lab_track == req.lab_track else 0.0
+    return base_score(worker) + track
+
+
+# ---- decisions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Outcome of one placement (the contract's SchedulingDecision)."""
+
+    success: bool
+    worker_id: str | None
+    reason: str
+    strategy: str
+    candidates_evaluated: int
+    latency_ms: float
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"success": self.success, "worker_id": self.worker_id, "reason": self.reason,
+                "strategy": self.strategy, "candidates_evaluated": self.candidates_evaluated,
+                "latency_ms": round(self.latency_ms, 3), "scores": self.scores}
+
+
+def no_candidate_reason(rejections: Counter[str], total: int) -> str:
+    """"no eligible worker among 12: 5 insufficient cpu, 4 not running, ..." (most frequent first)."""
+    if total == 0:
+        return "no workers known"
+    parts = ", ".join(f"{count} {why}" for why, count in sorted(rejections.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"no eligible worker among {total}: {parts}"
+
+
+class Scheduler:
+    """The fleet of one scheduling pass and the strategy that places sessions on it.
+
+    `decide()` chooses; `reserve()` records a successful reservation (the CPA's answer) so that later
+    decisions in the pass see it; `exclude()` drops a worker that lost a race (409) for this pass.
+    The round-robin cursor lives on the instance; keep one `Scheduler` across passes and `refresh()` it.
+    """
+
+    def __init__(self, strategy: str = "best_fit", *, require_license: bool = True,
+                 rng: random.Random | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown scheduling strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        self.strategy = strategy
+        self.require_license = require_license
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._cursor = ""
+        self.workers: dict[str, WorkerCandidate] = {}
+        self._ready: list[WorkerCandidate] = []
+        self._static_rejections: Counter[str] = Counter()
+
+    def refresh(self, workers: Iterable[WorkerCandidate]) -> None:
+        """Start a pass over a freshly read fleet (the round-robin cursor is kept)."""
+        ordered = sorted(workers, key=lambda w: w.id)
+        self.workers = {w.id: w for w in ordered}
+        self._ready, self._static_rejections = [], Counter()
+        for worker in ordered:
+            why = reject_status(worker) or reject_service(worker)
+            if why is None:
+                worker.base_score = base_score(worker)
+                self._ready.append(worker)
+            else:
+                self._static_rejections[why] += 1
+
+    def exclude(self, worker_id: str) -> None:
+        """Leave out a worker for the rest of the pass (it lost a race or refused the reservation)."""
+        worker = self.workers.get(worker_id)
+        if worker is not None and worker in self._ready:
+            self._ready.remove(worker)
+            self._static_rejections["refused reservation"] += 1
+
+    def reserve(self, worker_id: str, req: Requirements) -> None:
+        """Count a placement on `worker_id` (so one pass does not over-commit it)."""
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            return
+        worker.used_cpu += req.cpu_cores
+        worker.used_memory += req.memory_gb
+        worker.used_storage += req.storage_gb
+        worker.used_nodes += req.nodes
+        worker.used_ports += req.ports
+        worker.labs_count += 1
+        worker.base_score = base_score(worker)
+
+    def decide(self, req: Requirements) -> Decision:
+        started = self._clock()
+        rejections: Counter[str] = Counter(self._static_rejections)
+        fits: list[WorkerCandidate] = []
+        require = self.require_license
+        for worker in self._ready:
+            why = (reject_license(worker, req, require_license=require) or reject_track(worker, req)
+                   or reject_capacity(worker, req) or reject_ports(worker, req))
+            if why is None:
+                fits.append(worker)
+            else:
+                rejections[why] += 1
+        chosen = self._select(fits, req)
+        if chosen is None:
+            return Decision(False, None, no_candidate_reason(rejections, len(self.workers)), self.strategy,
+                            0, (self._clock() - started) * 1000)
+        top = heapq.nlargest(TOP_SCORES, fits, key=lambda w: score(w, req))
+        scores = {w.id: round(score(w, req), 4) for w in (chosen, *top)}
+        return Decision(True, chosen.id, f"{self.strategy}: chose {chosen.id} among {len(fits)} candidates",
+                        self.strategy, len(fits), (self._clock() - started) * 1000, scores)
+
+    def _select(self, fits: list[WorkerCandidate], req: Requirements) -> WorkerCandidate | None:
+        if not fits:
+            return None
+        if self.strategy == "best_fit":
+            track = req.lab_track
+            best, best_score = None, -1.0
+            for worker in fits:  # ids ascending: the first of equal scores wins
+                value = worker.base_score + (0.05 if track is not None and worker.lab_track == track else 0.0)
+                if value > best_score + 1e-12:
+                    best, best_score = worker, value
+            return best
+        if self.strategy == "least_utilized":
+            return min(fits, key=lambda w: (round(w.mean_utilisation(), 9), -w.base_score, w.id))
+        if self.strategy == "least_labs":
+            return min(fits, key=lambda w: (w.labs_count, round(w.mean_utilisation(), 9), w.id))
+        if self.strategy == "round_robin":
+            chosen = next((w for w in fits if w.id > self._cursor), fits[0])
+            self._cursor = chosen.id
+            return chosen
+        return self._rng.choice(fits)
