@@ -177,15 +177,58 @@ def test_unknown_strategy_is_refused() -> None:
 
 def test_decision_records_candidates_scores_and_latency() -> None:
     scheduler = Scheduler("best_fit")
-    scheduler.refresh([*fleet(), worker("w4", status="stopped")])
+    # w2 is the best but too full for REQ; w3 is next in line.
+    scheduler.refresh([*fleet(), worker("w4", status="stopped"), worker("w0", used_ports=99)])
     decision = scheduler.decide(REQ)
     assert decision.success
-    assert decision.candidates_evaluated == 3
+    assert decision.worker_id == "w2"
+    assert decision.candidates_evaluated == 2  # w0 (ports full) then w2: the walk stops at the first fit
     assert decision.latency_ms >= 0
     assert decision.strategy == "best_fit"
-    assert set(decision.scores) == {"w1", "w2", "w3"}
-    assert decision.scores["w2"] == max(decision.scores.values())
+    assert decision.scores == {"w2": pytest.approx(score(scheduler.workers["w2"], REQ), abs=1e-4)}
     assert decision.to_json()["worker_id"] == "w2"
+
+
+def exhaustive(workers: list[WorkerCandidate], req: Requirements, strategy: str) -> str | None:
+    """The specification: every filter over every worker, then the strategy's preference, ties by id."""
+    fits = [w for w in workers if rejection(w, req, require_license=True) is None]
+    if not fits:
+        return None
+    keys = {"best_fit": lambda w: (-round(score(w, req), 9), w.id),
+            "least_utilized": lambda w: (round(w.mean_utilisation(), 9), -round(base_score(w), 9), w.id),
+            "least_labs": lambda w: (w.labs_count, round(w.mean_utilisation(), 9), w.id)}
+    return min(fits, key=keys[strategy]).id
+
+
+@pytest.mark.parametrize("strategy", ["best_fit", "least_utilized", "least_labs"])
+def test_indexed_walk_chooses_what_an_exhaustive_search_chooses(strategy: str) -> None:
+    rng = random.Random(strategy)
+    tracks = [None, None, "ccna", "ccnp"]
+    fleet_ = [worker(f"w{n:03d}", lab_track=rng.choice(tracks), status=rng.choice(["running"] * 5 + ["stopped"]),
+                     license_status=rng.choice(["registered"] * 4 + ["evaluation"]),
+                     cpu_cores=16, memory_gb=64, storage_gb=200, max_nodes=20, port_capacity=12,
+                     labs_count=rng.randint(0, 3)) for n in range(60)]
+    reference = [WorkerCandidate(**{k: getattr(w, k) for k in w.__slots__}) for w in fleet_]
+    by_id = {w.id: w for w in reference}
+    scheduler = Scheduler(strategy)
+    scheduler.refresh(fleet_)
+    for _ in range(400):
+        req = Requirements(cpu_cores=rng.choice([1, 2, 4]), memory_gb=rng.choice([2, 4, 8]), storage_gb=10,
+                           nodes=rng.randint(1, 4), ports=rng.randint(0, 3), lab_track=rng.choice(tracks))
+        expected = exhaustive(reference, req, strategy)
+        decision = scheduler.decide(req)
+        assert decision.worker_id == expected
+        if expected is None:
+            assert decision.reason.startswith("no eligible worker")
+            continue
+        scheduler.reserve(expected, req)
+        ref = by_id[expected]
+        ref.used_cpu += req.cpu_cores
+        ref.used_memory += req.memory_gb
+        ref.used_storage += req.storage_gb
+        ref.used_nodes += req.nodes
+        ref.used_ports += req.ports
+        ref.labs_count += 1
 
 
 def test_reserve_prevents_over_commit_within_a_pass() -> None:
@@ -217,7 +260,7 @@ def test_no_candidate_reason_counts_every_rejection() -> None:
     decision = scheduler.decide(REQ)
     assert not decision.success
     assert decision.worker_id is None
-    assert decision.candidates_evaluated == 0
+    assert decision.candidates_evaluated == 3  # d, e, f passed the static filters and were examined
     assert decision.reason == ("no eligible worker among 6: 2 not running, 1 CML unavailable, 1 no free ports, "
                                "1 other track, 1 unlicensed")
 
