@@ -49,8 +49,9 @@ class Requirements:
     nodes: int = 0
     ports: int = 0
     lab_track: str | None = None
-    license_affinity: tuple[str, ...] = ()
-    """Licence statuses the session accepts (empty: the scheduler's default rule)."""
+    license_affinity: frozenset[str] = frozenset()
+    """Licences the session accepts, lowercase: a licence status (`registered`, `evaluation`), a product
+    (`cml_enterprise`) or `enterprise`. Empty: the default rule (a registered worker)."""
 
 
 @dataclass(slots=True)
@@ -61,6 +62,8 @@ class WorkerCandidate:
     status: str = "unknown"
     service_status: str = "unavailable"
     license_status: str = "unregistered"
+    license_product: str | None = None
+    is_enterprise: bool = False
     lab_track: str | None = None
     labs_count: int = 0
     cpu_cores: float = 0.0
@@ -78,6 +81,11 @@ class WorkerCandidate:
     @property
     def licensed(self) -> bool:
         return self.license_status == "registered"
+
+    def license_matches(self, affinity: frozenset[str]) -> bool:
+        """Whether one of the accepted licences is this worker's status, product or `enterprise`."""
+        return (self.license_status in affinity or (self.license_product or "").lower() in affinity
+                or (self.is_enterprise and "enterprise" in affinity))
 
     def utilisation(self) -> tuple[float, float, float]:
         return (_ratio(self.used_cpu, self.cpu_cores), _ratio(self.used_memory, self.memory_gb),
@@ -107,10 +115,13 @@ def candidate_from(item: Mapping[str, Any], *, default_port_capacity: int) -> Wo
     if labs is None:
         labs = len(capacity.get("hosted_lab_ids") or capacity.get("session_ids") or [])
     port_capacity = capacity.get("port_capacity")
+    license_ = item.get("license") or {}
     return WorkerCandidate(
         id=str(item["id"]), status=str(item.get("status") or "unknown"),
         service_status=str(item.get("service_status") or "unavailable"),
-        license_status=str((item.get("license") or {}).get("status") or "unregistered"),
+        license_status=str(license_.get("status") or "unregistered"),
+        license_product=license_.get("product") if isinstance(license_.get("product"), str) else None,
+        is_enterprise=license_.get("is_enterprise") is True,
         lab_track=item.get("lab_track") or None, labs_count=int(_number(labs)),
         cpu_cores=_number(declared.get("cpu_cores")), memory_gb=_number(declared.get("memory_gb")),
         storage_gb=_number(declared.get("storage_gb")), max_nodes=int(_number(declared.get("max_nodes"))),
@@ -136,7 +147,7 @@ def reject_license(worker: WorkerCandidate, req: Requirements, *, require_licens
     """CML labs need a registered worker; with `require_license=False` an unlicensed worker takes labs
     within CML's unlicensed node limit. A session's `license_affinity` overrides both rules."""
     if req.license_affinity:
-        return None if worker.license_status in req.license_affinity else "licence not in affinity"
+        return None if worker.license_matches(req.license_affinity) else "licence not in affinity"
     if worker.licensed:
         return None
     if not require_license and req.nodes <= UNLICENSED_NODE_LIMIT:

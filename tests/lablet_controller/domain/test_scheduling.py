@@ -54,9 +54,14 @@ def test_license_filter() -> None:
     big = Requirements(nodes=6)
     assert reject_license(unlicensed, big, require_license=False) == "unlicensed"
     # The session's licence affinity overrides the default rule.
-    eval_only = Requirements(license_affinity=("evaluation",))
+    eval_only = Requirements(license_affinity=frozenset({"evaluation"}))
     assert reject_license(unlicensed, eval_only, require_license=True) is None
     assert reject_license(worker(), eval_only, require_license=True) == "licence not in affinity"
+    enterprise = Requirements(license_affinity=frozenset({"enterprise"}))
+    assert reject_license(worker(is_enterprise=True), enterprise, require_license=True) is None
+    assert reject_license(worker(), enterprise, require_license=True) == "licence not in affinity"
+    product = Requirements(license_affinity=frozenset({"cml_personal"}))
+    assert reject_license(worker(license_product="CML_Personal"), product, require_license=True) is None
 
 
 def test_track_filter() -> None:
