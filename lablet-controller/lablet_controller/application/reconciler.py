@@ -95,10 +95,13 @@ class SessionReconciler:
             logger.info("session %s: %s refused (%s); re-reading", session_id, step.value, exc.message)
             return ReconcileResult.requeue(0.5)
 
-    async def _transition(self, session: SessionWorkView, to: S, reason: str, error: str | None = None) -> None:
-        await self._gateway.transition(session.id, to, reason, error)
+    async def _transition(self, session: SessionWorkView, to: S, reason: str,
+                          error: str | None = None) -> SessionWorkView:
+        """Ask the CPA to move the session; the answer is the session as it is now."""
+        updated = await self._gateway.transition(session.id, to, reason, error)
         self.actions[f"to_{to.value}"] += 1
         logger.info("session %s: %s → %s (%s)", session.id, session.status.value, to.value, error or reason)
+        return updated
 
     async def _lab_id(self, session: SessionWorkView, host: str) -> str | None:
         """The session's lab on its worker: known id (still there), else found by title, else None."""
@@ -215,9 +218,9 @@ class SessionReconciler:
     async def _collect(self, session: SessionWorkView) -> ReconcileResult:
         """End of the timeslot: observe first (the nodes are still up), → collecting, record it, → stopping."""
         observation = await self._observer.observe_quietly(session, session.cml_lab_id or self._lab_ids.get(session.id))
-        await self._transition(session, S.COLLECTING, "timeslot ended")
+        collecting = await self._transition(session, S.COLLECTING, "timeslot ended")
         await self._observer.report_quietly(session.id, observation)
-        await self._transition(session, S.STOPPING, "observation collected" if observation else
+        await self._transition(collecting, S.STOPPING, "observation collected" if observation else
                                "observation skipped")
         return ReconcileResult.requeue(0)
 
@@ -231,8 +234,8 @@ class SessionReconciler:
             observation = await self._observer.observe_quietly(session, session.cml_lab_id)
             await self._observer.report_quietly(session.id, observation)
         if session.status is not S.STOPPING:
-            await self._transition(session, S.STOPPING, "terminate requested" if session.terminate_requested
-                                   else "collection done")
+            session = await self._transition(session, S.STOPPING, "terminate requested"
+                                             if session.terminate_requested else "collection done")
         try:
             await self._remove_lab(session)
         except LcmError as exc:

@@ -357,10 +357,17 @@ class Scheduler:
             chosen = self._better(fits, req)
         if chosen is None:
             reason = self._why_nothing_fits(req)  # walks every worker that passed the static filters
-            return Decision(False, None, reason, self.strategy, len(self._ready), (self._clock() - started) * 1000)
+            return Decision(False, None, reason, self.strategy, self._pool_size(req),
+                            (self._clock() - started) * 1000)
         scores = {w.id: round(score(w, req), 4) for w in fits}
-        return Decision(True, chosen.id, f"{self.strategy}: chose {chosen.id} ({examined} examined)",
-                        self.strategy, examined, (self._clock() - started) * 1000, scores)
+        pool = self._pool_size(req)
+        return Decision(True, chosen.id, f"{self.strategy}: chose {chosen.id} among {pool} candidates "
+                        f"({examined} examined)", self.strategy, pool, (self._clock() - started) * 1000, scores)
+
+    def _pool_size(self, req: Requirements) -> int:
+        """Candidates of a session: the running, CML-available workers of its track and of no track."""
+        size = len(self._groups.get(None, ()))
+        return size + (len(self._groups.get(req.lab_track, ())) if req.lab_track is not None else 0)
 
     def _best_of_groups(self, req: Requirements) -> tuple[list[WorkerCandidate], int]:
         """The first fitting worker of the general list and of the session's track list."""

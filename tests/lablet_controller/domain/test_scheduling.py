@@ -187,7 +187,8 @@ def test_decision_records_candidates_scores_and_latency() -> None:
     decision = scheduler.decide(REQ)
     assert decision.success
     assert decision.worker_id == "w2"
-    assert decision.candidates_evaluated == 2  # w0 (ports full) then w2: the walk stops at the first fit
+    assert decision.candidates_evaluated == 4  # the running, available workers (w4 is stopped)
+    assert decision.reason == "best_fit: chose w2 among 4 candidates (2 examined)"  # w0 (ports full), then w2
     assert decision.latency_ms >= 0
     assert decision.strategy == "best_fit"
     assert decision.scores == {"w2": pytest.approx(score(scheduler.workers["w2"], REQ), abs=1e-4)}
@@ -265,7 +266,7 @@ def test_no_candidate_reason_counts_every_rejection() -> None:
     decision = scheduler.decide(REQ)
     assert not decision.success
     assert decision.worker_id is None
-    assert decision.candidates_evaluated == 3  # d, e, f passed the static filters and were examined
+    assert decision.candidates_evaluated == 2  # d and f: running, available, no track (e serves ccnp)
     assert decision.reason == ("no eligible worker among 6: 2 not running, 1 CML unavailable, 1 no free ports, "
                                "1 other track, 1 unlicensed")
 
