@@ -16,7 +16,7 @@ from control_plane_api.application.lablet_capacity import CapacityLedger
 from control_plane_api.application.lablet_definitions import DefinitionService, retrying
 from control_plane_api.application.settings import Publisher
 from control_plane_api.domain.events import DomainEvent, utcnow
-from control_plane_api.domain.lablet_observation import compare_ports, significant_difference
+from control_plane_api.domain.lablet_observation import compare_ports, same_observation, significant_difference
 from control_plane_api.domain.lablet_session import LabletSession
 from control_plane_api.infrastructure.etcd_keys import EtcdKeys
 from control_plane_api.infrastructure.mongo_lablets import SessionRepository
@@ -194,7 +194,7 @@ class SessionService:
 
     async def record_observation(self, session_id: str, observation: ResourceObservation) -> LabletSession:
         def change(session: LabletSession, now: datetime) -> list[DomainEvent]:
-            if session.observed_resources == observation:
+            if same_observation(session.observed_resources, observation):
                 return []  # the same observation posted again
             return session.record_observation(observation, now)
 

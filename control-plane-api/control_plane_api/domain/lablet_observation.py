@@ -41,6 +41,17 @@ def compare_ports(allocated: dict[str, int], observed: dict[str, int]) -> PortDr
     )
 
 
+def same_observation(stored: ResourceObservation | None, posted: ResourceObservation) -> bool:
+    """Whether `posted` repeats the stored observation (MongoDB keeps timestamps to the millisecond)."""
+    if stored is None:
+        return False
+    def millis(o: ResourceObservation) -> int:
+        return int(o.observed_at.timestamp() * 1000)
+
+    return millis(stored) == millis(posted) and (stored.model_dump(exclude={"observed_at"})
+                                                 == posted.model_dump(exclude={"observed_at"}))
+
+
 def significant_difference(declared: ResourceRequirements, observation: ResourceObservation,
                            ratio: float) -> str | None:
     """Why the observation differs from the declaration by more than `ratio` (relative), or None."""
