@@ -70,6 +70,7 @@ def build_host(settings: LabletControllerSettings) -> ControllerHost:
 
     reconcile_loop: ReconcileLoop
     scheduling = SchedulingPass(gateway, scheduler, port_capacity=settings.ports_per_worker,
+                                schedule_ahead_seconds=settings.schedule_ahead_seconds,
                                 on_scheduled=lambda session_id: reconcile_loop.enqueue(session_id))
 
     async def schedule() -> None:

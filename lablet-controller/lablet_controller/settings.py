@@ -29,6 +29,10 @@ class LabletControllerSettings(ControllerSettings, CmlAccessSettings):
     scheduling_interval_seconds: float = Field(default=10, gt=0, validation_alias="LABLET_SCHEDULING_INTERVAL")
     """Seconds between scheduling passes over the pending sessions (a new session's etcd key wakes it too)."""
 
+    schedule_ahead_seconds: float = Field(default=900, ge=0, validation_alias="LABLET_SCHEDULE_AHEAD")
+    """A pending session is placed (capacity and ports reserved, lab built) once its timeslot starts within
+    this many seconds; later sessions wait, so capacity is not held long before it is used."""
+
     reconcile_interval_seconds: float = Field(
         default=30, gt=0, validation_alias="LABLET_CONTROLLER_RECONCILE_INTERVAL")
     """Periodic resync of every active session (etcd watches and requeues trigger reconciles in between)."""

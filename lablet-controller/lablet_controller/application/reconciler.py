@@ -84,7 +84,7 @@ class SessionReconciler:
             Step.SCHEDULE: self._schedule, Step.INSTANTIATE: self._instantiate, Step.AWAIT_BOOT: self._await_boot,
             Step.START_RUNNING: self._start_running, Step.WAIT_TIMESLOT: self._wait, Step.OBSERVE: self._observe,
             Step.COLLECT: self._collect, Step.TEAR_DOWN: self._tear_down, Step.ABANDON: self._abandon,
-            Step.CLEAN_UP: self._clean_up,
+            Step.CLEAN_UP: self._clean_up, Step.EXPIRE: self._expire,
         }.get(step)
         if handler is None:
             self._forget(session_id)
@@ -117,7 +117,8 @@ class SessionReconciler:
         """Count a failure of this session in this status; give up after `max_attempts` (else back off)."""
         key = (session.id, session.status.value)
         self._failures[key] += 1
-        if self._failures[key] < self._max_attempts and not isinstance(exc, TopologyError):
+        permanent = isinstance(exc, TopologyError | NotFoundError) and not isinstance(exc, CmlError)
+        if self._failures[key] < self._max_attempts and not permanent:
             raise exc
         error = f"{session.status.value} failed after {self._failures[key]} attempts: {exc}"
         logger.error("session %s: %s", session.id, error)
@@ -148,7 +149,7 @@ class SessionReconciler:
                 self.actions["import"] += 1
             else:
                 await self._labs.ensure_started(host, lab_id)
-        except (CmlError, TopologyError) as exc:
+        except (CmlError, TopologyError, NotFoundError) as exc:
             return await self._failed_attempt(session, exc)
         self._lab_ids[session.id] = lab_id
         self._boot_started[session.id] = time.monotonic()
@@ -164,7 +165,7 @@ class SessionReconciler:
             if lab_id is None:  # gone (deleted behind our back, or lost before a restart): build it again
                 return await self._instantiate_again(session, host)
             state = await self._labs.boot_state(host, lab_id)
-        except CmlError as exc:
+        except (CmlError, NotFoundError) as exc:
             return await self._failed_attempt(session, exc)
         if state.done:
             await self._gateway.mark_ready(session.id, lab_id)
@@ -189,6 +190,12 @@ class SessionReconciler:
         self._lab_ids[session.id] = await self._labs.import_and_start(host, topology, title)
         self.actions["reimport"] += 1
         return ReconcileResult.requeue(self._boot_poll)
+
+    async def _expire(self, session: SessionWorkView) -> ReconcileResult:
+        await self._remove_lab(session)  # one imported just before the slot ended, if any
+        await self._transition(session, S.EXPIRED, "timeslot ended before the lab was built")
+        self._forget(session.id)
+        return ReconcileResult.done()
 
     async def _start_running(self, session: SessionWorkView) -> ReconcileResult:
         await self._transition(session, S.RUNNING, "timeslot started")

@@ -1,11 +1,13 @@
 """The scheduling pass: place every pending session (leader only; seed 002 §9).
 
-One pass reads the pending sessions and the workers **once**, then decides session by session (oldest
-timeslot first) with the domain `Scheduler`. The CPA reserves atomically (capacity and ports); after each
-successful reservation the local view of that worker is updated, so one pass never over-commits it. A 409
-(the worker no longer fits, a race was lost) leaves the worker out for the rest of the pass and the next
-candidate is tried. No candidate: the decision is recorded on the session (it stays pending with the
-reason), only when the reason changed, so a full fleet does not cost a write per session per pass.
+One pass reads the pending sessions and the workers **once**, then decides session by session, oldest
+timeslot first, with the domain `Scheduler`. Only sessions whose timeslot starts within
+`LABLET_SCHEDULE_AHEAD` (capacity is not held days ahead) and has not ended are placed. The CPA reserves
+atomically (capacity and ports); after each successful reservation the local view of that worker is updated,
+so one pass never over-commits it. A 409 (the worker no longer fits, a race was lost) leaves the worker out
+for the rest of the pass and the next candidate is tried, unless the session itself is no longer pending
+(then the worker is not to blame). No candidate: the decision is recorded on the session (it stays pending
+with the reason), only when the reason changed, so a full fleet does not cost a write per session per pass.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from lablet_controller.domain.scheduling import Decision, Requirements, Scheduler, candidate_from
 from lablet_controller.infrastructure.control_plane import LabletGateway
@@ -47,11 +50,14 @@ def to_contract(decision: Decision) -> SchedulingDecision:
 
 class SchedulingPass:
     def __init__(self, gateway: LabletGateway, scheduler: Scheduler, *, port_capacity: int,
-                 on_scheduled: Callable[[str], None] = lambda _id: None) -> None:
+                 schedule_ahead_seconds: float = 900.0, on_scheduled: Callable[[str], None] = lambda _id: None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._gateway = gateway
         self.scheduler = scheduler
         self._port_capacity = port_capacity
+        self._ahead = timedelta(seconds=schedule_ahead_seconds)
         self._on_scheduled = on_scheduled
+        self._clock = clock
         self.last = PassOutcome()
 
     async def requirements(self, session: SessionWorkView) -> Requirements:
@@ -64,7 +70,10 @@ class SchedulingPass:
 
     async def run_once(self) -> PassOutcome:
         outcome = PassOutcome()
-        pending = await self._gateway.sessions(LabletSessionStatus.PENDING)
+        now = self._clock()
+        # Due: the slot starts within the look-ahead and has not ended (the CPA expires overdue sessions).
+        pending = [s for s in await self._gateway.sessions(LabletSessionStatus.PENDING)
+                   if s.timeslot_start - self._ahead <= now < s.timeslot_end]
         outcome.pending = len(pending)
         if pending:
             workers = await self._gateway.workers()
@@ -92,6 +101,8 @@ class SchedulingPass:
                 placed = await self._gateway.schedule(session.id, decision.worker_id, to_contract(decision))
             except ConflictError as exc:
                 outcome.conflicts += 1
+                if not await self._still_pending(session.id):
+                    return  # the session moved on (terminated, expired): the worker is not to blame
                 logger.info("session %s: worker %s refused the reservation (%s); trying the next candidate",
                             session.id, decision.worker_id, exc.message)
                 self.scheduler.exclude(decision.worker_id)
@@ -105,6 +116,12 @@ class SchedulingPass:
                         decision.reason, placed.allocated_ports)
             self._on_scheduled(session.id)
             return
+
+    async def _still_pending(self, session_id: str) -> bool:
+        try:
+            return (await self._gateway.session(session_id)).status is LabletSessionStatus.PENDING
+        except NotFoundError:
+            return False
 
     async def _record_no_candidate(self, session: SessionWorkView, decision: Decision) -> None:
         if session.pending_reason == decision.reason:

@@ -34,6 +34,8 @@ class Step(StrEnum):
     """pending: the scheduling pass places it."""
     INSTANTIATE = "instantiate"
     """scheduled: import the topology with the allocated ports and start it, then → instantiating."""
+    EXPIRE = "expire"
+    """scheduled but the timeslot is over: → expired (no lab is built for a slot that has passed)."""
     AWAIT_BOOT = "await_boot"
     """instantiating: wait until every node is BOOTED and the lab converged, then mark it ready."""
     WAIT_TIMESLOT = "wait_timeslot"
@@ -59,7 +61,7 @@ def next_step(session: SessionWorkView, now: datetime) -> Step:
     if status is S.PENDING:
         return Step.SCHEDULE
     if status is S.SCHEDULED:
-        return Step.INSTANTIATE
+        return Step.EXPIRE if ended else Step.INSTANTIATE
     if session.terminate_requested and status in (S.INSTANTIATING, S.READY, S.RUNNING, S.COLLECTING,
                                                   S.STOPPING):
         return Step.TEAR_DOWN

@@ -3,6 +3,7 @@ pass, a refused reservation moves on to the next candidate, "no candidate" recor
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lablet_controller.application.scheduling import SchedulingPass
@@ -81,3 +82,32 @@ async def test_ports_count_against_the_port_range() -> None:
     assert outcome.scheduled == 1
     assert cp.sessions["s1"].pending_reason is not None
     assert "no free ports" in cp.sessions["s1"].pending_reason
+
+
+async def test_only_due_sessions_are_placed() -> None:
+    cp, gateway = setup(worker("a", 48), sessions=0)
+    now = datetime.now(UTC)
+    cp.add_session("soon", timeslot_start=now + timedelta(minutes=10), timeslot_end=now + timedelta(hours=1))
+    cp.add_session("next-week", timeslot_start=now + timedelta(days=7), timeslot_end=now + timedelta(days=7, hours=1))
+    cp.add_session("over", timeslot_start=now - timedelta(hours=2), timeslot_end=now - timedelta(hours=1))
+    outcome = await SchedulingPass(gateway, Scheduler(), port_capacity=100,  # type: ignore[arg-type]
+                                   schedule_ahead_seconds=900).run_once()
+    assert outcome.pending == 1
+    assert cp.sessions["soon"].status is S.SCHEDULED
+    assert cp.sessions["next-week"].status is S.PENDING
+    assert cp.sessions["over"].status is S.PENDING  # the CPA's sweep expires it, not the scheduler
+    assert len(cp.decisions) == 1
+
+
+async def test_a_session_that_moved_on_does_not_blame_the_worker() -> None:
+    cp, _ = setup(worker("a", 48), sessions=2)
+
+    class Racing(CountingGateway):
+        async def schedule(self, sid: str, worker_id: str | None, decision: Any) -> Any:
+            if sid == "s0":  # terminated by an operator in the meantime
+                cp.sessions["s0"] = cp.sessions["s0"].model_copy(update={"status": S.TERMINATED})
+            return await cp.schedule(sid, worker_id, decision)
+
+    outcome = await SchedulingPass(Racing(cp), Scheduler(), port_capacity=100).run_once()  # type: ignore[arg-type]
+    assert outcome.conflicts == 1
+    assert cp.sessions["s1"].worker_id == "a"  # "a" was not left out of the pass

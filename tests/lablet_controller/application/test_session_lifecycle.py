@@ -136,3 +136,22 @@ async def test_terminate_request_tears_down_and_ends_terminated(harness) -> None
                                                                   "terminate_requested": True})
     await h.drive("s7", S.TERMINATED)
     assert lab_title("s7") not in await h.lab_titles()
+
+
+async def test_a_worker_that_disappears_fails_the_session_at_once(harness) -> None:
+    h = harness
+    h.cp.add_session("s8", S.SCHEDULED, worker_id="gone")
+    await h.reconciler.reconcile("s8")
+    assert h.cp.sessions["s8"].status is S.TERMINATED
+    assert "gone" in (h.cp.history[-1][2] or "")
+
+
+async def test_a_scheduled_session_whose_slot_ended_expires_without_a_lab(harness) -> None:
+    h = harness
+    h.cp.add_session("s9", S.SCHEDULED, worker_id="w1")
+    await h.reconciler.reconcile("s9")  # imported → instantiating
+    h.cp.sessions["s9"] = h.cp.sessions["s9"].model_copy(update={"status": S.SCHEDULED})  # the move was lost
+    h.now[0] = h.cp.sessions["s9"].timeslot_end + timedelta(seconds=1)
+    await h.reconciler.reconcile("s9")
+    assert h.cp.sessions["s9"].status is S.EXPIRED
+    assert lab_title("s9") not in await h.lab_titles()

@@ -29,6 +29,7 @@ BEFORE, DURING, AFTER = START - timedelta(minutes=5), START + timedelta(minutes=
 @pytest.mark.parametrize(("status", "now", "extra", "step"), [
     (S.PENDING, DURING, {}, Step.SCHEDULE),
     (S.SCHEDULED, BEFORE, {}, Step.INSTANTIATE),
+    (S.SCHEDULED, AFTER, {}, Step.EXPIRE),
     (S.INSTANTIATING, DURING, {}, Step.AWAIT_BOOT),
     (S.INSTANTIATING, AFTER, {}, Step.ABANDON),
     (S.READY, BEFORE, {}, Step.WAIT_TIMESLOT),
