@@ -21,14 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from lablet_controller.domain.scheduling import (
-    STRATEGIES,
-    Requirements,
-    Scheduler,
-    WorkerCandidate,
-    rejection,
-    score,
-)
+from lablet_controller.domain.placement import Requirements, WorkerCandidate, rejection, score
+from lablet_controller.domain.scheduling import STRATEGIES, Scheduler
 
 TRACKS = ("ccna", "ccnp", "devnet", "security")
 

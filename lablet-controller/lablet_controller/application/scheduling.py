@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from lablet_controller.domain.scheduling import Decision, Requirements, Scheduler, candidate_from
+from lablet_controller.domain.placement import Requirements, candidate_from
+from lablet_controller.domain.scheduling import Decision, Scheduler
 from lablet_controller.infrastructure.control_plane import LabletGateway
 from lcm_core.domain.lablets import LabletSessionStatus, SchedulingDecision, SessionWorkView
 from lcm_core.errors import ConflictError, InvalidError, NotFoundError

@@ -7,13 +7,11 @@ from typing import Any
 
 import pytest
 
-from lablet_controller.domain.scheduling import (
+from lablet_controller.domain.placement import (
     Requirements,
-    Scheduler,
     WorkerCandidate,
     base_score,
     candidate_from,
-    no_candidate_reason,
     reject_capacity,
     reject_license,
     reject_ports,
@@ -23,6 +21,7 @@ from lablet_controller.domain.scheduling import (
     rejection,
     score,
 )
+from lablet_controller.domain.scheduling import Scheduler, no_candidate_reason
 
 REQ = Requirements(cpu_cores=4, memory_gb=8, storage_gb=20, nodes=3, ports=2)
 
