@@ -133,7 +133,8 @@ def test_session_from_definition_to_teardown(control_plane: ControlPlaneUnderTes
     assert resources["observer"] == "manual"
     assert resources["actual_node_count"] == 4
     assert resources["total_memory_mb"] > 0
-    assert cp.etcd_json(f"sessions/{sid}/observe_resources") is None  # the trigger is consumed
+    # The trigger is consumed: the CPA deletes the etcd key once the observation is recorded.
+    wait_for("trigger key deleted", lambda: cp.etcd_json(f"sessions/{sid}/observe_resources") is None)
 
     # A tag edited on CML behind LCM's back: the next observation reports port drift.
     with sim.api(instance_id) as api:
