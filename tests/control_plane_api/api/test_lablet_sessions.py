@@ -101,6 +101,20 @@ def test_a_port_is_not_given_twice_and_capacity_is_enforced(control_plane) -> No
     assert _worker(cp, worker_id)["capacity"]["allocated"]["cpu_cores"] == 40
 
 
+def test_unschedule_releases_and_the_session_can_be_placed_again(control_plane) -> None:
+    cp = control_plane
+    first, second = ready_workers(cp, 2)
+    session = create_session(cp, create_definition(cp)["id"])
+    path = f"/api/internal/lablet-sessions/{session['id']}"
+    _post(cp, f"{path}/schedule", schedule_body(first))
+    back = _move(cp, session["id"], "pending", "worker unreachable before import")
+    assert (back.json()["status"], back.json()["worker_id"], back.json()["allocated_ports"]) == ("pending", None, {})
+    assert _worker(cp, first)["capacity"]["session_ids"] == []
+    again = _post(cp, f"{path}/schedule", schedule_body(second)).json()
+    assert (again["status"], again["worker_id"]) == ("scheduled", second)
+    assert _worker(cp, second)["capacity"]["port_allocations"] == {session["id"]: again["allocated_ports"]}
+
+
 def test_no_candidate_keeps_the_session_pending_with_the_reason(control_plane) -> None:
     cp = control_plane
     session = create_session(cp, create_definition(cp)["id"])
