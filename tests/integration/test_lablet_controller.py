@@ -26,7 +26,7 @@ from tests.fixtures.cml_simulator import CmlSimulator
 from tests.fixtures.control_plane import API_KEY, ControlPlaneUnderTest, discovered
 from tests.fixtures.lablet_api import create_definition
 
-SLOT_SECONDS = 30
+SLOT_SECONDS = 40  # long enough for the steps before the end of the slot on a loaded machine
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 20.0) -> Any:
