@@ -17,7 +17,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lablet_controller.domain.placement import (
@@ -79,7 +79,9 @@ class Scheduler:
     general) in lists sorted by the strategy's preference. A decision walks the general list and the
     session's track list from their best end and stops at the first worker that fits, so it usually
     examines a handful of workers instead of the fleet; only "nothing fits" walks everything (to say why).
-    `reserve()` moves the one changed worker to its new place (bisect).
+    `reserve()` moves the one changed worker to its new place (bisect). Within a pass capacity only shrinks,
+    so requirements that found no worker are remembered and answered at once for the next session with the
+    same needs (typically every pending session of one definition when the fleet is full).
     """
 
     def __init__(self, strategy: str = "best_fit", *, require_license: bool = True,
@@ -97,6 +99,8 @@ class Scheduler:
         self._static_rejections: Counter[str] = Counter()
         self._groups: dict[str | None, list[tuple[Any, ...]]] = {}
         self._keys: dict[str, tuple[Any, ...]] = {}
+        self._failed: dict[Requirements, Decision] = {}
+        """Requirements that found no worker in this pass (sessions of one definition share them)."""
 
     # ---- the fleet of a pass --------------------------------------------------------------------
 
@@ -125,7 +129,7 @@ class Scheduler:
         ordered = sorted(workers, key=lambda w: w.id)
         self.workers = {w.id: w for w in ordered}
         self._ready, self._static_rejections = [], Counter()
-        self._groups, self._keys = {}, {}
+        self._groups, self._keys, self._failed = {}, {}, {}
         for worker in ordered:
             why = reject_status(worker) or reject_service(worker)
             if why is None:
@@ -173,6 +177,9 @@ class Scheduler:
 
     def decide(self, req: Requirements) -> Decision:
         started = self._clock()
+        failed = self._failed.get(req)
+        if failed is not None:  # within a pass capacity only shrinks: what did not fit still does not
+            return replace(failed, latency_ms=(self._clock() - started) * 1000)
         if self.strategy == "round_robin":
             chosen, examined = self._round_robin(req)
             fits = [chosen] if chosen else []
@@ -184,8 +191,10 @@ class Scheduler:
             chosen = self._better(fits, req)
         if chosen is None:
             reason = self._why_nothing_fits(req)  # walks every worker that passed the static filters
-            return Decision(False, None, reason, self.strategy, self._pool_size(req),
-                            (self._clock() - started) * 1000)
+            decision = Decision(False, None, reason, self.strategy, self._pool_size(req),
+                                (self._clock() - started) * 1000)
+            self._failed[req] = decision
+            return decision
         scores = {w.id: round(score(w, req), 4) for w in fits}
         pool = self._pool_size(req)
         return Decision(True, chosen.id, f"{self.strategy}: chose {chosen.id} among {pool} candidates "

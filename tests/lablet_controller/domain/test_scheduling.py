@@ -289,3 +289,23 @@ def test_candidate_from_the_internal_worker_view() -> None:
     assert candidate.lab_track == "ccna"
     empty = candidate_from({"id": "w2"}, default_port_capacity=10)
     assert (empty.status, empty.cpu_cores, empty.labs_count) == ("unknown", 0, 0)
+
+
+def test_a_failed_requirement_is_answered_from_memory_until_the_next_pass() -> None:
+    calls = 0
+
+    class Counting(Scheduler):
+        def _why_nothing_fits(self, req: Requirements) -> str:
+            nonlocal calls
+            calls += 1
+            return super()._why_nothing_fits(req)
+
+    scheduler = Counting("best_fit")
+    scheduler.refresh([worker("a", cpu_cores=2, memory_gb=4)])
+    first, second = scheduler.decide(REQ), scheduler.decide(REQ)
+    assert not first.success
+    assert second.reason == first.reason
+    assert calls == 1
+    assert scheduler.decide(Requirements(cpu_cores=1, memory_gb=1)).success  # other needs are still judged
+    scheduler.refresh([worker("a")])  # a new pass forgets
+    assert scheduler.decide(REQ).success
