@@ -1,5 +1,6 @@
 """Entry point of the lablet-controller: wire the adapters and loops, elect a leader through etcd, serve
-health and status. Only the leader runs the loops (scheduling pass, session reconcile, etcd watch)."""
+health and status. Only the leader runs the loops (scheduling pass, session reconcile, etcd watch, lab
+discovery)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 
 import aetcd
 
+from lablet_controller.application.lab_discovery import LabDiscovery
 from lablet_controller.application.observer import LabObserver
 from lablet_controller.application.reconciler import SessionReconciler
 from lablet_controller.application.scheduling import SchedulingPass
@@ -94,7 +96,14 @@ def build_host(settings: LabletControllerSettings) -> ControllerHost:
     reconcile_loop = ReconcileLoop("sessions", reconcile, reconciler.list_keys,
                                    resync_interval=settings.reconcile_interval_seconds,
                                    concurrency=settings.reconcile_concurrency)
-    host.loops = [scheduling_loop, reconcile_loop, SessionWatch(settings, reconcile_loop, reconciler)]
+    discovery = LabDiscovery(gateway, labs, cml_url_template=settings.cml_url_template)
+
+    async def discover() -> None:
+        discovery_loop.stats.extra = (await discovery.run_once()).stats()
+
+    discovery_loop = PeriodicLoop("lab-discovery", discover, interval=settings.discovery_interval_seconds)
+    host.loops = [scheduling_loop, reconcile_loop, SessionWatch(settings, reconcile_loop, reconciler),
+                  discovery_loop]
     return host
 
 

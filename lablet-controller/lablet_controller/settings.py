@@ -37,6 +37,10 @@ class LabletControllerSettings(ControllerSettings, CmlAccessSettings):
         default=30, gt=0, validation_alias="LABLET_CONTROLLER_RECONCILE_INTERVAL")
     """Periodic resync of every active session (etcd watches and requeues trigger reconciles in between)."""
 
+    discovery_interval_seconds: float = Field(default=300, gt=0, validation_alias="LABLET_DISCOVERY_INTERVAL")
+    """Seconds between two sweeps for orphan session labs on the workers (labs titled `lablet-<id>` whose
+    session no longer holds that worker are torn down; other labs are left alone)."""
+
     reconcile_concurrency: int = Field(default=20, ge=1, le=500, validation_alias="LABLET_RECONCILE_CONCURRENCY")
     """Sessions reconciled at once (one session is never reconciled twice at once)."""
 

@@ -30,9 +30,9 @@ def test_bad_values_are_refused() -> None:
         settings(LABLET_PORT_RANGE_START=6000, LABLET_PORT_RANGE_END=5000)
 
 
-def test_the_leader_runs_scheduling_sessions_and_the_watch() -> None:
+def test_the_leader_runs_scheduling_sessions_the_watch_and_lab_discovery() -> None:
     host = build_host(settings(LABLET_SCHEDULING_STRATEGY="least_utilized"))
-    assert [loop.name for loop in host.loops] == ["scheduling", "sessions", "etcd-watch"]
+    assert [loop.name for loop in host.loops] == ["scheduling", "sessions", "etcd-watch", "lab-discovery"]
 
 
 def test_watch_enqueues_the_session_of_a_state_or_observe_key() -> None:
