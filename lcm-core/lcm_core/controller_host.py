@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lcm_core.cml import CmlClient
 from lcm_core.control_plane_client import ControlPlaneClient
 from lcm_core.errors import LcmError
 from lcm_core.leader import ElectionConfig, LeaderElection, Leadership, LoopStats
@@ -84,6 +85,21 @@ class CmlAccessSettings(BaseSettings):
 
     cml_timeout_seconds: float = Field(default=15.0, gt=0, validation_alias="CML_TIMEOUT")
     """Per-request timeout of CML API calls."""
+
+    def cml_tls(self) -> tuple[bool, str | None]:
+        """`CML_WORKER_VERIFY_TLS`: (verify, CA bundle path or None)."""
+        lowered = self.cml_verify_tls.strip().lower()
+        if lowered in ("false", "0", "no", "off"):
+            return False, None
+        if lowered in ("true", "1", "yes", "on", ""):
+            return True, None
+        return True, self.cml_verify_tls
+
+    def cml_client(self) -> CmlClient:
+        """The process's one CML client for the whole fleet, configured from these settings."""
+        verify, ca_file = self.cml_tls()
+        return CmlClient(self.cml_username, self.cml_password.get_secret_value(), verify_tls=verify,
+                         ca_file=ca_file, timeout=self.cml_timeout_seconds, max_in_flight=self.cml_max_concurrency)
 
 
 class Loop(Protocol):

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import aetcd
 import boto3
 
-from lcm_core.cml import CmlClient
 from lcm_core.controller_host import ControllerHost, run_controller
 from lcm_core.leader import LoopStats, PeriodicLoop, ReconcileLoop
 from lcm_core.leader.watch import watch_prefix
@@ -23,16 +22,6 @@ from worker_controller.infrastructure.control_plane import ControlPlaneGateway
 from worker_controller.settings import WorkerControllerSettings
 
 SERVICE = "worker-controller"
-
-
-def cml_tls(value: str) -> tuple[bool, str | None]:
-    """`CML_WORKER_VERIFY_TLS`: true/false, or a CA bundle path (verify against it)."""
-    lowered = value.strip().lower()
-    if lowered in ("false", "0", "no", "off"):
-        return False, None
-    if lowered in ("true", "1", "yes", "on", ""):
-        return True, None
-    return True, value
 
 
 @dataclass
@@ -81,9 +70,7 @@ def build_host(settings: WorkerControllerSettings) -> ControllerHost:
                        if settings.aws_secret_access_key else None,
                        aws_session_token=settings.aws_session_token.get_secret_value()
                        if settings.aws_session_token else None))
-    verify, ca_file = cml_tls(settings.cml_verify_tls)
-    cml = CmlClient(settings.cml_username, settings.cml_password.get_secret_value(), verify_tls=verify,
-                    ca_file=ca_file, timeout=settings.cml_timeout_seconds, max_in_flight=settings.cml_max_concurrency)
+    cml = settings.cml_client()
     fleet = FleetSettingsReader(gateway, settings)
     discovery = Discovery(aws, gateway, fleet)
     collector = MetricsCollector(aws, cml, gateway, cml_url_template=settings.cml_url_template,

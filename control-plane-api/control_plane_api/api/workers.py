@@ -32,6 +32,13 @@ class CreateWorker(BaseModel):
     """Repeat the request with the same key and the same worker is returned (no second instance)."""
 
 
+class LabTrackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lab_track: Annotated[Label, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")] | None
+    """The lab track this worker serves (null: any)."""
+
+
 class IdleDetectionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -102,6 +109,11 @@ async def refresh(worker_id: str, cp: CP, who: Admin) -> dict[str, Any]:
 @router.put("/{worker_id}/idle-detection", summary="Enable or disable idle detection for this worker")
 async def idle_detection(worker_id: str, body: IdleDetectionBody, cp: CP, who: Admin) -> dict[str, Any]:
     return worker_view(await cp.workers.set_idle_detection(worker_id, body.enabled, by=who.subject))
+
+
+@router.put("/{worker_id}/lab-track", summary="Set the lab track the worker serves (scheduling preference)")
+async def lab_track(worker_id: str, body: LabTrackBody, cp: CP, who: Admin) -> dict[str, Any]:
+    return worker_view(await cp.workers.set_lab_track(worker_id, body.lab_track, by=who.subject))
 
 
 @router.get("/{worker_id}/idle", summary="Idle-detection state of a worker")

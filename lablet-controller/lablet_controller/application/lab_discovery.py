@@ -1,0 +1,94 @@
+"""Lab discovery: find session labs on the workers that no live session owns, and tear them down.
+
+The reconciler removes a session's lab when the session ends, and again when a terminated or expired
+session's etcd key changes. What it cannot see: a session that ended while no controller led, a lab imported
+just before a crash whose session was then unscheduled, a session moved to another worker. This sweep,
+every `LABLET_DISCOVERY_INTERVAL`, lists the labs of every running worker, keeps those titled
+`lablet-<session id>` (other labs are the operators' business and are left alone), and tears down each one
+whose session is not holding that worker (`scheduled` … `stopping` on it).
+
+Order matters: labs are listed before sessions are read. A lab is only imported once its session is
+`scheduled` (committed before the import), so a lab seen in the listing belongs to a session that the
+following read shows as scheduled or later: a lab being built right now is never mistaken for an orphan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from lablet_controller.domain.sessions import LAB_TITLE_PREFIX
+from lablet_controller.infrastructure.cml_labs import CmlLabs, worker_cml_url
+from lablet_controller.infrastructure.control_plane import LabletGateway
+from lcm_core.cml import CmlError, CmlNotFoundError
+from lcm_core.domain.lablets import HOLDING_SESSION_STATUSES
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DiscoveryOutcome:
+    workers: int = 0
+    session_labs: int = 0
+    orphans_removed: int = 0
+    unreachable: list[str] = field(default_factory=list)
+
+    def stats(self) -> dict[str, object]:
+        return {"workers": self.workers, "session_labs": self.session_labs,
+                "orphans_removed": self.orphans_removed, "unreachable_workers": len(self.unreachable)}
+
+
+class LabDiscovery:
+    def __init__(self, gateway: LabletGateway, labs: CmlLabs, *, cml_url_template: str,
+                 max_workers_at_once: int = 20) -> None:
+        self._gateway = gateway
+        self._labs = labs
+        self._template = cml_url_template
+        self._bound = asyncio.Semaphore(max_workers_at_once)
+
+    async def _session_labs(self, host: str) -> dict[str, str]:
+        """{lab id: session id} of the labs titled `lablet-<session id>` on one host."""
+        found: dict[str, str] = {}
+        for lab_id in await self._labs.cml.lab_ids(host):
+            try:
+                title = (await self._labs.cml.lab(host, lab_id)).lab_title or ""
+            except CmlNotFoundError:
+                continue
+            if title.startswith(LAB_TITLE_PREFIX):
+                found[lab_id] = title[len(LAB_TITLE_PREFIX):]
+        return found
+
+    async def run_once(self) -> DiscoveryOutcome:
+        outcome = DiscoveryOutcome()
+        workers = [w for w in await self._gateway.workers()
+                   if w.get("status") == "running" and w.get("service_status") == "available"]
+        hosts = {w["id"]: url for w in workers if (url := worker_cml_url(w, self._template)) is not None}
+        outcome.workers = len(hosts)
+
+        async def list_one(worker_id: str, host: str) -> tuple[str, dict[str, str]]:
+            async with self._bound:
+                try:
+                    return worker_id, await self._session_labs(host)
+                except CmlError as exc:
+                    logger.info("lab discovery: worker %s unreadable (%s)", worker_id, exc.message)
+                    outcome.unreachable.append(worker_id)
+                    return worker_id, {}
+
+        listed = await asyncio.gather(*(list_one(wid, host) for wid, host in hosts.items()))
+        holding = {s.id: s.worker_id for s in await self._gateway.sessions(*HOLDING_SESSION_STATUSES)}
+        for worker_id, labs in listed:
+            outcome.session_labs += len(labs)
+            for lab_id, session_id in labs.items():
+                if holding.get(session_id) == worker_id:
+                    continue
+                try:
+                    await self._labs.tear_down(hosts[worker_id], lab_id)
+                except CmlError as exc:
+                    logger.warning("lab discovery: orphan lab %s on worker %s not removed yet (%s)", lab_id,
+                                   worker_id, exc.message)
+                    continue
+                outcome.orphans_removed += 1
+                logger.info("lab discovery: removed orphan lab %s of session %s on worker %s", lab_id,
+                            session_id, worker_id)
+        return outcome

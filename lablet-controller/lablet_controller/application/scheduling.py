@@ -1,0 +1,135 @@
+"""The scheduling pass: place every pending session (leader only; seed 002 §9).
+
+One pass reads the pending sessions and the workers **once**, then decides session by session, oldest
+timeslot first, with the domain `Scheduler`. Only sessions whose timeslot starts within
+`LABLET_SCHEDULE_AHEAD` (capacity is not held days ahead) and has not ended are placed. The CPA reserves
+atomically (capacity and ports); after each successful reservation the local view of that worker is updated,
+so one pass never over-commits it. A 409 (the worker no longer fits, a race was lost) leaves the worker out
+for the rest of the pass and the next candidate is tried, unless the session itself is no longer pending
+(then the worker is not to blame). No candidate: the decision is recorded on the session (it stays pending
+with the reason), only when the reason changed, so a full fleet does not cost a write per session per pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from lablet_controller.domain.placement import Requirements, candidate_from
+from lablet_controller.domain.scheduling import Decision, Scheduler
+from lablet_controller.infrastructure.control_plane import LabletGateway
+from lcm_core.domain.lablets import LabletSessionStatus, SchedulingDecision, SessionWorkView
+from lcm_core.errors import ConflictError, InvalidError, NotFoundError
+
+logger = logging.getLogger(__name__)
+
+#: Workers tried for one session in one pass before it waits for the next pass.
+MAX_ATTEMPTS_PER_SESSION = 3
+
+
+@dataclass
+class PassOutcome:
+    pending: int = 0
+    scheduled: int = 0
+    no_candidate: int = 0
+    conflicts: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def stats(self) -> dict[str, object]:
+        ordered = sorted(self.latencies_ms)
+        return {"pending": self.pending, "scheduled": self.scheduled, "no_candidate": self.no_candidate,
+                "conflicts": self.conflicts,
+                "decision_p50_ms": round(ordered[len(ordered) // 2], 3) if ordered else None,
+                "decision_max_ms": round(ordered[-1], 3) if ordered else None}
+
+
+def to_contract(decision: Decision) -> SchedulingDecision:
+    return SchedulingDecision.model_validate(decision.to_json())
+
+
+class SchedulingPass:
+    def __init__(self, gateway: LabletGateway, scheduler: Scheduler, *, port_capacity: int,
+                 schedule_ahead_seconds: float = 900.0, on_scheduled: Callable[[str], None] = lambda _id: None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._gateway = gateway
+        self.scheduler = scheduler
+        self._port_capacity = port_capacity
+        self._ahead = timedelta(seconds=schedule_ahead_seconds)
+        self._on_scheduled = on_scheduled
+        self._clock = clock
+        self.last = PassOutcome()
+
+    async def requirements(self, session: SessionWorkView) -> Requirements:
+        definition = await self._gateway.definition(session.definition_id, session.definition_version)
+        needs = session.resource_requirements
+        return Requirements(cpu_cores=needs.cpu_cores, memory_gb=needs.memory_gb, storage_gb=needs.storage_gb,
+                            nodes=needs.node_count, ports=len(definition.port_template),
+                            lab_track=session.lab_track,
+                            license_affinity=frozenset(a.lower() for a in session.license_affinity))
+
+    async def run_once(self) -> PassOutcome:
+        outcome = PassOutcome()
+        now = self._clock()
+        # Due: the slot starts within the look-ahead and has not ended (the CPA expires overdue sessions).
+        pending = [s for s in await self._gateway.sessions(LabletSessionStatus.PENDING)
+                   if s.timeslot_start - self._ahead <= now < s.timeslot_end]
+        outcome.pending = len(pending)
+        if pending:
+            workers = await self._gateway.workers()
+            self.scheduler.refresh(candidate_from(w, default_port_capacity=self._port_capacity) for w in workers)
+            for session in sorted(pending, key=lambda s: (s.timeslot_start, s.id)):
+                await self._place(session, outcome)
+        self.last = outcome
+        return outcome
+
+    async def _place(self, session: SessionWorkView, outcome: PassOutcome) -> None:
+        try:
+            req = await self.requirements(session)
+        except NotFoundError:
+            logger.warning("session %s: definition %s v%s not found", session.id, session.definition_id,
+                           session.definition_version)
+            return
+        for _ in range(MAX_ATTEMPTS_PER_SESSION):
+            decision = self.scheduler.decide(req)
+            outcome.latencies_ms.append(decision.latency_ms)
+            if not decision.success or decision.worker_id is None:
+                outcome.no_candidate += 1
+                await self._record_no_candidate(session, decision)
+                return
+            try:
+                placed = await self._gateway.schedule(session.id, decision.worker_id, to_contract(decision))
+            except ConflictError as exc:
+                outcome.conflicts += 1
+                if not await self._still_pending(session.id):
+                    return  # the session moved on (terminated, expired): the worker is not to blame
+                logger.info("session %s: worker %s refused the reservation (%s); trying the next candidate",
+                            session.id, decision.worker_id, exc.message)
+                self.scheduler.exclude(decision.worker_id)
+                continue
+            except (NotFoundError, InvalidError) as exc:
+                logger.warning("session %s could not be scheduled: %s", session.id, exc.message)
+                return
+            self.scheduler.reserve(decision.worker_id, req)
+            outcome.scheduled += 1
+            logger.info("session %s scheduled on worker %s (%s, ports %s)", session.id, placed.worker_id,
+                        decision.reason, placed.allocated_ports)
+            self._on_scheduled(session.id)
+            return
+
+    async def _still_pending(self, session_id: str) -> bool:
+        try:
+            return (await self._gateway.session(session_id)).status is LabletSessionStatus.PENDING
+        except NotFoundError:
+            return False
+
+    async def _record_no_candidate(self, session: SessionWorkView, decision: Decision) -> None:
+        if session.pending_reason == decision.reason:
+            return
+        try:
+            await self._gateway.schedule(session.id, None, to_contract(decision))
+        except (ConflictError, NotFoundError) as exc:
+            logger.info("session %s: could not record 'no candidate' (%s)", session.id, exc.message)
+        else:
+            logger.info("session %s stays pending: %s", session.id, decision.reason)

@@ -1,0 +1,199 @@
+"""What the scheduler knows and judges about one worker and one session (seed 002 §9). No I/O.
+
+- `Requirements` (a session's needs) and `WorkerCandidate` (a worker's state, licence, track and capacity,
+  read from the CPA's worker view by `candidate_from`);
+- the **filters**, each a pure function returning the reason it rejects a worker, or None: running, CML
+  service available, licensed (CML labs need a registered worker unless the operator allows unlicensed ones;
+  a session's `license_affinity` replaces that rule), track (a worker dedicated to a track only takes that
+  track's sessions), capacity (CPU, memory, storage, nodes) and ports;
+- the **score** (seed 002 weights, 0.0-1.1): +0.4 utilisation of CPU, memory and storage all below 80 %,
+  +0.2 fewer than 15 labs, +0.2 * (1 - mean utilisation), +0.1 licensed, +0.05 no lab yet ("READY" rather
+  than "ACTIVE"), +0.05 track match, +0.1 CML-capable (every candidate that passed the filters is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Utilisation below which a worker "has capacity" (seed 002: CPU/mem/storage < 80 %).
+CAPACITY_THRESHOLD = 0.8
+#: Labs below which a worker earns the "not crowded" bonus (seed 002: active labs < 15).
+MAX_LABS_BONUS = 15
+#: CML runs at most this many nodes without a licence.
+UNLICENSED_NODE_LIMIT = 5
+
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    """What one session needs (from its definition) and where it may run."""
+
+    cpu_cores: float = 0.0
+    memory_gb: float = 0.0
+    storage_gb: float = 0.0
+    nodes: int = 0
+    ports: int = 0
+    lab_track: str | None = None
+    license_affinity: frozenset[str] = frozenset()
+    """Licences the session accepts, lowercase: a licence status (`registered`, `evaluation`), a product
+    (`cml_enterprise`) or `enterprise`. Empty: the default rule (a registered worker)."""
+
+
+@dataclass(slots=True)
+class WorkerCandidate:
+    """A worker as the scheduler sees it: state, licence, track and capacity (mutable allocation)."""
+
+    id: str
+    status: str = "unknown"
+    service_status: str = "unavailable"
+    license_status: str = "unregistered"
+    license_product: str | None = None
+    is_enterprise: bool = False
+    lab_track: str | None = None
+    labs_count: int = 0
+    cpu_cores: float = 0.0
+    memory_gb: float = 0.0
+    storage_gb: float = 0.0
+    max_nodes: int = 0
+    used_cpu: float = 0.0
+    used_memory: float = 0.0
+    used_storage: float = 0.0
+    used_nodes: int = 0
+    used_ports: int = 0
+    port_capacity: int = 0
+    base_score: float = field(default=0.0, compare=False)
+
+    @property
+    def licensed(self) -> bool:
+        return self.license_status == "registered"
+
+    def license_matches(self, affinity: frozenset[str]) -> bool:
+        """Whether one of the accepted licences is this worker's status, product or `enterprise`."""
+        return (self.license_status in affinity or (self.license_product or "").lower() in affinity
+                or (self.is_enterprise and "enterprise" in affinity))
+
+    def utilisation(self) -> tuple[float, float, float]:
+        return (_ratio(self.used_cpu, self.cpu_cores), _ratio(self.used_memory, self.memory_gb),
+                _ratio(self.used_storage, self.storage_gb))
+
+    def mean_utilisation(self) -> float:
+        cpu, mem, disk = self.utilisation()
+        return (cpu + mem + disk) / 3
+
+
+def _ratio(used: float, total: float) -> float:
+    return used / total if total > 0 else 1.0
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def candidate_from(item: Mapping[str, Any], *, default_port_capacity: int) -> WorkerCandidate:
+    """A worker of `GET /api/internal/workers` (brief or full view) as a candidate. Missing keys are empty."""
+    capacity = item.get("capacity") or {}
+    declared, allocated = capacity.get("declared") or {}, capacity.get("allocated") or {}
+    ports = capacity.get("port_allocations") or {}
+    labs = item.get("labs_count")
+    if labs is None:
+        labs = ((item.get("telemetry") or {}).get("labs_count"))
+    if labs is None:
+        labs = len(capacity.get("hosted_lab_ids") or capacity.get("session_ids") or [])
+    port_capacity = capacity.get("port_capacity")
+    license_ = item.get("license") or {}
+    return WorkerCandidate(
+        id=str(item["id"]), status=str(item.get("status") or "unknown"),
+        service_status=str(item.get("service_status") or "unavailable"),
+        license_status=str(license_.get("status") or "unregistered"),
+        license_product=license_.get("product") if isinstance(license_.get("product"), str) else None,
+        is_enterprise=license_.get("is_enterprise") is True,
+        lab_track=item.get("lab_track") or None, labs_count=int(_number(labs)),
+        cpu_cores=_number(declared.get("cpu_cores")), memory_gb=_number(declared.get("memory_gb")),
+        storage_gb=_number(declared.get("storage_gb")), max_nodes=int(_number(declared.get("max_nodes"))),
+        used_cpu=_number(allocated.get("cpu_cores")), used_memory=_number(allocated.get("memory_gb")),
+        used_storage=_number(allocated.get("storage_gb")), used_nodes=int(_number(allocated.get("max_nodes"))),
+        used_ports=sum(len(v) for v in ports.values() if isinstance(v, Mapping)),
+        port_capacity=int(port_capacity) if isinstance(port_capacity, int) else default_port_capacity,
+    )
+
+
+# ---- filters --------------------------------------------------------------------------------------
+
+
+def reject_status(worker: WorkerCandidate) -> str | None:
+    return None if worker.status == "running" else "not running"
+
+
+def reject_service(worker: WorkerCandidate) -> str | None:
+    return None if worker.service_status == "available" else "CML unavailable"
+
+
+def reject_license(worker: WorkerCandidate, req: Requirements, *, require_license: bool) -> str | None:
+    """CML labs need a registered worker; with `require_license=False` an unlicensed worker takes labs
+    within CML's unlicensed node limit. A session's `license_affinity` overrides both rules."""
+    if req.license_affinity:
+        return None if worker.license_matches(req.license_affinity) else "licence not in affinity"
+    if worker.licensed:
+        return None
+    if not require_license and req.nodes <= UNLICENSED_NODE_LIMIT:
+        return None
+    return "unlicensed"
+
+
+def reject_track(worker: WorkerCandidate, req: Requirements) -> str | None:
+    """A worker dedicated to a track only takes that track; a general worker (no track) takes any."""
+    if worker.lab_track is None or worker.lab_track == req.lab_track:
+        return None
+    return "other track"
+
+
+def reject_capacity(worker: WorkerCandidate, req: Requirements) -> str | None:
+    if worker.cpu_cores <= 0 or worker.memory_gb <= 0:
+        return "no declared capacity"
+    if worker.used_cpu + req.cpu_cores > worker.cpu_cores + 1e-9:
+        return "insufficient cpu"
+    if worker.used_memory + req.memory_gb > worker.memory_gb + 1e-9:
+        return "insufficient memory"
+    if worker.storage_gb > 0 and worker.used_storage + req.storage_gb > worker.storage_gb + 1e-9:
+        return "insufficient storage"
+    if worker.max_nodes > 0 and req.nodes and worker.used_nodes + req.nodes > worker.max_nodes:
+        return "insufficient nodes"
+    return None
+
+
+def reject_ports(worker: WorkerCandidate, req: Requirements) -> str | None:
+    return None if worker.used_ports + req.ports <= worker.port_capacity else "no free ports"
+
+
+def rejection(worker: WorkerCandidate, req: Requirements, *, require_license: bool) -> str | None:
+    """Every filter in order; the first reason that rejects the worker, or None if it is a candidate."""
+    return (reject_status(worker) or reject_service(worker)
+            or reject_license(worker, req, require_license=require_license) or reject_track(worker, req)
+            or reject_capacity(worker, req) or reject_ports(worker, req))
+
+
+# ---- scoring --------------------------------------------------------------------------------------
+
+
+def base_score(worker: WorkerCandidate) -> float:
+    """The request-independent part of the seed-002 score (everything but the track match)."""
+    cpu, mem, disk = worker.utilisation()
+    score = 0.1  # CML-capable: the candidate passed the CML service filter
+    if cpu < CAPACITY_THRESHOLD and mem < CAPACITY_THRESHOLD and disk < CAPACITY_THRESHOLD:
+        score += 0.4
+    if worker.labs_count < MAX_LABS_BONUS:
+        score += 0.2
+    score += 0.2 * max(0.0, 1.0 - (cpu + mem + disk) / 3)
+    if worker.licensed:
+        score += 0.1
+    if worker.labs_count == 0:
+        score += 0.05
+    return score
+
+
+def score(worker: WorkerCandidate, req: Requirements) -> float:
+    """The seed-002 score of placing `req` on `worker` (higher is better)."""
+    track = 0.05 if req.lab_track is not None and worker.lab_track == req.lab_track else 0.0
+    return base_score(worker) + track

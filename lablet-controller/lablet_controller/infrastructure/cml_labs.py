@@ -1,0 +1,166 @@
+"""CML lab operations of the lablet-controller over `lcm_core.cml.CmlClient` (cml-api.md §4, §5).
+
+Every operation is idempotent, because a reconcile may repeat it after a crash or a lost answer:
+- a session's lab is found by its title (`lablet-<session id>`) when its id is not known yet, so a repeated
+  instantiation never imports a second lab;
+- teardown treats "not found" as done at every step (stop, wipe, delete), and CML's "already stopped /
+  nothing to wipe" refusals as done too;
+- reads used for observation tolerate a malformed answer (None or empty plus a warning), so one bad
+  endpoint never blocks the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lcm_core.cml import CmlClient, CmlError, CmlNotFoundError, CmlRejectedError, CmlResponseError
+from lcm_core.cml.models import Interface, Node, SimulationStats
+from lcm_core.errors import NotFoundError
+
+logger = logging.getLogger(__name__)
+
+
+def worker_cml_url(worker: dict[str, Any], template: str) -> str | None:
+    """The worker's CML base URL from `CML_WORKER_URL_TEMPLATE`; None while it has no address or instance."""
+    address = worker.get("private_ip") or worker.get("public_ip")
+    instance_id = worker.get("aws_instance_id")
+    if instance_id is None or ("{ip_address}" in template and not address):
+        return None
+    return template.format(ip_address=address or "", instance_id=instance_id).rstrip("/")
+
+
+@dataclass(frozen=True)
+class BootState:
+    total: int
+    booted: int
+    converged: bool
+
+    @property
+    def done(self) -> bool:
+        return self.total > 0 and self.booted == self.total and self.converged
+
+
+@dataclass(frozen=True)
+class LabReadings:
+    """What an observation reads; any part may be missing (None / empty) if CML did not answer it."""
+
+    nodes: list[Node]
+    interfaces: dict[str, list[Interface]]
+    stats: SimulationStats | None
+    layer3: Any
+
+
+class CmlLabs:
+    def __init__(self, cml: CmlClient, resolve_host: Callable[[str], Any]) -> None:
+        """`resolve_host(worker_id)` is an awaitable giving the worker's CML base URL."""
+        self.cml = cml
+        self._resolve = resolve_host
+
+    async def host(self, worker_id: str) -> str:
+        host: str | None = await self._resolve(worker_id)
+        if host is None:
+            raise CmlError(f"worker {worker_id} has no CML address yet")
+        return host
+
+    async def find_lab(self, host: str, title: str) -> str | None:
+        """The id of the lab titled `title` on the host, or None."""
+        for lab_id in await self.cml.lab_ids(host):
+            try:
+                lab = await self.cml.lab(host, lab_id)
+            except CmlNotFoundError:
+                continue
+            if lab.lab_title == title:
+                return lab_id
+        return None
+
+    async def lab_exists(self, host: str, lab_id: str) -> bool:
+        try:
+            await self.cml.lab(host, lab_id)
+        except CmlNotFoundError:
+            return False
+        return True
+
+    async def import_and_start(self, host: str, topology_yaml: str, title: str) -> str:
+        result = await self.cml.import_lab(host, topology_yaml, title=title)
+        for warning in result.warnings:
+            logger.info("CML import of %s: %s", title, warning)
+        await self.cml.start_lab(host, result.id)
+        return result.id
+
+    async def ensure_started(self, host: str, lab_id: str) -> None:
+        """Start a lab that is not running (e.g. imported just before a crash). Starting is idempotent."""
+        if (await self.cml.lab(host, lab_id)).state != "STARTED":
+            await self.cml.start_lab(host, lab_id)
+
+    async def boot_state(self, host: str, lab_id: str) -> BootState:
+        nodes = await self.cml.nodes(host, lab_id)
+        booted = sum(1 for node in nodes if node.is_booted)
+        converged = booted == len(nodes) and await self.cml.check_if_converged(host, lab_id)
+        return BootState(total=len(nodes), booted=booted, converged=converged)
+
+    async def tear_down(self, host: str, lab_id: str) -> None:
+        """Stop, wipe and delete; a lab that is already gone (or already stopped/wiped) is fine."""
+        for step, call in (("stop", self.cml.stop_lab), ("wipe", self.cml.wipe_lab), ("delete", self.cml.delete_lab)):
+            try:
+                await call(host, lab_id)
+            except CmlNotFoundError:
+                logger.info("lab %s already gone at %s", lab_id, step)
+                return
+            except CmlRejectedError as exc:
+                if step == "delete":
+                    raise
+                logger.info("CML refused %s of lab %s (%s); continuing", step, lab_id, exc.message)
+
+    async def read_for_observation(self, host: str, lab_id: str) -> LabReadings:
+        """Nodes (required), then interfaces per node, simulation_stats and layer-3 addresses (each optional)."""
+        nodes = await self.cml.nodes(host, lab_id)
+
+        async def interfaces(node: Node) -> list[Interface]:
+            try:
+                return await self.cml.interfaces(host, lab_id, node.id)
+            except (CmlNotFoundError, CmlResponseError) as exc:
+                logger.warning("interfaces of node %s of lab %s unreadable: %s", node.id, lab_id, exc.message)
+                return []
+
+        per_node = await asyncio.gather(*(interfaces(node) for node in nodes))
+        stats = layer3 = None
+        try:
+            stats = await self.cml.simulation_stats(host, lab_id)
+        except (CmlNotFoundError, CmlResponseError, CmlRejectedError) as exc:
+            logger.warning("simulation_stats of lab %s unreadable: %s", lab_id, exc.message)
+        try:
+            layer3 = await self.cml.get_json(host, f"/labs/{lab_id}/layer3_addresses")
+        except (CmlNotFoundError, CmlResponseError, CmlRejectedError) as exc:
+            logger.warning("layer3_addresses of lab %s unreadable: %s", lab_id, exc.message)
+        return LabReadings(nodes=nodes, interfaces={n.id: i for n, i in zip(nodes, per_node, strict=True)},
+                           stats=stats, layer3=layer3)
+
+
+class WorkerHosts:
+    """Worker id → CML base URL, read from the CPA and cached for `ttl` seconds (addresses rarely change).
+
+    A worker that does not exist or is terminated raises `NotFoundError`: its labs are gone with it.
+    """
+
+    def __init__(self, fetch: Callable[[str], Any], template: str, ttl: float = 60.0) -> None:
+        self._fetch = fetch
+        self._template = template
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, str | None]] = {}
+
+    async def __call__(self, worker_id: str) -> str | None:
+        now = time.monotonic()
+        cached = self._cache.get(worker_id)
+        if cached is not None and now - cached[0] < self._ttl and cached[1] is not None:
+            return cached[1]
+        worker = await self._fetch(worker_id)
+        if worker.get("status") == "terminated":
+            raise NotFoundError(f"worker {worker_id} is terminated")
+        url = worker_cml_url(worker, self._template)
+        self._cache[worker_id] = (now, url)
+        return url

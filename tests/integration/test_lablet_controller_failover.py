@@ -1,0 +1,90 @@
+"""Two lablet-controller processes (the console entry point): exactly one leads and places sessions; SIGKILL
+it and the other takes over within the lease TTL and places the next session; the dead leader's epoch is
+refused by the CPA's session endpoints."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lcm_core.testing.processes import free_port
+from tests.fixtures.cml_simulator import CmlSimulator
+from tests.fixtures.control_plane import API_KEY, ControlPlaneUnderTest
+from tests.fixtures.lablet_api import create_definition, create_session, decision
+from tests.integration.test_lablet_controller import registered_worker, session, wait_for
+
+TTL = 3
+
+
+def start_replica(name: str, cp: ControlPlaneUnderTest, sim: CmlSimulator,
+                  log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ, "LCM_ENVIRONMENT": "test", "ETCD_HOST": cp.etcd.host, "ETCD_PORT": str(cp.etcd.port),
+        "ETCD_PREFIX": cp.prefix, "CONTROL_PLANE_API_URL": cp.url, "CONTROL_PLANE_API_KEY": API_KEY,
+        "CONTROLLER_IDENTITY": name, "LABLET_CONTROLLER_PORT": str(port),
+        "LABLET_CONTROLLER_LEADER_LEASE_TTL": str(TTL), "LABLET_SCHEDULING_INTERVAL": "0.5",
+        "LABLET_BOOT_POLL_INTERVAL": "0.3", "CONTROLLER_STATUS_REPORT_INTERVAL": "0.5",
+        "CML_WORKER_URL_TEMPLATE": f"{sim.url}/hosts/{{instance_id}}", "CML_WORKER_API_USERNAME": sim.username,
+        "CML_WORKER_API_PASSWORD": sim.password, "CML_WORKER_VERIFY_TLS": "false",
+    }
+    binary = str(Path(sys.executable).with_name("lcm-lablet-controller"))
+    proc = subprocess.Popen([binary], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def statuses(urls: dict[str, str]) -> dict[str, dict[str, Any]]:
+    found = {}
+    for name, url in urls.items():
+        try:
+            found[name] = httpx.get(f"{url}/status", timeout=1).json()
+        except httpx.HTTPError:
+            continue
+    return found
+
+
+def test_failover_keeps_placing_sessions(control_plane: ControlPlaneUnderTest, cml_simulator_clean: CmlSimulator,
+                                         tmp_path: Path) -> None:
+    cp = control_plane
+    registered_worker(cp)
+    definition = create_definition(cp, lab_track=None)
+    procs, urls = {}, {}
+    for name in ("lc-a", "lc-b"):
+        procs[name], urls[name] = start_replica(name, cp, cml_simulator_clean, tmp_path / f"{name}.log")
+    try:
+        first = create_session(cp, definition["id"])["id"]
+        wait_for("first session running", lambda: session(cp, first)["status"] == "running", timeout=30)
+        current = statuses(urls)
+        leaders = [n for n, s in current.items() if s["is_leader"]]
+        assert len(leaders) == 1, current
+        leader = leaders[0]
+        follower = next(n for n in urls if n != leader)
+        assert all(loop["runs"] == 0 for loop in current[follower]["loops"]), "a follower ran a loop"
+        old_epoch = current[leader]["epoch"]
+
+        os.killpg(procs[leader].pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        wait_for("the follower leads", lambda: (statuses({follower: urls[follower]}).get(follower) or {})
+                 .get("is_leader"), timeout=TTL + 3)
+        assert time.monotonic() - killed_at < TTL + 3
+        assert statuses({follower: urls[follower]})[follower]["epoch"] > old_epoch
+
+        second = create_session(cp, definition["id"])["id"]
+        wait_for("second session running", lambda: session(cp, second)["status"] == "running", timeout=30)
+        stale = httpx.post(f"{cp.url}/api/internal/lablet-sessions/{second}/schedule",
+                           json={"worker_id": None, "decision": decision(None, "stale")},
+                           headers=cp.internal(old_epoch))
+        assert stale.status_code == 409
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=10)

@@ -1,0 +1,113 @@
+"""The scheduling pass over the in-memory control plane: one worker read per pass, no over-commit within a
+pass, a refused reservation moves on to the next candidate, "no candidate" recorded once per reason."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lablet_controller.application.scheduling import SchedulingPass
+from lablet_controller.domain.scheduling import Scheduler
+from lcm_core.domain.lablets import LabletSessionStatus as S
+from tests.lablet_controller.application.conftest import FakeControlPlane, GatewayAdapter
+
+
+class CountingGateway(GatewayAdapter):
+    def __init__(self, fake: FakeControlPlane) -> None:
+        super().__init__(fake)
+        self.worker_reads = 0
+
+    async def workers(self) -> list[dict[str, Any]]:
+        self.worker_reads += 1
+        return await self._fake.workers()
+
+
+def worker(wid: str, cpu: float, **kw: Any) -> dict[str, Any]:
+    return {"id": wid, "status": "running", "service_status": "available", "license": {"status": "registered"},
+            "capacity": {"declared": {"cpu_cores": cpu, "memory_gb": 64, "storage_gb": 500, "max_nodes": 50}}, **kw}
+
+
+def setup(*workers: dict[str, Any], sessions: int = 3) -> tuple[FakeControlPlane, CountingGateway]:
+    cp = FakeControlPlane()
+    definition = cp.add_definition()
+    assert definition.resource_requirements.cpu_cores == 3  # 2 x iosv + ubuntu (the unmanaged switch: 0)
+    for n in range(sessions):
+        cp.add_session(f"s{n}")
+    for w in workers:
+        cp.workers_[w["id"]] = w
+    return cp, CountingGateway(cp)
+
+
+async def test_one_pass_places_everything_without_over_committing() -> None:
+    cp, gateway = setup(worker("big", 6), worker("small", 3), sessions=3)
+    scheduled: list[str] = []
+    pass_ = SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100, on_scheduled=scheduled.append)  # type: ignore[arg-type]
+    outcome = await pass_.run_once()
+    assert gateway.worker_reads == 1
+    assert outcome.scheduled == 3
+    placed = [cp.sessions[f"s{n}"].worker_id for n in range(3)]
+    assert placed.count("big") == 2
+    assert placed.count("small") == 1
+    assert scheduled == ["s0", "s1", "s2"]
+    assert all(cp.sessions[f"s{n}"].allocated_ports for n in range(3))
+    assert all(d.success and d.candidates_evaluated >= 1 for d in cp.decisions)
+
+
+async def test_refused_reservation_tries_the_next_candidate() -> None:
+    cp, gateway = setup(worker("a", 48), worker("b", 48), sessions=1)
+    cp.refuse_workers.add("a")  # best by tie-break, but the CPA says it no longer fits
+    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()  # type: ignore[arg-type]
+    assert outcome.conflicts == 1
+    assert cp.sessions["s0"].worker_id == "b"
+
+
+async def test_no_candidate_stays_pending_with_the_reason_recorded_once() -> None:
+    cp, gateway = setup(worker("a", 48, status="stopped"), worker("b", 2), sessions=1)
+    pass_ = SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100)  # type: ignore[arg-type]
+    outcome = await pass_.run_once()
+    assert outcome.no_candidate == 1
+    session = cp.sessions["s0"]
+    assert session.status is S.PENDING
+    assert session.pending_reason == "no eligible worker among 2: 1 insufficient cpu, 1 not running"
+    assert len(cp.decisions) == 1
+    assert not cp.decisions[0].success
+    await pass_.run_once()
+    assert len(cp.decisions) == 1  # same reason: nothing written again
+
+
+async def test_ports_count_against_the_port_range() -> None:
+    cp, gateway = setup(worker("a", 48), sessions=2)
+    # ccna-basic asks for 4 ports; a worker with 6 ports in its range takes one session only.
+    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=6).run_once()  # type: ignore[arg-type]
+    assert outcome.scheduled == 1
+    assert cp.sessions["s1"].pending_reason is not None
+    assert "no free ports" in cp.sessions["s1"].pending_reason
+
+
+async def test_only_due_sessions_are_placed() -> None:
+    cp, gateway = setup(worker("a", 48), sessions=0)
+    now = datetime.now(UTC)
+    cp.add_session("soon", timeslot_start=now + timedelta(minutes=10), timeslot_end=now + timedelta(hours=1))
+    cp.add_session("next-week", timeslot_start=now + timedelta(days=7), timeslot_end=now + timedelta(days=7, hours=1))
+    cp.add_session("over", timeslot_start=now - timedelta(hours=2), timeslot_end=now - timedelta(hours=1))
+    outcome = await SchedulingPass(gateway, Scheduler(), port_capacity=100,  # type: ignore[arg-type]
+                                   schedule_ahead_seconds=900).run_once()
+    assert outcome.pending == 1
+    assert cp.sessions["soon"].status is S.SCHEDULED
+    assert cp.sessions["next-week"].status is S.PENDING
+    assert cp.sessions["over"].status is S.PENDING  # the CPA's sweep expires it, not the scheduler
+    assert len(cp.decisions) == 1
+
+
+async def test_a_session_that_moved_on_does_not_blame_the_worker() -> None:
+    cp, _ = setup(worker("a", 48), sessions=2)
+
+    class Racing(CountingGateway):
+        async def schedule(self, sid: str, worker_id: str | None, decision: Any) -> Any:
+            if sid == "s0":  # terminated by an operator in the meantime
+                cp.sessions["s0"] = cp.sessions["s0"].model_copy(update={"status": S.TERMINATED})
+            return await cp.schedule(sid, worker_id, decision)
+
+    outcome = await SchedulingPass(Racing(cp), Scheduler(), port_capacity=100).run_once()  # type: ignore[arg-type]
+    assert outcome.conflicts == 1
+    assert cp.sessions["s1"].worker_id == "a"  # "a" was not left out of the pass

@@ -1,0 +1,311 @@
+"""The placement rules of seed 002 §9: each filter, the score, each strategy, ties and "no candidate"."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from lablet_controller.domain.placement import (
+    Requirements,
+    WorkerCandidate,
+    base_score,
+    candidate_from,
+    reject_capacity,
+    reject_license,
+    reject_ports,
+    reject_service,
+    reject_status,
+    reject_track,
+    rejection,
+    score,
+)
+from lablet_controller.domain.scheduling import Scheduler, no_candidate_reason
+
+REQ = Requirements(cpu_cores=4, memory_gb=8, storage_gb=20, nodes=3, ports=2)
+
+
+def worker(wid: str = "w1", **kw: Any) -> WorkerCandidate:
+    values: dict[str, Any] = {"status": "running", "service_status": "available", "license_status": "registered",
+                              "cpu_cores": 48, "memory_gb": 192, "storage_gb": 500, "max_nodes": 200,
+                              "port_capacity": 100}
+    values.update(kw)
+    return WorkerCandidate(id=wid, **values)
+
+
+# ---- filters ---------------------------------------------------------------------------------------
+
+
+def test_status_and_service_filters() -> None:
+    assert reject_status(worker()) is None
+    assert reject_status(worker(status="stopped")) == "not running"
+    assert reject_service(worker()) is None
+    assert reject_service(worker(service_status="starting")) == "CML unavailable"
+
+
+def test_license_filter() -> None:
+    assert reject_license(worker(), REQ, require_license=True) is None
+    unlicensed = worker(license_status="evaluation")
+    assert reject_license(unlicensed, REQ, require_license=True) == "unlicensed"
+    # Allowed unlicensed: only within CML's 5-node limit.
+    assert reject_license(unlicensed, REQ, require_license=False) is None
+    big = Requirements(nodes=6)
+    assert reject_license(unlicensed, big, require_license=False) == "unlicensed"
+    # The session's licence affinity overrides the default rule.
+    eval_only = Requirements(license_affinity=frozenset({"evaluation"}))
+    assert reject_license(unlicensed, eval_only, require_license=True) is None
+    assert reject_license(worker(), eval_only, require_license=True) == "licence not in affinity"
+    enterprise = Requirements(license_affinity=frozenset({"enterprise"}))
+    assert reject_license(worker(is_enterprise=True), enterprise, require_license=True) is None
+    assert reject_license(worker(), enterprise, require_license=True) == "licence not in affinity"
+    product = Requirements(license_affinity=frozenset({"cml_personal"}))
+    assert reject_license(worker(license_product="CML_Personal"), product, require_license=True) is None
+
+
+def test_track_filter() -> None:
+    assert reject_track(worker(), Requirements(lab_track="ccna")) is None  # general worker takes any track
+    assert reject_track(worker(lab_track="ccna"), Requirements(lab_track="ccna")) is None
+    assert reject_track(worker(lab_track="ccnp"), Requirements(lab_track="ccna")) == "other track"
+    assert reject_track(worker(lab_track="ccnp"), Requirements()) == "other track"
+
+
+@pytest.mark.parametrize(("used", "why"), [
+    ({}, None),
+    ({"used_cpu": 45}, "insufficient cpu"),
+    ({"used_memory": 190}, "insufficient memory"),
+    ({"used_storage": 490}, "insufficient storage"),
+    ({"used_nodes": 198}, "insufficient nodes"),
+    ({"cpu_cores": 0}, "no declared capacity"),
+])
+def test_capacity_filter(used: dict[str, Any], why: str | None) -> None:
+    assert reject_capacity(worker(**used), REQ) == why
+
+
+def test_capacity_fits_exactly() -> None:
+    assert reject_capacity(worker(used_cpu=44, used_memory=184), REQ) is None
+
+
+def test_port_filter() -> None:
+    assert reject_ports(worker(used_ports=98), REQ) is None
+    assert reject_ports(worker(used_ports=99), REQ) == "no free ports"
+
+
+def test_rejection_reports_the_first_failing_filter() -> None:
+    assert rejection(worker(status="stopped", used_cpu=48), REQ, require_license=True) == "not running"
+    assert rejection(worker(), REQ, require_license=True) is None
+
+
+# ---- score -----------------------------------------------------------------------------------------
+
+
+def test_score_weights_of_seed_002() -> None:
+    idle = worker()
+    # capacity 0.4 + labs<15 0.2 + 0.2*(1-0) + licensed 0.1 + ready 0.05 + CML-capable 0.1
+    assert base_score(idle) == pytest.approx(1.05)
+    assert score(worker(lab_track="ccna"), Requirements(lab_track="ccna")) == pytest.approx(1.10)
+    busy = worker(labs_count=15, used_cpu=43.2, used_memory=172.8, used_storage=450, license_status="evaluation")
+    # 90 % used: no capacity bonus, no labs bonus, 0.2*0.1, unlicensed, active, CML-capable
+    assert base_score(busy) == pytest.approx(0.02 + 0.1)
+
+
+# ---- strategies ------------------------------------------------------------------------------------
+
+
+def fleet() -> list[WorkerCandidate]:
+    return [
+        worker("w1", used_cpu=24, used_memory=96, used_storage=250, labs_count=4),   # half used
+        worker("w2", used_cpu=4, used_memory=8, used_storage=20, labs_count=6),      # lightly used, many labs
+        worker("w3", used_cpu=12, used_memory=48, used_storage=125, labs_count=1),   # quarter used, few labs
+    ]
+
+
+def decide(strategy: str, **kw: Any) -> str | None:
+    scheduler = Scheduler(strategy, **kw)
+    scheduler.refresh(fleet())
+    return scheduler.decide(REQ).worker_id
+
+
+def test_best_fit_picks_the_highest_score() -> None:
+    assert decide("best_fit") == "w2"
+
+
+def test_least_utilized() -> None:
+    assert decide("least_utilized") == "w2"
+
+
+def test_least_labs() -> None:
+    assert decide("least_labs") == "w3"
+
+
+def test_round_robin_cycles_in_id_order() -> None:
+    scheduler = Scheduler("round_robin")
+    scheduler.refresh(fleet())
+    chosen = [scheduler.decide(REQ).worker_id for _ in range(4)]
+    assert chosen == ["w1", "w2", "w3", "w1"]
+    scheduler.refresh(fleet())  # the cursor survives a new pass
+    assert scheduler.decide(REQ).worker_id == "w2"
+
+
+def test_random_uses_the_injected_rng() -> None:
+    first = [decide("random", rng=random.Random(7)) for _ in range(3)]
+    assert len(set(first)) == 1  # same seed, same choice
+    picks = set()
+    scheduler = Scheduler("random", rng=random.Random(1))
+    scheduler.refresh(fleet())
+    for _ in range(30):
+        picks.add(scheduler.decide(REQ).worker_id)
+    assert picks == {"w1", "w2", "w3"}
+
+
+def test_ties_go_to_the_lowest_worker_id() -> None:
+    for strategy in ("best_fit", "least_utilized", "least_labs"):
+        scheduler = Scheduler(strategy)
+        scheduler.refresh([worker("w9"), worker("w3"), worker("w5")])
+        assert scheduler.decide(REQ).worker_id == "w3", strategy
+
+
+def test_track_match_wins_a_tie_under_best_fit() -> None:
+    scheduler = Scheduler("best_fit")
+    scheduler.refresh([worker("a"), worker("b", lab_track="ccna")])
+    assert scheduler.decide(Requirements(cpu_cores=1, memory_gb=1, lab_track="ccna")).worker_id == "b"
+
+
+def test_unknown_strategy_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown scheduling strategy"):
+        Scheduler("first_fit")
+
+
+# ---- decisions and reservations --------------------------------------------------------------------
+
+
+def test_decision_records_candidates_scores_and_latency() -> None:
+    scheduler = Scheduler("best_fit")
+    # w2 is the best but too full for REQ; w3 is next in line.
+    scheduler.refresh([*fleet(), worker("w4", status="stopped"), worker("w0", used_ports=99)])
+    decision = scheduler.decide(REQ)
+    assert decision.success
+    assert decision.worker_id == "w2"
+    assert decision.candidates_evaluated == 4  # the running, available workers (w4 is stopped)
+    assert decision.reason == "best_fit: chose w2 among 4 candidates (2 examined)"  # w0 (ports full), then w2
+    assert decision.latency_ms >= 0
+    assert decision.strategy == "best_fit"
+    assert decision.scores == {"w2": pytest.approx(score(scheduler.workers["w2"], REQ), abs=1e-4)}
+    assert decision.to_json()["worker_id"] == "w2"
+
+
+def exhaustive(workers: list[WorkerCandidate], req: Requirements, strategy: str) -> str | None:
+    """The specification: every filter over every worker, then the strategy's preference, ties by id."""
+    fits = [w for w in workers if rejection(w, req, require_license=True) is None]
+    if not fits:
+        return None
+    keys = {"best_fit": lambda w: (-round(score(w, req), 9), w.id),
+            "least_utilized": lambda w: (round(w.mean_utilisation(), 9), -round(base_score(w), 9), w.id),
+            "least_labs": lambda w: (w.labs_count, round(w.mean_utilisation(), 9), w.id)}
+    return min(fits, key=keys[strategy]).id
+
+
+@pytest.mark.parametrize("strategy", ["best_fit", "least_utilized", "least_labs"])
+def test_indexed_walk_chooses_what_an_exhaustive_search_chooses(strategy: str) -> None:
+    rng = random.Random(strategy)
+    tracks = [None, None, "ccna", "ccnp"]
+    fleet_ = [worker(f"w{n:03d}", lab_track=rng.choice(tracks), status=rng.choice(["running"] * 5 + ["stopped"]),
+                     license_status=rng.choice(["registered"] * 4 + ["evaluation"]),
+                     cpu_cores=16, memory_gb=64, storage_gb=200, max_nodes=20, port_capacity=12,
+                     labs_count=rng.randint(0, 3)) for n in range(60)]
+    reference = [WorkerCandidate(**{k: getattr(w, k) for k in w.__slots__}) for w in fleet_]
+    by_id = {w.id: w for w in reference}
+    scheduler = Scheduler(strategy)
+    scheduler.refresh(fleet_)
+    for _ in range(400):
+        req = Requirements(cpu_cores=rng.choice([1, 2, 4]), memory_gb=rng.choice([2, 4, 8]), storage_gb=10,
+                           nodes=rng.randint(1, 4), ports=rng.randint(0, 3), lab_track=rng.choice(tracks))
+        expected = exhaustive(reference, req, strategy)
+        decision = scheduler.decide(req)
+        assert decision.worker_id == expected
+        if expected is None:
+            assert decision.reason.startswith("no eligible worker")
+            continue
+        scheduler.reserve(expected, req)
+        ref = by_id[expected]
+        ref.used_cpu += req.cpu_cores
+        ref.used_memory += req.memory_gb
+        ref.used_storage += req.storage_gb
+        ref.used_nodes += req.nodes
+        ref.used_ports += req.ports
+        ref.labs_count += 1
+
+
+def test_reserve_prevents_over_commit_within_a_pass() -> None:
+    scheduler = Scheduler("best_fit")
+    scheduler.refresh([worker("only", cpu_cores=8, memory_gb=16)])
+    first = scheduler.decide(REQ)
+    assert first.worker_id == "only"
+    scheduler.reserve("only", REQ)
+    second = scheduler.decide(REQ)
+    assert second.worker_id == "only"
+    scheduler.reserve("only", REQ)
+    third = scheduler.decide(REQ)
+    assert not third.success
+    assert "1 insufficient cpu" in third.reason
+
+
+def test_exclude_drops_a_worker_for_the_pass() -> None:
+    scheduler = Scheduler("best_fit")
+    scheduler.refresh(fleet())
+    scheduler.exclude("w2")
+    assert scheduler.decide(REQ).worker_id != "w2"
+
+
+def test_no_candidate_reason_counts_every_rejection() -> None:
+    scheduler = Scheduler("best_fit")
+    scheduler.refresh([worker("a", status="stopped"), worker("b", status="stopped"),
+                       worker("c", service_status="starting"), worker("d", license_status="unregistered"),
+                       worker("e", lab_track="ccnp"), worker("f", used_ports=100)])
+    decision = scheduler.decide(REQ)
+    assert not decision.success
+    assert decision.worker_id is None
+    assert decision.candidates_evaluated == 2  # d and f: running, available, no track (e serves ccnp)
+    assert decision.reason == ("no eligible worker among 6: 2 not running, 1 CML unavailable, 1 no free ports, "
+                               "1 other track, 1 unlicensed")
+
+
+def test_no_workers_at_all() -> None:
+    scheduler = Scheduler()
+    scheduler.refresh([])
+    assert scheduler.decide(REQ).reason == "no workers known"
+    assert no_candidate_reason(__import__("collections").Counter(), 0) == "no workers known"
+
+
+def test_candidate_from_the_internal_worker_view() -> None:
+    item = {"id": "w1", "status": "running", "service_status": "available", "license": {"status": "registered"},
+            "lab_track": "ccna", "telemetry": {"labs_count": 3},
+            "capacity": {"declared": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500, "max_nodes": 200},
+                         "allocated": {"cpu_cores": 4, "memory_gb": 8, "storage_gb": 0, "max_nodes": 3},
+                         "port_allocations": {"s1": {"PC_serial": 5000, "R1_vnc": 5001}}}}
+    candidate = candidate_from(item, default_port_capacity=1000)
+    assert (candidate.labs_count, candidate.used_cpu, candidate.used_nodes, candidate.used_ports) == (3, 4, 3, 2)
+    assert candidate.port_capacity == 1000
+    assert candidate.lab_track == "ccna"
+    empty = candidate_from({"id": "w2"}, default_port_capacity=10)
+    assert (empty.status, empty.cpu_cores, empty.labs_count) == ("unknown", 0, 0)
+
+
+def test_a_failed_requirement_is_answered_from_memory_until_the_next_pass() -> None:
+    calls = 0
+
+    class Counting(Scheduler):
+        def _why_nothing_fits(self, req: Requirements) -> str:
+            nonlocal calls
+            calls += 1
+            return super()._why_nothing_fits(req)
+
+    scheduler = Counting("best_fit")
+    scheduler.refresh([worker("a", cpu_cores=2, memory_gb=4)])
+    first, second = scheduler.decide(REQ), scheduler.decide(REQ)
+    assert not first.success
+    assert second.reason == first.reason
+    assert calls == 1
+    assert scheduler.decide(Requirements(cpu_cores=1, memory_gb=1)).success  # other needs are still judged
+    scheduler.refresh([worker("a")])  # a new pass forgets
+    assert scheduler.decide(REQ).success
