@@ -47,8 +47,8 @@ function fleetCards() {
       h("h2", { id: "ov-util" }, "Average utilisation"),
       h("p", { class: "hint" }, `over ${running.length} running workers`),
       h("dl", { class: "facts" },
-        ["cpu_percent", "memory_percent", "disk_percent"].map((key) => [
-          h("dt", {}, key.split("_")[0].replace(/^./, (c) => c.toUpperCase())),
+        [["cpu_percent", "CPU"], ["memory_percent", "Memory"], ["disk_percent", "Disk"]].map(([key, label]) => [
+          h("dt", {}, label),
           h("dd", { dataset: { metric: key } }, pct(average(running, key)))]))),
     h("article", { class: "card", "aria-labelledby": "ov-idle" },
       h("h2", { id: "ov-idle" }, "Idle workers"),
