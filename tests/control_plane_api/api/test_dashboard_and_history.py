@@ -74,3 +74,19 @@ def test_metric_history_keeps_one_sample_per_report_oldest_first(control_plane) 
             (7.5, "cloudwatch", None)]
         assert http.get("/api/workers/nope/metrics", headers=control_plane.viewer()).status_code == 404
         assert http.get(f"/api/workers/{first}/metrics").status_code == 401
+
+
+def test_the_package_ships_every_dashboard_file_it_serves() -> None:
+    """Non-editable installs (the container image) get the files through package-data globs."""
+    import tomllib
+    from pathlib import PurePosixPath
+
+    from control_plane_api.api.dashboard import DASHBOARD_DIR, STATIC_DIR
+
+    package_dir = DASHBOARD_DIR.parent
+    pyproject = package_dir.parent / "pyproject.toml"
+    globs = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["control_plane_api"]
+    served = [p.relative_to(package_dir).as_posix() for p in STATIC_DIR.rglob("*") if p.is_file()]
+    served += [f"dashboard/node_modules/{path}" for path in VENDOR_FILES.values()]
+    missing = [path for path in served if not any(PurePosixPath(path).match(g) for g in globs)]
+    assert missing == []

@@ -29,7 +29,7 @@ export function actionButtons(worker, names = Object.keys(ACTIONS), after = () =
   return names.map((name) => {
     const spec = ACTIONS[name];
     const button = h("button", {
-      type: "button", class: `compact ${spec.tone === "danger" ? "danger" : "secondary"}`, dataset: { action: name },
+      type: "button", class: `compact ${spec.tone === "danger" ? "danger" : "secondary outline"}`, dataset: { action: name },
       "aria-label": `${spec.label} ${worker.name}`,
     }, spec.label);
     button.disabled = !spec.enabled(worker);

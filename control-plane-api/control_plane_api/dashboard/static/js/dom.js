@@ -66,6 +66,7 @@ const TONES = {
   registering: "busy", deregistering: "busy", licensing: "busy", unlicensing: "busy", terminating: "busy",
   degraded: "warn", evaluation: "warn", unregistered: "warn", ready_unlicensed: "warn", stopped: "muted",
   terminated: "muted", unknown: "muted", unavailable: "muted",
+  ok: "ok", passed: "ok", initializing: "busy", "insufficient-data": "warn", impaired: "bad",
   critical: "bad", unreachable: "bad", failed: "bad", error: "bad", expired: "bad", invalid: "bad", false: "bad",
 };
 

@@ -23,9 +23,9 @@ export function mountMonitoring(container, worker) {
   const charts = [];
   const latest = h("div", {});
   const chartBox = h("div", { class: "charts" });
-  const picker = h("div", { role: "group", "aria-label": "Time window", class: "button-row" },
+  const picker = h("fieldset", { class: "button-row" }, h("legend", {}, "Time window"),
     WINDOWS.map(([value, label]) => {
-      const button = h("button", { type: "button", class: "compact secondary", "aria-pressed": String(value === minutes),
+      const button = h("button", { type: "button", class: "compact secondary outline", "aria-pressed": String(value === minutes),
         dataset: { minutes: value } }, label);
       button.addEventListener("click", () => {
         minutes = value;

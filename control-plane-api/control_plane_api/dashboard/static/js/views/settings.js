@@ -17,20 +17,25 @@ function number(id, label, value, min, max, step = "1") {
   return field(id, label, value, { type: "number", min, max, step, required: true });
 }
 
+function origin(settings, section, variables) {
+  return settings.customized.includes(section) ? null : h("p", { class: "hint" },
+    `Not set here yet: the controllers use their environment (${variables}) until this section is saved.`);
+}
+
 function form(settings) {
   const d = settings.discovery;
   const m = settings.monitoring;
   const i = settings.idle;
   return h("form", { id: "settings-form", "aria-describedby": "settings-meta" },
     h("fieldset", { disabled: !session.isAdmin },
-      h("article", {}, h("h2", {}, "Discovery"),
+      h("article", {}, h("h2", {}, "Discovery"), origin(settings, "discovery", "WORKER_DISCOVERY_*"),
         toggle("discovery-enabled", "Discover CML instances", d.enabled),
         field("discovery-regions", "Regions (comma-separated)", d.regions.join(", "),
           { required: true }),
         field("discovery-ami", "AMI name pattern", d.ami_name_pattern, { required: true, maxlength: 128,
           hint: "A glob as EC2 name filters take it, e.g. CML-2.9.*" }),
         number("discovery-interval", "Scan interval (seconds)", d.scan_interval_seconds, 5, 86400)),
-      h("article", {}, h("h2", {}, "Monitoring thresholds"),
+      h("article", {}, h("h2", {}, "Monitoring thresholds"), origin(settings, "monitoring", "METRICS_POLL_INTERVAL"),
         number("monitoring-interval", "Metrics poll interval (seconds)", m.metrics_poll_interval_seconds, 5, 3600),
         h("div", { class: "grid" },
           number("monitoring-cpu", "CPU alert above (%)", m.cpu_threshold, 1, 100, "0.1"),
@@ -39,7 +44,7 @@ function form(settings) {
         h("label", { for: "monitoring-webhooks" }, "Alert webhooks (one URL per line)",
           h("textarea", { id: "monitoring-webhooks", name: "monitoring-webhooks", rows: 2 },
             m.notification_webhooks.join("\n")))),
-      h("article", {}, h("h2", {}, "Idle detection"),
+      h("article", {}, h("h2", {}, "Idle detection"), origin(settings, "idle", "IDLE_THRESHOLD_MINUTES"),
         toggle("idle-enabled", "Detect idle workers", i.enabled),
         toggle("idle-auto-pause", "Pause (stop) idle workers automatically", i.auto_pause),
         h("div", { class: "grid" },

@@ -13,7 +13,7 @@ const TABS = [["aws", "AWS"], ["cml", "CML"], ["monitoring", "Monitoring"], ["ev
 function adminControls(worker, reload) {
   const idle = worker.activity?.idle_detection_enabled;
   const licensed = ["registered", "registering", "evaluation"].includes(worker.license?.status);
-  const toggle = h("button", { type: "button", class: "compact secondary", dataset: { action: "idle" } },
+  const toggle = h("button", { type: "button", class: "compact secondary outline", dataset: { action: "idle" } },
     idle ? "Disable idle detection" : "Enable idle detection");
   toggle.addEventListener("click", async () => {
     try {
@@ -25,7 +25,7 @@ function adminControls(worker, reload) {
     }
   });
   const action = licensed ? "deregister" : "register";
-  const licence = h("button", { type: "button", class: "compact secondary", dataset: { action: "licence" } },
+  const licence = h("button", { type: "button", class: "compact secondary outline", dataset: { action: "licence" } },
     licensed ? "Deregister licence" : "Register licence");
   licence.disabled = worker.status !== "running" || Boolean(worker.license?.pending_action);
   licence.addEventListener("click", async () => {
@@ -38,7 +38,7 @@ function adminControls(worker, reload) {
       toast(`Licence ${action} failed: ${failure.message}`, "bad");
     }
   });
-  return h("div", { class: "button-row", role: "group", "aria-label": "Worker actions" },
+  return h("div", { class: "button-row" },
     actionButtons(worker, undefined, reload), toggle, licence);
 }
 
