@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from pymongo.errors import PyMongoError
 
@@ -15,6 +16,7 @@ from control_plane_api.infrastructure.dependencies import Infrastructure
 from control_plane_api.infrastructure.etcd_keys import EtcdKeys
 from control_plane_api.infrastructure.event_log import RedisEventLog
 from control_plane_api.infrastructure.identity import LocalUsers, SessionCodec, TokenVerifier
+from control_plane_api.infrastructure.mongo_metrics import MetricHistoryRepository
 from control_plane_api.infrastructure.mongo_settings import (
     ControllerStatusRepository,
     SettingsRepository,
@@ -61,7 +63,9 @@ class ControlPlane:
         return cls(
             settings=settings, infrastructure=infra, relay=relay, etcd=etcd,
             workers=WorkerService(WorkerRepository(db["workers"]), system_settings, relay, etcd, webhooks,
-                                  templates=template_repository),
+                                  templates=template_repository,
+                                  history=MetricHistoryRepository(
+                                      db["worker_metrics"], timedelta(hours=settings.metrics_history_hours))),
             system_settings=system_settings,
             templates=TemplateService(template_repository, relay),
             controllers=ControllerStatusService(ControllerStatusRepository(db["controller_status"]), relay),
@@ -77,6 +81,8 @@ class ControlPlane:
         while True:
             try:
                 await self.workers.workers.ensure_indexes()
+                if self.workers.history is not None:
+                    await self.workers.history.ensure_indexes()
                 return
             except PyMongoError as exc:
                 logger.warning("MongoDB indexes not ensured yet (%s); retrying in %.1fs", exc, delay)

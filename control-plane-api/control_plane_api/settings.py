@@ -79,3 +79,6 @@ class ControlPlaneSettings(LcmSettings, EtcdSettings, FleetDefaults):
 
     dependency_timeout_seconds: float = Field(default=2.0, gt=0, validation_alias="CPA_DEPENDENCY_TIMEOUT")
     """Deadline of each dependency check made by `/api/ready`."""
+
+    metrics_history_hours: float = Field(default=24.0, gt=0, le=24 * 90, validation_alias="METRICS_HISTORY_HOURS")
+    """How long each worker's utilisation samples are kept for the dashboard's charts."""
