@@ -10,12 +10,17 @@ from datetime import timedelta
 from pymongo.errors import PyMongoError
 
 from control_plane_api.application.event_relay import EventRelay
+from control_plane_api.application.lablet_capacity import CapacityLedger
+from control_plane_api.application.lablet_definitions import DefinitionService
+from control_plane_api.application.lablet_sessions import SessionService
 from control_plane_api.application.settings import ControllerStatusService, SettingsService, TemplateService
 from control_plane_api.application.workers import WorkerService
+from control_plane_api.domain.worker_capacity import PortRange
 from control_plane_api.infrastructure.dependencies import Infrastructure
 from control_plane_api.infrastructure.etcd_keys import EtcdKeys
 from control_plane_api.infrastructure.event_log import RedisEventLog
 from control_plane_api.infrastructure.identity import LocalUsers, SessionCodec, TokenVerifier
+from control_plane_api.infrastructure.mongo_lablets import DefinitionRepository, SessionRepository
 from control_plane_api.infrastructure.mongo_metrics import MetricHistoryRepository
 from control_plane_api.infrastructure.mongo_settings import (
     ControllerStatusRepository,
@@ -43,7 +48,10 @@ class ControlPlane:
     tokens: TokenVerifier
     sessions: SessionCodec
     local_users: LocalUsers
+    definitions: DefinitionService
+    lablet_sessions: SessionService
     _index_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _sweep_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: ControlPlaneSettings) -> ControlPlane:
@@ -60,12 +68,22 @@ class ControlPlane:
         system_settings = SettingsService(SettingsRepository(db["settings"]), relay,
                                           idle_threshold_minutes=settings.idle_threshold_minutes,
                                           fleet=settings)
+        workers = WorkerService(WorkerRepository(db["workers"]), system_settings, relay, etcd, webhooks,
+                                templates=template_repository,
+                                history=MetricHistoryRepository(
+                                    db["worker_metrics"], timedelta(hours=settings.metrics_history_hours)))
+        session_repository = SessionRepository(db["lablet_sessions"])
+        definitions = DefinitionService(DefinitionRepository(db["lablet_definitions"],
+                                                             db["lablet_definition_versions"]),
+                                        session_repository, relay)
+        ledger = CapacityLedger(workers, session_repository,
+                                PortRange(settings.lablet_port_range_start, settings.lablet_port_range_end),
+                                orphan_grace_seconds=settings.lablet_orphan_grace_seconds)
         return cls(
-            settings=settings, infrastructure=infra, relay=relay, etcd=etcd,
-            workers=WorkerService(WorkerRepository(db["workers"]), system_settings, relay, etcd, webhooks,
-                                  templates=template_repository,
-                                  history=MetricHistoryRepository(
-                                      db["worker_metrics"], timedelta(hours=settings.metrics_history_hours))),
+            settings=settings, infrastructure=infra, relay=relay, etcd=etcd, workers=workers,
+            definitions=definitions,
+            lablet_sessions=SessionService(session_repository, definitions, ledger, relay, etcd,
+                                           review_ratio=settings.lablet_observation_review_ratio),
             system_settings=system_settings,
             templates=TemplateService(template_repository, relay),
             controllers=ControllerStatusService(ControllerStatusRepository(db["controller_status"]), relay),
@@ -83,20 +101,34 @@ class ControlPlane:
                 await self.workers.workers.ensure_indexes()
                 if self.workers.history is not None:
                     await self.workers.history.ensure_indexes()
+                await self.definitions.repo.ensure_indexes()
+                await self.lablet_sessions.repo.ensure_indexes()
                 return
             except PyMongoError as exc:
                 logger.warning("MongoDB indexes not ensured yet (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
+    async def _sweep_lablets(self) -> None:
+        """Expire overdue sessions and release orphaned reservations, on every replica (version-guarded)."""
+        while True:
+            await asyncio.sleep(self.settings.lablet_sweep_interval_seconds)
+            try:
+                await self.lablet_sessions.expire_overdue()
+                await self.lablet_sessions.ledger.release_orphans()
+            except Exception:  # the sweep must outlive any single failure (Mongo down, a bad document)
+                logger.exception("lablet sweep failed; retrying at the next interval")
+
     async def start(self) -> None:
         self._index_task = asyncio.create_task(self._ensure_indexes(), name="ensure-indexes")
+        self._sweep_task = asyncio.create_task(self._sweep_lablets(), name="lablet-sweep")
         await self.relay.start()
 
     async def stop(self) -> None:
-        if self._index_task is not None:
-            self._index_task.cancel()
-            await asyncio.gather(self._index_task, return_exceptions=True)
+        for task in (self._index_task, self._sweep_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.relay.stop()
         await self.webhooks.aclose()
         await self.infrastructure.close()

@@ -8,7 +8,20 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from control_plane_api.api import admin, api_docs, auth, dashboard, events, health, internal, metrics, workers
+from control_plane_api.api import (
+    admin,
+    api_docs,
+    auth,
+    dashboard,
+    events,
+    health,
+    internal,
+    internal_lablets,
+    lablet_definitions,
+    lablet_sessions,
+    metrics,
+    workers,
+)
 from control_plane_api.api.errors import install_error_handlers
 from control_plane_api.bootstrap import ControlPlane
 from control_plane_api.settings import ControlPlaneSettings
@@ -45,7 +58,8 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_docs.router(app))
     for router in (health.router, auth.router, workers.router, admin.settings_router, admin.templates_router,
-                   admin.system_router, events.router, internal.router, metrics.router, dashboard.router):
+                   admin.system_router, lablet_definitions.router, lablet_sessions.router, events.router,
+                   internal.router, internal_lablets.router, metrics.router, dashboard.router):
         app.include_router(router)
     return app
 

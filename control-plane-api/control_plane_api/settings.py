@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from lcm_core.settings import EtcdSettings, FleetDefaults, LcmSettings
 
@@ -82,3 +82,29 @@ class ControlPlaneSettings(LcmSettings, EtcdSettings, FleetDefaults):
 
     metrics_history_hours: float = Field(default=24.0, gt=0, le=24 * 90, validation_alias="METRICS_HISTORY_HOURS")
     """How long each worker's utilisation samples are kept for the dashboard's charts."""
+
+    lablet_port_range_start: int = Field(default=5000, ge=1, le=65535, validation_alias="LABLET_PORT_RANGE_START")
+    """First port the CPA may allocate to a lablet session on a worker (serial/VNC/... consoles)."""
+
+    lablet_port_range_end: int = Field(default=7999, ge=1, le=65535, validation_alias="LABLET_PORT_RANGE_END")
+    """Last port (inclusive) of the lablet port range; a port is never given to two sessions of one worker."""
+
+    lablet_observation_review_ratio: float = Field(default=0.25, gt=0, le=10,
+                                                   validation_alias="LABLET_OBSERVATION_REVIEW_RATIO")
+    """Relative difference between observed and declared CPU or memory above which a definition is flagged
+    for review (ADR-030)."""
+
+    lablet_sweep_interval_seconds: float = Field(default=15.0, ge=0.2, le=3600,
+                                                 validation_alias="LABLET_EXPIRY_SWEEP_SECONDS")
+    """How often each replica expires pending/scheduled sessions whose timeslot ended and releases
+    reservations orphaned by a crash."""
+
+    lablet_orphan_grace_seconds: float = Field(default=120.0, ge=1, le=86400,
+                                               validation_alias="LABLET_ORPHAN_GRACE_SECONDS")
+    """Age after which a reservation whose session does not hold the worker is released by the sweep."""
+
+    @model_validator(mode="after")
+    def _port_range(self) -> ControlPlaneSettings:
+        if self.lablet_port_range_end < self.lablet_port_range_start:
+            raise ValueError("LABLET_PORT_RANGE_END must not be below LABLET_PORT_RANGE_START")
+        return self

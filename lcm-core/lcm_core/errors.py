@@ -46,3 +46,9 @@ class ConfigurationError(LcmError):
     """Settings are missing, malformed or unsafe for the environment."""
 
     code = "configuration"
+
+
+class StaleVersionError(ConflictError):
+    """A conditional write lost a race: somebody wrote since the object was read (re-read and retry)."""
+
+    code = "conflict"

@@ -16,6 +16,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from control_plane_api.bootstrap import ControlPlane
 from control_plane_api.infrastructure.identity import AuthenticationError, Principal, SessionCodec
+from lcm_core.errors import ConflictError
 
 _bearer = HTTPBearer(auto_error=False, description="Bearer JWT (OIDC / Keycloak, or the local stack's tokens)")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Internal API key of the controllers")
@@ -96,6 +97,25 @@ async def leading_controller(
 
 
 Leader = Annotated[str, Depends(leading_controller)]
+
+LABLET_CONTROLLER = "lablet-controller"
+
+
+async def leading_lablet_controller(
+    cp: CP,
+    _caller: Internal,
+    epoch: Annotated[str | None, Header(alias="X-LCM-Leader-Epoch",
+                                        description="The lablet-controller leader's epoch (fencing token)")] = None,
+) -> str:
+    """The fence of the lablet endpoints: the epoch must be the current lablet-controller leader's."""
+    service = await cp.etcd.verify_epoch(epoch)
+    if service != LABLET_CONTROLLER:
+        raise ConflictError(f"epoch {epoch} is the {service} leader's; lablet sessions are changed by the "
+                            f"{LABLET_CONTROLLER} leader only")
+    return f"{service}@{epoch}"
+
+
+LabletLeader = Annotated[str, Depends(leading_lablet_controller)]
 
 
 async def viewer_or_api_key(

@@ -19,7 +19,8 @@ class WorkerPage(BaseModel):
 
 def worker_view(worker: Worker) -> dict[str, Any]:
     """The full aggregate plus its seed-002 lifecycle phase (a derived view)."""
-    return worker.model_dump(mode="json", by_alias=True) | {"phase": worker.lifecycle_phase}
+    return worker.model_dump(mode="json", by_alias=True) | {"phase": worker.lifecycle_phase,
+                                                            "labs_count": worker.telemetry.labs_count}
 
 
 def worker_page(items: Sequence[Worker], total: int, offset: int, limit: int) -> WorkerPage:

@@ -33,6 +33,13 @@ class CreateWorker(BaseModel):
     """Repeat the request with the same key and the same worker is returned (no second instance)."""
 
 
+class LabTrackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lab_track: Annotated[Label, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")] | None
+    """The lab track this worker serves (null: any)."""
+
+
 class IdleDetectionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -119,6 +126,11 @@ async def metric_history(
 ) -> MetricHistory:
     samples = await cp.workers.metric_history(worker_id, minutes, limit)
     return MetricHistory(worker_id=worker_id, minutes=minutes, samples=samples)
+
+
+@router.put("/{worker_id}/lab-track", summary="Set the lab track the worker serves (scheduling preference)")
+async def lab_track(worker_id: str, body: LabTrackBody, cp: CP, who: Admin) -> dict[str, Any]:
+    return worker_view(await cp.workers.set_lab_track(worker_id, body.lab_track, by=who.subject))
 
 
 @router.get("/{worker_id}/idle", summary="Idle-detection state of a worker")

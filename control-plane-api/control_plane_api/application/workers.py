@@ -109,9 +109,10 @@ class WorkerService:
                         "text": f"LCM alert: worker {d['worker_name']} {d['metric']} at {d['value']:.1f}% "
                                 f"exceeds {d['threshold']:g}%", "event": alert.envelope()})
 
-    async def mutate(self, worker_id: str, change: Change) -> Worker:
+    async def mutate(self, worker_id: str, change: Change, attempts: int | None = None) -> Worker:
         """Load → change → save(version); on a lost race, re-read and re-apply (bounded)."""
-        for attempt in range(1, self._max_attempts + 1):
+        attempts = attempts or self._max_attempts
+        for attempt in range(1, attempts + 1):
             worker = await self.workers.get(worker_id)
             before = _fingerprint(worker)
             now = self._clock()
@@ -122,7 +123,7 @@ class WorkerService:
             try:
                 await self.workers.save(worker)
             except ConflictError:
-                if attempt == self._max_attempts:
+                if attempt == attempts:
                     raise
                 continue
             await self._after_commit(worker, events)
@@ -267,6 +268,9 @@ class WorkerService:
 
     async def set_idle_detection(self, worker_id: str, enabled: bool, by: str) -> Worker:
         return await self.mutate(worker_id, lambda w, now: w.set_idle_detection(enabled, now, by))
+
+    async def set_lab_track(self, worker_id: str, lab_track: str | None, by: str) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.set_lab_track(lab_track, now, by))
 
     async def request_refresh(self, worker_id: str, by: str) -> Worker:
         return await self.mutate(worker_id, lambda w, now: w.request_refresh(now, by))

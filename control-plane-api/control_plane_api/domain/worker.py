@@ -84,6 +84,8 @@ class Worker(WorkerTelemetry, Model):
     origin: WorkerOrigin = WorkerOrigin.DISCOVERED
     pool_id: str | None = None
     template_name: str | None = None
+    lab_track: str | None = None
+    """The lab track this worker serves (seed 002); the scheduler prefers matching sessions."""
 
     status: WorkerStatus = WorkerStatus.UNKNOWN
     desired_status: DesiredStatus | None = None
@@ -126,7 +128,7 @@ class Worker(WorkerTelemetry, Model):
             "service_status": self.service_status.value, "health_status": self.health_status.value,
             "license_status": self.license.status.value, "cpu_percent": self.telemetry.cpu_percent,
             "memory_percent": self.telemetry.memory_percent, "disk_percent": self.telemetry.disk_percent,
-            "labs_count": self.telemetry.labs_count, "phase": self.lifecycle_phase,
+            "labs_count": self.telemetry.labs_count, "phase": self.lifecycle_phase, "lab_track": self.lab_track,
             "idle_since": self.activity.idle_since, "version": self.version,
         }
 
@@ -295,6 +297,13 @@ class Worker(WorkerTelemetry, Model):
             self.activity.eligible_for_auto_pause = False
         self._record("idle_detection_enabled", str(not enabled).lower(), str(enabled).lower(), now, None, by)
         return [self._event(ev.WORKER_IDLE_DETECTION_TOGGLED, enabled=enabled, by=by)]
+
+    def set_lab_track(self, lab_track: str | None, now: datetime, by: str) -> list[DomainEvent]:
+        if self.lab_track == lab_track:
+            return []
+        old, self.lab_track = self.lab_track, lab_track
+        self._record("lab_track", old, lab_track or "", now, None, by)
+        return [self._event(ev.WORKER_LAB_TRACK_CHANGED, lab_track=lab_track, previous=old, by=by)]
 
     def request_refresh(self, now: datetime, by: str) -> list[DomainEvent]:
         self.refresh_requested_at = now

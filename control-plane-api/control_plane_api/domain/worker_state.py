@@ -134,12 +134,28 @@ class Resources(Model):
     max_nodes: int = Field(default=0, ge=0, le=100_000)
 
 
+class Reservation(Model):
+    """What one lablet session holds on the worker (the ledger entry `allocated` is summed from)."""
+
+    cpu_cores: float = Field(default=0, ge=0)
+    memory_gb: float = Field(default=0, ge=0)
+    storage_gb: float = Field(default=0, ge=0)
+    node_count: int = Field(default=0, ge=0)
+    ports: dict[str, int] = Field(default_factory=dict)
+    drifted_ports: dict[str, int] = Field(default_factory=dict)
+    """Ports CML uses for the session beyond its allocation (ADR-030 §4): kept out of new allocations."""
+    reserved_at: datetime | None = None
+
+
 class Capacity(Model):
+    """`allocated` is always the sum of `reservations`; `port_allocations` and `session_ids` mirror them."""
+
     declared: Resources = Field(default_factory=Resources)
     allocated: Resources = Field(default_factory=Resources)
     port_allocations: dict[str, dict[str, int]] = Field(default_factory=dict)
     session_ids: list[str] = Field(default_factory=list)
     hosted_lab_ids: list[str] = Field(default_factory=list)
+    reservations: dict[str, Reservation] = Field(default_factory=dict)
 
 
 class Alert(Model):

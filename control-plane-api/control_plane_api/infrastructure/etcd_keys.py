@@ -29,6 +29,9 @@ class EtcdKeys:
     def worker_key(self, worker_id: str, name: str) -> str:
         return f"{self._prefix}/workers/{worker_id}/{name}"
 
+    def session_key(self, session_id: str, name: str) -> str:
+        return f"{self._prefix}/sessions/{session_id}/{name}"
+
     async def put_json(self, key: str, value: dict[str, Any]) -> bool:
         try:
             payload = json.dumps(value, default=str, separators=(",", ":")).encode()

@@ -18,9 +18,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from control_plane_api.domain.worker import Worker
+from control_plane_api.domain.worker_state import CloudWatchTelemetry, CmlTelemetry, Ec2Telemetry
 from lcm_core.errors import ConflictError, NotFoundError
 
-BRIEF_EXCLUDES = ("telemetry", "state_history", "alerts")
+BRIEF_EXCLUDES = ("state_history", "alerts")
 SORTABLE = frozenset({"name", "status", "aws_region", "health_status", "created_at", "updated_at",
                       "telemetry.cpu_percent", "telemetry.memory_percent", "telemetry.disk_percent"})
 
@@ -106,8 +107,9 @@ class WorkerRepository:
 
     async def page(self, query: WorkerQuery, *, skip: int = 0, limit: int = 100, sort: str = "name",
                    descending: bool = False, brief: bool = False) -> tuple[list[Worker], int]:
-        """A page of workers; `brief` leaves out the heavy field groups (telemetry, history, alerts), which
-        then read as their defaults: what controllers need to decide, at a fraction of the cost."""
+        """A page of workers; `brief` leaves out the heavy field groups (history, alerts, and the raw EC2,
+        CloudWatch and CML telemetry), which then read as their defaults; the derived utilisation and
+        `labs_count` stay: what controllers (and the lablet scheduler) need to decide."""
         if sort not in SORTABLE:
             sort = "name"
         flt = query.to_filter()
@@ -116,11 +118,21 @@ class WorkerRepository:
         cursor = self._c.find(flt, projection).sort([(sort, DESCENDING if descending else ASCENDING),
                                                      ("_id", ASCENDING)])
         docs = await cursor.skip(skip).limit(limit).to_list(length=limit)
-        return [from_document(d) for d in docs], total
+        workers = [from_document(d) for d in docs]
+        if brief:
+            for worker in workers:
+                worker.telemetry = worker.telemetry.model_copy(update={
+                    "ec2": Ec2Telemetry(), "cloudwatch": CloudWatchTelemetry(), "cml": CmlTelemetry()})
+        return workers, total
 
     async def all(self, query: WorkerQuery | None = None) -> list[Worker]:
         flt = (query or WorkerQuery()).to_filter()
         return [from_document(d) async for d in self._c.find(flt).sort("name", ASCENDING)]
+
+    async def with_reservations(self) -> list[Worker]:
+        """Workers holding at least one lablet-session reservation."""
+        flt = {"capacity.session_ids": {"$elemMatch": {"$exists": True}}}
+        return [from_document(d) async for d in self._c.find(flt, dict.fromkeys(BRIEF_EXCLUDES, 0))]
 
     async def insert(self, worker: Worker) -> None:
         doc = to_document(worker)

@@ -43,6 +43,8 @@ def _ip(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_storable), Field(max_length=4000)]
 """Free text (reasons, descriptions)."""
+LongText = Annotated[str, AfterValidator(_storable), Field(max_length=1_000_000)]
+"""A document in a field (e.g. a lab topology YAML)."""
 Label = Annotated[str, AfterValidator(_single_line), Field(max_length=256)]
 """A single-line name or value (names, tags, versions)."""
 IpAddress = Annotated[str, AfterValidator(_ip), Field(max_length=64)]

@@ -270,7 +270,13 @@ def test_brief_list_leaves_out_the_heavy_field_groups(control_plane) -> None:
         brief = http.get("/api/internal/workers", headers=control_plane.internal(),
                          params={"view": "brief"}).json()["items"][0]
     assert full["telemetry"]["cpu_percent"] == 33.0
+    assert full["telemetry"]["cloudwatch"]["cpu_utilization"] == 33.0
     assert full["state_history"]
-    assert brief["telemetry"]["cpu_percent"] is None
+    # Raw telemetry groups and history are left out; the derived utilisation stays (schedulers rank by it).
+    assert brief["telemetry"]["cloudwatch"]["cpu_utilization"] is None
+    assert brief["telemetry"]["cpu_percent"] == 33.0
     assert brief["state_history"] == []
+    assert "labs_count" in brief
+    assert "capacity" in brief
+    assert "lab_track" in brief
     assert (brief["id"], brief["status"], brief["health_status"]) == (worker_id, full["status"], full["health_status"])

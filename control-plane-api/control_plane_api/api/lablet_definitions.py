@@ -1,0 +1,146 @@
+"""Public lablet-definition routes: viewers read, admins create, version, activate and apply observations."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+
+from control_plane_api.api.lablet_views import Page, Strict, TrackName, csv, definition_page, definition_view
+from control_plane_api.api.security import CP, Admin, Viewer
+from control_plane_api.domain.lablet_definition import DefinitionContent
+from lcm_core.domain.lablets import LabletDefinitionStatus, ResourceRequirements
+from lcm_core.domain.types import Count, Label, LongText, Text
+from lcm_core.errors import InvalidError
+
+router = APIRouter(prefix="/api/lablet-definitions", tags=["lablet-definitions"])
+
+DefinitionName = Annotated[Label, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.:-]*$")]
+Affinity = Annotated[list[Annotated[Label, Field(min_length=1, max_length=64)]], Field(max_length=20)]
+Duration = Annotated[int, Field(ge=5, le=7 * 24 * 60)]
+
+
+class CreateDefinition(Strict):
+    name: DefinitionName
+    lab_topology_yaml: Annotated[LongText, Field(min_length=1)]
+    """A CML lab topology (YAML, as `/import` takes it). Node tags like `serial:5041` become the port template."""
+    lab_track: TrackName | None = None
+    license_affinity: Affinity = Field(default_factory=list)
+    max_duration_minutes: Duration = 120
+    description: Text | None = Field(default=None, max_length=2000)
+    resource_requirements: ResourceRequirements | None = None
+    """Declared needs; estimated from the topology's nodes when left out."""
+    activate: bool = False
+
+
+class UpdateDefinition(Strict):
+    """A new version: fields given replace the current ones; `version` is the one you read."""
+
+    version: Count
+    lab_topology_yaml: Annotated[LongText, Field(min_length=1)] | None = None
+    lab_track: TrackName | None = None
+    license_affinity: Affinity | None = None
+    max_duration_minutes: Duration | None = None
+    description: Text | None = Field(default=None, max_length=2000)
+    resource_requirements: ResourceRequirements | None = None
+    """Declared needs; left out, they are kept (or re-estimated when the topology changes)."""
+
+
+class ApplyObservations(Strict):
+    """Revised requirements an admin chose from the aggregated observations (at least one value)."""
+
+    version: Count
+    cpu_cores: float | None = Field(default=None, ge=0, le=10_000)
+    memory_gb: float | None = Field(default=None, ge=0, le=100_000)
+    storage_gb: float | None = Field(default=None, ge=0, le=1_000_000)
+
+
+def _statuses(values: list[str] | None) -> list[str]:
+    found = csv(values)
+    bad = [v for v in found if v not in LabletDefinitionStatus.__members__.values()]
+    if bad:
+        raise InvalidError(f"unknown definition status {bad[0][:40]!r}; one of "
+                           f"{', '.join(s.value for s in LabletDefinitionStatus)}")
+    return found
+
+
+@router.get("", summary="List lablet definitions (without their topologies)")
+async def list_definitions(
+    cp: CP, _who: Viewer,
+    status: Annotated[list[str] | None, Query(description="Statuses, comma-separated")] = None,
+    lab_track: Annotated[str | None, Query(max_length=64)] = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Page:
+    items, total = await cp.definitions.repo.page(_statuses(status), lab_track, offset, limit)
+    return definition_page(items, total, offset, limit)
+
+
+@router.post("", status_code=201, summary="Create a definition from a CML lab topology (YAML)")
+async def create_definition(body: CreateDefinition, cp: CP, who: Admin) -> dict[str, Any]:
+    content = DefinitionContent(**body.model_dump(exclude={"name", "activate"}))
+    definition = await cp.definitions.create(body.name, content, by=who.subject)
+    if body.activate:
+        definition = await cp.definitions.set_status(definition.id, LabletDefinitionStatus.ACTIVE, by=who.subject)
+    return definition_view(definition)
+
+
+@router.get("/{definition_id}", summary="Definition detail (the current version, or `version=N`)")
+async def get_definition(definition_id: str, cp: CP, _who: Viewer,
+                         version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> dict[str, Any]:
+    if version is None:
+        return definition_view(await cp.definitions.repo.get(definition_id))
+    return definition_view(await cp.definitions.repo.get_version(definition_id, version))
+
+
+@router.get("/{definition_id}/versions", summary="Every stored version of a definition")
+async def list_versions(definition_id: str, cp: CP, _who: Viewer) -> list[dict[str, Any]]:
+    await cp.definitions.repo.get(definition_id)
+    return [definition_view(d, with_topology=False) for d in await cp.definitions.repo.versions(definition_id)]
+
+
+@router.put("/{definition_id}", summary="Store a new version (guarded by the version read)")
+async def update_definition(definition_id: str, body: UpdateDefinition, cp: CP, who: Admin) -> dict[str, Any]:
+    current = await cp.definitions.repo.get(definition_id)
+    given = body.model_dump(exclude={"version"}, exclude_unset=True)
+    topology_changed = "lab_topology_yaml" in given and given["lab_topology_yaml"] != current.lab_topology_yaml
+    declared_kept = current.resource_requirements != current.estimated_requirements
+    requirements = given.get("resource_requirements")
+    if requirements is None and not (topology_changed and not declared_kept):
+        requirements = current.resource_requirements.model_dump()
+    content = DefinitionContent(
+        lab_topology_yaml=given.get("lab_topology_yaml") or current.lab_topology_yaml,
+        resource_requirements=requirements,
+        lab_track=given.get("lab_track", current.lab_track),
+        license_affinity=given.get("license_affinity") or current.license_affinity,
+        max_duration_minutes=given.get("max_duration_minutes") or current.max_duration_minutes,
+        description=given.get("description", current.description),
+    )
+    return definition_view(await cp.definitions.update(definition_id, body.version, content, by=who.subject))
+
+
+@router.post("/{definition_id}/activate", summary="Accept new sessions (idempotent)")
+async def activate(definition_id: str, cp: CP, who: Admin) -> dict[str, Any]:
+    return definition_view(await cp.definitions.set_status(definition_id, LabletDefinitionStatus.ACTIVE,
+                                                           by=who.subject))
+
+
+@router.post("/{definition_id}/deactivate", summary="Stop accepting new sessions (idempotent)")
+async def deactivate(definition_id: str, cp: CP, who: Admin) -> dict[str, Any]:
+    return definition_view(await cp.definitions.set_status(definition_id, LabletDefinitionStatus.INACTIVE,
+                                                           by=who.subject))
+
+
+@router.get("/{definition_id}/resource-observations", summary="Observed resources over completed sessions")
+async def resource_observations(definition_id: str, cp: CP, _who: Viewer) -> dict[str, Any]:
+    return await cp.definitions.observations(definition_id)
+
+
+@router.post("/{definition_id}/apply-observations", summary="Apply revised requirements (a new version)")
+async def apply_observations(definition_id: str, body: ApplyObservations, cp: CP, who: Admin) -> dict[str, Any]:
+    if body.cpu_cores is None and body.memory_gb is None and body.storage_gb is None:
+        raise InvalidError("give at least one of cpu_cores, memory_gb, storage_gb")
+    definition = await cp.definitions.apply_observations(definition_id, body.version, body.cpu_cores,
+                                                         body.memory_gb, body.storage_gb, by=who.subject)
+    return definition_view(definition)

@@ -1,0 +1,52 @@
+"""JSON shapes of lablet definitions and sessions on the wire, and the request bodies they share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from control_plane_api.domain.lablet_definition import LabletDefinition
+from control_plane_api.domain.lablet_session import LabletSession
+from lcm_core.domain.types import Label
+
+TrackName = Annotated[Label, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+"""A lab track (e.g. `ccna`, `devnet-associate`)."""
+
+
+class Page(BaseModel):
+    items: list[dict[str, Any]]
+    total: int
+    offset: int
+    limit: int
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def definition_view(definition: LabletDefinition, *, with_topology: bool = True) -> dict[str, Any]:
+    exclude = set() if with_topology else {"lab_topology_yaml", "state_history"}
+    return definition.model_dump(mode="json", by_alias=True, exclude=exclude)
+
+
+def definition_page(items: Sequence[LabletDefinition], total: int, offset: int, limit: int) -> Page:
+    return Page(items=[definition_view(d, with_topology=False) for d in items], total=total, offset=offset,
+                limit=limit)
+
+
+def session_view(session: LabletSession) -> dict[str, Any]:
+    return session.model_dump(mode="json", by_alias=True, exclude={"port_template"})
+
+
+def session_page(items: Sequence[LabletSession], total: int, offset: int, limit: int) -> Page:
+    return Page(items=[session_view(s) for s in items], total=total, offset=offset, limit=limit)
+
+
+def work_view(session: LabletSession) -> dict[str, Any]:
+    return session.work_view().model_dump(mode="json")
+
+
+def csv(values: list[str] | None) -> list[str]:
+    return [v for item in values or [] for v in item.split(",") if v]

@@ -1,0 +1,103 @@
+"""Lablet definition use cases: create from a topology, new versions, activation, ADR-030 review/apply."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from control_plane_api.application.settings import Publisher
+from control_plane_api.domain.events import DomainEvent, utcnow
+from control_plane_api.domain.lablet_definition import DefinitionContent, LabletDefinition
+from control_plane_api.domain.lablet_observation import aggregate
+from control_plane_api.infrastructure.mongo_lablets import DefinitionRepository, SessionRepository
+from lcm_core.domain.lablets import LabletDefinitionStatus, LabletSessionStatus, ResourceRequirements
+from lcm_core.errors import StaleVersionError
+
+DefinitionChange = Callable[[LabletDefinition, datetime], list[DomainEvent]]
+#: Sessions whose observations count as "completed" for the aggregate of ADR-030 §5.
+COMPLETED = (LabletSessionStatus.STOPPED, LabletSessionStatus.ARCHIVED, LabletSessionStatus.TERMINATED)
+
+
+async def retrying(attempts: int, step: Callable[[], Awaitable[Any]]) -> Any:
+    """Run `step` again after a lost version race (it re-reads), at most `attempts` times."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await step()
+        except StaleVersionError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
+class DefinitionService:
+    def __init__(self, definitions: DefinitionRepository, sessions: SessionRepository, publisher: Publisher,
+                 clock: Callable[[], datetime] = utcnow, max_attempts: int = 8) -> None:
+        self.repo = definitions
+        self._sessions = sessions
+        self._publisher = publisher
+        self._clock = clock
+        self._attempts = max_attempts
+
+    async def create(self, name: str, content: DefinitionContent, by: str) -> LabletDefinition:
+        definition, events = LabletDefinition.create(name, content, self._clock(), by)
+        await self.repo.insert(definition)
+        await self._publisher.publish(events)
+        return definition
+
+    async def mutate(self, definition_id: str, change: DefinitionChange) -> LabletDefinition:
+        async def step() -> LabletDefinition:
+            definition = await self.repo.get(definition_id)
+            now = self._clock()
+            events = change(definition, now)
+            if not events:
+                return definition
+            definition.updated_at = now
+            await self.repo.save(definition)
+            await self._publisher.publish(events)
+            return definition
+
+        return await retrying(self._attempts, step)  # type: ignore[no-any-return]
+
+    async def update(self, definition_id: str, version: int, content: DefinitionContent,
+                     by: str) -> LabletDefinition:
+        return await self.mutate(definition_id, lambda d, now: d.update(version, content, now, by))
+
+    async def set_status(self, definition_id: str, status: LabletDefinitionStatus, by: str) -> LabletDefinition:
+        return await self.mutate(definition_id, lambda d, now: d.set_status(status, now, by))
+
+    async def flag_for_review(self, definition_id: str, version: int, reason: str) -> LabletDefinition:
+        return await self.mutate(definition_id, lambda d, now: d.flag_for_review(version, reason, now))
+
+    async def apply_observations(self, definition_id: str, version: int, cpu_cores: float | None,
+                                 memory_gb: float | None, storage_gb: float | None, by: str) -> LabletDefinition:
+        """Revised requirements chosen by an admin (unspecified values stay as declared)."""
+        def change(definition: LabletDefinition, now: datetime) -> list[DomainEvent]:
+            current = definition.resource_requirements
+            revised = ResourceRequirements(
+                cpu_cores=current.cpu_cores if cpu_cores is None else cpu_cores,
+                memory_gb=current.memory_gb if memory_gb is None else memory_gb,
+                storage_gb=current.storage_gb if storage_gb is None else storage_gb,
+                node_count=current.node_count)
+            return definition.apply_observations(version, revised, now, by)
+
+        return await self.mutate(definition_id, change)
+
+    async def observations(self, definition_id: str) -> dict[str, Any]:
+        """ADR-030 §5: max / avg / latest over the definition's completed, observed sessions."""
+        definition = await self.repo.get(definition_id)
+        sessions = await self._sessions.observed_for_definition(definition_id, [s.value for s in COMPLETED])
+        observed = [s.observed_resources for s in sessions if s.observed_resources is not None]
+        return {
+            "definition_id": definition.id, "version": definition.version,
+            "declared": definition.resource_requirements.model_dump(),
+            "estimated": definition.estimated_requirements.model_dump(),
+            "observation_review": definition.observation_review, "review_reason": definition.review_reason,
+            **aggregate(observed, sum(1 for s in sessions if s.port_drift_detected)),
+            "sessions": [{"session_id": s.id, "definition_version": s.definition_version, "status": s.status.value,
+                          "observed_at": s.observed_at, "total_cpu_cores": s.observed_resources.total_cpu_cores,
+                          "total_memory_mb": s.observed_resources.total_memory_mb,
+                          "actual_node_count": s.observed_resources.actual_node_count,
+                          "port_drift_detected": s.port_drift_detected}
+                         for s in sessions[-50:] if s.observed_resources is not None],
+        }

@@ -1,0 +1,210 @@
+"""Lablet session use cases: create, schedule (with the worker reservation), lifecycle, ADR-030 observation.
+
+Each command loads the session, applies domain behaviour, saves under the `version` check (re-reading
+after a lost race), then publishes its events and writes `{prefix}/sessions/{id}/state`. Capacity is
+reserved on the worker *before* the session becomes scheduled and released *after* it leaves the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from control_plane_api.application.lablet_capacity import CapacityLedger
+from control_plane_api.application.lablet_definitions import DefinitionService, retrying
+from control_plane_api.application.settings import Publisher
+from control_plane_api.domain.events import DomainEvent, utcnow
+from control_plane_api.domain.lablet_observation import compare_ports, same_observation, significant_difference
+from control_plane_api.domain.lablet_session import LabletSession
+from control_plane_api.infrastructure.etcd_keys import EtcdKeys
+from control_plane_api.infrastructure.mongo_lablets import SessionRepository
+from lcm_core.domain.lablets import (
+    RELEASING_SESSION_STATUSES,
+    LabletDefinitionStatus,
+    LabletSessionStatus,
+    ObserveRequestKey,
+    ResourceObservation,
+    ScheduleRequest,
+    releases_capacity,
+)
+from lcm_core.errors import ConflictError, InvalidError, NotFoundError
+
+logger = logging.getLogger(__name__)
+S = LabletSessionStatus
+SessionChange = Callable[[LabletSession, datetime], list[DomainEvent]]
+
+
+class SessionService:
+    def __init__(self, sessions: SessionRepository, definitions: DefinitionService, ledger: CapacityLedger,
+                 publisher: Publisher, etcd: EtcdKeys, review_ratio: float = 0.25,
+                 clock: Callable[[], datetime] = utcnow, max_attempts: int = 8) -> None:
+        self.repo = sessions
+        self._definitions = definitions
+        self.ledger = ledger
+        self._publisher = publisher
+        self._etcd = etcd
+        self._review_ratio = review_ratio
+        self._clock = clock
+        self._attempts = max_attempts
+
+    async def _after_commit(self, session: LabletSession, events: list[DomainEvent]) -> None:
+        await self._publisher.publish(events)
+        await self._etcd.put_json(self._etcd.session_key(session.id, "state"), session.state_key())
+
+    async def mutate(self, session_id: str, change: SessionChange) -> tuple[LabletSession, bool]:
+        """(session, changed): load → change → save(version), re-read after a lost race."""
+        async def step() -> tuple[LabletSession, bool]:
+            session = await self.repo.get(session_id)
+            now = self._clock()
+            before = session.model_dump()
+            events = change(session, now)
+            if not events and session.model_dump() == before:
+                return session, False
+            session.updated_at = now
+            await self.repo.save(session)
+            await self._after_commit(session, events)
+            return session, True
+
+        return await retrying(self._attempts, step)  # type: ignore[no-any-return]
+
+    # ----------------------------------------------------------------- creation
+
+    async def create(self, definition_id: str, owner: str, start: datetime, end: datetime, by: str,
+                     idempotency_key: str | None = None) -> LabletSession:
+        definition = await self._definitions.repo.get(definition_id)
+        if definition.status is not LabletDefinitionStatus.ACTIVE:
+            raise ConflictError(f"definition {definition.name!r} is {definition.status.value}; sessions are "
+                                "created for active definitions only")
+        now = self._clock()
+        if end <= start:
+            raise InvalidError("the timeslot must end after it starts")
+        if end <= now:
+            raise InvalidError("the timeslot is already over")
+        if end - start > timedelta(minutes=definition.max_duration_minutes):
+            raise InvalidError(f"the timeslot lasts longer than the definition's {definition.max_duration_minutes} "
+                               "minutes")
+        session, events = LabletSession.create(definition, owner, start, end, now, by)
+        if idempotency_key:
+            session.id = uuid.uuid5(uuid.NAMESPACE_URL, f"lcm:lablet-session:{idempotency_key}").hex
+            events = [DomainEvent(type=e.type, subject_id=session.id, data={**e.data, "session_id": session.id})
+                      for e in events]
+            try:
+                return await self.repo.get(session.id)
+            except NotFoundError:
+                pass
+        try:
+            await self.repo.insert(session)
+        except ConflictError:
+            if idempotency_key:
+                return await self.repo.get(session.id)
+            raise
+        await self._after_commit(session, events)
+        return session
+
+    # ----------------------------------------------------------------- scheduling
+
+    async def schedule(self, session_id: str, request: ScheduleRequest, by: str) -> LabletSession:
+        session = await self.repo.get(session_id)
+        if request.worker_id is None:
+            found, _ = await self.mutate(session_id, lambda s, now: s.record_no_candidate(request.decision, now))
+            return found
+        if session.status is S.SCHEDULED and session.worker_id == request.worker_id:
+            return session  # repeated call: same allocation
+        if session.status is not S.PENDING:
+            raise ConflictError(f"session {session_id} is {session.status.value}; only a pending session is "
+                                "scheduled", session_id=session_id)
+        if session.is_overdue(self._clock()):
+            await self.expire(session_id, by)
+            raise ConflictError(f"session {session_id} expired: its timeslot ended at "
+                                f"{session.timeslot_end.isoformat()}", session_id=session_id)
+        ports = await self.ledger.reserve(request.worker_id, session_id, session.resource_requirements,
+                                          session.port_template)
+        try:
+            found, _ = await self.mutate(session_id, lambda s, now: s.schedule(request.worker_id, ports,
+                                                                                request.decision, now, by))
+            return found
+        except Exception:
+            current = await self.repo.get(session_id)
+            if not (current.worker_id == request.worker_id and current.status is S.SCHEDULED):
+                await self.ledger.release(request.worker_id, session_id)
+            raise
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def _moved(self, session_id: str, change: SessionChange) -> LabletSession:
+        """Apply a lifecycle change; release the worker's capacity if the session left it (exactly once: the
+        release is keyed by session id; it is repeated harmlessly when a repeated call finds it done)."""
+        worker_before: dict[str, tuple[str | None, S]] = {}
+
+        def tracked(session: LabletSession, now: datetime) -> list[DomainEvent]:
+            worker_before["it"] = (session.worker_id, session.status)
+            return change(session, now)
+
+        session, changed = await self.mutate(session_id, tracked)
+        worker_id, old_status = worker_before["it"]
+        if (changed and releases_capacity(old_status, session.status)) or (
+                not changed and session.status in RELEASING_SESSION_STATUSES):
+            await self.ledger.release(worker_id, session_id)
+        return session
+
+    async def transition(self, session_id: str, to: LabletSessionStatus, reason: str, by: str,
+                         error: str | None = None) -> LabletSession:
+        return await self._moved(session_id, lambda s, now: s.transition(to, reason, now, by, error))
+
+    async def mark_ready(self, session_id: str, cml_lab_id: str, by: str) -> LabletSession:
+        session, _ = await self.mutate(session_id, lambda s, now: s.mark_ready(cml_lab_id, now, by))
+        return session
+
+    async def terminate(self, session_id: str, by: str, reason: str | None) -> LabletSession:
+        return await self._moved(session_id, lambda s, now: s.request_terminate(now, by,
+                                                                                reason or f"terminated by {by}"))
+
+    async def expire(self, session_id: str, by: str) -> LabletSession:
+        return await self._moved(session_id, lambda s, now: s.expire(now, by))
+
+    async def expire_overdue(self, by: str = "control-plane-api") -> int:
+        """Pending/scheduled sessions whose timeslot ended become expired (safe on every replica)."""
+        expired = 0
+        for session_id in await self.repo.overdue(self._clock()):
+            try:
+                session = await self.expire(session_id, by)
+            except ConflictError as exc:
+                logger.info("session %s not expired now: %s", session_id, exc.message)
+                continue
+            expired += session.status is S.EXPIRED
+        return expired
+
+    # ----------------------------------------------------------------- observation (ADR-030)
+
+    async def request_observation(self, session_id: str, by: str) -> tuple[LabletSession, str]:
+        """Write the etcd key the lablet-controller watches; a pending request is answered, not doubled."""
+        def change(session: LabletSession, now: datetime) -> list[DomainEvent]:
+            if session.observe_requested and session.observe_request_id:
+                return []
+            return session.request_observation(uuid.uuid4().hex, now, by)
+
+        session, _ = await self.mutate(session_id, change)
+        request_id = session.observe_request_id or ""
+        key = ObserveRequestKey(session_id=session.id, request_id=request_id, requested_by=by,
+                                requested_at=session.updated_at)
+        await self._etcd.put_json(self._etcd.session_key(session.id, "observe_resources"), key.model_dump(mode="json"))
+        return session, request_id
+
+    async def record_observation(self, session_id: str, observation: ResourceObservation) -> LabletSession:
+        def change(session: LabletSession, now: datetime) -> list[DomainEvent]:
+            if same_observation(session.observed_resources, observation):
+                return []  # the same observation posted again
+            return session.record_observation(observation, now)
+
+        session, changed = await self.mutate(session_id, change)
+        if changed:
+            drift = compare_ports(session.allocated_ports, observation.observed_ports)
+            if drift.detected and session.worker_id:
+                await self.ledger.record_drift(session.worker_id, session.id, drift.drifted_ports())
+            reason = significant_difference(session.resource_requirements, observation, self._review_ratio)
+            if reason is not None:
+                await self._definitions.flag_for_review(session.definition_id, session.definition_version, reason)
+        await self._etcd.delete(self._etcd.session_key(session.id, "observe_resources"))
+        return session

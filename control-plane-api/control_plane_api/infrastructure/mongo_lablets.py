@@ -1,0 +1,188 @@
+"""MongoDB persistence of lablet definitions (with version snapshots) and sessions, each saved with an
+optimistic check (definitions on `revision`, sessions on `version`); a miss is a `ConflictError`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from control_plane_api.domain.lablet_definition import LabletDefinition
+from control_plane_api.domain.lablet_session import LabletSession
+from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES
+from lcm_core.errors import ConflictError, NotFoundError, StaleVersionError
+
+SESSION_SORTABLE = frozenset({"created_at", "updated_at", "timeslot_start", "timeslot_end", "status"})
+
+
+def _to_doc(model: Any) -> dict[str, Any]:
+    doc = model.model_dump(mode="python", by_alias=True)
+    doc["_id"] = doc.pop("id")
+    return doc
+
+
+def _from_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    doc = dict(doc)
+    doc["id"] = doc.pop("_id")
+    return doc
+
+
+class DefinitionRepository:
+    def __init__(self, heads: AsyncCollection, versions: AsyncCollection) -> None:
+        self._c = heads
+        self._v = versions
+
+    async def ensure_indexes(self) -> None:
+        await self._c.create_index([("name", ASCENDING)], unique=True, name="name_unique")
+        await self._c.create_index([("status", ASCENDING)], name="status")
+        await self._v.create_index([("definition_id", ASCENDING), ("version", ASCENDING)], name="definition_version")
+
+    async def get(self, definition_id: str) -> LabletDefinition:
+        doc = await self._c.find_one({"_id": definition_id})
+        if doc is None:
+            raise NotFoundError(f"lablet definition {definition_id} not found", definition_id=definition_id)
+        return LabletDefinition.model_validate(_from_doc(doc))
+
+    async def get_version(self, definition_id: str, version: int) -> LabletDefinition:
+        """A definition as it was at `version` (the snapshot; the head if it is the current version)."""
+        doc = await self._v.find_one({"_id": f"{definition_id}:{version}"})
+        if doc is not None:
+            doc = {k: v for k, v in doc.items() if k != "definition_id"}
+            doc["_id"] = definition_id
+            return LabletDefinition.model_validate(_from_doc(doc))
+        head = await self.get(definition_id)
+        if head.version != version:
+            raise NotFoundError(f"lablet definition {definition_id} has no version {version}",
+                                definition_id=definition_id)
+        return head
+
+    async def versions(self, definition_id: str) -> list[LabletDefinition]:
+        docs = self._v.find({"definition_id": definition_id}).sort("version", ASCENDING)
+        found = []
+        async for doc in docs:
+            doc = {k: v for k, v in doc.items() if k != "definition_id"}
+            doc["_id"] = definition_id
+            found.append(LabletDefinition.model_validate(_from_doc(doc)))
+        return found
+
+    async def page(self, status: Sequence[str], lab_track: str | None, skip: int,
+                   limit: int) -> tuple[list[LabletDefinition], int]:
+        flt: dict[str, Any] = {}
+        if status:
+            flt["status"] = {"$in": list(status)}
+        if lab_track:
+            flt["lab_track"] = lab_track
+        total = await self._c.count_documents(flt)
+        docs = await self._c.find(flt).sort([("name", ASCENDING)]).skip(skip).limit(limit).to_list(length=limit)
+        return [LabletDefinition.model_validate(_from_doc(d)) for d in docs], total
+
+    async def _snapshot(self, definition: LabletDefinition) -> None:
+        doc = _to_doc(definition)
+        doc["definition_id"] = doc["_id"]
+        doc["_id"] = f"{definition.id}:{definition.version}"
+        await self._v.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def insert(self, definition: LabletDefinition) -> None:
+        definition.revision = 1
+        try:
+            await self._c.insert_one(_to_doc(definition))
+        except DuplicateKeyError as exc:
+            raise ConflictError(f"a lablet definition named {definition.name!r} already exists") from exc
+        await self._snapshot(definition)
+
+    async def save(self, definition: LabletDefinition) -> None:
+        expected = definition.revision
+        doc = _to_doc(definition)
+        doc["revision"] = expected + 1
+        result = await self._c.replace_one({"_id": definition.id, "revision": expected}, doc)
+        if result.matched_count != 1:
+            raise StaleVersionError(f"lablet definition {definition.id} changed meanwhile; re-read and retry",
+                                definition_id=definition.id)
+        definition.revision = expected + 1
+        await self._snapshot(definition)
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    status: Sequence[str] = ()
+    definition_id: str | None = None
+    worker_id: str | None = None
+    owner: str | None = None
+    ids: Sequence[str] = ()
+
+    def to_filter(self) -> dict[str, Any]:
+        flt: dict[str, Any] = {}
+        if self.status:
+            flt["status"] = {"$in": list(self.status)}
+        for key in ("definition_id", "worker_id", "owner"):
+            if getattr(self, key):
+                flt[key] = getattr(self, key)
+        if self.ids:
+            flt["_id"] = {"$in": list(self.ids)}
+        return flt
+
+
+class SessionRepository:
+    def __init__(self, collection: AsyncCollection) -> None:
+        self._c = collection
+
+    async def ensure_indexes(self) -> None:
+        await self._c.create_index([("status", ASCENDING), ("timeslot_end", ASCENDING)], name="status_end")
+        await self._c.create_index([("definition_id", ASCENDING)], name="definition_id")
+        await self._c.create_index([("worker_id", ASCENDING)], name="worker_id")
+
+    async def get(self, session_id: str) -> LabletSession:
+        doc = await self._c.find_one({"_id": session_id})
+        if doc is None:
+            raise NotFoundError(f"lablet session {session_id} not found", session_id=session_id)
+        return LabletSession.model_validate(_from_doc(doc))
+
+    async def page(self, query: SessionQuery, skip: int = 0, limit: int = 100, sort: str = "created_at",
+                   descending: bool = False) -> tuple[list[LabletSession], int]:
+        if sort not in SESSION_SORTABLE:
+            sort = "created_at"
+        flt = query.to_filter()
+        total = await self._c.count_documents(flt)
+        cursor = self._c.find(flt).sort([(sort, DESCENDING if descending else ASCENDING), ("_id", ASCENDING)])
+        docs = await cursor.skip(skip).limit(limit).to_list(length=limit)
+        return [LabletSession.model_validate(_from_doc(d)) for d in docs], total
+
+    async def overdue(self, now: datetime, limit: int = 500) -> list[str]:
+        """Ids of pending/scheduled sessions whose timeslot has ended."""
+        flt = {"status": {"$in": [s.value for s in EXPIRABLE_SESSION_STATUSES]}, "timeslot_end": {"$lte": now}}
+        return [d["_id"] async for d in self._c.find(flt, {"_id": 1}).limit(limit)]
+
+    async def holding_on(self, session_ids: Sequence[str]) -> dict[str, str | None]:
+        """{session id: worker id} of those sessions that hold capacity (a status that holds, on a worker)."""
+        flt = {"_id": {"$in": list(session_ids)}, "status": {"$in": [s.value for s in HOLDING_SESSION_STATUSES]}}
+        return {d["_id"]: d.get("worker_id") async for d in self._c.find(flt, {"_id": 1, "worker_id": 1})}
+
+    async def observed_for_definition(self, definition_id: str, statuses: Sequence[str],
+                                      limit: int = 1000) -> list[LabletSession]:
+        flt = {"definition_id": definition_id, "status": {"$in": list(statuses)},
+               "observed_resources": {"$ne": None}}
+        docs = self._c.find(flt).sort("observed_at", DESCENDING).limit(limit)
+        found = [LabletSession.model_validate(_from_doc(d)) async for d in docs]
+        return list(reversed(found))
+
+    async def insert(self, session: LabletSession) -> None:
+        session.version = 1
+        try:
+            await self._c.insert_one(_to_doc(session))
+        except DuplicateKeyError as exc:
+            raise ConflictError(f"lablet session {session.id} already exists", session_id=session.id) from exc
+
+    async def save(self, session: LabletSession) -> None:
+        expected = session.version
+        doc = _to_doc(session)
+        doc["version"] = expected + 1
+        result = await self._c.replace_one({"_id": session.id, "version": expected}, doc)
+        if result.matched_count != 1:
+            raise StaleVersionError(f"lablet session {session.id} changed since version {expected}; re-read and retry",
+                                session_id=session.id)
+        session.version = expected + 1

@@ -1,0 +1,203 @@
+"""Lablet sessions against a real CPA (MongoDB-wire, Redis, etcd): schedule with capacity and ports,
+the transition table, release exactly once, terminate, expiry, the leader fence, SSE events."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from tests.fixtures.lablet_api import (
+    LABLET,
+    create_definition,
+    create_session,
+    ready_workers,
+    schedule_body,
+)
+from tests.fixtures.sse import SseClient
+
+
+def _post(cp, path: str, body: dict | None = None, headers=None):
+    with cp.client() as http:
+        return http.post(path, headers=headers or cp.leader(LABLET), json=body or {})
+
+
+def _move(cp, session_id: str, to: str, reason: str = "test"):
+    return _post(cp, f"/api/internal/lablet-sessions/{session_id}/transition", {"to": to, "reason": reason})
+
+
+def _worker(cp, worker_id: str) -> dict:
+    with cp.client() as http:
+        return http.get(f"/api/internal/workers/{worker_id}", headers=cp.internal()).json()
+
+
+def _session(cp, session_id: str) -> dict:
+    with cp.client() as http:
+        return http.get(f"/api/lablet-sessions/{session_id}", headers=cp.viewer()).json()
+
+
+def test_session_walks_the_lifecycle_and_gives_capacity_back(control_plane) -> None:
+    cp = control_plane
+    [worker_id] = ready_workers(cp, 1)
+    before = _worker(cp, worker_id)["capacity"]
+    definition = create_definition(cp)
+    session = create_session(cp, definition["id"], owner="student-1")
+    assert (session["status"], session["definition_version"], session["owner"]) == ("pending", 1, "student-1")
+    with cp.client() as http:
+        pending = http.get("/api/internal/lablet-sessions", headers=cp.internal(), params={"status": "pending"}).json()
+    assert [s["id"] for s in pending["items"]] == [session["id"]]
+    assert pending["items"][0]["resource_requirements"] == definition["resource_requirements"]
+
+    scheduled = _post(cp, f"/api/internal/lablet-sessions/{session['id']}/schedule", schedule_body(worker_id))
+    assert scheduled.status_code == 200, scheduled.text
+    ports = scheduled.json()["allocated_ports"]
+    assert ports == {"R1_serial": 5041, "R2_serial": 5042, "PC_serial": 5043, "PC_vnc": 5044}
+    again = _post(cp, f"/api/internal/lablet-sessions/{session['id']}/schedule", schedule_body(worker_id))
+    assert again.status_code == 200
+    assert again.json()["allocated_ports"] == ports
+    capacity = _worker(cp, worker_id)["capacity"]
+    assert capacity["allocated"] == {"cpu_cores": 3, "memory_gb": 2.5, "storage_gb": 10, "max_nodes": 3}
+    assert capacity["port_allocations"] == {session["id"]: ports}
+    assert capacity["session_ids"] == [session["id"]]
+    state = cp.etcd_json(f"sessions/{session['id']}/state")
+    assert (state["status"], state["worker_id"]) == ("scheduled", worker_id)
+
+    assert _move(cp, session["id"], "running").status_code == 409  # not from scheduled
+    assert _move(cp, session["id"], "instantiating").json()["status"] == "instantiating"
+    assert _move(cp, session["id"], "ready").status_code == 409  # only through mark-ready
+    ready = _post(cp, f"/api/internal/lablet-sessions/{session['id']}/mark-ready", {"cml_lab_id": "lab-1"})
+    assert (ready.json()["status"], ready.json()["cml_lab_id"]) == ("ready", "lab-1")
+    assert _post(cp, f"/api/internal/lablet-sessions/{session['id']}/mark-ready",
+                 {"cml_lab_id": "lab-1"}).status_code == 200  # idempotent
+    for status in ("running", "collecting", "stopping"):
+        assert _move(cp, session["id"], status).json()["status"] == status
+    assert _worker(cp, worker_id)["capacity"]["allocated"]["cpu_cores"] == 3  # still held while stopping
+    stopped = _move(cp, session["id"], "stopped", "lab stopped, wiped and deleted")
+    assert stopped.json()["status"] == "stopped"
+    assert _move(cp, session["id"], "stopped").status_code == 200  # idempotent, released once
+    after = _worker(cp, worker_id)["capacity"]
+    assert after["allocated"] == before["allocated"]
+    assert after["port_allocations"] == {}
+    assert after["session_ids"] == []
+    assert _move(cp, session["id"], "running").status_code == 409
+    assert _move(cp, session["id"], "archived").json()["status"] == "archived"
+    history = [(h["from"], h["to"]) for h in _session(cp, session["id"])["state_history"]]
+    assert history[-2:] == [("stopping", "stopped"), ("stopped", "archived")]
+
+
+def test_a_port_is_not_given_twice_and_capacity_is_enforced(control_plane) -> None:
+    cp = control_plane
+    [worker_id] = ready_workers(cp, 1)
+    big = create_definition(cp, "big", resource_requirements={"cpu_cores": 20, "memory_gb": 64,
+                                                              "storage_gb": 100, "node_count": 4})
+    first, second, third = (create_session(cp, big["id"]) for _ in range(3))
+    one = _post(cp, f"/api/internal/lablet-sessions/{first['id']}/schedule", schedule_body(worker_id)).json()
+    two = _post(cp, f"/api/internal/lablet-sessions/{second['id']}/schedule", schedule_body(worker_id)).json()
+    assert not set(one["allocated_ports"].values()) & set(two["allocated_ports"].values())
+    assert set(two["allocated_ports"].values()) == {5000, 5001, 5002, 5003}  # template ports taken: lowest free
+    refused = _post(cp, f"/api/internal/lablet-sessions/{third['id']}/schedule", schedule_body(worker_id))
+    assert refused.status_code == 409
+    assert "lacks capacity: cpu_cores needs 20, 8 free of 48" in refused.json()["detail"]
+    assert _session(cp, third["id"])["status"] == "pending"
+    assert _worker(cp, worker_id)["capacity"]["allocated"]["cpu_cores"] == 40
+
+
+def test_no_candidate_keeps_the_session_pending_with_the_reason(control_plane) -> None:
+    cp = control_plane
+    session = create_session(cp, create_definition(cp)["id"])
+    answer = _post(cp, f"/api/internal/lablet-sessions/{session['id']}/schedule",
+                   schedule_body(None, "no worker on track ccna has 3 free cores"))
+    assert answer.status_code == 200
+    assert (answer.json()["status"], answer.json()["pending_reason"]) == (
+        "pending", "no worker on track ccna has 3 free cores")
+    assert _session(cp, session["id"])["last_decision"]["success"] is False
+
+
+def test_only_the_current_lablet_controller_leader_may_mutate(control_plane) -> None:
+    cp = control_plane
+    [worker_id] = ready_workers(cp, 1)
+    session = create_session(cp, create_definition(cp)["id"])
+    path = f"/api/internal/lablet-sessions/{session['id']}/schedule"
+    assert _post(cp, path, schedule_body(worker_id), headers=cp.leader("worker-controller")).status_code == 409
+    assert _post(cp, path, schedule_body(worker_id), headers=cp.internal()).status_code == 409
+    epoch = cp.epochs.get(LABLET) or int(cp.leader(LABLET)["X-LCM-Leader-Epoch"])
+    cp.depose(LABLET)
+    stale = _post(cp, path, schedule_body(worker_id), headers=cp.internal(epoch))
+    assert stale.status_code == 409
+    assert "stale" in stale.json()["detail"]
+    assert _post(cp, path, schedule_body(worker_id)).status_code == 200  # a new leader
+
+
+def test_bad_bodies_are_refused_with_422(control_plane) -> None:
+    cp = control_plane
+    session = create_session(cp, create_definition(cp)["id"])
+    base = f"/api/internal/lablet-sessions/{session['id']}"
+    assert _post(cp, f"{base}/transition", {"to": "flying", "reason": "x"}).status_code == 422
+    assert _post(cp, f"{base}/transition", {"to": "running"}).status_code == 422
+    bad = _post(cp, f"{base}/schedule", {"worker_id": "w", "decision": {"success": True}})
+    assert bad.status_code == 422
+    assert "reason" in bad.text
+    assert _post(cp, f"{base}/resource-observations", {"observer": "x"}).status_code == 422
+
+
+def test_terminate_without_and_with_a_lab(control_plane) -> None:
+    cp = control_plane
+    [worker_id] = ready_workers(cp, 1)
+    definition = create_definition(cp)
+    pending, scheduled, running = (create_session(cp, definition["id"]) for _ in range(3))
+    for s in (scheduled, running):
+        _post(cp, f"/api/internal/lablet-sessions/{s['id']}/schedule", schedule_body(worker_id))
+    _move(cp, running["id"], "instantiating")
+    _post(cp, f"/api/internal/lablet-sessions/{running['id']}/mark-ready", {"cml_lab_id": "lab-9"})
+    _move(cp, running["id"], "running")
+    with cp.client() as http:
+        for s in (pending, scheduled, running):
+            assert http.post(f"/api/lablet-sessions/{s['id']}/terminate", headers=cp.viewer()).status_code == 403
+            answer = http.post(f"/api/lablet-sessions/{s['id']}/terminate", headers=cp.admin(),
+                               json={"reason": "course cancelled"})
+            assert answer.status_code == 200, answer.text
+    assert _session(cp, pending["id"])["status"] == "terminated"
+    assert _session(cp, scheduled["id"])["status"] == "terminated"
+    lab = _session(cp, running["id"])
+    assert (lab["status"], lab["terminate_requested"]) == ("stopping", True)
+    assert cp.etcd_json(f"sessions/{running['id']}/state")["terminate_requested"] is True
+    assert _worker(cp, worker_id)["capacity"]["session_ids"] == [running["id"]]
+    assert _move(cp, running["id"], "terminated", "lab deleted").json()["status"] == "terminated"
+    assert _worker(cp, worker_id)["capacity"]["allocated"]["cpu_cores"] == 0
+
+
+def test_overdue_sessions_expire_and_release(control_plane_factory) -> None:
+    cp = control_plane_factory(LABLET_EXPIRY_SWEEP_SECONDS=0.3)
+    [worker_id] = ready_workers(cp, 1)
+    definition = create_definition(cp)
+    end = datetime.now(UTC) + timedelta(seconds=2)
+    slot = {"timeslot_start": (end - timedelta(minutes=5)).isoformat(), "timeslot_end": end.isoformat()}
+    waiting, placed = (create_session(cp, definition["id"], **slot) for _ in range(2))
+    _post(cp, f"/api/internal/lablet-sessions/{placed['id']}/schedule", schedule_body(worker_id))
+    assert _worker(cp, worker_id)["capacity"]["allocated"]["cpu_cores"] == 3
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and {_session(cp, s["id"])["status"] for s in (waiting, placed)} != {"expired"}:
+        time.sleep(0.3)
+    assert _session(cp, waiting["id"])["status"] == "expired"
+    assert _session(cp, placed["id"])["status"] == "expired"
+    assert _worker(cp, worker_id)["capacity"]["allocated"]["cpu_cores"] == 0
+    past = {"timeslot_start": (end - timedelta(hours=2)).isoformat(),
+            "timeslot_end": (end - timedelta(hours=1)).isoformat()}
+    with cp.client() as http:
+        refused = http.post("/api/lablet-sessions", headers=cp.admin(),
+                            json={"definition_id": definition["id"], **past})
+    assert refused.status_code == 422
+    assert "already over" in refused.text
+
+
+def test_session_events_reach_the_event_stream(control_plane) -> None:
+    cp = control_plane
+    [worker_id] = ready_workers(cp, 1)
+    definition = create_definition(cp)
+    with SseClient(f"{cp.url}/api/events/stream", cp.viewer(), params={"event_types": "lablet.*"}) as sse:
+        assert sse.next().event == "worker.snapshot"
+        session = create_session(cp, definition["id"])
+        _post(cp, f"/api/internal/lablet-sessions/{session['id']}/schedule", schedule_body(worker_id))
+        frames = sse.drain(quiet=1.0)
+    kinds = [f.event for f in frames]
+    assert kinds[:3] == ["lablet.session.created", "lablet.session.status.changed", "lablet.session.scheduled"]
+    assert frames[2].data["data"]["allocated_ports"]["PC_vnc"] == 5044
