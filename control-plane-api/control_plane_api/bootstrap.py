@@ -28,10 +28,19 @@ from control_plane_api.infrastructure.mongo_settings import (
     TemplateRepository,
 )
 from control_plane_api.infrastructure.mongo_workers import WorkerRepository
+from control_plane_api.infrastructure.oidc import OidcClient, OidcLogin
 from control_plane_api.infrastructure.webhooks import WebhookNotifier
 from control_plane_api.settings import ControlPlaneSettings
 
 logger = logging.getLogger(__name__)
+
+
+def _oidc_client(settings: ControlPlaneSettings) -> OidcClient | None:
+    if not (settings.oidc_issuer and settings.oidc_login_client_id):
+        return None
+    secret = settings.oidc_login_client_secret
+    return OidcClient(issuer=settings.oidc_issuer, client_id=settings.oidc_login_client_id,
+                      client_secret=secret.get_secret_value() if secret else None, scopes=settings.oidc_login_scopes)
 
 
 @dataclass
@@ -48,6 +57,7 @@ class ControlPlane:
     tokens: TokenVerifier
     sessions: SessionCodec
     local_users: LocalUsers
+    oidc: OidcLogin
     definitions: DefinitionService
     lablet_sessions: SessionService
     _index_task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -91,6 +101,7 @@ class ControlPlane:
             tokens=TokenVerifier(settings),
             sessions=SessionCodec(settings.session_secret.get_secret_value(), settings.session_ttl_minutes * 60),
             local_users=LocalUsers(settings.local_users_file),
+            oidc=OidcLogin(_oidc_client(settings), settings.session_secret.get_secret_value()),
         )
 
     async def _ensure_indexes(self) -> None:

@@ -47,7 +47,22 @@ function render() {
   else unmount = mountOverview(main);
 }
 
-function showLogin(message) {
+const LOGIN_ERRORS = {
+  sso_unavailable: "Single sign-on is not available right now.",
+  sso_denied: "Single sign-on was cancelled or refused.",
+  sso_failed: "Single sign-on did not complete; please try again.",
+  no_role: "Your account has no LCM role (admin or viewer); ask an administrator.",
+};
+
+async function loginOptions() {
+  try {
+    return await api("/api/auth/options");
+  } catch {
+    return { local_users: true, sso: false };
+  }
+}
+
+async function showLogin(message) {
   unmount();
   unmount = () => {};
   session.me = null;
@@ -59,12 +74,18 @@ function showLogin(message) {
   const username = h("input", { id: "username", name: "username", autocomplete: "username", required: true });
   const password = h("input", { id: "password", name: "password", type: "password",
     autocomplete: "current-password", required: true });
+  const options = await loginOptions();
+  const sso = options.sso ? h("a", { href: "/api/auth/oidc/start", role: "button", class: "sso" }, "Sign in with SSO")
+    : null;
   const form = h("form", { class: "login", "aria-labelledby": "login-title" },
     h("h1", { id: "login-title" }, "Sign in"),
-    h("label", { for: "username" }, "Username", username),
-    h("label", { for: "password" }, "Password", password),
-    error,
-    h("button", { type: "submit" }, "Log in"));
+    sso,
+    options.local_users || !options.sso ? [
+      sso ? h("p", { class: "hint" }, "or with a local account:") : null,
+      h("label", { for: "username" }, "Username", username),
+      h("label", { for: "password" }, "Password", password),
+      error,
+      h("button", { type: "submit" }, "Log in")] : error);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.textContent = "";
@@ -77,15 +98,15 @@ function showLogin(message) {
     }
   });
   replace(main, h("article", { class: "login-card" }, form));
-  username.focus();
+  if (username.isConnected) username.focus();
 }
 
-async function start() {
+async function start(message = null) {
   let me;
   try {
     me = await api("/api/auth/me");
   } catch (failure) {
-    if (failure.status === 401) return showLogin();
+    if (failure.status === 401) return showLogin(message);
     replace(main, h("p", { role: "alert" }, `The control plane did not answer: ${failure.message}`));
     return;
   }
@@ -117,4 +138,6 @@ window.addEventListener("hashchange", () => {
   render();
   main.focus();
 });
-start();
+const loginError = new URLSearchParams(location.search).get("login_error");
+if (loginError) history.replaceState(null, "", `/${location.hash}`); // the SSO callback's verdict, shown once
+start(LOGIN_ERRORS[loginError] || null);
