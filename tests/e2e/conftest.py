@@ -1,6 +1,7 @@
-"""The dashboard end to end: the local stack (`python -m lcm_core.testing.devstack`, one per module) and
-headless Chromium driven by Playwright. The browser is Debian's `chromium` (`.ci/run` installs it); without
-one the tests are skipped with the reason. Playwright never downloads a browser here."""
+"""The dashboard end to end: the local stack (`python -m lcm_core.testing.devstack`, one per test session,
+shared by the e2e modules) and headless Chromium driven by Playwright. The browser is Debian's `chromium`
+(`.ci/run` installs it); without one the tests are skipped with the reason. Playwright never downloads a
+browser here."""
 
 from __future__ import annotations
 
@@ -48,6 +49,19 @@ class LocalStack:
                             aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
                             aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"])
 
+    def api(self, method: str, path: str, who: str = "admin", **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.env[f'LCM_{who.upper()}_TOKEN']}"}
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=10, **kwargs)
+
+    def as_lablet_controller(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The internal API as the leading lablet-controller calls it: the stack's API key and the epoch of
+        the lablet-controller's current leader (as the CPA's controllers page reports it)."""
+        controllers = self.api("GET", "/api/system/controllers").json()["controllers"]
+        epoch = controllers["lablet-controller"]["leader_epoch"]
+        assert epoch is not None, controllers
+        headers = {"X-API-Key": self.env["CONTROL_PLANE_API_KEY"], "X-LCM-Leader-Epoch": str(epoch)}
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=10, **kwargs)
+
     def workers(self) -> list[dict[str, Any]]:
         headers = {"Authorization": f"Bearer {self.env['LCM_ADMIN_TOKEN']}"}
         return httpx.get(f"{self.url}/api/workers?limit=1000", headers=headers, timeout=10).json()["items"]
@@ -67,7 +81,7 @@ def _read_env(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if line)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     if chromium_binary() is None:
         pytest.skip("no chromium binary on PATH (.ci/run installs Debian's chromium; apt-get install chromium)")
@@ -100,7 +114,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
                     os.killpg(proc.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(local_stack: LocalStack) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

@@ -3,8 +3,13 @@
 import { api, whenUnauthenticated } from "./api.js";
 import { h, replace, toast } from "./dom.js";
 import { LiveStream } from "./live.js";
+import { showDriftNotice } from "./notices.js";
 import { fleet, session, subscribe } from "./store.js";
+import { mountDefinitionDetail } from "./views/definition-detail.js";
+import { mountDefinitions } from "./views/definitions.js";
 import { mountOverview } from "./views/overview.js";
+import { mountSessionDetail } from "./views/session-detail.js";
+import { mountSessions } from "./views/sessions.js";
 import { mountSettings } from "./views/settings.js";
 import { mountWorkerDetail } from "./views/worker-detail.js";
 import { mountWorkers } from "./views/workers.js";
@@ -19,6 +24,7 @@ const CONNECTION_TEXT = {
 };
 
 subscribe((kind, detail) => {
+  if (kind === "port-drift") showDriftNotice(detail);
   if (kind !== "connection") return;
   const badge = document.getElementById("connection");
   badge.dataset.state = detail.state;
@@ -43,6 +49,10 @@ function render() {
   replace(main);
   if (page === "workers" && id) unmount = mountWorkerDetail(main, id, tab);
   else if (page === "workers") unmount = mountWorkers(main, params);
+  else if (page === "definitions" && id) unmount = mountDefinitionDetail(main, id);
+  else if (page === "definitions") unmount = mountDefinitions(main, params);
+  else if (page === "sessions" && id) unmount = mountSessionDetail(main, id);
+  else if (page === "sessions") unmount = mountSessions(main, params);
   else if (page === "settings") unmount = mountSettings(main);
   else unmount = mountOverview(main);
 }
@@ -69,6 +79,7 @@ async function showLogin(message) {
   live.stop();
   fleet.clear();
   document.getElementById("nav-links").hidden = true;
+  replace(document.getElementById("notices")).hidden = true;
   document.getElementById("user-box").hidden = true;
   const error = h("p", { id: "login-error", class: "form-error", role: "alert" }, message || "");
   const username = h("input", { id: "username", name: "username", autocomplete: "username", required: true });

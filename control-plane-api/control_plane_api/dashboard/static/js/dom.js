@@ -68,6 +68,9 @@ const TONES = {
   terminated: "muted", unknown: "muted", unavailable: "muted",
   ok: "ok", passed: "ok", initializing: "busy", "insufficient-data": "warn", impaired: "bad",
   critical: "bad", unreachable: "bad", failed: "bad", error: "bad", expired: "bad", invalid: "bad", false: "bad",
+  // Lablet definitions and sessions (docs/lablets.md).
+  draft: "muted", inactive: "muted", deprecated: "warn", archived: "muted", scheduled: "busy",
+  instantiating: "busy", collecting: "busy", review: "warn", drift: "bad",
 };
 
 // A small coloured label; the text is the value itself, so colour never carries meaning alone.

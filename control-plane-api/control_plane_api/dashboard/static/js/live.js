@@ -9,7 +9,13 @@ const TYPES = [
   "worker.labs.updated", "worker.terminated", "worker.health.changed", "worker.alert.raised", "worker.paused",
   "worker.resumed", "worker.desired_status.changed", "worker.idle_detection.toggled",
   "worker.refresh.requested", "worker.license.requested", "worker.license.updated", "controller.status",
-  "settings.updated", "heartbeat", "stream.overflow",
+  "worker.lab_track.changed", "worker.capacity.updated", "settings.updated", "heartbeat", "stream.overflow",
+  // Lablets (docs/lablets.md): every definition and session event, ADR-030's port drift included.
+  "lablet.definition.created", "lablet.definition.updated", "lablet.definition.activated",
+  "lablet.definition.deactivated", "lablet.definition.review_flagged", "lablet.definition.observations_applied",
+  "lablet.session.created", "lablet.session.scheduled", "lablet.session.scheduling_failed",
+  "lablet.session.status.changed", "lablet.session.ready", "lablet.session.terminate.requested",
+  "lablet.session.observe.requested", "lablet.session.resources.observed", "lablet.session.port_drift.detected",
 ];
 const SILENCE_LIMIT_MS = 60_000; // the server sends a heartbeat every 15 s by default
 

@@ -81,6 +81,12 @@ export function applyEvent(type, envelope) {
     notify("worker-event", { type, envelope });
     return;
   }
+  if (type.startsWith("lablet.")) {
+    // Definition and session pages re-read what an event names; the drift notice is app-wide.
+    notify("lablet", { type, envelope });
+    if (type === "lablet.session.port_drift.detected") notify("port-drift", data);
+    return;
+  }
   if (type.startsWith("worker.") && data.worker_id) {
     const current = fleet.get(data.worker_id);
     const patch = PATCHES[type];
