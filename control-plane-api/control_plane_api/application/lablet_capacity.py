@@ -33,13 +33,13 @@ class CapacityLedger:
         self._clock = clock
 
     async def reserve(self, worker_id: str, session_id: str, needs: ResourceRequirements,
-                      template: list[PortSpec]) -> dict[str, int]:
+                      template: list[PortSpec], session_version: int) -> dict[str, int]:
         """The session's ports on the worker (the same ones when it already holds a reservation there).
         Raises ConflictError when the worker cannot take it or the race was lost `attempts` times."""
         chosen: dict[str, int] = {}
 
         def change(worker, now):  # type: ignore[no-untyped-def]
-            ports, events = reserve(worker, session_id, needs, template, self.ports, now)
+            ports, events = reserve(worker, session_id, needs, template, self.ports, now, session_version)
             chosen.clear()
             chosen.update(ports)
             return events

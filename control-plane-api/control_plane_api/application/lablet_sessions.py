@@ -120,7 +120,7 @@ class SessionService:
             raise ConflictError(f"session {session_id} expired: its timeslot ended at "
                                 f"{session.timeslot_end.isoformat()}", session_id=session_id)
         ports = await self.ledger.reserve(request.worker_id, session_id, session.resource_requirements,
-                                          session.port_template)
+                                          session.port_template, session.version)
         try:
             found, _ = await self.mutate(session_id, lambda s, now: s.schedule(request.worker_id, ports,
                                                                                 request.decision, now, by))

@@ -96,10 +96,18 @@ def shortfall(worker: Worker, needs: ResourceRequirements) -> list[str]:
 
 
 def reserve(worker: Worker, session_id: str, needs: ResourceRequirements, template: list[PortSpec],
-            ports: PortRange, now: datetime) -> tuple[dict[str, int], list[DomainEvent]]:
-    """Reserve `needs` and one port per template entry for the session (idempotent per session)."""
+            ports: PortRange, now: datetime, session_version: int | None = None) -> tuple[dict[str, int],
+                                                                                      list[DomainEvent]]:
+    """Reserve `needs` and one port per template entry for the session.
+
+    Idempotent for the same pending session version: a repeated (or concurrent) schedule call gets the same
+    ports. A reservation made for an *older* version of the session is one being released after the session
+    was unscheduled: reserving again must wait for that release (409), or the release would remove it."""
     held = worker.capacity.reservations.get(session_id)
     if held is not None:
+        if session_version is not None and held.session_version not in (None, session_version):
+            raise ConflictError(f"worker {worker.id} still holds an earlier reservation of session {session_id} "
+                                "that is being released; retry", worker_id=worker.id)
         return dict(held.ports), []
     if worker.status is not WorkerStatus.RUNNING or worker.service_status is not ServiceStatus.AVAILABLE:
         raise ConflictError(f"worker {worker.id} cannot take sessions: it is {worker.status.value} with CML "
@@ -110,7 +118,7 @@ def reserve(worker: Worker, session_id: str, needs: ResourceRequirements, templa
     chosen = _pick_ports(worker, template, ports)
     worker.capacity.reservations[session_id] = Reservation(
         cpu_cores=needs.cpu_cores, memory_gb=needs.memory_gb, storage_gb=needs.storage_gb,
-        node_count=needs.node_count, ports=chosen, reserved_at=now)
+        node_count=needs.node_count, ports=chosen, reserved_at=now, session_version=session_version)
     _sync(worker)
     return chosen, [_capacity_event(worker, session_id, "reserved")]
 

@@ -145,6 +145,8 @@ class Reservation(Model):
     drifted_ports: dict[str, int] = Field(default_factory=dict)
     """Ports CML uses for the session beyond its allocation (ADR-030 §4): kept out of new allocations."""
     reserved_at: datetime | None = None
+    session_version: int | None = None
+    """The version of the pending session this reservation was made for (see `worker_capacity.reserve`)."""
 
 
 class Capacity(Model):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+from lcm_core.domain.lablets import DefinitionWorkView, SessionStateKey, SessionWorkView
 from tests.fixtures.lablet_api import (
     LABLET,
     create_definition,
@@ -99,6 +100,47 @@ def test_a_port_is_not_given_twice_and_capacity_is_enforced(control_plane) -> No
     assert "lacks capacity: cpu_cores needs 20, 8 free of 48" in refused.json()["detail"]
     assert _session(cp, third["id"])["status"] == "pending"
     assert _worker(cp, worker_id)["capacity"]["allocated"]["cpu_cores"] == 40
+
+
+def test_internal_views_are_the_shared_contract(control_plane) -> None:
+    cp = control_plane
+    [worker_id] = ready_workers(cp, 1)
+    definition = create_definition(cp)
+    session = create_session(cp, definition["id"])
+    _post(cp, f"/api/internal/lablet-sessions/{session['id']}/schedule", schedule_body(worker_id))
+    with cp.client() as http:
+        listed = http.get("/api/internal/lablet-sessions", headers=cp.internal(),
+                          params={"status": "pending,scheduled"}).json()
+        one = http.get(f"/api/internal/lablet-sessions/{session['id']}", headers=cp.internal()).json()
+        version = http.get(f"/api/internal/lablet-definitions/{definition['id']}", headers=cp.internal(),
+                           params={"version": 1}).json()
+        assert http.get("/api/internal/lablet-sessions", headers=cp.internal(),
+                        params={"status": "sleeping"}).status_code == 422
+        assert http.get("/api/internal/lablet-sessions/nope", headers=cp.internal()).status_code == 404
+    view = SessionWorkView.model_validate(one)
+    assert listed["total"] == 1
+    assert SessionWorkView.model_validate(listed["items"][0]) == view
+    assert (view.status, view.worker_id, view.lab_track) == ("scheduled", worker_id, "ccna")
+    assert set(one) == set(SessionWorkView.model_fields)
+    work = DefinitionWorkView.model_validate(version)
+    assert [p.name for p in work.port_template] == list(view.allocated_ports)
+    assert work.lab_topology_yaml.startswith("lab:")
+    key = SessionStateKey.model_validate(cp.etcd_json(f"sessions/{session['id']}/state"))
+    assert (key.status, key.version) == ("scheduled", view.version)
+
+
+def test_unschedule_releases_and_the_session_can_be_placed_again(control_plane) -> None:
+    cp = control_plane
+    first, second = ready_workers(cp, 2)
+    session = create_session(cp, create_definition(cp)["id"])
+    path = f"/api/internal/lablet-sessions/{session['id']}"
+    _post(cp, f"{path}/schedule", schedule_body(first))
+    back = _move(cp, session["id"], "pending", "worker unreachable before import")
+    assert (back.json()["status"], back.json()["worker_id"], back.json()["allocated_ports"]) == ("pending", None, {})
+    assert _worker(cp, first)["capacity"]["session_ids"] == []
+    again = _post(cp, f"{path}/schedule", schedule_body(second)).json()
+    assert (again["status"], again["worker_id"]) == ("scheduled", second)
+    assert _worker(cp, second)["capacity"]["port_allocations"] == {session["id"]: again["allocated_ports"]}
 
 
 def test_no_candidate_keeps_the_session_pending_with_the_reason(control_plane) -> None:

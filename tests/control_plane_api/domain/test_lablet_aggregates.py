@@ -154,6 +154,18 @@ def test_capacity_ledger_reserves_idempotently_and_releases_once() -> None:
         reserve(w, "s4", needs, template, PortRange(5045, 5047), NOW)
 
 
+def test_a_reservation_of_an_older_session_version_blocks_a_new_one_until_released() -> None:
+    w = worker()
+    needs = ResourceRequirements(cpu_cores=2)
+    ports, _ = reserve(w, "s", needs, [], PortRange(5000, 5010), NOW, session_version=1)
+    assert reserve(w, "s", needs, [], PortRange(5000, 5010), NOW, session_version=1) == (ports, [])
+    with pytest.raises(ConflictError, match="being released"):
+        reserve(w, "s", needs, [], PortRange(5000, 5010), NOW, session_version=3)
+    release(w, "s")
+    reserve(w, "s", needs, [], PortRange(5000, 5010), NOW, session_version=3)
+    assert w.capacity.reservations["s"].session_version == 3
+
+
 def test_ledger_refuses_unavailable_workers_and_respects_the_licence_node_limit() -> None:
     w = worker()
     w.service_status = ServiceStatus.UNAVAILABLE
