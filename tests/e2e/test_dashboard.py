@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import ARTIFACTS, EXPECTED_WORKERS, STREAM_LIFETIME_SECONDS, LocalStack, log_in, open_page
@@ -124,6 +125,21 @@ def test_worker_detail_shows_cml_values_and_monitoring_charts(browser, local_sta
     page.close()
 
 
+def test_an_admin_toggles_idle_detection_from_the_detail_page(browser, local_stack: LocalStack) -> None:
+    target = next(w for w in sorted(local_stack.workers(), key=lambda w: w["name"]) if w["status"] == "running")
+    page = open_page(browser, local_stack)
+    log_in(page, local_stack, "admin")
+    page.goto(f"/#/workers/{target['id']}/events")
+    page.get_by_role("button", name="Disable idle detection").click()
+    page.get_by_role("button", name="Enable idle detection").wait_for()
+    page.locator("#tab-panel dt:text-is('Idle detection') + dd").filter(has_text="disabled").wait_for()
+    stored = next(w for w in local_stack.workers() if w["id"] == target["id"])
+    assert stored["activity"]["idle_detection_enabled"] is False
+    page.get_by_role("button", name="Enable idle detection").click()
+    page.get_by_role("button", name="Disable idle detection").wait_for()
+    page.close()
+
+
 def test_a_viewer_sees_no_admin_controls(browser, local_stack: LocalStack) -> None:
     page = open_page(browser, local_stack, width=820, height=1180)  # a tablet, portrait
     log_in(page, local_stack, "viewer")
@@ -140,6 +156,23 @@ def test_a_viewer_sees_no_admin_controls(browser, local_stack: LocalStack) -> No
     page.locator("#settings-form").wait_for()
     assert page.get_by_label("AMI name pattern").is_disabled()  # inside the disabled fieldset
     assert page.get_by_role("button", name="Save settings").count() == 0
+    page.close()
+
+
+def test_an_admin_changes_one_settings_section_and_only_that_one_is_saved(browser, local_stack: LocalStack) -> None:
+    page = open_page(browser, local_stack)
+    log_in(page, local_stack, "admin")
+    page.get_by_role("link", name="Settings").click()
+    threshold = page.get_by_label("Idle after (minutes)")
+    threshold.fill("45")
+    page.get_by_role("button", name="Save settings").click()
+    page.get_by_text("Settings saved.").wait_for()
+    page.locator("#settings-meta").filter(has_text="by admin").wait_for()
+    headers = {"Authorization": f"Bearer {local_stack.env['LCM_ADMIN_TOKEN']}"}
+    stored = httpx.get(f"{local_stack.url}/api/settings", headers=headers, timeout=10).json()
+    assert stored["idle"]["threshold_minutes"] == 45
+    assert stored["customized"] == ["idle"]  # discovery still follows the stack's environment (both regions)
+    assert page.get_by_label("Idle after (minutes)").input_value() == "45"
     page.close()
 
 

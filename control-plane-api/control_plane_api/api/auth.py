@@ -3,6 +3,7 @@ HttpOnly, SameSite=Strict session cookie."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict, deque
 from typing import Annotated
@@ -16,6 +17,7 @@ from control_plane_api.bootstrap import ControlPlane
 from control_plane_api.infrastructure.identity import AuthenticationError, Principal, SessionCodec
 from control_plane_api.infrastructure.oidc import FLOW_SECONDS, OidcLogin
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 #: Browser navigations of the SSO flow (redirects, not an API): outside the OpenAPI document, and public.
 sso_router = APIRouter(prefix="/api/auth/oidc", include_in_schema=False)
@@ -112,7 +114,8 @@ async def oidc_start(request: Request, cp: CP) -> RedirectResponse:
     """Redirect the browser to the identity provider (authorization code + PKCE)."""
     try:
         url, flow = await cp.oidc.begin(_redirect_uri(request, cp))
-    except AuthenticationError:
+    except AuthenticationError as exc:
+        logger.warning("dashboard single sign-on unavailable: %s", exc.message)
         return _back_to_dashboard("sso_unavailable")
     response = RedirectResponse(url, status_code=303)
     # Lax, not Strict: it must come back with the identity provider's (cross-site) redirect to the callback.
@@ -130,12 +133,14 @@ async def oidc_callback(
 ) -> RedirectResponse:
     """The identity provider sends the browser back here: exchange the code, open a session, go to `/`."""
     if error or not code or not state:
+        logger.info("dashboard single sign-on not granted: %s", error or "no code")
         response = _back_to_dashboard("sso_denied")
     else:
         try:
             token = await cp.oidc.complete(code, state, request.cookies.get(OidcLogin.COOKIE))
             who = await cp.tokens.verify(token)
-        except AuthenticationError:
+        except AuthenticationError as exc:
+            logger.warning("dashboard single sign-on failed: %s", exc.message)
             response = _back_to_dashboard("sso_failed")
         else:
             response = _back_to_dashboard(None if who.roles else "no_role")

@@ -2,7 +2,7 @@
 
 The CPA redirects the browser to the identity provider, receives the code on its callback and exchanges it
 itself (the client secret, if any, never reaches the browser). What the flow needs between the two legs
-(state, PKCE verifier, nonce, redirect URI) travels in a short-lived signed cookie, so any CPA replica can
+(state, PKCE verifier, redirect URI) travels in a short-lived signed cookie, so any CPA replica can
 finish a login that another one began.
 """
 
@@ -75,13 +75,15 @@ class OidcLogin:
         if client is None:
             raise AuthenticationError("single sign-on is not configured")
         metadata = await self._discover()
-        state, verifier, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(48), secrets.token_urlsafe(16)
+        # PKCE binds the code to this flow and `state` binds the answer to this browser; the session is made
+        # from the access token (no ID token is used, so no nonce is needed).
+        state, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(48)
         query = urlencode({
             "response_type": "code", "client_id": client.client_id, "redirect_uri": redirect_uri,
-            "scope": client.scopes, "state": state, "nonce": nonce,
+            "scope": client.scopes, "state": state,
             "code_challenge": _challenge(verifier), "code_challenge_method": "S256",
         })
-        cookie = jwt.encode({"state": state, "verifier": verifier, "nonce": nonce, "redirect_uri": redirect_uri,
+        cookie = jwt.encode({"state": state, "verifier": verifier, "redirect_uri": redirect_uri,
                              "exp": int(time.time()) + FLOW_SECONDS, "typ": "lcm-oidc-flow"},
                             self._secret, algorithm="HS256")
         return f"{metadata['authorization_endpoint']}?{query}", cookie

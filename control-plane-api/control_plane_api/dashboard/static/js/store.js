@@ -56,13 +56,19 @@ export function summaryOf(worker) {
   };
 }
 
+const fetching = new Set();
+
 async function fetchMissing(id) {
+  if (fetching.has(id)) return;
+  fetching.add(id);
   try {
     const worker = await api(`/api/workers/${encodeURIComponent(id)}`);
     fleet.set(id, summaryOf(worker));
     notify("workers", { ids: [id] });
   } catch {
     // gone or not readable: the next snapshot settles it
+  } finally {
+    fetching.delete(id);
   }
 }
 

@@ -28,14 +28,14 @@ function form(settings) {
   const i = settings.idle;
   return h("form", { id: "settings-form", "aria-describedby": "settings-meta" },
     h("fieldset", { disabled: !session.isAdmin },
-      h("article", {}, h("h2", {}, "Discovery"), origin(settings, "discovery", "WORKER_DISCOVERY_*"),
+      h("article", { dataset: { section: "discovery" } }, h("h2", {}, "Discovery"), origin(settings, "discovery", "WORKER_DISCOVERY_*"),
         toggle("discovery-enabled", "Discover CML instances", d.enabled),
         field("discovery-regions", "Regions (comma-separated)", d.regions.join(", "),
           { required: true }),
         field("discovery-ami", "AMI name pattern", d.ami_name_pattern, { required: true, maxlength: 128,
           hint: "A glob as EC2 name filters take it, e.g. CML-2.9.*" }),
         number("discovery-interval", "Scan interval (seconds)", d.scan_interval_seconds, 5, 86400)),
-      h("article", {}, h("h2", {}, "Monitoring thresholds"), origin(settings, "monitoring", "METRICS_POLL_INTERVAL"),
+      h("article", { dataset: { section: "monitoring" } }, h("h2", {}, "Monitoring thresholds"), origin(settings, "monitoring", "METRICS_POLL_INTERVAL"),
         number("monitoring-interval", "Metrics poll interval (seconds)", m.metrics_poll_interval_seconds, 5, 3600),
         h("div", { class: "grid" },
           number("monitoring-cpu", "CPU alert above (%)", m.cpu_threshold, 1, 100, "0.1"),
@@ -44,7 +44,7 @@ function form(settings) {
         h("label", { for: "monitoring-webhooks" }, "Alert webhooks (one URL per line)",
           h("textarea", { id: "monitoring-webhooks", name: "monitoring-webhooks", rows: 2 },
             m.notification_webhooks.join("\n")))),
-      h("article", {}, h("h2", {}, "Idle detection"), origin(settings, "idle", "IDLE_THRESHOLD_MINUTES"),
+      h("article", { dataset: { section: "idle" } }, h("h2", {}, "Idle detection"), origin(settings, "idle", "IDLE_THRESHOLD_MINUTES"),
         toggle("idle-enabled", "Detect idle workers", i.enabled),
         toggle("idle-auto-pause", "Pause (stop) idle workers automatically", i.auto_pause),
         h("div", { class: "grid" },
@@ -53,11 +53,12 @@ function form(settings) {
       session.isAdmin ? h("button", { type: "submit" }, "Save settings") : null));
 }
 
-function read(formEl, version) {
+// Only the sections the operator touched are sent: a section never saved stays "not set here", and the
+// controllers keep using their environment for it (the API replaces exactly the sections given).
+function read(formEl, version, sections) {
   const v = (id) => formEl.querySelector(`#${id}`);
   const num = (id) => Number(v(id).value);
-  return {
-    version,
+  const all = {
     discovery: { enabled: v("discovery-enabled").checked, ami_name_pattern: v("discovery-ami").value.trim(),
       regions: v("discovery-regions").value.split(",").map((r) => r.trim()).filter(Boolean),
       scan_interval_seconds: num("discovery-interval") },
@@ -67,6 +68,7 @@ function read(formEl, version) {
     idle: { enabled: v("idle-enabled").checked, auto_pause: v("idle-auto-pause").checked,
       threshold_minutes: num("idle-threshold"), snooze_minutes_after_resume: num("idle-snooze") },
   };
+  return Object.fromEntries([["version", version], ...[...sections].map((name) => [name, all[name]])]);
 }
 
 export function mountSettings(main) {
@@ -76,7 +78,7 @@ export function mountSettings(main) {
   replace(main, h("h1", {}, "Settings"), meta, error, body);
   if (!session.isAdmin) meta.textContent = "Only administrators can change settings.";
   let current = null;
-  let dirty = false;
+  let dirty = new Set();
 
   async function load() {
     try {
@@ -86,13 +88,17 @@ export function mountSettings(main) {
       return;
     }
     const formEl = form(current);
-    dirty = false;
-    formEl.addEventListener("input", () => { dirty = true; });
+    dirty = new Set();
+    formEl.addEventListener("input", (event) => dirty.add(event.target.closest("[data-section]").dataset.section));
     formEl.addEventListener("submit", async (event) => {
       event.preventDefault();
       error.textContent = "";
+      if (!dirty.size) {
+        toast("Nothing changed.", "info");
+        return;
+      }
       try {
-        await api("/api/settings", { method: "PUT", body: read(formEl, current.version) });
+        await api("/api/settings", { method: "PUT", body: read(formEl, current.version, dirty) });
         toast("Settings saved.", "ok");
         await load();
       } catch (failure) {
@@ -110,6 +116,6 @@ export function mountSettings(main) {
 
   load();
   return subscribe((kind) => {
-    if (kind === "settings" && !dirty) load();
+    if (kind === "settings" && !dirty.size) load();
   });
 }
