@@ -247,8 +247,9 @@ def test_a_viewer_sees_no_lablet_admin_controls(browser, local_stack: LocalStack
     page.locator("#topology-nodes").wait_for()
     assert page.locator("main button[data-action]").count() == 0
     assert page.locator("#apply-form").count() == 0
-    page.get_by_role("link", name="Sessions").click()
+    page.get_by_role("link", name="Sessions of this definition").click()
     page.locator(f"#sessions-table tr[data-session-id='{session['id']}']").wait_for()
+    assert page.get_by_label("Definition").input_value() == definition["id"]
     assert page.locator("#session-create").count() == 0
     _screenshot(page, "sessions-tablet.png")
     page.locator(f"#sessions-table tr[data-session-id='{session['id']}'] a").first.focus()

@@ -27,9 +27,7 @@ function statusButtons(definition, reload) {
   };
   return h("div", { class: "button-row" },
     make("activate", "Activate", !["active", "archived"].includes(definition.status)),
-    make("deactivate", "Deactivate", definition.status === "active"),
-    h("a", { href: `#/sessions?definition_id=${encodeURIComponent(definition.id)}`, class: "compact" },
-      "Sessions of this definition"));
+    make("deactivate", "Deactivate", definition.status === "active"));
 }
 
 function topologySection(topology) {
@@ -115,7 +113,9 @@ export function mountDefinitionDetail(main, id) {
         h("p", { class: "badges" },
           h("span", { class: "badge-label" }, "Status "), h("span", { dataset: { field: "status" } }, badge(definition.status, "Status")),
           h("span", { class: "badge-label" }, " Version "), h("span", { dataset: { field: "version" } }, String(definition.version)),
-          definition.observation_review ? [" ", badge("review", "Observation review")] : null),
+          definition.observation_review ? [" ", badge("review", "Observation review")] : null,
+          h("a", { href: `#/sessions?definition_id=${encodeURIComponent(definition.id)}`, class: "sessions-link" },
+            "Sessions of this definition")),
         session.isAdmin ? statusButtons(definition, load) : null);
       headerKey = key;
     }
