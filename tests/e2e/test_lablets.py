@@ -126,7 +126,8 @@ def test_a_session_created_in_the_page_changes_status_live(browser, local_stack:
     page = open_page(browser, local_stack)
     log_in(page, local_stack, "admin")
     page.goto("/#/sessions")
-    page.locator("#session-create summary").click()
+    page.locator("#session-create summary").focus()
+    page.keyboard.press("Enter")  # the collapsed form opens from the keyboard
     page.get_by_label("Active definition").select_option(definition["id"])
     page.get_by_label("Owner (student)").fill("student-live")
     page.get_by_role("button", name="Create session").click()
@@ -179,7 +180,11 @@ def test_port_drift_notice_session_detail_and_observation_panel(browser, local_s
     header.filter(has_text="ready").wait_for()
     assert page.locator("dt:text-is('CML lab id') + dd").inner_text() == "lab-e2e-1"
     assert page.locator("#session-ports tbody tr").count() == 4
-    assert not page.locator("button[data-action=observe]").is_disabled()
+    observe = page.locator("button[data-action=observe]")
+    assert not observe.is_disabled()
+    observe.click()  # the CPA writes the etcd request key for the lablet-controller; one request at a time
+    page.get_by_text("Observation requested; waiting for the lablet-controller.").wait_for()
+    assert page.locator("button[data-action=observe]").is_disabled()
 
     moved = {**allocated, "PC_vnc": allocated["PC_vnc"] + 100}
     _internal(local_stack, session["id"], "resource-observations", {
@@ -247,6 +252,7 @@ def test_a_viewer_sees_no_lablet_admin_controls(browser, local_stack: LocalStack
     page.locator("#topology-nodes").wait_for()
     assert page.locator("main button[data-action]").count() == 0
     assert page.locator("#apply-form").count() == 0
+    _screenshot(page, "definition-detail-tablet.png")
     page.get_by_role("link", name="Sessions of this definition").click()
     page.locator(f"#sessions-table tr[data-session-id='{session['id']}']").wait_for()
     assert page.get_by_label("Definition").input_value() == definition["id"]

@@ -38,7 +38,7 @@ function topologySection(topology) {
     h("tbody", {}, topology.nodes.map((n) => h("tr", { dataset: { node: n.label } },
       h("th", { scope: "row" }, n.label),
       h("td", {}, n.node_definition, n.counts_against_node_limit ? null
-        : h("span", { class: "hint" }, " (not counted against the node limit)")),
+        : h("span", { class: "hint" }, " (outside the node limit)")),
       h("td", { class: "num" }, String(n.cpus)), h("td", { class: "num" }, String(n.ram_mb)),
       h("td", { class: "num" }, num(n.disk_gb)), h("td", { class: "num" }, String(n.interfaces)),
       h("td", {}, n.ports.length ? n.ports.map((p) => `${p.name} (${p.template_port})`).join(", ") : "—")))));
@@ -80,7 +80,7 @@ function historySection(history) {
       h("thead", {}, h("tr", {}, ["When", "Field", "From", "To", "Reason", "By"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, [...history].reverse().map((c) => h("tr", {},
         h("td", {}, when(c.at)), h("td", {}, text(c.field)), h("td", {}, text(c.from)), h("td", {}, text(c.to)),
-        h("td", {}, text(c.reason)), h("td", {}, text(c.by))))))));
+        h("td", { class: "wrap" }, text(c.reason)), h("td", {}, text(c.by))))))));
 }
 
 export function mountDefinitionDetail(main, id) {

@@ -104,7 +104,7 @@ function historySection(s) {
     h("div", { class: "table-scroll" }, h("table", { class: "striped compact-table", id: "session-history" },
       h("thead", {}, h("tr", {}, ["When", "From", "To", "Reason", "By"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, [...s.state_history].reverse().map((c) => h("tr", {},
-        h("td", {}, when(c.at)), h("td", {}, text(c.from)), h("td", {}, badge(c.to)), h("td", {}, text(c.reason)),
+        h("td", {}, when(c.at)), h("td", {}, text(c.from)), h("td", {}, badge(c.to)), h("td", { class: "wrap" }, text(c.reason)),
         h("td", {}, text(c.by))))))));
 }
 
