@@ -70,7 +70,7 @@ const TONES = {
   critical: "bad", unreachable: "bad", failed: "bad", error: "bad", expired: "bad", invalid: "bad", false: "bad",
   // Lablet definitions and sessions (docs/lablets.md).
   draft: "muted", inactive: "muted", deprecated: "warn", archived: "muted", scheduled: "busy",
-  instantiating: "busy", collecting: "busy", review: "warn", drift: "bad",
+  instantiating: "busy", collecting: "busy", review: "warn", drift: "bad", booted: "ok",
 };
 
 // A small coloured label; the text is the value itself, so colour never carries meaning alone.
