@@ -23,7 +23,7 @@ def _rows(page):
 def test_admin_logs_in_and_sees_the_demo_fleet(browser, local_stack: LocalStack, tmp_path) -> None:
     page = open_page(browser, local_stack)
     page.goto("/")
-    assert page.get_by_role("heading", name="Sign in").is_visible()
+    page.get_by_role("heading", name="Sign in").wait_for()
     page.get_by_label("Username").fill("admin")
     page.get_by_label("Password").fill("wrong-password")
     page.get_by_role("button", name="Log in").click()
