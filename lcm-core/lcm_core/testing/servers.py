@@ -136,8 +136,9 @@ def cml_simulator(
         sys.executable, "-m", "lcm_core.testing.cml_simulator",
         "--host", LOOPBACK,
         "--port", str(port),
-        "--username", username,
-        "--password", password,
+        # `=` form: a generated password may begin with "-", which argparse would take for an option.
+        f"--username={username}",
+        f"--password={password}",
         "--boot-seconds", str(boot_seconds),
     ]
     return ManagedProcess(
