@@ -23,7 +23,7 @@ def _rows(page):
 def test_admin_logs_in_and_sees_the_demo_fleet(browser, local_stack: LocalStack, tmp_path) -> None:
     page = open_page(browser, local_stack)
     page.goto("/")
-    assert page.get_by_role("heading", name="Sign in").is_visible()
+    page.get_by_role("heading", name="Sign in").wait_for()
     page.get_by_label("Username").fill("admin")
     page.get_by_label("Password").fill("wrong-password")
     page.get_by_role("button", name="Log in").click()
@@ -58,6 +58,9 @@ def test_admin_logs_in_and_sees_the_demo_fleet(browser, local_stack: LocalStack,
     some = sorted(expected)[0]
     page.get_by_label("Search").fill(some)
     assert page.locator("#workers-table tbody td[data-field=name]").all_inner_texts() == [some]
+    by_ip = next(w for w in local_stack.workers() if w["private_ip"])
+    page.get_by_label("Search").fill(by_ip["private_ip"])
+    assert page.locator("#workers-table tbody td[data-field=name]").all_inner_texts() == [by_ip["name"]]
     page.get_by_label("Search").fill("")
     page.locator("button[data-sort=name]").click()
     names = page.locator("#workers-table tbody td[data-field=name]").all_inner_texts()

@@ -90,3 +90,29 @@ export function toast(message, tone = "info") {
   box.append(item);
   setTimeout(() => item.remove(), 5000);
 }
+
+// Calls `draw(keys)` at most once per `ms` with every key scheduled meanwhile (null: "everything"), so a
+// burst of events (a metrics cycle over the whole fleet) costs one redraw, not one per event.
+export function coalesce(draw, ms = 150) {
+  let pending = null;
+  let everything = false;
+  let timer = null;
+  const schedule = (keys) => {
+    if (keys === null) everything = true;
+    else {
+      pending ??= new Set();
+      for (const key of keys) pending.add(key);
+    }
+    if (timer === null) {
+      timer = setTimeout(() => {
+        const batch = everything ? null : [...pending];
+        pending = null;
+        everything = false;
+        timer = null;
+        draw(batch);
+      }, ms);
+    }
+  };
+  schedule.cancel = () => clearTimeout(timer);
+  return schedule;
+}

@@ -48,7 +48,8 @@ export function summaryOf(worker) {
   const t = worker.telemetry || {};
   return {
     id: worker.id, name: worker.name, aws_region: worker.aws_region, aws_instance_id: worker.aws_instance_id,
-    instance_type: worker.instance_type, status: worker.status, desired_status: worker.desired_status,
+    instance_type: worker.instance_type, public_ip: worker.public_ip, private_ip: worker.private_ip,
+    status: worker.status, desired_status: worker.desired_status,
     service_status: worker.service_status, health_status: worker.health_status,
     license_status: worker.license?.status, cpu_percent: t.cpu_percent, memory_percent: t.memory_percent,
     disk_percent: t.disk_percent, labs_count: t.labs_count, phase: worker.phase,

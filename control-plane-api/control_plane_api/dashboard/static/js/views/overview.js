@@ -1,7 +1,7 @@
 // Fleet overview: counts by status and health, average utilisation, idle workers, controllers. Live.
 
 import { api } from "../api.js";
-import { ago, badge, h, pct, replace, text } from "../dom.js";
+import { ago, badge, coalesce, h, pct, replace, text } from "../dom.js";
 import { fleet, subscribe } from "../store.js";
 
 const STATUS_ORDER = ["running", "starting", "provisioning", "pending", "draining", "stopping", "stopped",
@@ -93,7 +93,7 @@ export function mountOverview(main) {
   let overview = null;
   let error = null;
   let pending = null;
-  const drawFleet = () => replace(grid, fleetCards());
+  const drawFleet = coalesce(() => replace(grid, fleetCards()), 250);
   const drawControllers = () => replace(controllers, controllersCard(overview, error));
   const load = async () => {
     try {
@@ -104,16 +104,17 @@ export function mountOverview(main) {
     }
     drawControllers();
   };
-  drawFleet();
+  replace(grid, fleetCards());
   drawControllers();
   load();
   const poll = setInterval(load, 15_000);
   const off = subscribe((kind) => {
-    if (kind === "workers") drawFleet();
+    if (kind === "workers") drawFleet(null);
     if (kind === "controllers" && !pending) pending = setTimeout(() => { pending = null; load(); }, 1000);
   });
   return () => {
     off();
+    drawFleet.cancel();
     clearInterval(poll);
     clearTimeout(pending);
   };

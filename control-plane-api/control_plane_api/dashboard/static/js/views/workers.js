@@ -1,7 +1,7 @@
 // Workers table: search, filters (region, status, health), sortable columns, rows updated in place by SSE.
 
 import { actionButtons, refreshButtons } from "../actions.js";
-import { badge, h, pct, replace, text } from "../dom.js";
+import { badge, coalesce, h, pct, replace, text } from "../dom.js";
 import { fleet, session, subscribe } from "../store.js";
 
 const COLUMNS = [
@@ -119,10 +119,11 @@ export function mountWorkers(main, params) {
   };
 
   function draw(ids) {
+    const changed = ids ? new Set(ids) : null;
     const visible = [...fleet.values()].filter(matches).sort(compare);
     for (const w of visible) {
       const tr = rowFor(w);
-      if (!ids || ids.includes(w.id) || !tr.firstChild) fillRow(tr, w);
+      if (!changed || changed.has(w.id) || !tr.firstChild) fillRow(tr, w);
     }
     const order = visible.map((w) => rows.get(w.id));
     const same = order.length === tbody.children.length && order.every((tr, i) => tbody.children[i] === tr);
@@ -137,13 +138,16 @@ export function mountWorkers(main, params) {
   drawFilters();
   drawHead();
   draw();
+  const later = coalesce((ids) => {
+    if (ids === null && !filters.contains(document.activeElement)) drawFilters(); // new regions or statuses
+    draw(ids ?? undefined);
+  });
   const off = subscribe((kind, detail) => {
     if (kind !== "workers") return;
-    if (detail.snapshot || detail.added) {
-      const focused = document.activeElement;
-      if (!filters.contains(focused)) drawFilters();
-      draw();
-    } else draw(detail.ids);
+    later(detail.snapshot || detail.added ? null : detail.ids);
   });
-  return off;
+  return () => {
+    off();
+    later.cancel();
+  };
 }
