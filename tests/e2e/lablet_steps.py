@@ -27,13 +27,14 @@ NAME = "ccna-basic"
 CPA_ONLY_LAB_ID = "lab-e2e-1"
 
 
-def definition(stack: LocalStack) -> dict[str, Any]:
-    """The sample definition (created by the first test through the page, else here through the API)."""
+def definition(stack: LocalStack, name: str = NAME) -> dict[str, Any]:
+    """The active definition of the sample topology called `name` (the first test creates `NAME` through the
+    page; otherwise it is created here through the API)."""
     listed = stack.api("GET", "/api/lablet-definitions").json()["items"]
-    found = next((d for d in listed if d["name"] == NAME), None)
+    found = next((d for d in listed if d["name"] == name), None)
     if found is None:
         answer = stack.api("POST", "/api/lablet-definitions", json={
-            "name": NAME, "lab_topology_yaml": SAMPLE.read_text(), "lab_track": "ccna", "activate": True})
+            "name": name, "lab_topology_yaml": SAMPLE.read_text(), "lab_track": "ccna", "activate": True})
         assert answer.status_code == 201, answer.text
         found = answer.json()
     return found

@@ -90,10 +90,12 @@ def test_admin_creates_a_definition_from_the_sample_topology(browser, local_stac
 
 
 def test_a_session_created_in_the_page_changes_status_live(browser, local_stack: LocalStack) -> None:
-    definition = steps.definition(local_stack)
     page = open_page(browser, local_stack)
     log_in(page, local_stack, "admin")
     page.goto("/#/sessions")
+    page.locator("#session-create").wait_for()
+    definition = steps.definition(local_stack, "ccna-live")  # activated after the page was drawn
+    page.locator(f"#session-definition option[value='{definition['id']}']").wait_for(state="attached")
     page.locator("#session-create summary").focus()
     page.keyboard.press("Enter")  # the collapsed form opens from the keyboard
     page.get_by_label("Active definition").select_option(definition["id"])

@@ -173,6 +173,24 @@ export function mountSessions(main, params) {
   }, 250);
   const reloadPage = debounce(load, 300);
 
+  const drawCreate = () => {
+    if (!session.isAdmin || create.querySelector("details[open]")) return; // never under the admin's hands
+    replace(create, createForm(definitions.filter((d) => d.status === "active"), (created) => {
+      if (matches(created)) reloadPage();
+    }));
+  };
+  // Definitions activated, deactivated or created meanwhile change the filter and the form's choices.
+  const readDefinitions = debounce(async () => {
+    try {
+      definitions = await definitionsPage();
+    } catch (failure) {
+      toast(`Definitions unavailable: ${failure.message}`, "bad");
+      return;
+    }
+    if (!filters.contains(document.activeElement)) drawFilters();
+    drawCreate();
+  }, 300);
+
   async function start() {
     try {
       definitions = await definitionsPage();
@@ -180,11 +198,7 @@ export function mountSessions(main, params) {
       toast(`Definitions unavailable: ${failure.message}`, "bad");
     }
     drawFilters();
-    if (session.isAdmin) {
-      replace(create, createForm(definitions.filter((d) => d.status === "active"), (created) => {
-        if (matches(created)) reloadPage();
-      }));
-    }
+    drawCreate();
     await load();
   }
 
@@ -193,6 +207,7 @@ export function mountSessions(main, params) {
     if (kind === "workers" && detail.snapshot && !filters.contains(document.activeElement)) drawFilters();
     if (kind !== "lablet") return;
     const data = detail.envelope.data || {};
+    if (detail.type.startsWith("lablet.definition.")) readDefinitions();
     if (detail.type.startsWith("lablet.session.") && data.session_id) {
       pending.add(data.session_id);
       refreshRows();
@@ -202,5 +217,6 @@ export function mountSessions(main, params) {
     off();
     refreshRows.cancel();
     reloadPage.cancel();
+    readDefinitions.cancel();
   };
 }
