@@ -85,6 +85,10 @@ def test_a_stopped_instance_shows_up_live_without_a_reload(browser, local_stack:
     assert page.evaluate("window.__sameDocument") is True  # updated in place, not reloaded
     phase = page.locator(f"tr[data-worker-id='{target['id']}'] td[data-field=phase]").inner_text()
     assert phase == "STOPPED"
+    stopped = sum(w["status"] == "stopped" for w in local_stack.workers())
+    page.get_by_role("link", name="Overview").click()
+    page.locator("[data-count='status:stopped']").filter(has_text=str(stopped)).wait_for()
+    assert page.evaluate("window.__sameDocument") is True
     page.close()
 
 

@@ -7,6 +7,7 @@ concurrent updates of one worker both land (no lost field) and neither caller se
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -217,7 +218,7 @@ class WorkerService:
 
     async def _record_history(self, workers: Sequence[Worker]) -> None:
         """One utilisation sample per reported worker, for the dashboard's charts (one round trip)."""
-        if self.history is None:
+        if self.history is None or not workers:
             return
         now = self._clock()
         samples = [s for s in (sample_of(w, now) for w in workers) if s is not None]
@@ -244,13 +245,14 @@ class WorkerService:
         lost = await self.workers.save_many([w for w, _ in pending])
         committed = [(w, events) for w, events in pending if w.id not in lost]
         result.updated = [w.id for w, _ in committed]
-        await self._after_commit_many(committed)
+        # Publication (Redis) and the chart samples (MongoDB) are independent: one round trip's time for both.
+        await asyncio.gather(self._after_commit_many(committed), self._record_history([w for w, _ in committed]))
         retried = []
         for wid in lost:
             result.retried += 1
             retried.append(await self._apply_metrics(wid, reports[wid], by))
             result.updated.append(wid)
-        await self._record_history([w for w, _ in committed] + retried)
+        await self._record_history(retried)
         return result
 
     async def detect_idle(self, worker_id: str, by: str) -> Worker:
