@@ -12,7 +12,7 @@ from control_plane_api.domain.lablet_definition import DefinitionContent, Lablet
 from control_plane_api.domain.lablet_observation import aggregate
 from control_plane_api.infrastructure.mongo_lablets import DefinitionRepository, SessionRepository
 from lcm_core.domain.lablets import LabletDefinitionStatus, LabletSessionStatus, ResourceRequirements
-from lcm_core.errors import StaleVersionError
+from lcm_core.errors import ConflictError, StaleVersionError
 
 DefinitionChange = Callable[[LabletDefinition, datetime], list[DomainEvent]]
 #: Sessions whose observations count as "completed" for the aggregate of ADR-030 §5.
@@ -40,8 +40,16 @@ class DefinitionService:
         self._attempts = max_attempts
 
     async def create(self, name: str, content: DefinitionContent, by: str) -> LabletDefinition:
+        """A new definition; asking again for the same name with the same content returns the existing one
+        (a retried request), another content under a taken name is a conflict."""
         definition, events = LabletDefinition.create(name, content, self._clock(), by)
-        await self.repo.insert(definition)
+        try:
+            await self.repo.insert(definition)
+        except ConflictError:
+            existing = await self.repo.by_name(name)
+            if existing is not None and existing.same_content(definition):
+                return existing
+            raise
         await self._publisher.publish(events)
         return definition
 

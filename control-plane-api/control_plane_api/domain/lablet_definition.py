@@ -92,6 +92,12 @@ class LabletDefinition(Model):
         definition._record("status", None, D.DRAFT.value, now, "created", by)
         return definition, [definition._event(ev.LABLET_DEFINITION_CREATED, **definition.brief())]
 
+    def same_content(self, other: LabletDefinition) -> bool:
+        """Whether `other` was made from the same operator input (the fields a version is made of)."""
+        fields = ("lab_topology_yaml", "resource_requirements", "lab_track", "license_affinity",
+                  "max_duration_minutes", "description")
+        return all(getattr(self, f) == getattr(other, f) for f in fields)
+
     def brief(self) -> dict[str, Any]:
         return {"lab_track": self.lab_track, "port_names": [p.name for p in self.port_template],
                 "resource_requirements": self.resource_requirements.model_dump(),

@@ -48,6 +48,10 @@ class DefinitionRepository:
             raise NotFoundError(f"lablet definition {definition_id} not found", definition_id=definition_id)
         return LabletDefinition.model_validate(_from_doc(doc))
 
+    async def by_name(self, name: str) -> LabletDefinition | None:
+        doc = await self._c.find_one({"name": name})
+        return None if doc is None else LabletDefinition.model_validate(_from_doc(doc))
+
     async def get_version(self, definition_id: str, version: int) -> LabletDefinition:
         """A definition as it was at `version` (the snapshot; the head if it is the current version)."""
         doc = await self._v.find_one({"_id": f"{definition_id}:{version}"})

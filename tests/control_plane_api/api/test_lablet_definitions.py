@@ -18,6 +18,12 @@ def test_definition_from_a_topology_derives_ports_and_resources(control_plane) -
         duplicate = http.post("/api/lablet-definitions", headers=cp.admin(),
                               json={"name": "ccna-basic", "lab_topology_yaml": SAMPLE_TOPOLOGY})
         assert duplicate.status_code == 409
+        assert "already exists" in duplicate.json()["detail"]
+        retried = http.post("/api/lablet-definitions", headers=cp.admin(), json={
+            "name": "ccna-basic", "lab_topology_yaml": SAMPLE_TOPOLOGY, "lab_track": "ccna",
+            "max_duration_minutes": 90})
+        assert retried.status_code == 201
+        assert (retried.json()["id"], retried.json()["version"]) == (definition["id"], 1)
         draft_session = http.post("/api/lablet-sessions", headers=cp.admin(),
                                   json={"definition_id": definition["id"], **timeslot()})
         assert draft_session.status_code == 409

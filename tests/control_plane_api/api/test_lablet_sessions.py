@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+from pymongo import MongoClient
+
 from lcm_core.domain.lablets import DefinitionWorkView, SessionStateKey, SessionWorkView
 from tests.fixtures.lablet_api import (
     LABLET,
@@ -243,3 +245,29 @@ def test_session_events_reach_the_event_stream(control_plane) -> None:
     kinds = [f.event for f in frames]
     assert kinds[:3] == ["lablet.session.created", "lablet.session.status.changed", "lablet.session.scheduled"]
     assert frames[2].data["data"]["allocated_ports"]["PC_vnc"] == 5044
+
+
+def test_a_reservation_left_by_a_crash_is_released_by_the_sweep(control_plane_factory, mongo_server) -> None:
+    cp = control_plane_factory(LABLET_EXPIRY_SWEEP_SECONDS=0.3, LABLET_ORPHAN_GRACE_SECONDS=1)
+    [worker_id] = ready_workers(cp, 1)
+    session = create_session(cp, create_definition(cp)["id"])
+    _post(cp, f"/api/internal/lablet-sessions/{session['id']}/schedule", schedule_body(worker_id))
+    # A CPA that died between the worker write and the session write left a reservation behind.
+    with MongoClient(f"mongodb://{mongo_server.address}", tz_aware=True) as mongo:
+        workers = mongo[cp.settings.mongodb_database]["workers"]
+        doc = workers.find_one({"_id": worker_id})
+        capacity = doc["capacity"]
+        capacity["reservations"]["ghost"] = {
+            "cpu_cores": 5, "memory_gb": 1, "storage_gb": 1, "node_count": 1, "ports": {"PC_serial": 5100},
+            "drifted_ports": {}, "reserved_at": datetime.now(UTC) - timedelta(hours=1), "session_version": 1}
+        capacity["allocated"]["cpu_cores"] += 5
+        capacity["session_ids"].append("ghost")
+        capacity["port_allocations"]["ghost"] = {"PC_serial": 5100}
+        workers.replace_one({"_id": worker_id, "version": doc["version"]}, {**doc, "version": doc["version"] + 1})
+    assert _worker(cp, worker_id)["capacity"]["allocated"]["cpu_cores"] == 8
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "ghost" in _worker(cp, worker_id)["capacity"]["reservations"]:
+        time.sleep(0.3)
+    capacity = _worker(cp, worker_id)["capacity"]
+    assert capacity["session_ids"] == [session["id"]]  # the session that holds it is left alone
+    assert capacity["allocated"]["cpu_cores"] == 3
