@@ -204,7 +204,9 @@ def test_port_drift_notice_session_detail_and_observation_panel(browser, local_s
     page.locator("#apply-form button[type=submit]").click()
     error = page.locator("#apply-error")
     error.filter(has_text="changed since you read version").wait_for()
-    assert "409" not in error.inner_text()
+    # Said in words, with the CPA's reason (not as a status code).
+    assert error.inner_text().startswith(f"Not applied: the definition changed since you read version "
+                                         f"{current['version']} (definition {definition['id']} is at version")
     page.locator("#apply-reload").click()
     page.locator(f"#apply-form[data-version='{current['version'] + 1}']").wait_for()
     page.get_by_label("CPU cores").fill("5")
