@@ -10,6 +10,8 @@ VENV     := .venv
 PY       := $(VENV)/bin/python
 PIP      := $(PY) -m pip
 STAMP    := $(VENV)/.lcm-installed
+DASHBOARD := control-plane-api/control_plane_api/dashboard
+NPM_STAMP := $(DASHBOARD)/node_modules/.lcm-installed
 PACKAGES := lcm-core/pyproject.toml control-plane-api/pyproject.toml \
             worker-controller/pyproject.toml lablet-controller/pyproject.toml
 
@@ -41,12 +43,20 @@ $(STAMP): $(PY) $(PACKAGES)
 	$(PIP) install --quiet -e "lcm-core[test]" -e control-plane-api -e worker-controller -e lablet-controller
 	@touch $(STAMP)
 
-setup: $(STAMP)
+# The dashboard's browser libraries (pinned in package-lock.json), served by the API from node_modules.
+$(NPM_STAMP): $(DASHBOARD)/package.json $(DASHBOARD)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+		echo "error: the dashboard's browser libraries are installed with npm (Node.js 20+), which was not found." >&2; \
+		echo "       Install Node.js and npm (e.g. apt-get install nodejs npm), then run make again." >&2; exit 1; }
+	cd $(DASHBOARD) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
-run: $(STAMP)
+setup: $(STAMP) $(NPM_STAMP)
+
+run: $(STAMP) $(NPM_STAMP)
 	@exec $(PY) -m lcm_core.testing.devstack
 
-test: $(STAMP)
+test: $(STAMP) $(NPM_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

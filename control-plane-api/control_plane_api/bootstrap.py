@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from pymongo.errors import PyMongoError
 
@@ -20,16 +21,26 @@ from control_plane_api.infrastructure.etcd_keys import EtcdKeys
 from control_plane_api.infrastructure.event_log import RedisEventLog
 from control_plane_api.infrastructure.identity import LocalUsers, SessionCodec, TokenVerifier
 from control_plane_api.infrastructure.mongo_lablets import DefinitionRepository, SessionRepository
+from control_plane_api.infrastructure.mongo_metrics import MetricHistoryRepository
 from control_plane_api.infrastructure.mongo_settings import (
     ControllerStatusRepository,
     SettingsRepository,
     TemplateRepository,
 )
 from control_plane_api.infrastructure.mongo_workers import WorkerRepository
+from control_plane_api.infrastructure.oidc import OidcClient, OidcLogin
 from control_plane_api.infrastructure.webhooks import WebhookNotifier
 from control_plane_api.settings import ControlPlaneSettings
 
 logger = logging.getLogger(__name__)
+
+
+def _oidc_client(settings: ControlPlaneSettings) -> OidcClient | None:
+    if not (settings.oidc_issuer and settings.oidc_login_client_id):
+        return None
+    secret = settings.oidc_login_client_secret
+    return OidcClient(issuer=settings.oidc_issuer, client_id=settings.oidc_login_client_id,
+                      client_secret=secret.get_secret_value() if secret else None, scopes=settings.oidc_login_scopes)
 
 
 @dataclass
@@ -46,6 +57,7 @@ class ControlPlane:
     tokens: TokenVerifier
     sessions: SessionCodec
     local_users: LocalUsers
+    oidc: OidcLogin
     definitions: DefinitionService
     lablet_sessions: SessionService
     _index_task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -67,7 +79,9 @@ class ControlPlane:
                                           idle_threshold_minutes=settings.idle_threshold_minutes,
                                           fleet=settings)
         workers = WorkerService(WorkerRepository(db["workers"]), system_settings, relay, etcd, webhooks,
-                                templates=template_repository)
+                                templates=template_repository,
+                                history=MetricHistoryRepository(
+                                    db["worker_metrics"], timedelta(hours=settings.metrics_history_hours)))
         session_repository = SessionRepository(db["lablet_sessions"])
         definitions = DefinitionService(DefinitionRepository(db["lablet_definitions"],
                                                              db["lablet_definition_versions"]),
@@ -87,6 +101,7 @@ class ControlPlane:
             tokens=TokenVerifier(settings),
             sessions=SessionCodec(settings.session_secret.get_secret_value(), settings.session_ttl_minutes * 60),
             local_users=LocalUsers(settings.local_users_file),
+            oidc=OidcLogin(_oidc_client(settings), settings.session_secret.get_secret_value()),
         )
 
     async def _ensure_indexes(self) -> None:
@@ -95,6 +110,8 @@ class ControlPlane:
         while True:
             try:
                 await self.workers.workers.ensure_indexes()
+                if self.workers.history is not None:
+                    await self.workers.history.ensure_indexes()
                 await self.definitions.repo.ensure_indexes()
                 await self.lablet_sessions.repo.ensure_indexes()
                 return

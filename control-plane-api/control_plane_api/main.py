@@ -12,6 +12,7 @@ from control_plane_api.api import (
     admin,
     api_docs,
     auth,
+    dashboard,
     events,
     health,
     internal,
@@ -56,9 +57,9 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
     app.state.metrics = metrics.install_metrics(app)
     install_error_handlers(app)
     app.include_router(api_docs.router(app))
-    for router in (health.router, auth.router, workers.router, admin.settings_router, admin.templates_router,
-                   admin.system_router, lablet_definitions.router, lablet_sessions.router, events.router,
-                   internal.router, internal_lablets.router, metrics.router):
+    for router in (health.router, auth.router, auth.sso_router, workers.router, admin.settings_router,
+                   admin.templates_router, admin.system_router, lablet_definitions.router, lablet_sessions.router,
+                   events.router, internal.router, internal_lablets.router, metrics.router, dashboard.router):
         app.include_router(router)
     return app
 

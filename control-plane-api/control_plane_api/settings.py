@@ -80,6 +80,23 @@ class ControlPlaneSettings(LcmSettings, EtcdSettings, FleetDefaults):
     dependency_timeout_seconds: float = Field(default=2.0, gt=0, validation_alias="CPA_DEPENDENCY_TIMEOUT")
     """Deadline of each dependency check made by `/api/ready`."""
 
+    metrics_history_hours: float = Field(default=24.0, gt=0, le=24 * 90, validation_alias="METRICS_HISTORY_HOURS")
+    """How long each worker's utilisation samples are kept for the dashboard's charts."""
+
+    oidc_login_client_id: str | None = Field(default=None, validation_alias="AUTH_OIDC_LOGIN_CLIENT_ID")
+    """Client the dashboard's "Sign in with SSO" uses at `AUTH_OIDC_ISSUER` (authorization code + PKCE; the
+    CPA exchanges the code). Unset: no SSO button, only local users."""
+
+    oidc_login_client_secret: SecretStr | None = Field(default=None, validation_alias="AUTH_OIDC_LOGIN_CLIENT_SECRET")
+    """Secret of that client when it is confidential (Keycloak "client authentication" on); unset for public."""
+
+    oidc_login_scopes: str = Field(default="openid profile", validation_alias="AUTH_OIDC_LOGIN_SCOPES")
+    """Scopes the SSO login asks for (the access token must carry the LCM roles and audience)."""
+
+    oidc_redirect_url: str | None = Field(default=None, validation_alias="AUTH_OIDC_REDIRECT_URL")
+    """The callback URL registered at the identity provider, e.g. `https://lcm.example.com/api/auth/oidc/callback`.
+    Default: derived from the request (set it behind a reverse proxy that rewrites the host or scheme)."""
+
     lablet_port_range_start: int = Field(default=5000, ge=1, le=65535, validation_alias="LABLET_PORT_RANGE_START")
     """First port the CPA may allocate to a lablet session on a worker (serial/VNC/... consoles)."""
 

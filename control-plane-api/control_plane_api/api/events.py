@@ -93,7 +93,11 @@ async def stream(
     event_types: Annotated[str | None, Query(max_length=2000, description="Types; `worker.*` style prefixes")]
     = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=100)] = None,
+    resume_from: Annotated[str | None, Query(
+        alias="last_event_id", max_length=100,
+        description="Same as the Last-Event-ID header, for a client that opens a new EventSource itself")] = None,
 ) -> EventSourceResponse:
+    last_event_id = last_event_id or resume_from
     flt = EventFilter(
         worker_ids=frozenset(w for w in (worker_ids or "").split(",") if w),
         event_types=frozenset(t for t in (event_types or "").split(",") if t),

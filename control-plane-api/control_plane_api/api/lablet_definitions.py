@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import Field
 
+from control_plane_api.api.lablet_topology_view import topology_summary
 from control_plane_api.api.lablet_views import Page, Strict, TrackName, csv, definition_page, definition_view
 from control_plane_api.api.security import CP, Admin, Viewer
 from control_plane_api.domain.lablet_definition import DefinitionContent
@@ -92,6 +93,14 @@ async def get_definition(definition_id: str, cp: CP, _who: Viewer,
     if version is None:
         return definition_view(await cp.definitions.repo.get(definition_id))
     return definition_view(await cp.definitions.repo.get_version(definition_id, version))
+
+
+@router.get("/{definition_id}/topology", summary="Topology summary: nodes, links, port template (`version=N`)")
+async def get_topology(definition_id: str, cp: CP, _who: Viewer,
+                       version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> dict[str, Any]:
+    repo = cp.definitions.repo
+    definition = await (repo.get(definition_id) if version is None else repo.get_version(definition_id, version))
+    return topology_summary(definition)
 
 
 @router.get("/{definition_id}/versions", summary="Every stored version of a definition")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane_api.api.security import CP, Admin, Viewer
 from control_plane_api.api.views import WorkerPage, worker_page, worker_view
+from control_plane_api.domain.metric_history import MetricSample
 from control_plane_api.infrastructure.mongo_workers import SORTABLE, WorkerQuery
 from lcm_core.domain.enums import DesiredStatus
 from lcm_core.domain.types import AwsRegion, Label, Text
@@ -109,6 +110,22 @@ async def refresh(worker_id: str, cp: CP, who: Admin) -> dict[str, Any]:
 @router.put("/{worker_id}/idle-detection", summary="Enable or disable idle detection for this worker")
 async def idle_detection(worker_id: str, body: IdleDetectionBody, cp: CP, who: Admin) -> dict[str, Any]:
     return worker_view(await cp.workers.set_idle_detection(worker_id, body.enabled, by=who.subject))
+
+
+class MetricHistory(BaseModel):
+    worker_id: str
+    minutes: float
+    samples: list[MetricSample]
+
+
+@router.get("/{worker_id}/metrics", summary="Utilisation over time (CPU, memory, disk; CPU source labelled)")
+async def metric_history(
+    worker_id: str, cp: CP, _who: Viewer,
+    minutes: Annotated[float, Query(gt=0, le=60 * 24 * 90, description="How far back")] = 60,
+    limit: Annotated[int, Query(ge=1, le=5000, description="At most this many (the newest) samples")] = 720,
+) -> MetricHistory:
+    samples = await cp.workers.metric_history(worker_id, minutes, limit)
+    return MetricHistory(worker_id=worker_id, minutes=minutes, samples=samples)
 
 
 @router.put("/{worker_id}/lab-track", summary="Set the lab track the worker serves (scheduling preference)")

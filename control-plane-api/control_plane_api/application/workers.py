@@ -7,19 +7,22 @@ concurrent updates of one worker both land (no lost field) and neither caller se
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from control_plane_api.application.settings import Publisher, SettingsService
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent, utcnow
+from control_plane_api.domain.metric_history import MetricSample, sample_of
 from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, MetricsReport, StatusReport
 from control_plane_api.domain.worker import Worker
 from control_plane_api.infrastructure.etcd_keys import EtcdKeys
+from control_plane_api.infrastructure.mongo_metrics import MetricHistoryRepository
 from control_plane_api.infrastructure.mongo_settings import TemplateRepository
 from control_plane_api.infrastructure.mongo_workers import WorkerRepository
 from control_plane_api.infrastructure.webhooks import WebhookNotifier
@@ -56,8 +59,10 @@ def _fingerprint(worker: Worker) -> dict[str, Any]:
 class WorkerService:
     def __init__(self, workers: WorkerRepository, settings: SettingsService, publisher: Publisher,
                  etcd: EtcdKeys, webhooks: WebhookNotifier, templates: TemplateRepository,
+                 history: MetricHistoryRepository | None = None,
                  clock: Callable[[], datetime] = utcnow, max_attempts: int = 8) -> None:
         self.workers = workers
+        self.history = history
         self._templates = templates
         self._settings = settings
         self._publisher = publisher
@@ -203,8 +208,27 @@ class WorkerService:
         return await self.mutate(worker_id, lambda w, now: w.apply_status_report(report, now, by))
 
     async def update_metrics(self, worker_id: str, report: MetricsReport, by: str) -> Worker:
+        worker = await self._apply_metrics(worker_id, report, by)
+        await self._record_history([worker])
+        return worker
+
+    async def _apply_metrics(self, worker_id: str, report: MetricsReport, by: str) -> Worker:
         monitoring = (await self._settings.get()).monitoring
         return await self.mutate(worker_id, lambda w, now: w.apply_metrics(report, monitoring, now, by))
+
+    async def _record_history(self, workers: Sequence[Worker]) -> None:
+        """One utilisation sample per reported worker, for the dashboard's charts (one round trip)."""
+        if self.history is None or not workers:
+            return
+        now = self._clock()
+        samples = [s for s in (sample_of(w, now) for w in workers) if s is not None]
+        await self.history.append(samples, now)
+
+    async def metric_history(self, worker_id: str, minutes: float, limit: int) -> list[MetricSample]:
+        await self.workers.get(worker_id)  # 404 for an unknown worker rather than an empty history
+        if self.history is None:
+            return []
+        return await self.history.recent(worker_id, self._clock() - timedelta(minutes=minutes), limit)
 
     async def update_metrics_batch(self, reports: dict[str, MetricsReport], by: str) -> BatchResult:
         """Many workers in one round trip each way: one read, one bulk write, conflicts retried one by one."""
@@ -221,11 +245,14 @@ class WorkerService:
         lost = await self.workers.save_many([w for w, _ in pending])
         committed = [(w, events) for w, events in pending if w.id not in lost]
         result.updated = [w.id for w, _ in committed]
-        await self._after_commit_many(committed)
+        # Publication (Redis) and the chart samples (MongoDB) are independent: one round trip's time for both.
+        await asyncio.gather(self._after_commit_many(committed), self._record_history([w for w, _ in committed]))
+        retried = []
         for wid in lost:
             result.retried += 1
-            await self.update_metrics(wid, reports[wid], by)
+            retried.append(await self._apply_metrics(wid, reports[wid], by))
             result.updated.append(wid)
+        await self._record_history(retried)
         return result
 
     async def detect_idle(self, worker_id: str, by: str) -> Worker:

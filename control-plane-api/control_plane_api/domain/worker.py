@@ -124,6 +124,7 @@ class Worker(WorkerTelemetry, Model):
         return {
             "id": self.id, "name": self.name, "aws_region": self.aws_region,
             "aws_instance_id": self.aws_instance_id, "instance_type": self.instance_type,
+            "public_ip": self.public_ip, "private_ip": self.private_ip,
             "status": self.status.value, "desired_status": self.desired_status,
             "service_status": self.service_status.value, "health_status": self.health_status.value,
             "license_status": self.license.status.value, "cpu_percent": self.telemetry.cpu_percent,

@@ -53,6 +53,8 @@ class WorkerTelemetry:
         activity: Activity
         active_alerts: list[str]
         alerts: list[Alert]
+        @property
+        def lifecycle_phase(self) -> str: ...
 
         def _event(self, type_: str, **data: Any) -> DomainEvent: ...
         def _record(self, field: str, old: str | None, new: str, at: datetime, reason: str | None,
@@ -94,7 +96,7 @@ class WorkerTelemetry:
         if lic.status is not old:
             self._record("license", old.value, lic.status.value, now, progress.error, by)
         return [self._event(ev.WORKER_LICENSE_UPDATED, status=lic.status.value, pending_action=lic.pending_action,
-                            error=lic.last_error, node_limit=lic.node_limit)]
+                            error=lic.last_error, node_limit=lic.node_limit, phase=self.lifecycle_phase)]
 
     def _merge_license(self, report: Any) -> None:
         lic = self.license
@@ -156,7 +158,7 @@ class WorkerTelemetry:
             found.append(self._event(ev.WORKER_LABS_UPDATED, labs_count=t.labs_count, previous=old_labs))
         if license_changed:
             found.append(self._event(ev.WORKER_LICENSE_UPDATED, status=self.license.status.value,
-                                     node_limit=self.license.node_limit))
+                                     node_limit=self.license.node_limit, phase=self.lifecycle_phase))
         return found
 
     def _apply_cml(self, cml: CmlReport, collected_at: datetime, now: datetime, by: str,
@@ -217,7 +219,8 @@ class WorkerTelemetry:
             "service_status": self.service_status.value, "collected_at": t.collected_at.isoformat()
             if t.collected_at else None,
             "running_nodes": t.cml.system_info.running_nodes,
-        })
+            "phase": self.lifecycle_phase,
+        }) | {"idle_since": self.activity.idle_since.isoformat() if self.activity.idle_since else None}
 
     # ------------------------------------------------------------------ idle detection
 

@@ -151,6 +151,10 @@ class LocalUsers:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise ConfigurationError(f"AUTH_LOCAL_USERS_FILE {path} is not a valid users file: {exc}") from exc
 
+    @property
+    def configured(self) -> bool:
+        return bool(self._users)
+
     def authenticate(self, username: str, password: str) -> Principal | None:
         user = self._users.get(username)
         # Hash even for unknown users so that timing does not reveal which usernames exist.

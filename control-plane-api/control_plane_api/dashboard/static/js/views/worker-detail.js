@@ -1,0 +1,137 @@
+// A worker's detail page: header with phase badge and admin actions, then accessible tabs
+// (AWS, CML, Monitoring, Events). Refreshed when an event about this worker arrives.
+
+import { actionButtons, refreshButtons } from "../actions.js";
+import { api } from "../api.js";
+import { badge, h, replace, toast } from "../dom.js";
+import { session, subscribe } from "../store.js";
+import { mountMonitoring } from "./monitoring.js";
+import { awsTab, cmlTab, eventsTab } from "./worker-tabs.js";
+
+const TABS = [["aws", "AWS"], ["cml", "CML"], ["monitoring", "Monitoring"], ["events", "Events"]];
+
+function adminControls(worker, reload) {
+  const idle = worker.activity?.idle_detection_enabled;
+  const licensed = ["registered", "registering", "evaluation"].includes(worker.license?.status);
+  const toggle = h("button", { type: "button", class: "compact secondary outline", dataset: { action: "idle" } },
+    idle ? "Disable idle detection" : "Enable idle detection");
+  toggle.addEventListener("click", async () => {
+    try {
+      await api(`/api/workers/${encodeURIComponent(worker.id)}/idle-detection`, { method: "PUT", body: { enabled: !idle } });
+      toast(`Idle detection ${idle ? "disabled" : "enabled"} for ${worker.name}.`, "ok");
+      reload();
+    } catch (failure) {
+      toast(`Idle detection change failed: ${failure.message}`, "bad");
+    }
+  });
+  const action = licensed ? "deregister" : "register";
+  const licence = h("button", { type: "button", class: "compact secondary outline", dataset: { action: "licence" } },
+    licensed ? "Deregister licence" : "Register licence");
+  licence.disabled = worker.status !== "running" || Boolean(worker.license?.pending_action);
+  licence.addEventListener("click", async () => {
+    if (!window.confirm(`${worker.name}: ${licence.textContent}?`)) return;
+    try {
+      await api(`/api/workers/${encodeURIComponent(worker.id)}/license/${action}`, { method: "POST" });
+      toast(`Licence ${action} requested for ${worker.name}.`, "ok");
+      reload();
+    } catch (failure) {
+      toast(`Licence ${action} failed: ${failure.message}`, "bad");
+    }
+  });
+  return h("div", { class: "button-row" },
+    actionButtons(worker, undefined, reload), toggle, licence);
+}
+
+function tabList(id, current, onSelect) {
+  const tabs = TABS.map(([key, label]) => h("button", {
+    type: "button", role: "tab", id: `tab-${key}`, "aria-controls": "tab-panel", "aria-selected": String(key === current),
+    tabindex: key === current ? "0" : "-1", dataset: { tab: key },
+  }, label));
+  const list = h("div", { role: "tablist", "aria-label": "Worker details", class: "tabs" }, tabs);
+  list.addEventListener("click", (event) => {
+    const tab = event.target.closest("[role=tab]");
+    if (tab) onSelect(tab.dataset.tab);
+  });
+  list.addEventListener("keydown", (event) => {
+    const index = TABS.findIndex(([key]) => key === current);
+    const moves = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: TABS.length - 1 };
+    if (!(event.key in moves)) return;
+    event.preventDefault();
+    const next = TABS[(moves[event.key] + TABS.length) % TABS.length][0];
+    onSelect(next, true);
+  });
+  return list;
+}
+
+export function mountWorkerDetail(main, id, initialTab) {
+  let tab = TABS.some(([key]) => key === initialTab) ? initialTab : "aws";
+  let worker = null;
+  let monitoring = null;
+  let timer = null;
+  let headerKey = null;
+  const header = h("div", { class: "detail-header" });
+  const tabs = h("div", {});
+  const panel = h("div", { id: "tab-panel", role: "tabpanel", tabindex: "0" });
+  replace(main, h("p", {}, h("a", { href: "#/workers" }, "← All workers")), header, tabs, panel);
+
+  const drawHeader = () => {
+    replace(header,
+      h("h1", {}, worker.name),
+      h("p", { class: "badges" },
+        h("span", { class: "badge-label" }, "Status "), h("span", { dataset: { field: "status" } }, badge(worker.status, "Status")),
+        h("span", { class: "badge-label" }, " Phase "), h("span", { dataset: { field: "phase" } }, badge(worker.phase, "Lifecycle phase")),
+        h("span", { class: "badge-label" }, " Health "), badge(worker.health_status, "Health"),
+        worker.health_reasons?.length ? h("span", { class: "hint" }, ` (${worker.health_reasons.join("; ")})`) : null),
+      session.isAdmin ? adminControls(worker, load) : null);
+  };
+  const drawTabs = () => replace(tabs, tabList(id, tab, (next, focus) => {
+    tab = next;
+    history.replaceState(null, "", `#/workers/${encodeURIComponent(id)}/${next}`);
+    drawTabs();
+    drawPanel();
+    if (focus) tabs.querySelector(`[data-tab=${next}]`).focus();
+  }));
+  const drawPanel = () => {
+    panel.setAttribute("aria-labelledby", `tab-${tab}`);
+    if (tab === "monitoring") {
+      if (!monitoring) monitoring = mountMonitoring(panel, worker);
+      else monitoring.update(worker);
+      return;
+    }
+    if (monitoring) monitoring.destroy();
+    monitoring = null;
+    replace(panel, tab === "cml" ? cmlTab(worker) : tab === "events" ? eventsTab(worker) : awsTab(worker));
+  };
+
+  async function load() {
+    try {
+      worker = await api(`/api/workers/${encodeURIComponent(id)}`);
+    } catch (failure) {
+      replace(header, h("h1", {}, "Worker"), h("p", { role: "alert" }, failure.status === 404
+        ? "This worker does not exist (any more)." : `Could not load the worker: ${failure.message}`));
+      return;
+    }
+    // Redraw the header only when what it shows changed: keyboard focus on its buttons survives metrics.
+    const key = JSON.stringify([worker.name, worker.status, worker.phase, worker.health_status, worker.health_reasons,
+      worker.activity?.idle_detection_enabled, worker.license?.status, worker.license?.pending_action]);
+    if (key !== headerKey) drawHeader();
+    headerKey = key;
+    const buttons = header.querySelector(".button-row");
+    if (buttons) refreshButtons(buttons, worker);
+    if (!tabs.firstChild) drawTabs();
+    drawPanel();
+  }
+
+  load();
+  const off = subscribe((kind, detail) => {
+    if (kind !== "worker-event" || detail.envelope.data?.worker_id !== id) return;
+    if (detail.type === "worker.metrics.updated" && monitoring) monitoring.metrics(detail.envelope.data);
+    clearTimeout(timer);
+    timer = setTimeout(load, 400); // coalesce a burst of events into one read
+  });
+  return () => {
+    off();
+    clearTimeout(timer);
+    if (monitoring) monitoring.destroy();
+  };
+}

@@ -1,0 +1,214 @@
+"""The dashboard in headless Chromium against the running local stack: log in, see the demo workers, watch a
+status change arrive live, read a worker's CML and Monitoring tabs, and a viewer sees no admin controls."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS, EXPECTED_WORKERS, STREAM_LIFETIME_SECONDS, LocalStack, log_in, open_page
+
+pytestmark = pytest.mark.e2e
+
+NOT_AVAILABLE = "N/A"
+
+
+def _rows(page):
+    return page.locator("#workers-table tbody tr[data-worker-id]")
+
+
+def test_admin_logs_in_and_sees_the_demo_fleet(browser, local_stack: LocalStack, tmp_path) -> None:
+    page = open_page(browser, local_stack)
+    page.goto("/")
+    page.get_by_role("heading", name="Sign in").wait_for()
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill("wrong-password")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("Wrong username or password.").wait_for()
+
+    log_in(page, local_stack, "admin")
+    page.get_by_role("heading", name="Fleet overview").wait_for()
+    page.locator("[data-metric=total]").filter(has_text=str(EXPECTED_WORKERS)).wait_for()
+    page.locator("#controller-rows td", has_text="worker-controller").first.wait_for(timeout=30_000)
+    # Utilisation averages come from the CML simulator's system_stats once a metrics cycle has run.
+    page.locator("[data-metric=cpu_percent]").filter(has_text=re.compile(r"\d+\.\d %")).wait_for(timeout=30_000)
+    shot = tmp_path / "overview.png"
+    page.screenshot(path=str(shot), full_page=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, ARTIFACTS / "overview.png")
+    assert shot.stat().st_size > 10_000
+
+    page.get_by_role("link", name="Workers").click()
+    expected = {w["name"] for w in local_stack.workers()}
+    _rows(page).nth(EXPECTED_WORKERS - 1).wait_for()
+    shown = set(page.locator("#workers-table tbody td[data-field=name]").all_inner_texts())
+    assert shown == expected
+    assert _rows(page).locator("button[data-action=stop]").count() == EXPECTED_WORKERS
+
+    # Search and filters narrow the table; sorting by a column reorders it.
+    page.get_by_label("Status").select_option("stopped")
+    assert _rows(page).count() == 1
+    page.get_by_label("Status").select_option("")
+    page.get_by_label("Region").select_option("us-west-2")
+    assert _rows(page).count() == 2
+    page.get_by_label("Region").select_option("")
+    some = sorted(expected)[0]
+    page.get_by_label("Search").fill(some)
+    assert page.locator("#workers-table tbody td[data-field=name]").all_inner_texts() == [some]
+    by_ip = next(w for w in local_stack.workers() if w["private_ip"])
+    page.get_by_label("Search").fill(by_ip["private_ip"])
+    assert page.locator("#workers-table tbody td[data-field=name]").all_inner_texts() == [by_ip["name"]]
+    page.get_by_label("Search").fill("")
+    page.locator("button[data-sort=name]").click()
+    names = page.locator("#workers-table tbody td[data-field=name]").all_inner_texts()
+    assert names == sorted(expected, reverse=True)
+    assert page.locator("th[aria-sort=descending]").count() == 1
+    page.close()
+
+
+def test_a_stopped_instance_shows_up_live_without_a_reload(browser, local_stack: LocalStack) -> None:
+    page = open_page(browser, local_stack)
+    log_in(page, local_stack, "admin")
+    page.goto("/#/workers")
+    _rows(page).nth(EXPECTED_WORKERS - 1).wait_for()
+    target = next(w for w in sorted(local_stack.workers(), key=lambda w: w["name"])
+                  if w["status"] == "running" and w["aws_region"] == "us-east-1")
+    status_cell = page.locator(f"tr[data-worker-id='{target['id']}'] td[data-field=status]")
+    assert status_cell.inner_text() == "running"
+    page.evaluate("window.__sameDocument = true")
+
+    local_stack.ec2(target["aws_region"]).stop_instances(InstanceIds=[target["aws_instance_id"]])
+    status_cell.filter(has_text="stopped").wait_for(timeout=45_000)
+    assert page.evaluate("window.__sameDocument") is True  # updated in place, not reloaded
+    phase = page.locator(f"tr[data-worker-id='{target['id']}'] td[data-field=phase]").inner_text()
+    assert phase == "STOPPED"
+    stopped = sum(w["status"] == "stopped" for w in local_stack.workers())
+    page.get_by_role("link", name="Overview").click()
+    page.locator("[data-count='status:stopped']").filter(has_text=str(stopped)).wait_for()
+    assert page.evaluate("window.__sameDocument") is True
+    page.close()
+
+
+def test_worker_detail_shows_cml_values_and_monitoring_charts(browser, local_stack: LocalStack) -> None:
+    workers = local_stack.wait_for_workers(
+        lambda ws: any(w["status"] == "running" and w["telemetry"]["cml"]["system_info"]["all_memory_total"]
+                       for w in ws), "CML telemetry of a running worker")
+    target = next(w for w in sorted(workers, key=lambda w: w["name"])
+                  if w["status"] == "running" and w["telemetry"]["cml"]["system_info"]["all_memory_total"])
+    page = open_page(browser, local_stack)
+    log_in(page, local_stack, "admin")
+    page.goto(f"/#/workers/{target['id']}/cml")
+    page.get_by_role("heading", name=target["name"]).wait_for()
+    assert page.get_by_role("tab", name="CML").get_attribute("aria-selected") == "true"
+    panel = page.locator("#tab-panel")
+    panel.get_by_role("heading", name="Compute nodes").wait_for()
+
+    def fact(term: str) -> str:
+        return panel.locator(f"dt:text-is('{term}') + dd").first.inner_text()
+
+    assert fact("CML version").startswith("2.9")
+    assert re.fullmatch(r"\d+", fact("CPU cores"))
+    for term in ("Memory total", "Memory free", "Disk total", "Disk free", "Controller disk total"):
+        assert re.fullmatch(r"\d+\.\d GB", fact(term)), f"{term}: {fact(term)}"
+    assert fact("Core connected") == "yes"
+    computes = panel.locator("table:has(caption:text('Compute nodes')) tbody tr")
+    assert computes.count() >= 1
+    assert computes.first.locator("td").nth(2).inner_text() in ("READY", "ONLINE")
+    assert fact("Registration") != NOT_AVAILABLE
+    page.screenshot(path=str(local_stack.root / "worker-cml.png"), full_page=True)
+
+    page.get_by_role("tab", name="Monitoring").click()
+    assert "/monitoring" in page.url
+    page.locator("figure.chart canvas").nth(2).wait_for(timeout=30_000)
+    assert page.locator("#tab-panel [data-source=cml]").count() == 1
+    page.screenshot(path=str(local_stack.root / "worker-monitoring.png"), full_page=True)
+    page.get_by_role("tab", name="Monitoring").press("ArrowRight")  # keyboard navigation between tabs
+    assert page.get_by_role("tab", name="Events").get_attribute("aria-selected") == "true"
+    page.get_by_role("heading", name="State history").wait_for()
+    assert page.locator("#tab-panel table:has(caption:text('State history')) tbody tr").count() >= 1
+    page.close()
+
+
+def test_an_admin_toggles_idle_detection_from_the_detail_page(browser, local_stack: LocalStack) -> None:
+    target = next(w for w in sorted(local_stack.workers(), key=lambda w: w["name"]) if w["status"] == "running")
+    page = open_page(browser, local_stack)
+    log_in(page, local_stack, "admin")
+    page.goto(f"/#/workers/{target['id']}/events")
+    page.get_by_role("button", name="Disable idle detection").click()
+    page.get_by_role("button", name="Enable idle detection").wait_for()
+    page.locator("#tab-panel dt:text-is('Idle detection') + dd").filter(has_text="disabled").wait_for()
+    stored = next(w for w in local_stack.workers() if w["id"] == target["id"])
+    assert stored["activity"]["idle_detection_enabled"] is False
+    page.get_by_role("button", name="Enable idle detection").click()
+    page.get_by_role("button", name="Disable idle detection").wait_for()
+    page.close()
+
+
+def test_a_viewer_sees_no_admin_controls(browser, local_stack: LocalStack) -> None:
+    page = open_page(browser, local_stack, width=820, height=1180)  # a tablet, portrait
+    log_in(page, local_stack, "viewer")
+    assert page.get_by_role("link", name="Settings").is_hidden()
+    page.goto("/#/workers")
+    _rows(page).nth(EXPECTED_WORKERS - 1).wait_for()
+    assert page.locator("#workers-table button[data-action]").count() == 0
+    assert page.get_by_role("columnheader", name="Actions").count() == 0
+    page.screenshot(path=str(local_stack.root / "workers-tablet.png"), full_page=True)
+    page.locator("#workers-table tbody td[data-field=name] a").first.click()
+    page.get_by_role("tab", name="AWS").wait_for()
+    assert page.locator("button[data-action]").count() == 0
+    page.goto("/#/settings")
+    page.locator("#settings-form").wait_for()
+    assert page.get_by_label("AMI name pattern").is_disabled()  # inside the disabled fieldset
+    assert page.get_by_role("button", name="Save settings").count() == 0
+    page.close()
+
+
+def test_an_admin_changes_one_settings_section_and_only_that_one_is_saved(browser, local_stack: LocalStack) -> None:
+    page = open_page(browser, local_stack)
+    log_in(page, local_stack, "admin")
+    page.get_by_role("link", name="Settings").click()
+    threshold = page.get_by_label("Idle after (minutes)")
+    threshold.fill("45")
+    page.get_by_role("button", name="Save settings").click()
+    page.get_by_text("Settings saved.").wait_for()
+    page.locator("#settings-meta").filter(has_text="by admin").wait_for()
+    headers = {"Authorization": f"Bearer {local_stack.env['LCM_ADMIN_TOKEN']}"}
+    stored = httpx.get(f"{local_stack.url}/api/settings", headers=headers, timeout=10).json()
+    assert stored["idle"]["threshold_minutes"] == 45
+    assert stored["customized"] == ["idle"]  # discovery still follows the stack's environment (both regions)
+    assert page.get_by_label("Idle after (minutes)").input_value() == "45"
+    page.close()
+
+
+def test_the_stream_reconnects_after_a_drop_and_resumes_from_the_last_event(browser, local_stack: LocalStack) -> None:
+    """The API ends the stream after STREAM_LIFETIME_SECONDS (a dropped connection, as a proxy would drop it);
+    the page reconnects by itself, asks to resume after the last event it saw, and keeps updating."""
+    page = open_page(browser, local_stack)
+    log_in(page, local_stack, "admin")
+    assert page.locator("#connection").inner_text() == "Live"
+    page.goto("/#/workers")
+    _rows(page).nth(EXPECTED_WORKERS - 1).wait_for()
+    with page.expect_request(lambda r: "/api/events/stream" in r.url,
+                             timeout=(STREAM_LIFETIME_SECONDS + 20) * 1000) as reconnect:
+        pass
+    headers = reconnect.value.all_headers()
+    resumed_from = headers.get("last-event-id") or reconnect.value.url.partition("last_event_id=")[2]
+    assert re.fullmatch(r"\d+-\d+", resumed_from), headers
+    page.locator("#connection[data-state=live]").wait_for(timeout=30_000)
+
+    # Events still arrive after the reconnect: start the instance stopped earlier (or any stopped one).
+    stopped = next(w for w in local_stack.workers() if w["status"] == "stopped")
+    local_stack.ec2(stopped["aws_region"]).start_instances(InstanceIds=[stopped["aws_instance_id"]])
+    page.locator(f"tr[data-worker-id='{stopped['id']}'] td[data-field=status]").filter(
+        has_text="running").wait_for(timeout=45_000)
+    page.close()
+
+
+def test_no_console_errors_or_csp_violations(local_stack: LocalStack) -> None:
+    """Runs last in this module: everything the pages above logged as an error (outside the offline spell)."""
+    errors = [e for e in local_stack.console_errors if "ERR_INTERNET_DISCONNECTED" not in e
+              and "Failed to load resource" not in e]
+    assert errors == []
