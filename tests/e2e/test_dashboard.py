@@ -9,7 +9,7 @@ import shutil
 import httpx
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, EXPECTED_WORKERS, STREAM_LIFETIME_SECONDS, LocalStack, log_in, open_page
+from tests.e2e.stack import ARTIFACTS, EXPECTED_WORKERS, STREAM_LIFETIME_SECONDS, LocalStack, log_in, open_page
 
 pytestmark = pytest.mark.e2e
 
