@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from lcm_core.testing import sample_topologies
-from tests.e2e.conftest import LocalStack
+from tests.e2e.stack import LocalStack
 
 CONTROLLER_RUNS_SESSIONS = importlib.util.find_spec("lablet_controller.application.reconciler") is not None
 SAMPLE = sample_topologies.DIRECTORY / "ccna-basic.yaml"

@@ -9,7 +9,7 @@ import shutil
 import httpx
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, EXPECTED_WORKERS, STREAM_LIFETIME_SECONDS, LocalStack, log_in, open_page
+from tests.e2e.stack import ARTIFACTS, EXPECTED_WORKERS, STREAM_LIFETIME_SECONDS, LocalStack, log_in, open_page
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +32,8 @@ def test_admin_logs_in_and_sees_the_demo_fleet(browser, local_stack: LocalStack,
     log_in(page, local_stack, "admin")
     page.get_by_role("heading", name="Fleet overview").wait_for()
     page.locator("[data-metric=total]").filter(has_text=str(EXPECTED_WORKERS)).wait_for()
-    page.locator("#controller-rows td", has_text="worker-controller").first.wait_for(timeout=30_000)
+    for service in ("worker-controller", "lablet-controller"):
+        page.locator("#controller-rows td", has_text=service).first.wait_for(timeout=30_000)
     # Utilisation averages come from the CML simulator's system_stats once a metrics cycle has run.
     page.locator("[data-metric=cpu_percent]").filter(has_text=re.compile(r"\d+\.\d %")).wait_for(timeout=30_000)
     shot = tmp_path / "overview.png"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e import lablet_steps as steps
-from tests.e2e.conftest import ARTIFACTS, LocalStack, log_in, open_page
+from tests.e2e.stack import ARTIFACTS, LocalStack, log_in, open_page
 
 pytestmark = pytest.mark.e2e
 

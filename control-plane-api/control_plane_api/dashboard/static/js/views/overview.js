@@ -72,7 +72,10 @@ function controllersCard(overview, error) {
   for (const [service, entry] of Object.entries(overview?.controllers || {})) {
     const leading = entry.replicas.find((r) => r.identity === entry.leader && !r.stale);
     for (const loop of leading?.loops || []) rows.push(loopRow(service, entry.leader, loop));
-    if (!leading) rows.push(h("tr", {}, h("td", {}, service), h("td", { colspan: 6 }, h("em", {}, "no leader reporting"))));
+    if (!leading || !leading.loops?.length) {
+      rows.push(h("tr", {}, h("td", {}, service), h("td", {}, leading ? entry.leader : h("em", {}, "no leader")),
+        h("td", { colspan: 5 }, h("em", {}, leading ? "leads; runs no loop yet" : "no leader reporting"))));
+    }
   }
   return h("article", { class: "card wide", "aria-labelledby": "ov-ctl" },
     h("h2", { id: "ov-ctl" }, "Controllers"),

@@ -1,0 +1,88 @@
+"""Helpers of the dashboard's end-to-end tests: the local stack's handles, and pages in the test browser."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / ".lcm" / "test-artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+STREAM_LIFETIME_SECONDS = 8
+EXPECTED_WORKERS = 5  # the local AWS is seeded with 4 running and 1 stopped CML instance
+
+
+def chromium_binary() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@dataclass
+class LocalStack:
+    env: dict[str, str]
+    root: Path
+    console_errors: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.env["LCM_API_URL"]
+
+    def ec2(self, region: str) -> Any:
+        return boto3.client("ec2", region_name=region, endpoint_url=self.env["AWS_ENDPOINT_URL"],
+                            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"])
+
+    def api(self, method: str, path: str, who: str = "admin", **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.env[f'LCM_{who.upper()}_TOKEN']}"}
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=10, **kwargs)
+
+    def as_lablet_controller(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The internal API as the leading lablet-controller calls it: the stack's API key and the epoch of
+        the lablet-controller's current leader (as the CPA's controllers page reports it)."""
+        controllers = self.api("GET", "/api/system/controllers").json()["controllers"]
+        epoch = controllers["lablet-controller"]["leader_epoch"]
+        assert epoch is not None, controllers
+        headers = {"X-API-Key": self.env["CONTROL_PLANE_API_KEY"], "X-LCM-Leader-Epoch": str(epoch)}
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=10, **kwargs)
+
+    def workers(self) -> list[dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {self.env['LCM_ADMIN_TOKEN']}"}
+        return httpx.get(f"{self.url}/api/workers?limit=1000", headers=headers, timeout=10).json()["items"]
+
+    def wait_for_workers(self, predicate, what: str, timeout: float = 60) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            workers = self.workers()
+            if predicate(workers):
+                return workers
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}: {[(w['name'], w['status']) for w in workers]}")
+            time.sleep(0.5)
+
+
+def read_env(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line)
+
+
+def open_page(browser: Any, stack: LocalStack, width: int = 1280, height: int = 900) -> Any:
+    """A fresh browser context (no cookies); console errors and CSP violations are collected."""
+    context = browser.new_context(viewport={"width": width, "height": height}, base_url=stack.url)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.on("console", lambda m: m.type == "error" and stack.console_errors.append(m.text))
+    page.on("pageerror", lambda e: stack.console_errors.append(f"page error: {e}"))
+    return page
+
+
+def log_in(page: Any, stack: LocalStack, who: str) -> None:
+    page.goto("/")
+    page.get_by_label("Username").fill(stack.env[f"LCM_{who.upper()}_USER"])
+    page.get_by_label("Password").fill(stack.env[f"LCM_{who.upper()}_PASSWORD"])
+    page.get_by_role("button", name="Log in").click()
+    page.locator("#connection[data-state=live]").wait_for()
