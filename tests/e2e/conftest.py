@@ -59,7 +59,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
                     os.killpg(proc.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in this thread while it is
+# open, and the asyncio tests collected after tests/e2e could not start theirs.
+@pytest.fixture(scope="module")
 def browser(local_stack: LocalStack) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
