@@ -54,6 +54,30 @@ class Stack:
     moto_url: str
     cml_url: str
     etcd: servers.Endpoint
+    pids: dict[str, int]
+    """Process-group leader of each server (its CPU time is read from /proc)."""
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) of each server's process group and of this process (the controller).
+
+    On a shared 2-core machine wall-clock time swings with the neighbours' load; CPU seconds do not, so the
+    bench prints both.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    by_group = dict.fromkeys(pids.values(), 0.0)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(fields[2]) in by_group:  # fields[2] is the process group id
+            by_group[int(fields[2])] += (int(fields[11]) + int(fields[12])) / tick
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"controller": usage.ru_utime + usage.ru_stime} | {name: by_group[pid] for name, pid in pids.items()}
 
 
 @contextlib.contextmanager
@@ -76,7 +100,7 @@ def stack(root: Path) -> Iterator[Stack]:
         group.start(ManagedProcess(name="cpa", argv=[cpa_bin], env=env, log_path=root / "cpa.log",
                                    ready=lambda: http_ok(f"http://127.0.0.1:{cpa_port}/api/ready")))
         yield Stack(f"http://127.0.0.1:{cpa_port}", f"http://127.0.0.1:{moto_port}", f"http://127.0.0.1:{cml_port}",
-                    servers.Endpoint("127.0.0.1", etcd_port))
+                    servers.Endpoint("127.0.0.1", etcd_port), {p.name: p.pid for p in group.processes if p.pid})
     finally:
         group.stop_all()
 
@@ -139,9 +163,11 @@ async def ours(s: Stack, pattern: str, epoch: int, expected: int) -> tuple[float
         started = time.perf_counter()
         found = await Discovery(aws, gateway, FleetSettingsReader(gateway, settings)).run_once()
         discovered = time.perf_counter()
-        outcome = await MetricsCollector(aws, cml, gateway, cml_url_template=f"{s.cml_url}/hosts/{{instance_id}}",
-                                         idle_check_interval=1e9, cml_max_hosts=400,
-                                         idle_detection=False).run_once()
+        collector = MetricsCollector(aws, cml, gateway, cml_url_template=f"{s.cml_url}/hosts/{{instance_id}}",
+                                     idle_check_interval=1e9, cml_max_hosts=400, idle_detection=False)
+        if found.workers is not None:
+            collector.hand_over(found.workers)  # as production does: the list discovery read is reused
+        outcome = await collector.run_once()
         elapsed = time.perf_counter() - started
         print(f"    ours: discovery {discovered - started:.2f}s {found.phases}, "
               f"metrics {elapsed - (discovered - started):.2f}s "
@@ -197,7 +223,12 @@ def main() -> None:
             set_cml_latency(s.cml_url, args.cml_latency_ms)
             pattern = seed_fleet(s.moto_url, size, f"b{size}")
             epoch = asyncio.run(lead(s.etcd))
+            cpu_before = cpu_seconds(s.pids)
             ours_s, done = asyncio.run(ours(s, pattern, epoch, size))
+            cpu = {name: spent - cpu_before[name] for name, spent in cpu_seconds(s.pids).items()}
+            print(f"    ours: CPU seconds {sum(cpu.values()):.1f} = "
+                  + ", ".join(f"{name} {spent:.2f}" for name, spent in sorted(cpu.items(), key=lambda kv: -kv[1])),
+                  file=sys.stderr)
             base_s, base_n = asyncio.run(seed_001(s, epoch, min(size, args.baseline_limit)))
             ours_rate, base_rate = done / ours_s, base_n / base_s
             note = "" if base_n == size else f"  (seed-001 timed on {base_n} workers)"
