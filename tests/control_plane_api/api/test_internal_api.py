@@ -56,6 +56,43 @@ def test_concurrent_bulk_imports_of_the_same_instance_create_it_once(control_pla
         assert http.get("/api/workers", headers=control_plane.viewer()).json()["total"] == 1
 
 
+def test_a_re_import_writes_only_the_workers_that_changed(control_plane) -> None:
+    created = _import(control_plane, discovered(11), discovered(12), discovered(13))["created"]
+    again = _import(control_plane, discovered(11), discovered(12, state="stopped"),
+                    discovered(13, private_ip="10.9.9.9"))
+    assert again["created"] == []
+    by_instance = dict(zip([discovered(n)["aws_instance_id"] for n in (11, 12, 13)], created, strict=True))
+    assert again["unchanged"] == [by_instance[discovered(11)["aws_instance_id"]]]
+    assert sorted(again["updated"]) == sorted([by_instance[discovered(12)["aws_instance_id"]],
+                                               by_instance[discovered(13)["aws_instance_id"]]])
+    with control_plane.client() as http:
+        items = {w["aws_instance_id"]: w for w in
+                 http.get("/api/workers", headers=control_plane.viewer()).json()["items"]}
+    assert items[discovered(12)["aws_instance_id"]]["status"] == "stopped"
+    assert items[discovered(13)["aws_instance_id"]]["private_ip"] == "10.9.9.9"
+    assert items[discovered(11)["aws_instance_id"]]["version"] == 1  # unchanged: not written at all
+
+
+def test_concurrent_re_imports_record_one_transition(control_plane) -> None:
+    _import(control_plane, discovered(14))
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=control_plane.url, timeout=10) as http:
+            return await asyncio.gather(*(
+                http.post("/api/internal/workers/bulk-import", headers=control_plane.leader(),
+                          json={"instances": [discovered(14, state="stopped")]}) for _ in range(6)))
+
+    control_plane.leader()  # campaign outside the event loop
+    responses = asyncio.run(run())
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+    with control_plane.client() as http:
+        worker = next(w for w in http.get("/api/workers", headers=control_plane.viewer()).json()["items"]
+                      if w["aws_instance_id"] == discovered(14)["aws_instance_id"])
+    assert worker["status"] == "stopped"
+    stops = [h for h in worker["state_history"] if h.get("field", "status") == "status" and h["to"] == "stopped"]
+    assert len(stops) == 1  # a lost race re-reads and finds nothing left to do
+
+
 def test_two_concurrent_metric_updates_lose_no_field(control_plane) -> None:
     worker_id = _import(control_plane, discovered(3))["created"][0]
     headers = control_plane.leader()
