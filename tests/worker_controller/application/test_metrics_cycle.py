@@ -46,18 +46,26 @@ class FakeCml:
 
     def __init__(self, failing: Iterable[str] = ()) -> None:
         self.failing = set(failing)
+        self.degraded: set[str] = set()
         self.before_last: asyncio.Event | None = None
         self.log: list[str] = []
+        self.information_asked: list[set[str]] = []
 
     async def iter_fleet_telemetry(self, hosts: Iterable[str], *, max_hosts: int = 50,
+                                   without_information: Iterable[str] = (),
                                    ) -> AsyncIterator[tuple[str, object]]:
         hosts = list(hosts)
+        skipped = set(without_information)
+        self.information_asked.append({h for h in hosts if h not in skipped})
         for index, h in enumerate(hosts):
             if index == len(hosts) - 1 and self.before_last is not None:
                 await self.before_last.wait()
             self.log.append(f"answer {h}")
+            asked = h not in skipped
             yield h, (CmlUnreachableError("down", host=h) if h in self.failing
-                      else CmlTelemetrySnapshot(host=h, version="2.9.0", ready=True))
+                      else CmlTelemetrySnapshot(host=h, version="2.9.0" if asked else None,
+                                                ready=True if asked else None,
+                                                errors={"licensing": "timeout"} if h in self.degraded else {}))
 
 
 class FakeGateway:
@@ -171,3 +179,45 @@ async def test_a_failing_report_fails_the_cycle() -> None:
     gateway = Failing([worker(n) for n in range(4)], [])
     with pytest.raises(RuntimeError, match="control plane down"):
         await collector(gateway, FakeCml(), report_chunk=2).run_once()
+
+
+def up(n: int, **extra: Any) -> WorkerView:
+    return worker(n, service_status="available", cml_version="2.9.0", **extra)
+
+
+async def test_system_information_is_asked_until_known_then_only_after_trouble_or_the_refresh_interval(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cml = FakeCml()
+    gateway = FakeGateway([up(1), up(2), worker(3, service_status="starting")], cml.log)
+    cycle = collector(gateway, cml)
+
+    await cycle.run_once()  # a host this controller has not asked yet is asked, whatever the list says
+    assert cml.information_asked[-1] == {host(1), host(2), host(3)}
+    await cycle.run_once()  # up with a known version: skipped; still starting: asked again
+    assert cml.information_asked[-1] == {host(3)}
+    sent = {r["worker_id"]: r["metrics"] for r in gateway.batches[-1]}
+    assert sent["w1"]["cml"]["version"] is None  # not asked: the control plane keeps what it has
+    assert sent["w1"]["cml"]["ready"] is None
+
+    cml.degraded.add(host(2))
+    await cycle.run_once()
+    assert cml.information_asked[-1] == {host(3)}
+    await cycle.run_once()  # the host had a failing endpoint last cycle: everything is asked again
+    assert cml.information_asked[-1] == {host(2), host(3)}
+
+    monkeypatch.setattr(metrics, "INFORMATION_REFRESH", -1.0)
+    await cycle.run_once()
+    assert cml.information_asked[-1] == {host(1), host(2), host(3)}
+
+
+async def test_an_unreachable_host_is_asked_everything_next_time() -> None:
+    cml = FakeCml()
+    gateway = FakeGateway([up(1)], cml.log)
+    cycle = collector(gateway, cml)
+    await cycle.run_once()
+    cml.failing.add(host(1))
+    await cycle.run_once()
+    assert cml.information_asked[-1] == set()
+    cml.failing.clear()
+    await cycle.run_once()
+    assert cml.information_asked[-1] == {host(1)}

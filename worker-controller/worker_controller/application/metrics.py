@@ -19,7 +19,7 @@ from typing import Any
 
 from lcm_core.cml import CmlClient, CmlError
 from lcm_core.cml.telemetry import CmlTelemetrySnapshot
-from lcm_core.domain.enums import WorkerStatus
+from lcm_core.domain.enums import ServiceStatus, WorkerStatus
 from lcm_core.errors import LcmError
 from worker_controller.domain.worker_view import WorkerView
 from worker_controller.infrastructure.aws import AwsFleet, CloudWatchSample, StatusChecks
@@ -70,6 +70,13 @@ def build_report(worker: WorkerView, now: datetime, checks: StatusChecks | None,
         metrics["cml"] = section
     return {"worker_id": worker.id, "metrics": metrics}
 
+
+INFORMATION_REFRESH = 600.0
+"""Seconds between two `system_information` reads of a host that is up (service available, version known).
+
+The call only tells version and readiness: the control plane keeps both, so asking every cycle is a fifth of
+a steady-state cycle's CML calls for nothing new. Any failure of the host asks it again on the next cycle
+(a CML restart shows up as readiness), and a version upgrade is seen within this interval."""
 
 HANDOVER_MAX_AGE = 60.0
 """Seconds a handed-over worker list stays usable: about one cycle's length, as old as the list a cycle that
@@ -144,6 +151,8 @@ class MetricsCollector:
         self._idle_gate = asyncio.Semaphore(idle_concurrency)
         self._last_idle_check: dict[str, float] = {}
         self._handed_over: tuple[float, list[WorkerView]] | None = None
+        self._information_at: dict[str, float] = {}
+        """Host → when its `system_information` last answered (see `INFORMATION_REFRESH`)."""
         self.last: CycleOutcome | None = None
 
     def hand_over(self, workers: list[WorkerView]) -> None:
@@ -192,12 +201,15 @@ class MetricsCollector:
                 by_host.setdefault(host, []).append(worker)
             else:
                 without_cml.append(worker)
+        skip_information = self._information_known(by_host)
         aws_task = asyncio.ensure_future(asyncio.gather(*(self._region(r, ids, now) for r, ids in by_region.items())))
         reporter = _Reporter(self._gateway, aws_task, now, self._report_concurrency)
         try:
             pending: list[tuple[WorkerView, CmlTelemetrySnapshot | CmlError | None]] = \
                 [(w, None) for w in without_cml]
-            async for host, result in self._cml.iter_fleet_telemetry(by_host, max_hosts=self._cml_max_hosts):
+            async for host, result in self._cml.iter_fleet_telemetry(by_host, max_hosts=self._cml_max_hosts,
+                                                                     without_information=skip_information):
+                self._note_information(host, result)
                 if isinstance(result, CmlError):
                     outcome.cml_failures += len(by_host[host])
                 pending += [(w, result) for w in by_host[host]]
@@ -212,6 +224,7 @@ class MetricsCollector:
         finally:
             await reporter.cancel()
             aws_task.cancel()
+            await asyncio.gather(aws_task, return_exceptions=True)  # retrieved, so never logged as lost
         # Only what was still to persist after the last host had answered: the rest overlapped collection.
         outcome.phases["report"] = round(time.monotonic() - mark, 3)
         mark = time.monotonic()
@@ -224,6 +237,19 @@ class MetricsCollector:
                     "in %.2fs", outcome.workers, outcome.reported, reporter.sent, outcome.cml_failures,
                     outcome.idle_checked, outcome.duration_seconds)
         return outcome
+
+    def _information_known(self, by_host: dict[str, list[WorkerView]]) -> set[str]:
+        """Hosts whose `system_information` need not be asked this cycle: up, version known, asked lately."""
+        now = time.monotonic()
+        return {host for host, workers in by_host.items()
+                if all(w.service_status is ServiceStatus.AVAILABLE and w.cml_version for w in workers)
+                and now - self._information_at.get(host, float("-inf")) < INFORMATION_REFRESH}
+
+    def _note_information(self, host: str, result: CmlTelemetrySnapshot | CmlError) -> None:
+        if isinstance(result, CmlError) or result.errors:
+            self._information_at.pop(host, None)  # something is wrong with the host: ask everything next time
+        elif result.ready is not None:
+            self._information_at[host] = time.monotonic()
 
     async def _detect_idle(self, workers: list[WorkerView]) -> int:
         due = [w for w in workers
