@@ -171,10 +171,17 @@ class WorkerRepository:
             doc["write_token"] = tokens[worker.id] = uuid.uuid4().hex
             ops.append(ReplaceOne({"_id": worker.id, "version": worker.version}, doc))
         try:
-            await self._c.bulk_write(ops, ordered=False)
+            result = await self._c.bulk_write(ops, ordered=False)
         except BulkWriteError as exc:
             if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                 raise
+        else:
+            if result.matched_count == len(ops):
+                # Each filter names one document (id + version): all matched means every write won, and the
+                # usual case needs no second round trip to find out which.
+                for worker in workers:
+                    worker.version += 1
+                return set()
         won = {d["_id"] async for d in self._c.find(
             {"_id": {"$in": list(tokens)}, "write_token": {"$in": list(tokens.values())}}, {"_id": 1})}
         for worker in workers:

@@ -137,6 +137,30 @@ def test_metrics_batch_updates_many_workers_and_reports_unknown_ids(control_plan
     assert worker["health_status"] == "healthy"
 
 
+def test_concurrent_metric_batches_over_the_same_workers_lose_no_field(control_plane) -> None:
+    created = _import(control_plane, *(discovered(n) for n in range(30, 36)))["created"]
+    headers = control_plane.leader()
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=control_plane.url, timeout=20) as http:
+            ec2 = [{"worker_id": wid, "metrics": {"collected_at": _now(), "ec2": {
+                "state": "running", "system_status": "ok", "instance_status": "ok"}}} for wid in created]
+            cw = [{"worker_id": wid, "metrics": {"collected_at": _now(), "cloudwatch": {
+                "cpu_utilization": 42.0}}} for wid in created]
+            return list(await asyncio.gather(*(
+                http.post("/api/internal/workers/metrics:batch", headers=headers, json={"reports": body})
+                for body in (ec2, cw, ec2, cw))))
+
+    replies = asyncio.run(run())
+    assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
+    assert all(sorted(r.json()["updated"]) == sorted(created) for r in replies)
+    with control_plane.client() as http:
+        for wid in created:
+            stored = http.get(f"/api/internal/workers/{wid}", headers=headers).json()
+            assert stored["telemetry"]["ec2"]["instance_status"] == "ok"
+            assert stored["telemetry"]["cloudwatch"]["cpu_utilization"] == 42.0
+
+
 def test_stale_missing_or_malformed_leader_epoch_is_refused_with_409(control_plane) -> None:
     old = control_plane.leader()
     _import(control_plane, discovered(30))
