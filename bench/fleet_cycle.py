@@ -184,7 +184,8 @@ async def ours(s: Stack, pattern: str, epoch: int, expected: int, cycles: int = 
             print(f"    ours, cycle {cycle + 1} ({'cold' if cycle == 0 else 'warm'}): {elapsed:.2f}s = discovery "
                   f"{discovered - started:.2f}s {found.phases} + metrics {elapsed - (discovered - started):.2f}s "
                   f"{outcome.phases}; AWS calls {calls}", file=sys.stderr)
-            print(f"      CPU seconds {sum(cpu.values()):.1f} = "
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"      peak memory so far {peak:.0f} MB; CPU seconds {sum(cpu.values()):.1f} = "
                   + ", ".join(f"{name} {spent:.2f}" for name, spent in sorted(cpu.items(), key=lambda kv: -kv[1])),
                   file=sys.stderr)
             if outcome.reported != expected:
@@ -238,6 +239,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp)) as s:
             set_cml_latency(s.cml_url, args.cml_latency_ms)
             pattern = seed_fleet(s.moto_url, size, f"b{size}")
+            print(f"    seeded: peak memory so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
+                  file=sys.stderr)
             epoch = asyncio.run(lead(s.etcd))
             ours_s, warm_s = asyncio.run(ours(s, pattern, epoch, size))
             done = size

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from worker_controller.application.fleet_settings import FleetSettingsReader
@@ -91,7 +91,9 @@ class Discovery:
                     ", ".join(f"{r} {n}" for r, n in outcome.found.items()) or "no region scanned",
                     outcome.created, len(outcome.orphans),
                     f"; failed: {', '.join(outcome.failed_regions)}" if outcome.failed_regions else "")
-        self.last = outcome
+        # Kept for status pages without the worker list: holding 2,000 views until the next cycle would only
+        # raise the controller's peak memory while that cycle builds the next list.
+        self.last = replace(outcome, workers=None)
         if outcome.failed_regions and not outcome.found:
             raise RuntimeError(f"discovery failed in every region: {outcome.failed_regions}")
         return outcome
