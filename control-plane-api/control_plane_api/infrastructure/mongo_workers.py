@@ -111,11 +111,13 @@ class WorkerRepository:
         if sort not in SORTABLE:
             sort = "name"
         flt = query.to_filter()
-        total = await self._c.count_documents(flt)
         projection = dict.fromkeys(BRIEF_EXCLUDES, 0) if brief else None
         cursor = self._c.find(flt, projection).sort([(sort, DESCENDING if descending else ASCENDING),
                                                      ("_id", ASCENDING)])
         docs = await cursor.skip(skip).limit(limit).to_list(length=limit)
+        # A page that is not full is the last one, so it tells the total: the count (a second query over the
+        # whole collection) is only needed when more may follow or the offset was past the end.
+        total = skip + len(docs) if docs and len(docs) < limit else await self._c.count_documents(flt)
         return [from_document(d) for d in docs], total
 
     async def all(self, query: WorkerQuery | None = None) -> list[Worker]:

@@ -161,6 +161,26 @@ def test_concurrent_metric_batches_over_the_same_workers_lose_no_field(control_p
             assert stored["telemetry"]["cloudwatch"]["cpu_utilization"] == 42.0
 
 
+def test_every_page_of_the_worker_list_tells_the_same_total(control_plane) -> None:
+    _import(control_plane, *(discovered(n) for n in range(40, 45)))
+    with control_plane.client() as http:
+        def page(offset: int, limit: int) -> dict[str, object]:
+            return http.get("/api/internal/workers", headers=control_plane.internal(),
+                            params={"offset": offset, "limit": limit, "view": "brief"}).json()
+
+        everything = page(0, 5000)
+        total = everything["total"]
+        assert total == len(everything["items"])
+        assert total >= 5
+        seen = []
+        for offset in range(0, total, 2):  # full pages, then a partial last one
+            current = page(offset, 2)
+            assert current["total"] == total
+            seen += [w["id"] for w in current["items"]]
+        assert seen == [w["id"] for w in everything["items"]]
+        assert page(total + 3, 2) == {"items": [], "total": total, "offset": total + 3, "limit": 2}
+
+
 def test_stale_missing_or_malformed_leader_epoch_is_refused_with_409(control_plane) -> None:
     old = control_plane.leader()
     _import(control_plane, discovered(30))
