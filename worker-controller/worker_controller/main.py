@@ -84,7 +84,7 @@ def build_host(settings: WorkerControllerSettings) -> ControllerHost:
         refresh=lambda worker: collector.run_once(only=[worker]),
     )
 
-    discovery_loop = PeriodicLoop("discovery", lambda: _discover(discovery, discovery_loop.stats),
+    discovery_loop = PeriodicLoop("discovery", lambda: _discover(discovery, discovery_loop.stats, collector),
                                   interval=lambda: fleet.current.discovery_interval)
     metrics_loop = PeriodicLoop("metrics", lambda: _collect(collector, metrics_loop.stats),
                                 interval=lambda: fleet.current.metrics_interval)
@@ -95,10 +95,15 @@ def build_host(settings: WorkerControllerSettings) -> ControllerHost:
     return host
 
 
-async def _discover(discovery: Discovery, stats: LoopStats) -> None:
+async def _discover(discovery: Discovery, stats: LoopStats, collector: MetricsCollector) -> None:
     outcome = await discovery.run_once()
     stats.extra = {"instances_found": outcome.found, "created": outcome.created, "orphans": len(outcome.orphans),
                    "failed_regions": sorted(outcome.failed_regions)}
+    if outcome.workers is not None:
+        # The next metrics run starts from the list discovery has just read instead of reading it again. It is
+        # not woken early: a metrics report carries the EC2 state seen at its start, and more runs would mean
+        # more reports racing the reconciler's status reports.
+        collector.hand_over(outcome.workers)
 
 
 async def _collect(collector: MetricsCollector, stats: LoopStats) -> None:

@@ -177,14 +177,36 @@ class WorkerService:
                                                                if w.id not in inserted))
         created_instances = {w.aws_instance_id for w, _ in fresh if w.id in inserted}
         created_instances |= await self._adopt_provisioned(unique, existing)
-        for instance in unique:
-            if instance.aws_instance_id in created_instances:
-                continue
-            worker = existing[instance.aws_instance_id]
-            before = worker.version
-            updated = await self.mutate(worker.id, lambda w, now, i=instance: w.refresh_from_discovery(i, now, by))
-            (result.updated if updated.version != before else result.unchanged).append(worker.id)
+        await self._refresh_known([i for i in unique if i.aws_instance_id not in created_instances], existing,
+                                  by, result)
         return result
+
+    async def _refresh_known(self, found: Sequence[DiscoveredInstance], existing: dict[str, Worker], by: str,
+                             result: ImportResult) -> None:
+        """Re-discovered workers, in bulk: every discovery cycle re-imports the whole fleet, and most of it has
+        not changed. The workers loaded above are refreshed in memory; only the changed ones are written, in
+        one bulk write; a lost race is retried one by one through `mutate` (re-read, re-apply)."""
+        now = self._clock()
+        changed: list[tuple[Worker, list[DomainEvent], DiscoveredInstance]] = []
+        for instance in found:
+            worker = existing[instance.aws_instance_id]
+            before = _fingerprint(worker)
+            events = worker.refresh_from_discovery(instance, now, by)
+            if not events and _fingerprint(worker) == before:
+                result.unchanged.append(worker.id)
+                continue
+            worker.updated_at = now
+            changed.append((worker, events, instance))
+        lost = await self.workers.save_many([w for w, _, _ in changed])
+        committed = [(w, events) for w, events, _ in changed if w.id not in lost]
+        await self._after_commit_many(committed)
+        result.updated += [w.id for w, _ in committed]
+        for worker, _, instance in changed:
+            if worker.id not in lost:
+                continue
+            before_version = worker.version
+            updated = await self.mutate(worker.id, lambda w, now, i=instance: w.refresh_from_discovery(i, now, by))
+            (result.updated if updated.version != before_version else result.unchanged).append(worker.id)
 
     async def _adopt_provisioned(self, found: Sequence[DiscoveredInstance], existing: dict[str, Worker]) -> set[str]:
         """Instances tagged with a worker id belong to a worker created from a template: attach, don't import."""

@@ -113,11 +113,13 @@ class WorkerRepository:
         if sort not in SORTABLE:
             sort = "name"
         flt = query.to_filter()
-        total = await self._c.count_documents(flt)
         projection = dict.fromkeys(BRIEF_EXCLUDES, 0) if brief else None
         cursor = self._c.find(flt, projection).sort([(sort, DESCENDING if descending else ASCENDING),
                                                      ("_id", ASCENDING)])
         docs = await cursor.skip(skip).limit(limit).to_list(length=limit)
+        # A page that is not full is the last one, so it tells the total: the count (a second query over the
+        # whole collection) is only needed when more may follow or the offset was past the end.
+        total = skip + len(docs) if docs and len(docs) < limit else await self._c.count_documents(flt)
         workers = [from_document(d) for d in docs]
         if brief:
             for worker in workers:
@@ -183,10 +185,17 @@ class WorkerRepository:
             doc["write_token"] = tokens[worker.id] = uuid.uuid4().hex
             ops.append(ReplaceOne({"_id": worker.id, "version": worker.version}, doc))
         try:
-            await self._c.bulk_write(ops, ordered=False)
+            result = await self._c.bulk_write(ops, ordered=False)
         except BulkWriteError as exc:
             if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                 raise
+        else:
+            if result.matched_count == len(ops):
+                # Each filter names one document (id + version): all matched means every write won, and the
+                # usual case needs no second round trip to find out which.
+                for worker in workers:
+                    worker.version += 1
+                return set()
         won = {d["_id"] async for d in self._c.find(
             {"_id": {"$in": list(tokens)}, "write_token": {"$in": list(tokens.values())}}, {"_id": 1})}
         for worker in workers:

@@ -9,7 +9,7 @@ return the lenient pydantic models of `models`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from lcm_core.cml import collect
@@ -182,11 +182,11 @@ class CmlClient(CmlTransport):
         return await collect.collect_cml_telemetry(self, host, include_activity=include_activity)
 
     async def iter_fleet_telemetry(self, hosts: Iterable[str], *, include_activity: bool = False,
-                                   max_hosts: int = 50,
+                                   max_hosts: int = 50, without_information: Collection[str] = (),
                                    ) -> AsyncIterator[tuple[str, CmlTelemetrySnapshot | CmlError]]:
         """Snapshots of many hosts as they complete (see `lcm_core.cml.collect.iter_fleet_telemetry`)."""
         async for item in collect.iter_fleet_telemetry(self, hosts, include_activity=include_activity,
-                                                       max_hosts=max_hosts):
+                                                       max_hosts=max_hosts, without_information=without_information):
             yield item
 
     async def collect_fleet_telemetry(self, hosts: Iterable[str], *, include_activity: bool = False,

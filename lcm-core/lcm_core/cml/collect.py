@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -143,11 +143,14 @@ def build_snapshot(
 
 
 async def collect_cml_telemetry(client: CmlClient, host: str, *, include_activity: bool = False,
-                                now: datetime | None = None) -> CmlTelemetrySnapshot:
+                                include_information: bool = True, now: datetime | None = None,
+                                ) -> CmlTelemetrySnapshot:
     """Ask one host's telemetry endpoints concurrently and return the snapshot (see the module doc).
 
     `include_activity=True` also reads `/telemetry/events` for `last_activity_at` (idle detection); it is
-    off by default because the event list grows with the host's history.
+    off by default because the event list grows with the host's history. `include_information=False` skips
+    `system_information` (version and readiness), for a caller that already knows the host is up: `version`
+    and `ready` are then None ("not asked"), and the host is unreachable when every endpoint asked was.
     """
     label = host_label(host)
     authed = dict(_AUTHED)
@@ -173,11 +176,13 @@ async def collect_cml_telemetry(client: CmlClient, host: str, *, include_activit
                 group.create_task(fetch(name, path, params=params))
 
     async with asyncio.TaskGroup() as group:
-        group.create_task(fetch("system_information", "/system_information", auth=False))
+        if include_information:
+            group.create_task(fetch("system_information", "/system_information", auth=False))
         group.create_task(authenticated())
 
-    if len(failures) == 1 + len(authed) and all(isinstance(e, CmlUnreachableError) for e in failures.values()):
-        raise failures["system_information"]
+    asked = len(authed) + (1 if include_information else 0)
+    if len(failures) == asked and all(isinstance(e, CmlUnreachableError) for e in failures.values()):
+        raise failures.get("system_information") or next(iter(failures.values()))
     for exc in {id(e): e for e in failures.values()}.values():
         names = ", ".join(name for name, e in failures.items() if e is exc)
         logger.warning("CML %s: %s failed (%s: %s); those fields are left empty",
@@ -204,9 +209,11 @@ async def collect_cml_telemetry(client: CmlClient, host: str, *, include_activit
 
 
 async def iter_fleet_telemetry(client: CmlClient, hosts: Iterable[str], *, include_activity: bool = False,
-                               max_hosts: int = 50,
+                               max_hosts: int = 50, without_information: Collection[str] = (),
                                ) -> AsyncIterator[tuple[str, CmlTelemetrySnapshot | CmlError]]:
     """Yield `(host, snapshot or error)` for every host, in completion order.
+
+    Hosts in `without_information` are collected without `system_information` (see `collect_cml_telemetry`).
 
     At most `max_hosts` hosts are collected at once, so results stream out in waves instead of all 2,000
     hosts progressing together and finishing together (the client's own limits still bound requests).
@@ -217,7 +224,8 @@ async def iter_fleet_telemetry(client: CmlClient, hosts: Iterable[str], *, inclu
     async def one(host: str) -> tuple[str, CmlTelemetrySnapshot | CmlError]:
         async with gate:
             try:
-                return host, await collect_cml_telemetry(client, host, include_activity=include_activity)
+                return host, await collect_cml_telemetry(client, host, include_activity=include_activity,
+                                                         include_information=host not in without_information)
             except CmlError as exc:
                 return host, exc
 

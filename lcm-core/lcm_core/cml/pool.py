@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -23,8 +23,12 @@ def host_key(base_url: str) -> str:
     return base_url.strip().rstrip("/")
 
 
+@functools.lru_cache(maxsize=16384)
 def host_label(base_url: str) -> str:
-    """The base URL as shown in logs and errors: any `user:password@` part removed."""
+    """The base URL as shown in logs and errors: any `user:password@` part removed.
+
+    Cached: the same few thousand hosts are labelled on every request of every cycle, and parsing a URL
+    each time showed in the client's profile."""
     url = httpx.URL(host_key(base_url))
     return str(url.copy_with(username=None, password=None)) if url.userinfo else str(url)
 
@@ -126,13 +130,34 @@ class ConcurrencyLimiter:
             sem = self._per_host[host] = asyncio.Semaphore(self.max_per_host)
         return sem
 
-    @asynccontextmanager
-    async def slot(self, host: str) -> AsyncIterator[None]:
+    def slot(self, host: str) -> _Slot:
         """Hold one per-host slot and one global slot (per-host first, so a busy host never hogs globals)."""
-        async with self._host_semaphore(host), self._global:
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-            try:
-                yield
-            finally:
-                self.in_flight -= 1
+        return _Slot(self, self._host_semaphore(host))
+
+
+class _Slot:
+    """`async with limiter.slot(host)`: a plain class rather than an `asynccontextmanager` generator, which
+    cost a measurable share of the client's CPU at ~12,000 requests per cycle."""
+
+    __slots__ = ("_host", "_limiter")
+
+    def __init__(self, limiter: ConcurrencyLimiter, host: asyncio.Semaphore) -> None:
+        self._limiter = limiter
+        self._host = host
+
+    async def __aenter__(self) -> None:
+        await self._host.acquire()
+        try:
+            await self._limiter._global.acquire()
+        except BaseException:
+            self._host.release()
+            raise
+        limiter = self._limiter
+        limiter.in_flight += 1
+        if limiter.in_flight > limiter.peak_in_flight:
+            limiter.peak_in_flight = limiter.in_flight
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._limiter.in_flight -= 1
+        self._limiter._global.release()
+        self._host.release()

@@ -1,8 +1,8 @@
 """HTTP core of the CML client: one shared connection pool, tokens per host, bounds, typed errors.
 
 Why one pool for the whole fleet: ~2,000 hosts polled every cycle would otherwise mean 2,000 clients, each
-with its own pool, TLS context and idle sockets. Here one `httpx.AsyncClient` carries every request; what
-differs per host (token, in-flight slots, credentials) is looked up by the normalised base URL.
+with its own pool, TLS context and idle sockets. Here one aiohttp session (`wire`) carries every request;
+what differs per host (token, in-flight slots, credentials) is looked up by the normalised base URL.
 
 Failure model: transport errors, timeouts and 5xx raise `CmlUnreachableError` (GETs are retried
 `get_retries` times first); 401 triggers one re-authentication and one retry; refused credentials raise
@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
 import httpx
-from httpx_aiohttp import AiohttpTransport
 from pydantic import BaseModel, ValidationError
 
 from lcm_core.cml.errors import (
@@ -34,6 +33,7 @@ from lcm_core.cml.errors import (
 )
 from lcm_core.cml.parsers import BASE_NODES_BY_PRODUCT
 from lcm_core.cml.pool import ConcurrencyLimiter, TokenCache, host_key, host_label
+from lcm_core.cml.wire import AiohttpWire, WireError, WireTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -92,20 +92,24 @@ class CmlTransport:
         self.tokens = TokenCache()
         self.limiter = ConcurrencyLimiter(max_in_flight, max_per_host)
         verify: bool | ssl.SSLContext = ssl.create_default_context(cafile=ca_file) if ca_file else verify_tls
-        # The wire is aiohttp's (behind httpx's API): per request it costs a third of the CPU of httpcore,
-        # whose pool also scans every pooled connection on each request. With 2,000 hosts and ~5 calls each
-        # per cycle, that CPU is the cost of a cycle. An injected transport (tests: respx) is used as given.
-        limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight,
-                              keepalive_expiry=30.0)
+        headers = {"Accept": "application/json"}
+        # The wire is aiohttp's, used directly (see `wire`): with 2,000 hosts and ~6 calls each per cycle, the
+        # CPU per request is the cost of a cycle. An injected transport (tests: respx) goes through httpx.
+        self._wire: AiohttpWire | None = None
+        self._http: httpx.AsyncClient | None = None
         if transport is None:
-            transport = AiohttpTransport(verify=verify, limits=limits, trust_env=False)
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=limits,
-            headers={"Accept": "application/json"},
-            transport=transport,
-            follow_redirects=False,
-        )
+            self._wire = AiohttpWire(verify=verify, max_connections=max_in_flight, timeout=timeout,
+                                     connect_timeout=connect_timeout, headers=headers)
+        else:
+            limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight,
+                                  keepalive_expiry=30.0)
+            self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=connect_timeout), limits=limits,
+                                           headers=headers, transport=transport, follow_redirects=False)
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS settings hosts are verified with (None with an injected transport)."""
+        return self._wire.ssl_context if self._wire is not None else None
 
     async def __aenter__(self) -> Self:
         return self
@@ -114,7 +118,10 @@ class CmlTransport:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._wire is not None:
+            await self._wire.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     def set_host_credentials(self, host: str, username: str, password: str) -> None:
         """Use other credentials for one host (the default applies to every other host)."""
@@ -138,15 +145,19 @@ class CmlTransport:
         """One HTTP exchange inside a concurrency slot; transport failures become `CmlUnreachableError`."""
         headers = {"Authorization": f"Bearer {token}"} if token is not None else None
         extra: dict[str, Any] = {} if request_timeout is None else {"timeout": request_timeout}
+        url = f"{host}{API_PREFIX}{path}"
         async with self.limiter.slot(host):
             try:
-                return await self._http.request(
-                    method, f"{host}{API_PREFIX}{path}", params=params, json=json, content=content, headers=headers,
-                    **extra)
-            except httpx.TimeoutException as exc:
+                if self._wire is not None:
+                    return await self._wire.send(method, url, params=params, json=json, content=content,
+                                                 headers=headers, read_timeout=request_timeout)
+                assert self._http is not None
+                return await self._http.request(method, url, params=params, json=json, content=content,
+                                                headers=headers, **extra)
+            except (httpx.TimeoutException, WireTimeout) as exc:
                 raise CmlUnreachableError(f"CML {host_label(host)} {method} {path}: timed out "
                                           f"({type(exc).__name__})", host=host_label(host)) from exc
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, WireError) as exc:
                 raise CmlUnreachableError(f"CML {host_label(host)} {method} {path}: {type(exc).__name__}: "
                                           f"{exc}", host=host_label(host)) from exc
 

@@ -56,6 +56,43 @@ def test_concurrent_bulk_imports_of_the_same_instance_create_it_once(control_pla
         assert http.get("/api/workers", headers=control_plane.viewer()).json()["total"] == 1
 
 
+def test_a_re_import_writes_only_the_workers_that_changed(control_plane) -> None:
+    created = _import(control_plane, discovered(11), discovered(12), discovered(13))["created"]
+    again = _import(control_plane, discovered(11), discovered(12, state="stopped"),
+                    discovered(13, private_ip="10.9.9.9"))
+    assert again["created"] == []
+    by_instance = dict(zip([discovered(n)["aws_instance_id"] for n in (11, 12, 13)], created, strict=True))
+    assert again["unchanged"] == [by_instance[discovered(11)["aws_instance_id"]]]
+    assert sorted(again["updated"]) == sorted([by_instance[discovered(12)["aws_instance_id"]],
+                                               by_instance[discovered(13)["aws_instance_id"]]])
+    with control_plane.client() as http:
+        items = {w["aws_instance_id"]: w for w in
+                 http.get("/api/workers", headers=control_plane.viewer()).json()["items"]}
+    assert items[discovered(12)["aws_instance_id"]]["status"] == "stopped"
+    assert items[discovered(13)["aws_instance_id"]]["private_ip"] == "10.9.9.9"
+    assert items[discovered(11)["aws_instance_id"]]["version"] == 1  # unchanged: not written at all
+
+
+def test_concurrent_re_imports_record_one_transition(control_plane) -> None:
+    _import(control_plane, discovered(14))
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=control_plane.url, timeout=10) as http:
+            return await asyncio.gather(*(
+                http.post("/api/internal/workers/bulk-import", headers=control_plane.leader(),
+                          json={"instances": [discovered(14, state="stopped")]}) for _ in range(6)))
+
+    control_plane.leader()  # campaign outside the event loop
+    responses = asyncio.run(run())
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+    with control_plane.client() as http:
+        worker = next(w for w in http.get("/api/workers", headers=control_plane.viewer()).json()["items"]
+                      if w["aws_instance_id"] == discovered(14)["aws_instance_id"])
+    assert worker["status"] == "stopped"
+    stops = [h for h in worker["state_history"] if h.get("field", "status") == "status" and h["to"] == "stopped"]
+    assert len(stops) == 1  # a lost race re-reads and finds nothing left to do
+
+
 def test_two_concurrent_metric_updates_lose_no_field(control_plane) -> None:
     worker_id = _import(control_plane, discovered(3))["created"][0]
     headers = control_plane.leader()
@@ -98,6 +135,50 @@ def test_metrics_batch_updates_many_workers_and_reports_unknown_ids(control_plan
     assert worker["telemetry"]["disk_percent"] == 25.0
     assert worker["service_status"] == "available"
     assert worker["health_status"] == "healthy"
+
+
+def test_concurrent_metric_batches_over_the_same_workers_lose_no_field(control_plane) -> None:
+    created = _import(control_plane, *(discovered(n) for n in range(30, 36)))["created"]
+    headers = control_plane.leader()
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=control_plane.url, timeout=20) as http:
+            ec2 = [{"worker_id": wid, "metrics": {"collected_at": _now(), "ec2": {
+                "state": "running", "system_status": "ok", "instance_status": "ok"}}} for wid in created]
+            cw = [{"worker_id": wid, "metrics": {"collected_at": _now(), "cloudwatch": {
+                "cpu_utilization": 42.0}}} for wid in created]
+            return list(await asyncio.gather(*(
+                http.post("/api/internal/workers/metrics:batch", headers=headers, json={"reports": body})
+                for body in (ec2, cw, ec2, cw))))
+
+    replies = asyncio.run(run())
+    assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
+    assert all(sorted(r.json()["updated"]) == sorted(created) for r in replies)
+    with control_plane.client() as http:
+        for wid in created:
+            stored = http.get(f"/api/internal/workers/{wid}", headers=headers).json()
+            assert stored["telemetry"]["ec2"]["instance_status"] == "ok"
+            assert stored["telemetry"]["cloudwatch"]["cpu_utilization"] == 42.0
+
+
+def test_every_page_of_the_worker_list_tells_the_same_total(control_plane) -> None:
+    _import(control_plane, *(discovered(n) for n in range(40, 45)))
+    with control_plane.client() as http:
+        def page(offset: int, limit: int) -> dict[str, object]:
+            return http.get("/api/internal/workers", headers=control_plane.internal(),
+                            params={"offset": offset, "limit": limit, "view": "brief"}).json()
+
+        everything = page(0, 5000)
+        total = everything["total"]
+        assert total == len(everything["items"])
+        assert total >= 5
+        seen = []
+        for offset in range(0, total, 2):  # full pages, then a partial last one
+            current = page(offset, 2)
+            assert current["total"] == total
+            seen += [w["id"] for w in current["items"]]
+        assert seen == [w["id"] for w in everything["items"]]
+        assert page(total + 3, 2) == {"items": [], "total": total, "offset": total + 3, "limit": 2}
 
 
 def test_stale_missing_or_malformed_leader_epoch_is_refused_with_409(control_plane) -> None:

@@ -335,7 +335,8 @@ def test_host_label_strips_userinfo() -> None:
 async def test_verify_tls_option_reaches_the_transport() -> None:
     async with CmlClient("admin", "pw", verify_tls=False) as insecure, CmlClient("admin", "pw") as secure:
         def mode(cml: CmlClient) -> Any:
-            return cml._http._transport.ssl_context.verify_mode.name  # type: ignore[attr-defined]
+            assert cml.ssl_context is not None
+            return cml.ssl_context.verify_mode.name
 
         assert mode(insecure) == "CERT_NONE"
         assert mode(secure) == "CERT_REQUIRED"

@@ -302,3 +302,21 @@ async def test_fleet_reports_unreachable_hosts_without_failing(client: CmlClient
     assert set(results) == {good, bad}
     assert isinstance(results[good], CmlTelemetrySnapshot)
     assert isinstance(results[bad], CmlUnreachableError)
+
+
+async def test_without_information_system_information_is_not_asked(client: CmlClient, mock: respx.MockRouter,
+                                                                   host: str, load: Loader) -> None:
+    routes = serve_host(mock, host, load)
+    snap = await collect_cml_telemetry(client, host, include_information=False, now=NOW)
+    assert routes["/system_information"].call_count == 0
+    assert (snap.version, snap.ready) == (None, None)  # not asked, not "not ready"
+    assert snap.errors == {}
+    assert snap.labs_count == 2
+    assert snap.report_dict()["system_info"] is not None
+
+
+async def test_without_information_a_host_down_still_raises(client: CmlClient, mock: respx.MockRouter,
+                                                             host: str) -> None:
+    mock.route(url__startswith=host).mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(CmlUnreachableError):
+        await collect_cml_telemetry(client, host, include_information=False)

@@ -1,8 +1,9 @@
 """One metrics cycle over the running fleet (seeds 000, 001, 004; ARCHITECTURE §9).
 
 Per region, batched: EC2 status checks and CloudWatch CPU/network. Per worker, concurrent under a bound:
-CML system information, stats, health, licensing and labs. Then one `metrics:batch` report per 500
-workers, and idle detection for the workers due for it. A worker whose CML API fails is reported
+CML system information, stats, health, licensing and labs. As hosts answer, `metrics:batch` reports of
+`REPORT_CHUNK` workers go out (control-plane writes overlap collection); then idle detection for the
+workers due for it. A worker whose CML API fails is reported
 `unreachable`; the others are unaffected.
 """
 
@@ -18,13 +19,18 @@ from typing import Any
 
 from lcm_core.cml import CmlClient, CmlError
 from lcm_core.cml.telemetry import CmlTelemetrySnapshot
-from lcm_core.domain.enums import WorkerStatus
+from lcm_core.domain.enums import ServiceStatus, WorkerStatus
 from lcm_core.errors import LcmError
 from worker_controller.domain.worker_view import WorkerView
 from worker_controller.infrastructure.aws import AwsFleet, CloudWatchSample, StatusChecks
 from worker_controller.infrastructure.control_plane import ControlPlaneGateway
 
 logger = logging.getLogger(__name__)
+
+REPORT_CHUNK = 250
+"""Workers per `metrics:batch` sent during collection: small enough that the control plane starts writing
+early and the last batch (the only one not overlapped with collection) is short, large enough that a fleet
+of 2,000 is eight requests."""
 
 
 @dataclass
@@ -36,7 +42,8 @@ class CycleOutcome:
     by_health: Counter[str] = field(default_factory=Counter)
     duration_seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
-    """Seconds spent collecting (AWS + CML), reporting to the CPA and running idle detection."""
+    """Seconds spent collecting (AWS + CML, with reports already going out), finishing the reports after the
+    last host answered, and running idle detection."""
 
 
 def _cml_section(result: CmlTelemetrySnapshot | CmlError | None) -> dict[str, Any] | None:
@@ -64,11 +71,77 @@ def build_report(worker: WorkerView, now: datetime, checks: StatusChecks | None,
     return {"worker_id": worker.id, "metrics": metrics}
 
 
+INFORMATION_REFRESH = 600.0
+"""Seconds between two `system_information` reads of a host that is up (service available, version known).
+
+The call only tells version and readiness: the control plane keeps both, so asking every cycle is a fifth of
+a steady-state cycle's CML calls for nothing new. Any failure of the host asks it again on the next cycle
+(a CML restart shows up as readiness), and a version upgrade is seen within this interval."""
+
+HANDOVER_MAX_AGE = 60.0
+"""Seconds a handed-over worker list stays usable: about one cycle's length, as old as the list a cycle that
+reads its own works from by the time it finishes."""
+
+
+class _Reporter:
+    """Sends `metrics:batch` reports while collection goes on: at most `concurrency` batches in flight.
+
+    A batch needs the region-wide AWS answers (status checks, CloudWatch), so each waits for them; they take
+    one or two calls per region and are normally back long before the first CML chunk is complete.
+    """
+
+    def __init__(self, gateway: ControlPlaneGateway,
+                 aws: asyncio.Future[list[tuple[dict[str, StatusChecks], dict[str, CloudWatchSample]]]],
+                 now: datetime, concurrency: int) -> None:
+        self._gateway = gateway
+        self._aws = aws
+        self._now = now
+        self._gate = asyncio.Semaphore(concurrency)
+        self._tasks: list[asyncio.Task[int]] = []
+        self._checks: dict[str, StatusChecks] | None = None
+        self._samples: dict[str, CloudWatchSample] = {}
+        self.sent = 0
+
+    def send(self, items: list[tuple[WorkerView, CmlTelemetrySnapshot | CmlError | None]]) -> None:
+        self.sent += 1
+        self._tasks.append(asyncio.ensure_future(self._post(items)))
+
+    async def _post(self, items: list[tuple[WorkerView, CmlTelemetrySnapshot | CmlError | None]]) -> int:
+        if self._checks is None:
+            regional = await self._aws
+            checks: dict[str, StatusChecks] = {}
+            for region_checks, region_samples in regional:
+                checks.update(region_checks)
+                self._samples.update(region_samples)
+            self._checks = checks
+        reports = [build_report(w, self._now, self._checks.get(w.aws_instance_id or ""),
+                                self._samples.get(w.aws_instance_id or ""), result) for w, result in items]
+        if not reports:
+            return 0
+        async with self._gate:
+            return len((await self._gateway.report_metrics(reports))["updated"])
+
+    async def finish(self) -> int:
+        """Wait for every batch; the first failure fails the cycle (the others are cancelled by `cancel`)."""
+        total = 0
+        for task in self._tasks:
+            total += await task
+        return total
+
+    async def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 class MetricsCollector:
     def __init__(self, aws: AwsFleet, cml: CmlClient, gateway: ControlPlaneGateway, *, cml_url_template: str,
                  idle_check_interval: float, cml_max_hosts: int = 200, idle_concurrency: int = 20,
-                 idle_detection: bool = True) -> None:
+                 idle_detection: bool = True, report_chunk: int = REPORT_CHUNK,
+                 report_concurrency: int = 2) -> None:
         self._idle_detection = idle_detection
+        self._report_chunk = max(1, report_chunk)
+        self._report_concurrency = max(1, report_concurrency)
         self._aws = aws
         self._cml = cml
         self._gateway = gateway
@@ -77,7 +150,21 @@ class MetricsCollector:
         self._cml_max_hosts = cml_max_hosts
         self._idle_gate = asyncio.Semaphore(idle_concurrency)
         self._last_idle_check: dict[str, float] = {}
+        self._handed_over: tuple[float, list[WorkerView]] | None = None
+        self._information_at: dict[str, float] = {}
+        """Host → when its `system_information` last answered (see `INFORMATION_REFRESH`)."""
         self.last: CycleOutcome | None = None
+
+    def hand_over(self, workers: list[WorkerView]) -> None:
+        """The worker list a discovery has just read (after its imports): the next cycle, if it starts within
+        `HANDOVER_MAX_AGE` seconds, measures its running workers instead of reading the list again."""
+        self._handed_over = (time.monotonic(), [w for w in workers if w.status is WorkerStatus.RUNNING])
+
+    async def _running_workers(self) -> list[WorkerView]:
+        handed, self._handed_over = self._handed_over, None
+        if handed is not None and time.monotonic() - handed[0] <= HANDOVER_MAX_AGE:
+            return handed[1]
+        return await self._gateway.workers(status=WorkerStatus.RUNNING.value)
 
     async def _region(self, region: str, ids: list[str], now: datetime
                       ) -> tuple[dict[str, StatusChecks], dict[str, CloudWatchSample]]:
@@ -92,36 +179,53 @@ class MetricsCollector:
         return checks, samples
 
     async def run_once(self, only: list[WorkerView] | None = None) -> CycleOutcome:
+        """One cycle over `only`, or over every running worker (a handed-over list, else one list read).
+
+        CML results stream in as hosts answer; every `report_chunk` of them goes to the control plane at once
+        (at most `report_concurrency` batches in flight), so the control plane persists the first workers
+        while the last ones are still being collected instead of after all of them.
+        """
         started = time.monotonic()
         now = datetime.now(UTC)
-        workers = only if only is not None else await self._gateway.workers(status=WorkerStatus.RUNNING.value)
+        workers = only if only is not None else await self._running_workers()
         outcome = CycleOutcome(workers=len(workers), by_health=Counter(w.health_status for w in workers))
         by_region: dict[str, list[str]] = {}
         workers = [w for w in workers if w.aws_instance_id is not None]
         for worker in workers:
             by_region.setdefault(worker.aws_region, []).append(worker.aws_instance_id)
-        hosts = {w.id: w.cml_url(self._template) for w in workers}
-        aws_task = asyncio.gather(*(self._region(r, ids, now) for r, ids in by_region.items()))
-        cml_task = self._cml.collect_fleet_telemetry([h for h in hosts.values() if h],
-                                                     max_hosts=self._cml_max_hosts)
-        regional, cml_results = await asyncio.gather(aws_task, cml_task)
-        outcome.phases["collect"] = round(time.monotonic() - started, 3)
-        checks: dict[str, StatusChecks] = {}
-        samples: dict[str, CloudWatchSample] = {}
-        for region_checks, region_samples in regional:
-            checks.update(region_checks)
-            samples.update(region_samples)
-        reports = []
+        by_host: dict[str, list[WorkerView]] = {}
+        without_cml: list[WorkerView] = []
         for worker in workers:
-            host = hosts[worker.id]
-            result = cml_results.get(host) if host else None
-            if isinstance(result, CmlError):
-                outcome.cml_failures += 1
-            reports.append(build_report(worker, now, checks.get(worker.aws_instance_id),
-                                        samples.get(worker.aws_instance_id), result))
-        mark = time.monotonic()
-        if reports:
-            outcome.reported = len((await self._gateway.report_metrics(reports))["updated"])
+            host = worker.cml_url(self._template)
+            if host:
+                by_host.setdefault(host, []).append(worker)
+            else:
+                without_cml.append(worker)
+        skip_information = self._information_known(by_host)
+        aws_task = asyncio.ensure_future(asyncio.gather(*(self._region(r, ids, now) for r, ids in by_region.items())))
+        reporter = _Reporter(self._gateway, aws_task, now, self._report_concurrency)
+        try:
+            pending: list[tuple[WorkerView, CmlTelemetrySnapshot | CmlError | None]] = \
+                [(w, None) for w in without_cml]
+            async for host, result in self._cml.iter_fleet_telemetry(by_host, max_hosts=self._cml_max_hosts,
+                                                                     without_information=skip_information):
+                self._note_information(host, result)
+                if isinstance(result, CmlError):
+                    outcome.cml_failures += len(by_host[host])
+                pending += [(w, result) for w in by_host[host]]
+                if len(pending) >= self._report_chunk:
+                    reporter.send(pending)
+                    pending = []
+            outcome.phases["collect"] = round(time.monotonic() - started, 3)
+            mark = time.monotonic()
+            if pending or not reporter.sent:
+                reporter.send(pending)
+            outcome.reported = await reporter.finish()
+        finally:
+            await reporter.cancel()
+            aws_task.cancel()
+            await asyncio.gather(aws_task, return_exceptions=True)  # retrieved, so never logged as lost
+        # Only what was still to persist after the last host had answered: the rest overlapped collection.
         outcome.phases["report"] = round(time.monotonic() - mark, 3)
         mark = time.monotonic()
         if self._idle_detection:
@@ -129,10 +233,23 @@ class MetricsCollector:
         outcome.phases["idle"] = round(time.monotonic() - mark, 3)
         outcome.duration_seconds = round(time.monotonic() - started, 3)
         self.last = outcome
-        logger.info("metrics: %d running workers, %d reported, %d CML unreachable, %d idle checks in %.2fs",
-                    outcome.workers, outcome.reported, outcome.cml_failures, outcome.idle_checked,
-                    outcome.duration_seconds)
+        logger.info("metrics: %d running workers, %d reported in %d batches, %d CML unreachable, %d idle checks "
+                    "in %.2fs", outcome.workers, outcome.reported, reporter.sent, outcome.cml_failures,
+                    outcome.idle_checked, outcome.duration_seconds)
         return outcome
+
+    def _information_known(self, by_host: dict[str, list[WorkerView]]) -> set[str]:
+        """Hosts whose `system_information` need not be asked this cycle: up, version known, asked lately."""
+        now = time.monotonic()
+        return {host for host, workers in by_host.items()
+                if all(w.service_status is ServiceStatus.AVAILABLE and w.cml_version for w in workers)
+                and now - self._information_at.get(host, float("-inf")) < INFORMATION_REFRESH}
+
+    def _note_information(self, host: str, result: CmlTelemetrySnapshot | CmlError) -> None:
+        if isinstance(result, CmlError) or result.errors:
+            self._information_at.pop(host, None)  # something is wrong with the host: ask everything next time
+        elif result.ready is not None:
+            self._information_at[host] = time.monotonic()
 
     async def _detect_idle(self, workers: list[WorkerView]) -> int:
         due = [w for w in workers

@@ -36,6 +36,7 @@ class WorkerView(_View):
     desired_status: DesiredStatus | None = None
     desired_changed_at: datetime | None = None
     service_status: ServiceStatus = ServiceStatus.UNAVAILABLE
+    cml_version: str | None = None
     health_status: str = "unknown"
     private_ip: str | None = None
     public_ip: str | None = None

@@ -20,7 +20,9 @@ def create_fastapi(config: SimulatorConfig | None = None) -> FastAPI:
     app.state.simulator = SimulatorState(config)
     app.state.faults = FaultRegistry()
     install_error_handlers(app)
-    for module in (routes_admin, routes_system, routes_licensing, routes_labs, routes_nodes):
+    # Routes are matched in order, one pattern at a time: the endpoints a metrics cycle calls for every host
+    # (system, licensing, labs) come first and the admin API last (paths of the groups never overlap).
+    for module in (routes_system, routes_licensing, routes_labs, routes_nodes, routes_admin):
         app.include_router(module.router)
     return app
 

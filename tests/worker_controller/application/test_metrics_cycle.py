@@ -1,0 +1,223 @@
+"""The metrics cycle streams its reports: batches go to the control plane while hosts are still answering,
+bounded in flight; a worker list handed over by discovery is used once, and only while fresh."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from lcm_core.cml import CmlTelemetrySnapshot, CmlUnreachableError
+from worker_controller.application import metrics
+from worker_controller.application.metrics import MetricsCollector
+from worker_controller.domain.worker_view import WorkerView
+from worker_controller.infrastructure.aws import CloudWatchSample, StatusChecks
+
+TEMPLATE = "http://cml/hosts/{instance_id}"
+
+
+def worker(n: int, status: str = "running", **extra: Any) -> WorkerView:
+    return WorkerView.model_validate({"id": f"w{n}", "aws_region": "us-east-1" if n % 2 else "us-west-2",
+                                      "aws_instance_id": f"i-{n:017x}", "status": status, **extra})
+
+
+def host(n: int) -> str:
+    return f"http://cml/hosts/i-{n:017x}"
+
+
+class FakeAws:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, list[str]]] = []
+
+    async def status_checks(self, region: str, ids: list[str]) -> dict[str, StatusChecks]:
+        self.calls.append(("status", region, list(ids)))
+        return {i: StatusChecks("running", "ok", "ok") for i in ids}
+
+    async def cloudwatch(self, region: str, ids: list[str], *, now: datetime) -> dict[str, CloudWatchSample]:
+        self.calls.append(("cloudwatch", region, list(ids)))
+        return {i: CloudWatchSample(cpu_utilization=5.0) for i in ids}
+
+
+class FakeCml:
+    """Answers hosts one by one; `before_last` is awaited before the last answer is given."""
+
+    def __init__(self, failing: Iterable[str] = ()) -> None:
+        self.failing = set(failing)
+        self.degraded: set[str] = set()
+        self.before_last: asyncio.Event | None = None
+        self.log: list[str] = []
+        self.information_asked: list[set[str]] = []
+
+    async def iter_fleet_telemetry(self, hosts: Iterable[str], *, max_hosts: int = 50,
+                                   without_information: Iterable[str] = (),
+                                   ) -> AsyncIterator[tuple[str, object]]:
+        hosts = list(hosts)
+        skipped = set(without_information)
+        self.information_asked.append({h for h in hosts if h not in skipped})
+        for index, h in enumerate(hosts):
+            if index == len(hosts) - 1 and self.before_last is not None:
+                await self.before_last.wait()
+            self.log.append(f"answer {h}")
+            asked = h not in skipped
+            yield h, (CmlUnreachableError("down", host=h) if h in self.failing
+                      else CmlTelemetrySnapshot(host=h, version="2.9.0" if asked else None,
+                                                ready=True if asked else None,
+                                                errors={"licensing": "timeout"} if h in self.degraded else {}))
+
+
+class FakeGateway:
+    def __init__(self, fleet: list[WorkerView], log: list[str]) -> None:
+        self.fleet = fleet
+        self.log = log
+        self.batches: list[list[dict[str, Any]]] = []
+        self.list_reads = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.first_batch = asyncio.Event()
+
+    async def workers(self, *, status: str | None = None, **_: Any) -> list[WorkerView]:
+        self.list_reads += 1
+        return [w for w in self.fleet if status is None or w.status.value == status]
+
+    async def report_metrics(self, reports: list[dict[str, Any]]) -> dict[str, Any]:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        self.log.append(f"report {[r['worker_id'] for r in reports]}")
+        self.batches.append(list(reports))
+        self.first_batch.set()
+        await asyncio.sleep(0)  # let other batches start meanwhile, if the bound allows them
+        self.in_flight -= 1
+        return {"updated": [r["worker_id"] for r in reports], "not_found": [], "retried": 0}
+
+
+def collector(gateway: FakeGateway, cml: FakeCml, **options: Any) -> MetricsCollector:
+    return MetricsCollector(FakeAws(), cml, gateway, cml_url_template=TEMPLATE,  # type: ignore[arg-type]
+                            idle_check_interval=1e9, idle_detection=False, **options)
+
+
+async def test_reports_go_out_in_chunks_while_hosts_are_still_answering() -> None:
+    cml = FakeCml(failing=[host(3)])
+    gateway = FakeGateway([worker(n) for n in range(5)], cml.log)
+    cml.before_last = gateway.first_batch  # the last host answers only once a batch has been persisted
+
+    outcome = await asyncio.wait_for(collector(gateway, cml, report_chunk=2).run_once(), 30)
+
+    assert outcome.reported == 5
+    assert outcome.cml_failures == 1
+    assert [len(b) for b in gateway.batches] == [2, 2, 1]
+    assert cml.log.index("report ['w0', 'w1']") < cml.log.index(f"answer {host(4)}")
+    sent = {r["worker_id"]: r["metrics"] for b in gateway.batches for r in b}
+    assert sent["w3"]["cml"]["reachable"] is False
+    assert sent["w0"]["cml"]["version"] == "2.9.0"
+    assert sent["w0"]["ec2"]["state"] == "running"  # every batch carries the region-wide AWS answers
+    assert sent["w4"]["cloudwatch"]["cpu_utilization"] == 5.0
+
+
+async def test_batches_in_flight_are_bounded() -> None:
+    cml = FakeCml()
+    gateway = FakeGateway([worker(n) for n in range(7)], cml.log)
+    outcome = await collector(gateway, cml, report_chunk=1, report_concurrency=2).run_once()
+    assert outcome.reported == 7
+    assert len(gateway.batches) == 7
+    assert gateway.peak_in_flight <= 2
+
+
+async def test_a_worker_without_a_cml_address_is_still_reported() -> None:
+    cml = FakeCml()
+    gateway = FakeGateway([worker(1), worker(2)], cml.log)
+    cycle = MetricsCollector(FakeAws(), cml, gateway,  # type: ignore[arg-type]
+                             cml_url_template="https://{ip_address}", idle_check_interval=1e9,
+                             idle_detection=False)
+    gateway.fleet[0] = worker(1, private_ip="10.0.0.1")
+    outcome = await cycle.run_once()
+    assert outcome.reported == 2
+    sent = {r["worker_id"]: r["metrics"] for b in gateway.batches for r in b}
+    assert "cml" not in sent["w2"]  # nothing to ask: left out, not reported unreachable
+    assert sent["w1"]["cml"]["reachable"] is True
+
+
+async def test_an_empty_fleet_sends_nothing() -> None:
+    gateway = FakeGateway([], [])
+    outcome = await collector(gateway, FakeCml()).run_once()
+    assert outcome.reported == 0
+    assert gateway.batches == []
+
+
+async def test_a_handed_over_list_is_used_once_and_only_its_running_workers() -> None:
+    cml = FakeCml()
+    gateway = FakeGateway([worker(1), worker(2)], cml.log)
+    cycle = collector(gateway, cml)
+    cycle.hand_over([worker(1), worker(5), worker(6, status="stopped")])
+
+    first = await cycle.run_once()
+    assert gateway.list_reads == 0
+    assert first.workers == 2  # w1 and w5; the stopped w6 is not measured
+    second = await cycle.run_once()
+    assert gateway.list_reads == 1  # consumed: the next cycle reads the list itself
+    assert second.workers == 2
+
+
+async def test_a_stale_handed_over_list_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics, "HANDOVER_MAX_AGE", -1.0)
+    cml = FakeCml()
+    gateway = FakeGateway([worker(1)], cml.log)
+    cycle = collector(gateway, cml)
+    cycle.hand_over([worker(1), worker(5)])
+    outcome = await cycle.run_once()
+    assert gateway.list_reads == 1
+    assert outcome.workers == 1
+
+
+async def test_a_failing_report_fails_the_cycle() -> None:
+    class Failing(FakeGateway):
+        async def report_metrics(self, reports: list[dict[str, Any]]) -> dict[str, Any]:
+            raise RuntimeError("control plane down")
+
+    gateway = Failing([worker(n) for n in range(4)], [])
+    with pytest.raises(RuntimeError, match="control plane down"):
+        await collector(gateway, FakeCml(), report_chunk=2).run_once()
+
+
+def up(n: int, **extra: Any) -> WorkerView:
+    return worker(n, service_status="available", cml_version="2.9.0", **extra)
+
+
+async def test_system_information_is_asked_until_known_then_only_after_trouble_or_the_refresh_interval(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cml = FakeCml()
+    gateway = FakeGateway([up(1), up(2), worker(3, service_status="starting")], cml.log)
+    cycle = collector(gateway, cml)
+
+    await cycle.run_once()  # a host this controller has not asked yet is asked, whatever the list says
+    assert cml.information_asked[-1] == {host(1), host(2), host(3)}
+    await cycle.run_once()  # up with a known version: skipped; still starting: asked again
+    assert cml.information_asked[-1] == {host(3)}
+    sent = {r["worker_id"]: r["metrics"] for r in gateway.batches[-1]}
+    assert sent["w1"]["cml"]["version"] is None  # not asked: the control plane keeps what it has
+    assert sent["w1"]["cml"]["ready"] is None
+
+    cml.degraded.add(host(2))
+    await cycle.run_once()
+    assert cml.information_asked[-1] == {host(3)}
+    await cycle.run_once()  # the host had a failing endpoint last cycle: everything is asked again
+    assert cml.information_asked[-1] == {host(2), host(3)}
+
+    monkeypatch.setattr(metrics, "INFORMATION_REFRESH", -1.0)
+    await cycle.run_once()
+    assert cml.information_asked[-1] == {host(1), host(2), host(3)}
+
+
+async def test_an_unreachable_host_is_asked_everything_next_time() -> None:
+    cml = FakeCml()
+    gateway = FakeGateway([up(1)], cml.log)
+    cycle = collector(gateway, cml)
+    await cycle.run_once()
+    cml.failing.add(host(1))
+    await cycle.run_once()
+    assert cml.information_asked[-1] == set()
+    cml.failing.clear()
+    await cycle.run_once()
+    assert cml.information_asked[-1] == {host(1)}
