@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import aetcd
 import aetcd.exceptions
 
+from lcm_core.aio import stop_if_cancelled
+
 logger = logging.getLogger(__name__)
 
 #: etcd and gRPC failures that mean "etcd is not usable right now".
@@ -127,6 +129,7 @@ class LeaderElection:
     async def run(self) -> None:
         """Campaign and lead until cancelled."""
         while True:
+            stop_if_cancelled()
             client = self._client_factory()
             try:
                 leadership = await self._campaign(client)
@@ -138,6 +141,7 @@ class LeaderElection:
                 # A deposed leader gives the followers (who watch the key) the first chance.
                 await asyncio.sleep(self.config.retry_interval_seconds)
             except ETCD_ERRORS as exc:
+                stop_if_cancelled()  # a cancellation that the etcd client turned into an error of its own
                 self.etcd_reachable = False
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 logger.warning("etcd unavailable for election %s: %s", self.config.service, exc)
@@ -147,7 +151,8 @@ class LeaderElection:
 
     async def current_leader(self, client: aetcd.Client) -> tuple[str, int] | None:
         """(identity, epoch) of whoever holds the election key, or None."""
-        got = await asyncio.wait_for(client.get(self.config.key), self.config.call_timeout_seconds)
+        async with asyncio.timeout(self.config.call_timeout_seconds):
+            got = await client.get(self.config.key)
         if got is None:
             return None
         return got.value.decode(), int(got.create_revision)
@@ -156,20 +161,21 @@ class LeaderElection:
         cfg = self.config
         timeout = cfg.call_timeout_seconds
         granted_at = time.monotonic()  # before the request: the server's lease cannot end earlier
-        lease = await asyncio.wait_for(client.lease(cfg.ttl_seconds), timeout)
-        won, _ = await asyncio.wait_for(
-            client.transaction(
+        async with asyncio.timeout(timeout):
+            lease = await client.lease(cfg.ttl_seconds)
+        async with asyncio.timeout(timeout):
+            won, _ = await client.transaction(
                 compare=[client.transactions.create(cfg.key) == 0],
                 success=[client.transactions.put(cfg.key, cfg.identity.encode(), lease=lease)],
                 failure=[],
-            ),
-            timeout,
-        )
+            )
         if not won:
             with contextlib.suppress(*ETCD_ERRORS):
-                await asyncio.wait_for(client.revoke_lease(lease.id), timeout)
+                async with asyncio.timeout(timeout):
+                    await client.revoke_lease(lease.id)
             return None
-        got = await asyncio.wait_for(client.get(cfg.key), timeout)
+        async with asyncio.timeout(timeout):
+            got = await client.get(cfg.key)
         if got is None or got.lease != lease.id:
             return None  # lost it in the instant since the transaction; try again
         self.terms += 1
@@ -183,7 +189,8 @@ class LeaderElection:
 
     async def _wait_for_vacancy(self, client: aetcd.Client) -> None:
         """Follower: return as soon as the election key is deleted (or after a ttl, to re-check)."""
-        watch = await asyncio.wait_for(client.watch(self.config.key), self.config.call_timeout_seconds)
+        async with asyncio.timeout(self.config.call_timeout_seconds):
+            watch = await client.watch(self.config.key)
 
         async def deleted() -> None:
             async for event in watch:
@@ -192,10 +199,12 @@ class LeaderElection:
 
         try:
             # The key may have vanished between the failed campaign and the watch being created.
-            if await asyncio.wait_for(client.get(self.config.key), self.config.call_timeout_seconds) is None:
-                return
+            async with asyncio.timeout(self.config.call_timeout_seconds):
+                if await client.get(self.config.key) is None:
+                    return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(deleted(), self.config.ttl_seconds)
+                async with asyncio.timeout(self.config.ttl_seconds):
+                    await deleted()
         finally:
             await release_quietly(watch.cancel(), 1.0)
 
@@ -238,8 +247,10 @@ class LeaderElection:
                 return
             sent_at = time.monotonic()
             try:
-                reply = await asyncio.wait_for(client.refresh_lease(leadership.lease_id), remaining)
+                async with asyncio.timeout(remaining):
+                    reply = await client.refresh_lease(leadership.lease_id)
             except ETCD_ERRORS as exc:
+                stop_if_cancelled()
                 self.etcd_reachable = False
                 self.last_error = f"renewal failed: {type(exc).__name__}: {exc}"
                 logger.warning("lease renewal for %s failed: %s", cfg.service, exc)
@@ -255,7 +266,8 @@ class LeaderElection:
 
     async def _watch_key(self, client: aetcd.Client, leadership: Leadership) -> None:
         """Return when the election key is deleted or no longer ours."""
-        watch = await asyncio.wait_for(client.watch(self.config.key), self.config.call_timeout_seconds)
+        async with asyncio.timeout(self.config.call_timeout_seconds):
+            watch = await client.watch(self.config.key)
         try:
             async for event in watch:
                 if event.kind == aetcd.rtypes.EventKind.DELETE or event.kv.lease != leadership.lease_id:

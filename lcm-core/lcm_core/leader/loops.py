@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lcm_core.aio import stop_if_cancelled
+
 logger = logging.getLogger(__name__)
 
 
@@ -107,6 +109,7 @@ class PeriodicLoop:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    stop_if_cancelled()  # a client library may turn our cancellation into its own error
                     consecutive_failures += 1
                     self.stats.record(False, started, f"{type(exc).__name__}: {exc}")
                     logger.exception("%s run failed", self.name)
@@ -117,7 +120,8 @@ class PeriodicLoop:
                     delay = max(0.0, interval - (time.monotonic() - started))
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
         finally:
             self.stats.running = False
 
@@ -255,6 +259,7 @@ class ReconcileLoop:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            stop_if_cancelled()
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             delay = self.backoff_for(failures)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import aetcd
 
+from lcm_core.aio import stop_if_cancelled
 from lcm_core.leader.election import ETCD_ERRORS, release_quietly
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ async def watch_prefix(
         except asyncio.CancelledError:
             raise
         except ETCD_ERRORS as exc:
+            stop_if_cancelled()
             logger.warning("watch on %s broke (%s); re-watching in %.0fs", prefix, exc, retry_seconds)
         finally:
             await release_quietly(client.close(), 2.0)

@@ -179,3 +179,57 @@ async def test_periodic_loop_trigger_runs_now() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert runs == 2
+
+
+class ConvertedCancellation(Exception):
+    """What some client libraries raise when the call they are in is cancelled (gRPC's CANCELLED status)."""
+
+
+async def _call_that_turns_cancellation_into_an_error() -> None:
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        raise ConvertedCancellation("the call was cancelled") from None
+
+
+async def _stops_within(task: asyncio.Task, seconds: float) -> bool:
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    return task in done and task.cancelled()
+
+
+async def test_periodic_loop_stops_when_a_library_turns_its_cancellation_into_an_error() -> None:
+    """A deposed leader's loop must stop, even when the call it was in reports the cancel as a failure."""
+    started = asyncio.Event()
+
+    async def body() -> None:
+        started.set()
+        await _call_that_turns_cancellation_into_an_error()
+
+    task = asyncio.create_task(PeriodicLoop("converted", body, interval=0.01, max_backoff=0.01).run())
+    await started.wait()
+    stopped = await _stops_within(task, 2.0)
+    if not stopped:
+        task.cancel()  # the old behaviour: a loop that never ends; end it for the next tests
+    assert stopped
+
+
+async def test_reconcile_loop_stops_when_a_reconcile_turns_its_cancellation_into_an_error() -> None:
+    started = asyncio.Event()
+
+    async def reconcile(key: str) -> ReconcileResult:
+        started.set()
+        await _call_that_turns_cancellation_into_an_error()
+        return ReconcileResult.done()
+
+    async def keys() -> list[str]:
+        return ["w1"]
+
+    loop = ReconcileLoop("converted", reconcile, keys, resync_interval=0.01, backoff_base=0.01, backoff_cap=0.01)
+    task = asyncio.create_task(loop.run())
+    await started.wait()
+    stopped = await _stops_within(task, 2.0)
+    if not stopped:
+        task.cancel()
+    assert stopped
+    assert loop.stats.failures == 0  # the cancel is not counted as a failed reconcile
