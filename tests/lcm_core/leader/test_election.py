@@ -49,9 +49,11 @@ class Candidate:
         self.task = asyncio.create_task(self.election.run())
 
     async def stop(self) -> None:
+        """Cancel the election; it must end promptly (a lost cancellation kept a follower campaigning)."""
         assert self.task is not None
         self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        done, _ = await asyncio.wait({self.task}, timeout=10)
+        assert done, f"candidate {self.identity} did not stop within 10 s of its cancellation"
 
 
 async def wait_for(predicate, timeout: float, step: float = 0.05) -> float:
