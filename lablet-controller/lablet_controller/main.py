@@ -4,11 +4,6 @@ discovery)."""
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
-
-import aetcd
-
 from lablet_controller.application.lab_discovery import LabDiscovery
 from lablet_controller.application.observer import LabObserver
 from lablet_controller.application.reconciler import SessionReconciler
@@ -18,49 +13,13 @@ from lablet_controller.infrastructure.cml_labs import CmlLabs, WorkerHosts
 from lablet_controller.infrastructure.control_plane import LabletGateway
 from lablet_controller.settings import LabletControllerSettings
 from lcm_core.controller_host import ControllerHost, run_controller
-from lcm_core.leader import LoopStats, PeriodicLoop, ReconcileLoop, ReconcileResult
-from lcm_core.leader.watch import watch_prefix
+from lcm_core.leader import PeriodicLoop, ReconcileLoop, ReconcileResult
+from lcm_core.leader.watch import KeyWatchLoop
 from lcm_core.settings import load_settings
 
 SERVICE = "lablet-controller"
+#: A session's keys that the CPA writes: its state, and the manual observation trigger of ADR-030.
 WATCHED_KEYS = frozenset({"state", "observe_resources"})
-
-
-@dataclass
-class SessionWatch:
-    """The etcd watch on `{prefix}/sessions/`: a session's `state` or `observe_resources` key changed →
-    reconcile that session now (the reconciler reads the session itself: level-triggered)."""
-
-    settings: LabletControllerSettings
-    reconcile: ReconcileLoop
-    reconciler: SessionReconciler
-    name: str = "etcd-watch"
-    stats: LoopStats = field(default_factory=lambda: LoopStats(name="etcd-watch", interval_seconds=0))
-
-    def _on_key(self, key: str) -> None:
-        parts = key.rsplit("/", 2)
-        if len(parts) == 3 and parts[2] in WATCHED_KEYS:
-            self.stats.runs += 1
-            self.stats.successes += 1
-            self.reconcile.enqueue(parts[1])
-
-    def _on_gap(self) -> None:
-        """Changes may have been missed while the watch was down: re-list every active session."""
-        async def relist() -> None:
-            for session_id in await self.reconciler.list_keys():
-                self.reconcile.enqueue(session_id)
-
-        self._relist = asyncio.get_running_loop().create_task(relist())
-
-    async def run(self) -> None:
-        s = self.settings
-        self.stats.running = True
-        try:
-            await watch_prefix(
-                lambda: aetcd.Client(host=s.etcd_host, port=s.etcd_port, timeout=int(s.etcd_timeout_seconds)),
-                f"{s.etcd_prefix.rstrip('/')}/sessions/", self._on_key, self._on_gap)
-        finally:
-            self.stats.running = False
 
 
 def build_host(settings: LabletControllerSettings) -> ControllerHost:
@@ -102,7 +61,8 @@ def build_host(settings: LabletControllerSettings) -> ControllerHost:
         discovery_loop.stats.extra = (await discovery.run_once()).stats()
 
     discovery_loop = PeriodicLoop("lab-discovery", discover, interval=settings.discovery_interval_seconds)
-    host.loops = [scheduling_loop, reconcile_loop, SessionWatch(settings, reconcile_loop, reconciler),
+    watch_loop = KeyWatchLoop(settings, "sessions", reconcile_loop, reconciler.list_keys, WATCHED_KEYS)
+    host.loops = [scheduling_loop, reconcile_loop, watch_loop,
                   discovery_loop]
     return host
 

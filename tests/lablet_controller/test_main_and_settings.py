@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from lablet_controller.main import SessionWatch, build_host
+from lablet_controller.main import WATCHED_KEYS, build_host
 from lablet_controller.settings import LabletControllerSettings
 from lcm_core.domain.lablets import SchedulingStrategy
+from lcm_core.leader.watch import KeyWatchLoop
 
 
 def settings(**env: object) -> LabletControllerSettings:
@@ -42,10 +43,14 @@ def test_watch_enqueues_the_session_of_a_state_or_observe_key() -> None:
         def enqueue(self, key: str) -> None:
             enqueued.append(key)
 
-    watch = SessionWatch(settings(), Queue(), reconciler=None)  # type: ignore[arg-type]
+    async def no_keys() -> list[str]:
+        return []
+
+    watch = KeyWatchLoop(settings(), "sessions", Queue(), no_keys, WATCHED_KEYS)
     watch._on_key("/lcm/sessions/s1/state")
     watch._on_key("/lcm/sessions/s2/observe_resources")
     watch._on_key("/lcm/sessions/s3/something_else")
     watch._on_key("/lcm/sessions")
+    watch._on_key("/lcm/workers/w1/state")
     assert enqueued == ["s1", "s2"]
     assert watch.stats.runs == 2

@@ -3,15 +3,11 @@ health and status. Only the leader runs the loops (discovery, metrics, reconcile
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
-
-import aetcd
 import boto3
 
 from lcm_core.controller_host import ControllerHost, run_controller
 from lcm_core.leader import LoopStats, PeriodicLoop, ReconcileLoop
-from lcm_core.leader.watch import watch_prefix
+from lcm_core.leader.watch import KeyWatchLoop
 from lcm_core.settings import load_settings
 from worker_controller.application.discovery import Discovery
 from worker_controller.application.fleet_settings import FleetSettingsReader
@@ -22,42 +18,6 @@ from worker_controller.infrastructure.control_plane import ControlPlaneGateway
 from worker_controller.settings import WorkerControllerSettings
 
 SERVICE = "worker-controller"
-
-
-@dataclass
-class WatchLoop:
-    """The etcd watch on the control plane's worker keys, as a leader loop (it stops with leadership)."""
-
-    settings: WorkerControllerSettings
-    reconcile: ReconcileLoop
-    resync: WorkerReconciler
-    name: str = "etcd-watch"
-    stats: LoopStats = field(default_factory=lambda: LoopStats(name="etcd-watch", interval_seconds=0))
-
-    def _on_key(self, key: str) -> None:
-        # /lcm/workers/{id}/desired_state or /license → reconcile that worker now.
-        parts = key.rsplit("/", 2)
-        if len(parts) == 3:
-            self.stats.runs += 1
-            self.stats.successes += 1
-            self.reconcile.enqueue(parts[1])
-
-    def _on_gap(self) -> None:
-        async def relist() -> None:
-            for worker_id in await self.resync.list_keys():
-                self.reconcile.enqueue(worker_id)
-
-        self._relist = asyncio.get_running_loop().create_task(relist())
-
-    async def run(self) -> None:
-        s = self.settings
-        self.stats.running = True
-        try:
-            await watch_prefix(
-                lambda: aetcd.Client(host=s.etcd_host, port=s.etcd_port, timeout=int(s.etcd_timeout_seconds)),
-                f"{s.etcd_prefix.rstrip('/')}/workers/", self._on_key, self._on_gap)
-        finally:
-            self.stats.running = False
 
 
 def build_host(settings: WorkerControllerSettings) -> ControllerHost:
@@ -91,7 +51,8 @@ def build_host(settings: WorkerControllerSettings) -> ControllerHost:
     reconcile_loop = ReconcileLoop("reconcile", reconciler.reconcile, reconciler.list_keys,
                                    resync_interval=settings.reconcile_interval_seconds,
                                    concurrency=settings.reconcile_concurrency)
-    host.loops = [discovery_loop, metrics_loop, reconcile_loop, WatchLoop(settings, reconcile_loop, reconciler)]
+    watch_loop = KeyWatchLoop(settings, "workers", reconcile_loop, reconciler.list_keys)
+    host.loops = [discovery_loop, metrics_loop, reconcile_loop, watch_loop]
     return host
 
 
