@@ -70,7 +70,7 @@ def run() -> None:
     configure_logging(SERVICE, settings.log_level, settings.log_format)
     configure_telemetry(SERVICE, settings.otel_exporter_otlp_endpoint)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                access_log=False)
+                access_log=False, timeout_keep_alive=int(settings.keep_alive_seconds))
 
 
 if __name__ == "__main__":

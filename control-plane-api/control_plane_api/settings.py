@@ -80,6 +80,11 @@ class ControlPlaneSettings(LcmSettings, EtcdSettings, FleetDefaults):
     dependency_timeout_seconds: float = Field(default=2.0, gt=0, validation_alias="CPA_DEPENDENCY_TIMEOUT")
     """Deadline of each dependency check made by `/api/ready`."""
 
+    keep_alive_seconds: float = Field(default=75.0, gt=0, le=3600, validation_alias="CPA_KEEP_ALIVE_SECONDS")
+    """How long an idle client connection stays open. Longer than the clients' own idle expiry (httpx: 5 s)
+    and a load balancer's idle timeout (AWS ALB: 60 s), so the server never closes a connection that a client
+    is reusing at that moment (the request would fail with a read error)."""
+
     metrics_history_hours: float = Field(default=24.0, gt=0, le=24 * 90, validation_alias="METRICS_HISTORY_HOURS")
     """How long each worker's utilisation samples are kept for the dashboard's charts."""
 

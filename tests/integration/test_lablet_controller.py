@@ -10,7 +10,6 @@ drift → end of the timeslot → lab stopped, wiped, deleted → session stoppe
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,19 +24,9 @@ from lcm_core.testing.asgi_server import serve_in_thread
 from tests.fixtures.cml_simulator import CmlSimulator
 from tests.fixtures.control_plane import API_KEY, ControlPlaneUnderTest, discovered
 from tests.fixtures.lablet_api import create_definition
+from tests.fixtures.polling import wait_for
 
 SLOT_SECONDS = 40  # long enough for the steps before the end of the slot on a loaded machine
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def registered_worker(cp: ControlPlaneUnderTest) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -18,6 +17,7 @@ from lcm_core.testing.processes import free_port
 from tests.fixtures.cml_simulator import CmlSimulator
 from tests.fixtures.control_plane import API_KEY, ControlPlaneUnderTest
 from tests.fixtures.lablet_api import create_definition, create_session, decision
+from tests.fixtures.polling import statuses
 from tests.integration.test_lablet_controller import registered_worker, session, wait_for
 
 TTL = 3
@@ -39,16 +39,6 @@ def start_replica(name: str, cp: ControlPlaneUnderTest, sim: CmlSimulator,
     proc = subprocess.Popen([binary], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     return proc, f"http://127.0.0.1:{port}"
-
-
-def statuses(urls: dict[str, str]) -> dict[str, dict[str, Any]]:
-    found = {}
-    for name, url in urls.items():
-        try:
-            found[name] = httpx.get(f"{url}/status", timeout=1).json()
-        except httpx.HTTPError:
-            continue
-    return found
 
 
 def test_failover_keeps_placing_sessions(control_plane: ControlPlaneUnderTest, cml_simulator_clean: CmlSimulator,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -15,21 +14,11 @@ import pytest
 from lcm_core.testing.asgi_server import serve_in_thread
 from lcm_core.testing.devstack.aws_seed import register_ami
 from tests.fixtures.control_plane import API_KEY
+from tests.fixtures.polling import wait_for
 from worker_controller.main import build_host
 from worker_controller.settings import WorkerControllerSettings
 
 REGION = "eu-west-3"
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture

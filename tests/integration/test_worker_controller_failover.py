@@ -14,6 +14,7 @@ import httpx
 
 from lcm_core.testing.processes import free_port
 from tests.fixtures.control_plane import API_KEY
+from tests.fixtures.polling import statuses
 
 TTL = 3
 
@@ -33,16 +34,6 @@ def start_replica(name: str, cp, moto_url: str, log: Path) -> tuple[subprocess.P
     proc = subprocess.Popen([binary], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     return proc, f"http://127.0.0.1:{port}"
-
-
-def statuses(urls: dict[str, str]) -> dict[str, dict]:
-    found = {}
-    for name, url in urls.items():
-        try:
-            found[name] = httpx.get(f"{url}/status", timeout=1).json()
-        except httpx.HTTPError:
-            continue
-    return found
 
 
 def test_leader_failover_within_the_lease_ttl(control_plane, moto_server, tmp_path) -> None:
