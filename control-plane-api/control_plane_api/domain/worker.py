@@ -91,6 +91,8 @@ class Worker(WorkerTelemetry, Model):
     desired_status: DesiredStatus | None = None
     desired_reason: str | None = None
     desired_changed_at: datetime | None = None
+    status_changed_at: datetime | None = None
+    """When `status` last changed: an EC2 state observed before it is stale (see `observe_ec2_state`)."""
     service_status: ServiceStatus = ServiceStatus.UNAVAILABLE
     cml_version: str | None = None
     license: License = Field(default_factory=License)
@@ -166,7 +168,8 @@ class Worker(WorkerTelemetry, Model):
             aws_region=found.aws_region, aws_instance_id=found.aws_instance_id,
             instance_type=found.instance_type, ami_id=found.ami_id, ami_name=found.ami_name,
             public_ip=found.public_ip, private_ip=found.private_ip, aws_tags=dict(found.tags),
-            launch_time=found.launch_time, status=status, created_at=now, updated_at=now, last_seen_at=now,
+            launch_time=found.launch_time, status=status, status_changed_at=now, created_at=now, updated_at=now,
+            last_seen_at=now,
         )
         worker.telemetry.ec2.state = found.state
         declared = INSTANCE_CAPACITY.get(found.instance_type or "")
@@ -181,7 +184,8 @@ class Worker(WorkerTelemetry, Model):
         """An operator asks for a new worker from a template; the worker-controller provisions it."""
         worker = cls(id=worker_id, name=name, aws_region=region, aws_instance_id=None,
                      instance_type=template.instance_type, origin=WorkerOrigin.CREATED, template_name=template.name,
-                     status=WorkerStatus.PENDING, desired_status=DesiredStatus.RUNNING, desired_changed_at=now,
+                     status=WorkerStatus.PENDING, status_changed_at=now, desired_status=DesiredStatus.RUNNING,
+                     desired_changed_at=now,
                      desired_reason=f"created from template {template.name} by {by}", created_at=now,
                      updated_at=now)
         worker.capacity.declared = template.capacity.model_copy()
@@ -216,19 +220,28 @@ class Worker(WorkerTelemetry, Model):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def observe_ec2_state(self, ec2_state: str, now: datetime, reason: str | None, by: str) -> list[DomainEvent]:
-        """EC2 is authoritative: apply what it reports; a transition that skips states is recorded as such."""
+    def observe_ec2_state(self, ec2_state: str, now: datetime, reason: str | None, by: str,
+                          observed_at: datetime | None = None) -> list[DomainEvent]:
+        """EC2 is authoritative: apply what it reports; a transition that skips states is recorded as such.
+
+        `observed_at` is when the reporter started looking (a metrics run, which reads EC2 at its start and
+        reports up to a cycle later): a state seen before the last recorded change is older than what the
+        worker already knows (the reconciler saw the instance stop meanwhile), and is ignored.
+        """
         new = status_from_ec2(ec2_state)
+        old = self.status
+        if (new is not old and observed_at is not None and self.status_changed_at is not None
+                and observed_at < self.status_changed_at):
+            return []
         self.telemetry.ec2.state = ec2_state
         self.last_seen_at = now
-        old = self.status
         if new is old:
             return []
         skipped = new not in _NEXT[old]
         note = reason or f"EC2 reports {ec2_state}"
         if skipped:
             note = f"{note} (skipped from {old.value})"
-        self.status = new
+        self.status, self.status_changed_at = new, now
         self._record("status", old.value, new.value, now, note, by)
         found: list[DomainEvent] = [self._event(ev.WORKER_STATUS_UPDATED, old_status=old.value,
                                                 new_status=new.value, skipped=skipped, reason=note,

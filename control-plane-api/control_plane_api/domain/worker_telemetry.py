@@ -59,8 +59,8 @@ class WorkerTelemetry:
         def _event(self, type_: str, **data: Any) -> DomainEvent: ...
         def _record(self, field: str, old: str | None, new: str, at: datetime, reason: str | None,
                     by: str | None) -> None: ...
-        def observe_ec2_state(self, ec2_state: str, now: datetime, reason: str | None,
-                              by: str) -> list[DomainEvent]: ...
+        def observe_ec2_state(self, ec2_state: str, now: datetime, reason: str | None, by: str,
+                              observed_at: datetime | None = None) -> list[DomainEvent]: ...
         def _set_service_status(self, new: ServiceStatus, now: datetime, by: str) -> list[DomainEvent]: ...
         def request_desired_status(self, desired: DesiredStatus, now: datetime, by: str,
                                    reason: str | None = None) -> list[DomainEvent]: ...
@@ -124,7 +124,8 @@ class WorkerTelemetry:
         found: list[DomainEvent] = []
         if report.ec2 is not None:
             if report.ec2.state is not None:
-                found += self.observe_ec2_state(report.ec2.state, now, "seen by metrics collection", by)
+                found += self.observe_ec2_state(report.ec2.state, now, "seen by metrics collection", by,
+                                                observed_at=report.collected_at)
             t.ec2.system_status = report.ec2.system_status
             t.ec2.instance_status = report.ec2.instance_status
             t.ec2.checked_at = report.collected_at

@@ -205,3 +205,21 @@ def test_a_requested_worker_adopts_its_instance_once() -> None:
     other = DiscoveredInstance(aws_instance_id="i-0fedcba9876543210", aws_region="us-east-1", state="pending")
     with pytest.raises(ConflictError):
         worker.attach_instance(other, NOW, "wc")
+
+
+def test_an_ec2_state_seen_before_the_last_status_change_is_ignored() -> None:
+    """A metrics run reads EC2 at its start and reports up to a cycle later; meanwhile the reconciler may have
+    seen the instance stop. The older observation must not bring the worker back to running."""
+    worker = make()
+    run_started = NOW + timedelta(seconds=10)
+    worker.observe_ec2_state("stopped", NOW + timedelta(seconds=20), "EC2 reports stopped", "reconciler")
+    assert worker.status_changed_at == NOW + timedelta(seconds=20)
+    stale = MetricsReport(collected_at=run_started, ec2=Ec2Report(state="running"))
+    assert "worker.status.updated" not in types(worker.apply_metrics(stale, MonitoringSettings(),
+                                                                     NOW + timedelta(seconds=25), "metrics"))
+    assert worker.status is WorkerStatus.STOPPED
+    assert worker.telemetry.ec2.state == "stopped"
+    fresh = MetricsReport(collected_at=NOW + timedelta(seconds=30), ec2=Ec2Report(state="running"))
+    assert "worker.status.updated" in types(worker.apply_metrics(fresh, MonitoringSettings(),
+                                                                 NOW + timedelta(seconds=35), "metrics"))
+    assert worker.status is WorkerStatus.RUNNING
