@@ -22,6 +22,7 @@ from control_plane_api.infrastructure.etcd_keys import EtcdKeys
 from control_plane_api.infrastructure.mongo_lablets import SessionRepository
 from lcm_core.domain.lablets import (
     RELEASING_SESSION_STATUSES,
+    TERMINAL_SESSION_STATUSES,
     LabletDefinitionStatus,
     LabletSessionStatus,
     ObserveRequestKey,
@@ -51,7 +52,12 @@ class SessionService:
 
     async def _after_commit(self, session: LabletSession, events: list[DomainEvent]) -> None:
         await self._publisher.publish(events)
-        await self._etcd.put_json(self._etcd.session_key(session.id, "state"), session.state_key())
+        if session.status in TERMINAL_SESSION_STATUSES:
+            # Nothing is left for a controller to do: the keys go (their deletion wakes the watch, and the
+            # session reads as terminal), so etcd does not keep one key per session ever run.
+            await self._etcd.delete_prefix(self._etcd.session_key(session.id, ""))
+        else:
+            await self._etcd.put_json(self._etcd.session_key(session.id, "state"), session.state_key())
 
     async def mutate(self, session_id: str, change: SessionChange) -> tuple[LabletSession, bool]:
         """(session, changed): load → change → save(version), re-read after a lost race."""

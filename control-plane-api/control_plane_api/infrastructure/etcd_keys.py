@@ -48,6 +48,12 @@ class EtcdKeys:
         except ETCD_ERRORS as exc:
             logger.warning("etcd delete of %s failed: %s", key, exc)
 
+    async def delete_prefix(self, prefix: str) -> None:
+        try:
+            await asyncio.wait_for(self._client.delete_prefix(prefix.encode()), self._timeout)
+        except ETCD_ERRORS as exc:
+            logger.warning("etcd delete of %s* failed: %s", prefix, exc)
+
     async def get_json(self, key: str) -> dict[str, Any] | None:
         got = await asyncio.wait_for(self._client.get(key.encode()), self._timeout)
         return None if got is None else json.loads(got.value)

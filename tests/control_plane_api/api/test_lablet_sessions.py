@@ -207,6 +207,9 @@ def test_terminate_without_and_with_a_lab(control_plane) -> None:
     assert _worker(cp, worker_id)["capacity"]["session_ids"] == [running["id"]]
     assert _move(cp, running["id"], "terminated", "lab deleted").json()["status"] == "terminated"
     assert _worker(cp, worker_id)["capacity"]["allocated"]["cpu_cores"] == 0
+    # A terminal session leaves nothing in etcd: no key per session ever run.
+    for s in (pending, scheduled, running):
+        assert cp.etcd_json(f"sessions/{s['id']}/state") is None
 
 
 def test_overdue_sessions_expire_and_release(control_plane_factory) -> None:
