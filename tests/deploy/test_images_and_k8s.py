@@ -1,0 +1,117 @@
+"""deploy/docker/Dockerfile, .dockerignore and deploy/k8s/ against the code they deploy."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.deployment_model import (
+    DOCKERIGNORE,
+    K8S_DIR,
+    LCM_SERVICES,
+    SECRET_NAME,
+    allowed_env,
+    build_of,
+    default_port,
+    lineage,
+    parse_dockerfile,
+    pyproject_scripts,
+    secret_env_names,
+    settings_class,
+)
+
+# --------------------------------------------------------------------------------------- Dockerfile
+
+@pytest.mark.parametrize("service", sorted(LCM_SERVICES))
+def test_dockerfile_stage_runs_the_console_script(service: str) -> None:
+    spec = LCM_SERVICES[service]
+    dockerfile, target = build_of(service)
+    global_args, stages = parse_dockerfile(dockerfile)
+    stage = stages[target]
+
+    cmds = stage.all("CMD")
+    assert cmds, f"{target}: no CMD"
+    command = json.loads(cmds[-1])  # exec form: signals reach the process directly
+    scripts = pyproject_scripts(spec.package_dir)
+    assert command[0] in scripts, f"{target}: CMD {command[0]!r} is not a script of {spec.package_dir}: {scripts}"
+    assert command[0] == spec.script
+    assert scripts[command[0]].startswith(f"{spec.module}.main:")
+
+    # The effective user is the last USER of the nearest stage (in the lineage) that sets one.
+    user = next((s.all("USER")[-1] for s in lineage(stages, target) if s.all("USER")), None)
+    assert user, f"{target} must set USER"
+    assert user.split(":")[0] not in ("root", "0"), f"{target} must run as a non-root user"
+    assert str(default_port(service)) in " ".join(stage.all("EXPOSE")).split(), f"{target}: EXPOSE the port"
+    healthcheck = " ".join(stage.all("HEALTHCHECK"))
+    assert spec.live_path in healthcheck, f"{target}: HEALTHCHECK must probe {spec.live_path}"
+    assert "urllib" in healthcheck, f"{target}: HEALTHCHECK must probe with Python (no curl in slim images)"
+    assert spec.port_env in healthcheck or str(default_port(service)) in healthcheck
+
+    bases = {s.base for s in lineage(stages, target)}
+    resolved = {global_args.get(b[2:-1], b) if b.startswith("${") else b for b in bases}
+    assert "python:3.11-slim" in resolved, f"{target}: base image must be python:3.11-slim, got {resolved}"
+
+
+@pytest.mark.parametrize("service", sorted(LCM_SERVICES))
+def test_dockerfile_installs_lcm_core_and_the_service_without_dev_extras(service: str) -> None:
+    spec = LCM_SERVICES[service]
+    dockerfile, target = build_of(service)
+    _, stages = parse_dockerfile(dockerfile)
+    sources = [re.search(r"--from=(\S+)", c)[1] for c in stages[target].all("COPY") if "--from=" in c]
+    assert sources, f"{target}: multi-stage build expected (COPY --from=<build stage>)"
+    runs = [run for source in sources for s in lineage(stages, source) for run in s.all("RUN")]
+    installs = " ".join(run for run in runs if "pip install" in run)
+    assert f"./{spec.package_dir}" in installs, f"{target} does not pip install ./{spec.package_dir}"
+    assert "./lcm-core" in installs, f"{target} does not pip install ./lcm-core"
+    assert not re.search(r"\[[^\]]*\b(dev|test)\b", installs), f"{target} installs dev/test extras"
+    assert not re.search(r"(^|\s)(-e|--editable)\s", installs), "no editable installs in images"
+
+
+def test_dockerignore_keeps_local_state_and_secrets_out_of_the_context() -> None:
+    patterns = {line.strip().rstrip("/") for line in DOCKERIGNORE.read_text().splitlines()
+                if line.strip() and not line.startswith("#")}
+    for required in (".venv", ".lcm", ".git", ".env", "tests", "**/__pycache__", "bench", "node_modules"):
+        assert required in patterns, f".dockerignore must exclude {required}"
+    for package in {s.package_dir for s in LCM_SERVICES.values()} | {"lcm-core"}:
+        assert package not in patterns, f".dockerignore excludes {package}, which the images need"
+
+
+# --------------------------------------------------------------------------------------- Kubernetes
+
+def k8s_documents() -> list[dict[str, Any]]:
+    return [doc for path in sorted(K8S_DIR.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+@pytest.mark.skipif(not K8S_DIR.is_dir(), reason="no Kubernetes manifests")
+def test_kubernetes_deployments() -> None:
+    docs = k8s_documents()
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    config_keys = {k for d in docs if d["kind"] in ("ConfigMap", "Secret")
+                   for k in {**d.get("data", {}), **d.get("stringData", {})}}
+    assert set(LCM_SERVICES) <= set(deployments), f"Deployments: {sorted(deployments)}"
+    for service, spec in LCM_SERVICES.items():
+        deployment = deployments[service]["spec"]
+        assert deployment["replicas"] >= 2, f"{service}: at least two replicas"
+        pod = deployment["template"]["spec"]
+        assert pod.get("securityContext", {}).get("runAsNonRoot") is True, f"{service}: runAsNonRoot"
+        (container,) = pod["containers"]
+        port = default_port(service)
+        assert container["readinessProbe"]["httpGet"] == {"path": spec.ready_path, "port": port}
+        assert container["livenessProbe"]["httpGet"] == {"path": spec.live_path, "port": port}
+        names = {e["name"] for e in container.get("env", [])}
+        unknown = names - allowed_env(service)
+        assert not unknown, f"{service}: {sorted(unknown)} are not settings"
+        literal_secrets = [e["name"] for e in container.get("env", [])
+                           if "value" in e and (SECRET_NAME.search(e["name"]) or e["name"] in
+                                                secret_env_names(settings_class(service)))]
+        assert not literal_secrets, f"{service}: secrets must come from a Secret: {literal_secrets}"
+    filled = [key for d in docs if d["kind"] == "Secret"
+              for key, value in {**d.get("data", {}), **d.get("stringData", {})}.items() if value]
+    assert not filled, f"the Secret in deploy/k8s is a template: leave {filled} empty"
+    every_setting = set().union(*(allowed_env(s) for s in LCM_SERVICES))
+    unread = config_keys - every_setting
+    assert not unread, f"ConfigMap/Secret keys that no service reads: {sorted(unread)}"
