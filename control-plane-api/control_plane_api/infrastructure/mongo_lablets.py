@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError
 
 from control_plane_api.domain.lablet_definition import LabletDefinition
 from control_plane_api.domain.lablet_session import LabletSession
+from control_plane_api.infrastructure.mongo_versions import replace_at_version
 from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES
 from lcm_core.errors import ConflictError, NotFoundError, StaleVersionError
 
@@ -101,10 +102,7 @@ class DefinitionRepository:
 
     async def save(self, definition: LabletDefinition) -> None:
         expected = definition.revision
-        doc = _to_doc(definition)
-        doc["revision"] = expected + 1
-        result = await self._c.replace_one({"_id": definition.id, "revision": expected}, doc)
-        if result.matched_count != 1:
+        if not await replace_at_version(self._c, definition.id, _to_doc(definition), expected, "revision"):
             raise StaleVersionError(f"lablet definition {definition.id} changed meanwhile; re-read and retry",
                                 definition_id=definition.id)
         definition.revision = expected + 1
@@ -183,10 +181,7 @@ class SessionRepository:
 
     async def save(self, session: LabletSession) -> None:
         expected = session.version
-        doc = _to_doc(session)
-        doc["version"] = expected + 1
-        result = await self._c.replace_one({"_id": session.id, "version": expected}, doc)
-        if result.matched_count != 1:
+        if not await replace_at_version(self._c, session.id, _to_doc(session), expected):
             raise StaleVersionError(f"lablet session {session.id} changed since version {expected}; re-read and retry",
                                 session_id=session.id)
         session.version = expected + 1

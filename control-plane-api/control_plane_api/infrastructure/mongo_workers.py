@@ -19,6 +19,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_state import CloudWatchTelemetry, CmlTelemetry, Ec2Telemetry
+from control_plane_api.infrastructure.mongo_versions import replace_at_version
 from lcm_core.errors import ConflictError, NotFoundError
 
 BRIEF_EXCLUDES = ("state_history", "alerts")
@@ -165,10 +166,7 @@ class WorkerRepository:
     async def save(self, worker: Worker) -> None:
         """Write `worker` if nobody wrote since it was read; bump its version."""
         expected = worker.version
-        doc = to_document(worker)
-        doc["version"] = expected + 1
-        result = await self._c.replace_one({"_id": worker.id, "version": expected}, doc)
-        if result.matched_count != 1:
+        if not await replace_at_version(self._c, worker.id, to_document(worker), expected):
             raise ConflictError(f"worker {worker.id} changed since version {expected}; re-read and retry",
                                 worker_id=worker.id)
         worker.version = expected + 1
