@@ -70,6 +70,7 @@ class LabletSession(Model):
     last_error: str | None = None
     created_by: str | None = None
     state_history: list[StateChange] = Field(default_factory=list)
+    status_changed_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
     version: int = 0
@@ -83,7 +84,7 @@ class LabletSession(Model):
 
     def _move(self, to: LabletSessionStatus, now: datetime, reason: str, by: str) -> list[DomainEvent]:
         old = self.status
-        self.status = to
+        self.status, self.status_changed_at = to, now
         self.state_history.append(StateChange(from_=old.value, to=to.value, at=now, reason=reason, by=by))
         del self.state_history[:-STATE_HISTORY_LIMIT]
         return [self._event(ev.LABLET_SESSION_STATUS_CHANGED, old_status=old.value, new_status=to.value,
@@ -110,7 +111,8 @@ class LabletSession(Model):
                       resource_requirements=definition.resource_requirements.model_copy(),
                       port_template=[p.model_copy() for p in definition.port_template],
                       lab_track=definition.lab_track, license_affinity=list(definition.license_affinity),
-                      pending_reason="waiting for the scheduler", created_by=by, created_at=now, updated_at=now)
+                      pending_reason="waiting for the scheduler", created_by=by, created_at=now, updated_at=now,
+                      status_changed_at=now)
         session.state_history.append(StateChange(to=S.PENDING.value, at=now, reason="created", by=by))
         return session, [session._event(ev.LABLET_SESSION_CREATED, owner=owner, definition_version=definition.version,
                                         timeslot_start=start.isoformat(), timeslot_end=end.isoformat())]

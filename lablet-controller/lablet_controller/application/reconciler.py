@@ -17,7 +17,6 @@ torn down). Teardown never gives up: it is retried until the lab is gone or repo
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -54,7 +53,7 @@ class SessionReconciler:
         self._trigger_scheduling = trigger_scheduling
         self._clock = clock
         self._lab_ids: dict[str, str] = {}
-        self._boot_started: dict[str, float] = {}
+        self._boot_started: dict[str, datetime] = {}
         self._failures: Counter[tuple[str, str]] = Counter()
         self._cleaned: set[str] = set()
         self.actions: Counter[str] = Counter()
@@ -152,13 +151,15 @@ class SessionReconciler:
         except (CmlError, TopologyError, NotFoundError) as exc:
             return await self._failed_attempt(session, exc)
         self._lab_ids[session.id] = lab_id
-        self._boot_started[session.id] = time.monotonic()
+        self._boot_started[session.id] = self._clock()
         await self._transition(session, S.INSTANTIATING, f"lab {lab_id} imported and started")
         return ReconcileResult.requeue(self._boot_poll)
 
     async def _await_boot(self, session: SessionWorkView) -> ReconcileResult:
         assert session.worker_id is not None, "an instantiating session has a worker"
-        started = self._boot_started.setdefault(session.id, time.monotonic())
+        # Measured from when the control plane recorded `instantiating`: a leader that took over mid-boot
+        # keeps the original deadline. Without that time, from when this replica first waited.
+        started = session.status_changed_at or self._boot_started.setdefault(session.id, self._clock())
         try:
             host = await self._labs.host(session.worker_id)
             lab_id = await self._lab_id(session, host)
@@ -174,7 +175,7 @@ class SessionReconciler:
             self._failures.pop((session.id, session.status.value), None)
             logger.info("session %s: lab %s booted (%d nodes); ready", session.id, lab_id, state.total)
             return ReconcileResult.requeue(0)
-        waited = time.monotonic() - started
+        waited = (self._clock() - started).total_seconds()
         if waited > self._boot_timeout:
             self._boot_started.pop(session.id, None)
             error = (f"lab {lab_id} did not boot within {self._boot_timeout:.0f}s "

@@ -269,6 +269,9 @@ class SessionWorkView(BaseModel):
     observe_request_id: str | None = None
     terminate_requested: bool = False
     """An operator terminated a session with a lab: tear it down, then transition to `terminated`."""
+    status_changed_at: datetime | None = None
+    """When the session entered `status` (the control plane's clock): a new leader resumes a deadline, such as
+    the boot timeout, from here instead of starting it again."""
 
 
 class DefinitionWorkView(BaseModel):

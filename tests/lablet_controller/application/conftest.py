@@ -5,7 +5,7 @@ real CPA instead."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +45,8 @@ class FakeControlPlane:
     observations: list[ResourceObservation] = field(default_factory=list)
     decisions: list[SchedulingDecision] = field(default_factory=list)
     refuse_workers: set[str] = field(default_factory=set)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """Stamps `status_changed_at`, as the real control plane does with its own clock."""
 
     def add_definition(self, topology: str | None = None, version: int = 1) -> DefinitionWorkView:
         text = topology or sample_topologies.load()
@@ -112,7 +114,7 @@ class FakeControlPlane:
         if not can_transition(session.status, to):
             raise ConflictError(f"{session.status} → {to} refused")
         self.history.append((sid, to.value, error))
-        return self._update(sid, status=to)
+        return self._update(sid, status=to, status_changed_at=self.clock())
 
     async def mark_ready(self, sid: str, cml_lab_id: str) -> SessionWorkView:
         if self.sessions[sid].status is not S.INSTANTIATING:
@@ -183,6 +185,7 @@ async def harness(cml_simulator_clean) -> AsyncIterator[Harness]:
     cml = CmlClient(sim.username, sim.password, verify_tls=False, timeout=5)
     labs = CmlLabs(cml, WorkerHosts(gateway.worker, f"{sim.url}/hosts/{{instance_id}}"))
     now = [datetime.now(UTC)]
+    cp.clock = lambda: now[0]
     observer = LabObserver(gateway, labs, clock=lambda: now[0])
     reconciler = SessionReconciler(gateway, labs, observer, boot_timeout_seconds=10, boot_poll_seconds=0.1,
                                    max_attempts=3, resync_interval=5, clock=lambda: now[0])

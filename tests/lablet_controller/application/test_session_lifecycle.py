@@ -79,13 +79,32 @@ async def test_a_repeated_instantiation_never_imports_a_second_lab(harness) -> N
 async def test_boot_timeout_tears_the_lab_down_and_records_the_error(harness, cml_simulator: CmlSimulator) -> None:
     h = harness
     cml_simulator.configure_host(h.instance_id, boot_seconds=120)
-    h.reconciler._boot_timeout = 0.3
+    h.reconciler._boot_timeout = 30
     h.cp.add_session("s3", S.SCHEDULED, worker_id="w1")
+    await h.drive("s3", S.INSTANTIATING)
+    await h.reconciler.reconcile("s3")
+    assert h.cp.sessions["s3"].status is S.INSTANTIATING  # still booting, within the timeout
+    h.now[0] += timedelta(seconds=31)
     await h.drive("s3", S.STOPPED)
     errors = [error for sid, to, error in h.cp.history if sid == "s3" and to == "stopping"]
     assert errors
     assert "did not boot within" in errors[0]
     assert lab_title("s3") not in await h.lab_titles()
+
+
+async def test_a_new_leader_keeps_the_boot_deadline_of_the_old_one(harness, cml_simulator: CmlSimulator) -> None:
+    """The deadline runs from when the control plane recorded `instantiating`, not from when this replica
+    (a leader that just took over) first looked: a lab that never boots is not given a fresh timeout."""
+    h = harness
+    cml_simulator.configure_host(h.instance_id, boot_seconds=120)
+    h.reconciler._boot_timeout = 30
+    h.cp.add_session("s11", S.SCHEDULED, worker_id="w1")
+    await h.drive("s11", S.INSTANTIATING)
+    h.reconciler._boot_started.clear()  # what a new leader knows: nothing of its own
+    h.now[0] += timedelta(seconds=31)
+    await h.reconciler.reconcile("s11")
+    assert h.cp.sessions["s11"].status is S.STOPPING
+    assert "did not boot within" in (h.cp.history[-1][2] or "")
 
 
 async def test_instantiation_failures_are_retried_then_recorded(harness, cml_simulator: CmlSimulator) -> None:
