@@ -8,7 +8,14 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from control_plane_api.api.lablet_topology_view import topology_summary
-from control_plane_api.api.lablet_views import Page, Strict, TrackName, csv, definition_page, definition_view
+from control_plane_api.api.lablet_views import (
+    Page,
+    Strict,
+    TrackName,
+    definition_page,
+    definition_view,
+    enum_values,
+)
 from control_plane_api.api.security import CP, Admin, Viewer
 from control_plane_api.domain.lablet_definition import DefinitionContent
 from lcm_core.domain.lablets import LabletDefinitionStatus, ResourceRequirements
@@ -57,15 +64,6 @@ class ApplyObservations(Strict):
     storage_gb: float | None = Field(default=None, ge=0, le=1_000_000)
 
 
-def _statuses(values: list[str] | None) -> list[str]:
-    found = csv(values)
-    bad = [v for v in found if v not in LabletDefinitionStatus.__members__.values()]
-    if bad:
-        raise InvalidError(f"unknown definition status {bad[0][:40]!r}; one of "
-                           f"{', '.join(s.value for s in LabletDefinitionStatus)}")
-    return found
-
-
 @router.get("", summary="List lablet definitions (without their topologies)")
 async def list_definitions(
     cp: CP, _who: Viewer,
@@ -74,7 +72,8 @@ async def list_definitions(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page:
-    items, total = await cp.definitions.repo.page(_statuses(status), lab_track, offset, limit)
+    wanted = enum_values(status, LabletDefinitionStatus, "definition status")
+    items, total = await cp.definitions.repo.page(wanted, lab_track, offset, limit)
     return definition_page(items, total, offset, limit)
 
 

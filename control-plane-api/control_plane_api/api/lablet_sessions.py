@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, Field
 
-from control_plane_api.api.lablet_views import Page, Strict, csv, session_page, session_view
+from control_plane_api.api.lablet_views import Page, Strict, enum_values, session_page, session_view
 from control_plane_api.api.security import CP, Admin, Viewer
 from control_plane_api.infrastructure.mongo_lablets import SESSION_SORTABLE, SessionQuery
 from lcm_core.domain.lablets import LabletSessionStatus
@@ -36,12 +36,7 @@ class ActionBody(Strict):
 
 
 def statuses(values: list[str] | None) -> list[str]:
-    found = csv(values)
-    bad = [v for v in found if v not in LabletSessionStatus.__members__.values()]
-    if bad:
-        raise InvalidError(f"unknown session status {bad[0][:40]!r}; one of "
-                           f"{', '.join(s.value for s in LabletSessionStatus)}")
-    return found
+    return enum_values(values, LabletSessionStatus, "session status")
 
 
 @router.get("", summary="List lablet sessions with filters and paging")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from control_plane_api.domain.lablet_definition import LabletDefinition
 from control_plane_api.domain.lablet_session import LabletSession
 from lcm_core.domain.types import Label
+from lcm_core.errors import InvalidError
 
 TrackName = Annotated[Label, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 """A lab track (e.g. `ccna`, `devnet-associate`)."""
@@ -50,3 +52,13 @@ def work_view(session: LabletSession) -> dict[str, Any]:
 
 def csv(values: list[str] | None) -> list[str]:
     return [v for item in values or [] for v in item.split(",") if v]
+
+
+def enum_values(values: list[str] | None, kind: type[StrEnum], what: str) -> list[str]:
+    """Comma-separated filter values of an enum; an unknown one is a 422 that lists the known ones."""
+    found = csv(values)
+    known = {member.value for member in kind}
+    bad = [v for v in found if v not in known]
+    if bad:
+        raise InvalidError(f"unknown {what} {bad[0][:40]!r}; one of {', '.join(m.value for m in kind)}")
+    return found

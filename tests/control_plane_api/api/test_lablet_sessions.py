@@ -276,3 +276,14 @@ def test_a_reservation_left_by_a_crash_is_released_by_the_sweep(control_plane_fa
     capacity = _worker(cp, worker_id)["capacity"]
     assert capacity["session_ids"] == [session["id"]]  # the session that holds it is left alone
     assert capacity["allocated"]["cpu_cores"] == 3
+
+
+def test_an_unknown_status_filter_is_a_422_naming_the_known_ones(control_plane) -> None:
+    with control_plane.client() as http:
+        for path, what, known in (("/api/lablet-sessions", "session status", "running"),
+                                  ("/api/lablet-definitions", "definition status", "active")):
+            answer = http.get(path, headers=control_plane.viewer(), params={"status": f"{known},bogus"})
+            assert answer.status_code == 422, answer.text
+            assert f"unknown {what} 'bogus'" in answer.text
+        assert http.get("/api/lablet-sessions", headers=control_plane.viewer(),
+                        params={"status": "pending,running"}).status_code == 200
