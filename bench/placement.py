@@ -62,12 +62,7 @@ class NaiveSeedScheduler:
 
     def reserve(self, worker_id: str, req: Requirements) -> None:
         w = self.by_id[worker_id]
-        w.used_cpu += req.cpu_cores
-        w.used_memory += req.memory_gb
-        w.used_storage += req.storage_gb
-        w.used_nodes += req.nodes
-        w.used_ports += req.ports
-        w.labs_count += 1
+        w.take(req)
 
 
 def run(name: str, decide: Callable[[Requirements], str | None], reserve: Callable[[str, Requirements], None],

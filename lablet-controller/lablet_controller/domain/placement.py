@@ -69,6 +69,15 @@ class WorkerCandidate:
     def licensed(self) -> bool:
         return self.license_status == "registered"
 
+    def take(self, req: Requirements) -> None:
+        """Count one more session of `req` on this worker (what a reservation uses up)."""
+        self.used_cpu += req.cpu_cores
+        self.used_memory += req.memory_gb
+        self.used_storage += req.storage_gb
+        self.used_nodes += req.nodes
+        self.used_ports += req.ports
+        self.labs_count += 1
+
     def license_matches(self, affinity: frozenset[str]) -> bool:
         """Whether one of the accepted licences is this worker's status, product or `enterprise`."""
         return (self.license_status in affinity or (self.license_product or "").lower() in affinity

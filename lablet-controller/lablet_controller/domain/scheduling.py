@@ -157,12 +157,7 @@ class Scheduler:
         indexed = worker.id in self._keys
         if indexed:
             self._unindex(worker)
-        worker.used_cpu += req.cpu_cores
-        worker.used_memory += req.memory_gb
-        worker.used_storage += req.storage_gb
-        worker.used_nodes += req.nodes
-        worker.used_ports += req.ports
-        worker.labs_count += 1
+        worker.take(req)
         if indexed:
             self._index(worker)
 

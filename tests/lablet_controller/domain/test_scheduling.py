@@ -228,12 +228,7 @@ def test_indexed_walk_chooses_what_an_exhaustive_search_chooses(strategy: str) -
             continue
         scheduler.reserve(expected, req)
         ref = by_id[expected]
-        ref.used_cpu += req.cpu_cores
-        ref.used_memory += req.memory_gb
-        ref.used_storage += req.storage_gb
-        ref.used_nodes += req.nodes
-        ref.used_ports += req.ports
-        ref.labs_count += 1
+        ref.take(req)
 
 
 def test_reserve_prevents_over_commit_within_a_pass() -> None:
