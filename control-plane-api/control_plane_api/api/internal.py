@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from control_plane_api.api.security import CP, Internal, Leader
-from control_plane_api.api.views import WorkerPage, worker_page, worker_view
+from control_plane_api.api.views import WorkerPage, controller_view, worker_page, worker_view
 from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, MetricsReport, StatusReport
 from control_plane_api.domain.system_settings import SystemSettings, WorkerTemplate
 from control_plane_api.infrastructure.mongo_workers import WorkerQuery
@@ -18,6 +18,8 @@ from lcm_core.domain.types import Count, JsonObject, Label, Text, storable_json
 router = APIRouter(prefix="/api/internal", tags=["internal"])
 
 MAX_BATCH = 5000
+MAX_SEEN = 100_000
+"""Instance ids one inventory check may name: a whole fleet's, which can outgrow an import batch."""
 
 
 class _Body(BaseModel):
@@ -33,6 +35,17 @@ class ImportOutcome(BaseModel):
     created: list[str]
     updated: list[str]
     unchanged: list[str]
+    workers: list[dict[str, Any]]
+    """Every imported instance's worker as the controller sees it (`controller_view`): a discovery measures
+    them without reading the worker list."""
+
+
+class SeenInstances(_Body):
+    aws_instance_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(max_length=MAX_SEEN)
+
+
+class WorkerList(BaseModel):
+    items: list[dict[str, Any]]
 
 
 class WorkerMetrics(_Body):
@@ -114,7 +127,15 @@ async def get_worker(worker_id: str, cp: CP, _caller: Internal) -> dict[str, Any
 @router.post("/workers/bulk-import", summary="Import discovered instances (idempotent by instance id)")
 async def bulk_import(body: BulkImport, cp: CP, caller: Leader) -> ImportOutcome:
     result = await cp.workers.bulk_import(body.instances, by=f"{body.source} ({caller})")
-    return ImportOutcome(created=result.created, updated=result.updated, unchanged=result.unchanged)
+    return ImportOutcome(created=result.created, updated=result.updated, unchanged=result.unchanged,
+                         workers=[controller_view(w) for w in result.workers.values()])
+
+
+@router.post("/workers/unseen", summary="Workers whose instance a discovery did not see (an inventory check)")
+async def unseen_workers(body: SeenInstances, cp: CP, _caller: Internal) -> WorkerList:
+    """Every worker with an instance, not terminated, whose instance id is not in the body: after a discovery
+    the orphan suspects and the workers outside the scanned regions, without reading the whole fleet."""
+    return WorkerList(items=[controller_view(w) for w in await cp.workers.workers.unseen(body.aws_instance_ids)])
 
 
 @router.post("/workers/metrics:batch", summary="Metrics of many workers in one call")

@@ -43,6 +43,8 @@ class ImportResult:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    workers: dict[str, Worker] = field(default_factory=dict)
+    """Every imported instance's worker as it stands after the import, by instance id."""
 
 
 @dataclass
@@ -80,24 +82,36 @@ class WorkerService:
         await self._react(worker, events)
 
     async def _after_commit_many(self, committed: list[tuple[Worker, list[DomainEvent]]]) -> None:
-        """One publication for a whole batch (one Redis round trip), then the per-worker reactions."""
+        """One publication for a whole batch (one Redis round trip), its etcd keys in as few transactions as
+        etcd allows, then the per-worker alerts."""
         await self._publisher.publish([e for _, events in committed for e in events])
-        for worker, events in committed:
-            await self._react(worker, events)
+        await self._etcd.put_many_json([key for worker, events in committed for key in self._keys(worker, events)])
+        for _, events in committed:
+            await self._alert(events)
 
     async def _react(self, worker: Worker, events: list[DomainEvent]) -> None:
         """etcd keys the controllers watch, and alert webhooks."""
+        for key, value in self._keys(worker, events):
+            await self._etcd.put_json(key, value)
+        await self._alert(events)
+
+    def _keys(self, worker: Worker, events: list[DomainEvent]) -> list[tuple[str, dict[str, Any]]]:
+        """The etcd keys these events change (desired state, licence request) and their new values."""
         types = {e.type for e in events}
+        keys: list[tuple[str, dict[str, Any]]] = []
         if types & _DESIRED_EVENTS:
-            await self._etcd.put_json(self._etcd.worker_key(worker.id, "desired_state"), {
+            keys.append((self._etcd.worker_key(worker.id, "desired_state"), {
                 "worker_id": worker.id, "desired_status": worker.desired_status, "reason": worker.desired_reason,
                 "refresh_requested_at": worker.refresh_requested_at, "version": worker.version,
-            })
+            }))
         if ev.WORKER_LICENSE_REQUESTED in types or ev.WORKER_LICENSE_UPDATED in types:
-            await self._etcd.put_json(self._etcd.worker_key(worker.id, "license"), {
+            keys.append((self._etcd.worker_key(worker.id, "license"), {
                 "worker_id": worker.id, "action": worker.license.pending_action,
                 "status": worker.license.status, "version": worker.version,
-            })
+            }))
+        return keys
+
+    async def _alert(self, events: list[DomainEvent]) -> None:
         alerts = [e for e in events if e.type == ev.WORKER_ALERT_RAISED]
         if alerts:
             hooks = [str(u) for u in (await self._settings.get()).monitoring.notification_webhooks]
@@ -172,12 +186,12 @@ class WorkerService:
         inserted = await self.workers.insert_many([w for w, _ in fresh])
         await self._after_commit_many([(w, events) for w, events in fresh if w.id in inserted])
         result.created = [w.id for w, _ in fresh if w.id in inserted]
+        result.workers.update((w.aws_instance_id, w) for w, _ in fresh if w.id in inserted and w.aws_instance_id)
         if len(inserted) < len(fresh):  # another import created some of them meanwhile
             existing.update(await self.workers.by_instance_ids(w.aws_instance_id for w, _ in fresh
                                                                if w.id not in inserted))
-        created_instances = {w.aws_instance_id for w, _ in fresh if w.id in inserted}
-        created_instances |= await self._adopt_provisioned(unique, existing)
-        await self._refresh_known([i for i in unique if i.aws_instance_id not in created_instances], existing,
+        result.workers.update(await self._adopt_provisioned(unique, existing))
+        await self._refresh_known([i for i in unique if i.aws_instance_id not in result.workers], existing,
                                   by, result)
         return result
 
@@ -189,7 +203,7 @@ class WorkerService:
         now = self._clock()
         changed: list[tuple[Worker, list[DomainEvent], DiscoveredInstance]] = []
         for instance in found:
-            worker = existing[instance.aws_instance_id]
+            worker = result.workers[instance.aws_instance_id] = existing[instance.aws_instance_id]
             before = _fingerprint(worker)
             events = worker.refresh_from_discovery(instance, now, by)
             if not events and _fingerprint(worker) == before:
@@ -206,22 +220,25 @@ class WorkerService:
                 continue
             before_version = worker.version
             updated = await self.mutate(worker.id, lambda w, now, i=instance: w.refresh_from_discovery(i, now, by))
+            result.workers[instance.aws_instance_id] = updated
             (result.updated if updated.version != before_version else result.unchanged).append(worker.id)
 
-    async def _adopt_provisioned(self, found: Sequence[DiscoveredInstance], existing: dict[str, Worker]) -> set[str]:
-        """Instances tagged with a worker id belong to a worker created from a template: attach, don't import."""
-        adopted: set[str] = set()
+    async def _adopt_provisioned(self, found: Sequence[DiscoveredInstance], existing: dict[str, Worker]
+                                 ) -> dict[str, Worker]:
+        """Instances tagged with a worker id belong to a worker created from a template: attach, don't import.
+        Returns the adopted (or, if their worker is gone, imported) workers by instance id."""
+        adopted: dict[str, Worker] = {}
         for instance in found:
             worker_id = instance.tags.get(WORKER_ID_TAG)
             if not worker_id or instance.aws_instance_id in existing:
                 continue
             try:
-                await self.attach_instance(worker_id, instance, "worker-controller-discovery")
+                worker = await self.attach_instance(worker_id, instance, "worker-controller-discovery")
             except NotFoundError:
                 worker, events = Worker.discovered(instance, self._clock(), "worker-controller-discovery")
                 await self.workers.insert(worker)  # its worker is gone: import it like any other instance
                 await self._after_commit(worker, events)
-            adopted.add(instance.aws_instance_id)
+            adopted[instance.aws_instance_id] = worker
         return adopted
 
     # ----------------------------------------------------------------- reports

@@ -18,6 +18,13 @@ from lcm_core.leader.election import ETCD_ERRORS
 
 logger = logging.getLogger(__name__)
 
+TXN_OPS = 128
+"""Operations per etcd transaction: etcd's default `--max-txn-ops`."""
+
+
+def _payload(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, default=str, separators=(",", ":")).encode()
+
 
 class EtcdKeys:
     def __init__(self, client: aetcd.Client, prefix: str = "/lcm", timeout: float = 2.0) -> None:
@@ -34,13 +41,29 @@ class EtcdKeys:
 
     async def put_json(self, key: str, value: dict[str, Any]) -> bool:
         try:
-            payload = json.dumps(value, default=str, separators=(",", ":")).encode()
-            await asyncio.wait_for(self._client.put(key.encode(), payload), self._timeout)
+            await asyncio.wait_for(self._client.put(key.encode(), _payload(value)), self._timeout)
             return True
         except ETCD_ERRORS as exc:
             self.failed_writes += 1
             logger.warning("etcd write of %s failed (%s); controllers will catch up on resync", key, exc)
             return False
+
+    async def put_many_json(self, items: list[tuple[str, dict[str, Any]]]) -> int:
+        """Several keys in transactions of up to `TXN_OPS` puts (one round trip each instead of one per key);
+        returns how many were written. A failed transaction is logged and counted like a failed put."""
+        written = 0
+        for start in range(0, len(items), TXN_OPS):
+            chunk = items[start:start + TXN_OPS]
+            try:
+                puts = [self._client.transactions.put(key.encode(), _payload(value)) for key, value in chunk]
+                async with asyncio.timeout(self._timeout):
+                    await self._client.transaction(compare=[], success=puts, failure=[])
+                written += len(chunk)
+            except ETCD_ERRORS as exc:
+                self.failed_writes += len(chunk)
+                logger.warning("etcd write of %d keys (%s, ...) failed (%s); controllers will catch up on resync",
+                               len(chunk), chunk[0][0], exc)
+        return written
 
     async def delete(self, key: str) -> None:
         try:

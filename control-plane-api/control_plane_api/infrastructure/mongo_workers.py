@@ -106,6 +106,13 @@ class WorkerRepository:
         found = [from_document(d) async for d in self._c.find({"aws_instance_id": {"$in": ids}})]
         return {w.aws_instance_id: w for w in found if w.aws_instance_id is not None}
 
+    async def unseen(self, instance_ids: Iterable[str]) -> list[Worker]:
+        """Workers with an instance, not terminated, whose instance is not among `instance_ids`: what a discovery
+        that saw exactly those instances did not see (normally none, so this reads almost nothing)."""
+        flt = {"status": {"$ne": "terminated"}, "aws_instance_id": {"$nin": [None, *dict.fromkeys(instance_ids)]}}
+        projection = dict.fromkeys(BRIEF_EXCLUDES, 0)
+        return [from_document(d) async for d in self._c.find(flt, projection).sort("name", ASCENDING)]
+
     async def page(self, query: WorkerQuery, *, skip: int = 0, limit: int = 100, sort: str = "name",
                    descending: bool = False, brief: bool = False) -> tuple[list[Worker], int]:
         """A page of workers; `brief` leaves out the heavy field groups (history, alerts, and the raw EC2,
