@@ -10,6 +10,10 @@ error of its own, asks `cancellation_requested()` before carrying on.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def cancellation_requested() -> bool:
@@ -22,3 +26,15 @@ def stop_if_cancelled() -> None:
     """Raise CancelledError when the running task has been asked to stop."""
     if cancellation_requested():
         raise asyncio.CancelledError
+
+
+async def gather_or_cancel(*awaitables: Awaitable[T]) -> list[T]:
+    """`asyncio.gather`, except that nothing is left running behind a failure: the first error cancels the
+    others and is raised once they have stopped (as is a cancellation of the caller)."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

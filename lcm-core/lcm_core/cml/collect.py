@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -208,35 +208,73 @@ async def collect_cml_telemetry(client: CmlClient, host: str, *, include_activit
     )
 
 
-async def iter_fleet_telemetry(client: CmlClient, hosts: Iterable[str], *, include_activity: bool = False,
-                               max_hosts: int = 50, without_information: Collection[str] = (),
+async def _as_async(hosts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str]:
+    if isinstance(hosts, AsyncIterable):
+        async for host in hosts:
+            yield host
+    else:
+        for host in hosts:
+            yield host
+
+
+async def iter_fleet_telemetry(client: CmlClient, hosts: Iterable[str] | AsyncIterable[str], *,
+                               include_activity: bool = False, max_hosts: int = 50,
+                               without_information: Collection[str] = (),
                                ) -> AsyncIterator[tuple[str, CmlTelemetrySnapshot | CmlError]]:
     """Yield `(host, snapshot or error)` for every host, in completion order.
 
-    Hosts in `without_information` are collected without `system_information` (see `collect_cml_telemetry`).
+    `hosts` may be an async iterable: hosts are collected as they arrive (e.g. while discovery is still
+    listing instances) and the iteration ends once it is exhausted and every host has answered. A host
+    given twice is collected once. Hosts in `without_information` are collected without
+    `system_information` (see `collect_cml_telemetry`); membership is checked when a host's collection
+    starts, so the collection may still be added to as hosts arrive.
 
     At most `max_hosts` hosts are collected at once, so results stream out in waves instead of all 2,000
     hosts progressing together and finishing together (the client's own limits still bound requests).
-    Leaving the loop early cancels the collections still running.
+    Leaving the loop early, or a failing `hosts` iterable, cancels the collections still running.
     """
     gate = asyncio.Semaphore(max_hosts)
+    results: asyncio.Queue[tuple[str, CmlTelemetrySnapshot | CmlError] | BaseException | None] = asyncio.Queue()
+    tasks: list[asyncio.Task[None]] = []
 
-    async def one(host: str) -> tuple[str, CmlTelemetrySnapshot | CmlError]:
+    async def one(host: str) -> None:
         async with gate:
             try:
-                return host, await collect_cml_telemetry(client, host, include_activity=include_activity,
-                                                         include_information=host not in without_information)
+                results.put_nowait((host, await collect_cml_telemetry(
+                    client, host, include_activity=include_activity,
+                    include_information=host not in without_information)))
             except CmlError as exc:
-                return host, exc
+                results.put_nowait((host, exc))
 
-    tasks = [asyncio.create_task(one(host)) for host in dict.fromkeys(hosts)]
+    async def feed() -> None:
+        try:
+            seen: set[str] = set()
+            async for host in _as_async(hosts):
+                if host not in seen:
+                    seen.add(host)
+                    tasks.append(asyncio.create_task(one(host)))
+        except Exception as exc:  # handed to the consumer, which raises it
+            results.put_nowait(exc)
+        else:
+            results.put_nowait(None)  # every host is known: the iteration ends with the last answer
+
+    feeder = asyncio.create_task(feed())
+    answered, fed = 0, False
     try:
-        for next_done in asyncio.as_completed(tasks):
-            yield await next_done
+        while not fed or answered < len(tasks):
+            item = await results.get()
+            if item is None:
+                fed = True
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                answered += 1
+                yield item
     finally:
+        feeder.cancel()
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(feeder, *tasks, return_exceptions=True)
 
 
 async def collect_fleet_telemetry(client: CmlClient, hosts: Iterable[str], *, include_activity: bool = False,

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -91,9 +90,17 @@ class PeriodicLoop:
         self._max_backoff = max_backoff
         self.stats = LoopStats(name=name, interval_seconds=self._interval())
         self._wake = asyncio.Event()
+        self._done_elsewhere_at: float | None = None
 
     def trigger(self) -> None:
         """Run the next iteration now instead of waiting for the interval."""
+        self._wake.set()
+
+    def ran_elsewhere(self, started: float) -> None:
+        """This loop's work has just been done by someone else (started at `started`, monotonic): it counts
+        as a successful run, and the next run waits a full interval from now."""
+        self.stats.record(True, started)
+        self._done_elsewhere_at = time.monotonic()
         self._wake.set()
 
     async def run(self) -> None:
@@ -118,12 +125,25 @@ class PeriodicLoop:
                     consecutive_failures = 0
                     self.stats.record(True, started)
                     delay = max(0.0, interval - (time.monotonic() - started))
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._wake.wait()
+                await self._rest(delay, interval)
         finally:
             self.stats.running = False
+
+    async def _rest(self, delay: float, interval: float) -> None:
+        """Wait `delay` seconds, less if triggered; a run done elsewhere restarts the interval from then."""
+        self._wake.clear()
+        self._done_elsewhere_at = None
+        while True:
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                return
+            if self._done_elsewhere_at is None:
+                return  # triggered: run now
+            delay = max(0.0, interval - (time.monotonic() - self._done_elsewhere_at))
+            self._done_elsewhere_at = None
+            self._wake.clear()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -302,6 +302,40 @@ async def test_fleet_reports_unreachable_hosts_without_failing(client: CmlClient
     assert set(results) == {good, bad}
     assert isinstance(results[good], CmlTelemetrySnapshot)
     assert isinstance(results[bad], CmlUnreachableError)
+
+
+async def test_hosts_arriving_while_the_fleet_is_collected_are_answered_as_they_come(
+        client: CmlClient, mock: respx.MockRouter, load: Loader) -> None:
+    first, second = "https://cml-1.example", "https://cml-2.example"
+    for host in (first, second):
+        serve_host(mock, host, load)
+    answered: list[str] = []
+    second_may_come = asyncio.Event()
+
+    async def hosts() -> AsyncIterator[str]:
+        yield first
+        await second_may_come.wait()  # not before the first host has been answered
+        yield first  # a host given twice is collected once
+        yield second
+
+    async for host, result in client.iter_fleet_telemetry(hosts()):
+        assert isinstance(result, CmlTelemetrySnapshot)
+        answered.append(host)
+        second_may_come.set()
+    assert answered == [first, second]
+
+
+async def test_a_failing_host_source_fails_the_collection(client: CmlClient, mock: respx.MockRouter,
+                                                          load: Loader) -> None:
+    serve_host(mock, "https://cml-1.example", load)
+
+    async def hosts() -> AsyncIterator[str]:
+        yield "https://cml-1.example"
+        raise RuntimeError("discovery failed")
+
+    with pytest.raises(RuntimeError, match="discovery failed"):
+        async for _ in client.iter_fleet_telemetry(hosts()):
+            pass
 
 
 async def test_without_information_system_information_is_not_asked(client: CmlClient, mock: respx.MockRouter,

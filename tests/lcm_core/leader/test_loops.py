@@ -181,6 +181,28 @@ async def test_periodic_loop_trigger_runs_now() -> None:
     assert runs == 2
 
 
+async def test_periodic_loop_run_elsewhere_counts_and_restarts_the_interval() -> None:
+    times: list[float] = []
+
+    async def body() -> None:
+        times.append(asyncio.get_running_loop().time())
+
+    loop = PeriodicLoop("metrics", body, interval=0.3)
+    task = asyncio.create_task(loop.run())
+    await asyncio.sleep(0.2)  # first run at 0, the next one due at 0.3
+    done_elsewhere = asyncio.get_running_loop().time()
+    loop.ran_elsewhere(started=0.0)
+    await asyncio.sleep(0.2)
+    assert len(times) == 1  # not at 0.3: the work was just done, the interval runs from now
+    await asyncio.sleep(0.25)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert len(times) == 2
+    assert times[1] - done_elsewhere >= 0.29  # a full interval after the work done elsewhere
+    assert loop.stats.runs == 3
+    assert loop.stats.successes == 3
+
+
 class ConvertedCancellation(Exception):
     """What some client libraries raise when the call they are in is cancelled (gRPC's CANCELLED status)."""
 
