@@ -3,6 +3,9 @@ health and status. Only the leader runs the loops (discovery, metrics, reconcile
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import boto3
 
 from lcm_core.controller_host import ControllerHost, run_controller
@@ -10,8 +13,9 @@ from lcm_core.leader import LoopStats, PeriodicLoop, ReconcileLoop
 from lcm_core.leader.watch import KeyWatchLoop
 from lcm_core.settings import load_settings
 from worker_controller.application.discovery import Discovery
+from worker_controller.application.fleet_cycle import FleetCycle
 from worker_controller.application.fleet_settings import FleetSettingsReader
-from worker_controller.application.metrics import MetricsCollector
+from worker_controller.application.metrics import CycleOutcome, MetricsCollector
 from worker_controller.application.reconciler import WorkerReconciler
 from worker_controller.infrastructure.aws import AwsFleet
 from worker_controller.infrastructure.control_plane import ControlPlaneGateway
@@ -44,10 +48,11 @@ def build_host(settings: WorkerControllerSettings) -> ControllerHost:
         refresh=lambda worker: collector.run_once(only=[worker]),
     )
 
-    discovery_loop = PeriodicLoop("discovery", lambda: _discover(discovery, discovery_loop.stats, collector),
-                                  interval=lambda: fleet.current.discovery_interval)
-    metrics_loop = PeriodicLoop("metrics", lambda: _collect(collector, metrics_loop.stats),
+    cycle = FleetCycle(discovery, collector)
+    metrics_loop = PeriodicLoop("metrics", lambda: _collect(cycle, metrics_loop.stats),
                                 interval=lambda: fleet.current.metrics_interval)
+    discovery_loop = PeriodicLoop("discovery", lambda: _discover(cycle, discovery_loop.stats, metrics_loop),
+                                  interval=lambda: fleet.current.discovery_interval)
     reconcile_loop = ReconcileLoop("reconcile", reconciler.reconcile, reconciler.list_keys,
                                    resync_interval=settings.reconcile_interval_seconds,
                                    concurrency=settings.reconcile_concurrency)
@@ -56,21 +61,28 @@ def build_host(settings: WorkerControllerSettings) -> ControllerHost:
     return host
 
 
-async def _discover(discovery: Discovery, stats: LoopStats, collector: MetricsCollector) -> None:
-    outcome = await discovery.run_once()
-    stats.extra = {"instances_found": outcome.found, "created": outcome.created, "orphans": len(outcome.orphans),
-                   "failed_regions": sorted(outcome.failed_regions)}
-    if outcome.workers is not None:
-        # The next metrics run starts from the list discovery has just read instead of reading it again. It is
-        # not woken early: a metrics report carries the EC2 state seen at its start, and more runs would mean
-        # more reports racing the reconciler's status reports.
-        collector.hand_over(outcome.workers)
+def _metrics_figures(outcome: CycleOutcome) -> dict[str, Any]:
+    return {"workers": outcome.workers, "reported": outcome.reported, "cml_failures": outcome.cml_failures,
+            "workers_by_health": dict(outcome.by_health), "idle_checked": outcome.idle_checked}
 
 
-async def _collect(collector: MetricsCollector, stats: LoopStats) -> None:
-    outcome = await collector.run_once()
-    stats.extra = {"workers": outcome.workers, "reported": outcome.reported, "cml_failures": outcome.cml_failures,
-                   "workers_by_health": dict(outcome.by_health), "idle_checked": outcome.idle_checked}
+async def _discover(cycle: FleetCycle, stats: LoopStats, metrics_loop: PeriodicLoop) -> None:
+    started = time.monotonic()
+    run = await cycle.discover()
+    found = run.discovery
+    stats.extra = {"instances_found": found.found, "created": found.created, "orphans": len(found.orphans),
+                   "failed_regions": sorted(found.failed_regions)}
+    if run.metrics is not None:
+        # The running fleet has just been measured: that was the metrics loop's run (seed 001's figures go
+        # there), and its next one is a full interval away rather than a second measurement moments later.
+        metrics_loop.stats.extra = _metrics_figures(run.metrics)
+        metrics_loop.ran_elsewhere(started)
+
+
+async def _collect(cycle: FleetCycle, stats: LoopStats) -> None:
+    outcome = await cycle.measure()
+    if outcome is not None:
+        stats.extra = _metrics_figures(outcome)
 
 
 def run() -> None:

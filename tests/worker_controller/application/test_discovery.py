@@ -1,29 +1,41 @@
-"""Discovery imports each region as soon as its own scan is back, reads the worker list once (orphans), and
-hands that list, without the orphans, to the metrics cycle."""
+"""Discovery imports each page of instances as soon as EC2 returns it and hands the imported workers on while
+the scan goes on; it never reads the worker list: an inventory check names the workers it did not see,
+which are orphans if their region was scanned and EC2 agrees, and handed on otherwise."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from worker_controller.application.discovery import Discovery
 from worker_controller.application.fleet_settings import FleetSettings
 from worker_controller.domain.worker_view import WorkerView
 from worker_controller.infrastructure.aws import Ec2Instance
+from worker_controller.infrastructure.control_plane import ImportReply
 
 REGIONS = ("us-east-1", "us-west-2")
 
 
 class Settings:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
     async def refresh(self) -> FleetSettings:
-        return FleetSettings(True, REGIONS, "CML-*", 60.0, 60.0, "environment")
+        return FleetSettings(self.enabled, REGIONS, "CML-*", 60.0, 60.0, "environment")
+
+
+def iid(n: int) -> str:
+    return f"i-{n:017x}"
 
 
 class FakeAws:
-    def __init__(self, instances: dict[str, list[str]], log: list[str]) -> None:
-        self.instances = instances
+    """Each region's instances in pages; a region's second page waits until its first page is imported."""
+
+    def __init__(self, pages: dict[str, list[list[int]]], log: list[str]) -> None:
+        self.pages = pages
         self.log = log
-        self.slow_region_may_finish = asyncio.Event()
+        self.imported: dict[str, asyncio.Event] = {r: asyncio.Event() for r in REGIONS}
         self.failing: set[str] = set()
 
     async def find_amis(self, region: str, pattern: str) -> dict[str, str]:
@@ -31,73 +43,105 @@ class FakeAws:
             raise RuntimeError(f"{region} unavailable")
         return {"ami-1": "CML-2.9"}
 
-    async def instances_from_amis(self, region: str, amis: list[str]) -> list[Ec2Instance]:
-        if region == "us-west-2":
-            await self.slow_region_may_finish.wait()
-        self.log.append(f"scanned {region}")
-        return [Ec2Instance(i, region, "running", image_id="ami-1") for i in self.instances[region]]
+    async def instances_from_amis(self, region: str, amis: list[str]) -> AsyncIterator[list[Ec2Instance]]:
+        for index, page in enumerate(self.pages[region]):
+            if index:
+                await self.imported[region].wait()
+            self.log.append(f"listed {region} page {index + 1}")
+            yield [Ec2Instance(iid(n), region, "running", image_id="ami-1") for n in page]
 
     async def instances_by_id(self, region: str, ids: list[str]) -> dict[str, Ec2Instance]:
         return {}  # gone from EC2
 
 
+def view(n: int, region: str, instance: str | None = "") -> WorkerView:
+    return WorkerView(id=f"w{n}", aws_region=region, aws_instance_id=iid(n) if instance == "" else instance,
+                      status="running")
+
+
 class FakeGateway:
+    """The control plane's side: imports create or find workers; `unseen` answers like the CPA's query."""
+
     def __init__(self, aws: FakeAws, known: list[WorkerView], log: list[str]) -> None:
         self.aws = aws
-        self.known = known
+        self.known = {w.aws_instance_id or w.id: w for w in known}
         self.log = log
-        self.list_reads = 0
         self.status_reports: list[str] = []
 
-    async def bulk_import(self, bodies: list[dict[str, Any]], source: str) -> dict[str, list[str]]:
-        self.log.append(f"imported {bodies[0]['aws_region']}")
-        self.aws.slow_region_may_finish.set()
-        return {"created": [b["aws_instance_id"] for b in bodies], "updated": [], "unchanged": []}
+    async def bulk_import(self, bodies: list[dict[str, Any]], source: str) -> ImportReply:
+        region = bodies[0]["aws_region"]
+        self.log.append(f"imported {region} {len(bodies)}")
+        reply = ImportReply()
+        for body in bodies:
+            instance = body["aws_instance_id"]
+            if instance not in self.known:
+                self.known[instance] = WorkerView(id=f"new-{instance}", aws_region=region, aws_instance_id=instance,
+                                                  status="running")
+                reply.created.append(self.known[instance].id)
+            reply.workers.append(self.known[instance])
+        self.aws.imported[region].set()
+        return reply
 
-    async def workers(self, **_: Any) -> list[WorkerView]:
-        self.list_reads += 1
-        return list(self.known)
+    async def unseen(self, instance_ids: Iterable[str]) -> list[WorkerView]:
+        seen = set(instance_ids)
+        return [w for w in self.known.values()
+                if w.aws_instance_id is not None and w.aws_instance_id not in seen and w.status != "terminated"]
 
     async def report_status(self, worker_id: str, body: dict[str, Any]) -> WorkerView:
         self.status_reports.append(worker_id)
-        gone = next(w for w in self.known if w.id == worker_id)
+        gone = next(w for w in self.known.values() if w.id == worker_id)
         return gone.model_copy(update={"status": "terminated"})
 
 
-def view(worker_id: str, region: str, instance: str | None) -> WorkerView:
-    return WorkerView(id=worker_id, aws_region=region, aws_instance_id=instance, status="running")
-
-
-async def test_a_region_is_imported_before_a_slower_region_has_finished_scanning() -> None:
+async def test_each_page_is_imported_and_handed_on_while_the_region_is_still_listed() -> None:
     log: list[str] = []
-    aws = FakeAws({"us-east-1": ["i-00000000000000001"], "us-west-2": ["i-00000000000000002"]}, log)
-    known = [view("w1", "us-east-1", "i-00000000000000001"), view("w2", "us-west-2", "i-00000000000000002"),
-             view("w3", "us-west-2", "i-00000000000000003"), view("w4", "us-east-1", None)]
+    aws = FakeAws({"us-east-1": [[1, 2], [3]], "us-west-2": [[4]]}, log)
+    known = [view(1, "us-east-1"), view(4, "us-west-2"), view(5, "us-west-2"), view(6, "us-east-1", None),
+             view(7, "eu-west-1")]
     gateway = FakeGateway(aws, known, log)
+    handed: list[list[str]] = []
 
-    outcome = await asyncio.wait_for(Discovery(aws, gateway, Settings()).run_once(), 30)  # type: ignore[arg-type]
+    def on_workers(workers: list[WorkerView]) -> None:
+        log.append(f"handed {[w.id for w in workers]}")
+        handed.append([w.id for w in workers])
 
-    assert log.index("imported us-east-1") < log.index("scanned us-west-2")
-    assert outcome.found == {"us-east-1": 1, "us-west-2": 1}
+    outcome = await asyncio.wait_for(
+        Discovery(aws, gateway, Settings()).run_once(on_workers), 30)  # type: ignore[arg-type]
+
+    assert log.index("imported us-east-1 2") < log.index("handed ['w1', 'new-i-00000000000000002']") \
+        < log.index("listed us-east-1 page 2")
+    assert outcome.found == {"us-east-1": 3, "us-west-2": 1}
     assert outcome.created == 2
-    assert gateway.list_reads == 1
-    assert outcome.orphans == ["w3"]  # known in a scanned region, not found, gone from EC2
-    assert outcome.workers is not None
-    assert [w.id for w in outcome.workers] == ["w1", "w2", "w4"]  # orphans are not handed to metrics
+    assert outcome.orphans == ["w5"]  # known in a scanned region, not listed, gone from EC2
+    assert gateway.status_reports == ["w5"]
+    # every worker once: the imported ones as they come, then the unseen ones that are not orphans
+    # (w7's region is not scanned; w6 has no instance yet and belongs to the reconciler)
+    assert sorted(w for batch in handed for w in batch) == sorted(
+        ["w1", "new-i-00000000000000002", "new-i-00000000000000003", "w4", "w7"])
+    assert handed[-1] == ["w7"]
 
 
-async def test_a_failed_region_is_reported_and_its_workers_are_not_orphaned() -> None:
+async def test_a_failed_region_is_reported_and_its_workers_are_handed_on_not_orphaned() -> None:
     log: list[str] = []
-    aws = FakeAws({"us-east-1": ["i-00000000000000001"], "us-west-2": []}, log)
+    aws = FakeAws({"us-east-1": [[1]], "us-west-2": []}, log)
     aws.failing.add("us-west-2")
-    known = [view("w1", "us-east-1", "i-00000000000000001"), view("w3", "us-west-2", "i-00000000000000003")]
-    gateway = FakeGateway(aws, known, log)
+    gateway = FakeGateway(aws, [view(1, "us-east-1"), view(3, "us-west-2")], log)
+    handed: list[str] = []
 
-    outcome = await Discovery(aws, gateway, Settings()).run_once()  # type: ignore[arg-type]
+    outcome = await Discovery(aws, gateway, Settings()).run_once(  # type: ignore[arg-type]
+        lambda workers: handed.extend(w.id for w in workers))
 
     assert "us-west-2" in outcome.failed_regions
     assert outcome.found == {"us-east-1": 1}
     assert outcome.orphans == []
     assert gateway.status_reports == []
-    assert outcome.workers is not None
-    assert {w.id for w in outcome.workers} == {"w1", "w3"}
+    assert sorted(handed) == ["w1", "w3"]
+
+
+async def test_disabled_discovery_touches_nothing() -> None:
+    log: list[str] = []
+    aws = FakeAws({"us-east-1": [[1]], "us-west-2": []}, log)
+    outcome = await Discovery(aws, FakeGateway(aws, [], log), Settings(enabled=False)).run_once(  # type: ignore[arg-type]
+        lambda workers: log.append("handed"))
+    assert outcome.enabled is False
+    assert log == []

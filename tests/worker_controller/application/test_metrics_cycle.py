@@ -1,10 +1,10 @@
 """The metrics cycle streams its reports: batches go to the control plane while hosts are still answering,
-bounded in flight; a worker list handed over by discovery is used once, and only while fresh."""
+bounded in flight; workers that arrive in batches while it runs are measured as they come, once each."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -51,10 +51,10 @@ class FakeCml:
         self.log: list[str] = []
         self.information_asked: list[set[str]] = []
 
-    async def iter_fleet_telemetry(self, hosts: Iterable[str], *, max_hosts: int = 50,
+    async def iter_fleet_telemetry(self, hosts: Iterable[str] | AsyncIterable[str], *, max_hosts: int = 50,
                                    without_information: Iterable[str] = (),
                                    ) -> AsyncIterator[tuple[str, object]]:
-        hosts = list(hosts)
+        hosts = [h async for h in hosts] if isinstance(hosts, AsyncIterable) else list(hosts)
         skipped = set(without_information)
         self.information_asked.append({h for h in hosts if h not in skipped})
         for index, h in enumerate(hosts):
@@ -146,27 +146,48 @@ async def test_an_empty_fleet_sends_nothing() -> None:
     assert gateway.batches == []
 
 
-async def test_a_handed_over_list_is_used_once_and_only_its_running_workers() -> None:
+class StreamingCml(FakeCml):
+    """Answers each host as soon as it arrives, as the real collection does."""
+
+    async def iter_fleet_telemetry(self, hosts: Iterable[str] | AsyncIterable[str], *, max_hosts: int = 50,
+                                   without_information: Iterable[str] = (),
+                                   ) -> AsyncIterator[tuple[str, object]]:
+        assert isinstance(hosts, AsyncIterable)
+        async for h in hosts:
+            self.log.append(f"answer {h}")
+            yield h, CmlTelemetrySnapshot(host=h, version="2.9.0", ready=True)
+
+
+async def test_workers_arriving_in_batches_are_measured_as_they_arrive_and_once() -> None:
+    cml = StreamingCml()
+    gateway = FakeGateway([], cml.log)
+    aws = FakeAws()
+    cycle = MetricsCollector(aws, cml, gateway, cml_url_template=TEMPLATE,  # type: ignore[arg-type]
+                             idle_check_interval=1e9, idle_detection=False, report_chunk=2)
+    second_batch_may_come = gateway.first_batch
+
+    async def batches() -> AsyncIterator[list[WorkerView]]:
+        yield [worker(1), worker(2)]
+        await second_batch_may_come.wait()  # the first batch is reported before the second even arrives
+        cml.log.append("second batch")
+        yield [worker(2), worker(3), worker(4, aws_instance_id=None)]
+
+    outcome = await asyncio.wait_for(cycle.run_stream(batches()), 30)
+
+    assert outcome.workers == 3  # w2 came twice and counts once; w4 has no instance to measure
+    assert outcome.reported == 3
+    assert cml.log.index("report ['w1', 'w2']") < cml.log.index("second batch") < cml.log.index(f"answer {host(3)}")
+    assert [ids for kind, _, ids in aws.calls if kind == "status"] == [[worker(1).aws_instance_id],
+                                                                     [worker(2).aws_instance_id],
+                                                                     [worker(3).aws_instance_id]]
+    sent = {r["worker_id"]: r["metrics"] for b in gateway.batches for r in b}
+    assert sent["w3"]["ec2"]["state"] == "running"  # its own batch's AWS answers
+
+
+async def test_run_once_reads_the_running_workers_once() -> None:
     cml = FakeCml()
-    gateway = FakeGateway([worker(1), worker(2)], cml.log)
-    cycle = collector(gateway, cml)
-    cycle.hand_over([worker(1), worker(5), worker(6, status="stopped")])
-
-    first = await cycle.run_once()
-    assert gateway.list_reads == 0
-    assert first.workers == 2  # w1 and w5; the stopped w6 is not measured
-    second = await cycle.run_once()
-    assert gateway.list_reads == 1  # consumed: the next cycle reads the list itself
-    assert second.workers == 2
-
-
-async def test_a_stale_handed_over_list_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(metrics, "HANDOVER_MAX_AGE", -1.0)
-    cml = FakeCml()
-    gateway = FakeGateway([worker(1)], cml.log)
-    cycle = collector(gateway, cml)
-    cycle.hand_over([worker(1), worker(5)])
-    outcome = await cycle.run_once()
+    gateway = FakeGateway([worker(1), worker(2, status="stopped")], cml.log)
+    outcome = await collector(gateway, cml).run_once()
     assert gateway.list_reads == 1
     assert outcome.workers == 1
 

@@ -7,10 +7,11 @@ import uuid
 from datetime import UTC, datetime
 
 import boto3
+import botocore.utils
 import pytest
 
 from lcm_core.testing.devstack.aws_seed import register_ami
-from worker_controller.infrastructure.aws import AwsFleet
+from worker_controller.infrastructure.aws import AwsFleet, parse_aws_timestamp
 
 
 def session() -> boto3.session.Session:
@@ -46,13 +47,39 @@ def test_discovery_reads_are_filtered_by_ami_name_and_skip_terminated(aws) -> No
 
     async def run():
         amis = await fleet.find_amis("eu-central-1", f"CML-9.{tag}-*")
-        return amis, await fleet.instances_from_amis("eu-central-1", list(amis))
+        return amis, [i async for page in fleet.instances_from_amis("eu-central-1", list(amis)) for i in page]
 
     amis, instances = asyncio.run(run())
     assert list(amis) == [cml]
     assert sorted(i.instance_id for i in instances) == sorted(cml_ids[:2])
     assert {i.state for i in instances} == {"running"}
     assert all(i.private_ip for i in instances)
+    assert all(i.launch_time is not None and i.launch_time.tzinfo is not None for i in instances)
+
+
+def test_instances_come_a_page_at_a_time(aws) -> None:
+    fleet, url = aws
+    client = ec2(url, "eu-west-3")
+    ami = register_ami(client, f"CML-pages-{uuid.uuid4().hex[:8]}")
+    ids = [i for _ in range(12) for i in launch(client, ami, 1)]  # one reservation each, as workers launch
+
+    async def run():
+        fleet.calls.clear()
+        return [[i.instance_id for i in page]
+                async for page in fleet.instances_from_amis("eu-west-3", [ami], page_size=5)], dict(fleet.calls)
+
+    pages, calls = asyncio.run(run())
+    assert [len(page) for page in pages] == [5, 5, 2]
+    assert sorted(i for page in pages for i in page) == sorted(ids)
+    assert calls == {"describe_instances": 3}
+
+
+def test_aws_timestamps_parse_fast_and_as_botocore_would() -> None:
+    assert parse_aws_timestamp("2026-11-27T19:00:00.000Z") == datetime(2026, 11, 27, 19, tzinfo=UTC)
+    assert parse_aws_timestamp("2026-11-27T19:00:00+01:00") == datetime(2026, 11, 27, 18, tzinfo=UTC)
+    assert parse_aws_timestamp(1795806000) == datetime(2026, 11, 27, 19, tzinfo=UTC)  # epoch seconds (JSON)
+    for odd in ("2026-11-27T19:00:00", "Fri, 27 Nov 2026 19:00:00 GMT"):  # botocore's rules for the rest
+        assert parse_aws_timestamp(odd) == botocore.utils.parse_timestamp(odd)
 
 
 def test_reads_by_id_tolerate_missing_ids_and_are_batched(aws) -> None:

@@ -1,14 +1,23 @@
 """Discovery (seed 000): per region, AMIs matching the pattern → their instances → bulk-import; workers
-whose instance is gone or terminated are reported terminated (orphan detection, ADR-014)."""
+whose instance is gone or terminated are reported terminated (orphan detection, ADR-014).
+
+Discovery never reads the whole worker list: each page of instances is imported as soon as EC2 returns it,
+and the import's reply gives the workers as stored; an inventory check (`unseen`) then names the workers
+the scan did not see: the orphan suspects, and the workers of regions that were not (or could not be)
+scanned. Whoever runs a discovery may have every worker it touched handed over as it goes (`on_workers`),
+which is how a discovery measures what it finds while EC2 still lists the rest (see `fleet_cycle`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from lcm_core.aio import gather_or_cancel
 from worker_controller.application.fleet_settings import FleetSettingsReader
 from worker_controller.domain.worker_view import WorkerView
 from worker_controller.infrastructure.aws import AwsFleet, Ec2Instance
@@ -18,19 +27,20 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "worker-controller-discovery"
 
+WorkerSink = Callable[[list[WorkerView]], None]
+"""Receives workers as a discovery imports (or, at its end, finds) them; must not block."""
+
 
 @dataclass
 class DiscoveryOutcome:
+    enabled: bool = True
     found: dict[str, int] = field(default_factory=dict)
     created: int = 0
     orphans: list[str] = field(default_factory=list)
     failed_regions: dict[str, str] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
-    """Seconds spent scanning EC2 and importing (the slowest region's; regions run side by side) and checking
-    orphans."""
-    workers: list[WorkerView] | None = None
-    """Every non-terminated worker after this cycle's imports and orphan reports (None: not read, e.g. when
-    discovery is disabled)."""
+    """Seconds until the last region's scan was back (imports overlap it), until its last import was, and
+    spent on the inventory check and orphans after that."""
 
 
 def to_discovered(instance: Ec2Instance, ami_names: dict[str, str]) -> dict[str, Any]:
@@ -51,67 +61,73 @@ class Discovery:
         self._settings = settings
         self.last: DiscoveryOutcome | None = None
 
-    async def _scan(self, region: str, pattern: str) -> tuple[list[Ec2Instance], dict[str, str]]:
-        amis = await self._aws.find_amis(region, pattern)
-        return (await self._aws.instances_from_amis(region, list(amis)) if amis else []), amis
-
     async def _scan_and_import(self, region: str, pattern: str, outcome: DiscoveryOutcome,
-                               seen: dict[str, set[str]]) -> None:
-        """One region end to end: its import starts as soon as its own scan is back, not after every region's."""
+                               seen: dict[str, set[str]], on_workers: WorkerSink | None) -> None:
+        """One region, a page at a time: each page is imported (and handed on) while EC2 lists the next."""
         started = time.monotonic()
+        ids: set[str] = set()
+        imports: list[asyncio.Task[None]] = []
+
+        async def import_page(instances: list[Ec2Instance], amis: dict[str, str]) -> None:
+            reply = await self._gateway.bulk_import([to_discovered(i, amis) for i in instances], SOURCE)
+            outcome.created += len(reply.created)
+            if on_workers is not None:
+                on_workers(reply.workers)
+
         try:
-            instances, amis = await self._scan(region, pattern)
+            amis = await self._aws.find_amis(region, pattern)
+            if amis:
+                async for page in self._aws.instances_from_amis(region, list(amis)):
+                    ids.update(i.instance_id for i in page)
+                    imports.append(asyncio.create_task(import_page(page, amis)))
         except Exception as exc:  # one region failing must not stop the others (reported, not raised)
             outcome.failed_regions[region] = str(exc)
             logger.warning("discovery in %s failed: %s", region, exc)
+            # Imports already sent stand; the region counts as not scanned, so nothing in it is an orphan.
+            await asyncio.gather(*imports, return_exceptions=True)
             return
-        seen[region] = {i.instance_id for i in instances}
-        outcome.found[region] = len(instances)
         outcome.phases["scan"] = max(outcome.phases.get("scan", 0.0), round(time.monotonic() - started, 3))
-        if instances:
-            mark = time.monotonic()
-            reply = await self._gateway.bulk_import([to_discovered(i, amis) for i in instances], SOURCE)
-            outcome.created += len(reply["created"])
-            outcome.phases["import"] = max(outcome.phases.get("import", 0.0), round(time.monotonic() - mark, 3))
+        await gather_or_cancel(*imports)
+        seen[region] = ids
+        outcome.found[region] = len(ids)
+        outcome.phases["import"] = max(outcome.phases.get("import", 0.0), round(time.monotonic() - started, 3))
 
-    async def run_once(self) -> DiscoveryOutcome:
+    async def run_once(self, on_workers: WorkerSink | None = None) -> DiscoveryOutcome:
+        """One discovery. `on_workers` gets every imported worker as its page is imported, then every other
+        worker with an instance that is not terminated and not an orphan (none of them twice)."""
         fleet = await self._settings.refresh()
         outcome = DiscoveryOutcome()
         if not fleet.discovery_enabled:
             logger.info("discovery disabled")
+            outcome.enabled = False
             self.last = outcome
             return outcome
         seen: dict[str, set[str]] = {}
-        await asyncio.gather(*(self._scan_and_import(r, fleet.ami_name_pattern, outcome, seen)
-                               for r in fleet.regions))
+        await gather_or_cancel(*(self._scan_and_import(r, fleet.ami_name_pattern, outcome, seen, on_workers)
+                                 for r in fleet.regions))
         mark = time.monotonic()
-        outcome.orphans, outcome.workers = await self._mark_orphans(seen)
+        unseen = await self._gateway.unseen(i for ids in seen.values() for i in ids)
+        outcome.orphans = await self._mark_orphans(unseen, seen)
+        if on_workers is not None:
+            on_workers([w for w in unseen if w.id not in outcome.orphans])
         outcome.phases["orphans"] = round(time.monotonic() - mark, 3)
         logger.info("discovery: %s; %d new, %d orphaned%s",
                     ", ".join(f"{r} {n}" for r, n in outcome.found.items()) or "no region scanned",
                     outcome.created, len(outcome.orphans),
                     f"; failed: {', '.join(outcome.failed_regions)}" if outcome.failed_regions else "")
-        # Kept for status pages without the worker list: holding 2,000 views until the next cycle would only
-        # raise the controller's peak memory while that cycle builds the next list.
-        self.last = replace(outcome, workers=None)
+        self.last = outcome
         if outcome.failed_regions and not outcome.found:
             raise RuntimeError(f"discovery failed in every region: {outcome.failed_regions}")
         return outcome
 
-    async def _mark_orphans(self, seen: dict[str, set[str]]) -> tuple[list[str], list[WorkerView]]:
-        """Known workers of a scanned region that the scan did not return: terminated if EC2 agrees.
-
-        Returns the orphans and the worker list as it stands after this cycle (one read, after the imports):
-        the metrics cycle that follows a discovery starts from it instead of reading the list again.
-        """
-        workers = await self._gateway.workers()
+    async def _mark_orphans(self, unseen: list[WorkerView], seen: dict[str, set[str]]) -> list[str]:
+        """Workers of a scanned region that the scan did not return: terminated if EC2 agrees."""
         suspects: dict[str, list[WorkerView]] = {}
-        for worker in workers:
-            if worker.aws_instance_id is None:
-                continue  # created from a template and not launched yet: the reconciler owns it
-            if worker.aws_region in seen and worker.aws_instance_id not in seen[worker.aws_region]:
+        for worker in unseen:
+            if worker.aws_instance_id is not None and worker.aws_region in seen \
+                    and worker.aws_instance_id not in seen[worker.aws_region]:
                 suspects.setdefault(worker.aws_region, []).append(worker)
-        orphans: dict[str, WorkerView] = {}
+        orphans: list[str] = []
         for region, candidates in suspects.items():
             # Not matched by the AMI filter is not "gone" (the pattern may have changed): ask EC2 by id.
             alive = await self._aws.instances_by_id(region, [w.aws_instance_id for w in candidates
@@ -119,8 +135,9 @@ class Discovery:
             for worker in candidates:
                 instance = alive.get(worker.aws_instance_id or "")
                 if instance is None or instance.state == "terminated":
-                    orphans[worker.id] = await self._gateway.report_status(worker.id, {
+                    await self._gateway.report_status(worker.id, {
                         "ec2_state": "terminated",
                         "reason": "instance no longer exists in EC2 (orphan)" if instance is None
                         else "instance terminated in EC2"})
-        return list(orphans), [w for w in workers if w.id not in orphans]
+                    orphans.append(worker.id)
+        return orphans

@@ -3,8 +3,10 @@
 Per region, batched: EC2 status checks and CloudWatch CPU/network. Per worker, concurrent under a bound:
 CML system information, stats, health, licensing and labs. As hosts answer, `metrics:batch` reports of
 `REPORT_CHUNK` workers go out (control-plane writes overlap collection); then idle detection for the
-workers due for it. A worker whose CML API fails is reported
-`unreachable`; the others are unaffected.
+workers due for it. A worker whose CML API fails is reported `unreachable`; the others are unaffected.
+
+The workers of a cycle may arrive in batches while it runs (`run_stream`): each batch's AWS calls and CML
+collections start as soon as it arrives. A discovery hands its imported pages over that way.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -78,44 +81,42 @@ The call only tells version and readiness: the control plane keeps both, so aski
 a steady-state cycle's CML calls for nothing new. Any failure of the host asks it again on the next cycle
 (a CML restart shows up as readiness), and a version upgrade is seen within this interval."""
 
-HANDOVER_MAX_AGE = 60.0
-"""Seconds a handed-over worker list stays usable: about one cycle's length, as old as the list a cycle that
-reads its own works from by the time it finishes."""
+RegionalAnswers = tuple[dict[str, StatusChecks], dict[str, CloudWatchSample]]
 
 
 class _Reporter:
     """Sends `metrics:batch` reports while collection goes on: at most `concurrency` batches in flight.
 
-    A batch needs the region-wide AWS answers (status checks, CloudWatch), so each waits for them; they take
-    one or two calls per region and are normally back long before the first CML chunk is complete.
+    A report needs the AWS answers (status checks, CloudWatch) of its worker's batch, asked per region when
+    the batch arrived; they take one or two calls per region and are normally back long before its CML
+    answers are.
     """
 
-    def __init__(self, gateway: ControlPlaneGateway,
-                 aws: asyncio.Future[list[tuple[dict[str, StatusChecks], dict[str, CloudWatchSample]]]],
-                 now: datetime, concurrency: int) -> None:
+    def __init__(self, gateway: ControlPlaneGateway, now: datetime, concurrency: int) -> None:
         self._gateway = gateway
-        self._aws = aws
         self._now = now
         self._gate = asyncio.Semaphore(concurrency)
         self._tasks: list[asyncio.Task[int]] = []
-        self._checks: dict[str, StatusChecks] | None = None
-        self._samples: dict[str, CloudWatchSample] = {}
+        self._aws_of: dict[str, asyncio.Future[list[RegionalAnswers]]] = {}
         self.sent = 0
+
+    def expect(self, workers: list[WorkerView], aws: asyncio.Future[list[RegionalAnswers]]) -> None:
+        for worker in workers:
+            self._aws_of[worker.id] = aws
 
     def send(self, items: list[tuple[WorkerView, CmlTelemetrySnapshot | CmlError | None]]) -> None:
         self.sent += 1
         self._tasks.append(asyncio.ensure_future(self._post(items)))
 
     async def _post(self, items: list[tuple[WorkerView, CmlTelemetrySnapshot | CmlError | None]]) -> int:
-        if self._checks is None:
-            regional = await self._aws
-            checks: dict[str, StatusChecks] = {}
-            for region_checks, region_samples in regional:
+        checks: dict[str, StatusChecks] = {}
+        samples: dict[str, CloudWatchSample] = {}
+        for answers in {id(f): f for f in (self._aws_of[w.id] for w, _ in items)}.values():
+            for region_checks, region_samples in await answers:
                 checks.update(region_checks)
-                self._samples.update(region_samples)
-            self._checks = checks
-        reports = [build_report(w, self._now, self._checks.get(w.aws_instance_id or ""),
-                                self._samples.get(w.aws_instance_id or ""), result) for w, result in items]
+                samples.update(region_samples)
+        reports = [build_report(w, self._now, checks.get(w.aws_instance_id or ""),
+                                samples.get(w.aws_instance_id or ""), result) for w, result in items]
         if not reports:
             return 0
         async with self._gate:
@@ -134,6 +135,10 @@ class _Reporter:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+async def _one_batch(workers: list[WorkerView]) -> AsyncIterator[list[WorkerView]]:
+    yield workers
+
+
 class MetricsCollector:
     def __init__(self, aws: AwsFleet, cml: CmlClient, gateway: ControlPlaneGateway, *, cml_url_template: str,
                  idle_check_interval: float, cml_max_hosts: int = 200, idle_concurrency: int = 20,
@@ -150,21 +155,9 @@ class MetricsCollector:
         self._cml_max_hosts = cml_max_hosts
         self._idle_gate = asyncio.Semaphore(idle_concurrency)
         self._last_idle_check: dict[str, float] = {}
-        self._handed_over: tuple[float, list[WorkerView]] | None = None
         self._information_at: dict[str, float] = {}
         """Host → when its `system_information` last answered (see `INFORMATION_REFRESH`)."""
         self.last: CycleOutcome | None = None
-
-    def hand_over(self, workers: list[WorkerView]) -> None:
-        """The worker list a discovery has just read (after its imports): the next cycle, if it starts within
-        `HANDOVER_MAX_AGE` seconds, measures its running workers instead of reading the list again."""
-        self._handed_over = (time.monotonic(), [w for w in workers if w.status is WorkerStatus.RUNNING])
-
-    async def _running_workers(self) -> list[WorkerView]:
-        handed, self._handed_over = self._handed_over, None
-        if handed is not None and time.monotonic() - handed[0] <= HANDOVER_MAX_AGE:
-            return handed[1]
-        return await self._gateway.workers(status=WorkerStatus.RUNNING.value)
 
     async def _region(self, region: str, ids: list[str], now: datetime
                       ) -> tuple[dict[str, StatusChecks], dict[str, CloudWatchSample]]:
@@ -179,35 +172,57 @@ class MetricsCollector:
         return checks, samples
 
     async def run_once(self, only: list[WorkerView] | None = None) -> CycleOutcome:
-        """One cycle over `only`, or over every running worker (a handed-over list, else one list read).
+        """One cycle over `only`, or over every running worker (one list read)."""
+        workers = only if only is not None else await self._gateway.workers(status=WorkerStatus.RUNNING.value)
+        return await self.run_stream(_one_batch(workers))
 
-        CML results stream in as hosts answer; every `report_chunk` of them goes to the control plane at once
-        (at most `report_concurrency` batches in flight), so the control plane persists the first workers
-        while the last ones are still being collected instead of after all of them.
+    async def run_stream(self, batches: AsyncIterable[list[WorkerView]]) -> CycleOutcome:
+        """One cycle over workers that arrive in batches while it runs (a worker given twice counts once).
+
+        Each batch's AWS calls (per region) and CML collections start when it arrives. CML results stream in
+        as hosts answer; every `report_chunk` of them goes to the control plane at once (at most
+        `report_concurrency` batches in flight), so the control plane persists the first workers while the
+        last ones are still being collected instead of after all of them.
         """
         started = time.monotonic()
         now = datetime.now(UTC)
-        workers = only if only is not None else await self._running_workers()
-        outcome = CycleOutcome(workers=len(workers), by_health=Counter(w.health_status for w in workers))
-        by_region: dict[str, list[str]] = {}
-        workers = [w for w in workers if w.aws_instance_id is not None]
-        for worker in workers:
-            by_region.setdefault(worker.aws_region, []).append(worker.aws_instance_id)
+        outcome = CycleOutcome()
+        reporter = _Reporter(self._gateway, now, self._report_concurrency)
+        measured: dict[str, WorkerView] = {}
         by_host: dict[str, list[WorkerView]] = {}
-        without_cml: list[WorkerView] = []
-        for worker in workers:
-            host = worker.cml_url(self._template)
-            if host:
-                by_host.setdefault(host, []).append(worker)
-            else:
-                without_cml.append(worker)
-        skip_information = self._information_known(by_host)
-        aws_task = asyncio.ensure_future(asyncio.gather(*(self._region(r, ids, now) for r, ids in by_region.items())))
-        reporter = _Reporter(self._gateway, aws_task, now, self._report_concurrency)
+        skip_information: set[str] = set()
+        aws_tasks: list[asyncio.Future[list[RegionalAnswers]]] = []
+        pending: list[tuple[WorkerView, CmlTelemetrySnapshot | CmlError | None]] = []
+
+        async def hosts() -> AsyncIterator[str]:
+            """Admit each batch (its AWS calls start at once) and hand its CML hosts to the collection."""
+            async for batch in batches:
+                fresh = [w for w in batch if w.aws_instance_id is not None and w.id not in measured]
+                if not fresh:
+                    continue
+                measured.update((w.id, w) for w in fresh)
+                by_region: dict[str, list[str]] = {}
+                for worker in fresh:
+                    by_region.setdefault(worker.aws_region, []).append(worker.aws_instance_id or "")
+                aws = asyncio.ensure_future(asyncio.gather(*(self._region(r, ids, now)
+                                                             for r, ids in by_region.items())))
+                aws_tasks.append(aws)
+                reporter.expect(fresh, aws)
+                new_hosts: dict[str, list[WorkerView]] = {}
+                for worker in fresh:
+                    host = worker.cml_url(self._template)
+                    if host is None:
+                        pending.append((worker, None))
+                    else:
+                        new_hosts.setdefault(host, []).append(worker)
+                for host, workers in new_hosts.items():
+                    by_host.setdefault(host, []).extend(workers)
+                skip_information.update(self._information_known(new_hosts))
+                for host in new_hosts:
+                    yield host
+
         try:
-            pending: list[tuple[WorkerView, CmlTelemetrySnapshot | CmlError | None]] = \
-                [(w, None) for w in without_cml]
-            async for host, result in self._cml.iter_fleet_telemetry(by_host, max_hosts=self._cml_max_hosts,
+            async for host, result in self._cml.iter_fleet_telemetry(hosts(), max_hosts=self._cml_max_hosts,
                                                                      without_information=skip_information):
                 self._note_information(host, result)
                 if isinstance(result, CmlError):
@@ -223,10 +238,14 @@ class MetricsCollector:
             outcome.reported = await reporter.finish()
         finally:
             await reporter.cancel()
-            aws_task.cancel()
-            await asyncio.gather(aws_task, return_exceptions=True)  # retrieved, so never logged as lost
+            for aws in aws_tasks:
+                aws.cancel()
+            await asyncio.gather(*aws_tasks, return_exceptions=True)  # retrieved, so never logged as lost
         # Only what was still to persist after the last host had answered: the rest overlapped collection.
         outcome.phases["report"] = round(time.monotonic() - mark, 3)
+        workers = list(measured.values())
+        outcome.workers = len(workers)
+        outcome.by_health = Counter(w.health_status for w in workers)
         mark = time.monotonic()
         if self._idle_detection:
             outcome.idle_checked = await self._detect_idle(workers)

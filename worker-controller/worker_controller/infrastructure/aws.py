@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import boto3
+import botocore.utils
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -27,6 +28,11 @@ T = TypeVar("T")
 
 DESCRIBE_FILTER_VALUES = 200
 """Values per EC2 filter in one call."""
+DESCRIBE_PAGE = 250
+"""DescribeInstances page size (AWS allows 5-1000). Discovery imports and measures each page while EC2
+prepares the next, so a smaller page starts that work sooner; 250 keeps a 2,000-worker region at 8 calls
+and each page a whole number of status-check and CloudWatch batches (see `STATUS_BATCH`,
+`METRIC_QUERIES_PER_CALL`)."""
 STATUS_BATCH = 100
 """Instance ids per DescribeInstanceStatus call."""
 ACTION_BATCH = 1000
@@ -90,6 +96,21 @@ class CloudWatchSample:
     network_out_bytes: float | None = None
 
 
+def parse_aws_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parser, with the ISO 8601 form EC2 and CloudWatch send parsed by
+    `datetime.fromisoformat` (0.1 µs instead of dateutil's ~30 µs: a DescribeInstances page of 1,000
+    instances carries several thousand). Anything else, or a time without a zone, goes to botocore's."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed
+    return botocore.utils.parse_timestamp(value)  # type: ignore[no-any-return]
+
+
 class AwsFleet:
     """The worker-controller's view of EC2 and CloudWatch across regions."""
 
@@ -98,6 +119,9 @@ class AwsFleet:
         self._endpoint_url = endpoint_url
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="aws")
         self._session = session_factory()
+        # boto3 has no public handle on its botocore session; this is the documented parser hook of botocore.
+        self._session._session.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=parse_aws_timestamp)
         self._clients: dict[tuple[str, str], Any] = {}
         self._config = Config(retries={"max_attempts": 5, "mode": "adaptive"}, max_pool_connections=max_concurrency,
                               connect_timeout=5, read_timeout=30)
@@ -123,15 +147,19 @@ class AwsFleet:
         except AWS_ERRORS as exc:
             raise UnavailableError(f"AWS {service}.{operation} in {region} failed: {exc}") from exc
 
-    async def _paginate(self, region: str, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+    async def _pages(self, region: str, operation: str, key: str, **kwargs: Any
+                     ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The `key` items of each page, as soon as that page is back."""
         token: str | None = None
         while True:
             page = await self._call("ec2", region, operation, **kwargs, **({"NextToken": token} if token else {}))
-            items.extend(page.get(key) or [])
+            yield page.get(key) or []
             token = page.get("NextToken")
             if not token:
-                return items
+                return
+
+    async def _paginate(self, region: str, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        return [item async for page in self._pages(region, operation, key, **kwargs) for item in page]
 
     # ------------------------------------------------------------------ EC2 reads
 
@@ -141,18 +169,20 @@ class AwsFleet:
         return {img["ImageId"]: str(img.get("Name") or "") for img in reply.get("Images") or []
                 if isinstance(img, dict) and isinstance(img.get("ImageId"), str)}
 
-    async def instances_from_amis(self, region: str, ami_ids: Sequence[str]) -> list[Ec2Instance]:
-        """Every instance launched from these AMIs, in any state but terminated."""
-        found: list[Ec2Instance] = []
+    async def instances_from_amis(self, region: str, ami_ids: Sequence[str], *, page_size: int = DESCRIBE_PAGE
+                                  ) -> AsyncIterator[list[Ec2Instance]]:
+        """Every instance launched from these AMIs, in any state but terminated, a page at a time: the caller
+        works on one page while EC2 prepares the next."""
         for batch in chunks(list(ami_ids), DESCRIBE_FILTER_VALUES):
-            reservations = await self._paginate(
-                region, "describe_instances", "Reservations",
-                Filters=[{"Name": "image-id", "Values": list(batch)},
-                         {"Name": "instance-state-name",
-                          "Values": ["pending", "running", "stopping", "stopped", "shutting-down"]}],
-                MaxResults=1000)
-            found += self._instances(region, reservations)
-        return found
+            async for reservations in self._pages(
+                    region, "describe_instances", "Reservations",
+                    Filters=[{"Name": "image-id", "Values": list(batch)},
+                             {"Name": "instance-state-name",
+                              "Values": ["pending", "running", "stopping", "stopped", "shutting-down"]}],
+                    MaxResults=page_size):
+                instances = self._instances(region, reservations)
+                if instances:
+                    yield instances
 
     async def instances_by_id(self, region: str, instance_ids: Sequence[str]) -> dict[str, Ec2Instance]:
         """The instances that still exist (a filter, not InstanceIds, so that one missing id fails nothing)."""

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from lcm_core.control_plane_client import ControlPlaneClient
 from worker_controller.domain.worker_view import WorkerView
+
+
+@dataclass
+class ImportReply:
+    created: list[str] = field(default_factory=list)
+    """Ids of the workers this import created."""
+    workers: list[WorkerView] = field(default_factory=list)
+    """Every imported instance's worker, as stored after the import."""
+
 
 #: Items per bulk call: large enough to make 2,000 workers a handful of requests, small enough for one body.
 BATCH = 500
@@ -33,14 +43,19 @@ class ControlPlaneGateway:
     async def settings(self) -> dict[str, Any]:
         return await self._client.get("/api/internal/settings")  # type: ignore[no-any-return]
 
-    async def bulk_import(self, instances: Sequence[dict[str, Any]], source: str) -> dict[str, list[str]]:
-        outcome: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": []}
+    async def bulk_import(self, instances: Sequence[dict[str, Any]], source: str) -> ImportReply:
+        reply = ImportReply()
         for start in range(0, len(instances), BATCH):
-            reply = await self._client.post("/api/internal/workers/bulk-import",
-                                            {"instances": list(instances[start:start + BATCH]), "source": source})
-            for key in outcome:
-                outcome[key] += reply[key]
-        return outcome
+            page = await self._client.post("/api/internal/workers/bulk-import",
+                                           {"instances": list(instances[start:start + BATCH]), "source": source})
+            reply.created += page["created"]
+            reply.workers += [WorkerView.model_validate(item) for item in page["workers"]]
+        return reply
+
+    async def unseen(self, instance_ids: Iterable[str]) -> list[WorkerView]:
+        """Workers with an instance, not terminated, whose instance is not among `instance_ids`."""
+        reply = await self._client.post("/api/internal/workers/unseen", {"aws_instance_ids": list(instance_ids)})
+        return [WorkerView.model_validate(item) for item in reply["items"]]
 
     async def report_status(self, worker_id: str, body: dict[str, Any]) -> WorkerView:
         return WorkerView.model_validate(await self._client.post(f"/api/internal/workers/{worker_id}/status", body))
