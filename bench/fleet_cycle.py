@@ -8,9 +8,11 @@ on every CML call) and the control-plane API run as separate processes; the work
 in this process. "Ours" is the production code path (batched per region, bounded concurrency, metrics:batch);
 "seed-001" is the strategy the seed describes: batches of 10 (health) / 5 (metrics), concurrent within a
 batch, 0.5 s / 1.0 s pauses between batches, one EC2, CloudWatch, CML and control-plane call per worker.
-A cycle ends when the control plane has persisted every worker's metrics. "Ours" runs two cycles with the
-same long-lived adapters: the first is cold (every worker new, no CML token cached) and is the headline;
-the second ("warm") is the steady state. Per cycle, the CPU seconds of every process are printed too: on a
+A cycle ends when the control plane has persisted every worker's metrics. Each fleet size runs in a process
+of its own (the fleet is seeded by another), whose peak memory after our cycles is the controller's at that
+size. "Ours" is a discovery that measures as it goes, as the controller runs it; it runs two cycles with the
+same long-lived adapters: the first is cold (every worker new, no CML token cached) and is the headline; the
+second ("warm") is the steady state. Per cycle, the CPU seconds of every process are printed too: on a
 shared machine they are the stable measure, wall-clock time is not.
 """
 
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import resource
 import sys
@@ -27,7 +30,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,22 +125,25 @@ async def lead(etcd: servers.Endpoint) -> int:
         await client.close()
 
 
-def seed_fleet(moto_url: str, size: int, tag: str) -> str:
+def ami_pattern(tag: str) -> str:
+    return f"CML-2.9.{tag}-*"
+
+
+def seed_fleet(moto_url: str, size: int, tag: str) -> None:
     """`size` instances over the regions, launched one per RunInstances call as real workers are (each its own
-    reservation: EC2 pages DescribeInstances by reservation, so 500 launched at once would be one page)."""
-    pattern = f"CML-2.9.{tag}-*"
+    reservation: EC2 pages DescribeInstances by reservation, so 500 launched at once would be one page), from
+    an AMI that `ami_pattern(tag)` matches."""
     per_region = [size - size // 2, size // 2]
 
     def launch(region: str, count: int) -> None:
         ec2 = boto3.client("ec2", region_name=region, endpoint_url=moto_url, aws_access_key_id="x",
                            aws_secret_access_key="x")
-        ami = register_ami(ec2, f"CML-2.9.{tag}-bench")
+        ami = register_ami(ec2, ami_pattern(tag).replace("*", "bench"))
         for _ in range(count):
             ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="m5zn.metal")
 
     with ThreadPoolExecutor(len(REGIONS)) as pool:
         list(pool.map(launch, REGIONS, per_region))
-    return pattern
 
 
 def set_cml_latency(cml_url: str, latency_ms: int) -> None:
@@ -228,6 +234,26 @@ async def seed_001(s: Stack, epoch: int, limit: int) -> tuple[float, int]:
         return time.perf_counter() - started, len(workers)
 
 
+def measure(size: int, latency_ms: int, baseline_limit: int) -> tuple[float, float, float, int, float]:
+    """One fleet size, in a process of its own (see `main`): its stack, the fleet seeded by another process,
+    our two cycles, then the seed-001 strategy. Returns our cold and warm seconds, the seed-001 seconds and
+    workers, and this process's peak memory (MB) after our cycles, before the seed-001 run."""
+    with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp)) as s:
+        set_cml_latency(s.cml_url, latency_ms)
+        seeding = multiprocessing.get_context("spawn").Process(target=seed_fleet, args=(s.moto_url, size, f"b{size}"))
+        seeding.start()
+        seeding.join()
+        if seeding.exitcode != 0:
+            raise SystemExit(f"seeding {size} instances failed")
+        print(f"    seeded; controller memory before its first cycle "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", file=sys.stderr)
+        epoch = asyncio.run(lead(s.etcd))
+        ours_s, warm_s = asyncio.run(ours(s, ami_pattern(f"b{size}"), epoch, size))
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        base_s, base_n = asyncio.run(seed_001(s, epoch, min(size, baseline_limit)))
+    return ours_s, warm_s, base_s, base_n, peak_mb
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,500,2000")
@@ -238,23 +264,17 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"fleet cycle benchmark: CML latency {args.cml_latency_ms} ms per call, regions {', '.join(REGIONS)}")
     print(f"{'workers':>8} {'ours s':>8} {'ours w/s':>9} {'seed-001 s':>11} {'seed-001 w/s':>13} {'ratio':>6} "
-          f"{'warm s':>7}")
+          f"{'warm s':>7} {'peak MB':>8}")
     for size in sizes:
-        with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp)) as s:
-            set_cml_latency(s.cml_url, args.cml_latency_ms)
-            pattern = seed_fleet(s.moto_url, size, f"b{size}")
-            print(f"    seeded: peak memory so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
-                  file=sys.stderr)
-            epoch = asyncio.run(lead(s.etcd))
-            ours_s, warm_s = asyncio.run(ours(s, pattern, epoch, size))
-            done = size
-            base_s, base_n = asyncio.run(seed_001(s, epoch, min(size, args.baseline_limit)))
-            ours_rate, base_rate = done / ours_s, base_n / base_s
-            note = "" if base_n == size else f"  (seed-001 timed on {base_n} workers)"
-            print(f"{size:>8} {ours_s:>8.2f} {ours_rate:>9.0f} {base_s:>11.2f} {base_rate:>13.1f} "
-                  f"{ours_rate / base_rate:>5.0f}x {warm_s:>7.2f}{note}")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak memory of the controller process: {peak_mb:.0f} MB")
+        # A fresh process per size: its peak memory is the controller's at that fleet size alone, not the
+        # high-water mark of the smaller fleets, the seeding or the seed-001 run before it.
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            ours_s, warm_s, base_s, base_n, peak_mb = pool.submit(
+                measure, size, args.cml_latency_ms, args.baseline_limit).result()
+        ours_rate, base_rate = size / ours_s, base_n / base_s
+        note = "" if base_n == size else f"  (seed-001 timed on {base_n} workers)"
+        print(f"{size:>8} {ours_s:>8.2f} {ours_rate:>9.0f} {base_s:>11.2f} {base_rate:>13.1f} "
+              f"{ours_rate / base_rate:>5.0f}x {warm_s:>7.2f} {peak_mb:>8.0f}{note}", flush=True)
 
 
 if __name__ == "__main__":
