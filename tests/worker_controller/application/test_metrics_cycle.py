@@ -184,6 +184,24 @@ async def test_workers_arriving_in_batches_are_measured_as_they_arrive_and_once(
     assert sent["w3"]["ec2"]["state"] == "running"  # its own batch's AWS answers
 
 
+async def test_a_worker_sharing_a_cml_address_with_an_earlier_batch_is_reported_without_cml() -> None:
+    cml = StreamingCml()
+    gateway = FakeGateway([], cml.log)
+    cycle = MetricsCollector(FakeAws(), cml, gateway, cml_url_template="https://{ip_address}",  # type: ignore[arg-type]
+                             idle_check_interval=1e9, idle_detection=False)
+
+    async def batches() -> AsyncIterator[list[WorkerView]]:
+        yield [worker(1, private_ip="10.0.0.1")]
+        yield [worker(2, private_ip="10.0.0.1")]  # a misconfigured twin: one host, asked once
+
+    outcome = await asyncio.wait_for(cycle.run_stream(batches()), 30)
+    assert outcome.reported == 2
+    sent = {r["worker_id"]: r["metrics"] for b in gateway.batches for r in b}
+    assert sent["w1"]["cml"]["reachable"] is True
+    assert "cml" not in sent["w2"]
+    assert cml.log.count("answer https://10.0.0.1") == 1
+
+
 async def test_run_once_reads_the_running_workers_once() -> None:
     cml = FakeCml()
     gateway = FakeGateway([worker(1), worker(2, status="stopped")], cml.log)

@@ -211,12 +211,15 @@ class MetricsCollector:
                 new_hosts: dict[str, list[WorkerView]] = {}
                 for worker in fresh:
                     host = worker.cml_url(self._template)
+                    if host is not None and host in by_host:  # its host went out with an earlier batch
+                        logger.warning("worker %s has the CML address of worker %s (%s): measured once, for %s",
+                                       worker.id, by_host[host][0].id, host, by_host[host][0].id)
+                        host = None
                     if host is None:
                         pending.append((worker, None))
                     else:
                         new_hosts.setdefault(host, []).append(worker)
-                for host, workers in new_hosts.items():
-                    by_host.setdefault(host, []).extend(workers)
+                by_host.update(new_hosts)
                 skip_information.update(self._information_known(new_hosts))
                 for host in new_hosts:
                     yield host
