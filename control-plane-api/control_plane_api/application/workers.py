@@ -76,10 +76,8 @@ class WorkerService:
     # ----------------------------------------------------------------- plumbing
 
     async def _after_commit(self, worker: Worker, events: list[DomainEvent]) -> None:
-        if not events:
-            return
-        await self._publisher.publish(events)
-        await self._react(worker, events)
+        if events:
+            await self._after_commit_many([(worker, events)])
 
     async def _after_commit_many(self, committed: list[tuple[Worker, list[DomainEvent]]]) -> None:
         """One publication for a whole batch (one Redis round trip), its etcd keys in as few transactions as
@@ -88,12 +86,6 @@ class WorkerService:
         await self._etcd.put_many_json([key for worker, events in committed for key in self._keys(worker, events)])
         for _, events in committed:
             await self._alert(events)
-
-    async def _react(self, worker: Worker, events: list[DomainEvent]) -> None:
-        """etcd keys the controllers watch, and alert webhooks."""
-        for key, value in self._keys(worker, events):
-            await self._etcd.put_json(key, value)
-        await self._alert(events)
 
     def _keys(self, worker: Worker, events: list[DomainEvent]) -> list[tuple[str, dict[str, Any]]]:
         """The etcd keys these events change (desired state, licence request) and their new values."""
