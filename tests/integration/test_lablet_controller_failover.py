@@ -7,15 +7,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from lcm_core.testing.processes import free_port
+from tests.fixtures import replicas
 from tests.fixtures.cml_simulator import CmlSimulator
-from tests.fixtures.control_plane import API_KEY, ControlPlaneUnderTest
+from tests.fixtures.control_plane import ControlPlaneUnderTest
 from tests.fixtures.lablet_api import create_definition, create_session, decision
 from tests.fixtures.polling import statuses
 from tests.integration.test_lablet_controller import registered_worker, session, wait_for
@@ -25,20 +24,12 @@ TTL = 3
 
 def start_replica(name: str, cp: ControlPlaneUnderTest, sim: CmlSimulator,
                   log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ, "LCM_ENVIRONMENT": "test", "ETCD_HOST": cp.etcd.host, "ETCD_PORT": str(cp.etcd.port),
-        "ETCD_PREFIX": cp.prefix, "CONTROL_PLANE_API_URL": cp.url, "CONTROL_PLANE_API_KEY": API_KEY,
-        "CONTROLLER_IDENTITY": name, "LABLET_CONTROLLER_PORT": str(port),
+    return replicas.start_replica("lcm-lablet-controller", name, cp, "LABLET_CONTROLLER_PORT", {
         "LABLET_CONTROLLER_LEADER_LEASE_TTL": str(TTL), "LABLET_SCHEDULING_INTERVAL": "0.5",
-        "LABLET_BOOT_POLL_INTERVAL": "0.3", "CONTROLLER_STATUS_REPORT_INTERVAL": "0.5",
+        "LABLET_BOOT_POLL_INTERVAL": "0.3",
         "CML_WORKER_URL_TEMPLATE": f"{sim.url}/hosts/{{instance_id}}", "CML_WORKER_API_USERNAME": sim.username,
         "CML_WORKER_API_PASSWORD": sim.password, "CML_WORKER_VERIFY_TLS": "false",
-    }
-    binary = str(Path(sys.executable).with_name("lcm-lablet-controller"))
-    proc = subprocess.Popen([binary], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    return proc, f"http://127.0.0.1:{port}"
+    }, log)
 
 
 def test_failover_keeps_placing_sessions(control_plane: ControlPlaneUnderTest, cml_simulator_clean: CmlSimulator,
@@ -74,7 +65,4 @@ def test_failover_keeps_placing_sessions(control_plane: ControlPlaneUnderTest, c
                            headers=cp.internal(old_epoch))
         assert stale.status_code == 409
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=10)
+        replicas.stop_replicas(procs.values())

@@ -6,34 +6,25 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
 from lcm_core.testing.processes import free_port
-from tests.fixtures.control_plane import API_KEY
+from tests.fixtures import replicas
 from tests.fixtures.polling import statuses
 
 TTL = 3
 
 
 def start_replica(name: str, cp, moto_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ, "LCM_ENVIRONMENT": "test", "ETCD_HOST": cp.etcd.host, "ETCD_PORT": str(cp.etcd.port),
-        "ETCD_PREFIX": cp.prefix, "CONTROL_PLANE_API_URL": cp.url, "CONTROL_PLANE_API_KEY": API_KEY,
-        "CONTROLLER_IDENTITY": name, "WORKER_CONTROLLER_PORT": str(port),
+    return replicas.start_replica("lcm-worker-controller", name, cp, "WORKER_CONTROLLER_PORT", {
         "WORKER_CONTROLLER_LEADER_LEASE_TTL": str(TTL), "WORKER_DISCOVERY_REGIONS": "ca-central-1",
         "WORKER_DISCOVERY_INTERVAL": "1", "METRICS_POLL_INTERVAL": "1", "AWS_ENDPOINT_URL": moto_url,
-        "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "CONTROLLER_STATUS_REPORT_INTERVAL": "0.5",
+        "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
         "CML_WORKER_URL_TEMPLATE": f"http://127.0.0.1:{free_port()}/{{instance_id}}",
-    }
-    binary = str(Path(sys.executable).with_name("lcm-worker-controller"))
-    proc = subprocess.Popen([binary], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    return proc, f"http://127.0.0.1:{port}"
+    }, log)
 
 
 def test_leader_failover_within_the_lease_ttl(control_plane, moto_server, tmp_path) -> None:
@@ -70,7 +61,4 @@ def test_leader_failover_within_the_lease_ttl(control_plane, moto_server, tmp_pa
                            headers=control_plane.internal(old_epoch))
         assert stale.status_code == 409
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=10)
+        replicas.stop_replicas(procs.values())
