@@ -27,6 +27,7 @@ from lcm_core.cml import CmlClient
 from lcm_core.control_plane_client import ControlPlaneClient
 from lcm_core.errors import LcmError
 from lcm_core.leader import ElectionConfig, LeaderElection, Leadership, LoopStats
+from lcm_core.leader.fence import LeaseFence
 from lcm_core.logging import configure_logging
 from lcm_core.settings import EtcdSettings, LcmSettings
 from lcm_core.telemetry import configure_telemetry
@@ -138,6 +139,8 @@ class ControllerHost:
             ),
             work=self._lead,
         )
+        self.fence = LeaseFence(self.election.lease_remaining, self.election.action_margin_seconds)
+        """Checked immediately before every EC2 or CML call that changes something (`lcm_core.leader.fence`)."""
         self.control_plane = ControlPlaneClient(
             settings.control_plane_api_url,
             settings.control_plane_api_key.get_secret_value(),
@@ -179,6 +182,7 @@ class ControllerHost:
             "is_leader": election.is_leader,
             "epoch": election.epoch,
             "terms": election.terms,
+            "fenced_actions": self.fence.refused,
             "etcd_reachable": election.etcd_reachable,
             "last_error": election.last_error,
             "started_at": self.started_at.isoformat(),

@@ -91,6 +91,8 @@ class ControllerStatusReport(_Body):
     is_leader: bool
     epoch: Count | None = None
     terms: Count = 0
+    fenced_actions: Count = 0
+    """Fleet changes this replica refused because its lease was too close to its end (`LeaseFence`)."""
     etcd_reachable: bool = True
     last_error: Text | None = Field(default=None, max_length=2000)
     started_at: datetime | None = None

@@ -126,6 +126,19 @@ class LeaderElection:
     def epoch(self) -> int | None:
         return self.leadership.epoch if self.is_leader and self.leadership else None
 
+    def lease_remaining(self) -> float | None:
+        """Seconds until this leader must stop acting by its local deadline (negative once passed), or None
+        when it does not lead. Read synchronously, so a process that was frozen sees the truth on waking."""
+        if not self.is_leader:
+            return None
+        return self._deadline - time.monotonic()
+
+    @property
+    def action_margin_seconds(self) -> float:
+        """What a fenced action needs left of the lease: a sixth of the TTL (a renewal every third of it
+        keeps at least half the TTL minus the safety margin in hand while etcd answers)."""
+        return self.config.ttl_seconds / 6
+
     async def run(self) -> None:
         """Campaign and lead until cancelled."""
         while True:
