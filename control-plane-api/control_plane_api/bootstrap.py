@@ -14,6 +14,7 @@ from control_plane_api.application.lablet_capacity import CapacityLedger
 from control_plane_api.application.lablet_definitions import DefinitionService
 from control_plane_api.application.lablet_sessions import SessionService
 from control_plane_api.application.settings import ControllerStatusService, SettingsService, TemplateService
+from control_plane_api.application.worker_shutdown import WorkerShutdown
 from control_plane_api.application.workers import WorkerService
 from control_plane_api.domain.worker_capacity import PortRange
 from control_plane_api.infrastructure.dependencies import Infrastructure
@@ -60,6 +61,7 @@ class ControlPlane:
     oidc: OidcLogin
     definitions: DefinitionService
     lablet_sessions: SessionService
+    shutdown: WorkerShutdown
     _index_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _sweep_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -89,11 +91,12 @@ class ControlPlane:
         ledger = CapacityLedger(workers, session_repository,
                                 PortRange(settings.lablet_port_range_start, settings.lablet_port_range_end),
                                 orphan_grace_seconds=settings.lablet_orphan_grace_seconds)
+        lablet_sessions = SessionService(session_repository, definitions, ledger, relay, etcd,
+                                         review_ratio=settings.lablet_observation_review_ratio)
         return cls(
             settings=settings, infrastructure=infra, relay=relay, etcd=etcd, workers=workers,
-            definitions=definitions,
-            lablet_sessions=SessionService(session_repository, definitions, ledger, relay, etcd,
-                                           review_ratio=settings.lablet_observation_review_ratio),
+            definitions=definitions, lablet_sessions=lablet_sessions,
+            shutdown=WorkerShutdown(workers, lablet_sessions),
             system_settings=system_settings,
             templates=TemplateService(template_repository, relay),
             controllers=ControllerStatusService(ControllerStatusRepository(db["controller_status"]), relay),

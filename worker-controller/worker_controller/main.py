@@ -40,12 +40,14 @@ def build_host(settings: WorkerControllerSettings) -> ControllerHost:
     collector = MetricsCollector(aws, cml, gateway, cml_url_template=settings.cml_url_template,
                                  idle_check_interval=settings.idle_check_interval_seconds)
     reconciler = WorkerReconciler(
-        aws, cml, gateway, cml_url_template=settings.cml_url_template,
+        aws, cml, gateway, host.fence, cml_url_template=settings.cml_url_template,
         resync_interval=settings.reconcile_interval_seconds,
         ec2_timeout_seconds=settings.ec2_timeout_minutes * 60,
         cml_boot_timeout_seconds=settings.cml_boot_timeout_minutes * 60,
         license_token=settings.cml_license_token.get_secret_value() if settings.cml_license_token else None,
         refresh=lambda worker: collector.run_once(only=[worker]),
+        deregister_timeout_seconds=settings.deregister_timeout_minutes * 60,
+        relicense_on_resume=settings.relicense_on_resume,
     )
 
     cycle = FleetCycle(discovery, collector)

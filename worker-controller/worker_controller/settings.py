@@ -57,3 +57,10 @@ class WorkerControllerSettings(ControllerSettings, CmlAccessSettings, FleetDefau
 
     cml_boot_timeout_minutes: float = Field(default=15, gt=0, validation_alias="WORKER_CML_BOOT_TIMEOUT_MINUTES")
     """How long CML may take to become ready after the instance runs."""
+
+    deregister_timeout_minutes: float = Field(default=10, gt=0, validation_alias="WORKER_DEREGISTER_TIMEOUT_MINUTES")
+    """How long a stop or terminate of a registered worker waits for CML to release its licence before the
+    instance goes down anyway (the stranded licence is then reported on the worker)."""
+
+    relicense_on_resume: bool = Field(default=True, validation_alias="WORKER_RELICENSE_ON_RESUME")
+    """Register a worker again when it is started after LCM released its licence to stop it."""

@@ -21,7 +21,8 @@ class WorkerPage(BaseModel):
 def worker_view(worker: Worker) -> dict[str, Any]:
     """The full aggregate plus its seed-002 lifecycle phase (a derived view)."""
     return worker.model_dump(mode="json", by_alias=True) | {"phase": worker.lifecycle_phase,
-                                                            "labs_count": worker.telemetry.labs_count}
+                                                            "labs_count": worker.telemetry.labs_count,
+                                                            "sessions": len(worker.capacity.reservations)}
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -35,7 +36,8 @@ def controller_view(worker: Worker) -> dict[str, Any]:
     return {
         "id": worker.id, "name": worker.name, "aws_region": worker.aws_region,
         "aws_instance_id": worker.aws_instance_id, "template_name": worker.template_name,
-        "status": worker.status.value, "desired_status": worker.desired_status,
+        "status": worker.status.value, "status_changed_at": _iso(worker.status_changed_at),
+        "desired_status": worker.desired_status, "sessions": len(worker.capacity.reservations),
         "desired_changed_at": _iso(worker.desired_changed_at), "service_status": worker.service_status.value,
         "cml_version": worker.cml_version, "health_status": worker.health_status.value,
         "private_ip": worker.private_ip, "public_ip": worker.public_ip,

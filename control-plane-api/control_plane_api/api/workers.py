@@ -87,19 +87,56 @@ async def _desire(cp: CP, worker_id: str, desired: DesiredStatus, who: str, body
     return worker_view(await cp.workers.request_desired_status(worker_id, desired, by=who, reason=reason))
 
 
+Force = Annotated[bool, Query(description="End the worker's lablet sessions properly first (their labs are "
+                                          "removed from CML, capacity and ports released), then go on")]
+_SESSIONS_HELD = {409: {"description": "The worker holds live lablet sessions (named in the message): drain it "
+                                       "or use force"}}
+
+
+async def _shut_down(cp: CP, worker_id: str, desired: DesiredStatus, who: str, body: ActionBody | None,
+                     force: bool) -> dict[str, Any]:
+    reason = (body.reason if body else None) or f"{desired.value} requested by {who}"
+    return worker_view(await cp.shutdown.shut_down(worker_id, desired, by=who, reason=reason, force=force))
+
+
 @router.post("/{worker_id}/start", summary="Start (or resume) the worker")
 async def start(worker_id: str, cp: CP, who: Admin, body: ActionBody | None = None) -> dict[str, Any]:
     return await _desire(cp, worker_id, DesiredStatus.RUNNING, who.subject, body)
 
 
-@router.post("/{worker_id}/stop", summary="Stop (pause) the worker")
-async def stop(worker_id: str, cp: CP, who: Admin, body: ActionBody | None = None) -> dict[str, Any]:
-    return await _desire(cp, worker_id, DesiredStatus.STOPPED, who.subject, body)
+@router.post("/{worker_id}/stop", summary="Stop (pause) the worker", responses=_SESSIONS_HELD)
+async def stop(worker_id: str, cp: CP, who: Admin, body: ActionBody | None = None, force: Force = False
+               ) -> dict[str, Any]:
+    return await _shut_down(cp, worker_id, DesiredStatus.STOPPED, who.subject, body, force)
 
 
-@router.post("/{worker_id}/terminate", summary="Terminate the worker's instance")
-async def terminate(worker_id: str, cp: CP, who: Admin, body: ActionBody | None = None) -> dict[str, Any]:
-    return await _desire(cp, worker_id, DesiredStatus.TERMINATED, who.subject, body)
+@router.post("/{worker_id}/terminate", summary="Terminate the worker's instance", responses=_SESSIONS_HELD)
+async def terminate(worker_id: str, cp: CP, who: Admin, body: ActionBody | None = None, force: Force = False
+                    ) -> dict[str, Any]:
+    return await _shut_down(cp, worker_id, DesiredStatus.TERMINATED, who.subject, body, force)
+
+
+class DrainBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    then: Literal["stopped", "terminated", "running"] = "stopped"
+    """What the worker does once its last session has ended: stop (default), terminate, or stay running
+    (drained, for maintenance, until undrained)."""
+    reason: Text | None = Field(default=None, max_length=500)
+
+
+@router.post("/{worker_id}/drain", summary="Drain: no new session; once the last one ends, stop/terminate/stay",
+             responses={409: {"description": "The worker is not running"}})
+async def drain(worker_id: str, cp: CP, who: Admin, body: DrainBody | None = None) -> dict[str, Any]:
+    body = body or DrainBody()
+    return worker_view(await cp.workers.drain(worker_id, DesiredStatus(body.then), by=who.subject,
+                                              reason=body.reason or f"drain requested by {who.subject}"))
+
+
+@router.post("/{worker_id}/undrain", summary="Cancel a drain: the worker takes sessions again",
+             responses={409: {"description": "The drain has already sent the worker to stop"}})
+async def undrain(worker_id: str, cp: CP, who: Admin) -> dict[str, Any]:
+    return worker_view(await cp.workers.undrain(worker_id, by=who.subject))
 
 
 @router.post("/{worker_id}/refresh", summary="Ask the controller to reconcile and collect now")

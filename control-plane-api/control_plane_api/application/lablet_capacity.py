@@ -51,7 +51,9 @@ class CapacityLedger:
         if worker_id is None:
             return
         try:
-            await self._workers.mutate(worker_id, lambda w, _now: release(w, session_id), attempts=self._attempts)
+            # A drained worker goes on to stop (or terminate) when its last session gives its capacity back.
+            await self._workers.mutate(worker_id, lambda w, now: release(w, session_id)
+                                       + w.settle_drain(now, "capacity-ledger"), attempts=self._attempts)
         except NotFoundError:
             logger.warning("worker %s of session %s is gone; nothing to release", worker_id, session_id)
 

@@ -20,7 +20,7 @@ from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent, utcnow
 from control_plane_api.domain.metric_history import MetricSample, sample_of
 from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, MetricsReport, StatusReport
-from control_plane_api.domain.worker import Worker
+from control_plane_api.domain.worker import InstanceClaimedError, Worker
 from control_plane_api.infrastructure.etcd_keys import EtcdKeys
 from control_plane_api.infrastructure.mongo_metrics import MetricHistoryRepository
 from control_plane_api.infrastructure.mongo_settings import TemplateRepository
@@ -226,12 +226,29 @@ class WorkerService:
                 continue
             try:
                 worker = await self.attach_instance(worker_id, instance, "worker-controller-discovery")
-            except NotFoundError:
-                worker, events = Worker.discovered(instance, self._clock(), "worker-controller-discovery")
-                await self.workers.insert(worker)  # its worker is gone: import it like any other instance
-                await self._after_commit(worker, events)
+            except NotFoundError:  # its worker is gone: import it like any other instance
+                worker = await self._import_one(instance)
+            except InstanceClaimedError as claimed:
+                # A duplicate launch: importing it makes it visible (and terminable); refusing the whole
+                # import would leave it billing unseen and wedge the region's discovery.
+                worker = await self._import_one(instance, conflict=(
+                    f"instance {instance.aws_instance_id} carries {WORKER_ID_TAG}={worker_id}, but that worker "
+                    f"runs on instance {claimed.current}: a duplicate launch, billed until terminated"))
+                logger.error("duplicate instance %s for worker %s (which runs on %s): imported as worker %s",
+                             instance.aws_instance_id, worker_id, claimed.current, worker.id)
+                await self.mutate(worker_id, lambda w, _now, i=instance.aws_instance_id, d=worker.id:
+                                  w.flag_duplicate(i, d))
             adopted[instance.aws_instance_id] = worker
         return adopted
+
+    async def _import_one(self, instance: DiscoveredInstance, conflict: str | None = None) -> Worker:
+        worker, events = Worker.discovered(instance, self._clock(), "worker-controller-discovery", conflict)
+        try:
+            await self.workers.insert(worker)
+        except ConflictError:  # imported meanwhile by another call: that one stands
+            return (await self.workers.by_instance_ids([instance.aws_instance_id]))[instance.aws_instance_id]
+        await self._after_commit(worker, events)
+        return worker
 
     # ----------------------------------------------------------------- reports
 
@@ -298,6 +315,12 @@ class WorkerService:
     async def request_desired_status(self, worker_id: str, desired: DesiredStatus, by: str,
                                      reason: str | None = None) -> Worker:
         return await self.mutate(worker_id, lambda w, now: w.request_desired_status(desired, now, by, reason))
+
+    async def drain(self, worker_id: str, then: DesiredStatus, by: str, reason: str | None = None) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.request_drain(then, now, by, reason))
+
+    async def undrain(self, worker_id: str, by: str) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.cancel_drain(now, by))
 
     async def set_idle_detection(self, worker_id: str, enabled: bool, by: str) -> Worker:
         return await self.mutate(worker_id, lambda w, now: w.set_idle_detection(enabled, now, by))

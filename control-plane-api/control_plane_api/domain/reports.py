@@ -30,6 +30,8 @@ class DiscoveredInstance(_Report):
     private_ip: IpAddress | None = None
     launch_time: datetime | None = None
     tags: dict[Label, Label] = Field(default_factory=dict, max_length=50)
+    observed_at: datetime | None = None
+    """When EC2 was read: a state seen before the worker's last status change is not applied."""
 
 
 class Ec2Report(_Report):
@@ -87,6 +89,9 @@ class StatusReport(_Report):
     private_ip: IpAddress | None = None
     service_status: ServiceStatus | None = None
     cml_version: Label | None = Field(default=None, max_length=64)
+    observed_at: datetime | None = None
+    """When the controller read EC2 for this report. A report observed before the worker's last status or
+    desired-status change is ignored: it would overwrite newer knowledge with older."""
 
 
 class LicenseProgress(_Report):
@@ -97,6 +102,8 @@ class LicenseProgress(_Report):
     """True when the request is over (done or failed): the pending action is cleared."""
     error: Text | None = Field(default=None, max_length=1000)
     details: LicenseReport | None = None
+    restore_on_start: bool | None = None
+    """Set with a deregistration made because the worker is being stopped: register it again when it runs."""
 
 
 def compact(value: dict[str, Any]) -> dict[str, Any]:

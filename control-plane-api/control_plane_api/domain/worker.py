@@ -19,6 +19,7 @@ from control_plane_api.domain.reports import (
     StatusReport,
 )
 from control_plane_api.domain.system_settings import WorkerTemplate
+from control_plane_api.domain.worker_drain import Drain, WorkerDrain
 from control_plane_api.domain.worker_state import (
     INSTANCE_CAPACITY,
     STATE_HISTORY_LIMIT,
@@ -62,11 +63,20 @@ _NEXT: dict[WorkerStatus, frozenset[WorkerStatus]] = {
 
 
 
+class InstanceClaimedError(ConflictError):
+    """An instance tagged for a worker that already runs on another instance: a duplicate launch."""
+
+    def __init__(self, worker_id: str, instance_id: str, current: str) -> None:
+        super().__init__(f"worker {worker_id} already runs on instance {current}; instance {instance_id} claims "
+                         "it too", worker_id=worker_id, aws_instance_id=instance_id)
+        self.worker_id, self.instance_id, self.current = worker_id, instance_id, current
+
+
 def new_worker_id() -> str:
     return uuid.uuid4().hex
 
 
-class Worker(WorkerTelemetry, Model):
+class Worker(WorkerDrain, WorkerTelemetry, Model):
     """The aggregate root. `id` is LCM's; `aws_instance_id` is unique across the fleet (None while a worker
     created from a template waits for its instance)."""
 
@@ -88,6 +98,10 @@ class Worker(WorkerTelemetry, Model):
     """The lab track this worker serves (seed 002); the scheduler prefers matching sessions."""
 
     status: WorkerStatus = WorkerStatus.UNKNOWN
+    drain: Drain | None = None
+    """Set while the worker is drained (no new session); see `worker_drain`."""
+    instance_conflict: str | None = None
+    """Why an instance claims to be this worker's when it is not (a duplicate launch): shown to operators."""
     desired_status: DesiredStatus | None = None
     desired_reason: str | None = None
     desired_changed_at: datetime | None = None
@@ -132,7 +146,9 @@ class Worker(WorkerTelemetry, Model):
             "license_status": self.license.status.value, "cpu_percent": self.telemetry.cpu_percent,
             "memory_percent": self.telemetry.memory_percent, "disk_percent": self.telemetry.disk_percent,
             "labs_count": self.telemetry.labs_count, "phase": self.lifecycle_phase, "lab_track": self.lab_track,
-            "idle_since": self.activity.idle_since, "version": self.version,
+            "idle_since": self.activity.idle_since, "sessions": len(self.capacity.reservations),
+            "drain_then": self.drain.then.value if self.drain else None, "instance_conflict": self.instance_conflict,
+            "version": self.version,
         }
 
     @property
@@ -144,11 +160,11 @@ class Worker(WorkerTelemetry, Model):
         if s is WorkerStatus.STARTING or (s is WorkerStatus.RUNNING
                                           and self.service_status is not ServiceStatus.AVAILABLE):
             return "STARTING"
+        if s in (WorkerStatus.RUNNING, WorkerStatus.DRAINING) and lic is LicenseStatus.DEREGISTERING:
+            return "UNLICENSING"
         if s is WorkerStatus.RUNNING:
             if lic is LicenseStatus.REGISTERING:
                 return "LICENSING"
-            if lic is LicenseStatus.DEREGISTERING:
-                return "UNLICENSING"
             if lic is LicenseStatus.REGISTERED:
                 return "ACTIVE" if (self.telemetry.labs_count or 0) > 0 else "READY"
             return "READY_UNLICENSED"
@@ -161,7 +177,8 @@ class Worker(WorkerTelemetry, Model):
     # ------------------------------------------------------------------ discovery
 
     @classmethod
-    def discovered(cls, found: DiscoveredInstance, now: datetime, by: str) -> tuple[Worker, list[DomainEvent]]:
+    def discovered(cls, found: DiscoveredInstance, now: datetime, by: str,
+                   conflict: str | None = None) -> tuple[Worker, list[DomainEvent]]:
         status = status_from_ec2(found.state)
         worker = cls(
             name=found.name or found.tags.get("Name") or found.aws_instance_id,
@@ -176,7 +193,23 @@ class Worker(WorkerTelemetry, Model):
         if declared is not None:
             worker.capacity.declared = declared.model_copy()
         worker._record("status", None, status.value, now, "discovered in EC2", by)
-        return worker, [worker._event(ev.WORKER_IMPORTED, **worker.summary())]
+        events = [worker._event(ev.WORKER_IMPORTED, **worker.summary())]
+        if conflict is not None:
+            worker.instance_conflict = conflict
+            events.append(worker._event(ev.WORKER_INSTANCE_CONFLICT, aws_instance_id=found.aws_instance_id,
+                                        message=conflict))
+        return worker, events
+
+    def flag_duplicate(self, instance_id: str, duplicate_worker_id: str) -> list[DomainEvent]:
+        """Another instance was launched for this worker (it is imported as a worker of its own, so that it
+        shows in the fleet and can be terminated): the operator must hear of it, it is billed."""
+        note = (f"instance {instance_id} was also launched for this worker (imported as worker "
+                f"{duplicate_worker_id}): terminate it unless it is needed")
+        if self.instance_conflict == note:
+            return []
+        self.instance_conflict = note
+        return [self._event(ev.WORKER_INSTANCE_CONFLICT, aws_instance_id=instance_id,
+                            duplicate_worker_id=duplicate_worker_id, message=note)]
 
     @classmethod
     def requested(cls, template: WorkerTemplate, region: str, name: str, worker_id: str, now: datetime,
@@ -198,7 +231,7 @@ class Worker(WorkerTelemetry, Model):
         if self.aws_instance_id == found.aws_instance_id:
             return []
         if self.aws_instance_id is not None:
-            raise ConflictError(f"worker {self.id} already runs on instance {self.aws_instance_id}")
+            raise InstanceClaimedError(self.id, found.aws_instance_id, self.aws_instance_id)
         self.aws_instance_id = found.aws_instance_id
         self.ami_id, self.ami_name = found.ami_id, found.ami_name
         self.instance_type = found.instance_type or self.instance_type
@@ -216,7 +249,7 @@ class Worker(WorkerTelemetry, Model):
         self.name = found.name or found.tags.get("Name") or self.name
         if found.state is None:
             return []
-        return self.observe_ec2_state(found.state, now, "seen by discovery", by)
+        return self.observe_ec2_state(found.state, now, "seen by discovery", by, observed_at=found.observed_at)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -229,6 +262,8 @@ class Worker(WorkerTelemetry, Model):
         worker already knows (the reconciler saw the instance stop meanwhile), and is ignored.
         """
         new = status_from_ec2(ec2_state)
+        if new is WorkerStatus.RUNNING and self.drain is not None:
+            new = WorkerStatus.DRAINING  # running, but taking no session until the drain ends
         old = self.status
         if (new is not old and observed_at is not None and self.status_changed_at is not None
                 and observed_at < self.status_changed_at):
@@ -246,7 +281,8 @@ class Worker(WorkerTelemetry, Model):
         found: list[DomainEvent] = [self._event(ev.WORKER_STATUS_UPDATED, old_status=old.value,
                                                 new_status=new.value, skipped=skipped, reason=note,
                                                 phase=self.lifecycle_phase)]
-        if new is not WorkerStatus.RUNNING:
+        self.end_drain_when_down()
+        if new not in (WorkerStatus.RUNNING, WorkerStatus.DRAINING):
             self.service_status = ServiceStatus.UNAVAILABLE
             if self.health_status is not HealthStatus.UNKNOWN:
                 found += self._set_health(HealthStatus.UNKNOWN, [f"status is {new.value}"])
@@ -255,18 +291,40 @@ class Worker(WorkerTelemetry, Model):
             self.activity.idle_since = now
             self.activity.eligible_for_auto_pause = False
         if new is WorkerStatus.TERMINATED:
+            found += self._forget_license(now, by)
             found.append(self._event(ev.WORKER_TERMINATED, aws_instance_id=self.aws_instance_id))
         return found
 
+    def _forget_license(self, now: datetime, by: str) -> list[DomainEvent]:
+        """A terminated instance holds no licence any more. If it was still registered (terminated outside
+        LCM, or CML could not deregister), its licence stays counted in Smart Software Manager: say so."""
+        lic = self.license
+        if lic.status is LicenseStatus.UNREGISTERED and lic.pending_action is None:
+            return []
+        old = lic.status
+        if old in (LicenseStatus.REGISTERED, LicenseStatus.REGISTERING, LicenseStatus.DEREGISTERING):
+            lic.last_error = (f"instance terminated while its licence was {old.value}: release it in Smart "
+                              "Software Manager if it is still counted there")
+        lic.status, lic.pending_action, lic.node_limit, lic.updated_at = LicenseStatus.UNREGISTERED, None, None, now
+        self._record("license", old.value, lic.status.value, now, "instance terminated", by)
+        return [self._event(ev.WORKER_LICENSE_UPDATED, status=lic.status.value, pending_action=None,
+                            error=lic.last_error, node_limit=None, phase=self.lifecycle_phase)]
+
     def apply_status_report(self, report: StatusReport, now: datetime, by: str) -> list[DomainEvent]:
+        """What the controller saw in EC2 (and CML). A report observed before the worker's last status or
+        desired-status change describes a world that has moved on since: it is ignored as a whole."""
+        if report.observed_at is not None and report.observed_at < max(
+                (t for t in (self.status_changed_at, self.desired_changed_at) if t is not None),
+                default=report.observed_at):
+            return []
         if report.public_ip is not None:
             self.public_ip = report.public_ip
         if report.private_ip is not None:
             self.private_ip = report.private_ip
         if report.cml_version is not None:
             self.cml_version = report.cml_version
-        found = self.observe_ec2_state(report.ec2_state, now, report.reason, by)
-        if report.service_status is not None and self.status is WorkerStatus.RUNNING:
+        found = self.observe_ec2_state(report.ec2_state, now, report.reason, by, observed_at=report.observed_at)
+        if report.service_status is not None and self.status in (WorkerStatus.RUNNING, WorkerStatus.DRAINING):
             found += self._set_service_status(ServiceStatus(report.service_status), now, by)
         return found
 
@@ -276,16 +334,27 @@ class Worker(WorkerTelemetry, Model):
             return []
         self.service_status = new
         self._record("service_status", old.value, new.value, now, None, by)
-        return [self._event(ev.WORKER_STATUS_UPDATED, old_status=self.status.value, new_status=self.status.value,
-                            service_status=new.value, phase=self.lifecycle_phase)]
+        found = [self._event(ev.WORKER_STATUS_UPDATED, old_status=self.status.value, new_status=self.status.value,
+                             service_status=new.value, phase=self.lifecycle_phase)]
+        lic = self.license
+        if new is ServiceStatus.AVAILABLE and lic.restore_on_start and lic.pending_action is None:
+            # It was registered before LCM stopped it: it serves sessions licensed again, as before the pause.
+            lic.restore_on_start = False
+            if lic.status is not LicenseStatus.REGISTERED:
+                found += self.request_license("register", now, f"{by} (registered before it was stopped)")
+        return found
 
     def request_desired_status(self, desired: DesiredStatus, now: datetime, by: str,
-                               reason: str | None = None) -> list[DomainEvent]:
-        """Record what the operator (or idle detection) wants; the worker-controller drives EC2 toward it."""
+                               reason: str | None = None, *, force: bool = False) -> list[DomainEvent]:
+        """Record what the operator (or idle detection, or a finished drain) wants; the worker-controller
+        drives EC2 toward it. Stopping or terminating a worker that holds sessions is refused (they must be
+        drained or ended first) unless `force`: the caller has already asked for them to end."""
         if self.status is WorkerStatus.TERMINATED and desired is not DesiredStatus.TERMINATED:
             raise ConflictError(f"worker {self.id} is terminated; it cannot be {desired.value}")
         if self.desired_status is desired:
             return []
+        if desired is not DesiredStatus.RUNNING and not force:
+            self.refuse_if_sessions("stop" if desired is DesiredStatus.STOPPED else "terminate")
         old = self.desired_status
         self.desired_status, self.desired_reason, self.desired_changed_at = desired, reason, now
         self._record("desired_status", old.value if old else None, desired.value, now, reason, by)

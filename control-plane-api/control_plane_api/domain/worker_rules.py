@@ -109,12 +109,16 @@ class IdleVerdict:
 
 
 def judge_idle(
-    *, status: WorkerStatus, activity: Activity, idle: IdleSettings, active_now: bool, now: datetime
+    *, status: WorkerStatus, activity: Activity, idle: IdleSettings, active_now: bool, now: datetime,
+    sessions: int = 0,
 ) -> IdleVerdict:
-    """Seed 000's auto-pause rule: idle longer than the threshold, enabled globally and for this worker,
-    outside the snooze window after a resume, and running."""
+    """The auto-pause rule: idle longer than the threshold, enabled globally and for this worker, outside the
+    snooze window after a resume, running, and holding no lablet session (a booked session whose lab is not
+    started yet, or whose nodes are all stopped, still needs its worker)."""
     if active_now:
         return IdleVerdict(None, False, "activity seen")
+    if sessions:
+        return IdleVerdict(now, False, f"holds {sessions} lablet session(s)")  # idle counts from the last one
     since = activity.idle_since or activity.last_activity_at or now
     if status is not WorkerStatus.RUNNING:
         return IdleVerdict(activity.idle_since, False, f"status is {status.value}")

@@ -108,6 +108,8 @@ class License(Model):
     nodes_in_use: int | None = None
     pending_action: str | None = None
     """`register` or `deregister` while the controller works on a request."""
+    restore_on_start: bool = False
+    """Deregistered because the worker was stopped: registered again once it runs with CML available."""
     last_error: str | None = None
     updated_at: datetime | None = None
 

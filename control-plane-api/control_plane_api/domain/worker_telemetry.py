@@ -11,7 +11,14 @@ from control_plane_api.domain.events import DomainEvent
 from control_plane_api.domain.reports import CmlReport, LicenseProgress, MetricsReport, compact
 from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings
 from control_plane_api.domain.worker_rules import classify_health, derive_utilisation, judge_idle, threshold_violations
-from control_plane_api.domain.worker_state import ALERT_HISTORY_LIMIT, Activity, Alert, License, Telemetry
+from control_plane_api.domain.worker_state import (
+    ALERT_HISTORY_LIMIT,
+    Activity,
+    Alert,
+    Capacity,
+    License,
+    Telemetry,
+)
 from lcm_core.domain.enums import (
     DesiredStatus,
     HealthStatus,
@@ -51,6 +58,7 @@ class WorkerTelemetry:
         last_seen_at: datetime | None
         last_health_check_at: datetime | None
         activity: Activity
+        capacity: Capacity
         active_alerts: list[str]
         alerts: list[Alert]
         @property
@@ -69,7 +77,7 @@ class WorkerTelemetry:
 
     def request_license(self, action: str, now: datetime, by: str) -> list[DomainEvent]:
         """`register` or `deregister`; idempotent while the same request is pending."""
-        if self.status is not WorkerStatus.RUNNING:
+        if self.status not in (WorkerStatus.RUNNING, WorkerStatus.DRAINING):
             raise ConflictError(f"worker {self.id} is {self.status.value}; licensing needs it running")
         target = LicenseStatus.REGISTERING if action == "register" else LicenseStatus.DEREGISTERING
         if self.license.pending_action == action:
@@ -92,6 +100,8 @@ class WorkerTelemetry:
             lic.pending_action = None
         if progress.details is not None:
             self._merge_license(progress.details)
+        if progress.restore_on_start is not None:
+            lic.restore_on_start = progress.restore_on_start
         lic.updated_at = now
         if lic.status is not old:
             self._record("license", old.value, lic.status.value, now, progress.error, by)
@@ -234,7 +244,8 @@ class WorkerTelemetry:
             a.last_activity_at = now
         elif a.last_activity_at is not None and (a.idle_since is None or a.last_activity_at > a.idle_since):
             a.idle_since = a.last_activity_at
-        verdict = judge_idle(status=self.status, activity=a, idle=idle, active_now=active_now, now=now)
+        verdict = judge_idle(status=self.status, activity=a, idle=idle, active_now=active_now, now=now,
+                             sessions=len(self.capacity.reservations))
         a.idle_since = verdict.idle_since
         a.eligible_for_auto_pause = verdict.eligible_for_auto_pause
         a.idle_verdict, a.idle_checked_at = verdict.reason, now

@@ -9,7 +9,8 @@ from typing import Any
 from tests.fixtures.control_plane import discovered
 
 CONTROLLER_VIEW_KEYS = {
-    "id", "name", "aws_region", "aws_instance_id", "template_name", "status", "desired_status",
+    "id", "name", "aws_region", "aws_instance_id", "template_name", "status", "status_changed_at", "sessions",
+    "desired_status",
     "desired_changed_at", "service_status", "cml_version", "health_status", "private_ip", "public_ip", "license",
     "activity", "refresh_requested_at", "version"}
 

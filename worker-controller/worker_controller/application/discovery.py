@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from lcm_core.aio import gather_or_cancel
@@ -43,7 +44,9 @@ class DiscoveryOutcome:
     spent on the inventory check and orphans after that."""
 
 
-def to_discovered(instance: Ec2Instance, ami_names: dict[str, str]) -> dict[str, Any]:
+def to_discovered(instance: Ec2Instance, ami_names: dict[str, str],
+                  observed_at: datetime | None = None) -> dict[str, Any]:
+    """The import item of one instance; `observed_at` is when EC2 was asked (no later than its answer)."""
     return {
         "aws_instance_id": instance.instance_id, "aws_region": instance.region, "name": instance.name,
         "instance_type": instance.instance_type, "ami_id": instance.image_id,
@@ -51,6 +54,7 @@ def to_discovered(instance: Ec2Instance, ami_names: dict[str, str]) -> dict[str,
         "public_ip": instance.public_ip, "private_ip": instance.private_ip,
         "launch_time": instance.launch_time.isoformat() if instance.launch_time else None,
         "tags": {k[:256]: v[:256] for k, v in list(instance.tags.items())[:50]},
+        "observed_at": (observed_at or datetime.now(UTC)).isoformat(),
     }
 
 
@@ -68,8 +72,8 @@ class Discovery:
         ids: set[str] = set()
         imports: list[asyncio.Task[None]] = []
 
-        async def import_page(instances: list[Ec2Instance], amis: dict[str, str]) -> None:
-            reply = await self._gateway.bulk_import([to_discovered(i, amis) for i in instances], SOURCE)
+        async def import_page(instances: list[Ec2Instance], amis: dict[str, str], asked: datetime) -> None:
+            reply = await self._gateway.bulk_import([to_discovered(i, amis, asked) for i in instances], SOURCE)
             outcome.created += len(reply.created)
             if on_workers is not None:
                 on_workers(reply.workers)
@@ -77,9 +81,11 @@ class Discovery:
         try:
             amis = await self._aws.find_amis(region, pattern)
             if amis:
+                asked = datetime.now(UTC)  # each page is asked for when the loop comes back for it
                 async for page in self._aws.instances_from_amis(region, list(amis)):
                     ids.update(i.instance_id for i in page)
-                    imports.append(asyncio.create_task(import_page(page, amis)))
+                    imports.append(asyncio.create_task(import_page(page, amis, asked)))
+                    asked = datetime.now(UTC)
         except Exception as exc:  # one region failing must not stop the others (reported, not raised)
             outcome.failed_regions[region] = str(exc)
             logger.warning("discovery in %s failed: %s", region, exc)
@@ -130,13 +136,14 @@ class Discovery:
         orphans: list[str] = []
         for region, candidates in suspects.items():
             # Not matched by the AMI filter is not "gone" (the pattern may have changed): ask EC2 by id.
+            asked = datetime.now(UTC)
             alive = await self._aws.instances_by_id(region, [w.aws_instance_id for w in candidates
                                                              if w.aws_instance_id])
             for worker in candidates:
                 instance = alive.get(worker.aws_instance_id or "")
                 if instance is None or instance.state == "terminated":
                     await self._gateway.report_status(worker.id, {
-                        "ec2_state": "terminated",
+                        "ec2_state": "terminated", "observed_at": asked.isoformat(),
                         "reason": "instance no longer exists in EC2 (orphan)" if instance is None
                         else "instance terminated in EC2"})
                     orphans.append(worker.id)

@@ -193,6 +193,13 @@ class AwsFleet:
             found.update({i.instance_id: i for i in self._instances(region, reservations)})
         return found
 
+    async def instances_by_tag(self, region: str, key: str, value: str) -> list[Ec2Instance]:
+        """Live instances (any state but shutting-down and terminated) carrying the tag `key=value`."""
+        reservations = await self._paginate(region, "describe_instances", "Reservations", Filters=[
+            {"Name": f"tag:{key}", "Values": [value]},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
+        return self._instances(region, reservations)
+
     @staticmethod
     def _instances(region: str, reservations: list[dict[str, Any]]) -> list[Ec2Instance]:
         out = []

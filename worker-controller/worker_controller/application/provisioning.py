@@ -1,0 +1,72 @@
+"""Launching the instance of a worker created from a template, so that one worker never gets two instances.
+
+RunInstances can fail after EC2 has created the instance (a timeout, a throttled retry, an error on the way
+back). So EC2 is asked before every launch, by the worker's id tag, whether the instance already exists; and
+after a failed launch it is asked again before the error is let through (the reconcile is then retried with
+backoff, which starts by asking once more). If a duplicate does exist, the oldest instance is kept and the
+others are handed to the control plane's import, which shows each as a worker of its own flagged as a
+duplicate, on the worker and in an event, so that it is not left billing unseen.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from lcm_core.errors import UnavailableError
+from lcm_core.leader.fence import Fence
+from worker_controller.application.discovery import SOURCE, to_discovered
+from worker_controller.domain.worker_view import WorkerView
+from worker_controller.infrastructure.aws import AwsFleet, Ec2Instance
+from worker_controller.infrastructure.control_plane import ControlPlaneGateway
+
+logger = logging.getLogger(__name__)
+
+WORKER_ID_TAG = "lcm:worker-id"
+"""Tag on instances LCM launched, so that discovery attaches them to their worker instead of importing them."""
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+def keep_oldest(instances: list[Ec2Instance]) -> tuple[Ec2Instance, list[Ec2Instance]]:
+    """The instance a worker keeps (launched first; ties by id) and the duplicates."""
+    ordered = sorted(instances, key=lambda i: (i.launch_time or _EPOCH, i.instance_id))
+    return ordered[0], ordered[1:]
+
+
+class Provisioner:
+    def __init__(self, aws: AwsFleet, gateway: ControlPlaneGateway, fence: Fence) -> None:
+        self._aws = aws
+        self._gateway = gateway
+        self._fence = fence
+        self.launched = 0
+        self.duplicates = 0
+
+    async def provision(self, worker: WorkerView) -> WorkerView:
+        """The worker with its instance attached: the one already launched for it, or a new one."""
+        assert worker.template_name is not None
+        found = await self._aws.instances_by_tag(worker.aws_region, WORKER_ID_TAG, worker.id)
+        if not found:
+            template = await self._gateway.template(worker.template_name)
+            self._fence.check(f"launch an instance for worker {worker.id}")
+            try:
+                found = [await self._aws.run_from_template(
+                    worker.aws_region, template, name=worker.name, client_token=worker.id,
+                    tags={WORKER_ID_TAG: worker.id, "lcm:template": worker.template_name})]
+            except UnavailableError as exc:
+                found = await self._aws.instances_by_tag(worker.aws_region, WORKER_ID_TAG, worker.id)
+                if not found:
+                    raise
+                logger.warning("worker %s: RunInstances failed (%s) but launched an instance", worker.id, exc.message)
+            else:
+                self.launched += 1
+                logger.info("worker %s (%s): launched instance %s from template %s", worker.name, worker.id,
+                            found[0].instance_id, worker.template_name)
+        kept, extra = keep_oldest(found)
+        attached = await self._gateway.provisioned(worker.id, to_discovered(kept, {}))
+        if extra:
+            self.duplicates += len(extra)
+            logger.error("worker %s: %d more instance(s) were launched for it (%s); keeping %s, reporting the rest",
+                         worker.id, len(extra), ", ".join(i.instance_id for i in extra), kept.instance_id)
+            await self._gateway.bulk_import([to_discovered(i, {}) for i in extra], SOURCE)
+        return attached
