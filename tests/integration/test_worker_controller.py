@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,6 +21,7 @@ from worker_controller.main import build_host
 from worker_controller.settings import WorkerControllerSettings
 
 REGION = "eu-west-3"
+STRAY_LAB = (Path(__file__).parents[1] / "fixtures" / "cml" / "lab.yaml").read_text()
 
 
 @pytest.fixture
@@ -186,3 +189,46 @@ def test_licence_deregister_and_register_through_cml(control_plane, fleet) -> No
                         and not lic["pending_action"] and lic, timeout=30)
     assert done["registration_status"] == "COMPLETED"
     assert done["node_limit"]
+
+
+def test_a_registered_worker_releases_its_licence_before_it_goes_down(control_plane, fleet, cml_simulator) -> None:
+    """Terminate: its stray lab is stopped, its licence released (UNLICENSING), then the instance terminated.
+    Stop, then start: the licence released for the stop is registered again once CML is back."""
+    ec2, ids = fleet
+
+    def worker(instance_id: str) -> dict[str, Any] | None:
+        current = workers(control_plane).get(instance_id)
+        ok = current and current["service_status"] == "available" and current["license"]["status"] == "registered"
+        return current if ok else None
+
+    doomed = wait_for("available and registered", lambda: worker(ids[0]), timeout=30)
+    paused = wait_for("available and registered", lambda: worker(ids[1]), timeout=30)
+    with cml_simulator.api(ids[0]) as api:  # a lab nobody booked through LCM, with running nodes
+        lab = api.post("/import", params={"title": "stray"}, content=STRAY_LAB).json()["id"]
+        assert api.put(f"/labs/{lab}/start").status_code in (200, 204)
+    with httpx.Client(base_url=control_plane.url, headers=control_plane.admin(), timeout=10) as http:
+        assert http.post(f"/api/workers/{doomed['id']}/terminate").status_code == 200
+        gone = wait_for("terminated", lambda: (w := http.get(f"/api/workers/{doomed['id']}").json())
+                        and w["status"] == "terminated" and w, timeout=40)
+        assert http.post(f"/api/workers/{paused['id']}/stop").status_code == 200
+        wait_for("stopped", lambda: http.get(f"/api/workers/{paused['id']}").json()["status"] == "stopped", timeout=40)
+        stopped = http.get(f"/api/workers/{paused['id']}").json()
+        assert stopped["license"]["status"] in ("unregistered", "evaluation")
+        assert stopped["license"]["restore_on_start"] is True
+        assert http.post(f"/api/workers/{paused['id']}/start").status_code == 200
+        wait_for("registered again after the start", lambda: (w := http.get(f"/api/workers/{paused['id']}").json())
+                 ["status"] == "running" and w["license"]["status"] == "registered", timeout=60)
+    assert gone["license"]["status"] == "unregistered"
+    licence_path = [(c["from"], c["to"]) for c in gone["state_history"] if c["field"] == "license"]
+    assert ("registered", "deregistering") in licence_path
+    with cml_simulator.api(ids[0]) as api:
+        assert api.get("/licensing").json()["registration"]["status"] == "NOT_REGISTERED"
+        assert api.get(f"/labs/{lab}").json()["state"] == "STOPPED"
+        events = api.get("/telemetry/events").json()
+    released = [e["timestamp"] for e in events
+                if e["category"] == "license_info" and e["data"]["action"] == "deregister"]
+    terminating = [c["at"] for c in gone["state_history"] if c["field"] == "status" and c["to"] in ("terminating",
+                                                                                                  "terminated")]
+    assert datetime.fromisoformat(released[0]) < datetime.fromisoformat(terminating[0])
+    assert ec2.describe_instances(InstanceIds=[ids[0]])["Reservations"][0]["Instances"][0]["State"]["Name"] in (
+        "shutting-down", "terminated")

@@ -266,3 +266,16 @@ def test_host_settings_and_error_bodies(cml_simulator: CmlSimulator) -> None:
         created = api.post("/labs", json={"title": "empty"})
         assert created.status_code == 200
         assert created.json()["lab_title"] == "empty"
+
+
+def test_deregistration_is_refused_while_nodes_run(cml_simulator: CmlSimulator) -> None:
+    host = new_instance_id()
+    with cml_simulator.api(host) as api:
+        lab_id = import_demo(api)
+        assert api.put(f"/labs/{lab_id}/start").status_code in (200, 204)
+        refused = api.delete("/licensing/deregistration")
+        assert refused.status_code == 409
+        assert "running" in refused.json()["description"]
+        assert api.get("/licensing").json()["registration"]["status"] == "COMPLETED"
+        assert api.put(f"/labs/{lab_id}/stop").status_code in (200, 204)
+        assert api.delete("/licensing/deregistration").status_code == 204

@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from lcm_core.testing.cml_simulator.auth import AuthedHost
 from lcm_core.testing.cml_simulator.config import API_PREFIX, HOSTS_PREFIX
-from lcm_core.testing.cml_simulator.errors import read_json
+from lcm_core.testing.cml_simulator.errors import CmlError, read_json
 
 router = APIRouter(prefix=f"{HOSTS_PREFIX}/{{instance_id}}{API_PREFIX}/licensing")
 
@@ -53,6 +53,9 @@ async def renew_authorization(host: AuthedHost, request: Request) -> Response:
 
 @router.delete("/deregistration")
 async def deregister(host: AuthedHost, request: Request) -> Response:
+    active = sum(node.is_active for lab in host.labs.values() for node in lab.nodes.values())
+    if active:  # a licensed controller refuses to give its licence up under running nodes
+        raise CmlError(409, f"Cannot deregister while {active} node(s) are running: stop them first")
     status = host.licensing.deregister(host.ssms_reachable)
     host.record_telemetry("license_info", {"action": "deregister"}, _now(request))
     return _no_content(status)
