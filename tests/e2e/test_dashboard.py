@@ -148,6 +148,27 @@ def test_an_admin_toggles_idle_detection_from_the_detail_page(browser, local_sta
     page.close()
 
 
+def test_an_admin_drains_an_idle_worker_which_then_stops_and_starts_again(browser, local_stack: LocalStack) -> None:
+    target = next(w for w in sorted(local_stack.workers(), key=lambda w: w["name"], reverse=True)
+                  if w["status"] == "running" and not w["sessions"])
+    page = open_page(browser, local_stack)
+    page.on("dialog", lambda dialog: dialog.accept())
+    log_in(page, local_stack, "admin")
+    page.goto(f"/#/workers/{target['id']}/aws")
+    page.get_by_role("button", name=f"Drain {target['name']}", exact=True).click()
+    # No session on it: the drain is over at once and the worker goes on to stop (its licence released first).
+    page.locator("[data-field=notices]").filter(has_text="Drained").wait_for(timeout=15_000)
+    page.locator("[data-field=status]").filter(has_text="stopped").wait_for(timeout=60_000)
+    stored = next(w for w in local_stack.workers() if w["id"] == target["id"])
+    assert (stored["desired_status"], stored["drain"]) == ("stopped", None)
+    assert page.get_by_role("button", name=f"Undrain {target['name']}").is_disabled()
+    page.get_by_role("button", name=f"Start {target['name']}").click()
+    page.locator("[data-field=status]").filter(has_text="running").wait_for(timeout=60_000)
+    page.close()
+    local_stack.wait_for_workers(lambda ws: any(w["id"] == target["id"] and w["service_status"] == "available"
+                                                for w in ws), "the drained worker back in service")
+
+
 def test_a_viewer_sees_no_admin_controls(browser, local_stack: LocalStack) -> None:
     page = open_page(browser, local_stack, width=820, height=1180)  # a tablet, portrait
     log_in(page, local_stack, "viewer")

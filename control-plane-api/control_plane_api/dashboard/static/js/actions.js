@@ -7,6 +7,10 @@ export const ACTIONS = {
   start: { label: "Start", enabled: (w) => ["stopped", "stopping", "failed"].includes(w.status) },
   stop: { label: "Stop", enabled: (w) => ["running", "starting", "draining"].includes(w.status),
     confirm: "Stop this worker? Its labs become unreachable until it is started again." },
+  drain: { label: "Drain", enabled: (w) => w.status === "running",
+    confirm: "Drain this worker? It takes no new session, and stops once its last session has ended." },
+  undrain: { label: "Undrain", enabled: (w) => w.status === "draining" && Boolean(w.drain)
+    && (!w.drain.completed_at || w.drain.then === "running") },
   refresh: { label: "Refresh", enabled: (w) => w.status !== "terminated" },
   terminate: { label: "Terminate", enabled: (w) => !["terminated", "terminating"].includes(w.status),
     confirm: "Terminate this worker's EC2 instance? This cannot be undone.", tone: "danger" },

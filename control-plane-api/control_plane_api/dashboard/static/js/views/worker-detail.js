@@ -27,7 +27,7 @@ function adminControls(worker, reload) {
   const action = licensed ? "deregister" : "register";
   const licence = h("button", { type: "button", class: "compact secondary outline", dataset: { action: "licence" } },
     licensed ? "Deregister licence" : "Register licence");
-  licence.disabled = worker.status !== "running" || Boolean(worker.license?.pending_action);
+  licence.disabled = !["running", "draining"].includes(worker.status) || Boolean(worker.license?.pending_action);
   licence.addEventListener("click", async () => {
     if (!window.confirm(`${worker.name}: ${licence.textContent}?`)) return;
     try {
@@ -63,6 +63,24 @@ function tabList(id, current, onSelect) {
   return list;
 }
 
+// What an operator must know before acting: a drain under way, sessions held, a duplicate instance, a licence
+// that was not released.
+function notices(worker) {
+  const lines = [];
+  if (worker.drain) {
+    const then = { stopped: "stop", terminated: "terminate", running: "stay running, drained" }[worker.drain.then];
+    lines.push(worker.drain.completed_at ? `Drained: no session left; it will ${then}.`
+      : `Draining: takes no new session; ${worker.sessions} session(s) left, then it will ${then}.`);
+  } else if (worker.sessions) {
+    lines.push(`Holds ${worker.sessions} lablet session(s): stop and terminate need a drain (or force).`);
+  }
+  if (worker.instance_conflict) lines.push(`Duplicate instance: ${worker.instance_conflict}`);
+  if (worker.license?.last_error) lines.push(`Licence: ${worker.license.last_error}`);
+  if (!lines.length) return null;
+  return h("ul", { class: "notices", dataset: { field: "notices" }, role: "status" },
+    lines.map((line) => h("li", {}, line)));
+}
+
 export function mountWorkerDetail(main, id, initialTab) {
   let tab = TABS.some(([key]) => key === initialTab) ? initialTab : "aws";
   let worker = null;
@@ -82,6 +100,7 @@ export function mountWorkerDetail(main, id, initialTab) {
         h("span", { class: "badge-label" }, " Phase "), h("span", { dataset: { field: "phase" } }, badge(worker.phase, "Lifecycle phase")),
         h("span", { class: "badge-label" }, " Health "), badge(worker.health_status, "Health"),
         worker.health_reasons?.length ? h("span", { class: "hint" }, ` (${worker.health_reasons.join("; ")})`) : null),
+      notices(worker),
       session.isAdmin ? adminControls(worker, load) : null);
   };
   const drawTabs = () => replace(tabs, tabList(id, tab, (next, focus) => {
@@ -113,7 +132,8 @@ export function mountWorkerDetail(main, id, initialTab) {
     }
     // Redraw the header only when what it shows changed: keyboard focus on its buttons survives metrics.
     const key = JSON.stringify([worker.name, worker.status, worker.phase, worker.health_status, worker.health_reasons,
-      worker.activity?.idle_detection_enabled, worker.license?.status, worker.license?.pending_action]);
+      worker.activity?.idle_detection_enabled, worker.license?.status, worker.license?.pending_action,
+      worker.drain, worker.sessions, worker.instance_conflict, worker.license?.last_error]);
     if (key !== headerKey) drawHeader();
     headerKey = key;
     const buttons = header.querySelector(".button-row");
