@@ -287,3 +287,21 @@ async def test_licence_progress_is_polled_at_a_bounded_rate_and_reported_once_pe
     assert cml.calls.count("licensing") == 1
     assert cml.calls.count("register") == 1
     assert len([r for r in gateway.reports if r[0] == "license"]) == 1
+
+
+async def test_a_second_licence_request_is_reported_to_its_end_like_the_first() -> None:
+    aws, cml = FakeAws("running"), FakeCml(registered=True)
+    gateway = FakeGateway(license={"status": "deregistering", "pending_action": "deregister"})
+    wc = reconciler(aws, gateway, cml)
+    wc.licensing._poll = 0.0  # no waiting between polls in this test
+    cml.labs = {}
+    for action, registered in (("deregister", False), ("register", True), ("deregister", False)):
+        gateway.doc["license"] = {"status": "x", "pending_action": action}
+        cml.registered = not registered
+        await wc.reconcile("w1")
+        if action == "register":
+            cml.registered = True  # registration completes asynchronously in CML
+            await wc.reconcile("w1")
+        assert gateway.doc["license"]["pending_action"] is None, action
+    finished = [b for kind, b in gateway.reports if kind == "license" and b.get("finished")]
+    assert [b["status"] for b in finished] == ["unregistered", "registered", "unregistered"]

@@ -49,11 +49,15 @@ class Licensing:
         self._reported.pop(worker_id, None)
 
     async def _report(self, worker: WorkerView, body: dict[str, Any]) -> None:
-        """Progress to the control plane, unless it is what was last reported for this worker."""
+        """Progress to the control plane, unless it is what was last reported for this worker's request.
+        A report that ends a request is always sent, and the next request starts afresh."""
         if self._reported.get(worker.id) == body:
             return
         await self._gateway.license_progress(worker.id, body)
-        self._reported[worker.id] = body
+        if body.get("finished"):
+            self._reported.pop(worker.id, None)
+        else:
+            self._reported[worker.id] = body
 
     def _not_yet(self, worker_id: str) -> ReconcileResult | None:
         """A requeue while this worker's licensing was polled less than `poll_seconds` ago."""
@@ -79,9 +83,11 @@ class Licensing:
                         return ReconcileResult.done()
                     self._fence.check(f"register the licence of worker {worker.id}")
                     await self._cml.register_license(host, self._token)
+                    self._reported.pop(worker.id, None)
                 else:
                     self._fence.check(f"deregister the licence of worker {worker.id}")
                     await self._cml.deregister_license(host)
+                    self._reported.pop(worker.id, None)
                 self._requested[worker.id] = action
             self._polled_at[worker.id] = self._clock()
             info = await self._cml.licensing(host)

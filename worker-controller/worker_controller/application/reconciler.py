@@ -210,7 +210,8 @@ class WorkerReconciler:
         desired state as the control plane has it now; then the fence is passed right before the call."""
         if time.monotonic() - decided > self._fence.margin_seconds:
             fresh = await self._gateway.worker(worker.id)
-            if action_toward(fresh.desired_status, seen.state) is not action or fresh.sessions:
+            going_down = action in (Ec2Action.STOP, Ec2Action.TERMINATE)
+            if action_toward(fresh.desired_status, seen.state) is not action or (going_down and fresh.sessions):
                 logger.info("worker %s: %s no longer wanted (desired %s now); deciding again", worker.id,
                             action.value, fresh.desired_status)
                 return ReconcileResult.requeue(0.1)
