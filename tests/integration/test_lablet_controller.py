@@ -23,20 +23,22 @@ from lablet_controller.settings import LabletControllerSettings
 from lcm_core.testing.asgi_server import serve_in_thread
 from tests.fixtures.cml_simulator import CmlSimulator
 from tests.fixtures.control_plane import API_KEY, ControlPlaneUnderTest, discovered
-from tests.fixtures.lablet_api import create_definition
+from tests.fixtures.lablet_api import create_definition, report_cml_health
 from tests.fixtures.polling import wait_for
 
 SLOT_SECONDS = 40  # long enough for the steps before the end of the slot on a loaded machine
 
 
 def registered_worker(cp: ControlPlaneUnderTest) -> dict[str, Any]:
-    """A running worker with CML available and a registered licence, as the worker-controller reports it."""
+    """A running, healthy worker with CML available and a registered licence, as the worker-controller
+    reports it."""
     n = random.randint(10**6, 10**9)
     with cp.client() as http:
         worker_id = http.post("/api/internal/workers/bulk-import", headers=cp.leader(),
                               json={"instances": [discovered(n)]}).json()["created"][0]
         assert http.post(f"/api/internal/workers/{worker_id}/status", headers=cp.leader(),
                          json={"ec2_state": "running", "service_status": "available"}).status_code == 200
+        report_cml_health(cp, http, worker_id)
         assert http.post(f"/api/workers/{worker_id}/license/register", headers=cp.admin()).status_code == 200
         done = http.post(f"/api/internal/workers/{worker_id}/license", headers=cp.leader(), json={
             "status": "registered", "finished": True,

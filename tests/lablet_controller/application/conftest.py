@@ -178,7 +178,8 @@ async def harness(cml_simulator_clean) -> AsyncIterator[Harness]:
     cp = FakeControlPlane()
     cp.add_definition()
     cp.workers_["w1"] = {"id": "w1", "aws_instance_id": instance_id, "status": "running",
-                         "service_status": "available", "license": {"status": "registered"},
+                         "service_status": "available", "health_status": "healthy",
+                         "license": {"status": "registered"},
                          "capacity": {"declared": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500,
                                                    "max_nodes": 200}}}
     gateway: Any = GatewayAdapter(cp)
