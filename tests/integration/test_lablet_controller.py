@@ -166,7 +166,8 @@ def test_session_from_definition_to_teardown(control_plane: ControlPlaneUnderTes
 def test_no_candidate_keeps_the_session_pending_with_a_reason(control_plane: ControlPlaneUnderTest,
                                                               lablet_controller: str) -> None:
     cp = control_plane
-    dedicated = registered_worker(cp)["id"]
+    worker_view = registered_worker(cp)
+    dedicated = worker_view["id"]
     with cp.client() as http:
         assert http.put(f"/api/workers/{dedicated}/lab-track", headers=cp.admin(),
                         json={"lab_track": "ccna"}).status_code == 200
@@ -179,6 +180,6 @@ def test_no_candidate_keeps_the_session_pending_with_a_reason(control_plane: Con
     sid = created.json()["id"]
     pending = wait_for("the scheduler's reason", lambda: (s := session(cp, sid))["last_decision"] and s)
     assert pending["status"] == "pending"
-    assert pending["pending_reason"] == "no eligible worker among 1: 1 other track"
+    assert pending["pending_reason"] == f"no eligible worker among 1: worker {worker_view['name']}: other track"
     assert pending["last_decision"]["success"] is False
     assert pending["worker_id"] is None
