@@ -35,6 +35,7 @@ def synthetic_fleet(count: int, rng: random.Random) -> list[WorkerCandidate]:
         fleet.append(WorkerCandidate(
             id=f"w{n:05d}", status="running" if running else rng.choice(["stopped", "starting"]),
             service_status="available" if running else "unavailable",
+            health_status="healthy" if running else "unknown",
             license_status="registered" if rng.random() < 0.95 else "evaluation",
             lab_track=rng.choice(TRACKS) if rng.random() < 0.33 else None,
             labs_count=rng.randint(0, 4), cpu_cores=48, memory_gb=192, storage_gb=500, max_nodes=200,

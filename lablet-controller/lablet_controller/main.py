@@ -25,7 +25,8 @@ WATCHED_KEYS = frozenset({"state", "observe_resources"})
 def build_host(settings: LabletControllerSettings) -> ControllerHost:
     host = ControllerHost(SERVICE, settings, lease_ttl_seconds=settings.leader_lease_ttl)
     gateway = LabletGateway(host.control_plane)
-    labs = CmlLabs(settings.cml_client(), WorkerHosts(gateway.worker, settings.cml_url_template))
+    # Every change to CML passes the leader fence right before it is sent (a deposed leader sends nothing).
+    labs = CmlLabs(settings.cml_client(), WorkerHosts(gateway.worker, settings.cml_url_template), fence=host.fence)
     observer = LabObserver(gateway, labs)
     scheduler = Scheduler(settings.scheduling_strategy.value, require_license=settings.require_licensed_for_cml)
 
@@ -42,7 +43,8 @@ def build_host(settings: LabletControllerSettings) -> ControllerHost:
     reconciler = SessionReconciler(
         gateway, labs, observer, boot_timeout_seconds=settings.boot_timeout_seconds,
         boot_poll_seconds=settings.boot_poll_seconds, max_attempts=settings.max_attempts,
-        resync_interval=settings.reconcile_interval_seconds, trigger_scheduling=scheduling_loop.trigger)
+        resync_interval=settings.reconcile_interval_seconds, fence=host.fence,
+        trigger_scheduling=scheduling_loop.trigger)
 
     async def reconcile(session_id: str) -> ReconcileResult:
         try:
@@ -55,7 +57,7 @@ def build_host(settings: LabletControllerSettings) -> ControllerHost:
     reconcile_loop = ReconcileLoop("sessions", reconcile, reconciler.list_keys,
                                    resync_interval=settings.reconcile_interval_seconds,
                                    concurrency=settings.reconcile_concurrency)
-    discovery = LabDiscovery(gateway, labs, cml_url_template=settings.cml_url_template)
+    discovery = LabDiscovery(gateway, labs, cml_url_template=settings.cml_url_template, fence=host.fence)
 
     async def discover() -> None:
         discovery_loop.stats.extra = (await discovery.run_once()).stats()

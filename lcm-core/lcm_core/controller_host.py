@@ -183,6 +183,7 @@ class ControllerHost:
             "epoch": election.epoch,
             "terms": election.terms,
             "fenced_actions": self.fence.refused,
+            "report_interval_seconds": self.settings.status_report_interval_seconds,
             "etcd_reachable": election.etcd_reachable,
             "last_error": election.last_error,
             "started_at": self.started_at.isoformat(),

@@ -74,11 +74,13 @@ def internal(stack: LocalStack, session_id: str, action: str, body: dict[str, An
 
 
 def schedule(stack: LocalStack, session_id: str) -> dict[str, Any]:
-    """CPA only: place the session on the first running worker with CML up, as the controller's pass would."""
+    """CPA only: place the session on the first worker that may take sessions (running, CML up, healthy or
+    degraded), as the controller's pass would."""
     def available(w: dict[str, Any]) -> bool:
-        return w["status"] == "running" and w["service_status"] == "available"
+        return (w["status"] == "running" and w["service_status"] == "available"
+                and w.get("health_status") in ("healthy", "degraded"))
 
-    workers = stack.wait_for_workers(lambda ws: any(available(w) for w in ws), "a running worker with CML up")
+    workers = stack.wait_for_workers(lambda ws: any(available(w) for w in ws), "a running, healthy worker with CML up")
     worker = next(w for w in sorted(workers, key=lambda w: w["name"]) if available(w))
     return internal(stack, session_id, "schedule", {"worker_id": worker["id"], "decision": {
         "success": True, "worker_id": worker["id"], "reason": f"e2e: placed on {worker['name']}",

@@ -229,6 +229,24 @@ def test_the_stream_reconnects_after_a_drop_and_resumes_from_the_last_event(brow
     page.close()
 
 
+def test_a_replica_that_stopped_reporting_is_shown_stale_not_leading(browser, local_stack: LocalStack) -> None:
+    # A replica that reported leading and then fell silent (kill -9), posted straight to the internal endpoint.
+    answer = httpx.post(f"{local_stack.url}/api/internal/controllers/status", timeout=10,
+                        headers={"X-API-Key": local_stack.env["CONTROL_PLANE_API_KEY"]},
+                        json={"service": "worker-controller", "identity": "e2e-killed", "is_leader": True,
+                              "epoch": 1, "report_interval_seconds": 0.5})
+    assert answer.status_code == 204, answer.text
+    page = open_page(browser, local_stack)
+    log_in(page, local_stack, "admin")
+    page.get_by_role("heading", name="Fleet overview").wait_for()
+    row = page.locator("#controller-rows tr.stale-replica", has_text="e2e-killed")
+    row.wait_for(timeout=30_000)
+    assert row.locator(".badge").inner_text() == "stale"
+    entry = local_stack.api("GET", "/api/system/controllers").json()["controllers"]["worker-controller"]
+    assert entry["leader"] != "e2e-killed"
+    page.close()
+
+
 def test_no_console_errors_or_csp_violations(local_stack: LocalStack) -> None:
     """Runs last in this module: everything the pages above logged as an error (outside the offline spell)."""
     errors = [e for e in local_stack.console_errors if "ERR_INTERNET_DISCONNECTED" not in e

@@ -53,3 +53,50 @@ def test_controllers_report_and_the_cpa_serves_leader_and_loop_stats(control_pla
     assert followers[0]["loops"][0]["runs"] == 0
     # The report endpoint is not fenced (followers report) but still needs the API key.
     assert httpx.post(f"{control_plane.url}/api/internal/controllers/status", json={}).status_code == 401
+
+
+def _overview_entry(cp) -> dict:
+    overview = httpx.get(f"{cp.url}/api/system/controllers", headers=cp.viewer()).json()
+    assert overview["etcd_reachable"] is True
+    return overview["controllers"].get("worker-controller") or {"leader": None, "replicas": []}
+
+
+def test_a_killed_leader_turns_stale_and_the_election_key_holder_is_shown_leading(control_plane) -> None:
+    cp = control_plane
+    # The first leader holds the election key (the fixture campaigns as "test-leader") and reports itself
+    # leading every half second, as a controller would: posted straight to the internal endpoint.
+    epoch = int(cp.leader()["X-LCM-Leader-Epoch"])
+
+    def ghost_report() -> None:
+        answer = httpx.post(f"{cp.url}/api/internal/controllers/status", headers=cp.internal(), json={
+            "service": "worker-controller", "identity": "test-leader", "is_leader": True, "epoch": epoch,
+            "report_interval_seconds": 0.5})
+        assert answer.status_code == 204, answer.text
+
+    ghost_report()
+    entry = _overview_entry(cp)
+    [ghost] = entry["replicas"]
+    assert (entry["leader"], entry["leader_epoch"]) == ("test-leader", epoch)
+    assert (ghost["is_leader"], ghost["stale"], ghost["report_interval_seconds"]) == (True, False, 0.5)
+
+    # kill -9: no more reports, and its lease runs out (the key goes); another replica takes over.
+    cp.depose()
+    with serve_in_thread(replica("wc-live", cp).create_app()):
+        deadline = time.monotonic() + 20
+        while True:
+            entry = _overview_entry(cp)
+            shown_leading = [r["identity"] for r in entry["replicas"] if r["is_leader"]]
+            # Never two leaders on the page, and a replica shown leading is the one etcd names.
+            assert len(shown_leading) <= 1, entry
+            assert shown_leading in ([], [entry["leader"]]), entry
+            by_id = {r["identity"]: r for r in entry["replicas"]}
+            if shown_leading == ["wc-live"] and by_id["test-leader"]["stale"]:
+                break
+            assert time.monotonic() < deadline, entry
+            time.sleep(0.2)
+    ghost, live = by_id["test-leader"], by_id["wc-live"]
+    assert (ghost["stale"], ghost["is_leader"], ghost["reported_is_leader"]) == (True, False, True)
+    assert "no report for" in ghost["reason"]
+    assert (live["stale"], live["is_leader"], live["report_interval_seconds"]) == (False, True, 0.3)
+    assert entry["leader"] == "wc-live"
+    assert entry["leader_epoch"] == live["epoch"] > epoch

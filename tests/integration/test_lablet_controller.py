@@ -23,20 +23,22 @@ from lablet_controller.settings import LabletControllerSettings
 from lcm_core.testing.asgi_server import serve_in_thread
 from tests.fixtures.cml_simulator import CmlSimulator
 from tests.fixtures.control_plane import API_KEY, ControlPlaneUnderTest, discovered
-from tests.fixtures.lablet_api import create_definition
+from tests.fixtures.lablet_api import create_definition, report_cml_health
 from tests.fixtures.polling import wait_for
 
 SLOT_SECONDS = 40  # long enough for the steps before the end of the slot on a loaded machine
 
 
 def registered_worker(cp: ControlPlaneUnderTest) -> dict[str, Any]:
-    """A running worker with CML available and a registered licence, as the worker-controller reports it."""
+    """A running, healthy worker with CML available and a registered licence, as the worker-controller
+    reports it."""
     n = random.randint(10**6, 10**9)
     with cp.client() as http:
         worker_id = http.post("/api/internal/workers/bulk-import", headers=cp.leader(),
                               json={"instances": [discovered(n)]}).json()["created"][0]
         assert http.post(f"/api/internal/workers/{worker_id}/status", headers=cp.leader(),
                          json={"ec2_state": "running", "service_status": "available"}).status_code == 200
+        report_cml_health(cp, http, worker_id)
         assert http.post(f"/api/workers/{worker_id}/license/register", headers=cp.admin()).status_code == 200
         done = http.post(f"/api/internal/workers/{worker_id}/license", headers=cp.leader(), json={
             "status": "registered", "finished": True,
@@ -164,7 +166,8 @@ def test_session_from_definition_to_teardown(control_plane: ControlPlaneUnderTes
 def test_no_candidate_keeps_the_session_pending_with_a_reason(control_plane: ControlPlaneUnderTest,
                                                               lablet_controller: str) -> None:
     cp = control_plane
-    dedicated = registered_worker(cp)["id"]
+    worker_view = registered_worker(cp)
+    dedicated = worker_view["id"]
     with cp.client() as http:
         assert http.put(f"/api/workers/{dedicated}/lab-track", headers=cp.admin(),
                         json={"lab_track": "ccna"}).status_code == 200
@@ -177,6 +180,6 @@ def test_no_candidate_keeps_the_session_pending_with_a_reason(control_plane: Con
     sid = created.json()["id"]
     pending = wait_for("the scheduler's reason", lambda: (s := session(cp, sid))["last_decision"] and s)
     assert pending["status"] == "pending"
-    assert pending["pending_reason"] == "no eligible worker among 1: 1 other track"
+    assert pending["pending_reason"] == f"no eligible worker among 1: worker {worker_view['name']}: other track"
     assert pending["last_decision"]["success"] is False
     assert pending["worker_id"] is None

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from control_plane_api.api.security import CP, Admin, Viewer
 from control_plane_api.application.settings import SettingsChange
+from control_plane_api.domain.controller_status import KeyHolder
 from control_plane_api.domain.system_settings import SystemSettings, WorkerTemplate
 from lcm_core.domain.types import INT64_MAX, Count
 from lcm_core.errors import InvalidError, UnavailableError
@@ -70,9 +71,9 @@ async def delete_template(
 @system_router.get("/controllers", summary="Controllers: leader, loops, success rates (seed 001)")
 async def controllers(cp: CP, _who: Viewer) -> dict[str, Any]:
     try:
-        leaders: dict[int, str] | None = await cp.etcd.leader_epochs()
+        holders: dict[str, KeyHolder] | None = await cp.etcd.leader_holders()
     except UnavailableError:
-        leaders = None  # show the last reports anyway; leadership is then as the replicas reported it
-    overview = await cp.controllers.overview(leaders)
-    overview["etcd_reachable"] = leaders is not None
+        holders = None  # show the last reports anyway; leadership is then as the live replicas report it
+    overview = await cp.controllers.overview(holders)
+    overview["etcd_reachable"] = holders is not None
     return overview

@@ -93,6 +93,9 @@ class ControllerStatusReport(_Body):
     terms: Count = 0
     fenced_actions: Count = 0
     """Fleet changes this replica refused because its lease was too close to its end (`LeaseFence`)."""
+    report_interval_seconds: float | None = Field(default=None, ge=0, le=86_400)
+    """How often this replica reports: the status page calls it stale after two intervals without a report.
+    None (a replica that does not say): the controllers' default is assumed."""
     etcd_reachable: bool = True
     last_error: Text | None = Field(default=None, max_length=2000)
     started_at: datetime | None = None

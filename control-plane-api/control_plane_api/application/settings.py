@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from control_plane_api.domain import events as ev
+from control_plane_api.domain.controller_status import KeyHolder, StoredReport, judge_service
 from control_plane_api.domain.events import DomainEvent, utcnow
 from control_plane_api.domain.system_settings import (
     DiscoverySettings,
@@ -130,14 +131,14 @@ class TemplateService:
 
 
 class ControllerStatusService:
-    """Seed 001's status endpoint: the latest report of each controller replica, and who leads."""
+    """The latest report of each controller replica, judged against the etcd election key: which replicas are
+    stale and who leads (`domain.controller_status`)."""
 
     def __init__(self, repository: ControllerStatusRepository, publisher: Publisher,
-                 clock: Callable[[], datetime] = utcnow, stale_after_seconds: float = 120.0) -> None:
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self._repo = repository
         self._publisher = publisher
         self._clock = clock
-        self._stale_after = stale_after_seconds
 
     async def record(self, report: dict[str, Any]) -> None:
         now = self._clock()
@@ -146,23 +147,25 @@ class ControllerStatusService:
         await self._publisher.publish([DomainEvent(type=ev.CONTROLLER_STATUS, subject_id=service,
                                                    data={**report, "received_at": now.isoformat()})])
 
-    async def overview(self, leaders: dict[int, str] | None) -> dict[str, Any]:
-        """{controllers: {service: {leader, replicas: [...]}}, timestamp}; leaders from etcd when known."""
+    async def overview(self, holders: dict[str, KeyHolder] | None) -> dict[str, Any]:
+        """{controllers: {service: {leader, leader_epoch, replicas: [...]}}, timestamp}. `holders`: who holds
+        each service's election key, or None when etcd could not be read (then the live replicas' claims
+        are shown). Each replica is its last report with `is_leader` as shown (never a stale one), the
+        leadership it reported, `stale`, `stale_after_seconds`, `reason` and `received_at`."""
         now = self._clock()
-        services: dict[str, dict[str, Any]] = {}
+        by_service: dict[str, list[StoredReport]] = {}
         for doc in await self._repo.all():
-            received: datetime = doc["received_at"]
-            age = (now - received).total_seconds()
-            entry = services.setdefault(doc["service"], {"leader": None, "leader_epoch": None, "replicas": []})
-            report = doc["report"]
-            replica = {**report, "received_at": received, "stale": age > self._stale_after}
-            entry["replicas"].append(replica)
-            if report.get("is_leader") and not replica["stale"]:
-                entry["leader"], entry["leader_epoch"] = report.get("identity"), report.get("epoch")
-        if leaders is not None:
-            for epoch, service in leaders.items():
-                entry = services.setdefault(service, {"leader": None, "leader_epoch": None, "replicas": []})
-                entry["leader_epoch"] = epoch
-                leading = [r for r in entry["replicas"] if r.get("epoch") == epoch]
-                entry["leader"] = leading[0].get("identity") if leading else entry["leader"]
+            by_service.setdefault(doc["service"], []).append(
+                StoredReport(doc["service"], doc["identity"], doc["report"], doc["received_at"]))
+        for service in holders or {}:
+            by_service.setdefault(service, [])
+        services: dict[str, dict[str, Any]] = {}
+        for service, reports in sorted(by_service.items()):
+            holder = (holders or {}).get(service)
+            shown = judge_service(reports, holder, now, etcd_known=holders is not None)
+            services[service] = {"leader": shown.leader, "leader_epoch": shown.leader_epoch, "replicas": [
+                {**stored.report, "reported_is_leader": stored.claims_leadership, "is_leader": replica.is_leader,
+                 "stale": replica.stale, "stale_after_seconds": replica.stale_after_seconds,
+                 "reason": replica.reason, "received_at": stored.received_at}
+                for stored, replica in shown.replicas]}
         return {"controllers": services, "timestamp": now}

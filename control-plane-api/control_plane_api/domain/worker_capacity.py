@@ -15,8 +15,8 @@ from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_state import Reservation, Resources
-from lcm_core.domain.enums import ServiceStatus, WorkerStatus
 from lcm_core.domain.lablets import PortSpec, ResourceRequirements
+from lcm_core.domain.placement_rules import placement_refusal
 from lcm_core.errors import ConflictError
 
 EPSILON = 1e-9
@@ -102,16 +102,24 @@ def reserve(worker: Worker, session_id: str, needs: ResourceRequirements, templa
 
     Idempotent for the same pending session version: a repeated (or concurrent) schedule call gets the same
     ports. A reservation made for an *older* version of the session is one being released after the session
-    was unscheduled: reserving again must wait for that release (409), or the release would remove it."""
+    was unscheduled: reserving again must wait for that release (409), or the release would remove it.
+
+    A new reservation needs a worker that may take sessions *as stored now* (running, not draining, CML
+    available, healthy or degraded): the scheduler decided from an older read, and this check, made inside
+    the worker's version-checked save, is what keeps a race from placing a session on a worker that has
+    just become unreachable or started draining."""
     held = worker.capacity.reservations.get(session_id)
     if held is not None:
         if session_version is not None and held.session_version not in (None, session_version):
             raise ConflictError(f"worker {worker.id} still holds an earlier reservation of session {session_id} "
                                 "that is being released; retry", worker_id=worker.id)
         return dict(held.ports), []
-    if worker.status is not WorkerStatus.RUNNING or worker.service_status is not ServiceStatus.AVAILABLE:
-        raise ConflictError(f"worker {worker.id} cannot take sessions: it is {worker.status.value} with CML "
-                            f"{worker.service_status.value}", worker_id=worker.id)
+    refusal = placement_refusal(status=worker.status, service_status=worker.service_status,
+                                health_status=worker.health_status)
+    if refusal is not None:
+        raise ConflictError(f"worker {worker.id} cannot take sessions: {refusal} (status {worker.status.value}, "
+                            f"CML {worker.service_status.value}, health {worker.health_status.value})",
+                            worker_id=worker.id, reason=refusal)
     missing = shortfall(worker, needs)
     if missing:
         raise ConflictError(f"worker {worker.id} lacks capacity: {'; '.join(missing)}", worker_id=worker.id)

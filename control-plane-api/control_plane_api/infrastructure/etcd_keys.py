@@ -13,6 +13,7 @@ from typing import Any
 
 import aetcd
 
+from control_plane_api.domain.controller_status import KeyHolder
 from lcm_core.errors import ConflictError, UnavailableError
 from lcm_core.leader.election import ETCD_ERRORS
 
@@ -89,6 +90,16 @@ class EtcdKeys:
         except ETCD_ERRORS as exc:
             raise UnavailableError(f"etcd unreachable, cannot verify the leader epoch: {exc}") from exc
         return {int(kv.create_revision): kv.key.decode()[len(prefix):] for kv in found}
+
+    async def leader_holders(self) -> dict[str, KeyHolder]:
+        """{service: who holds its election key (identity = the key's value, epoch = its create_revision)}."""
+        prefix = f"{self._prefix}/leaders/".encode()
+        try:
+            found = await asyncio.wait_for(self._client.get_prefix(prefix), self._timeout)
+        except ETCD_ERRORS as exc:
+            raise UnavailableError(f"etcd unreachable, cannot tell who leads: {exc}") from exc
+        return {kv.key.decode()[len(prefix):]: KeyHolder(kv.value.decode(errors="replace"), int(kv.create_revision))
+                for kv in found}
 
     async def verify_epoch(self, epoch: str | None) -> str:
         """The fence of ARCHITECTURE §6: accept only the epoch of a current leader; return its service."""

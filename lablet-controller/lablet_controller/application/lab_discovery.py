@@ -10,21 +10,33 @@ whose session is not holding that worker (`scheduled` … `stopping` on it).
 Order matters: labs are listed before sessions are read. A lab is only imported once its session is
 `scheduled` (committed before the import), so a lab seen in the listing belongs to a session that the
 following read shows as scheduled or later: a lab being built right now is never mistaken for an orphan.
+
+Removing an orphan is a change to CML, so it is fenced like the reconciler's (see `CmlLabs`); and when the
+sessions were read longer than the fence margin before a step of a teardown, that lab's session is read
+again, and a session that now holds the worker keeps its lab.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lablet_controller.domain.sessions import LAB_TITLE_PREFIX
-from lablet_controller.infrastructure.cml_labs import CmlLabs, worker_cml_url
+from lablet_controller.infrastructure.cml_labs import BeforeChange, CmlLabs, worker_cml_url
 from lablet_controller.infrastructure.control_plane import LabletGateway
 from lcm_core.cml import CmlError, CmlNotFoundError
 from lcm_core.domain.lablets import HOLDING_SESSION_STATUSES
+from lcm_core.errors import NotFoundError
+from lcm_core.leader.fence import Fence
 
 logger = logging.getLogger(__name__)
+
+
+class LabClaimed(Exception):
+    """The lab's session holds the worker after all (read again before a teardown step)."""
 
 
 @dataclass
@@ -40,12 +52,30 @@ class DiscoveryOutcome:
 
 
 class LabDiscovery:
-    def __init__(self, gateway: LabletGateway, labs: CmlLabs, *, cml_url_template: str,
-                 max_workers_at_once: int = 20) -> None:
+    def __init__(self, gateway: LabletGateway, labs: CmlLabs, *, cml_url_template: str, fence: Fence,
+                 max_workers_at_once: int = 20, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._gateway = gateway
         self._labs = labs
         self._template = cml_url_template
+        self._fence = fence
         self._bound = asyncio.Semaphore(max_workers_at_once)
+        self._monotonic = monotonic
+
+    def _still_orphan(self, session_id: str, worker_id: str, read_at: float) -> BeforeChange:
+        """Before each teardown step: with a sessions read older than the fence margin, read this session
+        again; `LabClaimed` if it now holds the worker."""
+        async def check(action: str) -> None:
+            nonlocal read_at
+            if self._monotonic() - read_at <= self._fence.margin_seconds:
+                return
+            try:
+                current = await self._gateway.session(session_id)
+            except NotFoundError:
+                return  # no session: the lab is an orphan for good
+            read_at = self._monotonic()
+            if current.status in HOLDING_SESSION_STATUSES and current.worker_id == worker_id:
+                raise LabClaimed(f"session {session_id} now holds worker {worker_id}; not going to {action}")
+        return check
 
     async def _session_labs(self, host: str) -> dict[str, str]:
         """{lab id: session id} of the labs titled `lablet-<session id>` on one host."""
@@ -77,13 +107,18 @@ class LabDiscovery:
 
         listed = await asyncio.gather(*(list_one(wid, host) for wid, host in hosts.items()))
         holding = {s.id: s.worker_id for s in await self._gateway.sessions(*HOLDING_SESSION_STATUSES)}
+        read_at = self._monotonic()
         for worker_id, labs in listed:
             outcome.session_labs += len(labs)
             for lab_id, session_id in labs.items():
                 if holding.get(session_id) == worker_id:
                     continue
                 try:
-                    await self._labs.tear_down(hosts[worker_id], lab_id)
+                    await self._labs.tear_down(hosts[worker_id], lab_id,
+                                               self._still_orphan(session_id, worker_id, read_at))
+                except LabClaimed as exc:
+                    logger.info("lab discovery: lab %s kept: %s", lab_id, exc)
+                    continue
                 except CmlError as exc:
                     logger.warning("lab discovery: orphan lab %s on worker %s not removed yet (%s)", lab_id,
                                    worker_id, exc.message)

@@ -12,24 +12,33 @@ stopping → stop, wipe, delete → stopped (or terminated after an operator's t
 Failures: CML errors while instantiating are retried with backoff; after `max_attempts` the session is
 marked with the error (scheduled → terminated once its partial lab is gone, instantiating → stopping and
 torn down). Teardown never gives up: it is retried until the lab is gone or reported gone (404).
+
+Fenced changes: every change to CML goes through `CmlLabs`, which checks the leader fence immediately before
+the request; `LeadershipLost` is never caught here, so the reconcile fails and the loop backs off for that
+session while the election sorts out who leads. A step is also never carried out on a stale decision: when
+the session was read longer than the fence margin before a change (CML calls can be slow), it is read again
+first, and if anybody changed it meanwhile the step is dropped and the reconcile decides again from the
+fresh view (`SessionChanged`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from lablet_controller.application.observer import LabObserver
 from lablet_controller.domain.sessions import Step, lab_title, next_step, seconds_until_next_deadline
-from lablet_controller.infrastructure.cml_labs import CmlLabs
+from lablet_controller.infrastructure.cml_labs import BeforeChange, CmlLabs
 from lablet_controller.infrastructure.control_plane import LabletGateway
 from lcm_core.cml import CmlError
 from lcm_core.domain.lablet_topology import TopologyError, with_allocated_ports
 from lcm_core.domain.lablets import LabletSessionStatus as S
 from lcm_core.domain.lablets import SessionWorkView
 from lcm_core.errors import ConflictError, LcmError, NotFoundError
+from lcm_core.leader.fence import Fence, LeadershipLost
 from lcm_core.leader.loops import ReconcileResult
 
 logger = logging.getLogger(__name__)
@@ -38,12 +47,19 @@ logger = logging.getLogger(__name__)
 ACTIVE = (S.SCHEDULED, S.INSTANTIATING, S.READY, S.RUNNING, S.COLLECTING, S.STOPPING)
 
 
+class SessionChanged(Exception):
+    """The session changed (or vanished) since the step was decided: decide again from a fresh read."""
+
+
 class SessionReconciler:
     def __init__(self, gateway: LabletGateway, labs: CmlLabs, observer: LabObserver, *,
                  boot_timeout_seconds: float, boot_poll_seconds: float, max_attempts: int,
-                 resync_interval: float, trigger_scheduling: Callable[[], None] = lambda: None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 resync_interval: float, fence: Fence, trigger_scheduling: Callable[[], None] = lambda: None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._gateway = gateway
+        self._fence = fence
+        self._monotonic = monotonic
         self._labs = labs
         self._observer = observer
         self._boot_timeout = boot_timeout_seconds
@@ -56,6 +72,9 @@ class SessionReconciler:
         self._boot_started: dict[str, datetime] = {}
         self._failures: Counter[tuple[str, str]] = Counter()
         self._cleaned: set[str] = set()
+        self._views: dict[str, tuple[SessionWorkView, float]] = {}
+        """Session id → the latest view this reconcile holds and when it was read (monotonic), while the
+        reconcile runs: what a change to CML is decided from."""
         self.actions: Counter[str] = Counter()
         self.by_status: dict[str, int] = {}
 
@@ -77,6 +96,17 @@ class SessionReconciler:
         except NotFoundError:
             self._forget(session_id)
             return ReconcileResult.done()
+        self._hold(session)
+        try:
+            return await self._reconcile(session)
+        except SessionChanged as exc:
+            logger.info("session %s: %s; deciding again", session_id, exc)
+            return ReconcileResult.requeue(0)
+        finally:
+            self._views.pop(session_id, None)
+
+    async def _reconcile(self, session: SessionWorkView) -> ReconcileResult:
+        session_id = session.id
         now = self._clock()
         step = next_step(session, now)
         handler = {
@@ -98,9 +128,31 @@ class SessionReconciler:
                           error: str | None = None) -> SessionWorkView:
         """Ask the CPA to move the session; the answer is the session as it is now."""
         updated = await self._gateway.transition(session.id, to, reason, error)
+        self._hold(updated)
         self.actions[f"to_{to.value}"] += 1
         logger.info("session %s: %s → %s (%s)", session.id, session.status.value, to.value, error or reason)
         return updated
+
+    def _hold(self, session: SessionWorkView) -> None:
+        """A view just read from (or answered by) the control plane: what the next changes are decided from."""
+        self._views[session.id] = (session, self._monotonic())
+
+    def _before_change(self, session_id: str) -> BeforeChange:
+        """The check `CmlLabs` runs before each change of this session's lab: a view older than the fence
+        margin is read again, and a session that changed meanwhile stops the step (`SessionChanged`)."""
+        async def check(action: str) -> None:
+            held, read_at = self._views[session_id]
+            if self._monotonic() - read_at <= self._fence.margin_seconds:
+                return
+            try:
+                current = await self._gateway.session(session_id)
+            except NotFoundError as exc:
+                raise SessionChanged(f"the session is gone; not going to {action}") from exc
+            self._hold(current)
+            if current.version != held.version:
+                raise SessionChanged(f"the session changed (version {held.version} → {current.version}, "
+                                     f"{current.status.value}) before it could {action}")
+        return check
 
     async def _lab_id(self, session: SessionWorkView, host: str) -> str | None:
         """The session's lab on its worker: known id (still there), else found by title, else None."""
@@ -144,10 +196,10 @@ class SessionReconciler:
                 definition = await self._gateway.definition(session.definition_id, session.definition_version)
                 title = lab_title(session.id)
                 topology = with_allocated_ports(definition.lab_topology_yaml, session.allocated_ports, title=title)
-                lab_id = await self._labs.import_and_start(host, topology, title)
+                lab_id = await self._labs.import_and_start(host, topology, title, self._before_change(session.id))
                 self.actions["import"] += 1
             else:
-                await self._labs.ensure_started(host, lab_id)
+                await self._labs.ensure_started(host, lab_id, self._before_change(session.id))
         except (CmlError, TopologyError, NotFoundError) as exc:
             return await self._failed_attempt(session, exc)
         self._lab_ids[session.id] = lab_id
@@ -188,7 +240,8 @@ class SessionReconciler:
         definition = await self._gateway.definition(session.definition_id, session.definition_version)
         title = lab_title(session.id)
         topology = with_allocated_ports(definition.lab_topology_yaml, session.allocated_ports, title=title)
-        self._lab_ids[session.id] = await self._labs.import_and_start(host, topology, title)
+        self._lab_ids[session.id] = await self._labs.import_and_start(host, topology, title,
+                                                                      self._before_change(session.id))
         self.actions["reimport"] += 1
         return ReconcileResult.requeue(self._boot_poll)
 
@@ -246,6 +299,8 @@ class SessionReconciler:
                                              if session.terminate_requested else "collection done")
         try:
             await self._remove_lab(session)
+        except LeadershipLost:
+            raise  # not a failure of the teardown: whoever leads next does it
         except LcmError as exc:
             key = (session.id, "teardown")
             self._failures[key] += 1
@@ -268,7 +323,7 @@ class SessionReconciler:
             return
         lab_id = await self._lab_id(session, host)
         if lab_id is not None:
-            await self._labs.tear_down(host, lab_id)
+            await self._labs.tear_down(host, lab_id, self._before_change(session.id))
             self.actions["teardown"] += 1
             logger.info("session %s: lab %s stopped, wiped and deleted", session.id, lab_id)
 

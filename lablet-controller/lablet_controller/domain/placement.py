@@ -2,10 +2,12 @@
 
 - `Requirements` (a session's needs) and `WorkerCandidate` (a worker's state, licence, track and capacity,
   read from the CPA's worker view by `candidate_from`);
-- the **filters**, each a pure function returning the reason it rejects a worker, or None: running, CML
-  service available, licensed (CML labs need a registered worker unless the operator allows unlicensed ones;
-  a session's `license_affinity` replaces that rule), track (a worker dedicated to a track only takes that
-  track's sessions), capacity (CPU, memory, storage, nodes) and ports;
+- the **filters**, each a pure function returning the reason it rejects a worker, or None: its state
+  (running, not draining, CML service available, health healthy or degraded: the rule the control plane
+  applies again when it reserves, `lcm_core.domain.placement_rules`), licensed (CML labs need a registered
+  worker unless the operator allows unlicensed ones; a session's `license_affinity` replaces that rule),
+  track (a worker dedicated to a track only takes that track's sessions), capacity (CPU, memory, storage,
+  nodes) and ports;
 - the **score** (seed 002 weights, 0.0-1.1): +0.4 utilisation of CPU, memory and storage all below 80 %,
   +0.2 fewer than 15 labs, +0.2 * (1 - mean utilisation), +0.1 licensed, +0.05 no lab yet ("READY" rather
   than "ACTIVE"), +0.05 track match, +0.1 CML-capable (every candidate that passed the filters is).
@@ -16,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from lcm_core.domain.placement_rules import placement_refusal
 
 #: Utilisation below which a worker "has capacity" (seed 002: CPU/mem/storage < 80 %).
 CAPACITY_THRESHOLD = 0.8
@@ -48,6 +52,9 @@ class WorkerCandidate:
     id: str
     status: str = "unknown"
     service_status: str = "unavailable"
+    health_status: str = "unknown"
+    name: str | None = None
+    """The operator's name of the worker, used to say which workers were refused and why."""
     license_status: str = "unregistered"
     license_product: str | None = None
     is_enterprise: bool = False
@@ -64,6 +71,10 @@ class WorkerCandidate:
     used_ports: int = 0
     port_capacity: int = 0
     base_score: float = field(default=0.0, compare=False)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
 
     @property
     def licensed(self) -> bool:
@@ -101,7 +112,9 @@ def _number(value: Any) -> float:
 
 
 def candidate_from(item: Mapping[str, Any], *, default_port_capacity: int) -> WorkerCandidate:
-    """A worker of `GET /api/internal/workers` (brief or full view) as a candidate. Missing keys are empty."""
+    """A worker of `GET /api/internal/workers` (brief or full view) as a candidate. Missing keys are empty;
+    a missing health reads as unknown, which no session is placed on. Ports are counted against the port
+    range both sides are configured with (`default_port_capacity`): the view carries no per-worker range."""
     capacity = item.get("capacity") or {}
     declared, allocated = capacity.get("declared") or {}, capacity.get("allocated") or {}
     ports = capacity.get("port_allocations") or {}
@@ -110,11 +123,12 @@ def candidate_from(item: Mapping[str, Any], *, default_port_capacity: int) -> Wo
         labs = ((item.get("telemetry") or {}).get("labs_count"))
     if labs is None:
         labs = len(capacity.get("hosted_lab_ids") or capacity.get("session_ids") or [])
-    port_capacity = capacity.get("port_capacity")
     license_ = item.get("license") or {}
     return WorkerCandidate(
         id=str(item["id"]), status=str(item.get("status") or "unknown"),
         service_status=str(item.get("service_status") or "unavailable"),
+        health_status=str(item.get("health_status") or "unknown"),
+        name=item.get("name") if isinstance(item.get("name"), str) else None,
         license_status=str(license_.get("status") or "unregistered"),
         license_product=license_.get("product") if isinstance(license_.get("product"), str) else None,
         is_enterprise=license_.get("is_enterprise") is True,
@@ -124,19 +138,17 @@ def candidate_from(item: Mapping[str, Any], *, default_port_capacity: int) -> Wo
         used_cpu=_number(allocated.get("cpu_cores")), used_memory=_number(allocated.get("memory_gb")),
         used_storage=_number(allocated.get("storage_gb")), used_nodes=int(_number(allocated.get("max_nodes"))),
         used_ports=sum(len(v) for v in ports.values() if isinstance(v, Mapping)),
-        port_capacity=int(port_capacity) if isinstance(port_capacity, int) else default_port_capacity,
+        port_capacity=default_port_capacity,
     )
 
 
 # ---- filters --------------------------------------------------------------------------------------
 
 
-def reject_status(worker: WorkerCandidate) -> str | None:
-    return None if worker.status == "running" else "not running"
-
-
-def reject_service(worker: WorkerCandidate) -> str | None:
-    return None if worker.service_status == "available" else "CML unavailable"
+def reject_state(worker: WorkerCandidate) -> str | None:
+    """Running, not draining, CML available, health healthy or degraded (the control plane's rule too)."""
+    return placement_refusal(status=worker.status, service_status=worker.service_status,
+                             health_status=worker.health_status)
 
 
 def reject_license(worker: WorkerCandidate, req: Requirements, *, require_license: bool) -> str | None:
@@ -178,7 +190,7 @@ def reject_ports(worker: WorkerCandidate, req: Requirements) -> str | None:
 
 def rejection(worker: WorkerCandidate, req: Requirements, *, require_license: bool) -> str | None:
     """Every filter in order; the first reason that rejects the worker, or None if it is a candidate."""
-    return (reject_status(worker) or reject_service(worker)
+    return (reject_state(worker)
             or reject_license(worker, req, require_license=require_license) or reject_track(worker, req)
             or reject_capacity(worker, req) or reject_ports(worker, req))
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 import bisect
 import random
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,8 +26,7 @@ from lablet_controller.domain.placement import (
     reject_capacity,
     reject_license,
     reject_ports,
-    reject_service,
-    reject_status,
+    reject_state,
     reject_track,
     score,
 )
@@ -37,6 +35,11 @@ from lablet_controller.domain.placement import (
 RANDOM_PROBES = 32
 
 STRATEGIES = ("best_fit", "least_utilized", "least_labs", "round_robin", "random")
+
+#: Workers named per reason in a "no candidate" reason (the rest are counted).
+NAMED_PER_REASON = 3
+#: Longest reason recorded on a session (the contract's limit on `SchedulingDecision.reason`).
+MAX_REASON = 1000
 
 
 # ---- decisions ------------------------------------------------------------------------------------
@@ -60,12 +63,21 @@ class Decision:
                 "latency_ms": round(self.latency_ms, 3), "scores": self.scores}
 
 
-def no_candidate_reason(rejections: Counter[str], total: int) -> str:
-    """"no eligible worker among 12: 5 insufficient cpu, 4 not running, ..." (most frequent first)."""
+def no_candidate_reason(refused: Mapping[str, Sequence[str]], total: int) -> str:
+    """Why no worker took a session, naming the workers so an operator sees what to fix, most frequent
+    reason first: "no eligible worker among 3: 2 workers: health unreachable (cml-1, cml-2); worker cml-3:
+    insufficient cpu". Past `NAMED_PER_REASON` workers a reason is counted, not listed."""
     if total == 0:
         return "no workers known"
-    parts = ", ".join(f"{count} {why}" for why, count in sorted(rejections.items(), key=lambda kv: (-kv[1], kv[0])))
-    return f"no eligible worker among {total}: {parts}"
+    parts = []
+    for why, names in sorted(refused.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        if len(names) == 1:
+            parts.append(f"worker {names[0]}: {why}")
+        else:
+            shown = ", ".join(names[:NAMED_PER_REASON]) + (", ..." if len(names) > NAMED_PER_REASON else "")
+            parts.append(f"{len(names)} workers: {why} ({shown})")
+    reason = f"no eligible worker among {total}: {'; '.join(parts)}"
+    return reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 3] + "..."
 
 
 class Scheduler:
@@ -75,7 +87,8 @@ class Scheduler:
     decisions in the pass see it; `exclude()` drops a worker that lost a race (409) for this pass.
     The round-robin cursor lives on the instance; keep one `Scheduler` across passes and `refresh()` it.
 
-    Index: the workers that pass the static filters (running, CML available) are kept per track (None =
+    Index: the workers that pass the static filter (their state: running, CML available, healthy or
+    degraded) are kept per track (None =
     general) in lists sorted by the strategy's preference. A decision walks the general list and the
     session's track list from their best end and stops at the first worker that fits, so it usually
     examines a handful of workers instead of the fleet; only "nothing fits" walks everything (to say why).
@@ -96,7 +109,8 @@ class Scheduler:
         self.workers: dict[str, WorkerCandidate] = {}
         self._ready: list[WorkerCandidate] = []
         self._ids: list[str] = []
-        self._static_rejections: Counter[str] = Counter()
+        self._static_rejections: dict[str, list[str]] = {}
+        """Reason → the workers (names) refused for their state, in id order."""
         self._groups: dict[str | None, list[tuple[Any, ...]]] = {}
         self._keys: dict[str, tuple[Any, ...]] = {}
         self._failed: dict[Requirements, Decision] = {}
@@ -128,15 +142,15 @@ class Scheduler:
         """Start a pass over a freshly read fleet (the round-robin cursor is kept)."""
         ordered = sorted(workers, key=lambda w: w.id)
         self.workers = {w.id: w for w in ordered}
-        self._ready, self._static_rejections = [], Counter()
+        self._ready, self._static_rejections = [], {}
         self._groups, self._keys, self._failed = {}, {}, {}
         for worker in ordered:
-            why = reject_status(worker) or reject_service(worker)
+            why = reject_state(worker)
             if why is None:
                 self._ready.append(worker)
                 self._index(worker)
             else:
-                self._static_rejections[why] += 1
+                self._static_rejections.setdefault(why, []).append(worker.label)
         self._ids = [w.id for w in self._ready]
 
     def exclude(self, worker_id: str) -> None:
@@ -147,7 +161,7 @@ class Scheduler:
             position = bisect.bisect_left(self._ids, worker.id)
             del self._ids[position]
             self._ready.remove(worker)
-            self._static_rejections["refused reservation"] += 1
+            self._static_rejections.setdefault("refused reservation", []).append(worker.label)
 
     def reserve(self, worker_id: str, req: Requirements) -> None:
         """Count a placement on `worker_id` (so one pass does not over-commit it)."""
@@ -196,7 +210,7 @@ class Scheduler:
                         f"({examined} examined)", self.strategy, pool, (self._clock() - started) * 1000, scores)
 
     def _pool_size(self, req: Requirements) -> int:
-        """Candidates of a session: the running, CML-available workers of its track and of no track."""
+        """Candidates of a session: the workers in a placeable state of its track and of no track."""
         size = len(self._groups.get(None, ()))
         return size + (len(self._groups.get(req.lab_track, ())) if req.lab_track is not None else 0)
 
@@ -246,10 +260,10 @@ class Scheduler:
         return (self._rng.choice(eligible) if eligible else None), RANDOM_PROBES + len(ready)
 
     def _why_nothing_fits(self, req: Requirements) -> str:
-        rejections: Counter[str] = Counter(self._static_rejections)
+        refused = {why: list(names) for why, names in self._static_rejections.items()}
         for worker in self._ready:
             why = (reject_license(worker, req, require_license=self.require_license) or reject_track(worker, req)
                    or reject_capacity(worker, req) or reject_ports(worker, req))
             if why is not None:
-                rejections[why] += 1
-        return no_candidate_reason(rejections, len(self.workers))
+                refused.setdefault(why, []).append(worker.label)
+        return no_candidate_reason(refused, len(self.workers))

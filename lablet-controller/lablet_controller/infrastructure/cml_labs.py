@@ -7,6 +7,11 @@ Every operation is idempotent, because a reconcile may repeat it after a crash o
   nothing to wipe" refusals as done too;
 - reads used for observation tolerate a malformed answer (None or empty plus a warning), so one bad
   endpoint never blocks the rest.
+
+Every call that changes CML (import, start, stop, wipe, delete) is fenced: first the caller's `before`
+hook runs (the reconciler re-reads a session it read too long ago and stops if it changed), then the leader
+fence is checked, and nothing is awaited between that check and the request. A replica that lost its lease,
+or was frozen past it, raises `LeadershipLost` there and sends nothing.
 """
 
 from __future__ import annotations
@@ -14,15 +19,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from lcm_core.cml import CmlClient, CmlError, CmlNotFoundError, CmlRejectedError, CmlResponseError
 from lcm_core.cml.models import Interface, Node, SimulationStats
 from lcm_core.errors import NotFoundError
+from lcm_core.leader.fence import Fence
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BeforeChange = Callable[[str], Awaitable[None]]
+"""Awaited with a description of the change just before it is made; raises to prevent it."""
 
 
 def worker_cml_url(worker: dict[str, Any], template: str) -> str | None:
@@ -56,10 +67,18 @@ class LabReadings:
 
 
 class CmlLabs:
-    def __init__(self, cml: CmlClient, resolve_host: Callable[[str], Any]) -> None:
-        """`resolve_host(worker_id)` is an awaitable giving the worker's CML base URL."""
+    def __init__(self, cml: CmlClient, resolve_host: Callable[[str], Any], *, fence: Fence) -> None:
+        """`resolve_host(worker_id)` is an awaitable giving the worker's CML base URL; `fence` is checked
+        immediately before every change."""
         self.cml = cml
         self._resolve = resolve_host
+        self._fence = fence
+
+    async def _change(self, action: str, before: BeforeChange | None, call: Callable[[], Awaitable[T]]) -> T:
+        if before is not None:
+            await before(action)
+        self._fence.check(action)  # raises LeadershipLost; nothing is awaited between this and the request
+        return await call()
 
     async def host(self, worker_id: str) -> str:
         host: str | None = await self._resolve(worker_id)
@@ -85,17 +104,19 @@ class CmlLabs:
             return False
         return True
 
-    async def import_and_start(self, host: str, topology_yaml: str, title: str) -> str:
-        result = await self.cml.import_lab(host, topology_yaml, title=title)
+    async def import_and_start(self, host: str, topology_yaml: str, title: str,
+                               before: BeforeChange | None = None) -> str:
+        result = await self._change(f"import lab {title} on {host}", before,
+                                    lambda: self.cml.import_lab(host, topology_yaml, title=title))
         for warning in result.warnings:
             logger.info("CML import of %s: %s", title, warning)
-        await self.cml.start_lab(host, result.id)
+        await self._change(f"start lab {result.id} on {host}", before, lambda: self.cml.start_lab(host, result.id))
         return result.id
 
-    async def ensure_started(self, host: str, lab_id: str) -> None:
+    async def ensure_started(self, host: str, lab_id: str, before: BeforeChange | None = None) -> None:
         """Start a lab that is not running (e.g. imported just before a crash). Starting is idempotent."""
         if (await self.cml.lab(host, lab_id)).state != "STARTED":
-            await self.cml.start_lab(host, lab_id)
+            await self._change(f"start lab {lab_id} on {host}", before, lambda: self.cml.start_lab(host, lab_id))
 
     async def boot_state(self, host: str, lab_id: str) -> BootState:
         nodes = await self.cml.nodes(host, lab_id)
@@ -103,11 +124,12 @@ class CmlLabs:
         converged = booted == len(nodes) and await self.cml.check_if_converged(host, lab_id)
         return BootState(total=len(nodes), booted=booted, converged=converged)
 
-    async def tear_down(self, host: str, lab_id: str) -> None:
+    async def tear_down(self, host: str, lab_id: str, before: BeforeChange | None = None) -> None:
         """Stop, wipe and delete; a lab that is already gone (or already stopped/wiped) is fine."""
         for step, call in (("stop", self.cml.stop_lab), ("wipe", self.cml.wipe_lab), ("delete", self.cml.delete_lab)):
             try:
-                await call(host, lab_id)
+                await self._change(f"{step} lab {lab_id} on {host}", before,
+                                   lambda call=call: call(host, lab_id))  # type: ignore[misc]
             except CmlNotFoundError:
                 logger.info("lab %s already gone at %s", lab_id, step)
                 return

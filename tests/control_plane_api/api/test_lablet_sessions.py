@@ -14,6 +14,7 @@ from tests.fixtures.lablet_api import (
     create_definition,
     create_session,
     ready_workers,
+    report_cml_health,
     schedule_body,
 )
 from tests.fixtures.sse import SseClient
@@ -102,6 +103,25 @@ def test_a_port_is_not_given_twice_and_capacity_is_enforced(control_plane) -> No
     assert "lacks capacity: cpu_cores needs 20, 8 free of 48" in refused.json()["detail"]
     assert _session(cp, third["id"])["status"] == "pending"
     assert _worker(cp, worker_id)["capacity"]["allocated"]["cpu_cores"] == 40
+
+
+def test_a_worker_whose_cml_is_unreachable_is_refused_with_409_and_keeps_no_reservation(control_plane) -> None:
+    cp = control_plane
+    [worker_id] = ready_workers(cp, 1)
+    with cp.client() as http:
+        sick = report_cml_health(cp, http, worker_id, reachable=False)
+    # What the scheduler saw: EC2 running and CML "available", yet the CML API does not answer.
+    assert (sick["status"], sick["service_status"], sick["health_status"]) == ("running", "available", "unreachable")
+    session = create_session(cp, create_definition(cp)["id"])
+    refused = _post(cp, f"/api/internal/lablet-sessions/{session['id']}/schedule", schedule_body(worker_id))
+    assert refused.status_code == 409
+    assert refused.json()["detail"].startswith(f"worker {worker_id} cannot take sessions: health unreachable")
+    assert _session(cp, session["id"])["status"] == "pending"
+    assert _worker(cp, worker_id)["capacity"]["session_ids"] == []
+    with cp.client() as http:
+        report_cml_health(cp, http, worker_id)  # CML answers again: the same session is placed
+    placed = _post(cp, f"/api/internal/lablet-sessions/{session['id']}/schedule", schedule_body(worker_id))
+    assert (placed.status_code, placed.json()["worker_id"]) == (200, worker_id)
 
 
 def test_internal_views_are_the_shared_contract(control_plane) -> None:

@@ -12,7 +12,7 @@ from control_plane_api.domain.lablet_session import LabletSession
 from control_plane_api.domain.reports import DiscoveredInstance
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_capacity import PortRange, release, reserve
-from lcm_core.domain.enums import LicenseStatus, ServiceStatus
+from lcm_core.domain.enums import HealthStatus, LicenseStatus, ServiceStatus, WorkerStatus
 from lcm_core.domain.lablets import (
     LabletDefinitionStatus,
     LabletSessionStatus,
@@ -45,6 +45,7 @@ def worker(cores: float = 48) -> Worker:
     made, _ = Worker.discovered(DiscoveredInstance(aws_instance_id="i-0123456789abcdef0", aws_region="us-east-1",
                                                    instance_type="m5zn.metal", state="running"), NOW, "test")
     made.service_status = ServiceStatus.AVAILABLE
+    made.health_status = HealthStatus.HEALTHY
     made.capacity.declared.cpu_cores = cores
     return made
 
@@ -177,3 +178,26 @@ def test_ledger_refuses_unavailable_workers_and_respects_the_licence_node_limit(
     reserve(w, "a", needs, [], PortRange(5000, 5001), NOW)
     with pytest.raises(ConflictError, match="nodes need 3, 2 free of 5"):
         reserve(w, "b", needs, [], PortRange(5000, 5001), NOW)
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    ({"health_status": HealthStatus.UNREACHABLE}, "health unreachable"),
+    ({"health_status": HealthStatus.CRITICAL}, "health critical"),
+    ({"health_status": HealthStatus.UNKNOWN}, "health unknown"),
+    ({"status": WorkerStatus.DRAINING}, "draining"),
+    ({"status": WorkerStatus.STOPPED}, "not running"),
+])
+def test_the_ledger_refuses_a_worker_that_may_not_take_sessions(change: dict, why: str) -> None:
+    w = worker()
+    for name, value in change.items():
+        setattr(w, name, value)
+    with pytest.raises(ConflictError, match=f"cannot take sessions: {why}") as refused:
+        reserve(w, "s", ResourceRequirements(cpu_cores=1), [], PortRange(5000, 5001), NOW)
+    assert refused.value.details["reason"] == why
+    assert w.capacity.reservations == {}
+
+
+def test_the_ledger_accepts_a_degraded_worker() -> None:
+    w = worker()
+    w.health_status = HealthStatus.DEGRADED
+    assert reserve(w, "s", ResourceRequirements(cpu_cores=1), [], PortRange(5000, 5001), NOW)[1]

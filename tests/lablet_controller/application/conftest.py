@@ -27,6 +27,7 @@ from lcm_core.domain.lablets import (
     can_transition,
 )
 from lcm_core.errors import ConflictError, NotFoundError
+from lcm_core.leader.fence import AlwaysLeading
 from lcm_core.leader.loops import ReconcileResult
 from lcm_core.testing import sample_topologies
 from tests.fixtures.cml_simulator import new_instance_id
@@ -178,17 +179,18 @@ async def harness(cml_simulator_clean) -> AsyncIterator[Harness]:
     cp = FakeControlPlane()
     cp.add_definition()
     cp.workers_["w1"] = {"id": "w1", "aws_instance_id": instance_id, "status": "running",
-                         "service_status": "available", "license": {"status": "registered"},
+                         "service_status": "available", "health_status": "healthy",
+                         "license": {"status": "registered"},
                          "capacity": {"declared": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500,
                                                    "max_nodes": 200}}}
     gateway: Any = GatewayAdapter(cp)
     cml = CmlClient(sim.username, sim.password, verify_tls=False, timeout=5)
-    labs = CmlLabs(cml, WorkerHosts(gateway.worker, f"{sim.url}/hosts/{{instance_id}}"))
+    labs = CmlLabs(cml, WorkerHosts(gateway.worker, f"{sim.url}/hosts/{{instance_id}}"), fence=AlwaysLeading())
     now = [datetime.now(UTC)]
     cp.clock = lambda: now[0]
     observer = LabObserver(gateway, labs, clock=lambda: now[0])
     reconciler = SessionReconciler(gateway, labs, observer, boot_timeout_seconds=10, boot_poll_seconds=0.1,
-                                   max_attempts=3, resync_interval=5, clock=lambda: now[0])
+                                   max_attempts=3, resync_interval=5, fence=AlwaysLeading(), clock=lambda: now[0])
     try:
         yield Harness(cp, reconciler, observer, labs, sim.host_url(instance_id), instance_id, now)
     finally:

@@ -8,6 +8,7 @@ from typing import Any
 from lablet_controller.application.lab_discovery import LabDiscovery
 from lablet_controller.domain.sessions import lab_title
 from lcm_core.domain.lablets import LabletSessionStatus as S
+from lcm_core.leader.fence import AlwaysLeading
 from tests.lablet_controller.application.conftest import GatewayAdapter
 
 DEMO = """lab: {title: demo, version: 0.3.0}
@@ -27,7 +28,8 @@ async def test_orphan_session_labs_are_removed_and_nothing_else(harness, cml_sim
     h.cp.add_session("moved", S.RUNNING, worker_id="w-other")
     operators = (await cml.import_lab(h.host_url, DEMO, title="an operator's lab")).id
     gateway: Any = GatewayAdapter(h.cp)
-    discovery = LabDiscovery(gateway, h.labs, cml_url_template=f"{cml_simulator.url}/hosts/{{instance_id}}")
+    discovery = LabDiscovery(gateway, h.labs, cml_url_template=f"{cml_simulator.url}/hosts/{{instance_id}}",
+                             fence=AlwaysLeading())
     outcome = await discovery.run_once()
     remaining = set(await cml.lab_ids(h.host_url))
     assert orphan not in remaining

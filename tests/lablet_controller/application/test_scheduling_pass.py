@@ -23,7 +23,8 @@ class CountingGateway(GatewayAdapter):
 
 
 def worker(wid: str, cpu: float, **kw: Any) -> dict[str, Any]:
-    return {"id": wid, "status": "running", "service_status": "available", "license": {"status": "registered"},
+    return {"id": wid, "name": f"cml-{wid}", "status": "running", "service_status": "available",
+            "health_status": "healthy", "license": {"status": "registered"},
             "capacity": {"declared": {"cpu_cores": cpu, "memory_gb": 64, "storage_gb": 500, "max_nodes": 50}}, **kw}
 
 
@@ -68,7 +69,8 @@ async def test_no_candidate_stays_pending_with_the_reason_recorded_once() -> Non
     assert outcome.no_candidate == 1
     session = cp.sessions["s0"]
     assert session.status is S.PENDING
-    assert session.pending_reason == "no eligible worker among 2: 1 insufficient cpu, 1 not running"
+    assert session.pending_reason == ("no eligible worker among 2: worker cml-b: insufficient cpu; "
+                                      "worker cml-a: not running")
     assert len(cp.decisions) == 1
     assert not cp.decisions[0].success
     await pass_.run_once()
@@ -111,3 +113,23 @@ async def test_a_session_that_moved_on_does_not_blame_the_worker() -> None:
     outcome = await SchedulingPass(Racing(cp), Scheduler(), port_capacity=100).run_once()  # type: ignore[arg-type]
     assert outcome.conflicts == 1
     assert cp.sessions["s1"].worker_id == "a"  # "a" was not left out of the pass
+
+
+async def test_an_unreachable_worker_gets_no_session_while_a_healthy_one_does() -> None:
+    # The unreachable worker is the emptier one: best_fit would prefer it if health were not checked.
+    cp, gateway = setup(worker("sick", 48, health_status="unreachable"), worker("well", 12), sessions=2)
+    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()  # type: ignore[arg-type]
+    assert outcome.scheduled == 2
+    assert [cp.sessions[f"s{n}"].worker_id for n in range(2)] == ["well", "well"]
+    assert not any(d.scores.get("sick") for d in cp.decisions)
+
+
+async def test_a_session_on_an_unhealthy_fleet_shows_why_it_waits() -> None:
+    cp, gateway = setup(worker("a", 48, health_status="unreachable"), worker("b", 48, status="draining"),
+                        sessions=1)
+    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()  # type: ignore[arg-type]
+    assert outcome.no_candidate == 1
+    session = cp.sessions["s0"]
+    assert session.status is S.PENDING
+    assert session.pending_reason == ("no eligible worker among 2: worker cml-b: draining; "
+                                      "worker cml-a: health unreachable")

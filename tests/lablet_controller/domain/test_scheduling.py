@@ -15,8 +15,7 @@ from lablet_controller.domain.placement import (
     reject_capacity,
     reject_license,
     reject_ports,
-    reject_service,
-    reject_status,
+    reject_state,
     reject_track,
     rejection,
     score,
@@ -27,7 +26,8 @@ REQ = Requirements(cpu_cores=4, memory_gb=8, storage_gb=20, nodes=3, ports=2)
 
 
 def worker(wid: str = "w1", **kw: Any) -> WorkerCandidate:
-    values: dict[str, Any] = {"status": "running", "service_status": "available", "license_status": "registered",
+    values: dict[str, Any] = {"status": "running", "service_status": "available", "health_status": "healthy",
+                              "license_status": "registered",
                               "cpu_cores": 48, "memory_gb": 192, "storage_gb": 500, "max_nodes": 200,
                               "port_capacity": 100}
     values.update(kw)
@@ -37,11 +37,26 @@ def worker(wid: str = "w1", **kw: Any) -> WorkerCandidate:
 # ---- filters ---------------------------------------------------------------------------------------
 
 
-def test_status_and_service_filters() -> None:
-    assert reject_status(worker()) is None
-    assert reject_status(worker(status="stopped")) == "not running"
-    assert reject_service(worker()) is None
-    assert reject_service(worker(service_status="starting")) == "CML unavailable"
+@pytest.mark.parametrize(("state", "why"), [
+    ({}, None),
+    ({"health_status": "degraded"}, None),
+    ({"health_status": "critical"}, "health critical"),
+    ({"health_status": "unreachable"}, "health unreachable"),
+    ({"health_status": "unknown"}, "health unknown"),
+    ({"status": "draining"}, "draining"),
+    ({"status": "stopped"}, "not running"),
+    ({"service_status": "starting"}, "CML unavailable"),
+])
+def test_state_filter(state: dict[str, Any], why: str | None) -> None:
+    assert reject_state(worker(**state)) == why
+
+
+def test_an_unhealthy_worker_is_never_chosen_however_well_it_scores() -> None:
+    scheduler = Scheduler("best_fit")
+    scheduler.refresh([worker("a", health_status="unreachable"), worker("b", used_cpu=40, used_memory=150)])
+    decision = scheduler.decide(REQ)
+    assert decision.worker_id == "b"
+    assert decision.candidates_evaluated == 1
 
 
 def test_license_filter() -> None:
@@ -242,7 +257,7 @@ def test_reserve_prevents_over_commit_within_a_pass() -> None:
     scheduler.reserve("only", REQ)
     third = scheduler.decide(REQ)
     assert not third.success
-    assert "1 insufficient cpu" in third.reason
+    assert third.reason.endswith("worker only: insufficient cpu")
 
 
 def test_exclude_drops_a_worker_for_the_pass() -> None:
@@ -261,19 +276,35 @@ def test_no_candidate_reason_counts_every_rejection() -> None:
     assert not decision.success
     assert decision.worker_id is None
     assert decision.candidates_evaluated == 2  # d and f: running, available, no track (e serves ccnp)
-    assert decision.reason == ("no eligible worker among 6: 2 not running, 1 CML unavailable, 1 no free ports, "
-                               "1 other track, 1 unlicensed")
+    assert decision.reason == ("no eligible worker among 6: 2 workers: not running (a, b); worker c: CML "
+                               "unavailable; worker f: no free ports; worker e: other track; worker d: unlicensed")
+
+
+def test_an_unhealthy_fleet_says_which_worker_is_unhealthy_by_name() -> None:
+    scheduler = Scheduler("best_fit")
+    scheduler.refresh([worker("id-1", name="cml-1", health_status="unreachable"),
+                       worker("id-2", name="cml-2", status="draining")])
+    assert scheduler.decide(REQ).reason == ("no eligible worker among 2: worker cml-2: draining; "
+                                            "worker cml-1: health unreachable")
+
+
+def test_a_long_reason_names_a_few_workers_and_fits_the_contract() -> None:
+    many = {"health unreachable": [f"w{n}" for n in range(5)]}
+    assert no_candidate_reason(many, 5) == "no eligible worker among 5: 5 workers: health unreachable (w0, w1, w2, ...)"
+    huge = {f"reason {n}": [f"worker-with-a-long-name-{n}-{k}" for k in range(4)] for n in range(40)}
+    assert len(no_candidate_reason(huge, 160)) == 1000
 
 
 def test_no_workers_at_all() -> None:
     scheduler = Scheduler()
     scheduler.refresh([])
     assert scheduler.decide(REQ).reason == "no workers known"
-    assert no_candidate_reason(__import__("collections").Counter(), 0) == "no workers known"
+    assert no_candidate_reason({}, 0) == "no workers known"
 
 
 def test_candidate_from_the_internal_worker_view() -> None:
-    item = {"id": "w1", "status": "running", "service_status": "available", "license": {"status": "registered"},
+    item = {"id": "w1", "name": "cml-1", "status": "running", "service_status": "available",
+            "health_status": "degraded", "license": {"status": "registered"},
             "lab_track": "ccna", "telemetry": {"labs_count": 3},
             "capacity": {"declared": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500, "max_nodes": 200},
                          "allocated": {"cpu_cores": 4, "memory_gb": 8, "storage_gb": 0, "max_nodes": 3},
@@ -282,8 +313,11 @@ def test_candidate_from_the_internal_worker_view() -> None:
     assert (candidate.labs_count, candidate.used_cpu, candidate.used_nodes, candidate.used_ports) == (3, 4, 3, 2)
     assert candidate.port_capacity == 1000
     assert candidate.lab_track == "ccna"
+    assert (candidate.health_status, candidate.label) == ("degraded", "cml-1")
     empty = candidate_from({"id": "w2"}, default_port_capacity=10)
-    assert (empty.status, empty.cpu_cores, empty.labs_count) == ("unknown", 0, 0)
+    assert (empty.status, empty.health_status, empty.cpu_cores, empty.labs_count) == ("unknown", "unknown", 0, 0)
+    assert empty.label == "w2"
+    assert reject_state(empty) == "not running"
 
 
 def test_a_failed_requirement_is_answered_from_memory_until_the_next_pass() -> None:

@@ -12,6 +12,7 @@ import respx
 from lablet_controller.infrastructure.cml_labs import CmlLabs, WorkerHosts, worker_cml_url
 from lcm_core.cml import CmlClient, CmlRejectedError
 from lcm_core.errors import NotFoundError
+from lcm_core.leader.fence import AlwaysLeading
 
 HOST = "https://cml-a.example"
 API = f"{HOST}/api/v0"
@@ -24,7 +25,7 @@ async def labs() -> AsyncIterator[CmlLabs]:
                          get_retries=0) as cml:
         async def resolve(_worker_id: str) -> str:
             return HOST
-        yield CmlLabs(cml, resolve)
+        yield CmlLabs(cml, resolve, fence=AlwaysLeading())
 
 
 @pytest.fixture

@@ -76,6 +76,13 @@ function controllersCard(overview, error) {
       rows.push(h("tr", {}, h("td", {}, service), h("td", {}, leading ? entry.leader : h("em", {}, "no leader")),
         h("td", { colspan: 5 }, h("em", {}, leading ? "leads; runs no loop yet" : "no leader reporting"))));
     }
+    // A replica that stopped reporting (killed, frozen, cut off) is listed as stale, never as a leader.
+    for (const replica of entry.replicas.filter((r) => r.stale)) {
+      rows.push(h("tr", { class: "stale-replica" }, h("td", {}, service),
+        h("td", {}, h("span", { class: "badge tone-muted", title: replica.reason || "" }, "stale"), " ",
+          text(replica.identity)),
+        h("td", { colspan: 5 }, h("em", {}, `last report ${ago(replica.received_at)}`))));
+    }
   }
   return h("article", { class: "card wide", "aria-labelledby": "ov-ctl" },
     h("h2", { id: "ov-ctl" }, "Controllers"),
