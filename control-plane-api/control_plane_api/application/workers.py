@@ -88,15 +88,27 @@ class WorkerService:
             await self._alert(events)
 
     def _keys(self, worker: Worker, events: list[DomainEvent]) -> list[tuple[str, dict[str, Any]]]:
-        """The etcd keys these events change (desired state, licence request) and their new values."""
+        """The etcd keys these events change (desired state, licence request) and their new values.
+
+        The licence key is what the worker-controller watches to act on a licence: it is written when the
+        pending action or the status changed, not for a detail (node count, expiry): each write wakes the
+        controller up, and a controller woken by its own report would report again. An update that does not
+        say what changed is taken to have changed both."""
         types = {e.type for e in events}
         keys: list[tuple[str, dict[str, Any]]] = []
+
+        def moves_license_key(event: DomainEvent) -> bool:
+            if event.type == ev.WORKER_LICENSE_REQUESTED:
+                return True
+            return event.type == ev.WORKER_LICENSE_UPDATED and not {"status", "pending_action"}.isdisjoint(
+                event.data.get("changed", ("status", "pending_action")))
+
         if types & _DESIRED_EVENTS:
             keys.append((self._etcd.worker_key(worker.id, "desired_state"), {
                 "worker_id": worker.id, "desired_status": worker.desired_status, "reason": worker.desired_reason,
                 "refresh_requested_at": worker.refresh_requested_at, "version": worker.version,
             }))
-        if ev.WORKER_LICENSE_REQUESTED in types or ev.WORKER_LICENSE_UPDATED in types:
+        if any(moves_license_key(e) for e in events):
             keys.append((self._etcd.worker_key(worker.id, "license"), {
                 "worker_id": worker.id, "action": worker.license.pending_action,
                 "status": worker.license.status, "version": worker.version,

@@ -81,9 +81,14 @@ class WorkerTelemetry:
         return [self._event(ev.WORKER_LICENSE_REQUESTED, action=action, by=by)]
 
     def apply_license_progress(self, progress: LicenseProgress, now: datetime, by: str) -> list[DomainEvent]:
-        """The controller reports how a licence request went: in progress, done or failed."""
+        """The controller reports how a licence request went: in progress, done or failed.
+
+        The controller reports while it polls CML, mostly the same thing again: a report that changes nothing
+        yields no event (and, the worker being unchanged, no write). An event would project the etcd licence
+        key again, which the controller watches: it would poll and report once more, in a loop."""
         old = self.license.status
         lic = self.license
+        before = lic.model_dump(exclude={"updated_at"})
         if progress.status is not None:
             lic.status = progress.status
         if progress.error is not None:
@@ -92,11 +97,16 @@ class WorkerTelemetry:
             lic.pending_action = None
         if progress.details is not None:
             self._merge_license(progress.details)
+        after = lic.model_dump(exclude={"updated_at"})
+        changed = sorted(key for key, value in after.items() if before[key] != value)
+        if not changed:
+            return []
         lic.updated_at = now
         if lic.status is not old:
             self._record("license", old.value, lic.status.value, now, progress.error, by)
         return [self._event(ev.WORKER_LICENSE_UPDATED, status=lic.status.value, pending_action=lic.pending_action,
-                            error=lic.last_error, node_limit=lic.node_limit, phase=self.lifecycle_phase)]
+                            error=lic.last_error, node_limit=lic.node_limit, phase=self.lifecycle_phase,
+                            changed=changed)]
 
     def _merge_license(self, report: Any) -> None:
         lic = self.license
@@ -159,7 +169,8 @@ class WorkerTelemetry:
             found.append(self._event(ev.WORKER_LABS_UPDATED, labs_count=t.labs_count, previous=old_labs))
         if license_changed:
             found.append(self._event(ev.WORKER_LICENSE_UPDATED, status=self.license.status.value,
-                                     node_limit=self.license.node_limit, phase=self.lifecycle_phase))
+                                     node_limit=self.license.node_limit, phase=self.lifecycle_phase,
+                                     changed=["status"]))
         return found
 
     def _apply_cml(self, cml: CmlReport, collected_at: datetime, now: datetime, by: str,
