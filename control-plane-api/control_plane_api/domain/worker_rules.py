@@ -138,3 +138,18 @@ def _duration(span: timedelta) -> str:
         return f"{seconds}s"
     hours, minutes = divmod(seconds // 60, 60)
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+#: CML runs at most this many nodes without a registered licence (unregistered, evaluation, lapsed).
+UNLICENSED_NODE_LIMIT = 5
+
+
+def node_limit(status: LicenseStatus, reported: int | None, known: bool) -> int | None:
+    """The most nodes CML runs on a worker, with its licence as it stands.
+
+    Registered: what CML's licensing reports (None if it does not say, e.g. an unknown product). Any other
+    status: CML's number if it gives one (a host being deregistered is still licensed), else the unlicensed
+    limit. `known` is False while CML has never told its licensing: then nothing is claimed (None)."""
+    if status is LicenseStatus.REGISTERED or not known:
+        return reported
+    return reported if reported is not None else UNLICENSED_NODE_LIMIT

@@ -105,6 +105,10 @@ class License(Model):
     product: str | None = None
     is_enterprise: bool | None = None
     node_limit: int | None = None
+    """The most nodes CML runs with the licence as it stands (derived: `worker_rules.node_limit`); None while
+    CML has not told its licensing, or a registered host does not say."""
+    reported_node_limit: int | None = None
+    """What CML's licensing reported (it reports a number only for a registered product)."""
     nodes_in_use: int | None = None
     pending_action: str | None = None
     """`register` or `deregister` while the controller works on a request."""

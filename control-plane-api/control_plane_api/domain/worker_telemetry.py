@@ -10,7 +10,13 @@ from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
 from control_plane_api.domain.reports import CmlReport, LicenseProgress, MetricsReport, compact
 from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings
-from control_plane_api.domain.worker_rules import classify_health, derive_utilisation, judge_idle, threshold_violations
+from control_plane_api.domain.worker_rules import (
+    classify_health,
+    derive_utilisation,
+    judge_idle,
+    node_limit,
+    threshold_violations,
+)
 from control_plane_api.domain.worker_state import ALERT_HISTORY_LIMIT, Activity, Alert, License, Telemetry
 from lcm_core.domain.enums import (
     DesiredStatus,
@@ -77,6 +83,7 @@ class WorkerTelemetry:
         old = self.license.status
         self.license.pending_action, self.license.status = action, target
         self.license.last_error, self.license.updated_at = None, now
+        self._derive_node_limit()
         self._record("license", old.value, target.value, now, f"{action} requested", by)
         return [self._event(ev.WORKER_LICENSE_REQUESTED, action=action, by=by)]
 
@@ -97,6 +104,7 @@ class WorkerTelemetry:
             lic.pending_action = None
         if progress.details is not None:
             self._merge_license(progress.details)
+        self._derive_node_limit()
         after = lic.model_dump(exclude={"updated_at"})
         changed = sorted(key for key, value in after.items() if before[key] != value)
         if not changed:
@@ -111,10 +119,12 @@ class WorkerTelemetry:
     def _merge_license(self, report: Any) -> None:
         lic = self.license
         for key in ("registration_status", "authorization_status", "expires", "product", "is_enterprise",
-                    "node_limit", "nodes_in_use"):
+                    "nodes_in_use"):
             value = getattr(report, key)
             if value is not None:
                 setattr(lic, key, value)
+        if report.node_limit is not None:
+            lic.reported_node_limit = report.node_limit
         if lic.pending_action is None and report.registration_status:
             mapped = _REGISTRATION_TO_LICENSE.get(report.registration_status.upper())
             if mapped is not None:
@@ -123,7 +133,14 @@ class WorkerTelemetry:
                 lic.status = LicenseStatus.EVALUATION
         if (report.registration_status or "").upper() in ("NOT_REGISTERED", "UNREGISTERED"):
             # Nothing is licensed any more: a limit or expiry from the last registration would mislead.
-            lic.node_limit, lic.expires = report.node_limit, report.expires
+            lic.reported_node_limit, lic.expires = report.node_limit, report.expires
+        self._derive_node_limit()
+
+    def _derive_node_limit(self) -> None:
+        """Kept with the licence, so that the API, the dashboard and placement read one number."""
+        lic = self.license
+        known = lic.registration_status is not None or lic.status is not LicenseStatus.UNREGISTERED
+        lic.node_limit = node_limit(lic.status, lic.reported_node_limit, known)
 
     # ------------------------------------------------------------------ telemetry
 

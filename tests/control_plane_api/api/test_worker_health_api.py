@@ -76,3 +76,15 @@ def test_identical_licence_progress_is_one_event_one_write_and_one_etcd_write(co
     assert len(_events(cp, worker_id, "worker.license.updated")) == 2
     assert _etcd_writes(cp, f"workers/{worker_id}/license") == 2
     assert cp.etcd_json(f"workers/{worker_id}/license")["action"] is None
+
+
+def test_an_evaluation_worker_shows_the_unlicensed_node_limit(control_plane) -> None:
+    cp = control_plane
+    worker_id = _import(cp, 2)
+    with cp.client() as http:
+        assert http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()["license"]["node_limit"] is None
+        http.post(f"/api/internal/workers/{worker_id}/metrics", headers=cp.leader(), json={
+            "collected_at": _now(), "cml": {"license": {"registration_status": "NOT_REGISTERED",
+                                                        "authorization_status": "EVAL_MODE"}}})
+        licence = http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()["license"]
+    assert (licence["status"], licence["node_limit"]) == ("evaluation", 5)
