@@ -17,6 +17,7 @@ from typing import Any
 
 from control_plane_api.application.settings import Publisher, SettingsService
 from control_plane_api.domain import events as ev
+from control_plane_api.domain import worker_health
 from control_plane_api.domain.events import DomainEvent, utcnow
 from control_plane_api.domain.metric_history import MetricSample, sample_of
 from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, MetricsReport, StatusReport
@@ -116,17 +117,16 @@ class WorkerService:
         return keys
 
     async def _alert(self, events: list[DomainEvent]) -> None:
-        alerts = [e for e in events if e.type == ev.WORKER_ALERT_RAISED]
-        if alerts:
-            hooks = [str(u) for u in (await self._settings.get()).monitoring.notification_webhooks]
-            for alert in alerts:
-                d = alert.data
-                logger.warning("threshold alert: worker %s %s at %.1f%% exceeds %g%%",
-                               d["worker_name"], d["metric"], d["value"], d["threshold"])
-                if hooks:
-                    self._webhooks.notify(hooks, {
-                        "text": f"LCM alert: worker {d['worker_name']} {d['metric']} at {d['value']:.1f}% "
-                                f"exceeds {d['threshold']:g}%", "event": alert.envelope()})
+        """Alerts and their ends (threshold crossed or cleared, worker unreachable or critical, recovered):
+        logged, and posted to the configured webhooks in the background."""
+        notices = [(event, text) for event in events if (text := worker_health.notification(event)) is not None]
+        if not notices:
+            return
+        hooks = [str(u) for u in (await self._settings.get()).monitoring.notification_webhooks]
+        for event, text in notices:
+            logger.log(logging.WARNING if event.type in worker_health.ALERTING_EVENTS else logging.INFO, "%s", text)
+            if hooks:
+                self._webhooks.notify(hooks, {"text": text, "event": event.envelope()})
 
     async def mutate(self, worker_id: str, change: Change, attempts: int | None = None) -> Worker:
         """Load → change → save(version); on a lost race, re-read and re-apply (bounded)."""

@@ -10,10 +10,19 @@ from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
 from control_plane_api.domain.reports import CmlReport, LicenseProgress, MetricsReport, compact
 from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings
+from control_plane_api.domain.worker_health import (
+    HEALTH_ALERT,
+    HealthAlert,
+    health_alert,
+    stale_metrics,
+    threshold_transitions,
+    track_stale,
+)
 from control_plane_api.domain.worker_rules import (
     classify_health,
     derive_utilisation,
     judge_idle,
+    metric_readings,
     node_limit,
     threshold_violations,
 )
@@ -146,8 +155,13 @@ class WorkerTelemetry:
 
     def apply_metrics(self, report: MetricsReport, monitoring: MonitoringSettings, now: datetime,
                       by: str) -> list[DomainEvent]:
-        """Store the cycle's telemetry, derive utilisation and health, raise threshold alerts."""
+        """Store the cycle's telemetry, derive utilisation and health, raise and clear alerts.
+
+        What failed keeps its last values, marked stale (`telemetry.stale`). `last_seen_at` is the last
+        time the worker itself (its CML API) answered: EC2 reporting the instance running, or a CML API
+        that did not answer, is no sign of life."""
         t = self.telemetry
+        seen = self.last_seen_at
         found: list[DomainEvent] = []
         if report.ec2 is not None:
             if report.ec2.state is not None:
@@ -159,26 +173,24 @@ class WorkerTelemetry:
         if report.cloudwatch is not None:
             t.cloudwatch = t.cloudwatch.model_copy(update={**report.cloudwatch.model_dump(),
                                                            "collected_at": report.collected_at})
-        reachable = True
+        answered = report.cml is not None and report.cml.reachable
         old_labs = t.labs_count
-        license_changed = False
-        if report.cml is not None:
-            reachable = report.cml.reachable
-            old_license = self.license.status
-            if reachable:
-                self._apply_cml(report.cml, report.collected_at, now, by, found)
-            license_changed = self.license.status is not old_license
+        old_license = self.license.status
+        if report.cml is not None and report.cml.reachable:
+            self._apply_cml(report.cml, report.collected_at, now, by, found)
+        license_changed = self.license.status is not old_license
+        t.stale = track_stale(t.stale, report.cml, report.collected_at)
         t.collected_at = report.collected_at
-        self.last_seen_at = now
+        self.last_seen_at = now if answered else seen
         self.last_health_check_at = now
 
         util = derive_utilisation(t)
         t.cpu_percent, t.memory_percent, t.disk_percent = util.cpu_percent, util.memory_percent, util.disk_percent
         t.cpu_source = util.cpu_source
         violations = threshold_violations(util, monitoring)
-        found += self._raise_alerts(violations, now)
-        if self.status is WorkerStatus.RUNNING:
-            health, reasons = classify_health(reachable=reachable, telemetry=t, license_status=self.license.status,
+        found += self._threshold_alerts(violations, metric_readings(util, monitoring), stale_metrics(t), now)
+        if self.status in (WorkerStatus.RUNNING, WorkerStatus.DRAINING):
+            health, reasons = classify_health(telemetry=t, license_status=self.license.status,
                                               violations=violations)
             found += self._set_health(health, reasons)
         found.append(self._event(ev.WORKER_METRICS_UPDATED, **self.metrics_payload()))
@@ -213,31 +225,45 @@ class WorkerTelemetry:
             found += self._set_service_status(ServiceStatus.AVAILABLE if cml.ready else ServiceStatus.STARTING,
                                               now, by)
 
-    def apply_unreachable(self, now: datetime) -> None:
-        """Used when the CML API failed: keep the last telemetry, mark health unreachable."""
-        self._set_health(HealthStatus.UNREACHABLE, ["CML API unreachable"])
-        self.last_health_check_at = now
-
     def _set_health(self, health: HealthStatus, reasons: list[str]) -> list[DomainEvent]:
         old = self.health_status
         self.health_reasons = reasons
         if health is old:
             return []
         self.health_status = health
-        return [self._event(ev.WORKER_HEALTH_CHANGED, old_health=old.value, new_health=health.value,
-                            reasons=reasons)]
+        found = [self._event(ev.WORKER_HEALTH_CHANGED, old_health=old.value, new_health=health.value,
+                             reasons=reasons)]
+        change = health_alert(old, health, open_=HEALTH_ALERT in self.active_alerts,
+                              serving=self.service_status is ServiceStatus.AVAILABLE)
+        if change is None:
+            return found
+        others = [a for a in self.active_alerts if a != HEALTH_ALERT]
+        self.active_alerts = sorted([*others, HEALTH_ALERT]) if change is HealthAlert.RAISED else others
+        found.append(self._event(ev.WORKER_HEALTH_ALERT if change is HealthAlert.RAISED
+                                 else ev.WORKER_HEALTH_RECOVERED, worker_name=self.name, health=health.value,
+                                 previous_health=old.value, reasons=reasons))
+        return found
 
-    def _raise_alerts(self, violations: dict[str, tuple[float, float]], now: datetime) -> list[DomainEvent]:
-        """An alert fires when a metric crosses its threshold, not on every cycle it stays above it."""
+    def _threshold_alerts(self, violations: dict[str, tuple[float, float]],
+                          readings: dict[str, tuple[float | None, float]], stale: frozenset[str],
+                          now: datetime) -> list[DomainEvent]:
+        """Raised when a metric crosses its threshold (not on every cycle it stays above), cleared when it is
+        back at or below it; see `worker_health.threshold_transitions`."""
+        raised, cleared = threshold_transitions(self.active_alerts, violations, readings, stale)
         found = []
-        for metric, (value, limit) in violations.items():
-            if metric in self.active_alerts:
-                continue
+        for metric, (value, limit) in raised.items():
             self.alerts.append(Alert(metric=metric, value=value, threshold=limit, at=now))
             found.append(self._event(ev.WORKER_ALERT_RAISED, metric=metric, value=value, threshold=limit,
                                      worker_name=self.name))
+        for metric, (value, limit) in cleared.items():
+            for alert in reversed(self.alerts):
+                if alert.metric == metric and alert.cleared_at is None:
+                    alert.cleared_at = now
+                    break
+            found.append(self._event(ev.WORKER_ALERT_CLEARED, metric=metric, value=value, threshold=limit,
+                                     worker_name=self.name))
         del self.alerts[:-ALERT_HISTORY_LIMIT]
-        self.active_alerts = sorted(violations)
+        self.active_alerts = sorted((set(self.active_alerts) - cleared.keys()) | raised.keys())
         return found
 
     def metrics_payload(self) -> dict[str, Any]:
@@ -248,7 +274,7 @@ class WorkerTelemetry:
             "service_status": self.service_status.value, "collected_at": t.collected_at.isoformat()
             if t.collected_at else None,
             "running_nodes": t.cml.system_info.running_nodes,
-            "phase": self.lifecycle_phase,
+            "phase": self.lifecycle_phase, "stale": sorted(t.stale) or None,
         }) | {"idle_since": self.activity.idle_since.isoformat() if self.activity.idle_since else None}
 
     # ------------------------------------------------------------------ idle detection
