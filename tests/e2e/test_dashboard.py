@@ -119,6 +119,8 @@ def test_worker_detail_shows_cml_values_and_monitoring_charts(browser, local_sta
     assert computes.count() >= 1
     assert computes.first.locator("td").nth(2).inner_text() in ("READY", "ONLINE")
     assert fact("Registration") != NOT_AVAILABLE
+    assert fact("Stale data") == "none"  # every CML source answered
+    assert fact("Last seen") != NOT_AVAILABLE
     page.screenshot(path=str(local_stack.root / "worker-cml.png"), full_page=True)
 
     page.get_by_role("tab", name="Monitoring").click()

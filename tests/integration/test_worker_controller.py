@@ -183,7 +183,7 @@ def test_licence_deregister_and_register_through_cml(control_plane, fleet) -> No
         gone = wait_for("deregistered", lambda: (lic := licence())["status"] in ("unregistered", "evaluation")
                         and not lic["pending_action"] and lic, timeout=30)
         assert gone["registration_status"] == "NOT_REGISTERED"
-        assert gone["node_limit"] is None
+        assert gone["node_limit"] == 5  # what CML allows unlicensed
         assert http.post(f"/api/workers/{worker_id}/license/register").json()["license"]["status"] == "registering"
         done = wait_for("registered again", lambda: (lic := licence())["status"] == "registered"
                         and not lic["pending_action"] and lic, timeout=30)

@@ -17,6 +17,7 @@ from typing import Any
 
 from control_plane_api.application.settings import Publisher, SettingsService
 from control_plane_api.domain import events as ev
+from control_plane_api.domain import worker_health
 from control_plane_api.domain.events import DomainEvent, utcnow
 from control_plane_api.domain.metric_history import MetricSample, sample_of
 from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, MetricsReport, StatusReport
@@ -88,15 +89,27 @@ class WorkerService:
             await self._alert(events)
 
     def _keys(self, worker: Worker, events: list[DomainEvent]) -> list[tuple[str, dict[str, Any]]]:
-        """The etcd keys these events change (desired state, licence request) and their new values."""
+        """The etcd keys these events change (desired state, licence request) and their new values.
+
+        The licence key is what the worker-controller watches to act on a licence: it is written when the
+        pending action or the status changed, not for a detail (node count, expiry): each write wakes the
+        controller up, and a controller woken by its own report would report again. An update that does not
+        say what changed is taken to have changed both."""
         types = {e.type for e in events}
         keys: list[tuple[str, dict[str, Any]]] = []
+
+        def moves_license_key(event: DomainEvent) -> bool:
+            if event.type == ev.WORKER_LICENSE_REQUESTED:
+                return True
+            return event.type == ev.WORKER_LICENSE_UPDATED and not {"status", "pending_action"}.isdisjoint(
+                event.data.get("changed", ("status", "pending_action")))
+
         if types & _DESIRED_EVENTS:
             keys.append((self._etcd.worker_key(worker.id, "desired_state"), {
                 "worker_id": worker.id, "desired_status": worker.desired_status, "reason": worker.desired_reason,
                 "refresh_requested_at": worker.refresh_requested_at, "version": worker.version,
             }))
-        if ev.WORKER_LICENSE_REQUESTED in types or ev.WORKER_LICENSE_UPDATED in types:
+        if any(moves_license_key(e) for e in events):
             keys.append((self._etcd.worker_key(worker.id, "license"), {
                 "worker_id": worker.id, "action": worker.license.pending_action,
                 "status": worker.license.status, "version": worker.version,
@@ -104,17 +117,16 @@ class WorkerService:
         return keys
 
     async def _alert(self, events: list[DomainEvent]) -> None:
-        alerts = [e for e in events if e.type == ev.WORKER_ALERT_RAISED]
-        if alerts:
-            hooks = [str(u) for u in (await self._settings.get()).monitoring.notification_webhooks]
-            for alert in alerts:
-                d = alert.data
-                logger.warning("threshold alert: worker %s %s at %.1f%% exceeds %g%%",
-                               d["worker_name"], d["metric"], d["value"], d["threshold"])
-                if hooks:
-                    self._webhooks.notify(hooks, {
-                        "text": f"LCM alert: worker {d['worker_name']} {d['metric']} at {d['value']:.1f}% "
-                                f"exceeds {d['threshold']:g}%", "event": alert.envelope()})
+        """Alerts and their ends (threshold crossed or cleared, worker unreachable or critical, recovered):
+        logged, and posted to the configured webhooks in the background."""
+        notices = [(event, text) for event in events if (text := worker_health.notification(event)) is not None]
+        if not notices:
+            return
+        hooks = [str(u) for u in (await self._settings.get()).monitoring.notification_webhooks]
+        for event, text in notices:
+            logger.log(logging.WARNING if event.type in worker_health.ALERTING_EVENTS else logging.INFO, "%s", text)
+            if hooks:
+                self._webhooks.notify(hooks, {"text": text, "event": event.envelope()})
 
     async def mutate(self, worker_id: str, change: Change, attempts: int | None = None) -> Worker:
         """Load → change → save(version); on a lost race, re-read and re-apply (bounded)."""

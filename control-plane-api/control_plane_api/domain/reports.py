@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,9 +56,16 @@ class LicenseReport(_Report):
     nodes_in_use: Count | None = None
 
 
+#: A CML endpoint's name, as the worker-controller names it (`system_stats`, `system_health`, ...).
+CmlSource = Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,39}$")]
+
+
 class CmlReport(_Report):
     reachable: bool = True
     error: Text | None = Field(default=None, max_length=1000)
+    failed: dict[CmlSource, Annotated[Text, Field(max_length=300)]] = Field(default_factory=dict, max_length=16)
+    """The endpoints that failed or answered nothing readable, with why: their sections are left out, and
+    what the worker had of them is kept, marked stale."""
     version: Label | None = Field(default=None, max_length=64)
     ready: bool | None = None
     system_info: CmlSystemInfo | None = None

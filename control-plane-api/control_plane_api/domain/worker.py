@@ -269,7 +269,6 @@ class Worker(WorkerDrain, WorkerTelemetry, Model):
                 and observed_at < self.status_changed_at):
             return []
         self.telemetry.ec2.state = ec2_state
-        self.last_seen_at = now
         if new is old:
             return []
         skipped = new not in _NEXT[old]
@@ -305,7 +304,8 @@ class Worker(WorkerDrain, WorkerTelemetry, Model):
         if old in (LicenseStatus.REGISTERED, LicenseStatus.REGISTERING, LicenseStatus.DEREGISTERING):
             lic.last_error = (f"instance terminated while its licence was {old.value}: release it in Smart "
                               "Software Manager if it is still counted there")
-        lic.status, lic.pending_action, lic.node_limit, lic.updated_at = LicenseStatus.UNREGISTERED, None, None, now
+        lic.status, lic.pending_action, lic.updated_at = LicenseStatus.UNREGISTERED, None, now
+        lic.node_limit = lic.reported_node_limit = None  # no instance, no nodes: no limit to show
         self._record("license", old.value, lic.status.value, now, "instance terminated", by)
         return [self._event(ev.WORKER_LICENSE_UPDATED, status=lic.status.value, pending_action=None,
                             error=lic.last_error, node_limit=None, phase=self.lifecycle_phase)]

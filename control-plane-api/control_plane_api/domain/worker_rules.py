@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings
+from control_plane_api.domain.worker_health import CML_API, stale_metrics
 from control_plane_api.domain.worker_state import Activity, CmlSystemHealth, CmlSystemInfo, Telemetry
 from lcm_core.domain.enums import HealthStatus, LicenseStatus, WorkerStatus
 
@@ -50,14 +51,19 @@ def derive_utilisation(telemetry: Telemetry) -> Utilisation:
     )
 
 
-def threshold_violations(utilisation: Utilisation, monitoring: MonitoringSettings) -> dict[str, tuple[float, float]]:
-    """{metric: (value, threshold)} for every utilisation strictly above its configured threshold."""
-    checks = {
+def metric_readings(utilisation: Utilisation, monitoring: MonitoringSettings
+                    ) -> dict[str, tuple[float | None, float]]:
+    """{metric: (value or None, threshold)} of every metric with a threshold."""
+    return {
         "cpu": (utilisation.cpu_percent, monitoring.cpu_threshold),
         "memory": (utilisation.memory_percent, monitoring.memory_threshold),
         "disk": (utilisation.disk_percent, monitoring.disk_threshold),
     }
-    return {m: (v, t) for m, (v, t) in checks.items() if v is not None and v > t}
+
+
+def threshold_violations(utilisation: Utilisation, monitoring: MonitoringSettings) -> dict[str, tuple[float, float]]:
+    """{metric: (value, threshold)} for every utilisation strictly above its configured threshold."""
+    return {m: (v, t) for m, (v, t) in metric_readings(utilisation, monitoring).items() if v is not None and v > t}
 
 
 def _unhealthy_computes(health: CmlSystemHealth) -> list[str]:
@@ -72,14 +78,20 @@ def _unhealthy_computes(health: CmlSystemHealth) -> list[str]:
 
 def classify_health(
     *,
-    reachable: bool,
     telemetry: Telemetry,
     license_status: LicenseStatus,
     violations: dict[str, tuple[float, float]],
 ) -> tuple[HealthStatus, list[str]]:
-    """Seed 001's health levels, with the reasons that decided them (shown to operators)."""
-    if not reachable:
-        return HealthStatus.UNREACHABLE, ["CML API unreachable"]
+    """Seed 001's health levels, with the reasons that decided them (shown to operators).
+
+    Failed telemetry is never read as good news: an unreachable CML API is `unreachable`; a CML endpoint that
+    failed degrades the worker (its last values are kept, stale); and what the last values of a stale source
+    showed still counts, marked "(last read)", so that a failure never makes a worker look better."""
+    stale = telemetry.stale
+    if CML_API in stale:
+        why = stale[CML_API].error
+        return HealthStatus.UNREACHABLE, [f"CML API unreachable: {why}" if why else "CML API unreachable"]
+    health_note = " (last read)" if f"{CML_API}.system_health" in stale else ""
     critical: list[str] = []
     ec2 = telemetry.ec2
     for name, value in (("system", ec2.system_status), ("instance", ec2.instance_status)):
@@ -87,15 +99,20 @@ def classify_health(
             critical.append(f"EC2 {name} status check {value}")
     health = telemetry.cml.system_health
     if health.controller and health.controller.get("valid") is False:
-        critical.append("CML controller unhealthy")
+        critical.append(f"CML controller unhealthy{health_note}")
     if license_status in (LicenseStatus.INVALID, LicenseStatus.EXPIRED):
         critical.append(f"licence {license_status.value}")
     if critical:
         return HealthStatus.CRITICAL, critical
-    degraded: list[str] = [f"compute {name} unhealthy" for name in _unhealthy_computes(health)]
-    if health.valid is False and not degraded:
-        degraded.append("CML reports the system not valid")
-    degraded += [f"{metric} {value:.1f}% > {limit:g}%" for metric, (value, limit) in violations.items()]
+    degraded = [f"CML {key.removeprefix(f'{CML_API}.')} failed" + (f" ({s.error})" if s.error else "")
+                for key, s in sorted(stale.items()) if key.startswith(f"{CML_API}.")]
+    unhealthy = [f"compute {name} unhealthy{health_note}" for name in _unhealthy_computes(health)]
+    degraded += unhealthy
+    if health.valid is False and not unhealthy:
+        degraded.append(f"CML reports the system not valid{health_note}")
+    old_values = stale_metrics(telemetry)
+    degraded += [f"{metric} {value:.1f}% > {limit:g}%" + (" (last read)" if metric in old_values else "")
+                 for metric, (value, limit) in violations.items()]
     if degraded:
         return HealthStatus.DEGRADED, degraded
     return HealthStatus.HEALTHY, []
@@ -142,3 +159,18 @@ def _duration(span: timedelta) -> str:
         return f"{seconds}s"
     hours, minutes = divmod(seconds // 60, 60)
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+#: CML runs at most this many nodes without a registered licence (unregistered, evaluation, lapsed).
+UNLICENSED_NODE_LIMIT = 5
+
+
+def node_limit(status: LicenseStatus, reported: int | None, known: bool) -> int | None:
+    """The most nodes CML runs on a worker, with its licence as it stands.
+
+    Registered: what CML's licensing reports (None if it does not say, e.g. an unknown product). Any other
+    status: CML's number if it gives one (a host being deregistered is still licensed), else the unlicensed
+    limit. `known` is False while CML has never told its licensing: then nothing is claimed (None)."""
+    if status is LicenseStatus.REGISTERED or not known:
+        return reported
+    return reported if reported is not None else UNLICENSED_NODE_LIMIT

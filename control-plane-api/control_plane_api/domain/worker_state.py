@@ -81,6 +81,15 @@ class CmlTelemetry(Model):
     collected_at: datetime | None = None
 
 
+class StaleSource(Model):
+    """A telemetry source whose last attempts failed: what the worker shows of it is the last value read."""
+
+    since: datetime
+    """When it failed first (it has failed every time since)."""
+    error: str | None = None
+    """Why it failed the last time."""
+
+
 class Telemetry(Model):
     """Latest observed telemetry and the derived utilisation (CML-native preferred over CloudWatch)."""
 
@@ -95,6 +104,9 @@ class Telemetry(Model):
     labs_count: int | None = None
     uptime_seconds: float | None = None
     collected_at: datetime | None = None
+    stale: dict[str, StaleSource] = Field(default_factory=dict)
+    """Sources that failed, by name: `cml` while the CML API is unreachable, `cml.<endpoint>` for one endpoint
+    that failed or answered nothing readable (see `worker_health.track_stale`)."""
 
 
 class License(Model):
@@ -105,6 +117,10 @@ class License(Model):
     product: str | None = None
     is_enterprise: bool | None = None
     node_limit: int | None = None
+    """The most nodes CML runs with the licence as it stands (derived: `worker_rules.node_limit`); None while
+    CML has not told its licensing, or a registered host does not say."""
+    reported_node_limit: int | None = None
+    """What CML's licensing reported (it reports a number only for a registered product)."""
     nodes_in_use: int | None = None
     pending_action: str | None = None
     """`register` or `deregister` while the controller works on a request."""
@@ -167,6 +183,8 @@ class Alert(Model):
     value: float
     threshold: float
     at: datetime
+    cleared_at: datetime | None = None
+    """When the metric went back to or below its threshold (None while the alert is active)."""
 
 
 #: Declared capacity by instance type, for discovered workers (bare-metal CML hosts).

@@ -10,7 +10,22 @@ from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
 from control_plane_api.domain.reports import CmlReport, LicenseProgress, MetricsReport, compact
 from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings
-from control_plane_api.domain.worker_rules import classify_health, derive_utilisation, judge_idle, threshold_violations
+from control_plane_api.domain.worker_health import (
+    HEALTH_ALERT,
+    HealthAlert,
+    health_alert,
+    stale_metrics,
+    threshold_transitions,
+    track_stale,
+)
+from control_plane_api.domain.worker_rules import (
+    classify_health,
+    derive_utilisation,
+    judge_idle,
+    metric_readings,
+    node_limit,
+    threshold_violations,
+)
 from control_plane_api.domain.worker_state import (
     ALERT_HISTORY_LIMIT,
     Activity,
@@ -85,13 +100,19 @@ class WorkerTelemetry:
         old = self.license.status
         self.license.pending_action, self.license.status = action, target
         self.license.last_error, self.license.updated_at = None, now
+        self._derive_node_limit()
         self._record("license", old.value, target.value, now, f"{action} requested", by)
         return [self._event(ev.WORKER_LICENSE_REQUESTED, action=action, by=by)]
 
     def apply_license_progress(self, progress: LicenseProgress, now: datetime, by: str) -> list[DomainEvent]:
-        """The controller reports how a licence request went: in progress, done or failed."""
+        """The controller reports how a licence request went: in progress, done or failed.
+
+        The controller reports while it polls CML, mostly the same thing again: a report that changes nothing
+        yields no event (and, the worker being unchanged, no write). An event would project the etcd licence
+        key again, which the controller watches: it would poll and report once more, in a loop."""
         old = self.license.status
         lic = self.license
+        before = lic.model_dump(exclude={"updated_at"})
         if progress.status is not None:
             lic.status = progress.status
         if progress.error is not None:
@@ -102,19 +123,27 @@ class WorkerTelemetry:
             self._merge_license(progress.details)
         if progress.restore_on_start is not None:
             lic.restore_on_start = progress.restore_on_start
+        self._derive_node_limit()
+        after = lic.model_dump(exclude={"updated_at"})
+        changed = sorted(key for key, value in after.items() if before[key] != value)
+        if not changed:
+            return []
         lic.updated_at = now
         if lic.status is not old:
             self._record("license", old.value, lic.status.value, now, progress.error, by)
         return [self._event(ev.WORKER_LICENSE_UPDATED, status=lic.status.value, pending_action=lic.pending_action,
-                            error=lic.last_error, node_limit=lic.node_limit, phase=self.lifecycle_phase)]
+                            error=lic.last_error, node_limit=lic.node_limit, phase=self.lifecycle_phase,
+                            changed=changed)]
 
     def _merge_license(self, report: Any) -> None:
         lic = self.license
         for key in ("registration_status", "authorization_status", "expires", "product", "is_enterprise",
-                    "node_limit", "nodes_in_use"):
+                    "nodes_in_use"):
             value = getattr(report, key)
             if value is not None:
                 setattr(lic, key, value)
+        if report.node_limit is not None:
+            lic.reported_node_limit = report.node_limit
         if lic.pending_action is None and report.registration_status:
             mapped = _REGISTRATION_TO_LICENSE.get(report.registration_status.upper())
             if mapped is not None:
@@ -123,14 +152,26 @@ class WorkerTelemetry:
                 lic.status = LicenseStatus.EVALUATION
         if (report.registration_status or "").upper() in ("NOT_REGISTERED", "UNREGISTERED"):
             # Nothing is licensed any more: a limit or expiry from the last registration would mislead.
-            lic.node_limit, lic.expires = report.node_limit, report.expires
+            lic.reported_node_limit, lic.expires = report.node_limit, report.expires
+        self._derive_node_limit()
+
+    def _derive_node_limit(self) -> None:
+        """Kept with the licence, so that the API, the dashboard and placement read one number."""
+        lic = self.license
+        known = lic.registration_status is not None or lic.status is not LicenseStatus.UNREGISTERED
+        lic.node_limit = node_limit(lic.status, lic.reported_node_limit, known)
 
     # ------------------------------------------------------------------ telemetry
 
     def apply_metrics(self, report: MetricsReport, monitoring: MonitoringSettings, now: datetime,
                       by: str) -> list[DomainEvent]:
-        """Store the cycle's telemetry, derive utilisation and health, raise threshold alerts."""
+        """Store the cycle's telemetry, derive utilisation and health, raise and clear alerts.
+
+        What failed keeps its last values, marked stale (`telemetry.stale`). `last_seen_at` is the last
+        time the worker itself (its CML API) answered: EC2 reporting the instance running, or a CML API
+        that did not answer, is no sign of life."""
         t = self.telemetry
+        seen = self.last_seen_at
         found: list[DomainEvent] = []
         if report.ec2 is not None:
             if report.ec2.state is not None:
@@ -142,26 +183,24 @@ class WorkerTelemetry:
         if report.cloudwatch is not None:
             t.cloudwatch = t.cloudwatch.model_copy(update={**report.cloudwatch.model_dump(),
                                                            "collected_at": report.collected_at})
-        reachable = True
+        answered = report.cml is not None and report.cml.reachable
         old_labs = t.labs_count
-        license_changed = False
-        if report.cml is not None:
-            reachable = report.cml.reachable
-            old_license = self.license.status
-            if reachable:
-                self._apply_cml(report.cml, report.collected_at, now, by, found)
-            license_changed = self.license.status is not old_license
+        old_license = self.license.status
+        if report.cml is not None and report.cml.reachable:
+            self._apply_cml(report.cml, report.collected_at, now, by, found)
+        license_changed = self.license.status is not old_license
+        t.stale = track_stale(t.stale, report.cml, report.collected_at)
         t.collected_at = report.collected_at
-        self.last_seen_at = now
+        self.last_seen_at = now if answered else seen
         self.last_health_check_at = now
 
         util = derive_utilisation(t)
         t.cpu_percent, t.memory_percent, t.disk_percent = util.cpu_percent, util.memory_percent, util.disk_percent
         t.cpu_source = util.cpu_source
         violations = threshold_violations(util, monitoring)
-        found += self._raise_alerts(violations, now)
-        if self.status is WorkerStatus.RUNNING:
-            health, reasons = classify_health(reachable=reachable, telemetry=t, license_status=self.license.status,
+        found += self._threshold_alerts(violations, metric_readings(util, monitoring), stale_metrics(t), now)
+        if self.status in (WorkerStatus.RUNNING, WorkerStatus.DRAINING):
+            health, reasons = classify_health(telemetry=t, license_status=self.license.status,
                                               violations=violations)
             found += self._set_health(health, reasons)
         found.append(self._event(ev.WORKER_METRICS_UPDATED, **self.metrics_payload()))
@@ -169,7 +208,8 @@ class WorkerTelemetry:
             found.append(self._event(ev.WORKER_LABS_UPDATED, labs_count=t.labs_count, previous=old_labs))
         if license_changed:
             found.append(self._event(ev.WORKER_LICENSE_UPDATED, status=self.license.status.value,
-                                     node_limit=self.license.node_limit, phase=self.lifecycle_phase))
+                                     node_limit=self.license.node_limit, phase=self.lifecycle_phase,
+                                     changed=["status"]))
         return found
 
     def _apply_cml(self, cml: CmlReport, collected_at: datetime, now: datetime, by: str,
@@ -191,14 +231,9 @@ class WorkerTelemetry:
         if cml.last_activity_at is not None and (self.activity.last_activity_at is None
                                                  or cml.last_activity_at > self.activity.last_activity_at):
             self.activity.last_activity_at = cml.last_activity_at
-        if self.status is WorkerStatus.RUNNING and cml.ready is not None:
+        if self.status in (WorkerStatus.RUNNING, WorkerStatus.DRAINING) and cml.ready is not None:
             found += self._set_service_status(ServiceStatus.AVAILABLE if cml.ready else ServiceStatus.STARTING,
                                               now, by)
-
-    def apply_unreachable(self, now: datetime) -> None:
-        """Used when the CML API failed: keep the last telemetry, mark health unreachable."""
-        self._set_health(HealthStatus.UNREACHABLE, ["CML API unreachable"])
-        self.last_health_check_at = now
 
     def _set_health(self, health: HealthStatus, reasons: list[str]) -> list[DomainEvent]:
         old = self.health_status
@@ -206,20 +241,39 @@ class WorkerTelemetry:
         if health is old:
             return []
         self.health_status = health
-        return [self._event(ev.WORKER_HEALTH_CHANGED, old_health=old.value, new_health=health.value,
-                            reasons=reasons)]
+        found = [self._event(ev.WORKER_HEALTH_CHANGED, old_health=old.value, new_health=health.value,
+                             reasons=reasons)]
+        change = health_alert(old, health, open_=HEALTH_ALERT in self.active_alerts,
+                              serving=self.service_status is ServiceStatus.AVAILABLE)
+        if change is None:
+            return found
+        others = [a for a in self.active_alerts if a != HEALTH_ALERT]
+        self.active_alerts = sorted([*others, HEALTH_ALERT]) if change is HealthAlert.RAISED else others
+        found.append(self._event(ev.WORKER_HEALTH_ALERT if change is HealthAlert.RAISED
+                                 else ev.WORKER_HEALTH_RECOVERED, worker_name=self.name, health=health.value,
+                                 previous_health=old.value, reasons=reasons))
+        return found
 
-    def _raise_alerts(self, violations: dict[str, tuple[float, float]], now: datetime) -> list[DomainEvent]:
-        """An alert fires when a metric crosses its threshold, not on every cycle it stays above it."""
+    def _threshold_alerts(self, violations: dict[str, tuple[float, float]],
+                          readings: dict[str, tuple[float | None, float]], stale: frozenset[str],
+                          now: datetime) -> list[DomainEvent]:
+        """Raised when a metric crosses its threshold (not on every cycle it stays above), cleared when it is
+        back at or below it; see `worker_health.threshold_transitions`."""
+        raised, cleared = threshold_transitions(self.active_alerts, violations, readings, stale)
         found = []
-        for metric, (value, limit) in violations.items():
-            if metric in self.active_alerts:
-                continue
+        for metric, (value, limit) in raised.items():
             self.alerts.append(Alert(metric=metric, value=value, threshold=limit, at=now))
             found.append(self._event(ev.WORKER_ALERT_RAISED, metric=metric, value=value, threshold=limit,
                                      worker_name=self.name))
+        for metric, (value, limit) in cleared.items():
+            for alert in reversed(self.alerts):
+                if alert.metric == metric and alert.cleared_at is None:
+                    alert.cleared_at = now
+                    break
+            found.append(self._event(ev.WORKER_ALERT_CLEARED, metric=metric, value=value, threshold=limit,
+                                     worker_name=self.name))
         del self.alerts[:-ALERT_HISTORY_LIMIT]
-        self.active_alerts = sorted(violations)
+        self.active_alerts = sorted((set(self.active_alerts) - cleared.keys()) | raised.keys())
         return found
 
     def metrics_payload(self) -> dict[str, Any]:
@@ -230,7 +284,7 @@ class WorkerTelemetry:
             "service_status": self.service_status.value, "collected_at": t.collected_at.isoformat()
             if t.collected_at else None,
             "running_nodes": t.cml.system_info.running_nodes,
-            "phase": self.lifecycle_phase,
+            "phase": self.lifecycle_phase, "stale": sorted(t.stale) or None,
         }) | {"idle_since": self.activity.idle_since.isoformat() if self.activity.idle_since else None}
 
     # ------------------------------------------------------------------ idle detection

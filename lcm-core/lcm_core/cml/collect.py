@@ -2,7 +2,8 @@
 
 A host's endpoints are asked concurrently: `system_information` (no auth) alongside one authentication
 followed by `system_stats`, `system_health`, `licensing` and `labs` (and, on request, telemetry events).
-One failing endpoint leaves its fields None, logs a warning and is named in `snapshot.errors`; only when
+One failing endpoint (or one whose answer holds nothing readable) leaves its fields None, logs a warning
+and is named in `snapshot.errors`; only when
 every endpoint failed because the host could not be reached does the collection raise
 `CmlUnreachableError` — that is the "unreachable" health of seed 001, the rest is "degraded".
 """
@@ -74,6 +75,37 @@ def used_percent(used: int | None, free: int | None, total: int | None) -> float
             return None
         used = total - free
     return used / total * 100
+
+
+def _stats_usable(stats: CmlSystemStats) -> bool:
+    return any(value is not None for value in stats.model_dump(exclude={"computes"}).values())
+
+
+def _health_usable(health: CmlSystemHealth) -> bool:
+    return (health.valid is not None or health.controller_valid is not None
+            or any(node.healthy is not None for node in health.computes.values()))
+
+
+def _licensing_usable(licensing: CmlLicenseInfo) -> bool:
+    return licensing.registration_status is not None or licensing.authorization_status is not None
+
+
+def _information_usable(information: SystemInformation) -> bool:
+    return information.version is not None or information.ready is not None
+
+
+#: An answer that parsed but from which none of what it is asked for could be read (a body of another shape,
+#: every value null or mistyped) is a failure of that endpoint, not a report of empty values: reported as
+#: such, the control plane keeps the last values, marks them stale and degrades the health, instead of
+#: replacing them with nothing and calling the host healthy. Unreadable keys among readable ones are not
+#: (each costs its own field, with a warning).
+_USABLE: dict[str, Any] = {
+    "system_stats": _stats_usable,
+    "system_health": _health_usable,
+    "licensing": _licensing_usable,
+    "system_information": _information_usable,
+    "labs": lambda lab_ids: lab_ids is not None,
+}
 
 
 def _merge_computes(stats: CmlSystemStats | None, health: CmlSystemHealth | None) -> dict[str, CmlComputeNode]:
@@ -189,9 +221,19 @@ async def collect_cml_telemetry(client: CmlClient, host: str, *, include_activit
                        label, names, type(exc).__name__, exc.message)
 
     warnings: list[str] = []
+    errors = {name: f"{type(exc).__name__}: {exc.message}"[:300] for name, exc in failures.items()}
 
     def parsed(name: str, parse: Any, **kwargs: Any) -> Any:
-        return parse(bodies[name], host=label, warnings=warnings, **kwargs) if name in bodies else None
+        if name not in bodies:
+            return None
+        value = parse(bodies[name], host=label, warnings=warnings, **kwargs)
+        usable = _USABLE.get(name)
+        if usable is not None and not usable(value):
+            errors[name] = "malformed answer: none of its values could be read"
+            logger.warning("CML %s: %s answered, but none of its values could be read; those fields are left "
+                           "empty", label, name)
+            return None
+        return value
 
     events = parsed("telemetry_events", parse_telemetry_events)
     return build_snapshot(
@@ -203,7 +245,7 @@ async def collect_cml_telemetry(client: CmlClient, host: str, *, include_activit
         licensing=parsed("licensing", parse_licensing, base_nodes_by_product=client.base_nodes_by_product),
         lab_ids=parsed("labs", parse_lab_ids),
         last_activity=last_activity_at(events) if events is not None else None,
-        errors={name: f"{type(exc).__name__}: {exc.message}"[:300] for name, exc in failures.items()},
+        errors=errors,
         warnings=warnings,
     )
 

@@ -270,11 +270,13 @@ class CmlTelemetrySnapshot(CmlSystemStats):
         """The `cml` part of a worker metrics report (the control plane's `CmlReport` fields).
 
         A section whose endpoint failed is None (not a dict of nulls), so the control plane can tell "could
-        not ask" from "asked and got nothing".
+        not ask" from "asked and got nothing"; `failed` names those endpoints with why (at most 16, each
+        reason cut to 300 characters), so that it can mark what it keeps of them as stale.
         """
         return {
             "reachable": True,
             "error": "; ".join(f"{name}: {why}" for name, why in sorted(self.errors.items()))[:1000] or None,
+            "failed": {name: why[:300] for name, why in sorted(self.errors.items())[:16]},
             "version": self.version,
             "ready": self.ready,
             "system_info": None if "system_stats" in self.errors else self.system_info_dict(),

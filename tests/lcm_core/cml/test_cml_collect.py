@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +23,7 @@ from lcm_core.cml import (
     collect_cml_telemetry,
     collect_fleet_telemetry,
 )
+from lcm_core.testing.cml_simulator.malform import MalformedMode, malform
 
 C0 = "435a7bac-882a-4edd-a8f3-f4ea9307cb52"
 C2 = "e2b7c0d4-55f1-4a3b-8e6d-0c9a1b2d3e4f"
@@ -189,14 +191,36 @@ async def test_malformed_bodies_are_partial(client: CmlClient, mock: respx.MockR
                licensing=httpx.Response(200, json=load("licensing_odd.json")))
     snap = await collect_cml_telemetry(client, host)
     assert "CmlResponseError" in snap.errors["system_stats"]
-    assert "system_health" not in snap.errors  # answered, just useless: empty section + warning
+    # Answered, but nothing in it could be read: a failure of the endpoint, not a report of empty values.
+    assert snap.errors["system_health"] == "malformed answer: none of its values could be read"
+    assert snap.errors["licensing"] == snap.errors["system_health"]  # neither status is readable
     assert snap.all_cpu_count is None
     assert snap.health_valid is None
     assert any("system_health: body is a JSON array" in w for w in snap.warnings)
     assert any("'authorization' is missing" in w for w in snap.warnings)
     assert snap.version == "2.9.0+build.3"
-    assert snap.report_dict()["system_info"] is None
+    report = snap.report_dict()
+    assert (report["system_info"], report["system_health"]) == (None, None)
+    assert set(report["failed"]) == {"system_stats", "system_health", "licensing"}
+    assert report["license"] is None
     assert "system_stats failed" in warnings_of(caplog)
+    assert "system_health answered, but none of its values could be read" in warnings_of(caplog)
+
+
+@pytest.mark.parametrize("mode", ["nulls", "wrong_types", "wrong_top_level", "non_json", "truncated", "empty"])
+async def test_a_malformed_stats_or_health_answer_is_a_failed_source(client: CmlClient, mock: respx.MockRouter,
+                                                                     host: str, load: Loader, mode: str) -> None:
+    """The simulator's `malformed` fault damages bodies these ways: none may pass for a healthy, empty host."""
+    damaged = {}
+    for name in ("system_stats", "system_health"):
+        body, content_type = malform(MalformedMode(mode), json.dumps(load(f"{name}.json")).encode())
+        damaged[name] = httpx.Response(200, content=body, headers={"content-type": content_type})
+    serve_host(mock, host, load, **damaged)
+    snap = await collect_cml_telemetry(client, host)
+    assert {"system_stats", "system_health"} <= set(snap.errors)
+    assert (snap.all_cpu_percent, snap.memory_percent, snap.health_valid, snap.computes) == (None, None, None, {})
+    assert set(snap.report_dict()["failed"]) == {"system_stats", "system_health"}
+    assert snap.labs_count == 2  # the other endpoints are unaffected
 
 
 async def test_odd_stats_give_none_and_named_warnings(client: CmlClient, mock: respx.MockRouter, host: str,

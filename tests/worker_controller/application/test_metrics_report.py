@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from control_plane_api.domain.reports import MetricsReport
-from lcm_core.cml import CmlUnreachableError
+from lcm_core.cml import CmlTelemetrySnapshot, CmlUnreachableError
 from worker_controller.application.metrics import build_report
 from worker_controller.domain.worker_view import WorkerView
 from worker_controller.infrastructure.aws import CloudWatchSample, StatusChecks
@@ -31,3 +31,16 @@ def test_unreachable_cml_is_reported_as_such_and_validates_against_the_cpa_model
     assert report.ec2.state == "running"
     assert report.cloudwatch is not None
     assert report.cloudwatch.cpu_utilization == 12.5
+
+
+def test_failed_cml_sources_are_named_so_that_the_control_plane_keeps_them_stale() -> None:
+    snapshot = CmlTelemetrySnapshot(host="https://10.0.0.5", version="2.9.0", ready=True, labs_count=1,
+                                    errors={"system_health": "CmlUnreachableError: 504",
+                                            "system_stats": "malformed answer: none of its values could be read"})
+    report = MetricsReport.model_validate(build_report(WORKER, NOW, None, None, snapshot)["metrics"])
+    assert report.cml is not None
+    assert report.cml.reachable is True
+    assert report.cml.failed == {"system_health": "CmlUnreachableError: 504",
+                                 "system_stats": "malformed answer: none of its values could be read"}
+    assert (report.cml.system_info, report.cml.system_health) == (None, None)  # left out, not emptied
+    assert report.cml.labs_count == 1

@@ -6,7 +6,8 @@ import { applyEvent, setConnection } from "./store.js";
 
 const TYPES = [
   "worker.snapshot", "worker.created", "worker.imported", "worker.status.updated", "worker.metrics.updated",
-  "worker.labs.updated", "worker.terminated", "worker.health.changed", "worker.alert.raised", "worker.paused",
+  "worker.labs.updated", "worker.terminated", "worker.health.changed", "worker.alert.raised", "worker.alert.cleared",
+  "worker.health.alert", "worker.health.recovered", "worker.paused",
   "worker.resumed", "worker.desired_status.changed", "worker.idle_detection.toggled",
   "worker.refresh.requested", "worker.license.requested", "worker.license.updated", "controller.status",
   "worker.lab_track.changed", "worker.capacity.updated", "settings.updated", "heartbeat", "stream.overflow",

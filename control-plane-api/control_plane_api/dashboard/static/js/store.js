@@ -31,6 +31,8 @@ const PATCHES = {
     idle_since: "idle_since", cpu_source: "cpu_source", collected_at: "collected_at",
   }),
   "worker.health.changed": (d) => ({ health_status: d.new_health }),
+  "worker.health.alert": (d) => ({ health_status: d.health }),
+  "worker.health.recovered": (d) => ({ health_status: d.health }),
   "worker.license.updated": (d) => pick(d, { status: "license_status", phase: "phase" }),
   "worker.license.requested": (d) => ({ license_status: d.action === "register" ? "registering" : "deregistering" }),
   "worker.desired_status.changed": (d) => ({ desired_status: d.desired_status }),

@@ -21,7 +21,8 @@ export function licenceFacts(lic) {
     ["Authorisation", text(lic.authorization_status)],
     ["Product", text(lic.product)],
     ["Enterprise", yesNo(lic.is_enterprise)],
-    ["Node limit", text(lic.node_limit)],
+    ["Node limit", lic.status !== "registered" && lic.node_limit != null && lic.reported_node_limit == null
+      ? `${lic.node_limit} (unlicensed limit)` : text(lic.node_limit)],
     ["Nodes in use", text(lic.nodes_in_use)],
     ["Expires", when(lic.expires)],
     ["Pending request", text(lic.pending_action)],
@@ -74,6 +75,18 @@ function computeRows(info, health) {
   });
 }
 
+// Sources whose last reads failed: what this page shows of them is the last value read, not a current one.
+function staleFacts(stale) {
+  const entries = Object.entries(stale || {}).sort();
+  if (!entries.length) return "none";
+  const line = ([source, s]) => {
+    const what = source === "cml" ? "CML API unreachable (every CML value)" : source.replace(/^cml\./, "");
+    const why = s.error ? `: ${s.error}` : "";
+    return h("li", { class: "flag-bad" }, `${what} since ${when(s.since)} (${ago(s.since)})${why}`);
+  };
+  return h("ul", { class: "plain", dataset: { field: "stale" } }, entries.map(line));
+}
+
 export function cmlTab(w) {
   const cml = w.telemetry?.cml || {};
   const info = cml.system_info || {};
@@ -85,6 +98,8 @@ export function cmlTab(w) {
       ["CML version", text(w.cml_version)], ["Service status", badge(w.service_status, "CML service")],
       ["Uptime", typeof cml.uptime_seconds === "number" ? `${(cml.uptime_seconds / 3600).toFixed(1)} h` : "N/A"],
       ["Labs", text(cml.labs_count)], ["Collected", `${when(cml.collected_at)} (${ago(cml.collected_at)})`],
+      ["Last seen", `${when(w.last_seen_at)} (${ago(w.last_seen_at)})`],
+      ["Stale data", staleFacts(w.telemetry?.stale)],
     ])),
     section("Resource utilisation", h("div", { class: "facts-grid", id: "cml-resources" },
       definitionList([
@@ -127,10 +142,12 @@ export function eventsTab(w) {
       ["Resumed", when(a.resumed_at)], ["Pauses / resumes", `${a.pause_count ?? 0} / ${a.resume_count ?? 0}`],
     ])),
     section("Active alerts", w.active_alerts?.length
-      ? h("ul", { class: "plain" }, w.active_alerts.map((m) => h("li", {}, badge("critical"), ` ${m}`)))
+      ? h("ul", { class: "plain" }, w.active_alerts.map((m) => h("li", {}, badge("critical"),
+        m === "health" ? ` health ${w.health_status}` : ` ${m}`)))
       : h("p", { class: "hint" }, "None.")),
-    section("Alert history", table("Alerts", ["When", "Metric", "Value", "Threshold"],
-      alerts.map((x) => [when(x.at), x.metric, pct(x.value), pct(x.threshold)]), "No alerts raised.")),
+    section("Alert history", table("Alerts", ["When", "Metric", "Value", "Threshold", "Cleared"],
+      alerts.map((x) => [when(x.at), x.metric, pct(x.value), pct(x.threshold), x.cleared_at ? when(x.cleared_at) : "active"]),
+      "No alerts raised.")),
     section("State history", table("State history", ["When", "Field", "From", "To", "Reason", "By"],
       history.map((c) => [when(c.at), text(c.field), text(c.from), badge(c.to), text(c.reason), text(c.by)]),
       "No recorded changes.")),

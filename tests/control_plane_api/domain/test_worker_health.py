@@ -1,0 +1,243 @@
+"""Honest health, without I/O: stale telemetry, health classification with reasons, alerts that open and close."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from control_plane_api.domain import events as ev
+from control_plane_api.domain.events import DomainEvent
+from control_plane_api.domain.reports import CmlReport, DiscoveredInstance, Ec2Report, MetricsReport
+from control_plane_api.domain.system_settings import MonitoringSettings
+from control_plane_api.domain.worker import Worker
+from control_plane_api.domain.worker_health import (
+    CML_API,
+    HealthAlert,
+    health_alert,
+    notification,
+    threshold_transitions,
+    track_stale,
+)
+from control_plane_api.domain.worker_rules import classify_health
+from control_plane_api.domain.worker_state import (
+    CmlSystemHealth,
+    CmlSystemInfo,
+    CmlTelemetry,
+    Ec2Telemetry,
+    StaleSource,
+    Telemetry,
+)
+from lcm_core.domain.enums import HealthStatus, LicenseStatus, ServiceStatus
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+LATER = NOW + timedelta(minutes=5)
+H = HealthStatus
+GOOD_HEALTH = CmlSystemHealth(valid=True, computes={"c1": {"valid": True, "admission_state": "READY"}},
+                              controller={"valid": True})
+BAD_CONTROLLER = CmlSystemHealth(valid=False, controller={"valid": False})
+
+
+def stale(*keys: str, error: str | None = "boom") -> dict[str, StaleSource]:
+    return {key: StaleSource(since=NOW, error=error) for key in keys}
+
+
+def telemetry(health: CmlSystemHealth = GOOD_HEALTH, sources: dict[str, StaleSource] | None = None,
+              ec2: Ec2Telemetry | None = None) -> Telemetry:
+    return Telemetry(cml=CmlTelemetry(system_health=health), stale=sources or {}, ec2=ec2 or Ec2Telemetry(),
+                     cpu_source="cml")
+
+
+# ------------------------------------------------------------------ classification (pure, table-driven)
+
+@pytest.mark.parametrize(("case", "t", "licence", "violations", "expected", "reasons"), [
+    ("all good", telemetry(), LicenseStatus.REGISTERED, {}, H.HEALTHY, []),
+    ("CML API unreachable", telemetry(sources=stale(CML_API, error="connect timeout")), LicenseStatus.REGISTERED,
+     {}, H.UNREACHABLE, ["CML API unreachable: connect timeout"]),
+    ("unreachable wins over old bad values", telemetry(BAD_CONTROLLER, stale(CML_API, error=None)),
+     LicenseStatus.EXPIRED, {}, H.UNREACHABLE, ["CML API unreachable"]),
+    ("system_health failed: degraded, not healthy on its old values",
+     telemetry(sources=stale("cml.system_health", error="CmlUnreachableError: 504")), LicenseStatus.REGISTERED,
+     {}, H.DEGRADED, ["CML system_health failed (CmlUnreachableError: 504)"]),
+    ("system_stats malformed",
+     telemetry(sources=stale("cml.system_stats", error="malformed answer: none of its values could be read")),
+     LicenseStatus.REGISTERED, {}, H.DEGRADED,
+     ["CML system_stats failed (malformed answer: none of its values could be read)"]),
+    ("a failure never makes a worker look better", telemetry(BAD_CONTROLLER, stale("cml.system_health")),
+     LicenseStatus.REGISTERED, {}, H.CRITICAL, ["CML controller unhealthy (last read)"]),
+    ("stale utilisation still counts, marked", telemetry(sources=stale("cml.system_stats", error=None)),
+     LicenseStatus.REGISTERED, {"memory": (97.0, 90.0)}, H.DEGRADED,
+     ["CML system_stats failed", "memory 97.0% > 90% (last read)"]),
+    ("EC2 check failed", telemetry(ec2=Ec2Telemetry(system_status="impaired")), LicenseStatus.REGISTERED, {},
+     H.CRITICAL, ["EC2 system status check impaired"]),
+    ("licence expired", telemetry(), LicenseStatus.EXPIRED, {}, H.CRITICAL, ["licence expired"]),
+    ("compute not admitted", telemetry(CmlSystemHealth(computes={"c1": {"hostname": "cmp1", "valid": True,
+                                                                        "admission_state": "BLOCKED"}})),
+     LicenseStatus.REGISTERED, {}, H.DEGRADED, ["compute cmp1 unhealthy"]),
+    ("threshold", telemetry(), LicenseStatus.REGISTERED, {"cpu": (95.0, 90.0)}, H.DEGRADED, ["cpu 95.0% > 90%"]),
+])
+def test_classify_health(case: str, t: Telemetry, licence: LicenseStatus, violations: dict[str, tuple[float, float]],
+                         expected: HealthStatus, reasons: list[str]) -> None:
+    assert classify_health(telemetry=t, license_status=licence, violations=violations) == (expected, reasons), case
+
+
+# ------------------------------------------------------------------ stale sources (pure)
+
+def test_track_stale_keeps_when_a_failure_started_and_forgets_what_answered() -> None:
+    failing = CmlReport(failed={"system_health": "504"})
+    first = track_stale({}, failing, NOW)
+    assert first == {"cml.system_health": StaleSource(since=NOW, error="504")}
+    again = track_stale(first, CmlReport(failed={"system_health": "timeout", "labs": "x"}), LATER)
+    assert again == {"cml.system_health": StaleSource(since=NOW, error="timeout"),
+                     "cml.labs": StaleSource(since=LATER, error="x")}
+    down = track_stale(again, CmlReport(reachable=False, error="reset"), LATER)
+    assert down[CML_API] == StaleSource(since=LATER, error="reset")
+    assert down["cml.system_health"].since == NOW  # still failing underneath
+    assert track_stale(down, None, LATER) == down  # no CML section: nothing learned
+    assert track_stale(down, CmlReport(), LATER) == {}
+
+
+# ------------------------------------------------------------------ alert rules (pure)
+
+@pytest.mark.parametrize(("active", "violations", "readings", "stale_metrics", "raised", "cleared"), [
+    ((), {"cpu": (95.0, 90.0)}, {"cpu": (95.0, 90.0)}, (), {"cpu": (95.0, 90.0)}, {}),
+    (("cpu",), {"cpu": (96.0, 90.0)}, {"cpu": (96.0, 90.0)}, (), {}, {}),  # still above: no second alert
+    (("cpu",), {}, {"cpu": (40.0, 90.0)}, (), {}, {"cpu": (40.0, 90.0)}),
+    (("cpu",), {}, {"cpu": (90.0, 90.0)}, (), {}, {"cpu": (90.0, 90.0)}),  # at the threshold is not above it
+    (("memory",), {}, {"memory": (None, 90.0)}, (), {}, {}),  # unknown is not back to normal
+    (("memory",), {}, {"memory": (10.0, 90.0)}, ("memory",), {}, {}),  # a stale value clears nothing
+    ((), {"disk": (99.0, 90.0)}, {"disk": (99.0, 90.0)}, ("disk",), {}, {}),  # nor raises
+    (("health",), {}, {"cpu": (1.0, 90.0)}, (), {}, {}),  # the health alert is not a threshold's
+])
+def test_threshold_transitions(active, violations, readings, stale_metrics, raised, cleared) -> None:
+    assert threshold_transitions(active, violations, readings, stale_metrics) == (raised, cleared)
+
+
+@pytest.mark.parametrize(("old", "new", "open_", "serving", "expected"), [
+    (H.HEALTHY, H.UNREACHABLE, False, True, HealthAlert.RAISED),
+    (H.DEGRADED, H.CRITICAL, False, True, HealthAlert.RAISED),
+    (H.UNKNOWN, H.CRITICAL, False, False, HealthAlert.RAISED),
+    (H.UNKNOWN, H.UNREACHABLE, False, False, None),  # CML still booting after a start: no page
+    (H.UNREACHABLE, H.HEALTHY, False, True, None),  # ... and nothing to recover from
+    (H.CRITICAL, H.UNREACHABLE, True, False, HealthAlert.RAISED),  # another bad level: told again
+    (H.UNREACHABLE, H.DEGRADED, True, True, HealthAlert.RECOVERED),
+    (H.CRITICAL, H.UNKNOWN, True, False, HealthAlert.RECOVERED),  # stopped: the alert ends, said so
+    (H.UNREACHABLE, H.UNREACHABLE, True, True, None),
+    (H.HEALTHY, H.DEGRADED, False, True, None),
+])
+def test_health_alert_rule(old: HealthStatus, new: HealthStatus, open_: bool, serving: bool,
+                           expected: HealthAlert | None) -> None:
+    assert health_alert(old, new, open_=open_, serving=serving) is expected
+
+
+@pytest.mark.parametrize(("event", "text"), [
+    (DomainEvent(ev.WORKER_ALERT_RAISED, {"worker_name": "w1", "metric": "cpu", "value": 95.0, "threshold": 80.0}),
+     "LCM alert: worker w1 cpu at 95.0% exceeds 80%"),
+    (DomainEvent(ev.WORKER_ALERT_CLEARED, {"worker_name": "w1", "metric": "cpu", "value": 12.5, "threshold": 80.0}),
+     "LCM: worker w1 cpu back to 12.5% (threshold 80%): alert cleared"),
+    (DomainEvent(ev.WORKER_HEALTH_ALERT, {"worker_name": "w1", "health": "unreachable",
+                                          "previous_health": "healthy", "reasons": ["CML API unreachable"]}),
+     "LCM alert: worker w1 is unreachable: CML API unreachable"),
+    (DomainEvent(ev.WORKER_HEALTH_RECOVERED, {"worker_name": "w1", "health": "healthy",
+                                              "previous_health": "unreachable", "reasons": []}),
+     "LCM: worker w1 is no longer unreachable, now healthy"),
+    (DomainEvent(ev.WORKER_METRICS_UPDATED, {"worker_id": "w1"}), None),
+])
+def test_notification_texts(event: DomainEvent, text: str | None) -> None:
+    assert notification(event) == text
+
+
+# ------------------------------------------------------------------ the aggregate
+
+def make() -> Worker:
+    worker, _ = Worker.discovered(DiscoveredInstance(aws_instance_id="i-0123456789abcdef0", aws_region="us-east-1",
+                                                     instance_type="m5zn.metal", state="running"), NOW, "test")
+    worker.service_status = ServiceStatus.AVAILABLE
+    return worker
+
+
+def good(at: datetime, cpu: float = 20.0) -> MetricsReport:
+    return MetricsReport(collected_at=at, ec2=Ec2Report(state="running"), cml=CmlReport(
+        system_info=CmlSystemInfo(all_cpu_percent=cpu, all_memory_total=100, all_memory_used=30),
+        system_health=GOOD_HEALTH, labs_count=1))
+
+
+def types(events: list[DomainEvent]) -> list[str]:
+    return [e.type for e in events]
+
+
+def test_a_long_system_health_failure_keeps_the_values_stale_and_the_worker_degraded() -> None:
+    worker = make()
+    settings = MonitoringSettings()
+    worker.apply_metrics(good(NOW), settings, NOW, "m")
+    assert (worker.health_status, worker.telemetry.stale) == (H.HEALTHY, {})
+    failing = MetricsReport(collected_at=LATER, ec2=Ec2Report(state="running"), cml=CmlReport(
+        system_info=CmlSystemInfo(all_cpu_percent=25.0, all_memory_total=100, all_memory_used=30),
+        failed={"system_health": "CmlUnreachableError: 504"}))
+    for minute in range(60):
+        at = LATER + timedelta(minutes=minute)
+        worker.apply_metrics(failing.model_copy(update={"collected_at": at}), settings, at, "m")
+    assert worker.health_status is H.DEGRADED
+    assert worker.health_reasons == ["CML system_health failed (CmlUnreachableError: 504)"]
+    assert worker.telemetry.stale == {"cml.system_health": StaleSource(since=LATER,
+                                                                      error="CmlUnreachableError: 504")}
+    assert worker.telemetry.cml.system_health == GOOD_HEALTH  # the last values, kept
+    assert worker.telemetry.cpu_percent == 25.0  # system_stats answered: current
+    assert worker.last_seen_at == LATER + timedelta(minutes=59)  # CML answered (in part): it was seen
+    worker.apply_metrics(good(LATER + timedelta(hours=2)), settings, LATER + timedelta(hours=2), "m")
+    assert (worker.health_status, worker.telemetry.stale) == (H.HEALTHY, {})
+
+
+def test_last_seen_moves_only_when_cml_answers() -> None:
+    worker = make()
+    worker.apply_metrics(good(NOW), MonitoringSettings(), NOW, "m")
+    assert worker.last_seen_at == NOW
+    down = MetricsReport(collected_at=LATER, ec2=Ec2Report(state="running"),
+                         cml=CmlReport(reachable=False, error="connect timeout"))
+    worker.apply_metrics(down, MonitoringSettings(), LATER, "m")
+    assert worker.health_status is H.UNREACHABLE
+    assert worker.last_seen_at == NOW  # EC2 says running; the worker itself did not answer
+    assert worker.last_health_check_at == LATER
+    ec2_only = MetricsReport(collected_at=LATER, ec2=Ec2Report(state="running"))
+    worker.apply_metrics(ec2_only, MonitoringSettings(), LATER + timedelta(minutes=1), "m")
+    assert worker.health_status is H.UNREACHABLE  # nothing says CML is back
+    assert worker.last_seen_at == NOW
+
+
+def test_unreachable_and_recovery_alert_once_each_and_threshold_alerts_clear() -> None:
+    worker = make()
+    settings = MonitoringSettings(cpu_threshold=80)
+    worker.apply_metrics(good(NOW, cpu=95.0), settings, NOW, "m")
+    assert worker.active_alerts == ["cpu"]
+    down = MetricsReport(collected_at=LATER, cml=CmlReport(reachable=False, error="reset"))
+    events = [e for n in range(5) for e in worker.apply_metrics(down, settings, LATER + timedelta(minutes=n), "m")]
+    assert types(events).count(ev.WORKER_HEALTH_ALERT) == 1
+    assert ev.WORKER_ALERT_CLEARED not in types(events)  # the last CPU value is stale: it clears nothing
+    assert worker.active_alerts == ["cpu", "health"]
+    back = worker.apply_metrics(good(LATER + timedelta(hours=1), cpu=10.0), settings, LATER + timedelta(hours=1), "m")
+    assert types(back).count(ev.WORKER_HEALTH_RECOVERED) == 1
+    cleared = [e for e in back if e.type == ev.WORKER_ALERT_CLEARED]
+    assert [(e.data["metric"], e.data["value"], e.data["threshold"]) for e in cleared] == [("cpu", 10.0, 80.0)]
+    assert worker.active_alerts == []
+    assert [(a.metric, a.cleared_at) for a in worker.alerts] == [("cpu", LATER + timedelta(hours=1))]
+
+
+def test_a_worker_whose_cml_is_still_booting_pages_nobody() -> None:
+    worker = make()
+    worker.service_status = ServiceStatus.STARTING
+    down = MetricsReport(collected_at=NOW, cml=CmlReport(reachable=False, error="connection refused"))
+    assert ev.WORKER_HEALTH_ALERT not in types(worker.apply_metrics(down, MonitoringSettings(), NOW, "m"))
+    assert worker.health_status is H.UNREACHABLE
+    assert ev.WORKER_HEALTH_RECOVERED not in types(worker.apply_metrics(good(LATER), MonitoringSettings(), LATER,
+                                                                        "m"))
+
+
+def test_stopping_a_worker_with_an_open_health_alert_ends_it() -> None:
+    worker = make()
+    worker.apply_metrics(MetricsReport(collected_at=NOW, ec2=Ec2Report(system_status="impaired")),
+                         MonitoringSettings(), NOW, "m")
+    assert (worker.health_status, worker.active_alerts) == (H.CRITICAL, ["health"])
+    events = worker.observe_ec2_state("stopped", LATER, None, "reconciler")
+    ended = [e for e in events if e.type == ev.WORKER_HEALTH_RECOVERED]
+    assert [(e.data["previous_health"], e.data["health"]) for e in ended] == [("critical", "unknown")]
+    assert worker.active_alerts == []
