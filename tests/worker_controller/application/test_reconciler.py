@@ -93,7 +93,9 @@ class FakeAws:
         return [i for i in self.instances.values() if i.tags.get(key) == value]
 
     async def run_from_template(self, region: str, template: dict[str, Any], *, name: str, client_token: str,
-                                tags: dict[str, str]) -> Ec2Instance:
+                                tags: dict[str, str], guard: Any = None) -> Ec2Instance:
+        if guard is not None:
+            guard()
         self.calls.append("run")
         number = len(self.instances) + 1
         instance = Ec2Instance(f"i-{number:017x}", region, "pending", tags=dict(tags),
@@ -103,13 +105,19 @@ class FakeAws:
             raise UnavailableError("AWS ec2.run_instances failed: read timeout (the instance exists anyway)")
         return instance
 
-    async def start(self, region: str, ids: list[str]) -> None:
+    async def start(self, region: str, ids: list[str], guard: Any = None) -> None:
+        if guard is not None:
+            guard()
         self.calls.append("start")
 
-    async def stop(self, region: str, ids: list[str]) -> None:
+    async def stop(self, region: str, ids: list[str], guard: Any = None) -> None:
+        if guard is not None:
+            guard()
         self.calls.append("stop")
 
-    async def terminate(self, region: str, ids: list[str]) -> None:
+    async def terminate(self, region: str, ids: list[str], guard: Any = None) -> None:
+        if guard is not None:
+            guard()
         self.calls.append("terminate")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from datetime import UTC, datetime
 
@@ -10,6 +11,7 @@ import boto3
 import botocore.utils
 import pytest
 
+from lcm_core.leader.fence import LeadershipLost
 from lcm_core.testing.devstack.aws_seed import register_ami
 from worker_controller.infrastructure.aws import AwsFleet, parse_aws_timestamp
 
@@ -127,3 +129,40 @@ def test_actions_drive_instances(aws) -> None:
     assert {i.state for i in stopped.values()} == {"stopped"}
     assert after[ids[0]].state in ("pending", "running")
     assert after[ids[1]].state == "terminated"
+
+
+def test_a_guard_that_refuses_in_the_aws_thread_sends_nothing(aws) -> None:
+    fleet, url = aws
+    client = ec2(url, "eu-north-1")
+    ids = launch(client, register_ami(client, f"CML-9.{uuid.uuid4().hex[:8]}-g"), 2)
+    seen_in: list[str] = []
+
+    def refuse() -> None:
+        seen_in.append(threading.current_thread().name)
+        raise LeadershipLost("refused to stop: 0.00s of lease left")
+
+    async def run() -> None:
+        with pytest.raises(LeadershipLost):
+            await fleet.stop("eu-north-1", ids[:1], guard=refuse)
+        await fleet.stop("eu-north-1", ids[1:], guard=lambda: None)
+
+    asyncio.run(run())
+    states = {i["InstanceId"]: i["State"]["Name"]
+              for r in client.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]}
+    assert states[ids[0]] == "running"
+    assert states[ids[1]] in ("stopping", "stopped")
+    assert seen_in[0].startswith("aws")  # checked in the pool thread, as the request leaves
+
+
+def test_instances_are_found_by_tag_in_any_live_state(aws) -> None:
+    fleet, url = aws
+    client = ec2(url, "eu-south-2")
+    ami = register_ami(client, f"CML-9.{uuid.uuid4().hex[:8]}-t")
+    worker_id = uuid.uuid4().hex
+    tagged = client.run_instances(ImageId=ami, MinCount=2, MaxCount=2, InstanceType="m5zn.metal", TagSpecifications=[
+        {"ResourceType": "instance", "Tags": [{"Key": "lcm:worker-id", "Value": worker_id}]}])["Instances"]
+    launch(client, ami, 1)
+    client.stop_instances(InstanceIds=[tagged[0]["InstanceId"]])
+    client.terminate_instances(InstanceIds=[tagged[1]["InstanceId"]])
+    found = asyncio.run(fleet.instances_by_tag("eu-south-2", "lcm:worker-id", worker_id))
+    assert [i.instance_id for i in found] == [tagged[0]["InstanceId"]]  # stopped counts, terminated does not

@@ -48,11 +48,13 @@ class Provisioner:
         found = await self._aws.instances_by_tag(worker.aws_region, WORKER_ID_TAG, worker.id)
         if not found:
             template = await self._gateway.template(worker.template_name)
-            self._fence.check(f"launch an instance for worker {worker.id}")
+            what = f"launch an instance for worker {worker.id}"
+            self._fence.check(what)
             try:
                 found = [await self._aws.run_from_template(
                     worker.aws_region, template, name=worker.name, client_token=worker.id,
-                    tags={WORKER_ID_TAG: worker.id, "lcm:template": worker.template_name})]
+                    tags={WORKER_ID_TAG: worker.id, "lcm:template": worker.template_name},
+                    guard=lambda: self._fence.check(what))]
             except UnavailableError as exc:
                 found = await self._aws.instances_by_tag(worker.aws_region, WORKER_ID_TAG, worker.id)
                 if not found:

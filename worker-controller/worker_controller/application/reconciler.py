@@ -217,10 +217,12 @@ class WorkerReconciler:
                 return ReconcileResult.requeue(0.1)
         call = {Ec2Action.START: self._aws.start, Ec2Action.STOP: self._aws.stop,
                 Ec2Action.TERMINATE: self._aws.terminate}[action]
-        self._fence.check(f"{action.value} instance {worker.aws_instance_id} of worker {worker.id}")
+        what = f"{action.value} instance {worker.aws_instance_id} of worker {worker.id}"
+        self._fence.check(what)
         logger.info("worker %s (%s): %s instance %s (desired %s)", worker.name, worker.id, action.value,
                     worker.aws_instance_id, worker.desired_status)
-        await call(worker.aws_region, [worker.aws_instance_id])
+        # Checked again in the AWS thread as the request leaves: it may have waited there for a free thread.
+        await call(worker.aws_region, [worker.aws_instance_id], guard=lambda: self._fence.check(what))
         self._acted_at[worker.id] = time.monotonic()
         self.actions[action.value] = self.actions.get(action.value, 0) + 1
         return ReconcileResult.requeue(3.0)

@@ -40,6 +40,8 @@ ACTION_BATCH = 1000
 METRIC_QUERIES_PER_CALL = 500
 """CloudWatch GetMetricData limit."""
 AWS_ERRORS = (BotoCoreError, ClientError)
+Guard = Callable[[], None]
+"""Runs in the AWS thread right before a changing call is sent; raises to cancel it (see `_call`)."""
 
 
 def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
@@ -138,12 +140,22 @@ class AwsFleet:
                                                       config=self._config)
         return self._clients[key]
 
-    async def _call(self, service: str, region: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+    async def _call(self, service: str, region: str, operation: str, guard: Guard | None = None,
+                    **kwargs: Any) -> dict[str, Any]:
+        """One AWS call in the thread pool. `guard` runs in the pool thread right before the request is sent
+        (a call that waits for a free thread must still be allowed when it finally goes out); it raises to
+        cancel the call."""
         client = self._client(service, region)
         self.calls[operation] = self.calls.get(operation, 0) + 1
         loop = asyncio.get_running_loop()
+
+        def send() -> dict[str, Any]:
+            if guard is not None:
+                guard()
+            return getattr(client, operation)(**kwargs)  # type: ignore[no-any-return]
+
         try:
-            return await loop.run_in_executor(self._pool, lambda: getattr(client, operation)(**kwargs))
+            return await loop.run_in_executor(self._pool, send)
         except AWS_ERRORS as exc:
             raise UnavailableError(f"AWS {service}.{operation} in {region} failed: {exc}") from exc
 
@@ -227,20 +239,20 @@ class AwsFleet:
 
     # ------------------------------------------------------------------ EC2 actions
 
-    async def start(self, region: str, instance_ids: Sequence[str]) -> None:
+    async def start(self, region: str, instance_ids: Sequence[str], guard: Guard | None = None) -> None:
         for batch in chunks(list(instance_ids), ACTION_BATCH):
-            await self._call("ec2", region, "start_instances", InstanceIds=list(batch))
+            await self._call("ec2", region, "start_instances", guard=guard, InstanceIds=list(batch))
 
-    async def stop(self, region: str, instance_ids: Sequence[str]) -> None:
+    async def stop(self, region: str, instance_ids: Sequence[str], guard: Guard | None = None) -> None:
         for batch in chunks(list(instance_ids), ACTION_BATCH):
-            await self._call("ec2", region, "stop_instances", InstanceIds=list(batch))
+            await self._call("ec2", region, "stop_instances", guard=guard, InstanceIds=list(batch))
 
-    async def terminate(self, region: str, instance_ids: Sequence[str]) -> None:
+    async def terminate(self, region: str, instance_ids: Sequence[str], guard: Guard | None = None) -> None:
         for batch in chunks(list(instance_ids), ACTION_BATCH):
-            await self._call("ec2", region, "terminate_instances", InstanceIds=list(batch))
+            await self._call("ec2", region, "terminate_instances", guard=guard, InstanceIds=list(batch))
 
     async def run_from_template(self, region: str, template: dict[str, Any], *, name: str, client_token: str,
-                                tags: dict[str, str]) -> Ec2Instance:
+                                tags: dict[str, str], guard: Guard | None = None) -> Ec2Instance:
         """RunInstances for one worker. The client token makes a retried call return the same instance."""
         amis = await self.find_amis(region, template["ami_name_pattern"])
         if not amis:
@@ -266,7 +278,7 @@ class AwsFleet:
             request["IamInstanceProfile"] = {"Name": placement["iam_instance_profile"]}
         if placement.get("key_name"):
             request["KeyName"] = placement["key_name"]
-        reply = await self._call("ec2", region, "run_instances", **request)
+        reply = await self._call("ec2", region, "run_instances", guard=guard, **request)
         instance = Ec2Instance.from_aws(region, (reply.get("Instances") or [{}])[0])
         if instance is None:
             raise UnavailableError(f"RunInstances in {region} returned no instance")
