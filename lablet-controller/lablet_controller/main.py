@@ -26,7 +26,9 @@ def build_host(settings: LabletControllerSettings) -> ControllerHost:
     host = ControllerHost(SERVICE, settings, lease_ttl_seconds=settings.leader_lease_ttl)
     gateway = LabletGateway(host.control_plane)
     # Every change to CML passes the leader fence right before it is sent (a deposed leader sends nothing).
-    labs = CmlLabs(settings.cml_client(), WorkerHosts(gateway.worker, settings.cml_url_template), fence=host.fence)
+    cml = settings.cml_client()
+    cml.change_guard = host.fence.check  # no CML change leaves a replica that no longer leads
+    labs = CmlLabs(cml, WorkerHosts(gateway.worker, settings.cml_url_template), fence=host.fence)
     observer = LabObserver(gateway, labs)
     scheduler = Scheduler(settings.scheduling_strategy.value, require_license=settings.require_licensed_for_cml)
 

@@ -35,6 +35,7 @@ def build_host(settings: WorkerControllerSettings) -> ControllerHost:
                        aws_session_token=settings.aws_session_token.get_secret_value()
                        if settings.aws_session_token else None))
     cml = settings.cml_client()
+    cml.change_guard = host.fence.check  # no CML change leaves a replica that no longer leads
     fleet = FleetSettingsReader(gateway, settings)
     discovery = Discovery(aws, gateway, fleet)
     collector = MetricsCollector(aws, cml, gateway, cml_url_template=settings.cml_url_template,

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import random
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
@@ -91,6 +91,10 @@ class CmlTransport:
         self._base_nodes = base_nodes_by_product
         self.tokens = TokenCache()
         self.limiter = ConcurrencyLimiter(max_in_flight, max_per_host)
+        self.change_guard: Callable[[str], None] | None = None
+        """Called with a description right before every authorized request that is not a GET is sent (after
+        it got its concurrency slot and token, which may take a while); raises to cancel it. Controllers set
+        their leader fence here, so that no CML change leaves a replica that no longer leads."""
         verify: bool | ssl.SSLContext = ssl.create_default_context(cafile=ca_file) if ca_file else verify_tls
         headers = {"Accept": "application/json"}
         # The wire is aiohttp's, used directly (see `wire`): with 2,000 hosts and ~6 calls each per cycle, the
@@ -147,6 +151,8 @@ class CmlTransport:
         extra: dict[str, Any] = {} if request_timeout is None else {"timeout": request_timeout}
         url = f"{host}{API_PREFIX}{path}"
         async with self.limiter.slot(host):
+            if self.change_guard is not None and token is not None and method != "GET":
+                self.change_guard(f"send {method} {path} to CML {host_label(host)}")
             try:
                 if self._wire is not None:
                     return await self._wire.send(method, url, params=params, json=json, content=content,

@@ -23,6 +23,7 @@ from lcm_core.cml import (
     CmlUnreachableError,
 )
 from lcm_core.errors import InvalidError, NotFoundError, UnavailableError
+from lcm_core.leader.fence import LeadershipLost
 
 LAB = "2a1a5b8e-3f4c-4d6e-9a7b-8c9d0e1f2a3b"
 NODE = "b1c2d3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e"
@@ -357,3 +358,23 @@ async def test_echoed_secrets_are_redacted_from_errors(client: CmlClient, mock: 
         await client.register_license(host, smart_token)
     assert smart_token not in str(rejected.value)
     assert "***" in str(rejected.value)
+
+
+async def test_the_change_guard_stops_a_change_but_not_a_read_or_a_login(client: CmlClient, mock: respx.MockRouter,
+                                                                         host: str, load: Callable[[str], Any]) -> None:
+    auth_route(mock, host, "tok-1")
+    stats = mock.get(api(host, "/system_stats")).respond(json=load("system_stats.json"))
+    stop = mock.put(api(host, f"/labs/{LAB}/stop")).respond(204)
+    asked: list[str] = []
+
+    def refuse(what: str) -> None:
+        asked.append(what)
+        raise LeadershipLost(f"refused to {what}")
+
+    client.change_guard = refuse
+    await client.system_stats(host)  # a login (POST /authenticate) and a read go out
+    with pytest.raises(LeadershipLost):
+        await client.stop_lab(host, LAB)
+    assert stats.called
+    assert not stop.called
+    assert asked == [f"send PUT /labs/{LAB}/stop to CML {host}"]
