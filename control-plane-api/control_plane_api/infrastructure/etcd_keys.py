@@ -82,22 +82,21 @@ class EtcdKeys:
         got = await asyncio.wait_for(self._client.get(key.encode()), self._timeout)
         return None if got is None else json.loads(got.value)
 
-    async def leader_epochs(self) -> dict[int, str]:
-        """{epoch (create_revision of the election key): service} of every current leader."""
+    async def _leader_keys(self, purpose: str) -> tuple[bytes, list[Any]]:
         prefix = f"{self._prefix}/leaders/".encode()
         try:
-            found = await asyncio.wait_for(self._client.get_prefix(prefix), self._timeout)
+            return prefix, list(await asyncio.wait_for(self._client.get_prefix(prefix), self._timeout))
         except ETCD_ERRORS as exc:
-            raise UnavailableError(f"etcd unreachable, cannot verify the leader epoch: {exc}") from exc
+            raise UnavailableError(f"etcd unreachable, cannot {purpose}: {exc}") from exc
+
+    async def leader_epochs(self) -> dict[int, str]:
+        """{epoch (create_revision of the election key): service} of every current leader."""
+        prefix, found = await self._leader_keys("verify the leader epoch")
         return {int(kv.create_revision): kv.key.decode()[len(prefix):] for kv in found}
 
     async def leader_holders(self) -> dict[str, KeyHolder]:
         """{service: who holds its election key (identity = the key's value, epoch = its create_revision)}."""
-        prefix = f"{self._prefix}/leaders/".encode()
-        try:
-            found = await asyncio.wait_for(self._client.get_prefix(prefix), self._timeout)
-        except ETCD_ERRORS as exc:
-            raise UnavailableError(f"etcd unreachable, cannot tell who leads: {exc}") from exc
+        prefix, found = await self._leader_keys("tell who leads")
         return {kv.key.decode()[len(prefix):]: KeyHolder(kv.value.decode(errors="replace"), int(kv.create_revision))
                 for kv in found}
 
