@@ -180,6 +180,8 @@ class Stack:
             "CML_WORKER_API_USERNAME": CML_USERNAME,
             "CML_WORKER_API_PASSWORD": cml_password,
             "CML_WORKER_VERIFY_TLS": "false",
+            # The simulator accepts any well-formed Smart Licensing token: licensing works out of the box.
+            "CML_LICENSE_TOKEN": "LCM-local-stack-token",
             "MONGODB_URL": mongodb_url,
             "REDIS_URL": f"redis://{servers.LOOPBACK}:{redis_port}/0",
             "ETCD_HOST": servers.LOOPBACK,
