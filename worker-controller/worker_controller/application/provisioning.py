@@ -44,7 +44,8 @@ class Provisioner:
 
     async def provision(self, worker: WorkerView) -> WorkerView:
         """The worker with its instance attached: the one already launched for it, or a new one."""
-        assert worker.template_name is not None
+        if worker.template_name is None:
+            raise ValueError(f"worker {worker.id} has no template to launch from")
         found = await self._aws.instances_by_tag(worker.aws_region, WORKER_ID_TAG, worker.id)
         if not found:
             template = await self._gateway.template(worker.template_name)

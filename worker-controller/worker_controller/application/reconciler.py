@@ -26,7 +26,7 @@ from lcm_core.errors import NotFoundError
 from lcm_core.leader.fence import Fence
 from lcm_core.leader.loops import ReconcileResult
 from worker_controller.application.licensing import Licensing
-from worker_controller.application.provisioning import WORKER_ID_TAG, Provisioner
+from worker_controller.application.provisioning import Provisioner
 from worker_controller.domain.worker_view import (
     Ec2Action,
     ShutdownGate,
@@ -40,7 +40,6 @@ from worker_controller.infrastructure.control_plane import ControlPlaneGateway
 logger = logging.getLogger(__name__)
 
 TRANSITIONAL = frozenset({"pending", "stopping", "shutting-down"})
-__all__ = ["WORKER_ID_TAG", "WorkerReconciler"]
 
 
 class Observation:
