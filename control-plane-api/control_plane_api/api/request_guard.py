@@ -14,6 +14,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from control_plane_api.api.security import PRINCIPAL_STATE, api_key_valid, authenticate
@@ -34,13 +35,18 @@ def is_anonymous(path: str) -> bool:
     return path in ANONYMOUS_PATHS or path.startswith(ANONYMOUS_PREFIXES)
 
 
+def _routed(scope: Scope) -> bool:
+    """Whether some route matches the path (with any method: a wrong method is answered after authentication)."""
+    return any(route.matches(scope)[0] is not Match.NONE for route in scope["app"].router.routes)
+
+
 class AuthenticateFirst:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_anonymous(scope["path"]):
-            await self.app(scope, receive, send)
+        if scope["type"] != "http" or is_anonymous(scope["path"]) or not _routed(scope):
+            await self.app(scope, receive, send)  # an unknown path is a 404 (its body is never read either)
             return
         cp = scope["app"].state.control_plane
         request = Request(scope)  # headers and cookies only: the body stays unread
