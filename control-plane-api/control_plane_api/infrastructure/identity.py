@@ -233,10 +233,7 @@ class LocalUsers:
         user = self._users.get(username)
         # Hash even for unknown users so that timing does not reveal which usernames exist.
         encoded = user["password_hash"] if user else _DUMMY_HASH
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self._wait_seconds)
-        except TimeoutError:
-            raise TooManyRequestsError("too many logins in progress; retry shortly", retry_after_seconds=1) from None
+        await self._take_slot()
         try:
             matches = await asyncio.get_running_loop().run_in_executor(self._executor, check_password, password,
                                                                        encoded)
@@ -245,6 +242,28 @@ class LocalUsers:
         if not matches or user is None:
             return None
         return Principal(subject=username, roles=frozenset(user.get("roles", [])) & set(ROLES), via="session")
+
+    async def _take_slot(self) -> None:
+        # Not `wait_for(acquire())`: on Python 3.11 a timeout that races the acquisition can drop the slot it
+        # took, and lost slots would end all logins. Here a slot taken after we gave up is handed back.
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        try:
+            await asyncio.wait({acquire}, timeout=self._wait_seconds)
+        except BaseException:
+            self._abandon(acquire)
+            raise
+        if not acquire.done():
+            self._abandon(acquire)
+            raise TooManyRequestsError("too many logins in progress; retry shortly", retry_after_seconds=1)
+
+    def _abandon(self, acquire: asyncio.Future[bool]) -> None:
+        acquire.cancel()  # does nothing when it already holds a slot: the callback then gives it back
+
+        def give_back(done: asyncio.Future[bool]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                self._slots.release()
+
+        acquire.add_done_callback(give_back)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

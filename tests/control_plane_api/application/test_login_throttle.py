@@ -119,8 +119,15 @@ async def test_password_checks_run_off_the_event_loop_and_at_most_n_at_once(monk
         with pytest.raises(TooManyRequestsError):  # the one slot is taken: refused, not queued forever
             await local.authenticate("admin", "guess-2")
         loop_ran_meanwhile.append(not first.done())
+        waiting = asyncio.create_task(local.authenticate("admin", "guess-3"))
+        await asyncio.sleep(0)
+        waiting.cancel()  # a caller that goes away while waiting for a slot must not keep one
         release.set()
         assert await first is None
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        for n in range(3):  # the one slot is free again each time: none was lost on the way
+            assert await local.authenticate("admin", f"later-{n}") is None
     finally:
         local.close()
     assert loop_ran_meanwhile == [True]
