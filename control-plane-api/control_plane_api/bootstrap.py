@@ -13,6 +13,7 @@ from control_plane_api.application.event_relay import EventRelay
 from control_plane_api.application.lablet_capacity import CapacityLedger
 from control_plane_api.application.lablet_definitions import DefinitionService
 from control_plane_api.application.lablet_sessions import SessionService
+from control_plane_api.application.login_throttle import LoginLimits, LoginThrottle
 from control_plane_api.application.settings import ControllerStatusService, SettingsService, TemplateService
 from control_plane_api.application.worker_shutdown import WorkerShutdown
 from control_plane_api.application.workers import WorkerService
@@ -20,7 +21,7 @@ from control_plane_api.domain.worker_capacity import PortRange
 from control_plane_api.infrastructure.dependencies import Infrastructure
 from control_plane_api.infrastructure.etcd_keys import EtcdKeys
 from control_plane_api.infrastructure.event_log import RedisEventLog
-from control_plane_api.infrastructure.identity import LocalUsers, SessionCodec, TokenVerifier
+from control_plane_api.infrastructure.identity import LocalUsers, SessionStore, TokenVerifier
 from control_plane_api.infrastructure.mongo_lablets import DefinitionRepository, SessionRepository
 from control_plane_api.infrastructure.mongo_metrics import MetricHistoryRepository
 from control_plane_api.infrastructure.mongo_settings import (
@@ -56,8 +57,9 @@ class ControlPlane:
     controllers: ControllerStatusService
     webhooks: WebhookNotifier
     tokens: TokenVerifier
-    sessions: SessionCodec
+    sessions: SessionStore
     local_users: LocalUsers
+    logins: LoginThrottle
     oidc: OidcLogin
     definitions: DefinitionService
     lablet_sessions: SessionService
@@ -102,8 +104,16 @@ class ControlPlane:
             controllers=ControllerStatusService(ControllerStatusRepository(db["controller_status"]), relay),
             webhooks=webhooks,
             tokens=TokenVerifier(settings),
-            sessions=SessionCodec(settings.session_secret.get_secret_value(), settings.session_ttl_minutes * 60),
-            local_users=LocalUsers(settings.local_users_file),
+            # Session keys sit beside the event stream, whose name is already one per installation.
+            sessions=SessionStore(infra.redis, settings.session_secret.get_secret_value(),
+                                  settings.session_ttl_minutes * 60, prefix=f"{stream}:sessions"),
+            local_users=LocalUsers(settings.local_users_file, concurrency=settings.login_hash_concurrency,
+                                   wait_seconds=settings.login_hash_wait_seconds),
+            logins=LoginThrottle(LoginLimits(
+                per_address_per_minute=settings.login_per_address_per_minute,
+                per_minute=settings.login_per_minute, free_failures=settings.login_free_failures,
+                max_backoff_seconds=settings.login_max_backoff_seconds,
+                account_failures=settings.login_account_failures)),
             oidc=OidcLogin(_oidc_client(settings), settings.session_secret.get_secret_value()),
         )
 
@@ -145,4 +155,5 @@ class ControlPlane:
                 await asyncio.gather(task, return_exceptions=True)
         await self.relay.stop()
         await self.webhooks.aclose()
+        self.local_users.close()
         await self.infrastructure.close()

@@ -23,6 +23,7 @@ from control_plane_api.api import (
     workers,
 )
 from control_plane_api.api.errors import install_error_handlers
+from control_plane_api.api.request_guard import AuthenticateFirst, BodyLimit
 from control_plane_api.bootstrap import ControlPlane
 from control_plane_api.settings import ControlPlaneSettings
 from lcm_core.logging import configure_logging
@@ -54,12 +55,18 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    # The last added runs first: metrics (which also count these refusals), then authentication from the
+    # headers, then the body limit, all before any body is read.
+    app.add_middleware(BodyLimit, default_bytes=settings.max_body_bytes,
+                       topology_bytes=settings.max_topology_body_bytes)
+    app.add_middleware(AuthenticateFirst)
     app.state.metrics = metrics.install_metrics(app)
     install_error_handlers(app)
     app.include_router(api_docs.router(app))
     for router in (health.router, auth.router, auth.sso_router, workers.router, admin.settings_router,
-                   admin.templates_router, admin.system_router, lablet_definitions.router, lablet_sessions.router,
-                   events.router, internal.router, internal_lablets.router, metrics.router, dashboard.router):
+                   admin.templates_router, admin.system_router, admin.sessions_router, lablet_definitions.router,
+                   lablet_sessions.router, events.router, internal.router, internal_lablets.router, metrics.router,
+                   dashboard.router):
         app.include_router(router)
     return app
 

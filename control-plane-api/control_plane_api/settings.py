@@ -59,6 +59,42 @@ class ControlPlaneSettings(LcmSettings, EtcdSettings, FleetDefaults):
     cookie_secure: bool | None = Field(default=None, validation_alias="AUTH_COOKIE_SECURE")
     """Mark the session cookie `Secure` (HTTPS only). Default: on in production only."""
 
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024**3, validation_alias="CPA_MAX_BODY_BYTES")
+    """Largest request body the API reads (1 MiB). A larger `Content-Length` is answered 413 at once; a body
+    without one (chunked) is cut off with 413 as soon as it grows past the limit, so no more is ever held."""
+
+    max_topology_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=1024**3,
+                                         validation_alias="CPA_MAX_TOPOLOGY_BODY_BYTES")
+    """Allowance of the routes that take a CML topology (creating or versioning a lablet definition):
+    4 MiB, several times the largest real lab YAML (a few hundred KB for ~100 nodes with configurations)."""
+
+    login_hash_concurrency: int = Field(default=2, ge=1, le=64, validation_alias="AUTH_LOGIN_HASH_CONCURRENCY")
+    """Password checks (PBKDF2) running at once, each on a worker thread, never on the event loop."""
+
+    login_hash_wait_seconds: float = Field(default=2.0, gt=0, le=60, validation_alias="AUTH_LOGIN_HASH_WAIT_SECONDS")
+    """How long a login waits for a free password-check slot before it is answered 429 (retry shortly)."""
+
+    login_per_address_per_minute: int = Field(default=20, ge=1, le=100_000,
+                                              validation_alias="AUTH_LOGIN_PER_ADDRESS_PER_MINUTE")
+    """Login attempts (password or token) one client address may make per minute, in bursts of as many."""
+
+    login_per_minute: int = Field(default=600, ge=1, le=1_000_000, validation_alias="AUTH_LOGIN_PER_MINUTE")
+    """Login attempts one CPA replica accepts per minute from all addresses together (sheds load; each
+    password check costs tens of milliseconds of CPU)."""
+
+    login_free_failures: int = Field(default=3, ge=1, le=100, validation_alias="AUTH_LOGIN_FREE_FAILURES")
+    """Failed logins for one account from one address before that pair must wait: 1 s after the next
+    failure, doubling with each further one up to `AUTH_LOGIN_MAX_BACKOFF_SECONDS`; a success clears it."""
+
+    login_max_backoff_seconds: float = Field(default=900.0, ge=1, le=86400,
+                                             validation_alias="AUTH_LOGIN_MAX_BACKOFF_SECONDS")
+    """Longest wait imposed on one account-and-address pair after repeated failures."""
+
+    login_account_failures: int = Field(default=50, ge=1, le=1_000_000, validation_alias="AUTH_LOGIN_ACCOUNT_FAILURES")
+    """Failed logins for one account (from any address) within 15 minutes after which every address that has
+    itself failed for that account is refused until the window passes. An address with no failure for the
+    account is never refused by this rule, so an attacker cannot lock the real user out."""
+
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300, validation_alias="SSE_HEARTBEAT_SECONDS")
     """Interval of `heartbeat` events on idle SSE streams (keeps proxies from closing them)."""
 

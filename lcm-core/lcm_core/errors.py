@@ -1,7 +1,7 @@
 """The typed error hierarchy shared by every LCM service.
 
 Each service maps these to HTTP exactly once (see `control_plane_api.api.errors`): NotFound → 404,
-Conflict → 409, Invalid → 422, Unavailable → 503. Anything else is a bug and becomes a 500.
+Conflict → 409, Invalid → 422, TooManyRequests → 429, Unavailable → 503. Anything else is a bug and becomes a 500.
 """
 
 from __future__ import annotations
@@ -40,6 +40,16 @@ class UnavailableError(LcmError):
     """A dependency (Mongo, Redis, etcd, AWS, CML, the control plane) cannot be reached right now."""
 
     code = "unavailable"
+
+
+class TooManyRequestsError(LcmError):
+    """The caller is sending more than it is allowed to (a login throttle); it may retry after a pause."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_seconds: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class ConfigurationError(LcmError):

@@ -1,10 +1,10 @@
-"""Settings, worker templates and the controllers' status page."""
+"""Settings, worker templates, the controllers' status page and the revocation of dashboard sessions."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict
 
 from control_plane_api.api.security import CP, Admin, Viewer
@@ -17,6 +17,7 @@ from lcm_core.errors import InvalidError, UnavailableError
 settings_router = APIRouter(prefix="/api/settings", tags=["settings"])
 templates_router = APIRouter(prefix="/api/templates", tags=["templates"])
 system_router = APIRouter(prefix="/api/system", tags=["system"])
+sessions_router = APIRouter(prefix="/api/admin/sessions", tags=["auth"])
 
 
 @settings_router.get("", summary="System settings: discovery, monitoring thresholds, idle detection")
@@ -77,3 +78,15 @@ async def controllers(cp: CP, _who: Viewer) -> dict[str, Any]:
     overview = await cp.controllers.overview(holders)
     overview["etcd_reachable"] = holders is not None
     return overview
+
+
+class RevokedSessions(BaseModel):
+    subject: str
+    revoked: int
+    """How many of the user's dashboard sessions were still open and are now ended."""
+
+
+@sessions_router.delete("/{subject}", summary="End every dashboard session of a user (their cookies stop working)")
+async def revoke_sessions(subject: Annotated[str, Path(min_length=1, max_length=512)], cp: CP,
+                          _who: Admin) -> RevokedSessions:
+    return RevokedSessions(subject=subject, revoked=await cp.sessions.revoke(subject))

@@ -4,8 +4,6 @@ HttpOnly, SameSite=Strict session cookie."""
 from __future__ import annotations
 
 import logging
-import time
-from collections import defaultdict, deque
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
@@ -14,17 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane_api.api.security import CP, principal
 from control_plane_api.bootstrap import ControlPlane
-from control_plane_api.infrastructure.identity import AuthenticationError, Principal, SessionCodec
+from control_plane_api.infrastructure.identity import AuthenticationError, Principal, SessionStore
 from control_plane_api.infrastructure.oidc import FLOW_SECONDS, OidcLogin
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 #: Browser navigations of the SSO flow (redirects, not an API): outside the OpenAPI document, and public.
 sso_router = APIRouter(prefix="/api/auth/oidc", include_in_schema=False)
-
-_FAILURE_WINDOW_SECONDS = 60.0
-_MAX_FAILURES = 5
-_failures: dict[str, deque[float]] = defaultdict(deque)
 
 
 class LoginBody(BaseModel):
@@ -49,40 +43,36 @@ class Me(BaseModel):
     via: str
 
 
-def _throttled(key: str) -> bool:
-    window = _failures[key]
-    now = time.monotonic()
-    while window and now - window[0] > _FAILURE_WINDOW_SECONDS:
-        window.popleft()
-    return len(window) >= _MAX_FAILURES
-
-
 def _me(who: Principal) -> Me:
     return Me(subject=who.subject, roles=sorted(who.roles), via=who.via)
 
 
-@router.post("/login", summary="Open a dashboard session (local user or bearer token)")
-async def login(body: LoginBody, response: Response, cp: CP) -> Me:
+@router.post("/login", summary="Open a dashboard session (local user or bearer token)",
+             responses={429: {"description": "Too many attempts from this address, for this account from this "
+                                             "address, or overall; `Retry-After` says when to retry"}})
+async def login(body: LoginBody, request: Request, response: Response, cp: CP) -> Me:
+    # Throttled by the connection's address (uvicorn resolves X-Forwarded-For only from trusted proxies).
+    address = request.client.host if request.client else "unknown"
+    account = body.username if not body.token else None
+    if not body.token and not (body.username and body.password):
+        raise HTTPException(422, "give username and password, or token")
+    cp.logins.admit(address, account)
     who: Principal | None = None
-    key = f"user:{body.username}" if body.username else "token"
-    if _throttled(key):
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins; wait a minute")
     if body.token:
         try:
             who = await cp.tokens.verify(body.token)
         except AuthenticationError as exc:
-            _failures[key].append(time.monotonic())
+            cp.logins.failed(address, None)
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, exc.message) from exc
     elif body.username and body.password:
-        who = cp.local_users.authenticate(body.username, body.password)
-    else:
-        raise HTTPException(422, "give username and password, or token")
+        who = await cp.local_users.authenticate(body.username, body.password)
     if who is None:
-        _failures[key].append(time.monotonic())
+        cp.logins.failed(address, account)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+    cp.logins.succeeded(address, account)
     if not who.roles:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this account has no LCM role (admin or viewer)")
-    _open_session(response, cp, who)
+    await _open_session(response, cp, who)
     return _me(Principal(who.subject, who.roles, "session"))
 
 
@@ -91,8 +81,8 @@ def _secure(cp: ControlPlane) -> bool:
     return settings.cookie_secure if settings.cookie_secure is not None else settings.environment == "production"
 
 
-def _open_session(response: Response, cp: ControlPlane, who: Principal) -> None:
-    response.set_cookie(SessionCodec.COOKIE, cp.sessions.issue(who), max_age=cp.sessions.ttl_seconds,
+async def _open_session(response: Response, cp: ControlPlane, who: Principal) -> None:
+    response.set_cookie(SessionStore.COOKIE, await cp.sessions.open(who), max_age=cp.sessions.ttl_seconds,
                         httponly=True, samesite="strict", secure=_secure(cp), path="/")
 
 
@@ -145,14 +135,18 @@ async def oidc_callback(
         else:
             response = _back_to_dashboard(None if who.roles else "no_role")
             if who.roles:
-                _open_session(response, cp, who)
+                await _open_session(response, cp, who)
     response.delete_cookie(OidcLogin.COOKIE, path="/api/auth/oidc")
     return response
 
 
-@router.post("/logout", status_code=204, summary="Close the dashboard session")
-async def logout(response: Response, _who: Annotated[Principal, Depends(principal)]) -> Response:
-    response.delete_cookie(SessionCodec.COOKIE, path="/")
+@router.post("/logout", status_code=204, summary="Close the dashboard session (it ends on the server too)")
+async def logout(request: Request, response: Response, cp: CP,
+                 _who: Annotated[Principal, Depends(principal)]) -> Response:
+    cookie = request.cookies.get(SessionStore.COOKIE)
+    if cookie:
+        await cp.sessions.close(cookie)
+    response.delete_cookie(SessionStore.COOKIE, path="/")
     response.status_code = 204
     return response
 

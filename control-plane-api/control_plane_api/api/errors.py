@@ -1,15 +1,23 @@
-"""The one place where LCM's typed errors become HTTP answers (404, 409, 422, 503)."""
+"""The one place where LCM's typed errors become HTTP answers (404, 409, 422, 429, 503)."""
 
 from __future__ import annotations
 
 import logging
+import math
 
 from bson.errors import InvalidDocument
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo.errors import PyMongoError
 
-from lcm_core.errors import ConflictError, InvalidError, LcmError, NotFoundError, UnavailableError
+from lcm_core.errors import (
+    ConflictError,
+    InvalidError,
+    LcmError,
+    NotFoundError,
+    TooManyRequestsError,
+    UnavailableError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -17,6 +25,7 @@ STATUS_BY_ERROR: tuple[tuple[type[LcmError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (InvalidError, 422),
+    (TooManyRequestsError, 429),
     (UnavailableError, 503),
 )
 
@@ -34,7 +43,10 @@ def install_error_handlers(app: FastAPI) -> None:
         code = status_for(exc)
         if code == 500:
             logger.error("unmapped LCM error: %s", exc.message)
-        return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=code)
+        headers = None
+        if isinstance(exc, TooManyRequestsError):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_seconds)))}
+        return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=code, headers=headers)
 
     @app.exception_handler(InvalidDocument)
     async def not_storable(_request: Request, exc: InvalidDocument) -> JSONResponse:

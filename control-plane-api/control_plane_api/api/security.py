@@ -3,6 +3,9 @@
 - Internal routes: `X-API-Key`, compared in constant time; mutating ones also need the leader epoch.
 - Public routes: a bearer JWT or the dashboard session cookie; `viewer` reads, `admin` mutates.
   Cookie-authenticated mutations must come from the same origin (the cookie is also SameSite=Strict).
+
+The credentials are first checked by `request_guard.AuthenticateFirst`, before the body is read; the caller
+it found is kept in the request's state, so the dependencies below do not verify the same token twice.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from fastapi import Depends, Header, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from control_plane_api.bootstrap import ControlPlane
-from control_plane_api.infrastructure.identity import AuthenticationError, Principal, SessionCodec
+from control_plane_api.infrastructure.identity import AuthenticationError, Principal, SessionStore
 from lcm_core.errors import ConflictError
 
 _bearer = HTTPBearer(auto_error=False, description="Bearer JWT (OIDC / Keycloak, or the local stack's tokens)")
@@ -34,23 +37,39 @@ def _unauthenticated(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+#: Where `AuthenticateFirst` leaves the caller it verified, in the ASGI scope's `state`.
+PRINCIPAL_STATE = "lcm_principal"
+
+
+async def authenticate(cp: ControlPlane, bearer: str | None, cookie: str | None) -> Principal:
+    """A bearer token wins over the session cookie; raises `AuthenticationError` when neither is valid."""
+    if bearer is not None:
+        return await cp.tokens.verify(bearer)
+    if cookie:
+        return await cp.sessions.read(cookie)
+    raise AuthenticationError("authentication required: a bearer token or a dashboard session")
+
+
+def api_key_valid(cp: ControlPlane, key: str | None) -> bool:
+    expected = cp.settings.api_key.get_secret_value().encode()
+    return key is not None and hmac.compare_digest(key.encode(), expected)
+
+
 async def principal(
     request: Request,
     cp: CP,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    try:
-        if credentials is not None:
-            return await cp.tokens.verify(credentials.credentials)
-        cookie = request.cookies.get(SessionCodec.COOKIE)
-        if cookie:
-            found = cp.sessions.read(cookie)
-            if request.method in _MUTATING:
-                _same_origin(request)
-            return found
-    except AuthenticationError as exc:
-        raise _unauthenticated(exc.message) from exc
-    raise _unauthenticated("authentication required: a bearer token or a dashboard session")
+    found = request.scope.get("state", {}).get(PRINCIPAL_STATE)
+    if not isinstance(found, Principal):
+        try:
+            found = await authenticate(cp, credentials.credentials if credentials else None,
+                                       request.cookies.get(SessionStore.COOKIE))
+        except AuthenticationError as exc:
+            raise _unauthenticated(exc.message) from exc
+    if found.via == "session" and request.method in _MUTATING:
+        _same_origin(request)
+    return found
 
 
 def _same_origin(request: Request) -> None:
@@ -75,8 +94,7 @@ Admin = Annotated[Principal, Depends(require("admin"))]
 
 
 async def internal_caller(cp: CP, key: Annotated[str | None, Depends(_api_key)]) -> str:
-    expected = cp.settings.api_key.get_secret_value().encode()
-    if key is None or not hmac.compare_digest(key.encode(), expected):
+    if not api_key_valid(cp, key):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid X-API-Key is required",
                             headers={"WWW-Authenticate": "ApiKey"})
     return "controller"
