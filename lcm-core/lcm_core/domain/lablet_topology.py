@@ -18,6 +18,12 @@ import yaml
 from lcm_core.domain.lablets import PortSpec, ResourceRequirements, parse_port_tag, port_name
 
 MAX_TOPOLOGY_BYTES = 1_000_000
+#: CML topologies nest about six levels (nodes -> node -> interfaces -> interface -> value); anything far deeper
+#: is not a topology, and the YAML composer recurses once per level, so depth is checked before composing.
+MAX_TOPOLOGY_DEPTH = 32
+
+# libyaml, when PyYAML was built with it, parses about ten times faster than the pure-Python parser.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class TopologyError(ValueError):
@@ -74,7 +80,8 @@ def parse_topology(text: str) -> dict[str, Any]:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_TOPOLOGY_BYTES:
         raise _bad(f"the YAML is larger than {MAX_TOPOLOGY_BYTES} bytes")
     try:
-        data = yaml.safe_load(text)
+        _check_depth(text)
+        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (C or Python)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -99,6 +106,21 @@ def parse_topology(text: str) -> dict[str, Any]:
     for index, link in enumerate(links):
         _check_link(link, index, interfaces)
     return data
+
+
+def _check_depth(text: str) -> None:
+    """Refuse documents nested deeper than `MAX_TOPOLOGY_DEPTH` from the event stream alone (the event
+    parser keeps its own stack and does not recurse; composing the document does)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_TOPOLOGY_DEPTH:
+                mark = event.start_mark
+                raise _bad(f"the YAML is nested deeper than {MAX_TOPOLOGY_DEPTH} levels "
+                           f"(at line {mark.line + 1}, column {mark.column + 1})")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
 
 
 def _check_node(node: Any, index: int, seen: dict[str, set[str]], labels: set[str]) -> dict[str, set[str]]:

@@ -42,7 +42,9 @@ def test_the_fixture_lab_of_the_cml_client_tests_parses() -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ("", "empty"),
-    ("lab: [unclosed", "not parseable as YAML at line 1"),
+    ("lab: [unclosed", "not parseable as YAML at line"),
+    ("lab: " + "[" * 40 + "]" * 40 + "\nnodes: []\nlinks: []\n", "nested deeper than 32 levels"),
+    ("lab: " + "[" * 5000, "not parseable as YAML"),
     ("- a\n- b\n", "must be a mapping"),
     ("lab: {}\nnodes: []\nlinks: []\n", "'nodes' must be a non-empty list"),
     ("lab: {}\nlinks: []\n", "'nodes' is missing"),
