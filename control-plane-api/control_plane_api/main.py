@@ -23,6 +23,7 @@ from control_plane_api.api import (
     workers,
 )
 from control_plane_api.api.errors import install_error_handlers
+from control_plane_api.api.web_guard import WebGuard
 from control_plane_api.bootstrap import ControlPlane
 from control_plane_api.settings import ControlPlaneSettings
 from lcm_core.logging import configure_logging
@@ -56,6 +57,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics.install_metrics(app)
     install_error_handlers(app)
+    app.add_middleware(WebGuard, public_origins=settings.public_origins)
     app.include_router(api_docs.router(app))
     for router in (health.router, auth.router, auth.sso_router, workers.router, admin.settings_router,
                    admin.templates_router, admin.system_router, lablet_definitions.router, lablet_sessions.router,
