@@ -197,6 +197,9 @@ class EventRelay:
                     return None
             elif first is not None and first > position:
                 return None  # trimmed away: the client missed more than the log keeps
+            newest = parse_stream_id(state.last_id)
+            if newest is not None and position > newest:
+                return None  # a position this log does not have (Redis restored an older copy of it)
             out: list[LoggedEvent] = []
             cursor = stream_id
             while len(out) <= limit:

@@ -12,7 +12,7 @@ import redis
 
 from control_plane_api.application.event_relay import OVERFLOW, EventFilter, Subscription
 from control_plane_api.domain.events import DomainEvent
-from control_plane_api.infrastructure.event_log import LoggedEvent
+from control_plane_api.infrastructure.event_log import LoggedEvent, parse_stream_id
 from lcm_core.testing.processes import free_port
 from tests.fixtures.control_plane import discovered
 from tests.fixtures.sse import SseClient
@@ -215,3 +215,24 @@ def test_a_cpa_without_redis_hands_out_no_id_that_replays_the_whole_log(control_
     with _stream(healthy, last_event_id=handed_out.id) as again:
         frames = again.drain(quiet=1.0)
     assert [f.event for f in frames] == ["worker.snapshot"]
+
+
+def test_a_position_past_the_end_of_the_log_gets_a_snapshot(control_plane) -> None:
+    """A Redis restored from an older copy keeps the epoch but not the newest entries: a client that saw them
+    cannot be told exactly what it missed."""
+    worker_id = _import(control_plane, 16)
+    with _stream(control_plane, params={"event_types": "worker.metrics.updated"}) as sse:
+        sse.next()  # snapshot
+        _metrics(control_plane, worker_id, 7.0)
+        seen = sse.next(timeout=2.0)
+    client = redis.Redis.from_url(control_plane.settings.redis_url.get_secret_value())
+    try:
+        stream = control_plane.settings.event_log_stream
+        seen_at = parse_stream_id(seen.id.partition(":")[2])
+        newest = [entry_id for entry_id, _ in client.xrevrange(stream, count=50)
+                  if parse_stream_id(entry_id.decode()) >= seen_at]
+        assert client.xdel(stream, *newest) == len(newest) >= 1
+    finally:
+        client.close()
+    with _stream(control_plane, last_event_id=seen.id) as again:
+        assert again.next(timeout=3.0).event == "worker.snapshot"
