@@ -24,6 +24,7 @@ from control_plane_api.api import (
 )
 from control_plane_api.api.errors import install_error_handlers
 from control_plane_api.api.request_guard import AuthenticateFirst, BodyLimit
+from control_plane_api.api.web_guard import WebGuard
 from control_plane_api.bootstrap import ControlPlane
 from control_plane_api.settings import ControlPlaneSettings
 from lcm_core.logging import configure_logging
@@ -55,13 +56,16 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    # The last added runs first: metrics (which also count these refusals), then authentication from the
-    # headers, then the body limit, all before any body is read.
+    # The last added runs first: the web guard, metrics (which also count these refusals), then
+    # authentication from the headers, then the body limit, all before any body is read.
     app.add_middleware(BodyLimit, default_bytes=settings.max_body_bytes,
                        topology_bytes=settings.max_topology_body_bytes)
     app.add_middleware(AuthenticateFirst)
     app.state.metrics = metrics.install_metrics(app)
     install_error_handlers(app)
+    # Outermost: a cross-origin cookie request is refused before anything else, and every answer (401 and
+    # 413 of the guards above included) gets the no-store / nosniff headers.
+    app.add_middleware(WebGuard, public_origins=settings.public_origins)
     app.include_router(api_docs.router(app))
     for router in (health.router, auth.router, auth.sso_router, workers.router, admin.settings_router,
                    admin.templates_router, admin.system_router, admin.sessions_router, lablet_definitions.router,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, model_validator
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from lcm_core.settings import EtcdSettings, FleetDefaults, LcmSettings
 
@@ -15,6 +19,12 @@ class ControlPlaneSettings(LcmSettings, EtcdSettings, FleetDefaults):
 
     port: int = Field(default=8030, ge=1, le=65535, validation_alias="CPA_PORT")
     """HTTP port of the API, the SSE stream and the dashboard."""
+
+    public_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
+                                                           validation_alias="CPA_PUBLIC_ORIGINS")
+    """Comma-separated origins (`https://lcm.example.com`, scheme, host and optional port) from which the
+    dashboard's cookie may mutate, besides the request's own origin. Set it behind a TLS-terminating proxy
+    whose `X-Forwarded-Proto` uvicorn does not trust. Default: none (only the request's own origin)."""
 
     mongodb_url: SecretStr = Field(
         default=SecretStr("mongodb://localhost:27017"), validation_alias="MONGODB_URL"
@@ -157,6 +167,22 @@ class ControlPlaneSettings(LcmSettings, EtcdSettings, FleetDefaults):
     lablet_orphan_grace_seconds: float = Field(default=120.0, ge=1, le=86400,
                                                validation_alias="LABLET_ORPHAN_GRACE_SECONDS")
     """Age after which a reservation whose session does not hold the worker is released by the sweep."""
+
+    @field_validator("public_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("public_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+                raise ValueError(f"CPA_PUBLIC_ORIGINS: {origin!r} is not an http(s) origin")
+        return value
 
     @model_validator(mode="after")
     def _port_range(self) -> ControlPlaneSettings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -220,7 +221,7 @@ def test_the_stream_reconnects_after_a_drop_and_resumes_from_the_last_event(brow
         pass
     headers = reconnect.value.all_headers()
     resumed_from = headers.get("last-event-id") or reconnect.value.url.partition("last_event_id=")[2]
-    assert re.fullmatch(r"\d+-\d+", resumed_from), headers
+    assert re.fullmatch(r"[0-9a-f]+:\d+-\d+", unquote(resumed_from)), headers
     page.locator("#connection[data-state=live]").wait_for(timeout=30_000)
 
     # Events still arrive after the reconnect: start the instance stopped earlier (or any stopped one).

@@ -1,9 +1,11 @@
 """`GET /api/events/stream`: domain events to browsers over Server-Sent Events.
 
 On connect a client gets `worker.snapshot` (the fleet as it is), or, when it sends `Last-Event-ID`,
-exactly the events it missed (replayed from the durable log). Every frame carries `id:` (the position in
-the log). Idle streams get `heartbeat` events; a client that cannot keep up is disconnected (it reconnects
-and replays); a connection lives at most `SSE_MAX_CONNECTION_SECONDS`.
+exactly the events it missed (replayed from the durable log). Every frame carries `id:`, the position in
+the log with the log's epoch (`<epoch>:<ms>-<seq>`); an id of a lost or trimmed log gets a snapshot, and a
+log lost while a client is connected gets it a fresh snapshot in the stream. Idle streams get `heartbeat`
+events; a client that cannot keep up is disconnected (it reconnects and replays); a connection lives at most
+`SSE_MAX_CONNECTION_SECONDS`.
 """
 
 from __future__ import annotations
@@ -18,11 +20,18 @@ from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse
 
 from control_plane_api.api.security import CP, Viewer
-from control_plane_api.application.event_relay import CLOSED, OVERFLOW, EventFilter, EventRelay, Subscription
+from control_plane_api.application.event_relay import (
+    CLOSED,
+    OVERFLOW,
+    EventFilter,
+    EventRelay,
+    LogLost,
+    Subscription,
+)
 from control_plane_api.bootstrap import ControlPlane
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
-from control_plane_api.infrastructure.event_log import LoggedEvent, parse_stream_id
+from control_plane_api.infrastructure.event_log import LoggedEvent, Position, parse_event_id
 from control_plane_api.infrastructure.mongo_workers import WorkerQuery
 
 router = APIRouter(prefix="/api/events", tags=["events"])
@@ -39,9 +48,17 @@ async def _snapshot(cp: ControlPlane, flt: EventFilter) -> DomainEvent:
                                                       "count": len(workers)})
 
 
-def _newer(item: LoggedEvent, last: tuple[int, int] | None) -> bool:
-    position = item.position
-    return last is None or position is None or position > last
+def _last(event_id: str) -> tuple[str, Position] | None:
+    parsed = parse_event_id(event_id)
+    return None if parsed is None else (parsed[0], parsed[2])
+
+
+def _newer(item: LoggedEvent, last: tuple[str, Position] | None) -> bool:
+    """Whether the client has not seen `item` yet. Replica-local events are always new; an entry of another
+    epoch than the client's position is of the log before a loss, which the snapshot sent since covers."""
+    if last is None or item.position is None or item.epoch is None:
+        return True
+    return item.epoch == last[0] and item.position > last[1]
 
 
 async def _stream(request: Request, cp: ControlPlane, relay: EventRelay, sub: Subscription, flt: EventFilter,
@@ -50,16 +67,16 @@ async def _stream(request: Request, cp: ControlPlane, relay: EventRelay, sub: Su
     deadline = time.monotonic() + settings.sse_max_connection_seconds
     try:
         replayed = await relay.replay(last_event_id) if last_event_id else None
-        if replayed is not None:
-            last_id = last_event_id or "0-0"
+        if replayed is not None and last_event_id is not None:
+            last_id = last_event_id
             for item in replayed:
                 if flt.matches(item.event):
-                    yield _frame(item.id, item.event)
-                last_id = item.id
+                    yield _frame(item.sse_id, item.event)
+                last_id = item.sse_id
         else:
             last_id = await relay.current_id()
             yield _frame(last_id, await _snapshot(cp, flt))
-        last_position = parse_stream_id(last_id)
+        last_position = _last(last_id)
         while time.monotonic() < deadline:
             timeout = min(settings.sse_heartbeat_seconds, max(0.0, deadline - time.monotonic()))
             try:
@@ -76,12 +93,20 @@ async def _stream(request: Request, cp: ControlPlane, relay: EventRelay, sub: Su
                 return
             if item is CLOSED:
                 return
+            if isinstance(item, LogLost):
+                if last_position is not None and last_position[0] == item.epoch:
+                    continue  # this stream already started in the new log (the tailer noticed later)
+                # What the client has seen is of a log that is gone: start over from the new one.
+                last_id = await relay.current_id()
+                last_position = _last(last_id)
+                yield _frame(last_id, await _snapshot(cp, flt))
+                continue
             assert isinstance(item, LoggedEvent)
             if not _newer(item, last_position):
-                continue  # already sent during replay
-            if item.position is not None:
-                last_id, last_position = item.id, item.position
-            yield _frame(item.id, item.event)
+                continue  # already sent during replay, or covered by the snapshot
+            if item.epoch is not None and item.position is not None:
+                last_id, last_position = item.sse_id, (item.epoch, item.position)
+            yield _frame(item.sse_id, item.event)
     finally:
         relay.unsubscribe(sub)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -99,7 +100,8 @@ async def get_topology(definition_id: str, cp: CP, _who: Viewer,
                        version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> dict[str, Any]:
     repo = cp.definitions.repo
     definition = await (repo.get(definition_id) if version is None else repo.get_version(definition_id, version))
-    return topology_summary(definition)
+    # The summary re-parses the stored topology (up to a megabyte of YAML): off the event loop.
+    return await asyncio.to_thread(topology_summary, definition)
 
 
 @router.get("/{definition_id}/versions", summary="Every stored version of a definition")

@@ -33,7 +33,7 @@ def _node(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def topology_summary(definition: LabletDefinition) -> dict[str, Any]:
-    topology = parse_topology(definition.lab_topology_yaml)
+    topology = parse_topology(definition.lab_topology_yaml, cml_rules=False)
     nodes = [_node(n) for n in topology["nodes"]]
     labels = {n["id"]: n["label"] for n in nodes}
     links = [{"label": link.get("label") if isinstance(link.get("label"), str) else None,

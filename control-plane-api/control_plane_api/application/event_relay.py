@@ -4,6 +4,10 @@ Publishing appends to the log; a tailer task reads the log and delivers each ent
 subscribers, so every replica delivers every event in log order. When the log (Redis) is unreachable,
 events are delivered to local clients at once under a replica-local id and kept (bounded) until the log
 is back, then appended; the tailer recognises them by uid and does not deliver them twice.
+
+Entries are delivered labelled with the log's epoch (see `event_log`). When the tailer finds that the epoch
+changed (Redis lost the stream), it tells every subscriber (`LogLost`): what they were sent cannot be
+resumed from, so the stream sends a fresh snapshot and goes on in the new log.
 """
 
 from __future__ import annotations
@@ -15,12 +19,18 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from redis.exceptions import RedisError
 
 from control_plane_api.domain.events import DomainEvent
-from control_plane_api.infrastructure.event_log import LoggedEvent, RedisEventLog, parse_stream_id
+from control_plane_api.infrastructure.event_log import (
+    LoggedEvent,
+    RedisEventLog,
+    event_id,
+    parse_event_id,
+    parse_stream_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +38,13 @@ OVERFLOW = object()
 """Put in a subscriber's queue when it fell behind: the stream ends and the client replays on reconnect."""
 CLOSED = object()
 """Put in every queue at shutdown."""
+
+
+@dataclass(frozen=True)
+class LogLost:
+    """Put in every queue when the log was lost: ids of other epochs than `epoch` cannot be resumed from."""
+
+    epoch: str
 
 
 @dataclass(frozen=True)
@@ -58,10 +75,21 @@ class Subscription:
         except asyncio.QueueFull:
             # Never skip silently: drop what is queued and tell the stream to end; the client reconnects
             # with its Last-Event-ID and replays everything it missed from the log.
-            self.overflowed = True
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(OVERFLOW)
+            self._overflow()
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(OVERFLOW)
+
+    def log_lost(self, epoch: str) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(LogLost(epoch))
+        except asyncio.QueueFull:
+            self._overflow()  # it reconnects with an id of the lost log and gets a snapshot then
 
 
 class EventRelay:
@@ -79,6 +107,7 @@ class EventRelay:
         self._delivered_locally: set[str] = set()
         self._local_seq = itertools.count(1)
         self._last_id: str | None = None
+        self._epoch: str | None = None
         self._task: asyncio.Task[None] | None = None
         self.log_available = True
         self.delivered = 0
@@ -135,30 +164,56 @@ class EventRelay:
         return len(self._subscribers)
 
     async def current_id(self) -> str:
-        """The position a new client starts from (the log's newest entry)."""
+        """The id a new client starts from: the log's newest entry, read before the snapshot.
+
+        Without the log, the last position this replica's tailer delivered (a later replay from it is exact
+        in the same epoch and a snapshot in another); without even that (the log was never reached), an id
+        that names no log, so that a reconnect with it gets a snapshot rather than the whole log again."""
         try:
-            return await asyncio.wait_for(self._log.last_id(), self._append_timeout)
+            state = await asyncio.wait_for(self._log.state(), self._append_timeout)
+            return event_id(state.epoch, state.last_id)
         except (RedisError, OSError, TimeoutError):
-            return self._last_id or "0-0"
+            if self._epoch is not None and self._last_id is not None:
+                return event_id(self._epoch, self._last_id)
+            return f"local-{self.origin}-0"
 
     async def replay(self, after: str, limit: int = 10_000) -> list[LoggedEvent] | None:
-        """Everything after `after`, or None when that cannot be known exactly (then send a snapshot)."""
-        position = parse_stream_id(after)
-        if position is None:
+        """Everything after the SSE id `after`, or None when that cannot be known exactly (then the client
+        gets a snapshot): an id of another epoch (a lost log) or of no log, a position trimmed away, more
+        than `limit` events, or the log unreachable."""
+        parsed = parse_event_id(after)
+        if parsed is None:
             return None
+        epoch, stream_id, position = parsed
         try:
-            first = parse_stream_id(await self._log.first_id())
-            if first is not None and position != (0, 0) and first > position:
+            state = await asyncio.wait_for(self._log.state(), self._append_timeout)
+            if state.epoch != epoch:
+                return None
+            first = parse_stream_id(state.first_id)
+            if position == (0, 0):
+                # Handed out for an empty log. Trimming (MAXLEN ~) keeps at least max_length entries, so a
+                # shorter log has lost nothing since.
+                if first is not None and state.length >= self._log.max_length:
+                    return None
+            elif first is not None and first > position:
                 return None  # trimmed away: the client missed more than the log keeps
+            newest = parse_stream_id(state.last_id)
+            if newest is not None and position > newest:
+                return None  # a position this log does not have (Redis restored an older copy of it)
             out: list[LoggedEvent] = []
-            cursor = after
-            while len(out) < limit:
+            cursor = stream_id
+            while len(out) <= limit:
                 batch = await self._log.read_after(cursor, count=1000)
                 if not batch:
-                    return out
+                    break
                 out.extend(batch)
                 cursor = batch[-1].id
-            return None
+            if len(out) > limit:
+                return None
+            # The reads above are not one transaction: a log lost meanwhile shows as another epoch.
+            if await asyncio.wait_for(self._log.epoch(), self._append_timeout) != epoch:
+                return None
+            return [replace(item, epoch=epoch) for item in out]
         except (RedisError, OSError, TimeoutError):
             return None
 
@@ -175,23 +230,36 @@ class EventRelay:
             await asyncio.wait_for(self._log.append(event, uid, self.origin), self._append_timeout)
             self._pending.popleft()
 
+    def _log_lost(self, epoch: str) -> None:
+        logger.warning("event log lost (epoch %s, now %s): clients get a fresh snapshot", self._epoch, epoch)
+        self._epoch, self._last_id = epoch, "0-0"
+        for sub in list(self._subscribers):
+            sub.log_lost(epoch)
+
     async def _tail(self) -> None:
         delay = 0.2
         while True:
             try:
-                if self._last_id is None:
-                    self._last_id = await self._log.last_id()
+                if self._last_id is None or self._epoch is None:
+                    state = await self._log.state()
+                    self._epoch, self._last_id = state.epoch, state.last_id
                 await self._flush_pending()
                 entries = await self._tail_log.wait_after(self._last_id, self._block_ms)
+                # Read after the entries: if the log was lost before or during the read, the entries may be
+                # of the new log, and are read again from its start under the new epoch.
+                epoch = await self._log.epoch()
                 if not self.log_available:
                     logger.info("event log available again")
                 self.log_available, delay = True, 0.2
+                if epoch != self._epoch:
+                    self._log_lost(epoch)
+                    continue
                 for entry in entries:
                     self._last_id = entry.id
                     if entry.uid in self._delivered_locally:
                         self._delivered_locally.discard(entry.uid)
                         continue
-                    self._deliver(entry)
+                    self._deliver(replace(entry, epoch=epoch))
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError, TimeoutError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -42,7 +43,9 @@ class DefinitionService:
     async def create(self, name: str, content: DefinitionContent, by: str) -> LabletDefinition:
         """A new definition; asking again for the same name with the same content returns the existing one
         (a retried request), another content under a taken name is a conflict."""
-        definition, events = LabletDefinition.create(name, content, self._clock(), by)
+        # Parsing and checking a topology of up to a megabyte takes CPU seconds in the worst case: off the
+        # event loop, so the API (health, the controllers' calls) keeps answering meanwhile.
+        definition, events = await asyncio.to_thread(LabletDefinition.create, name, content, self._clock(), by)
         try:
             await self.repo.insert(definition)
         except ConflictError:
@@ -57,7 +60,8 @@ class DefinitionService:
         async def step() -> LabletDefinition:
             definition = await self.repo.get(definition_id)
             now = self._clock()
-            events = change(definition, now)
+            # A change may parse a new topology (see `create`); the definition is this step's own copy.
+            events = await asyncio.to_thread(change, definition, now)
             if not events:
                 return definition
             definition.updated_at = now

@@ -2,13 +2,20 @@
 
 Every CPA replica appends the domain events it commits and tails the stream to fan them out to its own
 SSE clients, so a browser connected to any replica sees every change. An entry id (`<ms>-<seq>`) is the
-event's position, sent to browsers as the SSE `id:` and used for `Last-Event-ID` replay.
+event's position in the log.
+
+A position alone does not say which log it belongs to: a Redis that restarts empty starts a new stream whose
+ids may pass the old ones. So the log has an epoch, a random name kept in Redis next to the stream
+(`<stream>:epoch`) and created when absent; a Redis that lost the stream lost the epoch with it and the next
+reader creates a new one. Browsers get `<epoch>:<ms>-<seq>` as the SSE `id:` and send it back as
+`Last-Event-ID`; an id of another epoch cannot be resumed from.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,12 +25,30 @@ from redis.asyncio import Redis
 from control_plane_api.domain.events import DomainEvent
 
 _STREAM_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+_EVENT_ID = re.compile(r"^([0-9a-f]{1,32}):(\d{1,20}-\d{1,20})$")
+
+Position = tuple[int, int]
 
 
-def parse_stream_id(value: str | None) -> tuple[int, int] | None:
+def parse_stream_id(value: str | None) -> Position | None:
     """`"1700000000000-3"` → (1700000000000, 3); anything else → None."""
     match = _STREAM_ID.match(value or "")
     return (int(match[1]), int(match[2])) if match else None
+
+
+def event_id(epoch: str, stream_id: str) -> str:
+    """The SSE id of a log position: `<epoch>:<ms>-<seq>`."""
+    return f"{epoch}:{stream_id}"
+
+
+def parse_event_id(value: str | None) -> tuple[str, str, Position] | None:
+    """`"9f2c...:1700000000000-3"` → (epoch, stream id, position); anything else (a bare stream id from
+    before epochs, a replica-local id) → None."""
+    match = _EVENT_ID.match(value or "")
+    if match is None:
+        return None
+    position = parse_stream_id(match[2])
+    return None if position is None else (match[1], match[2], position)
 
 
 @dataclass(frozen=True)
@@ -34,10 +59,16 @@ class LoggedEvent:
     event: DomainEvent
     uid: str
     origin: str
+    epoch: str | None = None
+    """The log's epoch when the entry was read from it; None for a replica-local event."""
 
     @property
-    def position(self) -> tuple[int, int] | None:
+    def position(self) -> Position | None:
         return parse_stream_id(self.id)
+
+    @property
+    def sse_id(self) -> str:
+        return event_id(self.epoch, self.id) if self.epoch is not None and self.position is not None else self.id
 
 
 def _encode(event: DomainEvent, uid: str, origin: str) -> dict[str, str]:
@@ -61,11 +92,43 @@ def _decode(entry_id: bytes | str, fields: dict[Any, Any]) -> LoggedEvent:
     return LoggedEvent(id=eid, event=event, uid=text("uid"), origin=text("origin"))
 
 
+@dataclass(frozen=True)
+class LogState:
+    epoch: str
+    first_id: str | None
+    last_id: str
+    """"0-0" for an empty log."""
+    length: int
+
+
 class RedisEventLog:
     def __init__(self, redis: Redis, stream: str = "lcm:events", max_length: int = 100_000) -> None:
         self._redis = redis
         self.stream = stream
         self.max_length = max_length
+        self.epoch_key = f"{stream}:epoch"
+
+    async def state(self) -> LogState:
+        """The epoch (created when absent) with the first and last entry and the length, read atomically,
+        so that the positions belong to the epoch they come with."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.epoch_key, uuid.uuid4().hex[:16], nx=True)
+            pipe.get(self.epoch_key)
+            pipe.xrange(self.stream, count=1)
+            pipe.xrevrange(self.stream, count=1)
+            pipe.xlen(self.stream)
+            _created, epoch, oldest, newest, length = await pipe.execute()
+        return LogState(epoch=epoch.decode() if isinstance(epoch, bytes) else str(epoch),
+                        first_id=_decode(*oldest[0]).id if oldest else None,
+                        last_id=_decode(*newest[0]).id if newest else "0-0", length=int(length))
+
+    async def epoch(self) -> str:
+        """The log's epoch, created when absent (the log was lost, or never existed)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.epoch_key, uuid.uuid4().hex[:16], nx=True)
+            pipe.get(self.epoch_key)
+            _created, epoch = await pipe.execute()
+        return epoch.decode() if isinstance(epoch, bytes) else str(epoch)
 
     async def append(self, event: DomainEvent, uid: str, origin: str) -> str:
         entry_id = await self._redis.xadd(self.stream, _encode(event, uid, origin),
@@ -79,15 +142,6 @@ class RedisEventLog:
                 pipe.xadd(self.stream, _encode(event, uid, origin), maxlen=self.max_length, approximate=True)
             replies = await pipe.execute()
         return [r.decode() if isinstance(r, bytes) else str(r) for r in replies]
-
-    async def last_id(self) -> str:
-        """Position of the newest entry, "0-0" for an empty log."""
-        newest = await self._redis.xrevrange(self.stream, count=1)
-        return _decode(*newest[0]).id if newest else "0-0"
-
-    async def first_id(self) -> str | None:
-        oldest = await self._redis.xrange(self.stream, count=1)
-        return _decode(*oldest[0]).id if oldest else None
 
     async def read_after(self, after: str, count: int = 1000) -> list[LoggedEvent]:
         """Entries strictly after `after`, oldest first."""

@@ -18,6 +18,16 @@ import yaml
 from lcm_core.domain.lablets import PortSpec, ResourceRequirements, parse_port_tag, port_name
 
 MAX_TOPOLOGY_BYTES = 1_000_000
+#: CML topologies nest about six levels (nodes -> node -> interfaces -> interface -> value); anything far deeper
+#: is not a topology, and the YAML composer recurses once per level, so depth is checked before composing.
+MAX_TOPOLOGY_DEPTH = 32
+
+#: `lab.version` values CML's import takes (the topology schema versions); anything else it refuses.
+CML_SCHEMA_VERSIONS = frozenset({"0.0.1", "0.0.2", "0.0.3", "0.0.4", "0.0.5", "0.1.0", "0.2.0", "0.2.1", "0.2.2",
+                                 "0.3.0"})
+
+# libyaml, when PyYAML was built with it, parses about ten times faster than the pure-Python parser.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class TopologyError(ValueError):
@@ -66,15 +76,19 @@ def _optional_int(value: Any, what: str, low: int, high: int) -> int | None:
     return value
 
 
-def parse_topology(text: str) -> dict[str, Any]:
+def parse_topology(text: str, *, cml_rules: bool = True) -> dict[str, Any]:
     """The topology as a mapping, checked: `lab`, `nodes` (id, label, node_definition, x, y; optional
-    cpus, ram, tags, interfaces) and `links` (n1/i1/n2/i2 naming existing nodes and interfaces)."""
+    cpus, ram, tags, interfaces) and `links` (n1/i1/n2/i2 naming existing nodes and interfaces), and, with
+    `cml_rules`, everything else CML's import requires (`lab.version`, configuration forms, ranges, each
+    interface linked once). Without them it only reads: a definition stored before a rule was added can
+    still be shown."""
     if not isinstance(text, str) or not text.strip():
         raise _bad("the YAML is empty")
     if len(text.encode("utf-8", "surrogatepass")) > MAX_TOPOLOGY_BYTES:
         raise _bad(f"the YAML is larger than {MAX_TOPOLOGY_BYTES} bytes")
     try:
-        data = yaml.safe_load(text)
+        _check_depth(text)
+        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (C or Python)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -98,7 +112,52 @@ def parse_topology(text: str) -> dict[str, Any]:
         interfaces.update(_check_node(node, index, interfaces, labels))
     for index, link in enumerate(links):
         _check_link(link, index, interfaces)
+    if cml_rules:
+        _check_cml_rules(data)
     return data
+
+
+def _check_cml_rules(data: dict[str, Any]) -> None:
+    """What CML's import refuses beyond what LCM needs to read the topology (the structure is checked)."""
+    for node in data["nodes"]:
+        label = node["label"]
+        _optional_int(node.get("cpus"), f"node {label!r}: cpus", 1, 128)
+        _optional_int(node.get("cpu_limit"), f"node {label!r}: cpu_limit", 20, 100)
+        if not valid_configuration(node.get("configuration")):
+            raise _bad(f"node {label!r}: configuration must be text, a mapping with 'name' and 'content', "
+                       "or a list of such mappings")
+        if any(tag == "" for tag in node.get("tags") or []):
+            raise _bad(f"node {label!r}: tags must not be empty")
+        for position, iface in enumerate(node.get("interfaces") or []):
+            if iface["type"] == "physical":
+                _optional_int(iface.get("slot"), f"node {label!r}: interfaces[{position}].slot", 0, 128)
+    connected: set[tuple[str, str]] = set()
+    for index, link in enumerate(data["links"]):
+        if link.get("id") is None:
+            raise _bad(f"links[{index}].id is required")
+        for end in ((link["n1"], link["i1"]), (link["n2"], link["i2"])):
+            if end in connected:
+                raise _bad(f"links[{index}]: interface {end[1]!r} of node {end[0]!r} is already connected")
+            connected.add(end)
+    version = data["lab"].get("version")
+    if str(version) not in CML_SCHEMA_VERSIONS:
+        raise _bad(f"lab.version {str(version)[:20]!r} is not a topology schema version CML imports "
+                   f"({', '.join(sorted(CML_SCHEMA_VERSIONS))})")
+
+
+def _check_depth(text: str) -> None:
+    """Refuse documents nested deeper than `MAX_TOPOLOGY_DEPTH` from the event stream alone (the event
+    parser keeps its own stack and does not recurse; composing the document does)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_TOPOLOGY_DEPTH:
+                mark = event.start_mark
+                raise _bad(f"the YAML is nested deeper than {MAX_TOPOLOGY_DEPTH} levels "
+                           f"(at line {mark.line + 1}, column {mark.column + 1})")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
 
 
 def _check_node(node: Any, index: int, seen: dict[str, set[str]], labels: set[str]) -> dict[str, set[str]]:
@@ -136,6 +195,16 @@ def _check_node(node: Any, index: int, seen: dict[str, set[str]], labels: set[st
         if iface.get("type") not in ("physical", "loopback"):
             raise _bad(f"node {label!r}: interfaces[{position}].type must be 'physical' or 'loopback'")
     return {node_id: ids}
+
+
+def valid_configuration(value: Any) -> bool:
+    """A node configuration in a form CML imports: none, text (the main file), or one or more files as
+    mappings (`name`, `content`)."""
+    if value is None or isinstance(value, str):
+        return True
+    if isinstance(value, dict):
+        value = [value]
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
 
 
 def _check_link(link: Any, index: int, interfaces: dict[str, set[str]]) -> None:

@@ -4,12 +4,15 @@ heartbeats, lifetime cap, and Redis being down."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime
 
+import redis
+
 from control_plane_api.application.event_relay import OVERFLOW, EventFilter, Subscription
 from control_plane_api.domain.events import DomainEvent
-from control_plane_api.infrastructure.event_log import LoggedEvent
+from control_plane_api.infrastructure.event_log import LoggedEvent, parse_stream_id
 from lcm_core.testing.processes import free_port
 from tests.fixtures.control_plane import discovered
 from tests.fixtures.sse import SseClient
@@ -140,3 +143,96 @@ def test_a_slow_client_is_cut_off_never_silently_skipped() -> None:
         return [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
 
     assert asyncio.run(run()) == [OVERFLOW]
+
+
+def _lose_the_log(cp) -> None:
+    """What a Redis that restarted without its data leaves: neither the stream nor its epoch."""
+    client = redis.Redis.from_url(cp.settings.redis_url.get_secret_value())
+    try:
+        assert client.delete(cp.settings.event_log_stream, f"{cp.settings.event_log_stream}:epoch") >= 1
+    finally:
+        client.close()
+
+
+def test_ids_name_the_log_they_come_from(control_plane) -> None:
+    worker_id = _import(control_plane, 9)
+    with _stream(control_plane) as sse:
+        snapshot = sse.next()
+        _metrics(control_plane, worker_id, 5.0)
+        live = sse.next(timeout=2.0, skip=("heartbeat", "worker.health.changed"))
+    assert re.fullmatch(r"[0-9a-f]{16}:\d+-\d+", snapshot.id)
+    assert re.fullmatch(r"[0-9a-f]{16}:\d+-\d+", live.id)
+    assert snapshot.id.partition(":")[0] == live.id.partition(":")[0]
+
+
+def test_a_last_event_id_of_a_lost_log_gets_a_fresh_snapshot_not_silence(control_plane) -> None:
+    first = _import(control_plane, 10)
+    with _stream(control_plane, params={"event_types": "worker.imported"}) as sse:
+        sse.next()  # snapshot
+        second = _import(control_plane, 11)
+        last_seen = sse.next(timeout=2.0)
+        assert last_seen.data["data"]["id"] == second
+    _lose_the_log(control_plane)
+    with _stream(control_plane, params={"event_types": "worker.imported"}, last_event_id=last_seen.id) as again:
+        snapshot = again.next(timeout=3.0)
+        assert snapshot.event == "worker.snapshot"
+        assert {w["id"] for w in snapshot.data["data"]["workers"]} == {first, second}
+        assert snapshot.id.partition(":")[0] != last_seen.id.partition(":")[0]
+        third = _import(control_plane, 12)
+        live = again.next(timeout=3.0)
+    assert (live.event, live.data["data"]["id"]) == ("worker.imported", third)
+    assert live.id.partition(":")[0] == snapshot.id.partition(":")[0]
+
+
+def test_a_connected_client_gets_a_fresh_snapshot_when_the_log_is_lost(control_plane) -> None:
+    with _stream(control_plane, params={"event_types": "worker.imported"}) as sse:
+        before = sse.next()
+        assert before.event == "worker.snapshot"
+        _lose_the_log(control_plane)
+        worker_id = _import(control_plane, 13)
+        frames = [sse.next(timeout=5.0)]
+        if frames[0].event == "worker.snapshot" and worker_id not in {w["id"] for w in
+                                                                      frames[0].data["data"]["workers"]}:
+            frames.append(sse.next(timeout=5.0))
+    snapshot = frames[0]
+    assert snapshot.event == "worker.snapshot"
+    assert snapshot.id.partition(":")[0] != before.id.partition(":")[0]
+    seen = {w["id"] for w in snapshot.data["data"]["workers"]} | {
+        f.data["data"]["id"] for f in frames[1:] if f.event == "worker.imported"}
+    assert worker_id in seen
+
+
+def test_a_cpa_without_redis_hands_out_no_id_that_replays_the_whole_log(control_plane_factory) -> None:
+    healthy = control_plane_factory()
+    _import(healthy, 14)
+    _import(healthy, 15)
+    cut_off = control_plane_factory(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    with _stream(cut_off) as sse:
+        handed_out = sse.next(timeout=5.0)
+    assert handed_out.event == "worker.snapshot"
+    assert handed_out.id != "0-0"
+    # Resumed against a replica that has the log (or this one once Redis is back): a snapshot, not the log.
+    with _stream(healthy, last_event_id=handed_out.id) as again:
+        frames = again.drain(quiet=1.0)
+    assert [f.event for f in frames] == ["worker.snapshot"]
+
+
+def test_a_position_past_the_end_of_the_log_gets_a_snapshot(control_plane) -> None:
+    """A Redis restored from an older copy keeps the epoch but not the newest entries: a client that saw them
+    cannot be told exactly what it missed."""
+    worker_id = _import(control_plane, 16)
+    with _stream(control_plane, params={"event_types": "worker.metrics.updated"}) as sse:
+        sse.next()  # snapshot
+        _metrics(control_plane, worker_id, 7.0)
+        seen = sse.next(timeout=2.0)
+    client = redis.Redis.from_url(control_plane.settings.redis_url.get_secret_value())
+    try:
+        stream = control_plane.settings.event_log_stream
+        seen_at = parse_stream_id(seen.id.partition(":")[2])
+        newest = [entry_id for entry_id, _ in client.xrevrange(stream, count=50)
+                  if parse_stream_id(entry_id.decode()) >= seen_at]
+        assert client.xdel(stream, *newest) == len(newest) >= 1
+    finally:
+        client.close()
+    with _stream(control_plane, last_event_id=seen.id) as again:
+        assert again.next(timeout=3.0).event == "worker.snapshot"

@@ -104,3 +104,19 @@ def test_worker_lab_track_is_set_by_admins_and_shown_to_the_scheduler(control_pl
     assert (brief["status"], brief["service_status"], brief["license"]["status"]) == (
         "running", "available", "unregistered")
     assert "labs_count" in brief
+
+
+def test_a_topology_cml_would_refuse_is_a_422_not_a_stored_definition(control_plane) -> None:
+    cp = control_plane
+    no_version = SAMPLE_TOPOLOGY.replace("  version: 0.3.0\n", "")
+    assert no_version != SAMPLE_TOPOLOGY
+    numeric_config = SAMPLE_TOPOLOGY.replace("    configuration: []\n", "    configuration: 42\n", 1)
+    assert numeric_config != SAMPLE_TOPOLOGY
+    with cp.client() as http:
+        for text, message in ((no_version, "lab.version"), (numeric_config, "configuration must be text")):
+            answer = http.post("/api/lablet-definitions", headers=cp.admin(),
+                               json={"name": "refused", "lab_topology_yaml": text})
+            assert answer.status_code == 422, answer.text
+            assert message in answer.json()["detail"]
+        listed = http.get("/api/lablet-definitions", headers=cp.viewer()).json()
+    assert listed["items"] == []

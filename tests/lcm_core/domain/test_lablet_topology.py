@@ -42,7 +42,9 @@ def test_the_fixture_lab_of_the_cml_client_tests_parses() -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ("", "empty"),
-    ("lab: [unclosed", "not parseable as YAML at line 1"),
+    ("lab: [unclosed", "not parseable as YAML at line"),
+    ("lab: " + "[" * 40 + "]" * 40 + "\nnodes: []\nlinks: []\n", "nested deeper than 32 levels"),
+    ("lab: " + "[" * 5000, "not parseable as YAML"),
     ("- a\n- b\n", "must be a mapping"),
     ("lab: {}\nnodes: []\nlinks: []\n", "'nodes' must be a non-empty list"),
     ("lab: {}\nlinks: []\n", "'nodes' is missing"),
@@ -52,8 +54,8 @@ def test_the_fixture_lab_of_the_cml_client_tests_parses() -> None:
      "cpus must be an integer"),
     ("lab: {}\nnodes: [{id: n0, label: r1, node_definition: iosv, x: 0, y: 0}]\n"
      "links: [{id: l0, n1: n0, i1: i0, n2: n9, i2: i0}]\n", "is not an interface of node 'n0'"),
-    ("lab: {}\nnodes: [{id: n0, label: r1, node_definition: iosv, x: 0, y: 0, tags: [serial:1, serial:2]}]\n"
-     "links: []\n", "two serial port tags"),
+    ("lab: {version: 0.3.0}\nnodes: [{id: n0, label: r1, node_definition: iosv, x: 0, y: 0,"
+     " tags: [serial:1, serial:2]}]\nlinks: []\n", "two serial port tags"),
     ("lab: {}\nnodes: [{id: n0, label: r.1, node_definition: iosv, x: 0, y: 0, tags: [serial:1]}]\nlinks: []\n",
      "may not have '.'"),
     ("lab: {}\nnodes: [{id: n0, label: r1, node_definition: iosv, x: 0, y: 0},"
@@ -75,3 +77,11 @@ def test_allocated_ports_replace_the_template_ports_in_the_tags() -> None:
     assert tags["R2"] == ["serial:5042"]  # no allocation: left as it is
     assert data["lab"]["title"] == "lablet-s1"
     assert len(data["links"]) == 3
+
+
+def test_reading_without_the_cml_rules_accepts_a_topology_stored_before_them() -> None:
+    old = "lab: {title: x}\nnodes: [{id: n0, label: r1, node_definition: iosv, x: 0, y: 0, configuration: 5}]\n" \
+          "links: []\n"
+    with pytest.raises(TopologyError, match="configuration must be text"):
+        parse_topology(old)
+    assert parse_topology(old, cml_rules=False)["nodes"][0]["label"] == "r1"

@@ -12,12 +12,12 @@ from typing import Any
 
 import yaml
 
+# One list for LCM's check of a definition and this simulator's import: they must not drift apart.
+from lcm_core.domain.lablet_topology import CML_SCHEMA_VERSIONS as SCHEMA_VERSIONS
 from lcm_core.testing.cml_simulator.catalog import CATALOG, definition_for
 from lcm_core.testing.cml_simulator.errors import CmlError
 from lcm_core.testing.cml_simulator.labs import Interface, Lab, Link, Node
 
-SCHEMA_VERSIONS = frozenset({"0.0.1", "0.0.2", "0.0.3", "0.0.4", "0.0.5", "0.1.0", "0.2.0", "0.2.1", "0.2.2",
-                             "0.3.0"})
 COORDINATE_LIMIT = 15000
 
 
