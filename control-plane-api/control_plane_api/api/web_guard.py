@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from control_plane_api.infrastructure.identity import SessionCodec
+from control_plane_api.infrastructure.identity import SessionStore
 
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -61,7 +61,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 def _has_session_cookie(scope: Scope) -> bool:
     cookie = _header(scope, b"cookie") or ""
-    return any(part.strip().startswith(f"{SessionCodec.COOKIE}=") for part in cookie.split(";"))
+    return any(part.strip().startswith(f"{SessionStore.COOKIE}=") for part in cookie.split(";"))
 
 
 class WebGuard:
