@@ -2,7 +2,8 @@
 
 - Internal routes: `X-API-Key`, compared in constant time; mutating ones also need the leader epoch.
 - Public routes: a bearer JWT or the dashboard session cookie; `viewer` reads, `admin` mutates.
-  Cookie-authenticated mutations must come from the same origin (the cookie is also SameSite=Strict).
+  Cookie-authenticated mutations must come from the same origin, checked by `web_guard.WebGuard` with
+  scheme, host and port before anything else (the cookie is also SameSite=Strict).
 
 The credentials are first checked by `request_guard.AuthenticateFirst`, before the body is read; the caller
 it found is kept in the request's state, so the dependencies below do not verify the same token twice.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import hmac
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import Depends, Header, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -23,7 +23,6 @@ from lcm_core.errors import ConflictError
 
 _bearer = HTTPBearer(auto_error=False, description="Bearer JWT (OIDC / Keycloak, or the local stack's tokens)")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Internal API key of the controllers")
-_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def control_plane(request: Request) -> ControlPlane:
@@ -67,17 +66,7 @@ async def principal(
                                        request.cookies.get(SessionStore.COOKIE))
         except AuthenticationError as exc:
             raise _unauthenticated(exc.message) from exc
-    if found.via == "session" and request.method in _MUTATING:
-        _same_origin(request)
     return found
-
-
-def _same_origin(request: Request) -> None:
-    origin = request.headers.get("origin") or request.headers.get("referer")
-    if origin is None:
-        return
-    if urlsplit(origin).netloc != request.headers.get("host"):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request with a session cookie refused")
 
 
 def require(role: str):
