@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -37,6 +38,8 @@ SERVICE = "control-plane-api"
 def create_app(settings: ControlPlaneSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        previous_switch = sys.getswitchinterval()
+        sys.setswitchinterval(settings.thread_switch_interval_ms / 1000)
         control_plane = ControlPlane.build(settings)
         app.state.control_plane = control_plane
         app.state.infrastructure = control_plane.infrastructure
@@ -45,6 +48,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
             yield
         finally:
             await control_plane.stop()
+            sys.setswitchinterval(previous_switch)
 
     app = FastAPI(
         title="Lablet Cloud Manager — control plane API",
