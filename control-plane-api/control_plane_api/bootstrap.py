@@ -18,6 +18,7 @@ from control_plane_api.application.settings import ControllerStatusService, Sett
 from control_plane_api.application.worker_shutdown import WorkerShutdown
 from control_plane_api.application.workers import WorkerService
 from control_plane_api.domain.worker_capacity import PortRange
+from control_plane_api.infrastructure.cpu_pool import CpuPool
 from control_plane_api.infrastructure.dependencies import Infrastructure
 from control_plane_api.infrastructure.etcd_keys import EtcdKeys
 from control_plane_api.infrastructure.event_log import RedisEventLog
@@ -89,7 +90,7 @@ class ControlPlane:
         session_repository = SessionRepository(db["lablet_sessions"])
         definitions = DefinitionService(DefinitionRepository(db["lablet_definitions"],
                                                              db["lablet_definition_versions"]),
-                                        session_repository, relay)
+                                        session_repository, relay, off_loop=CpuPool())
         ledger = CapacityLedger(workers, session_repository,
                                 PortRange(settings.lablet_port_range_start, settings.lablet_port_range_end),
                                 orphan_grace_seconds=settings.lablet_orphan_grace_seconds)

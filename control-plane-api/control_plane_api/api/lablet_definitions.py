@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -101,7 +100,7 @@ async def get_topology(definition_id: str, cp: CP, _who: Viewer,
     repo = cp.definitions.repo
     definition = await (repo.get(definition_id) if version is None else repo.get_version(definition_id, version))
     # The summary re-parses the stored topology (up to a megabyte of YAML): off the event loop.
-    return await asyncio.to_thread(topology_summary, definition)
+    return await cp.definitions.off_loop.run(topology_summary, definition)
 
 
 @router.get("/{definition_id}/versions", summary="Every stored version of a definition")

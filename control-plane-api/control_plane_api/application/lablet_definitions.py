@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from control_plane_api.application.settings import Publisher
 from control_plane_api.domain.events import DomainEvent, utcnow
@@ -16,6 +16,21 @@ from lcm_core.domain.lablets import LabletDefinitionStatus, LabletSessionStatus,
 from lcm_core.errors import ConflictError, StaleVersionError
 
 DefinitionChange = Callable[[LabletDefinition, datetime], list[DomainEvent]]
+T = TypeVar("T")
+
+
+class OffLoop(Protocol):
+    """Runs a pure, CPU-heavy function away from the event loop (the CPA: another process)."""
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+
+class InThread:
+    """An `OffLoop` in a worker thread: enough where the loop's latency does not matter (tools, unit tests)."""
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
 #: Sessions whose observations count as "completed" for the aggregate of ADR-030 §5.
 COMPLETED = (LabletSessionStatus.STOPPED, LabletSessionStatus.ARCHIVED, LabletSessionStatus.TERMINATED)
 
@@ -33,8 +48,10 @@ async def retrying(attempts: int, step: Callable[[], Awaitable[Any]]) -> Any:
 
 class DefinitionService:
     def __init__(self, definitions: DefinitionRepository, sessions: SessionRepository, publisher: Publisher,
-                 clock: Callable[[], datetime] = utcnow, max_attempts: int = 8) -> None:
+                 clock: Callable[[], datetime] = utcnow, max_attempts: int = 8, off_loop: OffLoop | None = None
+                 ) -> None:
         self.repo = definitions
+        self.off_loop: OffLoop = off_loop or InThread()
         self._sessions = sessions
         self._publisher = publisher
         self._clock = clock
@@ -45,7 +62,8 @@ class DefinitionService:
         (a retried request), another content under a taken name is a conflict."""
         # Parsing and checking a topology of up to a megabyte takes CPU seconds in the worst case: off the
         # event loop, so the API (health, the controllers' calls) keeps answering meanwhile.
-        definition, events = await asyncio.to_thread(LabletDefinition.create, name, content, self._clock(), by)
+        derived = await self.off_loop.run(LabletDefinition.derive, content)
+        definition, events = LabletDefinition.create(name, content, self._clock(), by, derived)
         try:
             await self.repo.insert(definition)
         except ConflictError:
@@ -60,8 +78,7 @@ class DefinitionService:
         async def step() -> LabletDefinition:
             definition = await self.repo.get(definition_id)
             now = self._clock()
-            # A change may parse a new topology (see `create`); the definition is this step's own copy.
-            events = await asyncio.to_thread(change, definition, now)
+            events = change(definition, now)
             if not events:
                 return definition
             definition.updated_at = now
@@ -73,7 +90,8 @@ class DefinitionService:
 
     async def update(self, definition_id: str, version: int, content: DefinitionContent,
                      by: str) -> LabletDefinition:
-        return await self.mutate(definition_id, lambda d, now: d.update(version, content, now, by))
+        derived = await self.off_loop.run(LabletDefinition.derive, content)  # once, off the loop (see create)
+        return await self.mutate(definition_id, lambda d, now: d.update(version, content, now, by, derived))
 
     async def set_status(self, definition_id: str, status: LabletDefinitionStatus, by: str) -> LabletDefinition:
         return await self.mutate(definition_id, lambda d, now: d.set_status(status, now, by))

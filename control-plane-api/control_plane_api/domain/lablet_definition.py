@@ -68,7 +68,10 @@ class LabletDefinition(Model):
         del self.state_history[:-STATE_HISTORY_LIMIT]
 
     @staticmethod
-    def _derive(content: DefinitionContent) -> dict[str, Any]:
+    def derive(content: DefinitionContent) -> dict[str, Any]:
+        """Everything a version is made of, from the operator's input: the topology parsed and checked, its
+        port template and resource estimate. Pure and CPU-heavy for large topologies (the application runs it
+        off the event loop and hands the result to `create` or `update`)."""
         try:
             topology = parse_topology(content.lab_topology_yaml)
             template = derive_port_template(topology)
@@ -86,9 +89,10 @@ class LabletDefinition(Model):
         }
 
     @classmethod
-    def create(cls, name: str, content: DefinitionContent, now: datetime, by: str) -> tuple[LabletDefinition,
-                                                                                            list[DomainEvent]]:
-        definition = cls(name=name, created_by=by, created_at=now, updated_at=now, **cls._derive(content))
+    def create(cls, name: str, content: DefinitionContent, now: datetime, by: str,
+               derived: dict[str, Any] | None = None) -> tuple[LabletDefinition, list[DomainEvent]]:
+        fields = derived if derived is not None else cls.derive(content)
+        definition = cls(name=name, created_by=by, created_at=now, updated_at=now, **fields)
         definition._record("status", None, D.DRAFT.value, now, "created", by)
         return definition, [definition._event(ev.LABLET_DEFINITION_CREATED, **definition.brief())]
 
@@ -103,14 +107,15 @@ class LabletDefinition(Model):
                 "resource_requirements": self.resource_requirements.model_dump(),
                 "observation_review": self.observation_review}
 
-    def update(self, expected_version: int, content: DefinitionContent, now: datetime, by: str) -> list[DomainEvent]:
+    def update(self, expected_version: int, content: DefinitionContent, now: datetime, by: str,
+               derived: dict[str, Any] | None = None) -> list[DomainEvent]:
         """A new version with the given content (guarded by the version the operator read)."""
         if self.status is D.ARCHIVED:
             raise ConflictError(f"definition {self.id} is archived; it cannot change")
         if expected_version != self.version:
             raise ConflictError(f"definition {self.id} is at version {self.version}, not {expected_version}; "
                                 "re-read and retry")
-        derived = self._derive(content)
+        derived = derived if derived is not None else self.derive(content)
         unchanged = all(getattr(self, k) == v for k, v in derived.items())
         if unchanged:
             return []
