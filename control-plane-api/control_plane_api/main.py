@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -38,8 +37,6 @@ SERVICE = "control-plane-api"
 def create_app(settings: ControlPlaneSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        previous_switch = sys.getswitchinterval()
-        sys.setswitchinterval(settings.thread_switch_interval_ms / 1000)
         control_plane = ControlPlane.build(settings)
         app.state.control_plane = control_plane
         app.state.infrastructure = control_plane.infrastructure
@@ -48,7 +45,6 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
             yield
         finally:
             await control_plane.stop()
-            sys.setswitchinterval(previous_switch)
 
     app = FastAPI(
         title="Lablet Cloud Manager — control plane API",

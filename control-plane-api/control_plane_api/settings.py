@@ -126,13 +126,6 @@ class ControlPlaneSettings(LcmSettings, EtcdSettings, FleetDefaults):
     dependency_timeout_seconds: float = Field(default=2.0, gt=0, validation_alias="CPA_DEPENDENCY_TIMEOUT")
     """Deadline of each dependency check made by `/api/ready`."""
 
-    thread_switch_interval_ms: float = Field(default=1.0, ge=0.1, le=100.0,
-                                             validation_alias="CPA_THREAD_SWITCH_INTERVAL_MS")
-    """How often Python lets another thread take the interpreter while one computes (`sys.setswitchinterval`).
-    A large topology is parsed in a worker thread; at Python's default of 5 ms, the event loop waits up to that
-    long each time it needs the interpreter, and one `/api/health` needs it many times: its slow tail reached
-    ~150-190 ms during a parse. At 1 ms it stays in the tens of milliseconds, for a little more switching."""
-
     keep_alive_seconds: float = Field(default=75.0, gt=0, le=3600, validation_alias="CPA_KEEP_ALIVE_SECONDS")
     """How long an idle client connection stays open. Longer than the clients' own idle expiry (httpx: 5 s)
     and a load balancer's idle timeout (AWS ALB: 60 s), so the server never closes a connection that a client
