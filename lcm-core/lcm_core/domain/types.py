@@ -64,6 +64,7 @@ _TEXT_SCHEMA = Documented(pattern="^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$")
 _LINE_SCHEMA = Documented(pattern="^[^\\x00-\\x1f\\x7f]*$")
 _IP_SCHEMA = Documented(anyOf=[{"format": "ipv4"}, {"format": "ipv6"}])
 
+
 def _not_a_number(value: Any) -> Any:
     # pydantic's lax mode reads 0 as 1970-01-01 and as false; a client sending a number here is wrong.
     if isinstance(value, int | float):
