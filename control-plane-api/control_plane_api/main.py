@@ -24,6 +24,7 @@ from control_plane_api.api import (
 )
 from control_plane_api.api.errors import install_error_handlers
 from control_plane_api.api.request_guard import AuthenticateFirst, BodyLimit
+from control_plane_api.api.responses import document_error_answers, install_document
 from control_plane_api.api.web_guard import WebGuard
 from control_plane_api.bootstrap import ControlPlane
 from control_plane_api.settings import ControlPlaneSettings
@@ -71,7 +72,10 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
                    admin.templates_router, admin.system_router, admin.sessions_router, lablet_definitions.router,
                    lablet_sessions.router, events.router, internal.router, internal_lablets.router, metrics.router,
                    dashboard.router):
+        # Each route documents the error answers of its kind (401, 404, 409, 422...).
+        document_error_answers(router)
         app.include_router(router)
+    install_document(app)
     return app
 
 

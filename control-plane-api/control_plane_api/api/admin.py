@@ -11,7 +11,7 @@ from control_plane_api.api.security import CP, Admin, Viewer
 from control_plane_api.application.settings import SettingsChange
 from control_plane_api.domain.controller_status import KeyHolder
 from control_plane_api.domain.system_settings import SystemSettings, WorkerTemplate
-from lcm_core.domain.types import INT64_MAX, Count
+from lcm_core.domain.types import JSON_INT64_MAX, Count
 from lcm_core.errors import InvalidError, UnavailableError
 
 settings_router = APIRouter(prefix="/api/settings", tags=["settings"])
@@ -63,7 +63,7 @@ async def put_template(name: str, body: TemplateUpdate, cp: CP, who: Admin) -> W
 @templates_router.delete("/{name}", status_code=204, summary="Delete a template (idempotent)")
 async def delete_template(
     name: str, cp: CP, who: Admin,
-    version: Annotated[int | None, Query(ge=0, le=INT64_MAX, description="Only delete this version")] = None,
+    version: Annotated[int | None, Query(ge=0, le=JSON_INT64_MAX, description="Only delete this version")] = None,
 ) -> Response:
     await cp.templates.delete(name, version, by=who.subject)
     return Response(status_code=204)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from control_plane_api.api.responses import UNAVAILABLE, error_answer
 from control_plane_api.api.security import CP, principal
 from control_plane_api.bootstrap import ControlPlane
 from control_plane_api.infrastructure.identity import AuthenticationError, Principal, SessionStore
@@ -22,7 +23,13 @@ sso_router = APIRouter(prefix="/api/auth/oidc", include_in_schema=False)
 
 
 class LoginBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The document says what the route checks: a username and a password, or a token (the model alone would
+    # describe `{}` as valid).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["username", "password"],
+         "properties": {"username": {"type": "string"}, "password": {"type": "string"}}},
+        {"required": ["token"], "properties": {"token": {"type": "string"}}},
+    ]})
 
     username: str | None = Field(default=None, min_length=1, max_length=100)
     password: str | None = Field(default=None, min_length=1, max_length=200)
@@ -48,8 +55,11 @@ def _me(who: Principal) -> Me:
 
 
 @router.post("/login", summary="Open a dashboard session (local user or bearer token)",
-             responses={429: {"description": "Too many attempts from this address, for this account from this "
-                                             "address, or overall; `Retry-After` says when to retry"}})
+             responses={401: error_answer("Wrong username or password, or a token that is not valid"),
+                        403: error_answer("The account has no LCM role"),
+                        429: error_answer("Too many attempts from this address, for this account from this "
+                                          "address, or overall; `Retry-After` says when to retry"),
+                        **UNAVAILABLE})
 async def login(body: LoginBody, request: Request, response: Response, cp: CP) -> Me:
     # Throttled by the connection's address (uvicorn resolves X-Forwarded-For only from trusted proxies).
     address = request.client.host if request.client else "unknown"

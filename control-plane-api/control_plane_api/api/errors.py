@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 from bson.errors import InvalidDocument
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pymongo.errors import PyMongoError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lcm_core.errors import (
     ConflictError,
@@ -80,10 +83,44 @@ def validation_details(errors: Any) -> list[dict[str, Any]]:
     return details
 
 
+def refused(message: str, code: str = "invalid") -> JSONResponse:
+    """A 422 for input a route or the domain refused, in the same shape as pydantic's: the document
+    promises one shape per status, and clients read `detail` of a 422 as a list of errors."""
+    item = {"type": _echo_text(code), "loc": [], "msg": _echo_text(message, 500), "input": None}
+    return JSONResponse({"detail": [item], "code": code}, status_code=422)
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """The methods the API's document gives the request's path: of its most specific path when several match
+    (`/workers/bulk-import` is that path, not `/workers/{worker_id}` with an odd id)."""
+    patterns = getattr(request.app.state, "documented_methods", None)
+    if patterns is None:
+        patterns = []
+        for path, operations in request.app.openapi().get("paths", {}).items():
+            regex = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"
+            patterns.append((path.count("{"), re.compile(regex), {method.upper() for method in operations}))
+        patterns.sort(key=lambda entry: entry[0])
+        request.app.state.documented_methods = patterns
+    matches = [(params, methods) for params, pattern, methods in patterns if pattern.match(request.url.path)]
+    return {method for params, methods in matches if params == matches[0][0] for method in methods}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def not_valid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": validation_details(exc.errors()[:50])}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 422 and isinstance(exc.detail, str):
+            return refused(exc.detail)
+        if exc.status_code == 405:
+            # The router names the methods of one route of the path only; a path served by several routes
+            # (GET and POST of a collection) must list them all.
+            methods = allowed_methods(request)
+            if methods:
+                exc.headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(methods))}
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(LcmError)
     async def lcm_error(_request: Request, exc: LcmError) -> JSONResponse:
@@ -93,13 +130,14 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = None
         if isinstance(exc, TooManyRequestsError):
             headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_seconds)))}
+        if code == 422:
+            return refused(exc.message, exc.code)
         return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=code, headers=headers)
 
     @app.exception_handler(InvalidDocument)
     async def not_storable(_request: Request, exc: InvalidDocument) -> JSONResponse:
         # Input validation should have caught it; refusing the request is still right.
-        return JSONResponse({"detail": f"a value cannot be stored: {str(exc)[:200]}", "code": "invalid"},
-                            status_code=422)
+        return refused(f"a value cannot be stored: {str(exc)[:200]}")
 
     @app.exception_handler(PyMongoError)
     async def mongo_down(_request: Request, exc: PyMongoError) -> JSONResponse:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -10,10 +9,23 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from control_plane_api.api.security import CP, Internal, Leader
 from control_plane_api.api.views import WorkerPage, controller_view, worker_page, worker_view
+from control_plane_api.api.workers import AwsRegions, WorkerStatuses
 from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, MetricsReport, StatusReport
 from control_plane_api.domain.system_settings import SystemSettings, WorkerTemplate
 from control_plane_api.infrastructure.mongo_workers import WorkerQuery
-from lcm_core.domain.types import Count, JsonObject, Label, Text, storable_json
+from lcm_core.domain.types import (
+    STORABLE_KEY_PATTERN,
+    Count,
+    Flag,
+    Instant,
+    Integer,
+    JsonObject,
+    Label,
+    Number,
+    StorableJson,
+    Text,
+    storable_json,
+)
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
 
@@ -28,7 +40,7 @@ class _Body(BaseModel):
 
 class BulkImport(_Body):
     instances: list[DiscoveredInstance] = Field(max_length=MAX_BATCH)
-    source: Label = Field(default="worker-controller-discovery", max_length=100)
+    source: Annotated[Label, Field(max_length=100)] = "worker-controller-discovery"
 
 
 class ImportOutcome(BaseModel):
@@ -49,7 +61,7 @@ class WorkerList(BaseModel):
 
 
 class WorkerMetrics(_Body):
-    worker_id: Label = Field(min_length=1, max_length=64)
+    worker_id: Annotated[Label, Field(min_length=1, max_length=64)]
     metrics: MetricsReport
 
 
@@ -60,45 +72,48 @@ class MetricsBatch(_Body):
 class BatchOutcome(BaseModel):
     updated: list[str]
     not_found: list[str]
-    retried: int
+    retried: Integer
 
 
 class LoopReport(BaseModel):
     """Seed 001's per-loop figures; loop-specific extras are kept as they are (checked to be storable)."""
 
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False,
+                              json_schema_extra={"propertyNames": {"pattern": STORABLE_KEY_PATTERN}})
+    # The extras are typed so that the API's document says what `storable_json` checks of them.
+    __pydantic_extra__: dict[str, StorableJson] = Field(init=False)
 
     @model_validator(mode="after")
     def _storable_extras(self) -> LoopReport:
         storable_json(self.model_extra or {})
         return self
 
-    name: Label = Field(max_length=100)
-    running: bool = False
-    interval_seconds: float | None = None
+    name: Annotated[Label, Field(max_length=100)]
+    running: Flag = False
+    interval_seconds: Number | None = None
     runs: Count = 0
     successes: Count = 0
     failures: Count = 0
-    success_rate: float | None = Field(default=None, ge=0, le=100)
-    last_run: datetime | None = None
-    last_duration_seconds: float | None = Field(default=None, ge=0)
+    success_rate: Number | None = Field(default=None, ge=0, le=100)
+    last_run: Instant | None = None
+    last_duration_seconds: Number | None = Field(default=None, ge=0)
     last_error: Text | None = Field(default=None, max_length=2000)
 
 
 class ControllerStatusReport(_Body):
     service: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9-]*$")
-    identity: Label = Field(min_length=1, max_length=200)
-    is_leader: bool
+    identity: Annotated[Label, Field(min_length=1, max_length=200)]
+    is_leader: Flag
     epoch: Count | None = None
     terms: Count = 0
     fenced_actions: Count = 0
     """Fleet changes this replica refused because its lease was too close to its end (`LeaseFence`)."""
-    report_interval_seconds: float | None = Field(default=None, ge=0, le=86_400)
+    report_interval_seconds: Number | None = Field(default=None, ge=0, le=86_400)
     """How often this replica reports: the status page calls it stale after two intervals without a report.
     None (a replica that does not say): the controllers' default is assumed."""
-    etcd_reachable: bool = True
+    etcd_reachable: Flag = True
     last_error: Text | None = Field(default=None, max_length=2000)
-    started_at: datetime | None = None
+    started_at: Instant | None = None
     loops: list[LoopReport] = Field(default_factory=list, max_length=50)
     summary: JsonObject = Field(default_factory=dict)
     """Loop-specific figures (e.g. workers per health status) shown as they are."""
@@ -111,8 +126,8 @@ def _csv(values: list[str] | None) -> list[str]:
 @router.get("/workers", summary="List workers (controllers' view)")
 async def list_workers(
     cp: CP, _caller: Internal,
-    status: Annotated[list[str] | None, Query(description="Comma-separated statuses")] = None,
-    aws_region: Annotated[list[str] | None, Query()] = None,
+    status: WorkerStatuses = None,
+    aws_region: AwsRegions = None,
     include_terminated: bool = False,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 5000,

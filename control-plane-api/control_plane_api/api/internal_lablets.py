@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from control_plane_api.api.lablet_sessions import statuses
+from control_plane_api.api.lablet_sessions import SessionStatuses, statuses
 from control_plane_api.api.lablet_views import Page, work_view
 from control_plane_api.api.security import CP, Internal, LabletLeader
 from control_plane_api.infrastructure.mongo_lablets import SessionQuery
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/api/internal", tags=["internal-lablets"])
 @router.get("/lablet-sessions", summary="Sessions for the lablet-controller (brief work view)")
 async def list_sessions(
     cp: CP, _caller: Internal,
-    status: Annotated[list[str] | None, Query(description="Comma-separated statuses")] = None,
+    status: SessionStatuses = None,
     worker_id: Annotated[str | None, Query(max_length=64)] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,

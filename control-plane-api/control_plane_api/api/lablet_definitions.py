@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from control_plane_api.api.lablet_topology_view import topology_summary
 from control_plane_api.api.lablet_views import (
@@ -14,18 +14,22 @@ from control_plane_api.api.lablet_views import (
     TrackName,
     definition_page,
     definition_view,
+    enum_filter,
     enum_values,
 )
 from control_plane_api.api.security import CP, Admin, Viewer
 from control_plane_api.domain.lablet_definition import DefinitionContent
 from lcm_core.domain.lablets import LabletDefinitionStatus, ResourceRequirements
-from lcm_core.domain.types import Count, Label, LongText, Text
+from lcm_core.domain.types import Count, Flag, Label, LongText, Number, Text
 from lcm_core.errors import InvalidError
 
 router = APIRouter(prefix="/api/lablet-definitions", tags=["lablet-definitions"])
 
-DefinitionName = Annotated[Label, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.:-]*$")]
+# The pattern admits no control character or line break, so it says all that `Label` checks, and being on
+# the string itself it appears in the API's document (a pattern over `Label` is enforced but not documented).
+DefinitionName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.:-]*$")]
 Affinity = Annotated[list[Annotated[Label, Field(min_length=1, max_length=64)]], Field(max_length=20)]
+DefinitionStatuses = enum_filter(LabletDefinitionStatus, "definition status", "Statuses, comma-separated")
 Duration = Annotated[int, Field(ge=5, le=7 * 24 * 60)]
 
 
@@ -39,7 +43,7 @@ class CreateDefinition(Strict):
     description: Text | None = Field(default=None, max_length=2000)
     resource_requirements: ResourceRequirements | None = None
     """Declared needs; estimated from the topology's nodes when left out."""
-    activate: bool = False
+    activate: Flag = False
 
 
 class UpdateDefinition(Strict):
@@ -58,16 +62,21 @@ class UpdateDefinition(Strict):
 class ApplyObservations(Strict):
     """Revised requirements an admin chose from the aggregated observations (at least one value)."""
 
+    # "At least one value", written into the document as well (the route checks it).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"anyOf": [
+        {"required": [name], "properties": {name: {"type": "number"}}}
+        for name in ("cpu_cores", "memory_gb", "storage_gb")]})
+
     version: Count
-    cpu_cores: float | None = Field(default=None, ge=0, le=10_000)
-    memory_gb: float | None = Field(default=None, ge=0, le=100_000)
-    storage_gb: float | None = Field(default=None, ge=0, le=1_000_000)
+    cpu_cores: Number | None = Field(default=None, ge=0, le=10_000)
+    memory_gb: Number | None = Field(default=None, ge=0, le=100_000)
+    storage_gb: Number | None = Field(default=None, ge=0, le=1_000_000)
 
 
 @router.get("", summary="List lablet definitions (without their topologies)")
 async def list_definitions(
     cp: CP, _who: Viewer,
-    status: Annotated[list[str] | None, Query(description="Statuses, comma-separated")] = None,
+    status: DefinitionStatuses = None,
     lab_track: Annotated[str | None, Query(max_length=64)] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, Field
 
-from control_plane_api.api.lablet_views import Page, Strict, enum_values, session_page, session_view
+from control_plane_api.api.lablet_views import Page, Strict, enum_filter, enum_values, session_page, session_view
 from control_plane_api.api.security import CP, Admin, Viewer
 from control_plane_api.infrastructure.mongo_lablets import SESSION_SORTABLE, SessionQuery
 from lcm_core.domain.lablets import LabletSessionStatus
@@ -35,6 +35,9 @@ class ActionBody(Strict):
     reason: Text | None = Field(default=None, max_length=500)
 
 
+SessionStatuses = enum_filter(LabletSessionStatus, "session status", "Statuses, comma-separated")
+
+
 def statuses(values: list[str] | None) -> list[str]:
     return enum_values(values, LabletSessionStatus, "session status")
 
@@ -42,7 +45,7 @@ def statuses(values: list[str] | None) -> list[str]:
 @router.get("", summary="List lablet sessions with filters and paging")
 async def list_sessions(
     cp: CP, _who: Viewer,
-    status: Annotated[list[str] | None, Query(description="Statuses, comma-separated")] = None,
+    status: SessionStatuses = None,
     definition_id: Annotated[str | None, Query(max_length=64)] = None,
     worker_id: Annotated[str | None, Query(max_length=64)] = None,
     owner: Annotated[str | None, Query(max_length=200)] = None,

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from control_plane_api.domain.lablet_definition import LabletDefinition
 from control_plane_api.domain.lablet_session import LabletSession
-from lcm_core.domain.types import Label
+from lcm_core.domain.types import Documented
 from lcm_core.errors import InvalidError
 
-TrackName = Annotated[Label, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+# A pattern on the string itself, not over `Label`, so that the API's document shows it (it excludes
+# control characters and line breaks, all that `Label` checks).
+TrackName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 """A lab track (e.g. `ccna`, `devnet-associate`)."""
 
 
@@ -48,6 +52,34 @@ def session_page(items: Sequence[LabletSession], total: int, offset: int, limit:
 
 def work_view(session: LabletSession) -> dict[str, Any]:
     return session.work_view().model_dump(mode="json")
+
+
+def csv_pattern(token: str) -> str:
+    """What `csv` reads as a list of tokens (stray commas ignored), at least one."""
+    return rf"^,*(?:{token})(?:,+(?:{token}))*,*$"
+
+
+def csv_filter(token: str, what: str, known: str, description: str) -> Any:
+    """A query filter of comma-separated (or repeated) values, each matching `token`: the API's document says
+    which values are accepted, and an empty or unknown one is a 422 that names the known ones (not a filter
+    that silently matches nothing)."""
+
+    def check(value: str) -> str:
+        tokens = [t for t in value.split(",") if t]
+        if not tokens:
+            raise ValueError(f"give at least one {what}")
+        bad = next((t for t in tokens if not re.fullmatch(token, t)), None)
+        if bad is not None:
+            raise ValueError(f"unknown {what} {bad[:40]!r}; {known}")
+        return value
+
+    item = Annotated[str, Field(max_length=2000), AfterValidator(check), Documented(pattern=csv_pattern(token))]
+    return Annotated[list[item] | None, Query(description=description)]  # type: ignore[valid-type]
+
+
+def enum_filter(kind: type[StrEnum], what: str, description: str) -> Any:
+    return csv_filter("|".join(re.escape(member.value) for member in kind), what,
+                      "one of " + ", ".join(member.value for member in kind), description)
 
 
 def csv(values: list[str] | None) -> list[str]:

@@ -7,12 +7,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from control_plane_api.api.lablet_views import csv_filter, enum_filter
 from control_plane_api.api.security import CP, Admin, Viewer
 from control_plane_api.api.views import WorkerPage, worker_page, worker_view
 from control_plane_api.domain.metric_history import MetricSample
 from control_plane_api.infrastructure.mongo_workers import SORTABLE, WorkerQuery
-from lcm_core.domain.enums import DesiredStatus
-from lcm_core.domain.types import AwsRegion, Label, Text
+from lcm_core.domain.enums import DesiredStatus, HealthStatus, WorkerStatus
+from lcm_core.domain.types import AWS_REGION_RE, AwsRegion, Flag, Label, Number, Text
 
 router = APIRouter(prefix="/api/workers", tags=["workers"])
 
@@ -36,14 +37,21 @@ class CreateWorker(BaseModel):
 class LabTrackBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lab_track: Annotated[Label, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")] | None
+    lab_track: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")] | None
     """The lab track this worker serves (null: any)."""
 
 
 class IdleDetectionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool
+    enabled: Flag
+
+
+# Filters that name only what exists: an unknown status or region is refused (422), not matched against nothing.
+WorkerStatuses = enum_filter(WorkerStatus, "worker status", "Statuses, comma-separated or repeated")
+HealthStatuses = enum_filter(HealthStatus, "health status", "Health statuses, comma-separated or repeated")
+AwsRegions = csv_filter(AWS_REGION_RE, "AWS region", "AWS regions look like us-east-1",
+                        "AWS regions, comma-separated or repeated")
 
 
 def _csv(values: list[str] | None) -> list[str]:
@@ -53,9 +61,9 @@ def _csv(values: list[str] | None) -> list[str]:
 @router.get("", summary="List workers with filters and paging")
 async def list_workers(
     cp: CP, _who: Viewer,
-    status: Annotated[list[str] | None, Query(description="Statuses, comma-separated or repeated")] = None,
-    aws_region: Annotated[list[str] | None, Query()] = None,
-    health_status: Annotated[list[str] | None, Query()] = None,
+    status: WorkerStatuses = None,
+    aws_region: AwsRegions = None,
+    health_status: HealthStatuses = None,
     q: Annotated[str | None, Query(max_length=100, description="Search name, instance id, IPs")] = None,
     include_terminated: bool = True,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
@@ -151,7 +159,7 @@ async def idle_detection(worker_id: str, body: IdleDetectionBody, cp: CP, who: A
 
 class MetricHistory(BaseModel):
     worker_id: str
-    minutes: float
+    minutes: Number
     samples: list[MetricSample]
 
 

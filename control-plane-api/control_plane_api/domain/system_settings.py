@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from control_plane_api.domain.worker_state import Resources
-from lcm_core.domain.types import AwsRegion, Count, InstanceType, Label
+from lcm_core.domain.types import AwsRegion, Count, Flag, InstanceType, Instant, Integer, Label, Number
 
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 
@@ -20,10 +19,10 @@ class _Strict(BaseModel):
 
 
 class DiscoverySettings(_Strict):
-    enabled: bool = True
+    enabled: Flag = True
     regions: list[str] = Field(default_factory=lambda: ["us-east-1"], min_length=1, max_length=30)
-    ami_name_pattern: Label = Field(default="CML-*", min_length=1, max_length=128)
-    scan_interval_seconds: float = Field(default=300, ge=5, le=86400)
+    ami_name_pattern: Annotated[Label, Field(min_length=1, max_length=128)] = "CML-*"
+    scan_interval_seconds: Number = Field(default=300, ge=5, le=86400)
 
     @field_validator("regions")
     @classmethod
@@ -41,19 +40,19 @@ class DiscoverySettings(_Strict):
 
 
 class MonitoringSettings(_Strict):
-    metrics_poll_interval_seconds: float = Field(default=60, ge=5, le=3600)
-    cpu_threshold: float = Field(default=90.0, gt=0, le=100)
-    memory_threshold: float = Field(default=90.0, gt=0, le=100)
-    disk_threshold: float = Field(default=90.0, gt=0, le=100)
+    metrics_poll_interval_seconds: Number = Field(default=60, ge=5, le=3600)
+    cpu_threshold: Number = Field(default=90.0, gt=0, le=100)
+    memory_threshold: Number = Field(default=90.0, gt=0, le=100)
+    disk_threshold: Number = Field(default=90.0, gt=0, le=100)
     notification_webhooks: list[HttpUrl] = Field(default_factory=list, max_length=10)
 
 
 class IdleSettings(_Strict):
-    enabled: bool = True
-    threshold_minutes: float = Field(default=30, ge=0.05, le=10080)
+    enabled: Flag = True
+    threshold_minutes: Number = Field(default=30, ge=0.05, le=10080)
     """Idle this long (no running nodes, no CML activity) → eligible for auto-pause; fractions allowed."""
-    snooze_minutes_after_resume: int = Field(default=60, ge=0, le=10080)
-    auto_pause: bool = True
+    snooze_minutes_after_resume: Integer = Field(default=60, ge=0, le=10080)
+    auto_pause: Flag = True
 
 
 class SystemSettings(_Strict):
@@ -65,7 +64,7 @@ class SystemSettings(_Strict):
     customized: list[Literal["discovery", "monitoring", "idle"]] = Field(default_factory=list)
     """Sections an operator has set; the others are defaults, and controllers use their environment instead."""
     version: Count = 0
-    updated_at: datetime | None = None
+    updated_at: Instant | None = None
     updated_by: Label | None = None
 
 
@@ -79,25 +78,25 @@ class RegionPlacement(_Strict):
 
 class EbsSettings(_Strict):
     volume_type: Literal["io1", "gp3"] = "gp3"
-    size_gb: int = Field(default=500, ge=20, le=16384)
-    iops: int | None = Field(default=None, ge=100, le=64000)
+    size_gb: Integer = Field(default=500, ge=20, le=16384)
+    iops: Integer | None = Field(default=None, ge=100, le=64000)
 
 
 class CmlNodeLimits(_Strict):
-    max_nodes_unlicensed: int = Field(default=5, ge=0, le=100_000)
-    max_nodes_licensed: int = Field(default=200, ge=0, le=100_000)
+    max_nodes_unlicensed: Integer = Field(default=5, ge=0, le=100_000)
+    max_nodes_licensed: Integer = Field(default=200, ge=0, le=100_000)
 
 
 class WorkerTemplate(_Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     instance_type: InstanceType = "m5zn.metal"
-    ami_name_pattern: Label = Field(default="CML-*", min_length=1, max_length=128)
+    ami_name_pattern: Annotated[Label, Field(min_length=1, max_length=128)] = "CML-*"
     regions: dict[AwsRegion, RegionPlacement] = Field(default_factory=dict, max_length=30)
     ebs: EbsSettings = Field(default_factory=EbsSettings)
     capacity: Resources = Field(default_factory=Resources)
-    cost_per_hour_usd: float | None = Field(default=None, ge=0, le=10_000)
+    cost_per_hour_usd: Number | None = Field(default=None, ge=0, le=10_000)
     cml: CmlNodeLimits = Field(default_factory=CmlNodeLimits)
-    enabled: bool = True
+    enabled: Flag = True
     version: Count = 0
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    created_at: Instant | None = None
+    updated_at: Instant | None = None

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lcm_core.domain.types import Flag, Instant, Integer, Number
+
 #: The 16 keys of the worker's `cml.system_info` (seed 004, "Gap 4": what the control plane expects).
 SYSTEM_INFO_KEYS: tuple[str, ...] = (
     "all_cpu_count", "all_cpu_percent",
@@ -42,39 +44,39 @@ class CmlComputeNode(_Snapshot):
 
     id: str
     hostname: str | None = None
-    is_controller: bool | None = None
+    is_controller: Flag | None = None
     # system_stats.computes.<id>.stats.cpu
-    cpu_count: int | None = None
-    cpu_percent: float | None = None
+    cpu_count: Integer | None = None
+    cpu_percent: Number | None = None
     cpu_model: str | None = None
-    cpu_predicted: int | None = None
+    cpu_predicted: Integer | None = None
     cpu_load: list[float] | None = None
     # .memory / .disk (bytes)
-    memory_total: int | None = None
-    memory_free: int | None = None
-    memory_used: int | None = None
-    disk_total: int | None = None
-    disk_free: int | None = None
-    disk_used: int | None = None
+    memory_total: Integer | None = None
+    memory_free: Integer | None = None
+    memory_used: Integer | None = None
+    disk_total: Integer | None = None
+    disk_free: Integer | None = None
+    disk_used: Integer | None = None
     # .dominfo
-    allocated_cpus: int | None = None
-    allocated_memory: int | None = None
-    total_nodes: int | None = None
-    total_orphans: int | None = None
-    running_nodes: int | None = None
-    running_orphans: int | None = None
+    allocated_cpus: Integer | None = None
+    allocated_memory: Integer | None = None
+    total_nodes: Integer | None = None
+    total_orphans: Integer | None = None
+    running_nodes: Integer | None = None
+    running_orphans: Integer | None = None
     # system_health.computes.<id>
     admission_state: str | None = None
-    kvm_vmx_enabled: bool | None = None
-    enough_cpus: bool | None = None
-    lld_connected: bool | None = None
-    lld_synced: bool | None = None
-    libvirt: bool | None = None
-    fabric: bool | None = None
-    device_mux: bool | None = None
-    refplat_images_available: bool | None = None
-    docker_shim: bool | None = None
-    valid: bool | None = None
+    kvm_vmx_enabled: Flag | None = None
+    enough_cpus: Flag | None = None
+    lld_connected: Flag | None = None
+    lld_synced: Flag | None = None
+    libvirt: Flag | None = None
+    fabric: Flag | None = None
+    device_mux: Flag | None = None
+    refplat_images_available: Flag | None = None
+    docker_shim: Flag | None = None
+    valid: Flag | None = None
 
     @property
     def healthy(self) -> bool | None:
@@ -114,44 +116,44 @@ class CmlLicenseFeature(_Snapshot):
     id: str | None = None
     name: str | None = None
     status: str | None = None
-    in_use: int | None = None
-    min: int | None = None
-    max: int | None = None
+    in_use: Integer | None = None
+    min: Integer | None = None
+    max: Integer | None = None
 
 
 class CmlSystemStats(_Snapshot):
     """`system_stats` flattened (seed 004 §3): cluster totals, controller disk, summed dominfo, computes."""
 
-    all_cpu_count: int | None = None
-    all_cpu_percent: float | None = None
-    all_memory_total: int | None = None
-    all_memory_free: int | None = None
-    all_memory_used: int | None = None
-    all_disk_total: int | None = None
-    all_disk_free: int | None = None
-    all_disk_used: int | None = None
-    controller_disk_total: int | None = None
-    controller_disk_free: int | None = None
-    controller_disk_used: int | None = None
-    allocated_cpus: int | None = None
-    allocated_memory: int | None = None
-    total_nodes: int | None = None
-    total_orphans: int | None = None
-    running_nodes: int | None = None
-    running_orphans: int | None = None
+    all_cpu_count: Integer | None = None
+    all_cpu_percent: Number | None = None
+    all_memory_total: Integer | None = None
+    all_memory_free: Integer | None = None
+    all_memory_used: Integer | None = None
+    all_disk_total: Integer | None = None
+    all_disk_free: Integer | None = None
+    all_disk_used: Integer | None = None
+    controller_disk_total: Integer | None = None
+    controller_disk_free: Integer | None = None
+    controller_disk_used: Integer | None = None
+    allocated_cpus: Integer | None = None
+    allocated_memory: Integer | None = None
+    total_nodes: Integer | None = None
+    total_orphans: Integer | None = None
+    running_nodes: Integer | None = None
+    running_orphans: Integer | None = None
     computes: dict[str, CmlComputeNode] = Field(default_factory=dict)
 
 
 class CmlSystemHealth(_Snapshot):
     """`system_health` flattened; the per-compute flags are kept in `computes`."""
 
-    valid: bool | None = None
-    is_licensed: bool | None = None
-    is_enterprise: bool | None = None
-    controller_core_connected: bool | None = None
-    controller_nodes_loaded: bool | None = None
-    controller_images_loaded: bool | None = None
-    controller_valid: bool | None = None
+    valid: Flag | None = None
+    is_licensed: Flag | None = None
+    is_enterprise: Flag | None = None
+    controller_core_connected: Flag | None = None
+    controller_nodes_loaded: Flag | None = None
+    controller_images_loaded: Flag | None = None
+    controller_valid: Flag | None = None
     computes: dict[str, CmlComputeNode] = Field(default_factory=dict)
 
 
@@ -160,22 +162,22 @@ class CmlLicenseInfo(_Snapshot):
 
     registration_status: str | None = None
     authorization_status: str | None = None
-    registration_expires: datetime | None = None
-    authorization_expires: datetime | None = None
+    registration_expires: Instant | None = None
+    authorization_expires: Instant | None = None
     smart_account: str | None = None
     virtual_account: str | None = None
     product_license: str | None = None
-    is_enterprise: bool | None = None
-    reservation_mode: bool | None = None
+    is_enterprise: Flag | None = None
+    reservation_mode: Flag | None = None
     udi_hostname: str | None = None
     features: list[CmlLicenseFeature] | None = None
-    base_nodes: int | None = None
+    base_nodes: Integer | None = None
     """Nodes included with `product_license` (see `parsers.BASE_NODES_BY_PRODUCT`)."""
-    expansion_nodes: int | None = None
+    expansion_nodes: Integer | None = None
     """Requested count (`in_use`) of the node-count feature (`…CML_NODE_COUNT…`, "Expansion Node License")."""
-    expansion_nodes_max: int | None = None
+    expansion_nodes_max: Integer | None = None
     """The node-count feature's `max`: the most that *could* be requested, not what is licensed."""
-    node_limit: int | None = None
+    node_limit: Integer | None = None
 
     @property
     def registered(self) -> bool | None:
@@ -197,29 +199,29 @@ class CmlTelemetrySnapshot(CmlSystemStats):
     """
 
     host: str | None = None
-    collected_at: datetime | None = None
+    collected_at: Instant | None = None
     # system_information
     version: str | None = None
-    ready: bool | None = None
+    ready: Flag | None = None
     # system_stats: the fields of CmlSystemStats; `computes` here also carries each compute's health.
     # system_health
-    health_valid: bool | None = None
-    is_licensed: bool | None = None
-    is_enterprise: bool | None = None
-    controller_core_connected: bool | None = None
-    controller_nodes_loaded: bool | None = None
-    controller_images_loaded: bool | None = None
-    controller_valid: bool | None = None
+    health_valid: Flag | None = None
+    is_licensed: Flag | None = None
+    is_enterprise: Flag | None = None
+    controller_core_connected: Flag | None = None
+    controller_nodes_loaded: Flag | None = None
+    controller_images_loaded: Flag | None = None
+    controller_valid: Flag | None = None
     # licensing
     license: CmlLicenseInfo | None = None
     # labs and activity
-    labs_count: int | None = None
+    labs_count: Integer | None = None
     lab_ids: list[str] | None = None
-    last_activity_at: datetime | None = None
+    last_activity_at: Instant | None = None
     # derived
-    cpu_percent: float | None = None
-    memory_percent: float | None = None
-    disk_percent: float | None = None
+    cpu_percent: Number | None = None
+    memory_percent: Number | None = None
+    disk_percent: Number | None = None
     # diagnostics
     errors: dict[str, str] = Field(default_factory=dict)
     """Endpoint name → why it failed (its fields are None)."""

@@ -11,13 +11,12 @@ from the CPA ignore unknown fields, so that the CPA may add fields without break
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from lcm_core.domain.types import JsonObject, Label, Text
+from lcm_core.domain.types import Flag, Instant, Integer, JsonObject, Label, Number, Text
 
 
 class LabletSessionStatus(StrEnum):
@@ -144,10 +143,10 @@ class ResourceRequirements(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    cpu_cores: float = Field(default=0, ge=0, le=10_000)
-    memory_gb: float = Field(default=0, ge=0, le=100_000)
-    storage_gb: float = Field(default=0, ge=0, le=1_000_000)
-    node_count: int = Field(default=0, ge=0, le=10_000)
+    cpu_cores: Number = Field(default=0, ge=0, le=10_000)
+    memory_gb: Number = Field(default=0, ge=0, le=100_000)
+    storage_gb: Number = Field(default=0, ge=0, le=1_000_000)
+    node_count: Integer = Field(default=0, ge=0, le=10_000)
     """Nodes that count against the worker's `max_nodes` (external connectors and unmanaged switches don't)."""
 
 
@@ -158,7 +157,7 @@ class InterfaceObservation(BaseModel):
 
     interface_id: Label
     label: Label
-    slot: int | None = Field(default=None, ge=0, le=10_000)
+    slot: Integer | None = Field(default=None, ge=0, le=10_000)
     state: Label
     mac_address: Label | None = None
     ip4: list[Label] = Field(default_factory=list, max_length=64)
@@ -171,8 +170,8 @@ class NodeObservation(BaseModel):
     label: Label
     node_definition: Label
     state: Label
-    cpu_limit: int | None = Field(default=None, ge=0, le=100_000)
-    ram_mb: int | None = Field(default=None, ge=0, le=100_000_000)
+    cpu_limit: Integer | None = Field(default=None, ge=0, le=100_000)
+    ram_mb: Integer | None = Field(default=None, ge=0, le=100_000_000)
     tags: list[Label] = Field(default_factory=list, max_length=100)
     interfaces: list[InterfaceObservation] = Field(default_factory=list, max_length=256)
 
@@ -182,13 +181,13 @@ class ResourceObservation(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    observed_at: datetime
+    observed_at: Instant
     observer: Literal["lablet-controller", "manual"]
-    total_cpu_cores: float = Field(ge=0, le=100_000)
-    total_memory_mb: int = Field(ge=0, le=1_000_000_000)
-    total_storage_mb: int | None = Field(default=None, ge=0, le=1_000_000_000_000)
+    total_cpu_cores: Number = Field(ge=0, le=100_000)
+    total_memory_mb: Integer = Field(ge=0, le=1_000_000_000)
+    total_storage_mb: Integer | None = Field(default=None, ge=0, le=1_000_000_000_000)
     nodes: list[NodeObservation] = Field(default_factory=list, max_length=1000)
-    actual_node_count: int = Field(ge=0, le=100_000)
+    actual_node_count: Integer = Field(ge=0, le=100_000)
     node_definitions_used: list[Label] = Field(default_factory=list, max_length=200)
     observed_ports: PortMap = Field(default_factory=dict)
     simulation_stats: JsonObject | None = None
@@ -214,12 +213,12 @@ class SchedulingDecision(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    success: bool
+    success: Flag
     worker_id: Identifier | None = None
-    reason: Text = Field(max_length=1000)
+    reason: Annotated[Text, Field(max_length=1000)]
     strategy: SchedulingStrategy = SchedulingStrategy.BEST_FIT
-    candidates_evaluated: int = Field(default=0, ge=0, le=1_000_000)
-    latency_ms: float = Field(default=0, ge=0, le=86_400_000)
+    candidates_evaluated: Integer = Field(default=0, ge=0, le=1_000_000)
+    latency_ms: Number = Field(default=0, ge=0, le=86_400_000)
     scores: dict[Identifier, float] = Field(default_factory=dict, max_length=5000)
 
 
@@ -236,7 +235,7 @@ class TransitionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     to: LabletSessionStatus
-    reason: Text = Field(min_length=1, max_length=1000)
+    reason: Annotated[Text, Field(min_length=1, max_length=1000)]
     error: Text | None = Field(default=None, max_length=2000)
 
 
@@ -253,23 +252,23 @@ class SessionWorkView(BaseModel):
 
     id: str
     status: LabletSessionStatus
-    version: int
+    version: Integer
     definition_id: str
-    definition_version: int
+    definition_version: Integer
     worker_id: str | None = None
     cml_lab_id: str | None = None
     allocated_ports: dict[str, int] = Field(default_factory=dict)
-    timeslot_start: datetime
-    timeslot_end: datetime
+    timeslot_start: Instant
+    timeslot_end: Instant
     resource_requirements: ResourceRequirements
     lab_track: str | None = None
     license_affinity: list[str] = Field(default_factory=list)
     pending_reason: str | None = None
-    observe_requested: bool = False
+    observe_requested: Flag = False
     observe_request_id: str | None = None
-    terminate_requested: bool = False
+    terminate_requested: Flag = False
     """An operator terminated a session with a lab: tear it down, then transition to `terminated`."""
-    status_changed_at: datetime | None = None
+    status_changed_at: Instant | None = None
     """When the session entered `status` (the control plane's clock): a new leader resumes a deadline, such as
     the boot timeout, from here instead of starting it again."""
 
@@ -281,14 +280,14 @@ class DefinitionWorkView(BaseModel):
 
     id: str
     name: str
-    version: int
+    version: Integer
     status: LabletDefinitionStatus
     lab_topology_yaml: str
     port_template: list[PortSpec] = Field(default_factory=list)
     resource_requirements: ResourceRequirements
     lab_track: str | None = None
     license_affinity: list[str] = Field(default_factory=list)
-    max_duration_minutes: int
+    max_duration_minutes: Integer
 
 
 class SessionStateKey(BaseModel):
@@ -298,10 +297,10 @@ class SessionStateKey(BaseModel):
 
     session_id: str
     status: LabletSessionStatus
-    version: int
+    version: Integer
     worker_id: str | None = None
     cml_lab_id: str | None = None
-    terminate_requested: bool = False
+    terminate_requested: Flag = False
 
 
 class ObserveRequestKey(BaseModel):
@@ -312,4 +311,4 @@ class ObserveRequestKey(BaseModel):
     session_id: str
     request_id: str
     requested_by: str
-    requested_at: datetime
+    requested_at: Instant

@@ -32,6 +32,12 @@ export async function api(path, { method = "GET", body } = {}) {
 function describe(payload) {
   if (!payload) return null;
   const detail = payload.detail ?? payload.message ?? payload.error;
-  if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
+  if (Array.isArray(detail)) {
+    // A 422 is always a list; an error about the request as a whole has no location to name.
+    return detail.map((d) => {
+      const where = (d.loc || []).slice(1).join(".");
+      return where ? `${where}: ${d.msg}` : d.msg;
+    }).join("; ");
+  }
   return typeof detail === "string" ? detail : JSON.stringify(detail);
 }
