@@ -5,8 +5,10 @@ lock for long stretches, so the event loop, which needs the lock for every reque
 behind them (`/api/health` took 150-200 ms at the 99th percentile during a 700 KB upload). In another
 process the parse runs on its own core and the loop keeps answering in milliseconds.
 
-One small pool per CPA process, started on first use (a spawned interpreter imports the domain modules once,
-about a second) and replaced if its process dies. The work sent must be a module-level function with
+One worker process per CPA process, started on first use (a spawned interpreter imports the domain modules
+once, about a second) and replaced if it dies. One, not several: uploads of large topologies are rare, and a
+pool of several whose one process died cannot be torn down cleanly on Python 3.11 (its manager thread waits
+for the survivors forever). The work sent must be a module-level function with
 picklable arguments and result.
 """
 
@@ -23,37 +25,35 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _lock = threading.Lock()
-_pools: dict[int, ProcessPoolExecutor] = {}
+_current: ProcessPoolExecutor | None = None
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
+def _pool() -> ProcessPoolExecutor:
+    global _current
     with _lock:
-        pool = _pools.get(workers)
-        if pool is None:
+        if _current is None:
             # spawn, not fork: the CPA has threads (the loop's executors, the Redis and Mongo clients), and a
             # forked copy of a threaded process can inherit locks held mid-operation.
-            pool = _pools[workers] = ProcessPoolExecutor(max_workers=workers,
-                                                         mp_context=multiprocessing.get_context("spawn"))
-        return pool
+            _current = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return _current
 
 
-def _discard(workers: int, broken: ProcessPoolExecutor) -> None:
+def _discard(broken: ProcessPoolExecutor) -> None:
+    # Only forgotten: a broken pool's own manager thread is already tearing it down, and a shutdown from here
+    # would race it (CPython's manager then fails in a thread of its own).
+    global _current
     with _lock:
-        if _pools.get(workers) is broken:
-            del _pools[workers]
-    broken.shutdown(wait=False, cancel_futures=True)
+        if _current is broken:
+            _current = None
 
 
 class CpuPool:
     """Runs a pure function in the process pool (`application.lablet_definitions.OffLoop`)."""
 
-    def __init__(self, workers: int = 1) -> None:
-        self._workers = workers
-
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        pool = _pool(self._workers)
+        pool = _pool()
         try:
             return await asyncio.wrap_future(pool.submit(fn, *args))
         except BrokenProcessPool:
-            _discard(self._workers, pool)  # its process died (killed, out of memory): a new one next time
-            return await asyncio.wrap_future(_pool(self._workers).submit(fn, *args))
+            _discard(pool)  # its process died (killed, out of memory): a new one, and this call once more
+            return await asyncio.wrap_future(_pool().submit(fn, *args))

@@ -25,7 +25,7 @@ async def test_work_runs_in_another_process_and_errors_come_back() -> None:
 
 
 async def test_a_pool_whose_process_died_is_replaced() -> None:
-    pool = CpuPool(workers=2)
+    pool = CpuPool()
     first = await pool.run(os.getpid)
     os.kill(first, signal.SIGKILL)
     again = await pool.run(os.getpid)
