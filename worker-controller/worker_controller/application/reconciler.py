@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from lcm_core.cml import CmlClient, CmlError
@@ -42,14 +43,14 @@ logger = logging.getLogger(__name__)
 TRANSITIONAL = frozenset({"pending", "stopping", "shutting-down"})
 
 
+@dataclass(frozen=True, slots=True)
 class Observation:
     """One read of an instance: what EC2 said and when it was asked (wall clock, compared with the control
     plane's change times; monotonic, for the cache's age)."""
 
-    __slots__ = ("asked_at", "asked_mono", "instance")
-
-    def __init__(self, instance: Ec2Instance | None, asked_at: datetime, asked_mono: float) -> None:
-        self.instance, self.asked_at, self.asked_mono = instance, asked_at, asked_mono
+    instance: Ec2Instance | None
+    asked_at: datetime
+    asked_mono: float
 
     @property
     def state(self) -> str:
