@@ -30,6 +30,7 @@ from control_plane_api.infrastructure.mongo_settings import (
     SettingsRepository,
     TemplateRepository,
 )
+from control_plane_api.infrastructure.mongo_telemetry import TelemetryRepository
 from control_plane_api.infrastructure.mongo_workers import WorkerRepository
 from control_plane_api.infrastructure.oidc import OidcClient, OidcLogin
 from control_plane_api.infrastructure.webhooks import WebhookNotifier
@@ -85,6 +86,7 @@ class ControlPlane:
                                           fleet=settings)
         workers = WorkerService(WorkerRepository(db["workers"]), system_settings, relay, etcd, webhooks,
                                 templates=template_repository,
+                                telemetry=TelemetryRepository(db["worker_telemetry"]),
                                 history=MetricHistoryRepository(
                                     db["worker_metrics"], timedelta(hours=settings.metrics_history_hours)))
         session_repository = SessionRepository(db["lablet_sessions"])

@@ -38,8 +38,7 @@ def build_host(settings: WorkerControllerSettings) -> ControllerHost:
     cml.change_guard = host.fence.check  # no CML change leaves a replica that no longer leads
     fleet = FleetSettingsReader(gateway, settings)
     discovery = Discovery(aws, gateway, fleet)
-    collector = MetricsCollector(aws, cml, gateway, cml_url_template=settings.cml_url_template,
-                                 idle_check_interval=settings.idle_check_interval_seconds)
+    collector = MetricsCollector(aws, cml, gateway, cml_url_template=settings.cml_url_template)
     reconciler = WorkerReconciler(
         aws, cml, gateway, host.fence, cml_url_template=settings.cml_url_template,
         resync_interval=settings.reconcile_interval_seconds,
@@ -66,7 +65,7 @@ def build_host(settings: WorkerControllerSettings) -> ControllerHost:
 
 def _metrics_figures(outcome: CycleOutcome) -> dict[str, Any]:
     return {"workers": outcome.workers, "reported": outcome.reported, "cml_failures": outcome.cml_failures,
-            "workers_by_health": dict(outcome.by_health), "idle_checked": outcome.idle_checked}
+            "workers_by_health": dict(outcome.by_health), "auto_paused": len(outcome.auto_paused)}
 
 
 async def _discover(cycle: FleetCycle, stats: LoopStats, metrics_loop: PeriodicLoop) -> None:

@@ -25,8 +25,6 @@ class WorkerControllerSettings(ControllerSettings, CmlAccessSettings, FleetDefau
         default=30, ge=1, validation_alias="WORKER_CONTROLLER_RECONCILE_INTERVAL")
     """Periodic resync of every worker (etcd watches trigger reconciles in between)."""
 
-    idle_check_interval_seconds: float = Field(default=60, ge=1, validation_alias="IDLE_CHECK_INTERVAL")
-    """Minimum seconds between two idle detections of one worker."""
 
     reconcile_concurrency: int = Field(default=20, ge=1, le=500, validation_alias="WORKER_RECONCILE_CONCURRENCY")
     """Workers reconciled at once."""

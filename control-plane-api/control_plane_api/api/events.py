@@ -31,8 +31,8 @@ from control_plane_api.application.event_relay import (
 from control_plane_api.bootstrap import ControlPlane
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
+from control_plane_api.domain.worker_query import WorkerQuery
 from control_plane_api.infrastructure.event_log import LoggedEvent, Position, parse_event_id
-from control_plane_api.infrastructure.mongo_workers import WorkerQuery
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 
@@ -43,9 +43,9 @@ def _frame(event_id: str, event: DomainEvent) -> dict[str, str]:
 
 async def _snapshot(cp: ControlPlane, flt: EventFilter) -> DomainEvent:
     query = WorkerQuery(ids=sorted(flt.worker_ids)) if flt.worker_ids else WorkerQuery()
-    workers = await cp.workers.workers.all(query)
-    return DomainEvent(type=ev.WORKER_SNAPSHOT, data={"workers": [w.summary() for w in workers],
-                                                      "count": len(workers)})
+    rows = await cp.workers.summaries(query)
+    return DomainEvent(type=ev.WORKER_SNAPSHOT, data={"workers": [r.model_dump(mode="json") for r in rows],
+                                                      "count": len(rows)})
 
 
 def _last(event_id: str) -> tuple[str, Position] | None:

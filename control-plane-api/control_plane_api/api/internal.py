@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from control_plane_api.api.security import CP, Internal, Leader
-from control_plane_api.api.views import WorkerPage, controller_view, worker_page, worker_view
+from control_plane_api.api.views import Page, WorkerDetail, controller_view, summary_page, worker_detail
 from control_plane_api.api.workers import AwsRegions, WorkerStatuses
-from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, MetricsReport, StatusReport
+from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, StatusReport
 from control_plane_api.domain.system_settings import SystemSettings, WorkerTemplate
-from control_plane_api.infrastructure.mongo_workers import WorkerQuery
+from control_plane_api.domain.worker_query import WorkerQuery
 from lcm_core.domain.types import (
     STORABLE_KEY_PATTERN,
     Count,
     Flag,
     Instant,
-    Integer,
     JsonObject,
     Label,
     Number,
@@ -26,10 +25,12 @@ from lcm_core.domain.types import (
     Text,
     storable_json,
 )
+from lcm_core.domain.workers import MetricsBatch, MetricsBatchOutcome, WorkerSummary, WorkerView
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
 
 MAX_BATCH = 5000
+"""Instances one import may carry."""
 MAX_SEEN = 100_000
 """Instance ids one inventory check may name: a whole fleet's, which can outgrow an import batch."""
 
@@ -47,7 +48,7 @@ class ImportOutcome(BaseModel):
     created: list[str]
     updated: list[str]
     unchanged: list[str]
-    workers: list[dict[str, Any]]
+    workers: list[WorkerView]
     """Every imported instance's worker as the controller sees it (`controller_view`): a discovery measures
     them without reading the worker list."""
 
@@ -57,22 +58,7 @@ class SeenInstances(_Body):
 
 
 class WorkerList(BaseModel):
-    items: list[dict[str, Any]]
-
-
-class WorkerMetrics(_Body):
-    worker_id: Annotated[Label, Field(min_length=1, max_length=64)]
-    metrics: MetricsReport
-
-
-class MetricsBatch(_Body):
-    reports: list[WorkerMetrics] = Field(max_length=MAX_BATCH)
-
-
-class BatchOutcome(BaseModel):
-    updated: list[str]
-    not_found: list[str]
-    retried: Integer
+    items: list[WorkerView]
 
 
 class LoopReport(BaseModel):
@@ -123,7 +109,7 @@ def _csv(values: list[str] | None) -> list[str]:
     return [v for item in values or [] for v in item.split(",") if v]
 
 
-@router.get("/workers", summary="List workers (controllers' view)")
+@router.get("/workers", summary="List workers (controllers' views)")
 async def list_workers(
     cp: CP, _caller: Internal,
     status: WorkerStatuses = None,
@@ -131,17 +117,21 @@ async def list_workers(
     include_terminated: bool = False,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 5000,
-    view: Annotated[Literal["full", "brief"], Query(description="brief: without telemetry, history, alerts")]
-    = "full",
-) -> WorkerPage:
+    view: Annotated[Literal["brief", "controller"], Query(
+        description="brief: each worker's row (`WorkerSummary`, what the scheduler places from); controller: "
+                    "what the worker-controller decides from (`WorkerView`)")] = "brief",
+) -> Page[WorkerSummary] | Page[WorkerView]:
     query = WorkerQuery(status=_csv(status), aws_region=_csv(aws_region), include_terminated=include_terminated)
-    items, total = await cp.workers.workers.page(query, skip=offset, limit=limit, brief=view == "brief")
-    return worker_page(items, total, offset, limit)
+    if view == "controller":
+        workers, total = await cp.workers.controller_page(query, offset=offset, limit=limit)
+        return Page[WorkerView](items=[controller_view(w) for w in workers], total=total, offset=offset, limit=limit)
+    items, telemetry, total = await cp.workers.page(query, offset=offset, limit=limit)
+    return summary_page(items, telemetry, total, offset, limit)
 
 
 @router.get("/workers/{worker_id}", summary="One worker")
-async def get_worker(worker_id: str, cp: CP, _caller: Internal) -> dict[str, Any]:
-    return worker_view(await cp.workers.workers.get(worker_id))
+async def get_worker(worker_id: str, cp: CP, _caller: Internal) -> WorkerDetail:
+    return worker_detail(*await cp.workers.detail(worker_id))
 
 
 @router.post("/workers/bulk-import", summary="Import discovered instances (idempotent by instance id)")
@@ -155,39 +145,27 @@ async def bulk_import(body: BulkImport, cp: CP, caller: Leader) -> ImportOutcome
 async def unseen_workers(body: SeenInstances, cp: CP, _caller: Internal) -> WorkerList:
     """Every worker with an instance, not terminated, whose instance id is not in the body: after a discovery
     the orphan suspects and the workers outside the scanned regions, without reading the whole fleet."""
-    return WorkerList(items=[controller_view(w) for w in await cp.workers.workers.unseen(body.aws_instance_ids)])
+    return WorkerList(items=[controller_view(w) for w in await cp.workers.unseen(body.aws_instance_ids)])
 
 
-@router.post("/workers/metrics:batch", summary="Metrics of many workers in one call")
-async def metrics_batch(body: MetricsBatch, cp: CP, caller: Leader) -> BatchOutcome:
-    reports = {r.worker_id: r.metrics for r in body.reports}
-    result = await cp.workers.update_metrics_batch(reports, by=caller)
-    return BatchOutcome(updated=result.updated, not_found=result.not_found, retried=result.retried)
+@router.post("/workers/metrics:batch", summary="Metrics of many workers in one call (idleness judged too)")
+async def metrics_batch(body: MetricsBatch, cp: CP, caller: Leader) -> MetricsBatchOutcome:
+    return await cp.workers.update_metrics_batch(body.reports, by=caller)
 
 
 @router.post("/workers/{worker_id}/status", summary="EC2 state observed by the controller")
-async def update_status(worker_id: str, body: StatusReport, cp: CP, caller: Leader) -> dict[str, Any]:
-    return worker_view(await cp.workers.update_status(worker_id, body, by=caller))
-
-
-@router.post("/workers/{worker_id}/metrics", summary="One worker's metrics cycle")
-async def update_metrics(worker_id: str, body: MetricsReport, cp: CP, caller: Leader) -> dict[str, Any]:
-    return worker_view(await cp.workers.update_metrics(worker_id, body, by=caller))
-
-
-@router.post("/workers/{worker_id}/detect-idle", summary="Run idle detection (may request an auto-pause)")
-async def detect_idle(worker_id: str, cp: CP, caller: Leader) -> dict[str, Any]:
-    return (await cp.workers.detect_idle(worker_id, by=caller)).idle_view()
+async def update_status(worker_id: str, body: StatusReport, cp: CP, caller: Leader) -> WorkerView:
+    return controller_view(await cp.workers.update_status(worker_id, body, by=caller))
 
 
 @router.post("/workers/{worker_id}/license", summary="Progress of a licence request")
-async def license_progress(worker_id: str, body: LicenseProgress, cp: CP, caller: Leader) -> dict[str, Any]:
-    return worker_view(await cp.workers.license_progress(worker_id, body, by=caller))
+async def license_progress(worker_id: str, body: LicenseProgress, cp: CP, caller: Leader) -> WorkerView:
+    return controller_view(await cp.workers.license_progress(worker_id, body, by=caller))
 
 
 @router.post("/workers/{worker_id}/provisioned", summary="The instance provisioned for a worker (idempotent)")
-async def provisioned(worker_id: str, body: DiscoveredInstance, cp: CP, caller: Leader) -> dict[str, Any]:
-    return worker_view(await cp.workers.attach_instance(worker_id, body, by=caller))
+async def provisioned(worker_id: str, body: DiscoveredInstance, cp: CP, caller: Leader) -> WorkerView:
+    return controller_view(await cp.workers.attach_instance(worker_id, body, by=caller))
 
 
 @router.get("/templates/{name}", summary="A worker template (for provisioning)")

@@ -4,7 +4,6 @@ the fleet by status and health (read at scrape time). Scraped with the API key o
 from __future__ import annotations
 
 import time
-from collections import Counter as Tally
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -76,8 +75,8 @@ async def prometheus(request: Request, cp: CP, _caller: Annotated[str, Depends(v
     metrics.events_delivered.set(cp.relay.delivered)
     metrics.event_log_up.set(1 if cp.relay.log_available else 0)
     metrics.etcd_failed_writes.set(cp.etcd.failed_writes)
-    tally = Tally((w.status.value, w.health_status.value) for w in await cp.workers.workers.all())
+    counts = await cp.workers.count_by_status_and_health()
     metrics.workers.clear()
-    for (status, health), count in tally.items():
+    for (status, health), count in counts.items():
         metrics.workers.labels(status, health).set(count)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,19 +20,25 @@ from control_plane_api.domain import events as ev
 from control_plane_api.domain import worker_health
 from control_plane_api.domain.events import DomainEvent, utcnow
 from control_plane_api.domain.metric_history import MetricSample, sample_of
-from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, MetricsReport, StatusReport
+from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, StatusReport
+from control_plane_api.domain.system_settings import SystemSettings
 from control_plane_api.domain.worker import InstanceClaimedError, Worker
+from control_plane_api.domain.worker_query import WorkerQuery
 from control_plane_api.infrastructure.etcd_keys import EtcdKeys
 from control_plane_api.infrastructure.mongo_metrics import MetricHistoryRepository
 from control_plane_api.infrastructure.mongo_settings import TemplateRepository
+from control_plane_api.infrastructure.mongo_telemetry import TelemetryRepository
 from control_plane_api.infrastructure.mongo_workers import WorkerRepository
 from control_plane_api.infrastructure.webhooks import WebhookNotifier
-from lcm_core.domain.enums import DesiredStatus
+from lcm_core.domain.enums import DesiredStatus, PauseReason
+from lcm_core.domain.workers import MetricsBatchOutcome, WorkerMetricsReport, WorkerSummary, WorkerTelemetry
 from lcm_core.errors import ConflictError, InvalidError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
 Change = Callable[[Worker, datetime], list[DomainEvent]]
+#: A metrics report applied: the worker, its new telemetry, the events.
+Applied = tuple[Worker, WorkerTelemetry, list[DomainEvent]]
 #: Events after which the worker-controller must look at the worker again (etcd `desired_state` key).
 _DESIRED_EVENTS = frozenset({ev.WORKER_DESIRED_STATUS_CHANGED, ev.WORKER_REFRESH_REQUESTED, ev.WORKER_CREATED})
 #: Tag the worker-controller puts on instances it provisions, so that discovery adopts them.
@@ -48,23 +54,18 @@ class ImportResult:
     """Every imported instance's worker as it stands after the import, by instance id."""
 
 
-@dataclass
-class BatchResult:
-    updated: list[str] = field(default_factory=list)
-    not_found: list[str] = field(default_factory=list)
-    retried: int = 0
-
-
 def _fingerprint(worker: Worker) -> dict[str, Any]:
-    return worker.model_dump(exclude={"updated_at", "version", "last_seen_at"})
+    """What tells whether a change changed the worker (its history and alerts only change along with it)."""
+    return worker.model_dump(exclude={"updated_at", "version", "state_history", "alerts"})
 
 
 class WorkerService:
     def __init__(self, workers: WorkerRepository, settings: SettingsService, publisher: Publisher,
                  etcd: EtcdKeys, webhooks: WebhookNotifier, templates: TemplateRepository,
-                 history: MetricHistoryRepository | None = None,
+                 telemetry: TelemetryRepository, history: MetricHistoryRepository | None = None,
                  clock: Callable[[], datetime] = utcnow, max_attempts: int = 8) -> None:
         self.workers = workers
+        self.telemetry = telemetry
         self.history = history
         self._templates = templates
         self._settings = settings
@@ -80,9 +81,19 @@ class WorkerService:
         if events:
             await self._after_commit_many([(worker, events)])
 
-    async def _after_commit_many(self, committed: list[tuple[Worker, list[DomainEvent]]]) -> None:
+    async def _after_commit_many(self, committed: list[tuple[Worker, list[DomainEvent]]],
+                                 telemetry: Mapping[str, WorkerTelemetry] | None = None) -> None:
         """One publication for a whole batch (one Redis round trip), its etcd keys in as few transactions as
-        etcd allows, then the per-worker alerts."""
+        etcd allows, then the per-worker alerts.
+
+        Every worker event carries the worker's row as it stands after the change (`summary`, the names of
+        `WorkerSummary`): the browser replaces its row with it. Its telemetry columns are there when the
+        change came with telemetry (a metrics report), and absent otherwise (the browser keeps its own)."""
+        for worker, events in committed:
+            if events:
+                row = worker.summary((telemetry or {}).get(worker.id)).model_dump(mode="json", exclude_unset=True)
+                for event in events:
+                    event.data["summary"] = row
         await self._publisher.publish([e for _, events in committed for e in events])
         await self._etcd.put_many_json([key for worker, events in committed for key in self._keys(worker, events)])
         for _, events in committed:
@@ -267,21 +278,76 @@ class WorkerService:
     async def update_status(self, worker_id: str, report: StatusReport, by: str) -> Worker:
         return await self.mutate(worker_id, lambda w, now: w.apply_status_report(report, now, by))
 
-    async def update_metrics(self, worker_id: str, report: MetricsReport, by: str) -> Worker:
-        worker = await self._apply_metrics(worker_id, report, by)
-        await self._record_history([worker])
-        return worker
+    async def update_metrics(self, report: WorkerMetricsReport, by: str) -> Worker:
+        """One worker's report (the batch of one)."""
+        outcome = await self.update_metrics_batch([report], by)
+        if outcome.not_found:
+            raise NotFoundError(f"worker {report.worker_id} not found", worker_id=report.worker_id)
+        return await self.workers.get(report.worker_id)
 
-    async def _apply_metrics(self, worker_id: str, report: MetricsReport, by: str) -> Worker:
-        monitoring = (await self._settings.get()).monitoring
-        return await self.mutate(worker_id, lambda w, now: w.apply_metrics(report, monitoring, now, by))
+    async def update_metrics_batch(self, reports: Sequence[WorkerMetricsReport], by: str) -> MetricsBatchOutcome:
+        """Many workers' reports: one read of the workers and of their telemetry, one bulk write of the
+        telemetry, and a versioned write only of the workers the reports changed (normally none: a health
+        level, an alert, a licence, an auto-pause). A worker write that lost a race is applied again."""
+        by_worker = {r.worker_id: r for r in reports}  # a worker reported twice: the last report stands
+        outcome = MetricsBatchOutcome()
+        settings = await self._settings.get()
+        loaded = await self.workers.get_many(by_worker)
+        previous = await self.telemetry.get_many(loaded)
+        outcome.not_found = [wid for wid in by_worker if wid not in loaded]
+        now = self._clock()
+        applied: dict[str, Applied] = {}
+        changed: list[Worker] = []
+        for wid, worker in loaded.items():
+            before = _fingerprint(worker)
+            telemetry, events = worker.apply_metrics(by_worker[wid], previous.get(wid), settings.monitoring,
+                                                     settings.idle, now, by)
+            applied[wid] = (worker, telemetry, events)
+            if _fingerprint(worker) != before:
+                worker.updated_at = now
+                changed.append(worker)
+        lost = await self.workers.save_many(changed)
+        for wid in lost:
+            outcome.retried += 1
+            applied[wid] = await self._apply_metrics_again(by_worker[wid], previous.get(wid), settings, by)
+        await self.telemetry.store_many([t for _, t, _ in applied.values()])
+        committed = [(w, events, t) for w, t, events in applied.values()]
+        outcome.updated = list(applied)
+        outcome.auto_paused = [w.id for w, events, _ in committed
+                               if any(e.type == ev.WORKER_PAUSED and e.data.get("reason") == PauseReason.IDLE_TIMEOUT
+                                      for e in events)]
+        # Publication (Redis) and the chart samples (MongoDB) are independent: one round trip's time for both.
+        await asyncio.gather(self._after_commit_many([(w, events) for w, events, _ in committed],
+                                                     {w.id: t for w, _, t in committed}),
+                             self._record_history([t for _, _, t in committed]))
+        return outcome
 
-    async def _record_history(self, workers: Sequence[Worker]) -> None:
+    async def _apply_metrics_again(self, report: WorkerMetricsReport, previous: WorkerTelemetry | None,
+                                   settings: SystemSettings, by: str) -> Applied:
+        """A report whose worker write lost a race: re-read the worker and apply it again (bounded)."""
+        for attempt in range(1, self._max_attempts + 1):
+            worker = await self.workers.get(report.worker_id)
+            before = _fingerprint(worker)
+            now = self._clock()
+            telemetry, events = worker.apply_metrics(report, previous, settings.monitoring, settings.idle, now, by)
+            if _fingerprint(worker) == before:
+                return worker, telemetry, events
+            worker.updated_at = now
+            try:
+                await self.workers.save(worker)
+            except ConflictError:
+                if attempt == self._max_attempts:
+                    raise
+                continue
+            return worker, telemetry, events
+        raise AssertionError("unreachable")
+
+    async def _record_history(self, telemetry: Sequence[WorkerTelemetry]) -> None:
         """One utilisation sample per reported worker, for the dashboard's charts (one round trip)."""
-        if self.history is None or not workers:
+        if self.history is None or not telemetry:
             return
         now = self._clock()
-        samples = [s for s in (sample_of(w, now) for w in workers) if s is not None]
+        samples = [s for s in (sample_of(t, now) for t in telemetry) if s is not None]
         await self.history.append(samples, now)
 
     async def metric_history(self, worker_id: str, minutes: float, limit: int) -> list[MetricSample]:
@@ -290,34 +356,39 @@ class WorkerService:
             return []
         return await self.history.recent(worker_id, self._clock() - timedelta(minutes=minutes), limit)
 
-    async def update_metrics_batch(self, reports: dict[str, MetricsReport], by: str) -> BatchResult:
-        """Many workers in one round trip each way: one read, one bulk write, conflicts retried one by one."""
-        result = BatchResult()
-        monitoring = (await self._settings.get()).monitoring
-        loaded = await self.workers.get_many(reports)
-        result.not_found = [wid for wid in reports if wid not in loaded]
-        now = self._clock()
-        pending: list[tuple[Worker, list[DomainEvent]]] = []
-        for wid, worker in loaded.items():
-            events = worker.apply_metrics(reports[wid], monitoring, now, by)
-            worker.updated_at = now
-            pending.append((worker, events))
-        lost = await self.workers.save_many([w for w, _ in pending])
-        committed = [(w, events) for w, events in pending if w.id not in lost]
-        result.updated = [w.id for w, _ in committed]
-        # Publication (Redis) and the chart samples (MongoDB) are independent: one round trip's time for both.
-        await asyncio.gather(self._after_commit_many(committed), self._record_history([w for w, _ in committed]))
-        retried = []
-        for wid in lost:
-            result.retried += 1
-            retried.append(await self._apply_metrics(wid, reports[wid], by))
-            result.updated.append(wid)
-        await self._record_history(retried)
-        return result
+    # ----------------------------------------------------------------- reads
 
-    async def detect_idle(self, worker_id: str, by: str) -> Worker:
-        idle = (await self._settings.get()).idle
-        return await self.mutate(worker_id, lambda w, now: w.detect_idle(idle, now, by))
+    async def get(self, worker_id: str) -> Worker:
+        return await self.workers.get(worker_id)
+
+    async def detail(self, worker_id: str) -> tuple[Worker, WorkerTelemetry | None]:
+        """A worker and its latest telemetry (None while it has never been measured)."""
+        worker = await self.workers.get(worker_id)
+        return worker, await self.telemetry.get(worker_id)
+
+    async def page(self, query: WorkerQuery, *, offset: int, limit: int, sort: str = "name",
+                   descending: bool = False) -> tuple[list[Worker], dict[str, WorkerTelemetry], int]:
+        """A page of workers (without their histories) and the telemetry their rows show."""
+        workers, total = await self.workers.page(query, skip=offset, limit=limit, sort=sort, descending=descending,
+                                                 brief=True)
+        return workers, await self.telemetry.get_many((w.id for w in workers), summary=True), total
+
+    async def summaries(self, query: WorkerQuery) -> list[WorkerSummary]:
+        """Every matching worker's row (the event stream's snapshot)."""
+        workers = await self.workers.all(query, brief=True)
+        telemetry = await self.telemetry.get_many((w.id for w in workers), summary=True)
+        return [w.summary(telemetry.get(w.id)) for w in workers]
+
+    async def controller_page(self, query: WorkerQuery, *, offset: int, limit: int) -> tuple[list[Worker], int]:
+        """A page of workers as controllers read them (no histories, no telemetry)."""
+        return await self.workers.page(query, skip=offset, limit=limit, brief=True)
+
+    async def unseen(self, instance_ids: Sequence[str]) -> list[Worker]:
+        """Workers with an instance, not terminated, whose instance is not among `instance_ids`."""
+        return await self.workers.unseen(instance_ids)
+
+    async def count_by_status_and_health(self) -> dict[tuple[str, str], int]:
+        return await self.workers.count_by_status_and_health()
 
     async def license_progress(self, worker_id: str, progress: LicenseProgress, by: str) -> Worker:
         return await self.mutate(worker_id, lambda w, now: w.apply_license_progress(progress, now, by))

@@ -1,7 +1,7 @@
 """A worker's utilisation over time (the dashboard's Monitoring charts): one sample per metrics report.
 
-Samples live outside the Worker aggregate, in their own bounded collection (pruned by age), so that the
-aggregate stays small and a metrics cycle over the fleet does not rewrite hours of history per worker.
+Samples live outside the Worker aggregate and its latest telemetry, in their own bounded collection (pruned
+by age), so that a metrics cycle over the fleet does not rewrite hours of history per worker.
 No I/O here.
 """
 
@@ -11,7 +11,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from control_plane_api.domain.worker import Worker
+from lcm_core.domain.workers import WorkerTelemetry
 
 
 class MetricSample(BaseModel):
@@ -29,11 +29,11 @@ class MetricSample(BaseModel):
     labs_count: int | None = None
 
 
-def sample_of(worker: Worker, now: datetime) -> MetricSample | None:
-    """The sample a metrics report left on `worker`, or None when it carried no utilisation at all."""
-    t = worker.telemetry
-    if t.cpu_percent is None and t.memory_percent is None and t.disk_percent is None:
+def sample_of(telemetry: WorkerTelemetry, now: datetime) -> MetricSample | None:
+    """The sample a metrics report left, or None when it carried no utilisation at all."""
+    u = telemetry.utilisation
+    if u.cpu_percent is None and u.memory_percent is None and u.disk_percent is None:
         return None
-    return MetricSample(worker_id=worker.id, at=t.collected_at or now, cpu_percent=t.cpu_percent,
-                        memory_percent=t.memory_percent, disk_percent=t.disk_percent, cpu_source=t.cpu_source,
-                        labs_count=t.labs_count)
+    return MetricSample(worker_id=telemetry.worker_id, at=telemetry.collected_at or now, cpu_percent=u.cpu_percent,
+                        memory_percent=u.memory_percent, disk_percent=u.disk_percent, cpu_source=u.cpu_source,
+                        labs_count=telemetry.labs_count)

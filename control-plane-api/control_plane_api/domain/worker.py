@@ -26,14 +26,11 @@ from control_plane_api.domain.worker_state import (
     Activity,
     Alert,
     Capacity,
-    CmlSystemHealth,
-    CmlSystemInfo,
     License,
     Model,
     StateChange,
-    Telemetry,
 )
-from control_plane_api.domain.worker_telemetry import WorkerTelemetry
+from control_plane_api.domain.worker_telemetry import TelemetryBehaviour
 from lcm_core.domain.enums import (
     DesiredStatus,
     HealthStatus,
@@ -44,6 +41,7 @@ from lcm_core.domain.enums import (
     WorkerStatus,
     status_from_ec2,
 )
+from lcm_core.domain.workers import CapacitySummary, WorkerSummary, WorkerTelemetry, last_change, worker_phase
 from lcm_core.errors import ConflictError
 
 #: The ordinary successor(s) of each status; any other observed move is a skipped transition (recorded).
@@ -76,7 +74,7 @@ def new_worker_id() -> str:
     return uuid.uuid4().hex
 
 
-class Worker(WorkerDrain, WorkerTelemetry, Model):
+class Worker(WorkerDrain, TelemetryBehaviour, Model):
     """The aggregate root. `id` is LCM's; `aws_instance_id` is unique across the fleet (None while a worker
     created from a template waits for its instance)."""
 
@@ -110,11 +108,10 @@ class Worker(WorkerDrain, WorkerTelemetry, Model):
     service_status: ServiceStatus = ServiceStatus.UNAVAILABLE
     cml_version: str | None = None
     license: License = Field(default_factory=License)
-    telemetry: Telemetry = Field(default_factory=Telemetry)
+    ec2_state: str | None = None
+    """The instance state EC2 last reported (`status` is LCM's reading of it)."""
     health_status: HealthStatus = HealthStatus.UNKNOWN
-    health_reasons: list[str] = Field(default_factory=list)
-    last_seen_at: datetime | None = None
-    last_health_check_at: datetime | None = None
+    """The health level (its reasons are the telemetry's: they change with every report)."""
     activity: Activity = Field(default_factory=Activity)
     capacity: Capacity = Field(default_factory=Capacity)
     active_alerts: list[str] = Field(default_factory=list)
@@ -135,44 +132,35 @@ class Worker(WorkerDrain, WorkerTelemetry, Model):
         self.state_history.append(StateChange(field=field, from_=old, to=new, at=at, reason=reason, by=by))
         del self.state_history[:-STATE_HISTORY_LIMIT]
 
-    def summary(self) -> dict[str, Any]:
-        """What the dashboard's table shows for a worker (the payload of created/imported/snapshot)."""
-        return {
-            "id": self.id, "name": self.name, "aws_region": self.aws_region,
-            "aws_instance_id": self.aws_instance_id, "instance_type": self.instance_type,
-            "public_ip": self.public_ip, "private_ip": self.private_ip,
-            "status": self.status.value, "desired_status": self.desired_status,
-            "service_status": self.service_status.value, "health_status": self.health_status.value,
-            "license_status": self.license.status.value, "cpu_percent": self.telemetry.cpu_percent,
-            "memory_percent": self.telemetry.memory_percent, "disk_percent": self.telemetry.disk_percent,
-            "labs_count": self.telemetry.labs_count, "phase": self.lifecycle_phase, "lab_track": self.lab_track,
-            "idle_since": self.activity.idle_since, "sessions": len(self.capacity.reservations),
-            "drain_then": self.drain.then.value if self.drain else None, "instance_conflict": self.instance_conflict,
-            "version": self.version,
-        }
+    def summary(self, telemetry: WorkerTelemetry | None = None) -> WorkerSummary:
+        """The worker's row (`WorkerSummary`); its telemetry columns are set only when `telemetry` is given,
+        so that a row sent without them (`exclude_unset`) leaves what the browser shows of them alone."""
+        cap = self.capacity
+        row = WorkerSummary(
+            id=self.id, name=self.name, aws_region=self.aws_region, aws_instance_id=self.aws_instance_id,
+            instance_type=self.instance_type, public_ip=self.public_ip, private_ip=self.private_ip,
+            status=self.status, desired_status=self.desired_status, service_status=self.service_status,
+            health_status=self.health_status.value, phase=self.lifecycle_phase,
+            license_status=self.license.status, license_product=self.license.product,
+            is_enterprise=self.license.is_enterprise, node_limit=self.license.node_limit,
+            lab_track=self.lab_track, pool_id=self.pool_id, sessions=len(cap.reservations),
+            capacity=CapacitySummary(declared=cap.declared, allocated=cap.allocated,
+                                     ports_used=sum(len(p) for p in cap.port_allocations.values())),
+            drain_then=self.drain.then if self.drain else None, instance_conflict=self.instance_conflict,
+            version=self.version)
+        if telemetry is not None:
+            u = telemetry.utilisation
+            row.cpu_percent, row.memory_percent, row.disk_percent = u.cpu_percent, u.memory_percent, u.disk_percent
+            row.cpu_source, row.labs_count, row.running_nodes = u.cpu_source, telemetry.labs_count, \
+                telemetry.running_nodes
+            row.collected_at, row.stale = telemetry.collected_at, sorted(telemetry.stale)
+            row.idle_since = telemetry.idle.idle_since
+        return row
 
     @property
     def lifecycle_phase(self) -> str:
-        """The seed-002 LabWorker phase, a view over status, service and licence (ARCHITECTURE §4)."""
-        s, lic = self.status, self.license.status
-        if s in (WorkerStatus.PENDING, WorkerStatus.PROVISIONING):
-            return "PROVISIONING_EC2"
-        if s is WorkerStatus.STARTING or (s is WorkerStatus.RUNNING
-                                          and self.service_status is not ServiceStatus.AVAILABLE):
-            return "STARTING"
-        if s in (WorkerStatus.RUNNING, WorkerStatus.DRAINING) and lic is LicenseStatus.DEREGISTERING:
-            return "UNLICENSING"
-        if s is WorkerStatus.RUNNING:
-            if lic is LicenseStatus.REGISTERING:
-                return "LICENSING"
-            if lic is LicenseStatus.REGISTERED:
-                return "ACTIVE" if (self.telemetry.labs_count or 0) > 0 else "READY"
-            return "READY_UNLICENSED"
-        return {
-            WorkerStatus.DRAINING: "DRAINING", WorkerStatus.STOPPING: "STOPPING",
-            WorkerStatus.STOPPED: "STOPPED", WorkerStatus.TERMINATING: "TERMINATING_EC2",
-            WorkerStatus.TERMINATED: "TERMINATED", WorkerStatus.FAILED: "FAILED",
-        }.get(s, "UNKNOWN")
+        """The worker's phase (`lcm_core.domain.workers.worker_phase`)."""
+        return worker_phase(self.status, self.service_status, self.license.status, len(self.capacity.reservations))
 
     # ------------------------------------------------------------------ discovery
 
@@ -186,14 +174,14 @@ class Worker(WorkerDrain, WorkerTelemetry, Model):
             instance_type=found.instance_type, ami_id=found.ami_id, ami_name=found.ami_name,
             public_ip=found.public_ip, private_ip=found.private_ip, aws_tags=dict(found.tags),
             launch_time=found.launch_time, status=status, status_changed_at=now, created_at=now, updated_at=now,
-            last_seen_at=now,
+            ec2_state=found.state,
         )
-        worker.telemetry.ec2.state = found.state
         declared = INSTANCE_CAPACITY.get(found.instance_type or "")
         if declared is not None:
             worker.capacity.declared = declared.model_copy()
         worker._record("status", None, status.value, now, "discovered in EC2", by)
-        events = [worker._event(ev.WORKER_IMPORTED, **worker.summary())]
+        events = [worker._event(ev.WORKER_IMPORTED, name=worker.name, aws_region=worker.aws_region,
+                                aws_instance_id=worker.aws_instance_id)]
         if conflict is not None:
             worker.instance_conflict = conflict
             events.append(worker._event(ev.WORKER_INSTANCE_CONFLICT, aws_instance_id=found.aws_instance_id,
@@ -224,7 +212,8 @@ class Worker(WorkerDrain, WorkerTelemetry, Model):
         worker.capacity.declared = template.capacity.model_copy()
         worker._record("status", None, WorkerStatus.PENDING.value, now, f"requested from template {template.name}",
                        by)
-        return worker, [worker._event(ev.WORKER_CREATED, template_name=template.name, **worker.summary())]
+        return worker, [worker._event(ev.WORKER_CREATED, template_name=template.name, name=worker.name,
+                                      aws_region=worker.aws_region)]
 
     def attach_instance(self, found: DiscoveredInstance, now: datetime, by: str) -> list[DomainEvent]:
         """The instance provisioned for this worker exists: adopt it (idempotent for the same instance)."""
@@ -268,7 +257,7 @@ class Worker(WorkerDrain, WorkerTelemetry, Model):
         if (new is not old and observed_at is not None and self.status_changed_at is not None
                 and observed_at < self.status_changed_at):
             return []
-        self.telemetry.ec2.state = ec2_state
+        self.ec2_state = ec2_state
         if new is old:
             return []
         skipped = new not in _NEXT[old]
@@ -285,10 +274,6 @@ class Worker(WorkerDrain, WorkerTelemetry, Model):
             self.service_status = ServiceStatus.UNAVAILABLE
             if self.health_status is not HealthStatus.UNKNOWN:
                 found += self._set_health(HealthStatus.UNKNOWN, [f"status is {new.value}"])
-        if new is WorkerStatus.RUNNING and old is not WorkerStatus.RUNNING:
-            # Idle time restarts with the instance: a worker just started is not idle for the time it slept.
-            self.activity.idle_since = now
-            self.activity.eligible_for_auto_pause = False
         if new is WorkerStatus.TERMINATED:
             found += self._forget_license(now, by)
             found.append(self._event(ev.WORKER_TERMINATED, aws_instance_id=self.aws_instance_id))
@@ -313,9 +298,8 @@ class Worker(WorkerDrain, WorkerTelemetry, Model):
     def apply_status_report(self, report: StatusReport, now: datetime, by: str) -> list[DomainEvent]:
         """What the controller saw in EC2 (and CML). A report observed before the worker's last status or
         desired-status change describes a world that has moved on since: it is ignored as a whole."""
-        if report.observed_at is not None and report.observed_at < max(
-                (t for t in (self.status_changed_at, self.desired_changed_at) if t is not None),
-                default=report.observed_at):
+        changed_at = last_change(self.status_changed_at, self.desired_changed_at)
+        if report.observed_at is not None and changed_at is not None and report.observed_at < changed_at:
             return []
         if report.public_ip is not None:
             self.public_ip = report.public_ip
@@ -368,7 +352,6 @@ class Worker(WorkerDrain, WorkerTelemetry, Model):
         elif desired is DesiredStatus.RUNNING and old is DesiredStatus.STOPPED:
             self.activity.resumed_at = now
             self.activity.resume_count += 1
-            self.activity.idle_since = now
             found.append(self._event(ev.WORKER_RESUMED, by=by))
         return found
 
@@ -376,8 +359,6 @@ class Worker(WorkerDrain, WorkerTelemetry, Model):
         if self.activity.idle_detection_enabled is enabled:
             return []
         self.activity.idle_detection_enabled = enabled
-        if not enabled:
-            self.activity.eligible_for_auto_pause = False
         self._record("idle_detection_enabled", str(not enabled).lower(), str(enabled).lower(), now, None, by)
         return [self._event(ev.WORKER_IDLE_DETECTION_TOGGLED, enabled=enabled, by=by)]
 
@@ -393,4 +374,4 @@ class Worker(WorkerDrain, WorkerTelemetry, Model):
         return [self._event(ev.WORKER_REFRESH_REQUESTED, by=by, requested_at=now.isoformat())]
 
 
-__all__ = ["CmlSystemHealth", "CmlSystemInfo", "Worker", "new_worker_id"]
+__all__ = ["Worker", "new_worker_id"]

@@ -10,11 +10,10 @@ from enum import StrEnum
 
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
-from control_plane_api.domain.reports import CmlReport
-from control_plane_api.domain.worker_state import StaleSource, Telemetry
 from lcm_core.domain.enums import HealthStatus
+from lcm_core.domain.workers import StaleSource, WorkerMetricsReport, WorkerTelemetry
 
-#: The key of `Telemetry.stale` while the whole CML API is unreachable; one endpoint is `cml.<endpoint>`.
+#: The key of `WorkerTelemetry.stale` while the whole CML API is unreachable; one endpoint is `cml.<endpoint>`.
 CML_API = "cml"
 #: The entry of `active_alerts` while a health alert (unreachable or critical) is open.
 HEALTH_ALERT = "health"
@@ -26,32 +25,34 @@ def _is_cml(key: str) -> bool:
     return key == CML_API or key.startswith(f"{CML_API}.")
 
 
-def track_stale(stale: Mapping[str, StaleSource], cml: CmlReport | None, at: datetime) -> dict[str, StaleSource]:
+def track_stale(stale: Mapping[str, StaleSource], report: WorkerMetricsReport, at: datetime
+                ) -> dict[str, StaleSource]:
     """The stale sources after a metrics report that `at` collected.
 
     No CML section: nothing was learned about CML (e.g. a worker without an address), everything stays as it
     was. Unreachable: all of CML is stale (`cml`), and the endpoints already failing stay failing. Reachable:
     the endpoints it names as failed are stale, the others answered (or were not asked because they had
     answered) and are fresh. A source failing again keeps the time it started failing."""
-    if cml is None:
-        return dict(stale)
-    if cml.reachable:
-        failing = {f"{CML_API}.{name}": why for name, why in cml.failed.items()}
+    failing: dict[str, str | None]
+    if report.cml is not None:
+        failing = {f"{CML_API}.{name}": why for name, why in report.cml.errors.items()}
         kept = {key: value for key, value in stale.items() if not _is_cml(key)}
-    else:
-        failing = {CML_API: cml.error}
+    elif report.cml_unreachable is not None:
+        failing = {CML_API: report.cml_unreachable}
         kept = dict(stale)
+    else:
+        return dict(stale)
     for key, why in failing.items():
         before = stale.get(key)
         kept[key] = StaleSource(since=before.since if before else at, error=why)
     return kept
 
 
-def stale_metrics(telemetry: Telemetry) -> frozenset[str]:
+def stale_metrics(telemetry: WorkerTelemetry) -> frozenset[str]:
     """The utilisation metrics whose value is the last one read, not a current one."""
     if not {CML_API, f"{CML_API}.system_stats"} & telemetry.stale.keys():
         return frozenset()
-    return frozenset({"memory", "disk", *(["cpu"] if telemetry.cpu_source == "cml" else [])})
+    return frozenset({"memory", "disk", *(["cpu"] if telemetry.utilisation.cpu_source == "cml" else [])})
 
 
 def threshold_transitions(

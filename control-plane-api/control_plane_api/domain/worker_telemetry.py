@@ -1,5 +1,10 @@
 """The Worker aggregate's licence, telemetry and idle behaviour (a mixin of `Worker`, split off to keep each
-file readable). It works on the fields `Worker` declares; no I/O."""
+file readable). It works on the fields `Worker` declares; no I/O.
+
+A metrics report is applied to the worker's last telemetry (`WorkerTelemetry`, stored apart) and returns the
+new telemetry with the events: the worker document itself changes only when what it decides from changes
+(EC2 state, CML service, licence, health level, an alert, an auto-pause).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
-from control_plane_api.domain.reports import CmlReport, LicenseProgress, MetricsReport, compact
+from control_plane_api.domain.reports import LicenseProgress
 from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings
 from control_plane_api.domain.worker_health import (
     HEALTH_ALERT,
@@ -20,10 +25,8 @@ from control_plane_api.domain.worker_health import (
 )
 from control_plane_api.domain.worker_rules import (
     classify_health,
-    derive_utilisation,
     judge_idle,
     metric_readings,
-    node_limit,
     threshold_violations,
 )
 from control_plane_api.domain.worker_state import (
@@ -32,7 +35,6 @@ from control_plane_api.domain.worker_state import (
     Alert,
     Capacity,
     License,
-    Telemetry,
 )
 from lcm_core.domain.enums import (
     DesiredStatus,
@@ -41,6 +43,16 @@ from lcm_core.domain.enums import (
     PauseReason,
     ServiceStatus,
     WorkerStatus,
+)
+from lcm_core.domain.workers import (
+    CmlLicenseInfo,
+    CmlTelemetrySnapshot,
+    IdleState,
+    WorkerMetricsReport,
+    WorkerTelemetry,
+    merge_snapshot,
+    node_limit,
+    utilisation,
 )
 from lcm_core.errors import ConflictError
 
@@ -56,7 +68,7 @@ _REGISTRATION_TO_LICENSE = {
 }
 
 
-class WorkerTelemetry:
+class TelemetryBehaviour:
     """Behaviour only: `Worker` supplies the fields and the helpers named below."""
 
     if TYPE_CHECKING:
@@ -67,11 +79,8 @@ class WorkerTelemetry:
         service_status: ServiceStatus
         cml_version: str | None
         license: License
-        telemetry: Telemetry
         health_status: HealthStatus
-        health_reasons: list[str]
-        last_seen_at: datetime | None
-        last_health_check_at: datetime | None
+        status_changed_at: datetime | None
         activity: Activity
         capacity: Capacity
         active_alerts: list[str]
@@ -135,11 +144,15 @@ class WorkerTelemetry:
                             error=lic.last_error, node_limit=lic.node_limit, phase=self.lifecycle_phase,
                             changed=changed)]
 
-    def _merge_license(self, report: Any) -> None:
+    def _merge_license(self, report: CmlLicenseInfo, is_enterprise: bool | None = None) -> None:
+        """What CML's licensing says, into the licence (`is_enterprise`: `system_health`'s word, used when
+        licensing does not say)."""
         lic = self.license
-        for key in ("registration_status", "authorization_status", "expires", "product", "is_enterprise",
-                    "nodes_in_use"):
-            value = getattr(report, key)
+        for key, value in (("registration_status", report.registration_status),
+                           ("authorization_status", report.authorization_status), ("expires", report.expires),
+                           ("product", report.product_license),
+                           ("is_enterprise", report.is_enterprise if report.is_enterprise is not None
+                            else is_enterprise)):
             if value is not None:
                 setattr(lic, key, value)
         if report.node_limit is not None:
@@ -163,81 +176,68 @@ class WorkerTelemetry:
 
     # ------------------------------------------------------------------ telemetry
 
-    def apply_metrics(self, report: MetricsReport, monitoring: MonitoringSettings, now: datetime,
-                      by: str) -> list[DomainEvent]:
-        """Store the cycle's telemetry, derive utilisation and health, raise and clear alerts.
+    def apply_metrics(self, report: WorkerMetricsReport, previous: WorkerTelemetry | None,
+                      monitoring: MonitoringSettings, idle: IdleSettings, now: datetime,
+                      by: str) -> tuple[WorkerTelemetry, list[DomainEvent]]:
+        """The cycle's telemetry on top of `previous`, the utilisation, health and idleness derived from it,
+        alerts raised and cleared. Returns the new telemetry and the events.
 
-        What failed keeps its last values, marked stale (`telemetry.stale`). `last_seen_at` is the last
-        time the worker itself (its CML API) answered: EC2 reporting the instance running, or a CML API
-        that did not answer, is no sign of life."""
-        t = self.telemetry
-        seen = self.last_seen_at
+        What failed keeps its last values, marked stale (`stale`). `last_seen_at` is the last time the worker
+        itself (its CML API) answered: EC2 reporting the instance running, or a CML API that did not answer,
+        is no sign of life."""
+        t = previous.model_copy(deep=True) if previous is not None else WorkerTelemetry(worker_id=self.id)
+        at = report.collected_at
         found: list[DomainEvent] = []
         if report.ec2 is not None:
             if report.ec2.state is not None:
                 found += self.observe_ec2_state(report.ec2.state, now, "seen by metrics collection", by,
-                                                observed_at=report.collected_at)
-            t.ec2.system_status = report.ec2.system_status
-            t.ec2.instance_status = report.ec2.instance_status
-            t.ec2.checked_at = report.collected_at
+                                                observed_at=at)
+            t.ec2, t.ec2_checked_at = report.ec2, at
         if report.cloudwatch is not None:
-            t.cloudwatch = t.cloudwatch.model_copy(update={**report.cloudwatch.model_dump(),
-                                                           "collected_at": report.collected_at})
-        answered = report.cml is not None and report.cml.reachable
+            t.cloudwatch, t.cloudwatch_at = report.cloudwatch, at
         old_labs = t.labs_count
         old_license = self.license.status
-        if report.cml is not None and report.cml.reachable:
-            self._apply_cml(report.cml, report.collected_at, now, by, found)
+        if report.cml is not None:
+            t.cml, t.cml_at, t.last_seen_at = merge_snapshot(t.cml, report.cml), at, now
+            self._apply_cml(report.cml, now, by, found)
+            seen = report.cml.last_activity_at
+            if seen is not None and (t.last_activity_at is None or seen > t.last_activity_at):
+                t.last_activity_at = seen
         license_changed = self.license.status is not old_license
-        t.stale = track_stale(t.stale, report.cml, report.collected_at)
-        t.collected_at = report.collected_at
-        self.last_seen_at = now if answered else seen
-        self.last_health_check_at = now
-
-        util = derive_utilisation(t)
-        t.cpu_percent, t.memory_percent, t.disk_percent = util.cpu_percent, util.memory_percent, util.disk_percent
-        t.cpu_source = util.cpu_source
-        violations = threshold_violations(util, monitoring)
-        found += self._threshold_alerts(violations, metric_readings(util, monitoring), stale_metrics(t), now)
+        t.stale = track_stale(t.stale, report, at)
+        t.collected_at = at
+        t.utilisation = utilisation(t.cml, t.cloudwatch)
+        violations = threshold_violations(t.utilisation, monitoring)
+        found += self._threshold_alerts(violations, metric_readings(t.utilisation, monitoring), stale_metrics(t),
+                                        now)
         if self.status in (WorkerStatus.RUNNING, WorkerStatus.DRAINING):
-            health, reasons = classify_health(telemetry=t, license_status=self.license.status,
-                                              violations=violations)
-            found += self._set_health(health, reasons)
-        found.append(self._event(ev.WORKER_METRICS_UPDATED, **self.metrics_payload()))
+            health, t.health_reasons = classify_health(telemetry=t, license_status=self.license.status,
+                                                       violations=violations)
+            found += self._set_health(health, t.health_reasons)
+        else:
+            t.health_reasons = [f"status is {self.status.value}"]
+        found += self._judge_idle(t, idle, now, by)
+        found.append(self._event(ev.WORKER_METRICS_UPDATED))
         if t.labs_count != old_labs and t.labs_count is not None:
             found.append(self._event(ev.WORKER_LABS_UPDATED, labs_count=t.labs_count, previous=old_labs))
         if license_changed:
             found.append(self._event(ev.WORKER_LICENSE_UPDATED, status=self.license.status.value,
                                      node_limit=self.license.node_limit, phase=self.lifecycle_phase,
                                      changed=["status"]))
-        return found
+        return t, found
 
-    def _apply_cml(self, cml: CmlReport, collected_at: datetime, now: datetime, by: str,
-                   found: list[DomainEvent]) -> None:
-        t = self.telemetry
-        if cml.system_info is not None:
-            t.cml.system_info = cml.system_info
-        if cml.system_health is not None:
-            t.cml.system_health = cml.system_health
+    def _apply_cml(self, cml: CmlTelemetrySnapshot, now: datetime, by: str, found: list[DomainEvent]) -> None:
+        """What the worker itself holds of a snapshot: CML's version, the licence, the CML service."""
         if cml.version is not None:
             self.cml_version = cml.version
-        if cml.license is not None:
-            self._merge_license(cml.license)
-        if cml.labs_count is not None:
-            t.labs_count = t.cml.labs_count = cml.labs_count
-        if cml.uptime_seconds is not None:
-            t.uptime_seconds = t.cml.uptime_seconds = cml.uptime_seconds
-        t.cml.collected_at = collected_at
-        if cml.last_activity_at is not None and (self.activity.last_activity_at is None
-                                                 or cml.last_activity_at > self.activity.last_activity_at):
-            self.activity.last_activity_at = cml.last_activity_at
+        if cml.license is not None and "licensing" not in cml.errors:
+            self._merge_license(cml.license, cml.is_enterprise)
         if self.status in (WorkerStatus.RUNNING, WorkerStatus.DRAINING) and cml.ready is not None:
             found += self._set_service_status(ServiceStatus.AVAILABLE if cml.ready else ServiceStatus.STARTING,
                                               now, by)
 
     def _set_health(self, health: HealthStatus, reasons: list[str]) -> list[DomainEvent]:
         old = self.health_status
-        self.health_reasons = reasons
         if health is old:
             return []
         self.health_status = health
@@ -272,46 +272,28 @@ class WorkerTelemetry:
                     break
             found.append(self._event(ev.WORKER_ALERT_CLEARED, metric=metric, value=value, threshold=limit,
                                      worker_name=self.name))
-        del self.alerts[:-ALERT_HISTORY_LIMIT]
-        self.active_alerts = sorted((set(self.active_alerts) - cleared.keys()) | raised.keys())
+        if raised or cleared:
+            del self.alerts[:-ALERT_HISTORY_LIMIT]
+            self.active_alerts = sorted((set(self.active_alerts) - cleared.keys()) | raised.keys())
         return found
-
-    def metrics_payload(self) -> dict[str, Any]:
-        t = self.telemetry
-        return compact({
-            "cpu_percent": t.cpu_percent, "memory_percent": t.memory_percent, "disk_percent": t.disk_percent,
-            "cpu_source": t.cpu_source, "labs_count": t.labs_count, "health_status": self.health_status.value,
-            "service_status": self.service_status.value, "collected_at": t.collected_at.isoformat()
-            if t.collected_at else None,
-            "running_nodes": t.cml.system_info.running_nodes,
-            "phase": self.lifecycle_phase, "stale": sorted(t.stale) or None,
-        }) | {"idle_since": self.activity.idle_since.isoformat() if self.activity.idle_since else None}
 
     # ------------------------------------------------------------------ idle detection
 
-    def detect_idle(self, idle: IdleSettings, now: datetime, by: str) -> list[DomainEvent]:
-        """Seed 000: track idleness and, when eligible, ask for the instance to be stopped (auto-pause)."""
-        a = self.activity
-        running_nodes = self.telemetry.cml.system_info.running_nodes or 0
-        active_now = running_nodes > 0
+    def _judge_idle(self, t: WorkerTelemetry, idle: IdleSettings, now: datetime, by: str) -> list[DomainEvent]:
+        """Track idleness in the telemetry and, when eligible, ask for the instance to be stopped (auto-pause)."""
+        active_now = (t.running_nodes or 0) > 0
         if active_now:
-            a.last_activity_at = now
-        elif a.last_activity_at is not None and (a.idle_since is None or a.last_activity_at > a.idle_since):
-            a.idle_since = a.last_activity_at
-        verdict = judge_idle(status=self.status, activity=a, idle=idle, active_now=active_now, now=now,
-                             sessions=len(self.capacity.reservations))
-        a.idle_since = verdict.idle_since
-        a.eligible_for_auto_pause = verdict.eligible_for_auto_pause
-        a.idle_verdict, a.idle_checked_at = verdict.reason, now
+            t.last_activity_at = now
+        started = self.status_changed_at if self.status is WorkerStatus.RUNNING else None
+        marks = [m for m in (t.idle.idle_since, t.last_activity_at, started, self.activity.resumed_at)
+                 if m is not None]
+        verdict = judge_idle(status=self.status, idle_since=max(marks) if marks else None, idle=idle,
+                             active_now=active_now, now=now,
+                             detection_enabled=self.activity.idle_detection_enabled,
+                             resumed_at=self.activity.resumed_at, sessions=len(self.capacity.reservations))
+        t.idle = IdleState(idle_since=verdict.idle_since, eligible_for_auto_pause=verdict.eligible_for_auto_pause,
+                           verdict=verdict.reason, checked_at=now)
         if verdict.eligible_for_auto_pause and self.desired_status is not DesiredStatus.STOPPED:
             return self.request_desired_status(DesiredStatus.STOPPED, now, by,
                                                reason=PauseReason.IDLE_TIMEOUT.value)
         return []
-
-    def idle_view(self) -> dict[str, Any]:
-        a = self.activity
-        return {"worker_id": self.id, "status": self.status.value, "last_activity_at": a.last_activity_at,
-                "idle_since": a.idle_since, "eligible_for_auto_pause": a.eligible_for_auto_pause,
-                "idle_verdict": a.idle_verdict, "idle_checked_at": a.idle_checked_at,
-                "idle_detection_enabled": a.idle_detection_enabled, "desired_status": self.desired_status,
-                "pause_reason": a.pause_reason, "paused_at": a.paused_at, "resumed_at": a.resumed_at}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReplaceOne
@@ -18,13 +17,12 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from control_plane_api.domain.worker import Worker
-from control_plane_api.domain.worker_state import CloudWatchTelemetry, CmlTelemetry, Ec2Telemetry
+from control_plane_api.domain.worker_query import SORTABLE, WorkerQuery
 from control_plane_api.infrastructure.mongo_versions import replace_at_version
 from lcm_core.errors import ConflictError, NotFoundError
 
+#: What a brief read leaves out: the bounded histories, which only a worker's detail shows.
 BRIEF_EXCLUDES = ("state_history", "alerts")
-SORTABLE = frozenset({"name", "status", "aws_region", "health_status", "created_at", "updated_at",
-                      "telemetry.cpu_percent", "telemetry.memory_percent", "telemetry.disk_percent"})
 
 
 def to_document(worker: Worker) -> dict[str, Any]:
@@ -40,35 +38,25 @@ def from_document(doc: dict[str, Any]) -> Worker:
     return Worker.model_validate(doc)
 
 
-@dataclass(frozen=True)
-class WorkerQuery:
-    """Filters of the worker lists (public and internal)."""
-
-    status: Sequence[str] = ()
-    aws_region: Sequence[str] = ()
-    health_status: Sequence[str] = ()
-    ids: Sequence[str] = ()
-    search: str | None = None
-    include_terminated: bool = True
-
-    def to_filter(self) -> dict[str, Any]:
-        clauses: list[dict[str, Any]] = []
-        if self.status:
-            clauses.append({"status": {"$in": list(self.status)}})
-        elif not self.include_terminated:
-            clauses.append({"status": {"$ne": "terminated"}})
-        if self.aws_region:
-            clauses.append({"aws_region": {"$in": list(self.aws_region)}})
-        if self.health_status:
-            clauses.append({"health_status": {"$in": list(self.health_status)}})
-        if self.ids:
-            clauses.append({"_id": {"$in": list(self.ids)}})
-        if self.search:
-            # Case-insensitive substring match on the fields operators search by, safely escaped.
-            pattern = {"$regex": _escape(self.search), "$options": "i"}
-            clauses.append({"$or": [{"name": pattern}, {"aws_instance_id": pattern}, {"_id": pattern},
-                                    {"public_ip": pattern}, {"private_ip": pattern}]})
-        return {"$and": clauses} if clauses else {}
+def query_filter(query: WorkerQuery) -> dict[str, Any]:
+    """A worker list's filters as a MongoDB filter."""
+    clauses: list[dict[str, Any]] = []
+    if query.status:
+        clauses.append({"status": {"$in": list(query.status)}})
+    elif not query.include_terminated:
+        clauses.append({"status": {"$ne": "terminated"}})
+    if query.aws_region:
+        clauses.append({"aws_region": {"$in": list(query.aws_region)}})
+    if query.health_status:
+        clauses.append({"health_status": {"$in": list(query.health_status)}})
+    if query.ids:
+        clauses.append({"_id": {"$in": list(query.ids)}})
+    if query.search:
+        # Case-insensitive substring match on the fields operators search by, safely escaped.
+        pattern = {"$regex": _escape(query.search), "$options": "i"}
+        clauses.append({"$or": [{"name": pattern}, {"aws_instance_id": pattern}, {"_id": pattern},
+                                {"public_ip": pattern}, {"private_ip": pattern}]})
+    return {"$and": clauses} if clauses else {}
 
 
 def _escape(text: str) -> str:
@@ -115,12 +103,11 @@ class WorkerRepository:
 
     async def page(self, query: WorkerQuery, *, skip: int = 0, limit: int = 100, sort: str = "name",
                    descending: bool = False, brief: bool = False) -> tuple[list[Worker], int]:
-        """A page of workers; `brief` leaves out the heavy field groups (history, alerts, and the raw EC2,
-        CloudWatch and CML telemetry), which then read as their defaults; the derived utilisation and
-        `labs_count` stay: what controllers (and the lablet scheduler) need to decide."""
+        """A page of workers; `brief` leaves out the histories (state changes, alerts), which then read as
+        empty: what the lists and the controllers need."""
         if sort not in SORTABLE:
             sort = "name"
-        flt = query.to_filter()
+        flt = query_filter(query)
         projection = dict.fromkeys(BRIEF_EXCLUDES, 0) if brief else None
         cursor = self._c.find(flt, projection).sort([(sort, DESCENDING if descending else ASCENDING),
                                                      ("_id", ASCENDING)])
@@ -128,16 +115,18 @@ class WorkerRepository:
         # A page that is not full is the last one, so it tells the total: the count (a second query over the
         # whole collection) is only needed when more may follow or the offset was past the end.
         total = skip + len(docs) if docs and len(docs) < limit else await self._c.count_documents(flt)
-        workers = [from_document(d) for d in docs]
-        if brief:
-            for worker in workers:
-                worker.telemetry = worker.telemetry.model_copy(update={
-                    "ec2": Ec2Telemetry(), "cloudwatch": CloudWatchTelemetry(), "cml": CmlTelemetry()})
-        return workers, total
+        return [from_document(d) for d in docs], total
 
-    async def all(self, query: WorkerQuery | None = None) -> list[Worker]:
-        flt = (query or WorkerQuery()).to_filter()
-        return [from_document(d) async for d in self._c.find(flt).sort("name", ASCENDING)]
+    async def all(self, query: WorkerQuery | None = None, *, brief: bool = False) -> list[Worker]:
+        projection = dict.fromkeys(BRIEF_EXCLUDES, 0) if brief else None
+        return [from_document(d) async for d in self._c.find(query_filter(query or WorkerQuery()), projection)
+                .sort("name", ASCENDING)]
+
+    async def count_by_status_and_health(self) -> dict[tuple[str, str], int]:
+        """How many workers are in each (status, health) pair: counted by MongoDB, no worker is loaded."""
+        cursor = await self._c.aggregate([{"$group": {"_id": {"status": "$status", "health": "$health_status"},
+                                                      "count": {"$sum": 1}}}])
+        return {(str(d["_id"]["status"]), str(d["_id"]["health"])): int(d["count"]) async for d in cursor}
 
     async def with_reservations(self) -> list[Worker]:
         """Workers holding at least one lablet-session reservation."""

@@ -25,9 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lablet_controller.domain.sessions import LAB_TITLE_PREFIX
-from lablet_controller.infrastructure.cml_labs import BeforeChange, CmlLabs, worker_cml_url
+from lablet_controller.infrastructure.cml_labs import BeforeChange, CmlLabs
 from lablet_controller.infrastructure.control_plane import LabletGateway
 from lcm_core.cml import CmlError, CmlNotFoundError
+from lcm_core.domain.enums import ServiceStatus, WorkerStatus
 from lcm_core.domain.lablets import HOLDING_SESSION_STATUSES
 from lcm_core.errors import NotFoundError
 from lcm_core.leader.fence import Fence
@@ -92,8 +93,8 @@ class LabDiscovery:
     async def run_once(self) -> DiscoveryOutcome:
         outcome = DiscoveryOutcome()
         workers = [w for w in await self._gateway.workers()
-                   if w.get("status") == "running" and w.get("service_status") == "available"]
-        hosts = {w["id"]: url for w in workers if (url := worker_cml_url(w, self._template)) is not None}
+                   if w.status is WorkerStatus.RUNNING and w.service_status is ServiceStatus.AVAILABLE]
+        hosts = {w.id: url for w in workers if (url := w.cml_url(self._template)) is not None}
         outcome.workers = len(hosts)
 
         async def list_one(worker_id: str, host: str) -> tuple[str, dict[str, str]]:

@@ -15,18 +15,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from lcm_core.domain.placement_rules import placement_refusal
+from lcm_core.domain.workers import UNLICENSED_NODE_LIMIT, WorkerSummary
 
 #: Utilisation below which a worker "has capacity" (seed 002: CPU/mem/storage < 80 %).
 CAPACITY_THRESHOLD = 0.8
 #: Labs below which a worker earns the "not crowded" bonus (seed 002: active labs < 15).
 MAX_LABS_BONUS = 15
-#: CML runs at most this many nodes without a licence.
-UNLICENSED_NODE_LIMIT = 5
 
 
 
@@ -107,37 +104,20 @@ def _ratio(used: float, total: float) -> float:
     return used / total if total > 0 else 1.0
 
 
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
-def candidate_from(item: Mapping[str, Any], *, default_port_capacity: int) -> WorkerCandidate:
-    """A worker of `GET /api/internal/workers` (brief or full view) as a candidate. Missing keys are empty;
-    a missing health reads as unknown, which no session is placed on. Ports are counted against the port
-    range both sides are configured with (`default_port_capacity`): the view carries no per-worker range."""
-    capacity = item.get("capacity") or {}
-    declared, allocated = capacity.get("declared") or {}, capacity.get("allocated") or {}
-    ports = capacity.get("port_allocations") or {}
-    labs = item.get("labs_count")
-    if labs is None:
-        labs = ((item.get("telemetry") or {}).get("labs_count"))
-    if labs is None:
-        labs = len(capacity.get("hosted_lab_ids") or capacity.get("session_ids") or [])
-    license_ = item.get("license") or {}
+def candidate_from(row: WorkerSummary, *, default_port_capacity: int) -> WorkerCandidate:
+    """A worker's row (`GET /api/internal/workers`, `WorkerSummary`) as a candidate. A health never measured
+    reads as unknown, which no session is placed on; labs not yet counted are the worker's sessions. Ports are
+    counted against the port range both sides are configured with (`default_port_capacity`): the row carries
+    no per-worker range."""
+    declared, allocated = row.capacity.declared, row.capacity.allocated
     return WorkerCandidate(
-        id=str(item["id"]), status=str(item.get("status") or "unknown"),
-        service_status=str(item.get("service_status") or "unavailable"),
-        health_status=str(item.get("health_status") or "unknown"),
-        name=item.get("name") if isinstance(item.get("name"), str) else None,
-        license_status=str(license_.get("status") or "unregistered"),
-        license_product=license_.get("product") if isinstance(license_.get("product"), str) else None,
-        is_enterprise=license_.get("is_enterprise") is True,
-        lab_track=item.get("lab_track") or None, labs_count=int(_number(labs)),
-        cpu_cores=_number(declared.get("cpu_cores")), memory_gb=_number(declared.get("memory_gb")),
-        storage_gb=_number(declared.get("storage_gb")), max_nodes=int(_number(declared.get("max_nodes"))),
-        used_cpu=_number(allocated.get("cpu_cores")), used_memory=_number(allocated.get("memory_gb")),
-        used_storage=_number(allocated.get("storage_gb")), used_nodes=int(_number(allocated.get("max_nodes"))),
-        used_ports=sum(len(v) for v in ports.values() if isinstance(v, Mapping)),
+        id=row.id, status=row.status.value, service_status=row.service_status.value,
+        health_status=row.health_status, name=row.name or None, license_status=row.license_status.value,
+        license_product=row.license_product, is_enterprise=row.is_enterprise is True, lab_track=row.lab_track,
+        labs_count=row.labs_count if row.labs_count is not None else row.sessions,
+        cpu_cores=declared.cpu_cores, memory_gb=declared.memory_gb, storage_gb=declared.storage_gb,
+        max_nodes=declared.max_nodes, used_cpu=allocated.cpu_cores, used_memory=allocated.memory_gb,
+        used_storage=allocated.storage_gb, used_nodes=allocated.max_nodes, used_ports=row.capacity.ports_used,
         port_capacity=default_port_capacity,
     )
 

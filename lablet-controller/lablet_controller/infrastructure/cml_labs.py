@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 
 from lcm_core.cml import CmlClient, CmlError, CmlNotFoundError, CmlRejectedError, CmlResponseError
 from lcm_core.cml.models import Interface, Node, SimulationStats
+from lcm_core.domain.enums import WorkerStatus
+from lcm_core.domain.workers import WorkerSummary
 from lcm_core.errors import NotFoundError
 from lcm_core.leader.fence import Fence
 
@@ -34,15 +36,6 @@ T = TypeVar("T")
 
 BeforeChange = Callable[[str], Awaitable[None]]
 """Awaited with a description of the change just before it is made; raises to prevent it."""
-
-
-def worker_cml_url(worker: dict[str, Any], template: str) -> str | None:
-    """The worker's CML base URL from `CML_WORKER_URL_TEMPLATE`; None while it has no address or instance."""
-    address = worker.get("private_ip") or worker.get("public_ip")
-    instance_id = worker.get("aws_instance_id")
-    if instance_id is None or ("{ip_address}" in template and not address):
-        return None
-    return template.format(ip_address=address or "", instance_id=instance_id).rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -169,7 +162,7 @@ class WorkerHosts:
     A worker that does not exist or is terminated raises `NotFoundError`: its labs are gone with it.
     """
 
-    def __init__(self, fetch: Callable[[str], Any], template: str, ttl: float = 60.0) -> None:
+    def __init__(self, fetch: Callable[[str], Awaitable[WorkerSummary]], template: str, ttl: float = 60.0) -> None:
         self._fetch = fetch
         self._template = template
         self._ttl = ttl
@@ -181,8 +174,8 @@ class WorkerHosts:
         if cached is not None and now - cached[0] < self._ttl and cached[1] is not None:
             return cached[1]
         worker = await self._fetch(worker_id)
-        if worker.get("status") == "terminated":
+        if worker.status is WorkerStatus.TERMINATED:
             raise NotFoundError(f"worker {worker_id} is terminated")
-        url = worker_cml_url(worker, self._template)
+        url = worker.cml_url(self._template)
         self._cache[worker_id] = (now, url)
         return url

@@ -16,6 +16,7 @@ from lcm_core.domain.lablets import (
     SessionWorkView,
     TransitionRequest,
 )
+from lcm_core.domain.workers import WorkerSummary
 
 SESSIONS = "/api/internal/lablet-sessions"
 
@@ -50,18 +51,19 @@ class LabletGateway:
             cached = self._definitions[key] = DefinitionWorkView.model_validate(body)
         return cached
 
-    async def workers(self, page_size: int = 5000) -> list[dict[str, Any]]:
-        """Every live worker (brief view: state, licence, track and capacity), page by page."""
-        found: list[dict[str, Any]] = []
+    async def workers(self, page_size: int = 5000) -> list[WorkerSummary]:
+        """Every live worker's row (state, licence, track and capacity), page by page."""
+        found: list[WorkerSummary] = []
         while True:
             page = await self._client.get("/api/internal/workers", limit=page_size, offset=len(found),
                                           view="brief")
-            found += page["items"]
+            found += [WorkerSummary.model_validate(item) for item in page["items"]]
             if not page["items"] or len(found) >= page["total"]:
                 return found
 
-    async def worker(self, worker_id: str) -> dict[str, Any]:
-        return await self._client.get(f"/api/internal/workers/{worker_id}")  # type: ignore[no-any-return]
+    async def worker(self, worker_id: str) -> WorkerSummary:
+        """One worker (its detail, read as a row: what the lablet-controller needs of it)."""
+        return WorkerSummary.model_validate(await self._client.get(f"/api/internal/workers/{worker_id}"))
 
     # ---- session commands -----------------------------------------------------------------------
 

@@ -42,18 +42,10 @@ from lcm_core.cml.parsers import (
     parse_telemetry_events,
 )
 from lcm_core.cml.pool import host_key, host_label
-from lcm_core.cml.telemetry import (
-    SYSTEM_INFO_KEYS,
-    CmlComputeNode,
-    CmlLicenseFeature,
-    CmlLicenseInfo,
-    CmlSystemHealth,
-    CmlSystemStats,
-    CmlTelemetrySnapshot,
-)
+from lcm_core.cml.telemetry import CmlSystemHealth, CmlSystemStats
+from lcm_core.domain.workers import CmlComputeNode, CmlLicenseFeature, CmlLicenseInfo, CmlTelemetrySnapshot
 
 __all__ = [
-    "SYSTEM_INFO_KEYS",
     "CmlAuthError",
     "CmlClient",
     "CmlComputeNode",

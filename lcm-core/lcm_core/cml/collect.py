@@ -28,11 +28,13 @@ from lcm_core.cml.parsers import (
     parse_telemetry_events,
 )
 from lcm_core.cml.pool import host_label
-from lcm_core.cml.telemetry import (
+from lcm_core.cml.telemetry import CmlSystemHealth, CmlSystemStats
+from lcm_core.domain.workers import (
+    MAX_COMPUTES,
+    MAX_LAB_IDS,
+    MAX_WARNINGS,
     CmlComputeNode,
     CmlLicenseInfo,
-    CmlSystemHealth,
-    CmlSystemStats,
     CmlTelemetrySnapshot,
 )
 
@@ -49,33 +51,6 @@ _AUTHED: dict[str, tuple[str, dict[str, str] | None]] = {
     "labs": ("/labs", {"show_all": "true"}),
 }
 _EVENTS = ("telemetry_events", ("/telemetry/events", None))
-
-#: Tolerance for a percentage a little above 100 (rounding on the host) before it counts as nonsense.
-_PERCENT_SLACK = 0.5
-
-
-def _percent(name: str, value: float | None, warnings: list[str], host: str) -> float | None:
-    """A percentage clamped to 0-100, or None (with a warning) when it is clearly out of range."""
-    if value is None:
-        return None
-    if value < 0 or value > 100 + _PERCENT_SLACK:
-        line = f"derived: '{name}' out of range ({value:.2f})"
-        warnings.append(line)
-        logger.warning("CML %s %s; the field is left empty", host, line)
-        return None
-    return round(min(value, 100.0), 2)
-
-
-def used_percent(used: int | None, free: int | None, total: int | None) -> float | None:
-    """used/total in percent (used = total - free when only free is known); None without a positive total."""
-    if total is None or total <= 0:
-        return None
-    if used is None:
-        if free is None:
-            return None
-        used = total - free
-    return used / total * 100
-
 
 def _stats_usable(stats: CmlSystemStats) -> bool:
     return any(value is not None for value in stats.model_dump(exclude={"computes"}).values())
@@ -113,7 +88,7 @@ def _merge_computes(stats: CmlSystemStats | None, health: CmlSystemHealth | None
     by_stats = stats.computes if stats else {}
     by_health = health.computes if health else {}
     merged: dict[str, CmlComputeNode] = {}
-    for cid in [*by_stats, *(c for c in by_health if c not in by_stats)]:
+    for cid in [*by_stats, *(c for c in by_health if c not in by_stats)][:MAX_COMPUTES]:
         data: dict[str, Any] = by_stats[cid].model_dump() if cid in by_stats else {"id": cid}
         if cid in by_health:
             for key, value in by_health[cid].model_dump(exclude_none=True).items():
@@ -136,10 +111,11 @@ def build_snapshot(
     errors: dict[str, str] | None = None,
     warnings: list[str] | None = None,
 ) -> CmlTelemetrySnapshot:
-    """Flatten parsed answers into one snapshot and derive `cpu/memory/disk_percent`. A part that is None
-    (not asked, or failed) leaves its fields None."""
+    """Flatten parsed answers into one snapshot. A part that is None (not asked, or failed) leaves its fields
+    None. Warnings beyond `MAX_WARNINGS` and reasons beyond 300 characters are cut: the snapshot travels."""
     warnings = warnings if warnings is not None else []
-    label = host or "?"
+    if len(warnings) > MAX_WARNINGS:
+        warnings = [*warnings[:MAX_WARNINGS - 1], f"... and {len(warnings) - MAX_WARNINGS + 1} more warnings"]
     stats_fields: dict[str, Any] = stats.model_dump(exclude={"computes"}) if stats else {}
     snapshot = CmlTelemetrySnapshot(
         host=host,
@@ -157,20 +133,11 @@ def build_snapshot(
         controller_valid=health.controller_valid if health else None,
         license=licensing,
         labs_count=len(lab_ids) if lab_ids is not None else None,
-        lab_ids=lab_ids,
+        lab_ids=lab_ids[:MAX_LAB_IDS] if lab_ids is not None else None,
         last_activity_at=last_activity,
-        errors=dict(errors or {}),
+        errors={name: why[:300] for name, why in sorted((errors or {}).items())[:16]},
+        warnings=[line[:300] for line in warnings],
     )
-    snapshot.cpu_percent = _percent("cpu_percent", snapshot.all_cpu_percent, warnings, label)
-    snapshot.memory_percent = _percent(
-        "memory_percent",
-        used_percent(snapshot.all_memory_used, snapshot.all_memory_free, snapshot.all_memory_total),
-        warnings, label)
-    snapshot.disk_percent = _percent(
-        "disk_percent",
-        used_percent(snapshot.all_disk_used, snapshot.all_disk_free, snapshot.all_disk_total),
-        warnings, label)
-    snapshot.warnings = list(warnings)
     return snapshot
 
 

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from lcm_core.domain.types import single_line
+
 logger = logging.getLogger(__name__)
 
 _JSON_NAMES = {dict: "a JSON object", list: "a JSON array", str: "a JSON string", bool: "a JSON boolean"}
@@ -62,15 +64,30 @@ def as_bool(value: Any) -> bool:
     return value
 
 
+#: The longest string a CML field may hold (a name, a status, a model): what the worker contract's labels allow.
+MAX_STRING = 256
+#: The most numbers of a list field (a CPU's load averages).
+MAX_NUMBERS = 16
+
+
 def as_str(value: Any) -> str:
+    """A single-line, storable string of at most `MAX_STRING` characters (what the contract's labels take)."""
     if not isinstance(value, str):
         raise BadValue(f"is not a string ({type(value).__name__} {shown(value)})")
+    if len(value) > MAX_STRING:
+        raise BadValue(f"is longer than {MAX_STRING} characters ({len(value)})")
+    try:
+        single_line(value)
+    except ValueError as exc:
+        raise BadValue(f"is not a single line of text ({exc})") from exc
     return value
 
 
 def as_numbers(value: Any) -> list[float]:
     if not isinstance(value, list):
         raise BadValue(f"is not a list ({type(value).__name__})")
+    if len(value) > MAX_NUMBERS:
+        raise BadValue(f"has more than {MAX_NUMBERS} items ({len(value)})")
     return [_finite_number(item) for item in value]
 
 

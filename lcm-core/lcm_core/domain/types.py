@@ -30,7 +30,7 @@ def _storable(value: str) -> str:
     return value
 
 
-def _single_line(value: str) -> str:
+def single_line(value: str) -> str:
     _storable(value)
     if "\n" in value or "\r" in value or "\t" in value:
         raise ValueError("must be a single line")
@@ -99,7 +99,7 @@ Text = Annotated[str, AfterValidator(_storable), Field(max_length=4000), _TEXT_S
 """Free text (reasons, descriptions)."""
 LongText = Annotated[str, AfterValidator(_storable), Field(max_length=1_000_000), _TEXT_SCHEMA]
 """A document in a field (e.g. a lab topology YAML)."""
-Label = Annotated[str, AfterValidator(_single_line), Field(max_length=256), _LINE_SCHEMA]
+Label = Annotated[str, AfterValidator(single_line), Field(max_length=256), _LINE_SCHEMA]
 """A single-line name or value (names, tags, versions)."""
 IpAddress = Annotated[str, AfterValidator(_ip), Field(max_length=64), _IP_SCHEMA]
 #: The integer range the API takes, inside MongoDB's int64: 2**63 - 1 is not a double, and the API's document

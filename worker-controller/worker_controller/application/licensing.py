@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from lcm_core.cml import CmlClient, CmlError
+from lcm_core.domain.workers import CmlLicenseInfo
 from lcm_core.leader.fence import Fence
 from lcm_core.leader.loops import ReconcileResult
 from worker_controller.domain.worker_view import WorkerView
@@ -149,7 +150,6 @@ class Licensing:
         await self._report(worker, {"error": f"licence not released: {reason}"[:1000]})
 
 
-def _details(info: Any) -> dict[str, Any]:
-    details = {"registration_status": info.registration_status, "authorization_status": info.authorization_status,
-               "product": info.product_license, "is_enterprise": info.is_enterprise, "node_limit": info.node_limit}
-    return {k: v for k, v in details.items() if v is not None}
+def _details(info: CmlLicenseInfo) -> dict[str, Any]:
+    """CML's licensing as the control plane reads it (the contract's `CmlLicenseInfo`)."""
+    return info.model_dump(mode="json", exclude_none=True)

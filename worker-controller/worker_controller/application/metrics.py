@@ -2,8 +2,8 @@
 
 Per region, batched: EC2 status checks and CloudWatch CPU/network. Per worker, concurrent under a bound:
 CML system information, stats, health, licensing and labs. As hosts answer, `metrics:batch` reports of
-`REPORT_CHUNK` workers go out (control-plane writes overlap collection); then idle detection for the
-workers due for it. A worker whose CML API fails is reported `unreachable`; the others are unaffected.
+`REPORT_CHUNK` workers go out (control-plane writes overlap collection); the control plane judges idleness
+as it stores each batch. A worker whose CML API fails is reported `unreachable`; the others are unaffected.
 
 The workers of a cycle may arrive in batches while it runs (`run_stream`): each batch's AWS calls and CML
 collections start as soon as it arrives. A discovery hands its imported pages over that way.
@@ -18,14 +18,18 @@ from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from lcm_core.cml import CmlClient, CmlError
-from lcm_core.cml.telemetry import CmlTelemetrySnapshot
 from lcm_core.domain.enums import ServiceStatus, WorkerStatus
-from lcm_core.errors import LcmError
+from lcm_core.domain.workers import (
+    CloudWatchSample,
+    CmlTelemetrySnapshot,
+    Ec2Checks,
+    MetricsBatchOutcome,
+    WorkerMetricsReport,
+)
 from worker_controller.domain.worker_view import WorkerView
-from worker_controller.infrastructure.aws import AwsFleet, CloudWatchSample, StatusChecks
+from worker_controller.infrastructure.aws import AwsFleet
 from worker_controller.infrastructure.control_plane import ControlPlaneGateway
 
 logger = logging.getLogger(__name__)
@@ -41,37 +45,23 @@ class CycleOutcome:
     workers: int = 0
     reported: int = 0
     cml_failures: int = 0
-    idle_checked: int = 0
     by_health: Counter[str] = field(default_factory=Counter)
     duration_seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
-    """Seconds spent collecting (AWS + CML, with reports already going out), finishing the reports after the
-    last host answered, and running idle detection."""
+    """Seconds spent collecting (AWS + CML, with reports already going out), and finishing the reports after
+    the last host answered."""
+    auto_paused: list[str] = field(default_factory=list)
+    """Workers the control plane found idle in this cycle's reports, and asked to stop."""
 
 
-def _cml_section(result: CmlTelemetrySnapshot | CmlError | None) -> dict[str, Any] | None:
-    if result is None:
-        return None
-    if isinstance(result, CmlError):
-        return {"reachable": False, "error": f"{type(result).__name__}: {result.message}"[:1000]}
-    return result.report_dict()
-
-
-def build_report(worker: WorkerView, now: datetime, checks: StatusChecks | None, sample: CloudWatchSample | None,
-                 cml: CmlTelemetrySnapshot | CmlError | None) -> dict[str, Any]:
-    """The `metrics:batch` item of one worker; a source that gave nothing is left out, not zeroed."""
-    metrics: dict[str, Any] = {"collected_at": now.isoformat()}
-    if checks is not None:
-        metrics["ec2"] = {"state": checks.state, "system_status": checks.system_status,
-                          "instance_status": checks.instance_status}
-    if sample is not None:
-        metrics["cloudwatch"] = {"cpu_utilization": sample.cpu_utilization,
-                                 "network_in_bytes": sample.network_in_bytes,
-                                 "network_out_bytes": sample.network_out_bytes}
-    section = _cml_section(cml)
-    if section is not None:
-        metrics["cml"] = section
-    return {"worker_id": worker.id, "metrics": metrics}
+def build_report(worker: WorkerView, now: datetime, checks: Ec2Checks | None, sample: CloudWatchSample | None,
+                 cml: CmlTelemetrySnapshot | CmlError | None) -> WorkerMetricsReport:
+    """One worker's report; a source that gave nothing is left out, not zeroed. The CML snapshot goes as
+    it was collected (the control plane derives what it shows from it)."""
+    unreachable = f"{type(cml).__name__}: {cml.message}"[:1000] if isinstance(cml, CmlError) else None
+    return WorkerMetricsReport(worker_id=worker.id, collected_at=now, ec2=checks, cloudwatch=sample,
+                               cml=cml if isinstance(cml, CmlTelemetrySnapshot) else None,
+                               cml_unreachable=unreachable)
 
 
 INFORMATION_REFRESH = 600.0
@@ -81,7 +71,7 @@ The call only tells version and readiness: the control plane keeps both, so aski
 a steady-state cycle's CML calls for nothing new. Any failure of the host asks it again on the next cycle
 (a CML restart shows up as readiness), and a version upgrade is seen within this interval."""
 
-RegionalAnswers = tuple[dict[str, StatusChecks], dict[str, CloudWatchSample]]
+RegionalAnswers = tuple[dict[str, Ec2Checks], dict[str, CloudWatchSample]]
 
 
 class _Reporter:
@@ -96,7 +86,7 @@ class _Reporter:
         self._gateway = gateway
         self._now = now
         self._gate = asyncio.Semaphore(concurrency)
-        self._tasks: list[asyncio.Task[int]] = []
+        self._tasks: list[asyncio.Task[MetricsBatchOutcome]] = []
         self._aws_of: dict[str, asyncio.Future[list[RegionalAnswers]]] = {}
         self.sent = 0
 
@@ -108,8 +98,9 @@ class _Reporter:
         self.sent += 1
         self._tasks.append(asyncio.ensure_future(self._post(items)))
 
-    async def _post(self, items: list[tuple[WorkerView, CmlTelemetrySnapshot | CmlError | None]]) -> int:
-        checks: dict[str, StatusChecks] = {}
+    async def _post(self, items: list[tuple[WorkerView, CmlTelemetrySnapshot | CmlError | None]]
+                    ) -> MetricsBatchOutcome:
+        checks: dict[str, Ec2Checks] = {}
         samples: dict[str, CloudWatchSample] = {}
         for answers in {id(f): f for f in (self._aws_of[w.id] for w, _ in items)}.values():
             for region_checks, region_samples in await answers:
@@ -118,15 +109,15 @@ class _Reporter:
         reports = [build_report(w, self._now, checks.get(w.aws_instance_id or ""),
                                 samples.get(w.aws_instance_id or ""), result) for w, result in items]
         if not reports:
-            return 0
+            return MetricsBatchOutcome()
         async with self._gate:
-            return len((await self._gateway.report_metrics(reports))["updated"])
+            return await self._gateway.report_metrics(reports)
 
-    async def finish(self) -> int:
+    async def finish(self) -> MetricsBatchOutcome:
         """Wait for every batch; the first failure fails the cycle (the others are cancelled by `cancel`)."""
-        total = 0
+        total = MetricsBatchOutcome()
         for task in self._tasks:
-            total += await task
+            total.add(await task)
         return total
 
     async def cancel(self) -> None:
@@ -141,26 +132,20 @@ async def _one_batch(workers: list[WorkerView]) -> AsyncIterator[list[WorkerView
 
 class MetricsCollector:
     def __init__(self, aws: AwsFleet, cml: CmlClient, gateway: ControlPlaneGateway, *, cml_url_template: str,
-                 idle_check_interval: float, cml_max_hosts: int = 200, idle_concurrency: int = 20,
-                 idle_detection: bool = True, report_chunk: int = REPORT_CHUNK,
-                 report_concurrency: int = 2) -> None:
-        self._idle_detection = idle_detection
+                 cml_max_hosts: int = 200, report_chunk: int = REPORT_CHUNK, report_concurrency: int = 2) -> None:
         self._report_chunk = max(1, report_chunk)
         self._report_concurrency = max(1, report_concurrency)
         self._aws = aws
         self._cml = cml
         self._gateway = gateway
         self._template = cml_url_template
-        self._idle_interval = idle_check_interval
         self._cml_max_hosts = cml_max_hosts
-        self._idle_gate = asyncio.Semaphore(idle_concurrency)
-        self._last_idle_check: dict[str, float] = {}
         self._information_at: dict[str, float] = {}
         """Host → when its `system_information` last answered (see `INFORMATION_REFRESH`)."""
         self.last: CycleOutcome | None = None
 
     async def _region(self, region: str, ids: list[str], now: datetime
-                      ) -> tuple[dict[str, StatusChecks], dict[str, CloudWatchSample]]:
+                      ) -> tuple[dict[str, Ec2Checks], dict[str, CloudWatchSample]]:
         checks, samples = await asyncio.gather(self._aws.status_checks(region, ids),
                                                self._aws.cloudwatch(region, ids, now=now), return_exceptions=True)
         if isinstance(checks, BaseException):
@@ -238,7 +223,8 @@ class MetricsCollector:
             mark = time.monotonic()
             if pending or not reporter.sent:
                 reporter.send(pending)
-            outcome.reported = await reporter.finish()
+            stored = await reporter.finish()
+            outcome.reported, outcome.auto_paused = len(stored.updated), stored.auto_paused
         finally:
             await reporter.cancel()
             for aws in aws_tasks:
@@ -249,15 +235,11 @@ class MetricsCollector:
         workers = list(measured.values())
         outcome.workers = len(workers)
         outcome.by_health = Counter(w.health_status for w in workers)
-        mark = time.monotonic()
-        if self._idle_detection:
-            outcome.idle_checked = await self._detect_idle(workers)
-        outcome.phases["idle"] = round(time.monotonic() - mark, 3)
         outcome.duration_seconds = round(time.monotonic() - started, 3)
         self.last = outcome
-        logger.info("metrics: %d running workers, %d reported in %d batches, %d CML unreachable, %d idle checks "
+        logger.info("metrics: %d running workers, %d reported in %d batches, %d CML unreachable, %d auto-paused "
                     "in %.2fs", outcome.workers, outcome.reported, reporter.sent, outcome.cml_failures,
-                    outcome.idle_checked, outcome.duration_seconds)
+                    len(outcome.auto_paused), outcome.duration_seconds)
         return outcome
 
     def _information_known(self, by_host: dict[str, list[WorkerView]]) -> set[str]:
@@ -272,21 +254,3 @@ class MetricsCollector:
             self._information_at.pop(host, None)  # something is wrong with the host: ask everything next time
         elif result.ready is not None:
             self._information_at[host] = time.monotonic()
-
-    async def _detect_idle(self, workers: list[WorkerView]) -> int:
-        due = [w for w in workers
-               if time.monotonic() - self._last_idle_check.get(w.id, float("-inf")) >= self._idle_interval]
-
-        async def one(worker: WorkerView) -> bool:
-            async with self._idle_gate:
-                try:
-                    verdict = await self._gateway.detect_idle(worker.id)
-                except LcmError as exc:
-                    logger.warning("idle detection of %s failed: %s", worker.id, exc)
-                    return False
-            self._last_idle_check[worker.id] = time.monotonic()
-            if verdict.get("desired_status") == "stopped" and verdict.get("pause_reason") == "idle_timeout":
-                logger.info("worker %s (%s) is idle: auto-pause requested", worker.name, worker.id)
-            return True
-
-        return sum(await asyncio.gather(*(one(w) for w in due)))

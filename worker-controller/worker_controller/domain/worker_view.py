@@ -7,67 +7,17 @@ before an instance may go down (`before_shutdown`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from lcm_core.domain.enums import DesiredStatus, ServiceStatus, WorkerStatus, status_from_ec2
+from lcm_core.domain.workers import WorkerView
 
-
-class _View(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class LicenseView(_View):
-    status: str = "unregistered"
-    pending_action: str | None = None
+__all__ = ["HOLDS_LICENSE", "Ec2Action", "ShutdownGate", "ShutdownStep", "WorkerView", "action_toward",
+           "before_shutdown"]
 
 
 #: Licence states in which the worker still holds (or is getting) a Smart Licence that a stop would strand.
 HOLDS_LICENSE = frozenset({"registered", "registering", "deregistering"})
-
-
-class ActivityView(_View):
-    idle_detection_enabled: bool = True
-
-
-class WorkerView(_View):
-    id: str
-    name: str = ""
-    aws_region: str
-    aws_instance_id: str | None = None
-    template_name: str | None = None
-    status: WorkerStatus = WorkerStatus.UNKNOWN
-    status_changed_at: datetime | None = None
-    desired_status: DesiredStatus | None = None
-    desired_changed_at: datetime | None = None
-    service_status: ServiceStatus = ServiceStatus.UNAVAILABLE
-    cml_version: str | None = None
-    health_status: str = "unknown"
-    private_ip: str | None = None
-    public_ip: str | None = None
-    license: LicenseView = Field(default_factory=LicenseView)
-    activity: ActivityView = Field(default_factory=ActivityView)
-    refresh_requested_at: datetime | None = None
-    sessions: int = 0
-    """Lablet sessions holding capacity on the worker (their labs run, or will run, on it)."""
-    version: int = 0
-
-    def last_change(self) -> datetime | None:
-        """The latest of the last status change and the last desired-status change: an EC2 observation
-        made before it cannot be the basis of a decision or a report."""
-        known = [t for t in (self.status_changed_at, self.desired_changed_at) if t is not None]
-        return max(known) if known else None
-
-    def cml_url(self, template: str) -> str | None:
-        """The worker's CML base URL from `CML_WORKER_URL_TEMPLATE`; None while it has no address."""
-        address = self.private_ip or self.public_ip
-        if "{ip_address}" in template and not address:
-            return None
-        if self.aws_instance_id is None:
-            return None
-        return template.format(ip_address=address or "", instance_id=self.aws_instance_id).rstrip("/")
 
 
 class Ec2Action(StrEnum):

@@ -20,6 +20,7 @@ import botocore.utils
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lcm_core.domain.workers import CloudWatchSample, Ec2Checks
 from lcm_core.errors import UnavailableError
 
 logger = logging.getLogger(__name__)
@@ -84,18 +85,22 @@ class Ec2Instance:
         )
 
 
-@dataclass(frozen=True)
-class StatusChecks:
-    state: str | None
-    system_status: str | None
-    instance_status: str | None
+def _label(value: Any) -> str | None:
+    """A short AWS status word, or None (with a warning) when AWS answered something else."""
+    if value is None:
+        return None
+    if isinstance(value, str) and 0 < len(value) <= 32 and value.isprintable():
+        return value
+    logger.warning("AWS answered an unreadable status %.40r; left empty", value)
+    return None
 
 
-@dataclass(frozen=True)
-class CloudWatchSample:
-    cpu_utilization: float | None = None
-    network_in_bytes: float | None = None
-    network_out_bytes: float | None = None
+def _datapoint(name: str, value: float | None, high: float | None = None) -> float | None:
+    """A CloudWatch value within its range, or None (with a warning): one odd datapoint costs its field."""
+    if value is None or (value >= 0 and (high is None or value <= high)):
+        return value
+    logger.warning("CloudWatch %s out of range (%s); left empty", name, value)
+    return None
 
 
 def parse_aws_timestamp(value: Any) -> datetime:
@@ -222,19 +227,19 @@ class AwsFleet:
                     out.append(instance)
         return out
 
-    async def status_checks(self, region: str, instance_ids: Sequence[str]) -> dict[str, StatusChecks]:
+    async def status_checks(self, region: str, instance_ids: Sequence[str]) -> dict[str, Ec2Checks]:
         """EC2 system and instance status checks, ≤ 100 ids per call."""
-        found: dict[str, StatusChecks] = {}
+        found: dict[str, Ec2Checks] = {}
         for batch in chunks(list(instance_ids), STATUS_BATCH):
             reply = await self._call("ec2", region, "describe_instance_status", InstanceIds=list(batch),
                                      IncludeAllInstances=True)
             for item in reply.get("InstanceStatuses") or []:
                 iid = item.get("InstanceId")
                 if isinstance(iid, str):
-                    found[iid] = StatusChecks(
-                        state=(item.get("InstanceState") or {}).get("Name"),
-                        system_status=(item.get("SystemStatus") or {}).get("Status"),
-                        instance_status=(item.get("InstanceStatus") or {}).get("Status"))
+                    found[iid] = Ec2Checks(
+                        state=_label((item.get("InstanceState") or {}).get("Name")),
+                        system_status=_label((item.get("SystemStatus") or {}).get("Status")),
+                        instance_status=_label((item.get("InstanceStatus") or {}).get("Status")))
         return found
 
     # ------------------------------------------------------------------ EC2 actions
@@ -315,5 +320,7 @@ class AwsFleet:
                 token = reply.get("NextToken")
                 if not token:
                     break
-        return {iid: CloudWatchSample(cpu_utilization=v.get("cpu"), network_in_bytes=v.get("in"),
-                                      network_out_bytes=v.get("out")) for iid, v in values.items()}
+        return {iid: CloudWatchSample(cpu_utilization=_datapoint("CPUUtilization", v.get("cpu"), 100.0),
+                                      network_in_bytes=_datapoint("NetworkIn", v.get("in")),
+                                      network_out_bytes=_datapoint("NetworkOut", v.get("out")))
+                for iid, v in values.items()}

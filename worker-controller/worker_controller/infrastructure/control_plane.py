@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lcm_core.control_plane_client import ControlPlaneClient
-from worker_controller.domain.worker_view import WorkerView
+from lcm_core.domain.workers import MetricsBatch, MetricsBatchOutcome, WorkerMetricsReport, WorkerView
 
 
 @dataclass
@@ -32,7 +32,7 @@ class ControlPlaneGateway:
         found: list[WorkerView] = []
         while True:
             page = await self._client.get("/api/internal/workers", include_terminated=include_terminated,
-                                          status=status, limit=page_size, offset=len(found), view="brief")
+                                          status=status, limit=page_size, offset=len(found), view="controller")
             found += [WorkerView.model_validate(item) for item in page["items"]]
             if not page["items"] or len(found) >= page["total"]:
                 return found
@@ -60,14 +60,12 @@ class ControlPlaneGateway:
     async def report_status(self, worker_id: str, body: dict[str, Any]) -> WorkerView:
         return WorkerView.model_validate(await self._client.post(f"/api/internal/workers/{worker_id}/status", body))
 
-    async def report_metrics(self, reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        totals: dict[str, Any] = {"updated": [], "not_found": [], "retried": 0}
+    async def report_metrics(self, reports: Sequence[WorkerMetricsReport]) -> MetricsBatchOutcome:
+        totals = MetricsBatchOutcome()
         for start in range(0, len(reports), BATCH):
-            reply = await self._client.post("/api/internal/workers/metrics:batch",
-                                            {"reports": list(reports[start:start + BATCH])})
-            totals["updated"] += reply["updated"]
-            totals["not_found"] += reply["not_found"]
-            totals["retried"] += reply["retried"]
+            body = MetricsBatch(reports=list(reports[start:start + BATCH])).model_dump(mode="json", exclude_none=True)
+            totals.add(MetricsBatchOutcome.model_validate(
+                await self._client.post("/api/internal/workers/metrics:batch", body)))
         return totals
 
     async def template(self, name: str) -> dict[str, Any]:
@@ -76,9 +74,6 @@ class ControlPlaneGateway:
     async def provisioned(self, worker_id: str, instance: dict[str, Any]) -> WorkerView:
         return WorkerView.model_validate(
             await self._client.post(f"/api/internal/workers/{worker_id}/provisioned", instance))
-
-    async def detect_idle(self, worker_id: str) -> dict[str, Any]:
-        return await self._client.post(f"/api/internal/workers/{worker_id}/detect-idle")  # type: ignore[no-any-return]
 
     async def license_progress(self, worker_id: str, body: dict[str, Any]) -> WorkerView:
         return WorkerView.model_validate(await self._client.post(f"/api/internal/workers/{worker_id}/license", body))
