@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from lcm_core.cml import CmlTelemetrySnapshot, CmlUnreachableError
+from lcm_core.domain.workers import CloudWatchSample, Ec2Checks, MetricsBatchOutcome, WorkerMetricsReport
 from worker_controller.application import metrics
 from worker_controller.application.metrics import MetricsCollector
 from worker_controller.domain.worker_view import WorkerView
-from worker_controller.infrastructure.aws import CloudWatchSample, StatusChecks
 
 TEMPLATE = "http://cml/hosts/{instance_id}"
 
@@ -32,9 +32,9 @@ class FakeAws:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, list[str]]] = []
 
-    async def status_checks(self, region: str, ids: list[str]) -> dict[str, StatusChecks]:
+    async def status_checks(self, region: str, ids: list[str]) -> dict[str, Ec2Checks]:
         self.calls.append(("status", region, list(ids)))
-        return {i: StatusChecks("running", "ok", "ok") for i in ids}
+        return {i: Ec2Checks(state="running", system_status="ok", instance_status="ok") for i in ids}
 
     async def cloudwatch(self, region: str, ids: list[str], *, now: datetime) -> dict[str, CloudWatchSample]:
         self.calls.append(("cloudwatch", region, list(ids)))
@@ -82,7 +82,8 @@ class FakeGateway:
         self.list_reads += 1
         return [w for w in self.fleet if status is None or w.status.value == status]
 
-    async def report_metrics(self, reports: list[dict[str, Any]]) -> dict[str, Any]:
+    async def report_metrics(self, sent: list[WorkerMetricsReport]) -> MetricsBatchOutcome:
+        reports = [r.model_dump(mode="json", exclude_none=True) for r in sent]
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         self.log.append(f"report {[r['worker_id'] for r in reports]}")
@@ -90,12 +91,12 @@ class FakeGateway:
         self.first_batch.set()
         await asyncio.sleep(0)  # let other batches start meanwhile, if the bound allows them
         self.in_flight -= 1
-        return {"updated": [r["worker_id"] for r in reports], "not_found": [], "retried": 0}
+        return MetricsBatchOutcome(updated=[r["worker_id"] for r in reports])
 
 
 def collector(gateway: FakeGateway, cml: FakeCml, **options: Any) -> MetricsCollector:
     return MetricsCollector(FakeAws(), cml, gateway, cml_url_template=TEMPLATE,  # type: ignore[arg-type]
-                            idle_check_interval=1e9, idle_detection=False, **options)
+                            **options)
 
 
 async def test_reports_go_out_in_chunks_while_hosts_are_still_answering() -> None:
@@ -109,8 +110,8 @@ async def test_reports_go_out_in_chunks_while_hosts_are_still_answering() -> Non
     assert outcome.cml_failures == 1
     assert [len(b) for b in gateway.batches] == [2, 2, 1]
     assert cml.log.index("report ['w0', 'w1']") < cml.log.index(f"answer {host(4)}")
-    sent = {r["worker_id"]: r["metrics"] for b in gateway.batches for r in b}
-    assert sent["w3"]["cml"]["reachable"] is False
+    sent = {r["worker_id"]: r for b in gateway.batches for r in b}
+    assert "down" in sent["w3"]["cml_unreachable"]
     assert sent["w0"]["cml"]["version"] == "2.9.0"
     assert sent["w0"]["ec2"]["state"] == "running"  # every batch carries the region-wide AWS answers
     assert sent["w4"]["cloudwatch"]["cpu_utilization"] == 5.0
@@ -129,14 +130,13 @@ async def test_a_worker_without_a_cml_address_is_still_reported() -> None:
     cml = FakeCml()
     gateway = FakeGateway([worker(1), worker(2)], cml.log)
     cycle = MetricsCollector(FakeAws(), cml, gateway,  # type: ignore[arg-type]
-                             cml_url_template="https://{ip_address}", idle_check_interval=1e9,
-                             idle_detection=False)
+                             cml_url_template="https://{ip_address}")
     gateway.fleet[0] = worker(1, private_ip="10.0.0.1")
     outcome = await cycle.run_once()
     assert outcome.reported == 2
-    sent = {r["worker_id"]: r["metrics"] for b in gateway.batches for r in b}
+    sent = {r["worker_id"]: r for b in gateway.batches for r in b}
     assert "cml" not in sent["w2"]  # nothing to ask: left out, not reported unreachable
-    assert sent["w1"]["cml"]["reachable"] is True
+    assert sent["w1"]["cml"]["host"] is not None
 
 
 async def test_an_empty_fleet_sends_nothing() -> None:
@@ -163,7 +163,7 @@ async def test_workers_arriving_in_batches_are_measured_as_they_arrive_and_once(
     gateway = FakeGateway([], cml.log)
     aws = FakeAws()
     cycle = MetricsCollector(aws, cml, gateway, cml_url_template=TEMPLATE,  # type: ignore[arg-type]
-                             idle_check_interval=1e9, idle_detection=False, report_chunk=2)
+                             report_chunk=2)
     second_batch_may_come = gateway.first_batch
 
     async def batches() -> AsyncIterator[list[WorkerView]]:
@@ -180,15 +180,14 @@ async def test_workers_arriving_in_batches_are_measured_as_they_arrive_and_once(
     assert [ids for kind, _, ids in aws.calls if kind == "status"] == [[worker(1).aws_instance_id],
                                                                      [worker(2).aws_instance_id],
                                                                      [worker(3).aws_instance_id]]
-    sent = {r["worker_id"]: r["metrics"] for b in gateway.batches for r in b}
+    sent = {r["worker_id"]: r for b in gateway.batches for r in b}
     assert sent["w3"]["ec2"]["state"] == "running"  # its own batch's AWS answers
 
 
 async def test_a_worker_sharing_a_cml_address_with_an_earlier_batch_is_reported_without_cml() -> None:
     cml = StreamingCml()
     gateway = FakeGateway([], cml.log)
-    cycle = MetricsCollector(FakeAws(), cml, gateway, cml_url_template="https://{ip_address}",  # type: ignore[arg-type]
-                             idle_check_interval=1e9, idle_detection=False)
+    cycle = MetricsCollector(FakeAws(), cml, gateway, cml_url_template="https://{ip_address}")  # type: ignore[arg-type]
 
     async def batches() -> AsyncIterator[list[WorkerView]]:
         yield [worker(1, private_ip="10.0.0.1")]
@@ -196,8 +195,8 @@ async def test_a_worker_sharing_a_cml_address_with_an_earlier_batch_is_reported_
 
     outcome = await asyncio.wait_for(cycle.run_stream(batches()), 30)
     assert outcome.reported == 2
-    sent = {r["worker_id"]: r["metrics"] for b in gateway.batches for r in b}
-    assert sent["w1"]["cml"]["reachable"] is True
+    sent = {r["worker_id"]: r for b in gateway.batches for r in b}
+    assert sent["w1"]["cml"]["host"] is not None
     assert "cml" not in sent["w2"]
     assert cml.log.count("answer https://10.0.0.1") == 1
 
@@ -212,7 +211,7 @@ async def test_run_once_reads_the_running_workers_once() -> None:
 
 async def test_a_failing_report_fails_the_cycle() -> None:
     class Failing(FakeGateway):
-        async def report_metrics(self, reports: list[dict[str, Any]]) -> dict[str, Any]:
+        async def report_metrics(self, sent: list[WorkerMetricsReport]) -> MetricsBatchOutcome:
             raise RuntimeError("control plane down")
 
     gateway = Failing([worker(n) for n in range(4)], [])
@@ -234,9 +233,9 @@ async def test_system_information_is_asked_until_known_then_only_after_trouble_o
     assert cml.information_asked[-1] == {host(1), host(2), host(3)}
     await cycle.run_once()  # up with a known version: skipped; still starting: asked again
     assert cml.information_asked[-1] == {host(3)}
-    sent = {r["worker_id"]: r["metrics"] for r in gateway.batches[-1]}
-    assert sent["w1"]["cml"]["version"] is None  # not asked: the control plane keeps what it has
-    assert sent["w1"]["cml"]["ready"] is None
+    sent = {r["worker_id"]: r for r in gateway.batches[-1]}
+    assert "version" not in sent["w1"]["cml"]  # not asked: the control plane keeps what it has
+    assert "ready" not in sent["w1"]["cml"]
 
     cml.degraded.add(host(2))
     await cycle.run_once()

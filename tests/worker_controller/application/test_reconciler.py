@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from lcm_core.domain.workers import CmlLicenseInfo
 from lcm_core.errors import UnavailableError
 from lcm_core.leader.fence import AlwaysLeading, LeadershipLost, LeaseFence
 from worker_controller.application.reconciler import WorkerReconciler
@@ -151,11 +152,11 @@ class FakeCml:
     async def register_license(self, host: str, token: str) -> None:
         self.calls.append("register")
 
-    async def licensing(self, host: str) -> Any:
+    async def licensing(self, host: str) -> CmlLicenseInfo:
         self.calls.append("licensing")
-        return SimpleNamespace(registration_status="COMPLETED" if self.registered else "NOT_REGISTERED",
-                               authorization_status="IN_COMPLIANCE", product_license="CML_Enterprise",
-                               is_enterprise=True, node_limit=None)
+        return CmlLicenseInfo(registration_status="COMPLETED" if self.registered else "NOT_REGISTERED",
+                              authorization_status="IN_COMPLIANCE", product_license="CML_Enterprise",
+                              is_enterprise=True, node_limit=None)
 
 
 def reconciler(aws: FakeAws, gateway: FakeGateway, cml: FakeCml | None = None, fence: Any = None,
@@ -304,7 +305,7 @@ async def test_a_second_licence_request_is_reported_to_its_end_like_the_first() 
     wc.licensing._poll = 0.0  # no waiting between polls in this test
     cml.labs = {}
     for action, registered in (("deregister", False), ("register", True), ("deregister", False)):
-        gateway.doc["license"] = {"status": "x", "pending_action": action}
+        gateway.doc["license"] = {"status": f"{action}ing", "pending_action": action}
         cml.registered = not registered
         await wc.reconcile("w1")
         if action == "register":
