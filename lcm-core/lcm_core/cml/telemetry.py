@@ -1,8 +1,8 @@
-"""The flat, typed telemetry of one CML host, as a worker-controller reports it (seed 004, ARCHITECTURE §4).
+"""The flat, typed telemetry of one CML host, as a worker-controller reports it (docs/worker-controller.md).
 
 Every field is optional: `None` means "not reported or not understood", never zero. The parsers in
 `parsers` fill these models key by key, so one bad key costs one field. The `*_dict()` helpers render the
-exact shapes the control plane stores (`cml.system_info` with seed 004's 16 keys, `cml.system_health`,
+exact shapes the control plane stores (`cml.system_info` with its 16 keys, `cml.system_health`,
 `license`), so the reporting code never re-derives a key name.
 """
 
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lcm_core.domain.types import Flag, Instant, Integer, Number
 
-#: The 16 keys of the worker's `cml.system_info` (seed 004, "Gap 4": what the control plane expects).
+#: The 16 keys of the worker's `cml.system_info`: exactly what the control plane stores and shows.
 SYSTEM_INFO_KEYS: tuple[str, ...] = (
     "all_cpu_count", "all_cpu_percent",
     "all_memory_total", "all_memory_free", "all_memory_used",
@@ -25,7 +25,7 @@ SYSTEM_INFO_KEYS: tuple[str, ...] = (
     "computes",
 )
 
-#: Health flags of one compute (`system_health.computes.<id>`, cml-api.md §7.3), in the spec's order.
+#: Health flags of one compute (`system_health.computes.<id>`), in the order of CML's API schema.
 COMPUTE_HEALTH_FLAGS: tuple[str, ...] = (
     "kvm_vmx_enabled", "enough_cpus", "lld_connected", "lld_synced", "libvirt", "fabric", "device_mux",
     "refplat_images_available", "docker_shim", "valid",
@@ -122,7 +122,7 @@ class CmlLicenseFeature(_Snapshot):
 
 
 class CmlSystemStats(_Snapshot):
-    """`system_stats` flattened (seed 004 §3): cluster totals, controller disk, summed dominfo, computes."""
+    """`system_stats` flattened: cluster totals, controller disk, summed dominfo, computes."""
 
     all_cpu_count: Integer | None = None
     all_cpu_percent: Number | None = None
@@ -185,7 +185,7 @@ class CmlLicenseInfo(_Snapshot):
 
     @property
     def expires(self) -> datetime | None:
-        """Seed 004: `registration.expires`, else `authorization.expires`."""
+        """When the licence expires: `registration.expires`, else `authorization.expires`."""
         return self.registration_expires or self.authorization_expires
 
 
@@ -233,7 +233,7 @@ class CmlTelemetrySnapshot(CmlSystemStats):
         return len(self.computes)
 
     def system_info_dict(self) -> dict[str, Any]:
-        """`cml.system_info`: exactly the 16 keys of seed 004 (`SYSTEM_INFO_KEYS`)."""
+        """`cml.system_info`: exactly the 16 keys the control plane stores (`SYSTEM_INFO_KEYS`)."""
         out: dict[str, Any] = {key: getattr(self, key) for key in SYSTEM_INFO_KEYS if key != "computes"}
         out["computes"] = {cid: node.stats_dict() for cid, node in self.computes.items()}
         return out
