@@ -19,7 +19,7 @@ class WorkerPage(BaseModel):
 
 
 def worker_view(worker: Worker) -> dict[str, Any]:
-    """The full aggregate plus its seed-002 lifecycle phase (a derived view)."""
+    """The full aggregate plus its lifecycle phase (a derived view; docs/architecture.md, 'Domain model')."""
     return worker.model_dump(mode="json", by_alias=True) | {"phase": worker.lifecycle_phase,
                                                             "labs_count": worker.telemetry.labs_count,
                                                             "sessions": len(worker.capacity.reservations)}

@@ -1,4 +1,4 @@
-"""The Worker aggregate (ARCHITECTURE §4): one CML hypervisor on EC2.
+"""The Worker aggregate (docs/architecture.md, 'Domain model'): one CML hypervisor on EC2.
 
 Every behaviour mutates the aggregate in memory and returns the domain events it caused; persistence
 (with the optimistic `version` check) and publication are the application layer's job. No I/O here.
@@ -95,7 +95,7 @@ class Worker(WorkerDrain, WorkerTelemetry, Model):
     pool_id: str | None = None
     template_name: str | None = None
     lab_track: str | None = None
-    """The lab track this worker serves (seed 002); the scheduler prefers matching sessions."""
+    """The lab track this worker serves; the scheduler prefers matching sessions."""
 
     status: WorkerStatus = WorkerStatus.UNKNOWN
     drain: Drain | None = None
@@ -153,7 +153,7 @@ class Worker(WorkerDrain, WorkerTelemetry, Model):
 
     @property
     def lifecycle_phase(self) -> str:
-        """The seed-002 LabWorker phase, a view over status, service and licence (ARCHITECTURE §4)."""
+        """The lifecycle phase, one word over status, service and licence (docs/architecture.md, 'Domain model')."""
         s, lic = self.status, self.license.status
         if s in (WorkerStatus.PENDING, WorkerStatus.PROVISIONING):
             return "PROVISIONING_EC2"

@@ -1,4 +1,4 @@
-"""The field groups of the Worker aggregate (ARCHITECTURE §4), as plain pydantic models (no I/O)."""
+"""The field groups of the Worker aggregate, as plain pydantic models (no I/O)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class CloudWatchTelemetry(Model):
 
 
 class CmlSystemInfo(Model):
-    """Seed 004's 16 keys (`lcm_core.cml.SYSTEM_INFO_KEYS`); a key the worker did not report stays null."""
+    """The 16 keys of `lcm_core.cml.SYSTEM_INFO_KEYS`; a key the worker did not report stays null."""
 
     all_cpu_count: Count | None = None
     all_cpu_percent: Number | None = None
@@ -159,7 +159,7 @@ class Reservation(Model):
     node_count: Integer = Field(default=0, ge=0)
     ports: dict[str, int] = Field(default_factory=dict)
     drifted_ports: dict[str, int] = Field(default_factory=dict)
-    """Ports CML uses for the session beyond its allocation (ADR-030 §4): kept out of new allocations."""
+    """Ports CML uses for the session beyond its allocation (drift): kept out of new allocations."""
     reserved_at: Instant | None = None
     session_version: Integer | None = None
     """The version of the pending session this reservation was made for (see `worker_capacity.reserve`)."""

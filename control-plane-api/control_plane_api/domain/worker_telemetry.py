@@ -290,7 +290,7 @@ class WorkerTelemetry:
     # ------------------------------------------------------------------ idle detection
 
     def detect_idle(self, idle: IdleSettings, now: datetime, by: str) -> list[DomainEvent]:
-        """Seed 000: track idleness and, when eligible, ask for the instance to be stopped (auto-pause)."""
+        """Idle detection: track idleness and, when eligible, ask for the instance to be stopped (auto-pause)."""
         a = self.activity
         running_nodes = self.telemetry.cml.system_info.running_nodes or 0
         active_now = running_nodes > 0
