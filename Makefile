@@ -25,7 +25,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 help:
 	@echo "make run    start the local stack (etcd, Redis, MongoDB-wire, local AWS, CML simulator, LCM)"
 	@echo "make test   run the whole test suite against real servers"
-	@echo "make bench  benchmarks (bench/): fleet cycle vs the seed-001 strategy, session placement vs seed 002"
+	@echo "make bench  benchmarks (bench/): fleet cycle vs per-worker polling, session placement vs sorting every worker"
 	@echo "make lint   ruff"
 	@echo "make clean  remove .venv and .lcm (local state)"
 

@@ -1,4 +1,4 @@
-"""One full discovery + metrics cycle over simulated fleets, side by side with the seed-001 strategy.
+"""One full discovery + metrics cycle over simulated fleets, side by side with per-worker polling.
 
     make bench                      # fleets of 100, 500 and 2,000 workers
     .venv/bin/python bench/fleet_cycle.py --sizes 100 --cml-latency-ms 50
@@ -6,7 +6,7 @@
 Real parts only: etcd, Redis and MongoDB-wire servers, moto (AWS), the CML simulator (with the given latency
 on every CML call) and the control-plane API run as separate processes; the worker-controller code runs
 in this process. "Ours" is the production code path (batched per region, bounded concurrency, metrics:batch);
-"seed-001" is the strategy the seed describes: batches of 10 (health) / 5 (metrics), concurrent within a
+"per-worker" is per-worker polling, the naive baseline: batches of 10 (health) / 5 (metrics), concurrent within a
 batch, 0.5 s / 1.0 s pauses between batches, one EC2, CloudWatch, CML and control-plane call per worker.
 A cycle ends when the control plane has persisted every worker's metrics. Each fleet size runs in a process
 of its own (the fleet is seeded by another), whose peak memory after our cycles is the controller's at that
@@ -204,7 +204,7 @@ async def ours(s: Stack, pattern: str, epoch: int, expected: int, cycles: int = 
     return times
 
 
-async def seed_001(s: Stack, epoch: int, limit: int) -> tuple[float, int]:
+async def per_worker_polling(s: Stack, epoch: int, limit: int) -> tuple[float, int]:
     """Per worker: one EC2 status call, one CloudWatch call, the CML calls, one metrics POST; batches of 10
     (health, 0.5 s pause) then batches of 5 (metrics, 1.0 s pause), concurrent within a batch."""
     async with clients(s, epoch) as (client, gateway, aws, cml):
@@ -236,8 +236,8 @@ async def seed_001(s: Stack, epoch: int, limit: int) -> tuple[float, int]:
 
 def measure(size: int, latency_ms: int, baseline_limit: int) -> tuple[float, float, float, int, float]:
     """One fleet size, in a process of its own (see `main`): its stack, the fleet seeded by another process,
-    our two cycles, then the seed-001 strategy. Returns our cold and warm seconds, the seed-001 seconds and
-    workers, and this process's peak memory (MB) after our cycles, before the seed-001 run."""
+    our two cycles, then per-worker polling. Returns our cold and warm seconds, the per-worker seconds and
+    workers, and this process's peak memory (MB) after our cycles, before the per-worker run."""
     with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp)) as s:
         set_cml_latency(s.cml_url, latency_ms)
         seeding = multiprocessing.get_context("spawn").Process(target=seed_fleet, args=(s.moto_url, size, f"b{size}"))
@@ -250,7 +250,7 @@ def measure(size: int, latency_ms: int, baseline_limit: int) -> tuple[float, flo
         epoch = asyncio.run(lead(s.etcd))
         ours_s, warm_s = asyncio.run(ours(s, ami_pattern(f"b{size}"), epoch, size))
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        base_s, base_n = asyncio.run(seed_001(s, epoch, min(size, baseline_limit)))
+        base_s, base_n = asyncio.run(per_worker_polling(s, epoch, min(size, baseline_limit)))
     return ours_s, warm_s, base_s, base_n, peak_mb
 
 
@@ -259,21 +259,23 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,500,2000")
     parser.add_argument("--cml-latency-ms", type=int, default=50)
     parser.add_argument("--baseline-limit", type=int, default=500,
-                        help="workers the seed-001 strategy is timed on (its rate is per worker)")
+                        help="workers per-worker polling is timed on (its rate is per worker)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"fleet cycle benchmark: CML latency {args.cml_latency_ms} ms per call, regions {', '.join(REGIONS)}")
-    print(f"{'workers':>8} {'ours s':>8} {'ours w/s':>9} {'seed-001 s':>11} {'seed-001 w/s':>13} {'ratio':>6} "
+    print("per-worker: the naive baseline, one EC2, CloudWatch, CML and control-plane call per worker, "
+          "in batches of 10 / 5 with 0.5 s / 1.0 s pauses")
+    print(f"{'workers':>8} {'ours s':>8} {'ours w/s':>9} {'per-worker s':>12} {'per-worker w/s':>14} {'ratio':>6} "
           f"{'warm s':>7} {'peak MB':>8}")
     for size in sizes:
         # A fresh process per size: its peak memory is the controller's at that fleet size alone, not the
-        # high-water mark of the smaller fleets, the seeding or the seed-001 run before it.
+        # high-water mark of the smaller fleets, the seeding or the per-worker run before it.
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             ours_s, warm_s, base_s, base_n, peak_mb = pool.submit(
                 measure, size, args.cml_latency_ms, args.baseline_limit).result()
         ours_rate, base_rate = size / ours_s, base_n / base_s
-        note = "" if base_n == size else f"  (seed-001 timed on {base_n} workers)"
-        print(f"{size:>8} {ours_s:>8.2f} {ours_rate:>9.0f} {base_s:>11.2f} {base_rate:>13.1f} "
+        note = "" if base_n == size else f"  (per-worker timed on {base_n} workers)"
+        print(f"{size:>8} {ours_s:>8.2f} {ours_rate:>9.0f} {base_s:>12.2f} {base_rate:>14.1f} "
               f"{ours_rate / base_rate:>5.0f}x {warm_s:>7.2f} {peak_mb:>8.0f}{note}", flush=True)
 
 

@@ -7,7 +7,7 @@ In-process, no I/O: the same `Scheduler` the controller's scheduling pass uses (
 fleet, then `decide()` + `reserve()` per session, as a pass does after each successful reservation). Per
 strategy it prints decisions/second and the p50/p99/max latency of one decision (decide + reserve).
 
-Baseline, in the same run: the naive seed-002 approach (`worker_scheduler_service.py`): for every decision,
+Baseline, in the same run: a naive scheduler (`NaiveScheduler`): for every decision,
 run every filter over every worker, score every candidate and fully sort them, then take the first; it is
 printed with its ratio to BEST_FIT. The fleet is seeded, so runs are comparable.
 """
@@ -49,8 +49,8 @@ def synthetic_sessions(count: int, rng: random.Random) -> list[Requirements]:
                          lab_track=rng.choice((*TRACKS, None))) for _ in range(count)]
 
 
-class NaiveSeedScheduler:
-    """Seed 002's scheduler as described: filter all, score all, sort all, per decision."""
+class NaiveScheduler:
+    """The naive baseline: filter all, score all, sort all, per decision."""
 
     def __init__(self, workers: list[WorkerCandidate]) -> None:
         self.workers = workers
@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--no-baseline", action="store_true", help="skip the naive seed-002 baseline")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the naive sort-all baseline")
     args = parser.parse_args()
     fleet = synthetic_fleet(args.workers, random.Random(args.seed))
     sessions = synthetic_sessions(args.sessions, random.Random(args.seed + 1))
@@ -104,10 +104,10 @@ def main() -> None:
         results[strategy] = run(strategy, lambda req, s=scheduler: s.decide(req).worker_id, scheduler.reserve,
                                 sessions)
     if not args.no_baseline:
-        naive = NaiveSeedScheduler([replace(w) for w in fleet])
-        baseline = run("seed-002 naive (best)", naive.decide, naive.reserve, sessions)
+        naive = NaiveScheduler([replace(w) for w in fleet])
+        baseline = run("naive sort-all (best)", naive.decide, naive.reserve, sessions)
         ours = results["best_fit"]
-        print(f"best_fit vs seed-002 naive: {ours['per_second'] / baseline['per_second']:.1f}x decisions/s, "
+        print(f"best_fit vs naive sort-all: {ours['per_second'] / baseline['per_second']:.1f}x decisions/s, "
               f"p99 {baseline['p99'] / ours['p99']:.1f}x lower")
     worst = max(r["p99"] for r in results.values())
     print(f"worst p99 over strategies: {worst:.3f} ms (target <= 10 ms): {'met' if worst <= 10 else 'NOT met'}")

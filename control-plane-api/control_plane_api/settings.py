@@ -115,7 +115,7 @@ class ControlPlaneSettings(LcmSettings, EtcdSettings, FleetDefaults):
     """Events buffered per SSE client; a client that falls this far behind is disconnected (it replays)."""
 
     idle_threshold_minutes: float = Field(default=30, ge=0.05, le=10080, validation_alias="IDLE_THRESHOLD_MINUTES")
-    """Idle threshold used until an operator sets the idle section of the system settings (seed 000)."""
+    """Idle threshold used until an operator sets the idle section of the system settings."""
 
     event_log_stream: str = Field(default="lcm:events", min_length=1, validation_alias="EVENT_LOG_STREAM")
     """Redis key of the event stream (one per LCM installation sharing a Redis)."""
@@ -157,7 +157,7 @@ class ControlPlaneSettings(LcmSettings, EtcdSettings, FleetDefaults):
     lablet_observation_review_ratio: float = Field(default=0.25, gt=0, le=10,
                                                    validation_alias="LABLET_OBSERVATION_REVIEW_RATIO")
     """Relative difference between observed and declared CPU or memory above which a definition is flagged
-    for review (ADR-030)."""
+    for review (an admin then decides whether to apply the observed values)."""
 
     lablet_sweep_interval_seconds: float = Field(default=15.0, ge=0.2, le=3600,
                                                  validation_alias="LABLET_EXPIRY_SWEEP_SECONDS")

@@ -18,7 +18,7 @@ from lcm_core.leader.watch import KeyWatchLoop
 from lcm_core.settings import load_settings
 
 SERVICE = "lablet-controller"
-#: A session's keys that the CPA writes: its state, and the manual observation trigger of ADR-030.
+#: A session's keys that the CPA writes: its state, and an operator's request to observe the lab now.
 WATCHED_KEYS = frozenset({"state", "observe_resources"})
 
 

@@ -20,10 +20,10 @@ class LabletControllerSettings(ControllerSettings, CmlAccessSettings):
     scheduling_strategy: SchedulingStrategy = Field(
         default=SchedulingStrategy.BEST_FIT,
         validation_alias=AliasChoices("LABLET_SCHEDULING_STRATEGY", "SCHEDULER_STRATEGY"))
-    """Placement strategy (seed 002 §9): best_fit, least_utilized, least_labs, round_robin or random."""
+    """Placement strategy: best_fit, least_utilized, least_labs, round_robin or random (docs/lablet-controller.md)."""
 
     require_licensed_for_cml: bool = Field(default=True, validation_alias="REQUIRE_LICENSED_FOR_CML")
-    """CML labs only go to registered workers (seed 002). False: an unlicensed worker takes labs of at most
+    """CML labs only go to registered workers. False: an unlicensed worker takes labs of at most
     5 nodes (CML's unlicensed limit). A definition's `license_affinity` overrides both."""
 
     scheduling_interval_seconds: float = Field(default=10, gt=0, validation_alias="LABLET_SCHEDULING_INTERVAL")
@@ -45,7 +45,7 @@ class LabletControllerSettings(ControllerSettings, CmlAccessSettings):
     """Sessions reconciled at once (one session is never reconciled twice at once)."""
 
     boot_timeout_seconds: float = Field(default=900, gt=0, validation_alias="LABLET_BOOT_TIMEOUT")
-    """How long a lab may take until every node is BOOTED (seed 002: 15 min), then the session is failed."""
+    """How long a lab may take until every node is BOOTED (15 min by default), then the session is failed."""
 
     boot_poll_seconds: float = Field(default=5, gt=0, validation_alias="LABLET_BOOT_POLL_INTERVAL")
     """Seconds between two looks at a booting lab's nodes."""

@@ -1,7 +1,7 @@
 """Async client of the control plane's internal API, used by the controllers.
 
 - Every request carries the `X-API-Key`; mutating requests from a leader carry `X-LCM-Leader-Epoch`
-  (the fencing token of ARCHITECTURE §6), read from a provider at send time.
+  (the election's fencing token, so the CPA can refuse a deposed leader), read from a provider at send time.
 - Connection errors, timeouts and 5xx answers are retried with exponential backoff and jitter;
   4xx answers are never retried: they are mapped to the typed errors of `lcm_core.errors`.
 """

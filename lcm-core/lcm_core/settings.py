@@ -78,9 +78,9 @@ class EtcdSettings(BaseSettings):
 
 
 class FleetDefaults(BaseSettings):
-    """The deployment's defaults of the run-time SystemSettings (discovery and metrics polling, seed 000).
+    """The deployment's defaults of the run-time SystemSettings (discovery and metrics polling).
 
-    An operator may override them in the dashboard (ADR-012). Until a section is set there, the worker-controller
+    An operator may override them in the dashboard. Until a section is set there, the worker-controller
     runs with these values and the control plane shows them, so both must be given the same environment.
     """
 

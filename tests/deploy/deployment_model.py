@@ -67,7 +67,7 @@ AWS_SDK_VARS = frozenset({
     "AWS_STS_REGIONAL_ENDPOINTS", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS", "AWS_EC2_METADATA_DISABLED",
 })
 
-#: Names of ARCHITECTURE §7 that the deployment sets although the service's settings class does not read
+#: Configuration names that the deployment sets although the service's settings class does not read
 #: them yet. Each entry must still be missing from the class: once the field exists the test below fails,
 #: asking for the entry to be removed, so this list can only shrink.
 PENDING_SETTINGS: dict[str, frozenset[str]] = {

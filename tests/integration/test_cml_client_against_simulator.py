@@ -1,4 +1,4 @@
-"""The simulator speaks the shapes of cml-api.md: every endpoint LCM uses is read through lcm-core's CML
+"""The simulator speaks the shapes of CML 2.9's API: every endpoint LCM uses is read through lcm-core's CML
 client and parsers, over real sockets, and must parse without a single warning or a missing key."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Controllers report leadership and loop stats to the CPA; `GET /api/system/controllers` serves them
-(seed 001), with the leader as etcd knows it. Real etcd, MongoDB-wire, Redis, CPA and two replicas."""
+with the leader as etcd knows it. Real etcd, MongoDB-wire, Redis, CPA and two replicas."""
 
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ def test_session_from_definition_to_teardown(control_plane: ControlPlaneUnderTes
     assert held["allocated"]["cpu_cores"] > capacity_before["cpu_cores"]
     assert held["port_allocations"][sid] == ports
 
-    # Manual observation (ADR-030): the admin asks, the controller observes through the etcd key.
+    # Manual observation: the admin asks, the controller observes through the etcd key.
     with cp.client() as http:
         assert http.post(f"/api/lablet-sessions/{sid}/observe-resources", headers=cp.admin()).status_code == 202
     observed = wait_for("first observation", lambda: (s := session(cp, sid))["observation_count"] >= 1 and s)
@@ -147,7 +147,7 @@ def test_session_from_definition_to_teardown(control_plane: ControlPlaneUnderTes
     assert released["allocated"] == capacity_before
     assert sid not in released["port_allocations"]
 
-    # The controller's loops show up in the control plane's stats (seed 001).
+    # The controller's loops show up in the control plane's stats.
     def loops() -> dict[str, Any] | None:
         overview = httpx.get(f"{cp.url}/api/system/controllers", headers=cp.viewer()).json()
         replicas = (overview["controllers"].get("lablet-controller") or {}).get("replicas", [])

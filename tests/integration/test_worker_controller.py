@@ -89,7 +89,7 @@ def test_discovery_metrics_and_lifecycle(control_plane, fleet) -> None:
     state = ec2.describe_instances(InstanceIds=[ids[1]])["Reservations"][0]["Instances"][0]["State"]["Name"]
     assert state == "running"
 
-    # Controllers' stats are served by the CPA (seed 001).
+    # Controllers' stats are served by the CPA.
     def controller_stats():
         overview = httpx.get(f"{control_plane.url}/api/system/controllers", headers=control_plane.viewer()).json()
         entry = overview["controllers"].get("worker-controller") or {}

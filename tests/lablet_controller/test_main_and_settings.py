@@ -1,4 +1,4 @@
-"""Wiring of the lablet-controller: settings (seed-002 names, port range), the etcd watch's key parsing and
+"""Wiring of the lablet-controller: settings (both strategy names, port range), the etcd watch's key parsing and
 the loops a leader runs."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ def settings(**env: object) -> LabletControllerSettings:
     return LabletControllerSettings(LCM_ENVIRONMENT="test", **env)
 
 
-def test_defaults_and_the_seed_002_strategy_name() -> None:
+def test_defaults_and_both_strategy_variable_names() -> None:
     default = settings()
     assert default.scheduling_strategy is SchedulingStrategy.BEST_FIT
     assert default.require_licensed_for_cml is True

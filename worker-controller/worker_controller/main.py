@@ -75,7 +75,7 @@ async def _discover(cycle: FleetCycle, stats: LoopStats, metrics_loop: PeriodicL
     stats.extra = {"instances_found": found.found, "created": found.created, "orphans": len(found.orphans),
                    "failed_regions": sorted(found.failed_regions)}
     if run.metrics is not None:
-        # The running fleet has just been measured: that was the metrics loop's run (seed 001's figures go
+        # The running fleet has just been measured: that was the metrics loop's run (its figures go
         # there), and its next one is a full interval away rather than a second measurement moments later.
         metrics_loop.stats.extra = _metrics_figures(run.metrics)
         metrics_loop.ran_elsewhere(started)

@@ -1,7 +1,7 @@
 """Settings of the worker-controller (one typed object, injected).
 
 Discovery and metrics-polling values (`FleetDefaults`) are the *fallback*: each cycle re-reads SystemSettings
-from the control plane and uses these for sections an operator never set, or when it cannot ask (ADR-012).
+from the control plane and uses these for sections an operator never set, or when it cannot ask.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ async def delete_template(
     return Response(status_code=204)
 
 
-@system_router.get("/controllers", summary="Controllers: leader, loops, success rates (seed 001)")
+@system_router.get("/controllers", summary="Controllers: leader, loops, success rates")
 async def controllers(cp: CP, _who: Viewer) -> dict[str, Any]:
     try:
         holders: dict[str, KeyHolder] | None = await cp.etcd.leader_holders()

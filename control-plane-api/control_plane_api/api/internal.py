@@ -62,7 +62,7 @@ class WorkerList(BaseModel):
 
 
 class LoopReport(BaseModel):
-    """Seed 001's per-loop figures; loop-specific extras are kept as they are (checked to be storable)."""
+    """A loop's figures (`LoopStats`); loop-specific extras are kept as they are (checked to be storable)."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False,
                               json_schema_extra={"propertyNames": {"pattern": STORABLE_KEY_PATTERN}})

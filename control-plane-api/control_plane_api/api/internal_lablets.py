@@ -68,7 +68,7 @@ async def mark_ready(session_id: str, body: MarkReadyRequest, cp: CP, caller: La
 
 
 @router.post("/lablet-sessions/{session_id}/resource-observations",
-             summary="Record what the controller observed of the live lab (ADR-030)")
+             summary="Record what the controller observed of the live lab (resources and ports)")
 async def resource_observations(session_id: str, body: ResourceObservation, cp: CP,
                                 _caller: LabletLeader) -> dict[str, Any]:
     return work_view(await cp.lablet_sessions.record_observation(session_id, body))

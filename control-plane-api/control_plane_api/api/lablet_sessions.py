@@ -76,7 +76,7 @@ async def get_session(session_id: str, cp: CP, _who: Viewer) -> dict[str, Any]:
 
 
 @router.post("/{session_id}/observe-resources", status_code=202,
-             summary="Ask the lablet-controller to observe the live lab now (ready or running; ADR-030)")
+             summary="Ask the lablet-controller to observe the live lab now (ready or running)")
 async def observe_resources(session_id: str, cp: CP, who: Admin) -> dict[str, Any]:
     session, request_id = await cp.lablet_sessions.request_observation(session_id, by=who.subject)
     return {"session_id": session.id, "request_id": request_id, "status": session.status.value}

@@ -1,4 +1,4 @@
-"""Lablet definition use cases: create from a topology, new versions, activation, ADR-030 review/apply."""
+"""Lablet definition use cases: create from a topology, new versions, activation, observed-resource review/apply."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class InThread:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)
 
-#: Sessions whose observations count as "completed" for the aggregate of ADR-030 §5.
+#: Sessions whose observations count as "completed" for the definition's aggregate (docs/lablets.md).
 COMPLETED = (LabletSessionStatus.STOPPED, LabletSessionStatus.ARCHIVED, LabletSessionStatus.TERMINATED)
 
 
@@ -114,7 +114,7 @@ class DefinitionService:
         return await self.mutate(definition_id, change)
 
     async def observations(self, definition_id: str) -> dict[str, Any]:
-        """ADR-030 §5: max / avg / latest over the definition's completed, observed sessions."""
+        """Max / avg / latest over the definition's completed, observed sessions."""
         definition = await self.repo.get(definition_id)
         sessions = await self._sessions.observed_for_definition(definition_id, [s.value for s in COMPLETED])
         observed = [s.observed_resources for s in sessions if s.observed_resources is not None]

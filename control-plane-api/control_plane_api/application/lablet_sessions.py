@@ -1,4 +1,4 @@
-"""Lablet session use cases: create, schedule (with the worker reservation), lifecycle, ADR-030 observation.
+"""Lablet session use cases: create, schedule (with the worker reservation), lifecycle, resource observation.
 
 Each command loads the session, applies domain behaviour, saves under the `version` check (re-reading
 after a lost race), then publishes its events and writes `{prefix}/sessions/{id}/state`. Capacity is
@@ -182,7 +182,7 @@ class SessionService:
             expired += session.status is S.EXPIRED
         return expired
 
-    # ----------------------------------------------------------------- observation (ADR-030)
+    # ----------------------------------------------------------------- resource observation
 
     async def request_observation(self, session_id: str, by: str) -> tuple[LabletSession, str]:
         """Write the etcd key the lablet-controller watches; a pending request is answered, not doubled."""

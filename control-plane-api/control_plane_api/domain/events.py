@@ -28,7 +28,7 @@ class DomainEvent:
         return {"type": self.type, "time": self.time.isoformat(), "source": self.source, "data": self.data}
 
 
-# Event types (ARCHITECTURE §5).
+# Event types (docs/events.md says what each carries).
 WORKER_CREATED = "worker.created"
 WORKER_IMPORTED = "worker.imported"
 WORKER_STATUS_UPDATED = "worker.status.updated"

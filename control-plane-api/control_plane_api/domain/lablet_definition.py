@@ -1,4 +1,4 @@
-"""The LabletDefinition aggregate (ARCHITECTURE §4, ADR-029/030): a versioned CML topology and what one
+"""The LabletDefinition aggregate (docs/lablets.md): a versioned CML topology and what one
 session of it needs. No I/O.
 
 `version` is the definition's content version, the number sessions pin; every change of the topology or the

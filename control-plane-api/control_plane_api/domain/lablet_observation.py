@@ -1,4 +1,4 @@
-"""ADR-030 rules: port drift by name, significant resource differences, aggregation over sessions. No I/O."""
+"""Observation rules: port drift by name, significant resource differences, aggregation over sessions. No I/O."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from lcm_core.domain.lablets import ResourceObservation, ResourceRequirements
 
 @dataclass(frozen=True)
 class PortDrift:
-    """Allocated vs observed ports, compared by ADR-030 name (never by position)."""
+    """Allocated vs observed ports, compared by port name (never by position)."""
 
     missing: dict[str, int] = field(default_factory=dict)
     """Allocated but not observed."""

@@ -1,4 +1,4 @@
-"""The LabletSession aggregate (ARCHITECTURE §4): one run of a pinned definition version in a timeslot,
+"""The LabletSession aggregate (docs/lablets.md): one run of a pinned definition version in a timeslot,
 with the explicit transition table of `lcm_core.domain.lablets`. No I/O.
 
 Behaviours mutate the session and return its domain events; whether a change releases capacity on the
@@ -198,7 +198,7 @@ class LabletSession(Model):
             return events
         return self.transition(S.TERMINATED, reason, now, by)
 
-    # ------------------------------------------------------------------ observation (ADR-030)
+    # ------------------------------------------------------------------ resource observation
 
     def request_observation(self, request_id: str, now: datetime, by: str) -> list[DomainEvent]:
         if self.status not in OBSERVABLE_SESSION_STATUSES:

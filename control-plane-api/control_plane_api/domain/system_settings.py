@@ -1,4 +1,4 @@
-"""SystemSettings (a singleton aggregate) and WorkerTemplate (ARCHITECTURE §4)."""
+"""SystemSettings (a singleton aggregate) and WorkerTemplate (docs/architecture.md, 'Domain model')."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Worker aggregate (ARCHITECTURE §4): one CML hypervisor on EC2.
+"""The Worker aggregate (docs/architecture.md, 'Domain model'): one CML hypervisor on EC2.
 
 Every behaviour mutates the aggregate in memory and returns the domain events it caused; persistence
 (with the optimistic `version` check) and publication are the application layer's job. No I/O here.
@@ -93,7 +93,7 @@ class Worker(WorkerDrain, TelemetryBehaviour, Model):
     pool_id: str | None = None
     template_name: str | None = None
     lab_track: str | None = None
-    """The lab track this worker serves (seed 002); the scheduler prefers matching sessions."""
+    """The lab track this worker serves; the scheduler prefers matching sessions."""
 
     status: WorkerStatus = WorkerStatus.UNKNOWN
     drain: Drain | None = None

@@ -38,7 +38,7 @@ def classify_health(
     license_status: LicenseStatus,
     violations: dict[str, tuple[float, float]],
 ) -> tuple[HealthStatus, list[str]]:
-    """Seed 001's health levels, with the reasons that decided them (shown to operators).
+    """The health level, with the reasons that decided it (shown to operators; docs/architecture.md).
 
     Failed telemetry is never read as good news: an unreachable CML API is `unreachable`; a CML endpoint that
     failed degrades the worker (its last values are kept, stale); and what the last values of a stale source

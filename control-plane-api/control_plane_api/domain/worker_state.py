@@ -71,7 +71,7 @@ class Reservation(Model):
     node_count: Integer = Field(default=0, ge=0)
     ports: dict[str, int] = Field(default_factory=dict)
     drifted_ports: dict[str, int] = Field(default_factory=dict)
-    """Ports CML uses for the session beyond its allocation (ADR-030 §4): kept out of new allocations."""
+    """Ports CML uses for the session beyond its allocation (drift): kept out of new allocations."""
     reserved_at: Instant | None = None
     session_version: Integer | None = None
     """The version of the pending session this reservation was made for (see `worker_capacity.reserve`)."""

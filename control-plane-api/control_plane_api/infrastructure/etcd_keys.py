@@ -101,7 +101,7 @@ class EtcdKeys:
                 for kv in found}
 
     async def verify_epoch(self, epoch: str | None) -> str:
-        """The fence of ARCHITECTURE §6: accept only the epoch of a current leader; return its service."""
+        """The leader fence: accept only the epoch of a current leader (never a deposed one); return its service."""
         if epoch is None:
             raise ConflictError("missing X-LCM-Leader-Epoch: only a leading controller may mutate")
         try:

@@ -98,7 +98,7 @@ def _template_doc(template: WorkerTemplate) -> dict[str, Any]:
 
 
 class ControllerStatusRepository:
-    """The latest status report of every controller replica (seed 001's worker-status endpoint)."""
+    """The latest status report of every controller replica (served by `GET /api/system/controllers`)."""
 
     def __init__(self, collection: AsyncCollection) -> None:
         self._c = collection

@@ -1,4 +1,4 @@
-"""Optimistic concurrency on MongoDB documents (ARCHITECTURE §4): a write names the version it read."""
+"""Optimistic concurrency on MongoDB documents (docs/architecture.md): a write names the version it read."""
 
 from __future__ import annotations
 

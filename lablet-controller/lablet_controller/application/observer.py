@@ -1,4 +1,4 @@
-"""Resource and port observation of a session's live lab (ADR-030): read CML, build, POST to the CPA.
+"""Resource and port observation of a session's live lab: read CML, build, POST to the CPA.
 
 Two callers: the end of the timeslot (RUNNING → COLLECTING, observer `lablet-controller`) and the manual
 trigger (the CPA's etcd key, observer `manual`). `observe_quietly` is the best-effort form used on the way

@@ -259,7 +259,7 @@ class SessionReconciler:
         return ReconcileResult.requeue(min(self._resync, seconds_until_next_deadline(session, self._clock()) + 0.05))
 
     async def _observe(self, session: SessionWorkView) -> ReconcileResult:
-        """The manual trigger (ADR-030): observe and post; a failure backs off and is retried while the
+        """An operator's request to observe now: observe and post; a failure backs off and is retried while the
         request stands, at most `max_attempts` times."""
         key = (session.id, f"observe:{session.observe_request_id}")
         if self._failures[key] >= self._max_attempts:

@@ -1,4 +1,4 @@
-"""The scheduling pass: place every pending session (leader only; seed 002 §9).
+"""The scheduling pass: place every pending session (leader only; docs/lablet-controller.md, 'Scheduling').
 
 One pass reads the pending sessions and the workers **once**, then decides session by session, oldest
 timeslot first, with the domain `Scheduler`. Only sessions whose timeslot starts within

@@ -1,12 +1,12 @@
-"""Assemble an ADR-030 `ResourceObservation` from what CML answered. No I/O.
+"""Assemble a `ResourceObservation` from what CML answered. No I/O.
 
-Totals (ADR-030 §7, made concrete):
+Totals:
 - `total_cpu_cores`: Σ over nodes of `cpus * cpu_limit / 100` (CML's `cpu_limit` is a percentage of the
   node's CPUs; a node without `cpu_limit` may use all of them; a node without `cpus` counts 0);
 - `total_memory_mb`: Σ `ram` (MB);
 - `total_storage_mb`: Σ (`boot_disk_size` + `data_volume`) * 1024 when any node states a disk size, else
-  None (ADR-030 defers the authoritative figure to `resource_pool_usage`);
-- `observed_ports`: the port tags the nodes carry now, by ADR-030 name (`PC_serial`), which is what the
+  None, never guessed (CML's `resource_pool_usage` would be the authoritative figure; it is not read);
+- `observed_ports`: the port tags the nodes carry now, by port name (`PC_serial`), which is what the
   CPA compares with the allocation to detect drift.
 A node, interface or stats entry CML did not describe is left out or null, never guessed.
 """

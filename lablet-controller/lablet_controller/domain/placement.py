@@ -1,4 +1,4 @@
-"""What the scheduler knows and judges about one worker and one session (seed 002 §9). No I/O.
+"""What the scheduler knows and judges about one worker and one session (docs/lablet-controller.md). No I/O.
 
 - `Requirements` (a session's needs) and `WorkerCandidate` (a worker's state, licence, track and capacity,
   read from the CPA's worker view by `candidate_from`);
@@ -8,7 +8,7 @@
   worker unless the operator allows unlicensed ones; a session's `license_affinity` replaces that rule),
   track (a worker dedicated to a track only takes that track's sessions), capacity (CPU, memory, storage,
   nodes) and ports;
-- the **score** (seed 002 weights, 0.0-1.1): +0.4 utilisation of CPU, memory and storage all below 80 %,
+- the **score** (0.0-1.1; it only ranks candidates): +0.4 utilisation of CPU, memory and storage all below 80 %,
   +0.2 fewer than 15 labs, +0.2 * (1 - mean utilisation), +0.1 licensed, +0.05 no lab yet ("READY" rather
   than "ACTIVE"), +0.05 track match, +0.1 CML-capable (every candidate that passed the filters is).
 """
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from lcm_core.domain.placement_rules import placement_refusal
 from lcm_core.domain.workers import UNLICENSED_NODE_LIMIT, WorkerSummary
 
-#: Utilisation below which a worker "has capacity" (seed 002: CPU/mem/storage < 80 %).
+#: Utilisation below which a worker "has capacity" (CPU, memory and storage all below 80 %).
 CAPACITY_THRESHOLD = 0.8
-#: Labs below which a worker earns the "not crowded" bonus (seed 002: active labs < 15).
+#: Labs below which a worker earns the "not crowded" bonus (fewer than 15 labs).
 MAX_LABS_BONUS = 15
 
 
@@ -179,7 +179,7 @@ def rejection(worker: WorkerCandidate, req: Requirements, *, require_license: bo
 
 
 def base_score(worker: WorkerCandidate) -> float:
-    """The request-independent part of the seed-002 score (everything but the track match)."""
+    """The request-independent part of the score (everything but the track match)."""
     cpu, mem, disk = worker.utilisation()
     score = 0.1  # CML-capable: the candidate passed the CML service filter
     if cpu < CAPACITY_THRESHOLD and mem < CAPACITY_THRESHOLD and disk < CAPACITY_THRESHOLD:
@@ -195,6 +195,6 @@ def base_score(worker: WorkerCandidate) -> float:
 
 
 def score(worker: WorkerCandidate, req: Requirements) -> float:
-    """The seed-002 score of placing `req` on `worker` (higher is better)."""
+    """The score of placing `req` on `worker` (higher is better)."""
     track = 0.05 if req.lab_track is not None and worker.lab_track == req.lab_track else 0.0
     return base_score(worker) + track

@@ -1,4 +1,4 @@
-"""Placement of lablet sessions onto CML workers (seed 002 §9): the strategies and the decision. No I/O.
+"""Placement of lablet sessions onto CML workers: the strategies and the decision. No I/O.
 
 The filters and the score are in `placement`. Strategies: BEST_FIT (highest score, the default),
 LEAST_UTILIZED, LEAST_LABS, ROUND_ROBIN (a cursor over worker ids), RANDOM (an injectable RNG). Ties are

@@ -43,7 +43,7 @@ class Step(StrEnum):
     START_RUNNING = "start_running"
     """ready and the timeslot has started: → running."""
     OBSERVE = "observe"
-    """ready/running with a manual observation request (ADR-030): observe and post, stay put."""
+    """ready/running with a manual observation request: observe and post, stay put."""
     COLLECT = "collect"
     """running/ready past the timeslot: → collecting, observe (best-effort), → stopping."""
     TEAR_DOWN = "tear_down"

@@ -1,4 +1,4 @@
-"""CML lab operations of the lablet-controller over `lcm_core.cml.CmlClient` (cml-api.md §4, §5).
+"""CML lab operations of the lablet-controller over `lcm_core.cml.CmlClient`.
 
 Every operation is idempotent, because a reconcile may repeat it after a crash or a lost answer:
 - a session's lab is found by its title (`lablet-<session id>`) when its id is not known yet, so a repeated

@@ -4,7 +4,7 @@
 - `collect_cml_telemetry` / `iter_fleet_telemetry`: one `CmlTelemetrySnapshot` per host, tolerating
   partial failure.
 - `parsers`: key-by-key parsing of `system_information`, `system_stats`, `system_health`, `licensing`,
-  labs and telemetry events (seed 004 §3): a bad key is None plus a warning, never an exception.
+  labs and telemetry events: a bad key is None plus a warning, never an exception.
 """
 
 from lcm_core.cml.client import CmlClient, CmlCredentials

@@ -1,4 +1,4 @@
-"""Async client of the CML 2.9 REST API for a whole fleet (cml-api.md; ARCHITECTURE §5, §9).
+"""Async client of the CML 2.9 REST API for a whole fleet (docs/architecture.md, 'CML client performance').
 
 `CmlClient` is the endpoint layer over `CmlTransport` (one shared connection pool, per-host token cache,
 fleet-wide and per-host concurrency bounds, typed errors; see `transport`). Each method takes the host's

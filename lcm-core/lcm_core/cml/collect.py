@@ -1,11 +1,11 @@
-"""One telemetry snapshot per host, and many hosts at once (ARCHITECTURE §9: bounded, concurrent, cached).
+"""One telemetry snapshot per host, and many hosts at once (bounded, concurrent, cached).
 
 A host's endpoints are asked concurrently: `system_information` (no auth) alongside one authentication
 followed by `system_stats`, `system_health`, `licensing` and `labs` (and, on request, telemetry events).
 One failing endpoint (or one whose answer holds nothing readable) leaves its fields None, logs a warning
 and is named in `snapshot.errors`; only when
 every endpoint failed because the host could not be reached does the collection raise
-`CmlUnreachableError` — that is the "unreachable" health of seed 001, the rest is "degraded".
+`CmlUnreachableError` — the worker's health is then "unreachable"; a partial failure makes it "degraded".
 """
 
 from __future__ import annotations

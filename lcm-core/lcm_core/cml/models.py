@@ -1,4 +1,4 @@
-"""Pydantic models of the CML 2.9 answers used for lab operations (cml-api.md §4, §5, §6, §7).
+"""Pydantic models of the CML 2.9 answers used for lab operations (labs, nodes, interfaces, links, events).
 
 They are deliberately lenient: unknown keys are kept (`extra="allow"`), nearly every field is optional,
 and nothing is range-checked, because a newer CML adding a key or a host reporting an odd value must not
@@ -18,7 +18,7 @@ LabState = Literal["DEFINED_ON_CORE", "STOPPED", "STARTED"]
 NodeState = Literal["DEFINED_ON_CORE", "STOPPED", "STARTED", "QUEUED", "BOOTED", "DISCONNECTED"]
 
 ACTIVE_NODE_STATES: frozenset[str] = frozenset({"STARTED", "QUEUED", "BOOTED"})
-"""Node states that count as active (virl2-client's definition; cml-api.md §7.11)."""
+"""Node states that count as active (virl2-client's definition)."""
 
 
 class CmlModel(BaseModel):
@@ -28,7 +28,7 @@ class CmlModel(BaseModel):
 
 
 class SystemInformation(CmlModel):
-    """`GET /system_information` (§7.1), the only unauthenticated read; `ready` gates "system up"."""
+    """`GET /system_information`, the only unauthenticated read; `ready` gates "system up"."""
 
     version: str | None = None
     ready: bool | None = None
@@ -37,7 +37,7 @@ class SystemInformation(CmlModel):
 
 
 class Lab(CmlModel):
-    """`LabResponse` (§7.6). The response prefixes title/description/notes with `lab_`; the request does not."""
+    """CML's `LabResponse`. The response prefixes title/description/notes with `lab_`; the request does not."""
 
     id: str
     lab_title: str | None = None
@@ -72,7 +72,7 @@ class ImportResult(CmlModel):
 
 
 class Node(CmlModel):
-    """`Node` (§7.7) as returned with `data=true`: sizing, placement, tags and runtime state."""
+    """CML's `Node` as returned with `data=true`: sizing, placement, tags and runtime state."""
 
     id: str
     lab_id: str | None = None
@@ -120,7 +120,7 @@ class Node(CmlModel):
 
 
 class Interface(CmlModel):
-    """`InterfaceResponse` (§7.8)."""
+    """CML's `InterfaceResponse`."""
 
     id: str
     label: str | None = None
@@ -138,7 +138,7 @@ class Interface(CmlModel):
 
 
 class Link(CmlModel):
-    """`Link` (§7.8); no key is required by the spec except that we need the id."""
+    """CML's `Link`; its schema requires no key, but we need the id."""
 
     id: str
     lab_id: str | None = None
@@ -188,7 +188,7 @@ def _keyed_by_id(value: Any) -> Any:
 
 
 class SimulationStats(CmlModel):
-    """`GET /labs/{id}/simulation_stats` (§7.9), normalised to objects keyed by node / link id."""
+    """`GET /labs/{id}/simulation_stats`, normalised to objects keyed by node / link id."""
 
     nodes: dict[str, NodeRuntimeStats] = Field(default_factory=dict)
     links: dict[str, LinkRuntimeStats] = Field(default_factory=dict)
@@ -204,7 +204,7 @@ class SimulationStats(CmlModel):
 
 
 class TelemetryEvent(CmlModel):
-    """One entry of `GET /telemetry/events` (§6): category, timestamp and a free-form payload."""
+    """One entry of `GET /telemetry/events`: category, timestamp and a free-form payload."""
 
     category: str
     timestamp: datetime

@@ -1,7 +1,7 @@
-"""Key-by-key parsers of the CML telemetry answers (seed 004 §3, cml-api.md §7.1-7.5).
+"""Key-by-key parsers of the CML telemetry answers (docs/worker-controller.md, 'CML telemetry').
 
 Why not plain pydantic validation: one wrong key would reject the whole answer, and the worker would report
-nothing (the very bug seed 004 analyses). Here every key is read on its own: a missing, null or mistyped key
+nothing of it. Here every key is read on its own: a missing, null or mistyped key
 yields None and one warning that names the key's path (`all.cpu.count`), and a body of the wrong top-level
 type yields an empty model with one warning. Nothing in this module raises on bad input.
 """
@@ -138,7 +138,7 @@ def _compute_entries(r: Reader, body: dict[str, Any]) -> list[tuple[str, dict[st
 
 def parse_system_stats(body: Any, *, host: str | None = None,
                        warnings: list[str] | None = None) -> CmlSystemStats:
-    """`GET /system_stats` (seed 004 §3): `all.*` totals, `controller.disk.*`, per-compute stats and dominfo.
+    """`GET /system_stats`: `all.*` totals, `controller.disk.*`, per-compute stats and dominfo.
 
     `allocated_*`, `*_nodes` and `*_orphans` exist only per compute (`dominfo`); the cluster value is their
     sum, and None when any compute does not report it (a partial sum would understate the load).
@@ -175,7 +175,7 @@ def parse_system_stats(body: Any, *, host: str | None = None,
 
 def parse_system_health(body: Any, *, host: str | None = None,
                         warnings: list[str] | None = None) -> CmlSystemHealth:
-    """`GET /system_health` (§7.3): overall validity, licence flags, controller and per-compute health."""
+    """`GET /system_health`: overall validity, licence flags, controller and per-compute health."""
     r = Reader("system_health", host, warnings)
     if not r.top(body, dict):
         return CmlSystemHealth()
@@ -241,10 +241,10 @@ def is_node_count_feature(feature: CmlLicenseFeature) -> bool:
 
 def parse_licensing(body: Any, *, host: str | None = None, warnings: list[str] | None = None,
                     base_nodes_by_product: Mapping[str, int] = BASE_NODES_BY_PRODUCT) -> CmlLicenseInfo:
-    """`GET /licensing` (§7.5) flattened, with `node_limit` from the node-count feature.
+    """`GET /licensing` flattened, with `node_limit` from the node-count feature.
 
-    `node_limit` = base nodes of the active product + the node-count feature's `max` (ARCHITECTURE §4 and
-    seed 004: the "Expansion Node License" entitlement, never the sum of every feature's `max`, which would
+    `node_limit` = base nodes of the active product + the node-count feature's `max` (that is, the
+    "Expansion Node License" entitlement; never the sum of every feature's `max`, which would
     count the base licence itself as a node). The feature's `in_use` (nodes currently requested from the
     smart account) is kept as `expansion_nodes` for operators who size by it. None while the host is not
     registered (the template's unlicensed limit applies) or when the product is unknown.

@@ -24,7 +24,7 @@ class _Snapshot(BaseModel):
 
 
 class CmlSystemStats(_Snapshot):
-    """`system_stats` flattened (seed 004 §3): cluster totals, controller disk, summed dominfo, computes."""
+    """`system_stats` flattened: cluster totals, controller disk, summed dominfo, computes."""
 
     all_cpu_count: Integer | None = None
     all_cpu_percent: Number | None = None

@@ -1,4 +1,4 @@
-"""Enums of the domain model (ARCHITECTURE §4). Values are lowercase strings on the wire and in MongoDB."""
+"""Enums of the domain model (docs/architecture.md). Values are lowercase strings on the wire and in MongoDB."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class PauseReason(StrEnum):
     MANUAL = "manual"
 
 
-#: EC2 instance state name → worker status (ARCHITECTURE §4). EC2 is authoritative for what it reports.
+#: EC2 instance state name → worker status. EC2 is authoritative for what it reports.
 EC2_STATE_TO_STATUS: dict[str, WorkerStatus] = {
     "pending": WorkerStatus.STARTING,
     "running": WorkerStatus.RUNNING,

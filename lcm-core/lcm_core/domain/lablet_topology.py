@@ -1,7 +1,7 @@
-"""CML lab topologies (YAML, `cml-api.md` §8) as lablet definitions use them. No I/O.
+"""CML lab topologies (the YAML CML imports and exports) as lablet definitions use them. No I/O.
 
 - `parse_topology` checks what CML's import requires and raises `TopologyError` naming the problem;
-- `derive_port_template` reads the port tags of the nodes (`serial:5041`, ...; ADR-029);
+- `derive_port_template` reads the port tags of the nodes (`serial:5041`, ...: a port per tag; docs/lablets.md);
 - `estimate_resources` gives a first `resource_requirements` from the nodes and their definitions' defaults;
 - `with_allocated_ports` rewrites the port tags of a topology with a session's allocated ports (what the
   lablet-controller imports on the worker).
@@ -256,7 +256,7 @@ def topology_title(topology: dict[str, Any]) -> str | None:
 
 
 def with_allocated_ports(text: str, allocated: dict[str, int], title: str | None = None) -> str:
-    """The topology with each port tag rewritten to the session's allocated port (by ADR-030 name); tags
+    """The topology with each port tag rewritten to the session's allocated port (by port name); tags
     without an allocation are left as they are. `title` replaces the lab title (e.g. to carry the session id)."""
     topology = parse_topology(text)
     for node in topology["nodes"]:

@@ -1,7 +1,7 @@
 """The lablet contract shared by the control-plane API and the lablet-controller (docs/lablets.md).
 
-Enums, the session transition table, port-tag naming (ADR-029/030), the observation value objects
-(ADR-030 §7), and the bodies and views of the internal lablet endpoints. No I/O.
+Enums, the session transition table, port-tag naming (`serial:5041` on node `PC` is port `PC_serial`),
+the observation value objects, and the bodies and views of the internal lablet endpoints. No I/O.
 
 Models the CPA reads from a controller are strict (`extra="forbid"`), except the node and interface
 observations, which carry what CML returned and ignore what they do not name. Views the controller reads
@@ -51,7 +51,7 @@ class SchedulingStrategy(StrEnum):
 
 S = LabletSessionStatus
 
-#: The explicit session lifecycle (ARCHITECTURE §4). Anything not listed is refused (HTTP 409).
+#: The explicit session lifecycle (docs/lablets.md). Anything not listed is refused (HTTP 409).
 SESSION_TRANSITIONS: dict[LabletSessionStatus, frozenset[LabletSessionStatus]] = {
     S.PENDING: frozenset({S.SCHEDULED, S.TERMINATED, S.EXPIRED}),
     # back to pending = unschedule (the worker could not take it after all): capacity and ports released.
@@ -75,7 +75,7 @@ RELEASING_SESSION_STATUSES = frozenset({S.STOPPED, S.TERMINATED, S.EXPIRED})
 HOLDING_SESSION_STATUSES = frozenset({S.SCHEDULED, S.INSTANTIATING, S.READY, S.RUNNING, S.COLLECTING, S.STOPPING})
 #: Statuses in which a lab may exist on CML (the controller owns its teardown).
 LAB_SESSION_STATUSES = frozenset({S.INSTANTIATING, S.READY, S.RUNNING, S.COLLECTING, S.STOPPING})
-#: Statuses in which an operator may ask for a resource observation (ADR-030 manual trigger).
+#: Statuses in which an operator may ask for a resource observation now (the manual trigger).
 OBSERVABLE_SESSION_STATUSES = frozenset({S.READY, S.RUNNING})
 #: Statuses that expire when the timeslot ends before a lab exists.
 EXPIRABLE_SESSION_STATUSES = frozenset({S.PENDING, S.SCHEDULED})
@@ -95,7 +95,7 @@ def releases_capacity(current: LabletSessionStatus | str, to: LabletSessionStatu
 
 # ---------------------------------------------------------------------------------------------- ports
 
-#: Node-tag kinds that name a port (ADR-029): `serial:5041`, `vnc:5044`, ...
+#: Node-tag kinds that declare a port (each session gets its own): `serial:5041`, `vnc:5044`, ...
 PORT_TAG_KINDS = frozenset({"serial", "vnc", "ssh", "telnet", "http", "https", "rdp"})
 _PORT_TAG = re.compile(r"^([a-z]+):(\d{1,5})$")
 
@@ -110,7 +110,7 @@ def parse_port_tag(tag: str) -> tuple[str, int] | None:
 
 
 def port_name(node_label: str, kind: str) -> str:
-    """ADR-030's port name: the node label and the tag kind, e.g. `PC_serial`."""
+    """A port's name, by which ports are allocated, observed and compared: node label and tag kind (`PC_serial`)."""
     return f"{node_label}_{kind}"
 
 
@@ -177,7 +177,7 @@ class NodeObservation(BaseModel):
 
 
 class ResourceObservation(BaseModel):
-    """ADR-030 §7: what the lablet-controller saw of a live lab (POSTed to the CPA)."""
+    """What the lablet-controller saw of a live lab (POSTed to the CPA; docs/lablet-controller.md, 'Observation')."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -196,7 +196,7 @@ class ResourceObservation(BaseModel):
 
 
 def observed_ports_from_nodes(nodes: list[NodeObservation]) -> dict[str, int]:
-    """The ports named by the nodes' tags, by ADR-030 name (what a controller puts in `observed_ports`)."""
+    """The ports named by the nodes' tags, by port name (what a controller puts in `observed_ports`)."""
     found: dict[str, int] = {}
     for node in nodes:
         for tag in node.tags:
@@ -209,7 +209,7 @@ def observed_ports_from_nodes(nodes: list[NodeObservation]) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------- scheduling
 
 class SchedulingDecision(BaseModel):
-    """What the scheduler decided for one session (seed 002 §9), recorded on the session."""
+    """What the scheduler decided for one session (docs/lablet-controller.md, 'Scheduling'), kept on the session."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -304,7 +304,7 @@ class SessionStateKey(BaseModel):
 
 
 class ObserveRequestKey(BaseModel):
-    """Value of the etcd key `{prefix}/sessions/{id}/observe_resources` (ADR-030 manual trigger)."""
+    """Value of the etcd key `{prefix}/sessions/{id}/observe_resources` (an operator's request to observe now)."""
 
     model_config = ConfigDict(extra="ignore")
 

@@ -1,4 +1,4 @@
-"""Leader election and the level-triggered reconcile-loop toolkit (ARCHITECTURE §6)."""
+"""Leader election and the level-triggered reconcile-loop toolkit (docs/architecture.md)."""
 
 from lcm_core.leader.election import ElectionConfig, LeaderElection, Leadership
 from lcm_core.leader.loops import LoopStats, PeriodicLoop, ReconcileLoop, ReconcileResult

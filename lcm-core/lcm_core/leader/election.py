@@ -1,4 +1,4 @@
-"""Leader election through etcd (the lease + create-revision recipe of ARCHITECTURE §6).
+"""Leader election through etcd: a lease, and a campaign on the election key's create_revision.
 
 - A candidate grants a lease of `ttl` seconds and campaigns with one transaction: put the election key
   bound to its lease only if the key's create_revision is 0 (it does not exist).

@@ -1,4 +1,4 @@
-"""Controller loops: a periodic loop and a level-triggered reconcile loop, both with seed-001 stats.
+"""Controller loops: a periodic loop and a level-triggered reconcile loop, both counting their runs (`LoopStats`).
 
 `ReconcileLoop` is a keyed work queue in the style of Kubernetes controllers:
 - triggers (a watch, a periodic resync, an explicit requeue) only *enqueue a key*; the reconciler reads
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class LoopStats:
-    """What seed 001 reports per background worker."""
+    """What a controller reports per loop (its `/status`, and the CPA's `GET /api/system/controllers`)."""
 
     name: str
     interval_seconds: float

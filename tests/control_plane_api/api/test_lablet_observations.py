@@ -1,4 +1,4 @@
-"""ADR-030 against a real CPA: manual trigger through etcd, observations stored on the session, port drift
+"""Resource observation against a real CPA: manual trigger through etcd, observations stored on the session, port drift
 by name (kept out of later allocations), the definition flagged for review, aggregation and explicit apply."""
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def test_settings_changes_are_version_guarded_and_emit_an_event(control_plane) -
 
 
 def test_sections_never_set_show_the_deployment_environment(control_plane_factory) -> None:
-    """What the controllers run with until an operator decides otherwise (ADR-012), not model defaults."""
+    """What the controllers run with until an operator decides otherwise, not model defaults."""
     cp = control_plane_factory(WORKER_DISCOVERY_REGIONS="us-east-1, us-west-2", WORKER_DISCOVERY_AMI_NAME="CML-2.9.0-*",
                                WORKER_DISCOVERY_INTERVAL=2, METRICS_POLL_INTERVAL=3, IDLE_THRESHOLD_MINUTES=7)
     with cp.client() as http:

@@ -30,7 +30,7 @@ async def test_full_lifecycle_with_observation_drift_and_teardown(harness, cml_s
 
     await h.drive("s1", S.RUNNING)  # the timeslot has started
 
-    # Manual observation (ADR-030): resources and ports as allocated.
+    # Manual observation: resources and ports as allocated.
     h.cp.sessions["s1"] = h.cp.sessions["s1"].model_copy(update={"observe_requested": True,
                                                                   "observe_request_id": "req-1"})
     await h.reconciler.reconcile("s1")

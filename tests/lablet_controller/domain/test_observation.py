@@ -1,4 +1,4 @@
-"""ADR-030 observation assembled from CML answers: totals, ports by name, missing data left empty."""
+"""The resource observation assembled from CML answers: totals, ports by name, missing data left empty."""
 
 from __future__ import annotations
 

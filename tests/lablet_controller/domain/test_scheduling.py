@@ -1,4 +1,4 @@
-"""The placement rules of seed 002 §9: each filter, the score, each strategy, ties and "no candidate"."""
+"""The placement rules (docs/lablet-controller.md): each filter, the score, each strategy, ties and "no candidate"."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def test_rejection_reports_the_first_failing_filter() -> None:
 # ---- score -----------------------------------------------------------------------------------------
 
 
-def test_score_weights_of_seed_002() -> None:
+def test_score_weights() -> None:
     idle = worker()
     # capacity 0.4 + labs<15 0.2 + 0.2*(1-0) + licensed 0.1 + ready 0.05 + CML-capable 0.1
     assert base_score(idle) == pytest.approx(1.05)

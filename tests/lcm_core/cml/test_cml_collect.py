@@ -87,7 +87,7 @@ async def test_recorded_host_snapshot(client: CmlClient, mock: respx.MockRouter,
     assert routes["/telemetry/events"].call_count == 0  # only with include_activity
 
 
-async def test_system_info_has_exactly_the_16_seed_keys(client: CmlClient, mock: respx.MockRouter, host: str,
+async def test_system_info_dict_has_exactly_the_16_keys(client: CmlClient, mock: respx.MockRouter, host: str,
                                                         load: Loader) -> None:
     serve_host(mock, host, load)
     snap = await collect_cml_telemetry(client, host)

@@ -1,4 +1,4 @@
-"""Key-by-key parsing of recorded and malformed CML 2.9 telemetry answers (seed 004 §3)."""
+"""Key-by-key parsing of recorded and malformed CML 2.9 telemetry answers."""
 
 from __future__ import annotations
 
@@ -262,7 +262,7 @@ def test_licensing_recorded(load: Callable[[str], Any], caplog: pytest.LogCaptur
     assert (lic.smart_account, lic.virtual_account, lic.udi_hostname) == ("CML Prod", "Default", "ip-172-31-38-11")
     assert [f.name for f in lic.features or []] == ["CML - Enterprise License", "CML - Expansion Node License"]
     assert lic.registered is True
-    # The product's base nodes plus the node-count feature's max (ARCHITECTURE §4); never the sum 1 + 500.
+    # The product's base nodes plus the node-count feature's max; never the sum 1 + 500.
     assert (lic.base_nodes, lic.expansion_nodes, lic.expansion_nodes_max) == (20, 0, 500)
     assert lic.node_limit == 520
 

@@ -1,4 +1,4 @@
-"""Leader election against a real etcd server (ARCHITECTURE §6)."""
+"""Leader election against a real etcd server."""
 
 from __future__ import annotations
 

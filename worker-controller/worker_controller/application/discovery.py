@@ -1,5 +1,5 @@
-"""Discovery (seed 000): per region, AMIs matching the pattern → their instances → bulk-import; workers
-whose instance is gone or terminated are reported terminated (orphan detection, ADR-014).
+"""Discovery: per region, AMIs matching the pattern → their instances → bulk-import; workers
+whose instance is gone or terminated are reported terminated (orphan detection).
 
 Discovery never reads the whole worker list: each page of instances is imported as soon as EC2 returns it,
 and the import's reply gives the workers as stored; an inventory check (`unseen`) then names the workers

@@ -1,4 +1,4 @@
-"""Discovery and metrics as one pipeline (seeds 000 and 001's two loops, ARCHITECTURE §9).
+"""Discovery and metrics, the worker-controller's two fleet loops, as one pipeline.
 
 A discovery measures what it finds: each page of instances it imports goes straight into a metrics cycle,
 whose AWS calls and CML collections run while EC2 lists the next page, and the workers the scan did not

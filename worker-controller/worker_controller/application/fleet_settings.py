@@ -1,5 +1,5 @@
 """The settings a cycle runs with: SystemSettings from the control plane, re-read every cycle, with the
-environment as the fallback when the control plane cannot be asked (seed 000, ADR-012)."""
+environment as the fallback when the control plane cannot be asked (docs/architecture.md, 'Settings precedence')."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One metrics cycle over the running fleet (seeds 000, 001, 004; ARCHITECTURE §9).
+"""One metrics cycle over the running fleet (docs/worker-controller.md, the `metrics` loop).
 
 Per region, batched: EC2 status checks and CloudWatch CPU/network. Per worker, concurrent under a bound:
 CML system information, stats, health, licensing and labs. As hosts answer, `metrics:batch` reports of

@@ -1,4 +1,4 @@
-"""EC2 and CloudWatch, batched per region (ARCHITECTURE §9): never one call per worker.
+"""EC2 and CloudWatch, batched per region, never one call per worker (docs/worker-controller.md, 'Cost of a cycle').
 
 boto3 is blocking, so every call runs in a bounded thread pool; there is one client per service and region,
 created once (boto3 clients are thread-safe). AWS responses are validated field by field: a missing or odd

@@ -3,7 +3,7 @@
 Tokens carry `exp` (the LCM client refreshes before it), `host` (a token of one instance is a 401 on
 another, as two real controllers would not share a signing key) and `jti`, which must still be an open
 session of that host: logout and the admin "revoke tokens" call end sessions, giving a 401 that makes
-clients re-authenticate. Bad credentials are 403, a missing or invalid token 401 (cml-api.md §9).
+clients re-authenticate. Bad credentials are 403, a missing or invalid token 401, as on CML 2.9.
 """
 
 from __future__ import annotations

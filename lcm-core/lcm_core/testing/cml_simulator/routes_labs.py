@@ -1,4 +1,4 @@
-"""Lab endpoints (cml-api.md §4): list, create, import, read, update, start/stop/wipe, delete, status."""
+"""CML's lab endpoints: list, create, import, read, update, start/stop/wipe, delete, status."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Licensing endpoints (cml-api.md §3): status, register, renew, deregister, product, transport, features."""
+"""CML's licensing endpoints: status, register, renew, deregister, product, transport, features."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Node, interface and link endpoints (cml-api.md §5)."""
+"""CML's node, interface and link endpoints."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Each compute starts from its idle profile; every active node (QUEUED/STARTED/BOOTED) adds its CPUs
 and RAM to `dominfo.allocated_*`, its RAM (in bytes) to used memory, and CPU load (heavier while it
 boots); every deployed node (not wiped) adds an overlay disk. Stopping lowers the allocation, wiping
-also frees the disk. The shapes are those recorded from a live 2.9 host (seed 004).
+also frees the disk. The shapes are those recorded from a live 2.9 host (tests/fixtures/cml/).
 """
 
 from __future__ import annotations

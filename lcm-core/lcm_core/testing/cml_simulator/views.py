@@ -1,4 +1,4 @@
-"""JSON documents of labs, nodes, interfaces and links, in the shapes of cml-api.md §7-8.
+"""JSON documents of labs, nodes, interfaces and links, in the shapes CML 2.9's API answers.
 
 The tri-state query parameters are honoured: `operational` null puts the running values (or the
 definition defaults) at the object root, true keeps the configured values at the root and adds an

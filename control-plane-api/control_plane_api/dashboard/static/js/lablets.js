@@ -9,7 +9,7 @@ export const SESSION_STATUSES = ["pending", "scheduled", "instantiating", "ready
 export const DEFINITION_STATUSES = ["draft", "active", "inactive", "deprecated", "archived"];
 /** Statuses after which nothing happens to a session any more (terminate is pointless there). */
 export const FINISHED = new Set(["stopped", "archived", "terminated", "expired"]);
-/** Statuses in which an admin may ask the lablet-controller to observe the live lab (ADR-030). */
+/** Statuses in which an admin may ask the lablet-controller to observe the live lab now. */
 export const OBSERVABLE = new Set(["ready", "running"]);
 
 export function num(value, digits = 2) {

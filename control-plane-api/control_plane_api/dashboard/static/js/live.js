@@ -11,7 +11,7 @@ const TYPES = [
   "worker.resumed", "worker.desired_status.changed", "worker.idle_detection.toggled",
   "worker.refresh.requested", "worker.license.requested", "worker.license.updated", "controller.status",
   "worker.lab_track.changed", "worker.capacity.updated", "settings.updated", "heartbeat", "stream.overflow",
-  // Lablets (docs/lablets.md): every definition and session event, ADR-030's port drift included.
+  // Lablets (docs/lablets.md): every definition and session event, port drift included.
   "lablet.definition.created", "lablet.definition.updated", "lablet.definition.activated",
   "lablet.definition.deactivated", "lablet.definition.review_flagged", "lablet.definition.observations_applied",
   "lablet.session.created", "lablet.session.scheduled", "lablet.session.scheduling_failed",

@@ -1,4 +1,4 @@
-// App-wide notices above every page: ADR-030 port drift (`lablet.session.port_drift.detected`) stays until
+// App-wide notices above every page: port drift (`lablet.session.port_drift.detected`) stays until
 // the admin or viewer dismisses it, one per session (a new drift on the same session replaces it).
 
 import { fleet } from "./store.js";

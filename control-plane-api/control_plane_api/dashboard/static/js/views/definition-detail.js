@@ -1,5 +1,5 @@
 // A lablet definition: status and (admin) activate/deactivate, facts, topology summary (nodes, links, port
-// template), the ADR-030 observation panel, versions and history. Re-read on events about this definition.
+// template), the observation panel, versions and history. Re-read on events about this definition.
 
 import { api } from "../api.js";
 import { badge, definitionList, h, replace, text, toast, when } from "../dom.js";

@@ -1,4 +1,4 @@
-// ADR-030 §5 on a definition's page: observed resources of its completed sessions (max / avg / latest) next
+// A definition's observation panel: observed resources of its completed sessions (max / avg / latest) next
 // to the declared values, the review flag, and the admin's explicit, version-guarded "apply".
 
 import { api } from "../api.js";
@@ -87,7 +87,7 @@ export function observationPanel(onApplied) {
   const note = h("p", { class: "hint", role: "status", "aria-live": "polite" });
   const form = h("div", {});
   const panel = h("article", { id: "observation-panel", class: "detail-section", "aria-labelledby": "observation-title" },
-    h("h3", { id: "observation-title" }, "Resource observations (ADR-030)"), flag, body, note, form);
+    h("h3", { id: "observation-title" }, "Resource observations"), flag, body, note, form);
   return {
     element: panel,
     update(obs, definition) {

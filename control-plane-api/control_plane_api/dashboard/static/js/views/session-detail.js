@@ -37,7 +37,7 @@ function actions(s, reload) {
   return h("div", { class: "button-row" }, observe, terminate);
 }
 
-// Allocated vs observed, compared by ADR-030 port name (never by position), as the CPA does.
+// Allocated vs observed, compared by port name (never by position), as the CPA does.
 function portsSection(s) {
   const allocated = s.allocated_ports || {};
   const observed = s.observed_ports;

@@ -1,4 +1,4 @@
-// The AWS, CML and Events tabs of a worker's detail page (seed 004 §4b, §4d; state history, alerts, pauses).
+// The AWS, CML and Events tabs of a worker's detail page (EC2 facts; CML host and licence; history, alerts, pauses).
 
 import { ago, badge, definitionList, gb, h, pct, text, when, yesNo } from "../dom.js";
 
