@@ -306,13 +306,6 @@ class Utilisation(_Strict):
     cpu_source: Label | None = None
 
 
-def percent(part: float | None, whole: float | None) -> float | None:
-    """`part / whole` in percent (0-100, one decimal); None when either is unknown or `whole` is not positive."""
-    if part is None or whole is None or whole <= 0:
-        return None
-    return round(max(0.0, min(100.0, 100.0 * part / whole)), 1)
-
-
 def _used(used: int | None, free: int | None, total: int | None) -> int | None:
     """What is used, from `used` or else from `total - free`."""
     if used is not None:
@@ -324,27 +317,32 @@ def _used(used: int | None, free: int | None, total: int | None) -> int | None:
 _PERCENT_SLACK = 0.5
 
 
-def _cpu(value: float | None) -> float | None:
+def _in_range(value: float | None) -> float | None:
+    """A percentage (0-100, one decimal), or None when it is clearly out of range (a host's nonsense)."""
     if value is None or value < 0 or value > 100 + _PERCENT_SLACK:
         return None
     return round(min(value, 100.0), 1)
 
 
+def _share(used: int | None, total: int | None) -> float | None:
+    return None if used is None or total is None or total <= 0 else _in_range(100.0 * used / total)
+
+
 def utilisation(cml: CmlTelemetrySnapshot | None, cloudwatch: CloudWatchSample | None) -> Utilisation:
     """The one derivation of a worker's utilisation (see `Utilisation`)."""
-    cpu = _cpu(cml.all_cpu_percent) if cml is not None else None
+    cpu = _in_range(cml.all_cpu_percent) if cml is not None else None
     source: str | None = "cml"
     if cpu is None:
-        cpu, source = (_cpu(cloudwatch.cpu_utilization) if cloudwatch is not None else None), "cloudwatch"
+        cpu, source = (_in_range(cloudwatch.cpu_utilization) if cloudwatch is not None else None), "cloudwatch"
     if cpu is None:
         source = None
     if cml is None:
         return Utilisation(cpu_percent=cpu, cpu_source=source)
     return Utilisation(
         cpu_percent=cpu, cpu_source=source,
-        memory_percent=percent(_used(cml.all_memory_used, cml.all_memory_free, cml.all_memory_total),
-                               cml.all_memory_total),
-        disk_percent=percent(_used(cml.all_disk_used, cml.all_disk_free, cml.all_disk_total), cml.all_disk_total),
+        memory_percent=_share(_used(cml.all_memory_used, cml.all_memory_free, cml.all_memory_total),
+                              cml.all_memory_total),
+        disk_percent=_share(_used(cml.all_disk_used, cml.all_disk_free, cml.all_disk_total), cml.all_disk_total),
     )
 
 

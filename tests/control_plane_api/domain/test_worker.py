@@ -6,19 +6,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from control_plane_api.domain.reports import (
-    CloudWatchReport,
-    CmlReport,
-    DiscoveredInstance,
-    Ec2Report,
-    LicenseReport,
-    MetricsReport,
-)
+from control_plane_api.domain.events import DomainEvent
+from control_plane_api.domain.reports import DiscoveredInstance
 from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings, WorkerTemplate
 from control_plane_api.domain.worker import Worker
-from control_plane_api.domain.worker_state import STATE_HISTORY_LIMIT, CmlSystemHealth, CmlSystemInfo
-from lcm_core.cml import SYSTEM_INFO_KEYS
+from control_plane_api.domain.worker_state import STATE_HISTORY_LIMIT, Reservation
 from lcm_core.domain.enums import DesiredStatus, HealthStatus, LicenseStatus, ServiceStatus, WorkerStatus
+from lcm_core.domain.workers import (
+    CloudWatchSample,
+    CmlComputeNode,
+    CmlLicenseInfo,
+    CmlTelemetrySnapshot,
+    Ec2Checks,
+    WorkerMetricsReport,
+    WorkerTelemetry,
+)
 from lcm_core.errors import ConflictError
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -30,8 +32,19 @@ def make(state: str = "running") -> Worker:
     return worker
 
 
-def metrics(**cml: object) -> MetricsReport:
-    return MetricsReport(collected_at=NOW, cml=CmlReport(**cml))
+def report(at: datetime = NOW, **parts: object) -> WorkerMetricsReport:
+    return WorkerMetricsReport.model_validate({"worker_id": "w", "collected_at": at, **parts})
+
+
+def metrics(**cml: object) -> WorkerMetricsReport:
+    return report(cml=CmlTelemetrySnapshot.model_validate(cml))
+
+
+def apply(worker: Worker, sent: WorkerMetricsReport, previous: WorkerTelemetry | None = None, *,
+          monitoring: MonitoringSettings | None = None, idle: IdleSettings | None = None,
+          now: datetime | None = None) -> tuple[WorkerTelemetry, list[DomainEvent]]:
+    return worker.apply_metrics(sent, previous, monitoring or MonitoringSettings(), idle or IdleSettings(enabled=False),
+                                now or sent.collected_at, "test")
 
 
 def types(events) -> list[str]:
@@ -62,80 +75,110 @@ def test_state_history_is_bounded() -> None:
 
 def test_cml_values_are_preferred_over_cloudwatch_and_labelled() -> None:
     worker = make()
-    report = MetricsReport(collected_at=NOW, cloudwatch=CloudWatchReport(cpu_utilization=70.0),
-                           cml=CmlReport(system_info=CmlSystemInfo(all_cpu_percent=12.3, all_memory_total=200,
-                                                                   all_memory_used=50, all_disk_total=0)))
-    worker.apply_metrics(report, MonitoringSettings(), NOW, "test")
-    assert (worker.telemetry.cpu_percent, worker.telemetry.cpu_source) == (12.3, "cml")
-    assert worker.telemetry.memory_percent == 25.0
-    assert worker.telemetry.disk_percent is None  # a zero total is unknown, not 0 %
-    worker.apply_metrics(MetricsReport(collected_at=NOW, cloudwatch=CloudWatchReport(cpu_utilization=70.0),
-                                       cml=CmlReport(system_info=CmlSystemInfo())), MonitoringSettings(), NOW, "t")
-    assert (worker.telemetry.cpu_percent, worker.telemetry.cpu_source) == (70.0, "cloudwatch")
+    telemetry, _ = apply(worker, report(cloudwatch=CloudWatchSample(cpu_utilization=70.0),
+                                        cml=CmlTelemetrySnapshot(all_cpu_percent=12.3, all_memory_total=200,
+                                                                 all_memory_used=50, all_disk_total=0)))
+    u = telemetry.utilisation
+    assert (u.cpu_percent, u.cpu_source) == (12.3, "cml")
+    assert u.memory_percent == 25.0
+    assert u.disk_percent is None  # a zero total is unknown, not 0 %
+    telemetry, _ = apply(worker, report(cloudwatch=CloudWatchSample(cpu_utilization=70.0),
+                                        cml=CmlTelemetrySnapshot()), telemetry)
+    assert (telemetry.utilisation.cpu_percent, telemetry.utilisation.cpu_source) == (70.0, "cloudwatch")
 
 
-@pytest.mark.parametrize(("report", "expected"), [
-    (metrics(reachable=False), HealthStatus.UNREACHABLE),
-    (MetricsReport(collected_at=NOW, ec2=Ec2Report(system_status="impaired")), HealthStatus.CRITICAL),
-    (metrics(system_health=CmlSystemHealth(valid=True, controller={"valid": False})), HealthStatus.CRITICAL),
-    (metrics(system_health=CmlSystemHealth(computes={"c1": {"valid": True, "admission_state": "BLOCKED"}})),
-     HealthStatus.DEGRADED),
-    (metrics(system_info=CmlSystemInfo(all_memory_total=100, all_memory_used=95)), HealthStatus.DEGRADED),
-    (metrics(system_health=CmlSystemHealth(valid=True, computes={"c1": {"valid": True, "admission_state": "READY"}})),
+@pytest.mark.parametrize(("sent", "expected"), [
+    (report(cml_unreachable="CmlUnreachableError: timeout"), HealthStatus.UNREACHABLE),
+    (report(ec2=Ec2Checks(system_status="impaired")), HealthStatus.CRITICAL),
+    (metrics(health_valid=True, controller_valid=False), HealthStatus.CRITICAL),
+    (metrics(computes={"c1": CmlComputeNode(id="c1", valid=True, admission_state="BLOCKED")}), HealthStatus.DEGRADED),
+    (metrics(all_memory_total=100, all_memory_used=95), HealthStatus.DEGRADED),
+    (metrics(health_valid=True, computes={"c1": CmlComputeNode(id="c1", valid=True, admission_state="READY")}),
      HealthStatus.HEALTHY),
 ])
-def test_health_classification(report: MetricsReport, expected: HealthStatus) -> None:
+def test_health_classification(sent: WorkerMetricsReport, expected: HealthStatus) -> None:
     worker = make()
-    worker.apply_metrics(report, MonitoringSettings(), NOW, "test")
+    telemetry, _ = apply(worker, sent)
     assert worker.health_status is expected
-    assert (worker.health_reasons == []) is (expected is HealthStatus.HEALTHY)
+    assert (telemetry.health_reasons == []) is (expected is HealthStatus.HEALTHY)
 
 
 def test_alert_fires_on_crossing_not_on_every_cycle() -> None:
     worker = make()
-    hot = metrics(system_info=CmlSystemInfo(all_cpu_percent=95.0))
-    cool = metrics(system_info=CmlSystemInfo(all_cpu_percent=10.0))
+    hot, cool = metrics(all_cpu_percent=95.0), metrics(all_cpu_percent=10.0)
     settings = MonitoringSettings(cpu_threshold=90)
-    assert "worker.alert.raised" in types(worker.apply_metrics(hot, settings, NOW, "t"))
-    assert "worker.alert.raised" not in types(worker.apply_metrics(hot, settings, NOW, "t"))
-    worker.apply_metrics(cool, settings, NOW, "t")
-    assert "worker.alert.raised" in types(worker.apply_metrics(hot, settings, NOW, "t"))
+    assert "worker.alert.raised" in types(apply(worker, hot, monitoring=settings)[1])
+    assert "worker.alert.raised" not in types(apply(worker, hot, monitoring=settings)[1])
+    apply(worker, cool, monitoring=settings)
+    assert "worker.alert.raised" in types(apply(worker, hot, monitoring=settings)[1])
     assert len(worker.alerts) == 2
+
+
+def test_a_report_that_changes_nothing_the_worker_decides_from_leaves_the_worker_as_it_was() -> None:
+    """Telemetry is stored apart: a steady worker's document is not rewritten every cycle."""
+    worker = make()
+    telemetry, _ = apply(worker, metrics(all_cpu_percent=20.0, running_nodes=2, ready=True))
+    before = worker.model_dump()
+    later = NOW + timedelta(minutes=1)
+    telemetry, events = apply(worker, metrics(all_cpu_percent=35.0, running_nodes=3, ready=True).model_copy(
+        update={"collected_at": later}), telemetry)
+    assert worker.model_dump() == before
+    assert types(events) == ["worker.metrics.updated"]
+    assert (telemetry.utilisation.cpu_percent, telemetry.running_nodes, telemetry.collected_at) == (35.0, 3, later)
 
 
 def test_licence_from_cml_report_and_evaluation_mode() -> None:
     worker = make()
-    worker.apply_metrics(metrics(license=LicenseReport(registration_status="COMPLETED", node_limit=520,
-                                                       product="CML_Enterprise")), MonitoringSettings(), NOW, "t")
+    apply(worker, metrics(license=CmlLicenseInfo(registration_status="COMPLETED", node_limit=520,
+                                                 product_license="CML_Enterprise")))
     assert worker.license.status is LicenseStatus.REGISTERED
-    assert worker.license.node_limit == 520
+    assert (worker.license.node_limit, worker.license.product) == (520, "CML_Enterprise")
     other = make()
-    evaluation = LicenseReport(registration_status="NOT_REGISTERED", authorization_status="EVAL_MODE")
-    other.apply_metrics(metrics(license=evaluation), MonitoringSettings(), NOW, "t")
+    apply(other, metrics(license=CmlLicenseInfo(registration_status="NOT_REGISTERED",
+                                                authorization_status="EVAL_MODE")))
     assert other.license.status is LicenseStatus.EVALUATION
 
 
+def _idle_cycle(worker: Worker, previous: WorkerTelemetry | None, at: datetime, idle: IdleSettings,
+                running_nodes: int = 0) -> tuple[WorkerTelemetry, list[DomainEvent]]:
+    return apply(worker, metrics(running_nodes=running_nodes).model_copy(update={"collected_at": at}), previous,
+                 idle=idle)
+
+
 def test_idle_worker_is_auto_paused_after_the_threshold_only() -> None:
-    worker = make()
+    worker = make()  # running since NOW (when it was discovered)
     idle = IdleSettings(threshold_minutes=30, snooze_minutes_after_resume=60)
-    worker.activity.last_activity_at = NOW - timedelta(minutes=10)
-    assert worker.detect_idle(idle, NOW, "t") == []
-    assert worker.activity.idle_since == NOW - timedelta(minutes=10)
-    assert worker.activity.idle_verdict == "idle for 10 min (threshold 30 min), below the threshold"
-    events = worker.detect_idle(idle, NOW + timedelta(minutes=25, seconds=30), "t")
+    telemetry, events = _idle_cycle(worker, None, NOW + timedelta(minutes=10), idle)
+    assert "worker.paused" not in types(events)
+    assert telemetry.idle.idle_since == NOW
+    assert telemetry.idle.verdict == "idle for 10 min (threshold 30 min), below the threshold"
+    telemetry, events = _idle_cycle(worker, telemetry, NOW + timedelta(minutes=35), idle)
     assert "worker.paused" in types(events)
-    assert worker.activity.idle_verdict == "idle for 35 min (threshold 30 min)"
+    assert telemetry.idle.verdict == "idle for 35 min (threshold 30 min)"
     assert worker.desired_status is DesiredStatus.STOPPED
     assert worker.activity.pause_reason == "idle_timeout"
-    assert worker.detect_idle(idle, NOW + timedelta(minutes=26), "t") == []  # already requested
+    _, events = _idle_cycle(worker, telemetry, NOW + timedelta(minutes=36), idle)
+    assert "worker.paused" not in types(events)  # already requested
 
 
 def test_running_nodes_count_as_activity() -> None:
     worker = make()
-    worker.telemetry.cml.system_info.running_nodes = 3
-    worker.detect_idle(IdleSettings(threshold_minutes=1), NOW, "t")
-    assert worker.activity.idle_since is None
-    assert worker.activity.last_activity_at == NOW
+    idle = IdleSettings(threshold_minutes=1)
+    telemetry, _ = _idle_cycle(worker, None, NOW + timedelta(minutes=50), idle, running_nodes=3)
+    assert telemetry.idle.idle_since is None
+    assert telemetry.last_activity_at == NOW + timedelta(minutes=50)
+    telemetry, events = _idle_cycle(worker, telemetry, NOW + timedelta(minutes=50, seconds=30), idle)
+    assert telemetry.idle.idle_since == NOW + timedelta(minutes=50)  # idle from the last activity, not the start
+    assert "worker.paused" not in types(events)
+
+
+def test_a_session_keeps_its_worker_from_being_paused() -> None:
+    worker = make()
+    worker.capacity.reservations["s1"] = Reservation()
+    idle = IdleSettings(threshold_minutes=1)
+    telemetry, events = _idle_cycle(worker, None, NOW + timedelta(hours=2), idle)
+    assert "worker.paused" not in types(events)
+    assert telemetry.idle.verdict == "holds 1 lablet session(s)"
 
 
 def test_no_auto_pause_in_the_snooze_window_after_a_resume() -> None:
@@ -143,9 +186,10 @@ def test_no_auto_pause_in_the_snooze_window_after_a_resume() -> None:
     idle = IdleSettings(threshold_minutes=5, snooze_minutes_after_resume=60)
     worker.request_desired_status(DesiredStatus.STOPPED, NOW, "op", "manual")
     assert "worker.resumed" in types(worker.request_desired_status(DesiredStatus.RUNNING, NOW, "op"))
-    assert worker.detect_idle(idle, NOW + timedelta(minutes=30), "t") == []
-    assert worker.activity.eligible_for_auto_pause is False
-    assert "worker.paused" in types(worker.detect_idle(idle, NOW + timedelta(minutes=61), "t"))
+    telemetry, events = _idle_cycle(worker, None, NOW + timedelta(minutes=30), idle)
+    assert "worker.paused" not in types(events)
+    assert telemetry.idle.eligible_for_auto_pause is False
+    assert "worker.paused" in types(_idle_cycle(worker, telemetry, NOW + timedelta(minutes=61), idle)[1])
 
 
 @pytest.mark.parametrize("disable", ["global", "worker", "not-running"])
@@ -154,8 +198,8 @@ def test_no_auto_pause_when_disabled_or_not_running(disable: str) -> None:
     idle = IdleSettings(threshold_minutes=1, enabled=disable != "global")
     if disable == "worker":
         worker.set_idle_detection(False, NOW, "op")
-    worker.activity.last_activity_at = NOW - timedelta(hours=2)
-    assert worker.detect_idle(idle, NOW, "t") == []
+    _, events = _idle_cycle(worker, None, NOW + timedelta(hours=2), idle)
+    assert "worker.paused" not in types(events)
     assert worker.desired_status is None
 
 
@@ -169,7 +213,7 @@ def test_desired_status_is_idempotent_and_terminated_is_final() -> None:
         worker.request_desired_status(DesiredStatus.RUNNING, NOW, "op")
 
 
-@pytest.mark.parametrize(("status", "service", "licence", "labs", "phase"), [
+@pytest.mark.parametrize(("status", "service", "licence", "sessions", "phase"), [
     ("pending", "unavailable", "unregistered", 0, "STARTING"),
     ("running", "unavailable", "unregistered", 0, "STARTING"),
     ("running", "available", "unregistered", 0, "READY_UNLICENSED"),
@@ -179,16 +223,13 @@ def test_desired_status_is_idempotent_and_terminated_is_final() -> None:
     ("stopping", "unavailable", "registered", 0, "STOPPING"),
     ("shutting-down", "unavailable", "registered", 0, "TERMINATING_EC2"),
 ])
-def test_lifecycle_phase_view(status: str, service: str, licence: str, labs: int, phase: str) -> None:
+def test_lifecycle_phase_view(status: str, service: str, licence: str, sessions: int, phase: str) -> None:
     worker = make(status)
     worker.service_status = ServiceStatus(service)
     worker.license.status = LicenseStatus(licence)
-    worker.telemetry.labs_count = labs
+    worker.capacity.reservations = {f"s{n}": Reservation() for n in range(sessions)}
     assert worker.lifecycle_phase == phase
-
-
-def test_system_info_has_exactly_the_16_keys_the_controllers_report() -> None:
-    assert tuple(CmlSystemInfo.model_fields) == SYSTEM_INFO_KEYS
+    assert worker.summary().phase == phase
 
 
 def test_a_requested_worker_adopts_its_instance_once() -> None:
@@ -214,12 +255,10 @@ def test_an_ec2_state_seen_before_the_last_status_change_is_ignored() -> None:
     run_started = NOW + timedelta(seconds=10)
     worker.observe_ec2_state("stopped", NOW + timedelta(seconds=20), "EC2 reports stopped", "reconciler")
     assert worker.status_changed_at == NOW + timedelta(seconds=20)
-    stale = MetricsReport(collected_at=run_started, ec2=Ec2Report(state="running"))
-    assert "worker.status.updated" not in types(worker.apply_metrics(stale, MonitoringSettings(),
-                                                                     NOW + timedelta(seconds=25), "metrics"))
+    stale = report(run_started, ec2=Ec2Checks(state="running"))
+    assert "worker.status.updated" not in types(apply(worker, stale, now=NOW + timedelta(seconds=25))[1])
     assert worker.status is WorkerStatus.STOPPED
-    assert worker.telemetry.ec2.state == "stopped"
-    fresh = MetricsReport(collected_at=NOW + timedelta(seconds=30), ec2=Ec2Report(state="running"))
-    assert "worker.status.updated" in types(worker.apply_metrics(fresh, MonitoringSettings(),
-                                                                 NOW + timedelta(seconds=35), "metrics"))
+    assert worker.ec2_state == "stopped"
+    fresh = report(NOW + timedelta(seconds=30), ec2=Ec2Checks(state="running"))
+    assert "worker.status.updated" in types(apply(worker, fresh, now=NOW + timedelta(seconds=35))[1])
     assert worker.status is WorkerStatus.RUNNING

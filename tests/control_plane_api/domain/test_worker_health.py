@@ -8,8 +8,8 @@ import pytest
 
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
-from control_plane_api.domain.reports import CmlReport, DiscoveredInstance, Ec2Report, MetricsReport
-from control_plane_api.domain.system_settings import MonitoringSettings
+from control_plane_api.domain.reports import DiscoveredInstance
+from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_health import (
     CML_API,
@@ -20,32 +20,33 @@ from control_plane_api.domain.worker_health import (
     track_stale,
 )
 from control_plane_api.domain.worker_rules import classify_health
-from control_plane_api.domain.worker_state import (
-    CmlSystemHealth,
-    CmlSystemInfo,
-    CmlTelemetry,
-    Ec2Telemetry,
-    StaleSource,
-    Telemetry,
-)
 from lcm_core.domain.enums import HealthStatus, LicenseStatus, ServiceStatus
+from lcm_core.domain.workers import (
+    CmlComputeNode,
+    CmlTelemetrySnapshot,
+    Ec2Checks,
+    StaleSource,
+    Utilisation,
+    WorkerMetricsReport,
+    WorkerTelemetry,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
 H = HealthStatus
-GOOD_HEALTH = CmlSystemHealth(valid=True, computes={"c1": {"valid": True, "admission_state": "READY"}},
-                              controller={"valid": True})
-BAD_CONTROLLER = CmlSystemHealth(valid=False, controller={"valid": False})
+GOOD_HEALTH = CmlTelemetrySnapshot(health_valid=True, controller_valid=True,
+                                   computes={"c1": CmlComputeNode(id="c1", valid=True, admission_state="READY")})
+BAD_CONTROLLER = CmlTelemetrySnapshot(health_valid=False, controller_valid=False)
 
 
 def stale(*keys: str, error: str | None = "boom") -> dict[str, StaleSource]:
     return {key: StaleSource(since=NOW, error=error) for key in keys}
 
 
-def telemetry(health: CmlSystemHealth = GOOD_HEALTH, sources: dict[str, StaleSource] | None = None,
-              ec2: Ec2Telemetry | None = None) -> Telemetry:
-    return Telemetry(cml=CmlTelemetry(system_health=health), stale=sources or {}, ec2=ec2 or Ec2Telemetry(),
-                     cpu_source="cml")
+def telemetry(health: CmlTelemetrySnapshot = GOOD_HEALTH, sources: dict[str, StaleSource] | None = None,
+              ec2: Ec2Checks | None = None) -> WorkerTelemetry:
+    return WorkerTelemetry(worker_id="w", cml=health, stale=sources or {}, ec2=ec2 or Ec2Checks(),
+                           utilisation=Utilisation(cpu_source="cml"))
 
 
 # ------------------------------------------------------------------ classification (pure, table-driven)
@@ -68,33 +69,37 @@ def telemetry(health: CmlSystemHealth = GOOD_HEALTH, sources: dict[str, StaleSou
     ("stale utilisation still counts, marked", telemetry(sources=stale("cml.system_stats", error=None)),
      LicenseStatus.REGISTERED, {"memory": (97.0, 90.0)}, H.DEGRADED,
      ["CML system_stats failed", "memory 97.0% > 90% (last read)"]),
-    ("EC2 check failed", telemetry(ec2=Ec2Telemetry(system_status="impaired")), LicenseStatus.REGISTERED, {},
+    ("EC2 check failed", telemetry(ec2=Ec2Checks(system_status="impaired")), LicenseStatus.REGISTERED, {},
      H.CRITICAL, ["EC2 system status check impaired"]),
     ("licence expired", telemetry(), LicenseStatus.EXPIRED, {}, H.CRITICAL, ["licence expired"]),
-    ("compute not admitted", telemetry(CmlSystemHealth(computes={"c1": {"hostname": "cmp1", "valid": True,
-                                                                        "admission_state": "BLOCKED"}})),
+    ("compute not admitted", telemetry(CmlTelemetrySnapshot(computes={"c1": CmlComputeNode(
+        id="c1", hostname="cmp1", valid=True, admission_state="BLOCKED")})),
      LicenseStatus.REGISTERED, {}, H.DEGRADED, ["compute cmp1 unhealthy"]),
     ("threshold", telemetry(), LicenseStatus.REGISTERED, {"cpu": (95.0, 90.0)}, H.DEGRADED, ["cpu 95.0% > 90%"]),
 ])
-def test_classify_health(case: str, t: Telemetry, licence: LicenseStatus, violations: dict[str, tuple[float, float]],
-                         expected: HealthStatus, reasons: list[str]) -> None:
+def test_classify_health(case: str, t: WorkerTelemetry, licence: LicenseStatus,
+                         violations: dict[str, tuple[float, float]], expected: HealthStatus,
+                         reasons: list[str]) -> None:
     assert classify_health(telemetry=t, license_status=licence, violations=violations) == (expected, reasons), case
 
 
 # ------------------------------------------------------------------ stale sources (pure)
 
 def test_track_stale_keeps_when_a_failure_started_and_forgets_what_answered() -> None:
-    failing = CmlReport(failed={"system_health": "504"})
-    first = track_stale({}, failing, NOW)
+    def failed(**errors: str) -> WorkerMetricsReport:
+        return WorkerMetricsReport(worker_id="w", collected_at=NOW, cml=CmlTelemetrySnapshot(errors=errors))
+
+    first = track_stale({}, failed(system_health="504"), NOW)
     assert first == {"cml.system_health": StaleSource(since=NOW, error="504")}
-    again = track_stale(first, CmlReport(failed={"system_health": "timeout", "labs": "x"}), LATER)
+    again = track_stale(first, failed(system_health="timeout", labs="x"), LATER)
     assert again == {"cml.system_health": StaleSource(since=NOW, error="timeout"),
                      "cml.labs": StaleSource(since=LATER, error="x")}
-    down = track_stale(again, CmlReport(reachable=False, error="reset"), LATER)
+    down = track_stale(again, WorkerMetricsReport(worker_id="w", collected_at=NOW, cml_unreachable="reset"), LATER)
     assert down[CML_API] == StaleSource(since=LATER, error="reset")
     assert down["cml.system_health"].since == NOW  # still failing underneath
-    assert track_stale(down, None, LATER) == down  # no CML section: nothing learned
-    assert track_stale(down, CmlReport(), LATER) == {}
+    nothing = WorkerMetricsReport(worker_id="w", collected_at=NOW)
+    assert track_stale(down, nothing, LATER) == down  # no CML section: nothing learned
+    assert track_stale(down, failed(), LATER) == {}
 
 
 # ------------------------------------------------------------------ alert rules (pure)
@@ -156,65 +161,86 @@ def make() -> Worker:
     return worker
 
 
-def good(at: datetime, cpu: float = 20.0) -> MetricsReport:
-    return MetricsReport(collected_at=at, ec2=Ec2Report(state="running"), cml=CmlReport(
-        system_info=CmlSystemInfo(all_cpu_percent=cpu, all_memory_total=100, all_memory_used=30),
-        system_health=GOOD_HEALTH, labs_count=1))
+def good(at: datetime, cpu: float = 20.0) -> WorkerMetricsReport:
+    cml = GOOD_HEALTH.model_copy(update={"all_cpu_percent": cpu, "all_memory_total": 100, "all_memory_used": 30,
+                                         "labs_count": 1})
+    return WorkerMetricsReport(worker_id="w", collected_at=at, ec2=Ec2Checks(state="running"), cml=cml)
+
+
+def down(at: datetime, why: str = "connect timeout", ec2: Ec2Checks | None = None) -> WorkerMetricsReport:
+    return WorkerMetricsReport(worker_id="w", collected_at=at, ec2=ec2, cml_unreachable=why)
 
 
 def types(events: list[DomainEvent]) -> list[str]:
     return [e.type for e in events]
 
 
+class Cycles:
+    """A worker and its telemetry across metrics cycles (the telemetry is stored apart, so a test carries it)."""
+
+    def __init__(self, worker: Worker, settings: MonitoringSettings | None = None) -> None:
+        self.worker, self.settings = worker, settings or MonitoringSettings()
+        self.telemetry: WorkerTelemetry | None = None
+
+    def apply(self, report: WorkerMetricsReport, now: datetime | None = None) -> list[DomainEvent]:
+        self.telemetry, events = self.worker.apply_metrics(report, self.telemetry, self.settings,
+                                                           IdleSettings(enabled=False), now or report.collected_at,
+                                                           "m")
+        return events
+
+    @property
+    def t(self) -> WorkerTelemetry:
+        assert self.telemetry is not None
+        return self.telemetry
+
+
 def test_a_long_system_health_failure_keeps_the_values_stale_and_the_worker_degraded() -> None:
     worker = make()
-    settings = MonitoringSettings()
-    worker.apply_metrics(good(NOW), settings, NOW, "m")
-    assert (worker.health_status, worker.telemetry.stale) == (H.HEALTHY, {})
-    failing = MetricsReport(collected_at=LATER, ec2=Ec2Report(state="running"), cml=CmlReport(
-        system_info=CmlSystemInfo(all_cpu_percent=25.0, all_memory_total=100, all_memory_used=30),
-        failed={"system_health": "CmlUnreachableError: 504"}))
+    cycles = Cycles(worker)
+    cycles.apply(good(NOW))
+    assert (worker.health_status, cycles.t.stale) == (H.HEALTHY, {})
+    failing = WorkerMetricsReport(worker_id="w", collected_at=LATER, ec2=Ec2Checks(state="running"),
+                                  cml=CmlTelemetrySnapshot(all_cpu_percent=25.0, all_memory_total=100,
+                                                           all_memory_used=30,
+                                                           errors={"system_health": "CmlUnreachableError: 504"}))
     for minute in range(60):
-        at = LATER + timedelta(minutes=minute)
-        worker.apply_metrics(failing.model_copy(update={"collected_at": at}), settings, at, "m")
+        cycles.apply(failing.model_copy(update={"collected_at": LATER + timedelta(minutes=minute)}))
     assert worker.health_status is H.DEGRADED
-    assert worker.health_reasons == ["CML system_health failed (CmlUnreachableError: 504)"]
-    assert worker.telemetry.stale == {"cml.system_health": StaleSource(since=LATER,
-                                                                      error="CmlUnreachableError: 504")}
-    assert worker.telemetry.cml.system_health == GOOD_HEALTH  # the last values, kept
-    assert worker.telemetry.cpu_percent == 25.0  # system_stats answered: current
-    assert worker.last_seen_at == LATER + timedelta(minutes=59)  # CML answered (in part): it was seen
-    worker.apply_metrics(good(LATER + timedelta(hours=2)), settings, LATER + timedelta(hours=2), "m")
-    assert (worker.health_status, worker.telemetry.stale) == (H.HEALTHY, {})
+    assert cycles.t.health_reasons == ["CML system_health failed (CmlUnreachableError: 504)"]
+    assert cycles.t.stale == {"cml.system_health": StaleSource(since=LATER, error="CmlUnreachableError: 504")}
+    assert cycles.t.cml is not None
+    assert (cycles.t.cml.health_valid, cycles.t.cml.computes) == (True, GOOD_HEALTH.computes)  # the last, kept
+    assert cycles.t.utilisation.cpu_percent == 25.0  # system_stats answered: current
+    assert cycles.t.last_seen_at == LATER + timedelta(minutes=59)  # CML answered (in part): it was seen
+    cycles.apply(good(LATER + timedelta(hours=2)))
+    assert (worker.health_status, cycles.t.stale) == (H.HEALTHY, {})
 
 
 def test_last_seen_moves_only_when_cml_answers() -> None:
     worker = make()
-    worker.apply_metrics(good(NOW), MonitoringSettings(), NOW, "m")
-    assert worker.last_seen_at == NOW
-    down = MetricsReport(collected_at=LATER, ec2=Ec2Report(state="running"),
-                         cml=CmlReport(reachable=False, error="connect timeout"))
-    worker.apply_metrics(down, MonitoringSettings(), LATER, "m")
+    cycles = Cycles(worker)
+    cycles.apply(good(NOW))
+    assert cycles.t.last_seen_at == NOW
+    cycles.apply(down(LATER, ec2=Ec2Checks(state="running")))
     assert worker.health_status is H.UNREACHABLE
-    assert worker.last_seen_at == NOW  # EC2 says running; the worker itself did not answer
-    assert worker.last_health_check_at == LATER
-    ec2_only = MetricsReport(collected_at=LATER, ec2=Ec2Report(state="running"))
-    worker.apply_metrics(ec2_only, MonitoringSettings(), LATER + timedelta(minutes=1), "m")
+    assert cycles.t.last_seen_at == NOW  # EC2 says running; the worker itself did not answer
+    assert cycles.t.collected_at == LATER
+    cycles.apply(WorkerMetricsReport(worker_id="w", collected_at=LATER + timedelta(minutes=1),
+                                     ec2=Ec2Checks(state="running")))
     assert worker.health_status is H.UNREACHABLE  # nothing says CML is back
-    assert worker.last_seen_at == NOW
+    assert cycles.t.last_seen_at == NOW
 
 
 def test_unreachable_and_recovery_alert_once_each_and_threshold_alerts_clear() -> None:
     worker = make()
-    settings = MonitoringSettings(cpu_threshold=80)
-    worker.apply_metrics(good(NOW, cpu=95.0), settings, NOW, "m")
+    cycles = Cycles(worker, MonitoringSettings(cpu_threshold=80))
+    cycles.apply(good(NOW, cpu=95.0))
     assert worker.active_alerts == ["cpu"]
-    down = MetricsReport(collected_at=LATER, cml=CmlReport(reachable=False, error="reset"))
-    events = [e for n in range(5) for e in worker.apply_metrics(down, settings, LATER + timedelta(minutes=n), "m")]
+    events = [e for n in range(5) for e in cycles.apply(down(LATER + timedelta(minutes=n), "reset"))]
     assert types(events).count(ev.WORKER_HEALTH_ALERT) == 1
     assert ev.WORKER_ALERT_CLEARED not in types(events)  # the last CPU value is stale: it clears nothing
     assert worker.active_alerts == ["cpu", "health"]
-    back = worker.apply_metrics(good(LATER + timedelta(hours=1), cpu=10.0), settings, LATER + timedelta(hours=1), "m")
+    back = cycles.apply(good(LATER + timedelta(hours=1), cpu=10.0))
     assert types(back).count(ev.WORKER_HEALTH_RECOVERED) == 1
     cleared = [e for e in back if e.type == ev.WORKER_ALERT_CLEARED]
     assert [(e.data["metric"], e.data["value"], e.data["threshold"]) for e in cleared] == [("cpu", 10.0, 80.0)]
@@ -225,17 +251,16 @@ def test_unreachable_and_recovery_alert_once_each_and_threshold_alerts_clear() -
 def test_a_worker_whose_cml_is_still_booting_pages_nobody() -> None:
     worker = make()
     worker.service_status = ServiceStatus.STARTING
-    down = MetricsReport(collected_at=NOW, cml=CmlReport(reachable=False, error="connection refused"))
-    assert ev.WORKER_HEALTH_ALERT not in types(worker.apply_metrics(down, MonitoringSettings(), NOW, "m"))
+    cycles = Cycles(worker)
+    assert ev.WORKER_HEALTH_ALERT not in types(cycles.apply(down(NOW, "connection refused")))
     assert worker.health_status is H.UNREACHABLE
-    assert ev.WORKER_HEALTH_RECOVERED not in types(worker.apply_metrics(good(LATER), MonitoringSettings(), LATER,
-                                                                        "m"))
+    assert ev.WORKER_HEALTH_RECOVERED not in types(cycles.apply(good(LATER)))
 
 
 def test_stopping_a_worker_with_an_open_health_alert_ends_it() -> None:
     worker = make()
-    worker.apply_metrics(MetricsReport(collected_at=NOW, ec2=Ec2Report(system_status="impaired")),
-                         MonitoringSettings(), NOW, "m")
+    Cycles(worker).apply(WorkerMetricsReport(worker_id="w", collected_at=NOW,
+                                             ec2=Ec2Checks(system_status="impaired")))
     assert (worker.health_status, worker.active_alerts) == (H.CRITICAL, ["health"])
     events = worker.observe_ec2_state("stopped", LATER, None, "reconciler")
     ended = [e for e in events if e.type == ev.WORKER_HEALTH_RECOVERED]

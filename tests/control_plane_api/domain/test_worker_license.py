@@ -6,17 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from control_plane_api.domain.reports import (
-    CmlReport,
-    DiscoveredInstance,
-    LicenseProgress,
-    LicenseReport,
-    MetricsReport,
-)
-from control_plane_api.domain.system_settings import MonitoringSettings
+from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress
+from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings
 from control_plane_api.domain.worker import Worker
-from control_plane_api.domain.worker_rules import UNLICENSED_NODE_LIMIT, node_limit
 from lcm_core.domain.enums import LicenseStatus
+from lcm_core.domain.workers import (
+    UNLICENSED_NODE_LIMIT,
+    CmlLicenseInfo,
+    CmlTelemetrySnapshot,
+    WorkerMetricsReport,
+    node_limit,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -32,14 +32,14 @@ def test_identical_progress_reports_give_one_event_and_leave_the_licence_untouch
     worker = make()
     worker.request_license("register", NOW, "op")
     progress = LicenseProgress(status=LicenseStatus.REGISTERING,
-                               details=LicenseReport(registration_status="IN_PROGRESS", authorization_status="EVAL"))
+                               details=CmlLicenseInfo(registration_status="IN_PROGRESS", authorization_status="EVAL"))
     events = [e for n in range(322)
               for e in worker.apply_license_progress(progress, NOW + timedelta(seconds=n + 1), "wc")]
     assert [e.type for e in events] == ["worker.license.updated"]
     assert events[0].data["changed"] == ["authorization_status", "registration_status"]
     assert worker.license.updated_at == NOW + timedelta(seconds=1)  # the last change, not the last report
     done = LicenseProgress(status=LicenseStatus.REGISTERED, finished=True,
-                           details=LicenseReport(registration_status="COMPLETED", authorization_status="AUTHORIZED",
+                           details=CmlLicenseInfo(registration_status="COMPLETED", authorization_status="AUTHORIZED",
                                                  node_limit=520))
     finished = worker.apply_license_progress(done, NOW + timedelta(seconds=400), "wc")
     assert [e.data["changed"] for e in finished] == [
@@ -77,8 +77,9 @@ def test_node_limit_rule(status: LicenseStatus, reported: int | None, known: boo
 
 
 def _licence(worker: Worker, **report: object) -> None:
-    worker.apply_metrics(MetricsReport(collected_at=NOW, cml=CmlReport(license=LicenseReport(**report))),
-                         MonitoringSettings(), NOW, "metrics")
+    sent = WorkerMetricsReport(worker_id=worker.id, collected_at=NOW,
+                               cml=CmlTelemetrySnapshot(license=CmlLicenseInfo.model_validate(report)))
+    worker.apply_metrics(sent, None, MonitoringSettings(), IdleSettings(), NOW, "metrics")
 
 
 def test_unlicensed_and_evaluation_workers_show_the_unlicensed_limit() -> None:
@@ -91,7 +92,7 @@ def test_unlicensed_and_evaluation_workers_show_the_unlicensed_limit() -> None:
     worker.request_license("deregister", NOW, "op")
     assert worker.license.node_limit == 520
     gone = LicenseProgress(status=LicenseStatus.UNREGISTERED, finished=True,
-                           details=LicenseReport(registration_status="NOT_REGISTERED"))
+                           details=CmlLicenseInfo(registration_status="NOT_REGISTERED"))
     worker.apply_license_progress(gone, NOW, "wc")
     assert (worker.license.status, worker.license.node_limit) == (LicenseStatus.UNREGISTERED, 5)
     assert worker.license.reported_node_limit is None

@@ -26,6 +26,7 @@ from lcm_core.domain.lablets import (
     SessionWorkView,
     can_transition,
 )
+from lcm_core.domain.workers import WorkerSummary
 from lcm_core.errors import ConflictError, NotFoundError
 from lcm_core.leader.fence import AlwaysLeading
 from lcm_core.leader.loops import ReconcileResult
@@ -88,13 +89,13 @@ class FakeControlPlane:
     async def definition(self, definition_id: str, version: int) -> DefinitionWorkView:
         return self.definitions[(definition_id, version)]
 
-    async def workers(self) -> list[dict[str, Any]]:
-        return list(self.workers_.values())
+    async def workers(self) -> list[WorkerSummary]:
+        return [WorkerSummary.model_validate(w) for w in self.workers_.values()]
 
-    async def worker(self, worker_id: str) -> dict[str, Any]:
+    async def worker(self, worker_id: str) -> WorkerSummary:
         if worker_id not in self.workers_:
             raise NotFoundError(worker_id)
-        return self.workers_[worker_id]
+        return WorkerSummary.model_validate(self.workers_[worker_id])
 
     async def schedule(self, sid: str, worker_id: str | None, decision: SchedulingDecision) -> SessionWorkView:
         self.decisions.append(decision)
@@ -180,7 +181,7 @@ async def harness(cml_simulator_clean) -> AsyncIterator[Harness]:
     cp.add_definition()
     cp.workers_["w1"] = {"id": "w1", "aws_instance_id": instance_id, "status": "running",
                          "service_status": "available", "health_status": "healthy",
-                         "license": {"status": "registered"},
+                         "license_status": "registered",
                          "capacity": {"declared": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500,
                                                    "max_nodes": 200}}}
     gateway: Any = GatewayAdapter(cp)

@@ -9,6 +9,7 @@ from typing import Any
 from lablet_controller.application.scheduling import SchedulingPass
 from lablet_controller.domain.scheduling import Scheduler
 from lcm_core.domain.lablets import LabletSessionStatus as S
+from lcm_core.domain.workers import WorkerSummary
 from tests.lablet_controller.application.conftest import FakeControlPlane, GatewayAdapter
 
 
@@ -17,14 +18,14 @@ class CountingGateway(GatewayAdapter):
         super().__init__(fake)
         self.worker_reads = 0
 
-    async def workers(self) -> list[dict[str, Any]]:
+    async def workers(self) -> list[WorkerSummary]:
         self.worker_reads += 1
         return await self._fake.workers()
 
 
 def worker(wid: str, cpu: float, **kw: Any) -> dict[str, Any]:
     return {"id": wid, "name": f"cml-{wid}", "status": "running", "service_status": "available",
-            "health_status": "healthy", "license": {"status": "registered"},
+            "health_status": "healthy", "license_status": "registered",
             "capacity": {"declared": {"cpu_cores": cpu, "memory_gb": 64, "storage_gb": 500, "max_nodes": 50}}, **kw}
 
 

@@ -9,8 +9,10 @@ import httpx
 import pytest
 import respx
 
-from lablet_controller.infrastructure.cml_labs import CmlLabs, WorkerHosts, worker_cml_url
+from lablet_controller.infrastructure.cml_labs import CmlLabs, WorkerHosts
 from lcm_core.cml import CmlClient, CmlRejectedError
+from lcm_core.domain.enums import WorkerStatus
+from lcm_core.domain.workers import WorkerSummary
 from lcm_core.errors import NotFoundError
 from lcm_core.leader.fence import AlwaysLeading
 
@@ -95,19 +97,19 @@ async def test_observation_reads_tolerate_broken_optional_endpoints(labs: CmlLab
 
 
 def test_worker_url_from_the_template() -> None:
-    worker = {"aws_instance_id": "i-1", "private_ip": "10.0.0.5"}
-    assert worker_cml_url(worker, "https://{ip_address}") == "https://10.0.0.5"
-    assert worker_cml_url(worker, "http://sim/hosts/{instance_id}/") == "http://sim/hosts/i-1"
-    assert worker_cml_url({"aws_instance_id": "i-1"}, "https://{ip_address}") is None
+    worker = WorkerSummary(id="w1", aws_instance_id="i-1", private_ip="10.0.0.5")
+    assert worker.cml_url("https://{ip_address}") == "https://10.0.0.5"
+    assert worker.cml_url("http://sim/hosts/{instance_id}/") == "http://sim/hosts/i-1"
+    assert WorkerSummary(id="w1", aws_instance_id="i-1").cml_url("https://{ip_address}") is None
 
 
 async def test_worker_hosts_cache_and_terminated_workers() -> None:
     reads: list[str] = []
 
-    async def fetch(worker_id: str) -> dict[str, object]:
+    async def fetch(worker_id: str) -> WorkerSummary:
         reads.append(worker_id)
-        status = "terminated" if worker_id == "gone" else "running"
-        return {"id": worker_id, "aws_instance_id": "i-1", "private_ip": "10.0.0.5", "status": status}
+        status = WorkerStatus.TERMINATED if worker_id == "gone" else WorkerStatus.RUNNING
+        return WorkerSummary(id=worker_id, aws_instance_id="i-1", private_ip="10.0.0.5", status=status)
 
     hosts = WorkerHosts(fetch, "https://{ip_address}")
     assert await hosts("w1") == "https://10.0.0.5"

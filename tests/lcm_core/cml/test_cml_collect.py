@@ -15,7 +15,6 @@ import pytest
 import respx
 
 from lcm_core.cml import (
-    SYSTEM_INFO_KEYS,
     CmlAuthError,
     CmlClient,
     CmlTelemetrySnapshot,
@@ -23,6 +22,7 @@ from lcm_core.cml import (
     collect_cml_telemetry,
     collect_fleet_telemetry,
 )
+from lcm_core.domain.workers import CloudWatchSample, WorkerMetricsReport, utilisation
 from lcm_core.testing.cml_simulator.malform import MalformedMode, malform
 
 C0 = "435a7bac-882a-4edd-a8f3-f4ea9307cb52"
@@ -76,10 +76,11 @@ async def test_recorded_host_snapshot(client: CmlClient, mock: respx.MockRouter,
     assert snap.labs_count == 2
     assert snap.license is not None
     assert snap.license.node_limit == 520
-    # derived percents
-    assert snap.cpu_percent == 0.49
-    assert snap.memory_percent == round(2033487872 / 202422902784 * 100, 2)
-    assert snap.disk_percent == round(137792577536 / 266206101504 * 100, 2)
+    # the one derivation of utilisation, from the snapshot as it travels
+    used = utilisation(snap, None)
+    assert (used.cpu_percent, used.cpu_source) == (0.5, "cml")
+    assert used.memory_percent == round(2033487872 / 202422902784 * 100, 1)
+    assert used.disk_percent == round(137792577536 / 266206101504 * 100, 1)
     # stats and health of the compute are merged
     node = snap.computes[C0]
     assert (node.cpu_count, node.admission_state, node.kvm_vmx_enabled, node.healthy) == (48, "READY", True, True)
@@ -87,45 +88,32 @@ async def test_recorded_host_snapshot(client: CmlClient, mock: respx.MockRouter,
     assert routes["/telemetry/events"].call_count == 0  # only with include_activity
 
 
-async def test_system_info_dict_has_exactly_the_16_keys(client: CmlClient, mock: respx.MockRouter, host: str,
-                                                        load: Loader) -> None:
+async def test_the_snapshot_is_the_report_the_control_plane_validates(
+        client: CmlClient, mock: respx.MockRouter, host: str, load: Loader) -> None:
     serve_host(mock, host, load)
     snap = await collect_cml_telemetry(client, host)
-    info = snap.system_info_dict()
-    assert len(SYSTEM_INFO_KEYS) == 16
-    assert list(info) == list(SYSTEM_INFO_KEYS)
-    assert info["all_memory_total"] == 202422902784
-    assert info["allocated_cpus"] == 0
-    compute = info["computes"][C0]
-    assert set(compute) == {"hostname", "is_controller", "stats"}
-    assert set(compute["stats"]) == {"cpu", "memory", "disk", "dominfo"}
-    assert compute["stats"]["dominfo"]["total_nodes"] == 2
-    health = snap.system_health_dict()
-    assert set(health) == {"valid", "is_licensed", "is_enterprise", "computes", "controller"}
-    assert health["computes"][C0]["admission_state"] == "READY"
-    assert health["controller"] == {"core_connected": True, "nodes_loaded": True, "images_loaded": True,
-                                    "valid": True}
-    assert snap.license_dict() == {
-        "registration_status": "COMPLETED", "authorization_status": "IN_COMPLIANCE",
-        "expires": datetime(2027, 1, 14, 0, 56, 19, tzinfo=UTC), "product": "CML_Enterprise",
-        "is_enterprise": True, "node_limit": 520, "nodes_in_use": 0,
-    }
+    body = WorkerMetricsReport(worker_id="w1", collected_at=NOW, cml=snap).model_dump(mode="json")
+    assert WorkerMetricsReport.model_validate(body).cml == snap
+    compute = snap.computes[C0]
+    assert (compute.total_nodes, compute.admission_state) == (2, "READY")
+    assert snap.all_memory_total == 202422902784
+    assert snap.allocated_cpus == 0
+    assert (snap.controller_core_connected, snap.controller_valid) == (True, True)
+    assert snap.license is not None
+    assert (snap.license.registration_status, snap.license.product_license) == ("COMPLETED", "CML_Enterprise")
+    assert snap.license.expires == datetime(2027, 1, 14, 0, 56, 19, tzinfo=UTC)
 
 
 async def test_report_matches_the_control_plane_contract(client: CmlClient, mock: respx.MockRouter, host: str,
                                                          load: Loader) -> None:
-    reports = pytest.importorskip("control_plane_api.domain.reports")
     serve_host(mock, host, load, system_health=httpx.Response(503))
     snap = await collect_cml_telemetry(client, host, include_activity=True)
-    report = reports.CmlReport.model_validate(snap.report_dict())
-    assert report.system_info is not None
-    assert report.system_info.all_cpu_count == 48
-    assert report.system_health is None  # failed endpoint: "could not ask", not "all null"
-    assert report.license is not None
-    assert report.license.node_limit == 520
-    assert report.last_activity_at == datetime(2026, 2, 10, 9, 22, 5, tzinfo=UTC)
-    assert report.error is not None
-    assert "system_health" in report.error
+    assert snap.all_cpu_count == 48
+    assert snap.health_valid is None  # failed endpoint: its fields are empty, and it is named
+    assert "system_health" in snap.errors
+    assert snap.license is not None
+    assert snap.license.node_limit == 520
+    assert snap.last_activity_at == datetime(2026, 2, 10, 9, 22, 5, tzinfo=UTC)
 
 
 async def test_several_computes_merge_stats_and_health(client: CmlClient, mock: respx.MockRouter, host: str,
@@ -143,7 +131,7 @@ async def test_several_computes_merge_stats_and_health(client: CmlClient, mock: 
                                                                                False)
     assert snap.license is not None
     assert snap.license.node_limit == 520
-    assert snap.memory_percent == round(548 / 960 * 100, 2)
+    assert utilisation(snap, None).memory_percent == round(548 / 960 * 100, 1)
 
 
 async def test_not_ready_unlicensed_host(client: CmlClient, mock: respx.MockRouter, host: str,
@@ -157,7 +145,8 @@ async def test_not_ready_unlicensed_host(client: CmlClient, mock: respx.MockRout
     snap = await collect_cml_telemetry(client, host)
     assert snap.ready is False
     assert snap.labs_count == 0
-    assert (snap.memory_percent, snap.disk_percent, snap.cpu_percent) == (None, None, 0.0)
+    used = utilisation(snap, None)
+    assert (used.memory_percent, used.disk_percent, used.cpu_percent) == (None, None, 0.0)
     assert snap.running_nodes is None
     assert list(snap.computes) == [C0]  # known from system_health only
     assert snap.computes[C0].cpu_count is None
@@ -199,10 +188,8 @@ async def test_malformed_bodies_are_partial(client: CmlClient, mock: respx.MockR
     assert any("system_health: body is a JSON array" in w for w in snap.warnings)
     assert any("'authorization' is missing" in w for w in snap.warnings)
     assert snap.version == "2.9.0+build.3"
-    report = snap.report_dict()
-    assert (report["system_info"], report["system_health"]) == (None, None)
-    assert set(report["failed"]) == {"system_stats", "system_health", "licensing"}
-    assert report["license"] is None
+    assert set(snap.errors) == {"system_stats", "system_health", "licensing"}
+    assert snap.license is None
     assert "system_stats failed" in warnings_of(caplog)
     assert "system_health answered, but none of its values could be read" in warnings_of(caplog)
 
@@ -218,8 +205,8 @@ async def test_a_malformed_stats_or_health_answer_is_a_failed_source(client: Cml
     serve_host(mock, host, load, **damaged)
     snap = await collect_cml_telemetry(client, host)
     assert {"system_stats", "system_health"} <= set(snap.errors)
-    assert (snap.all_cpu_percent, snap.memory_percent, snap.health_valid, snap.computes) == (None, None, None, {})
-    assert set(snap.report_dict()["failed"]) == {"system_stats", "system_health"}
+    assert (snap.all_cpu_percent, snap.all_memory_used, snap.health_valid, snap.computes) == (None, None, None, {})
+    assert utilisation(snap, None).memory_percent is None
     assert snap.labs_count == 2  # the other endpoints are unaffected
 
 
@@ -229,11 +216,12 @@ async def test_odd_stats_give_none_and_named_warnings(client: CmlClient, mock: r
     snap = await collect_cml_telemetry(client, host)
     assert snap.errors == {}
     assert snap.all_cpu_percent is None
-    assert snap.cpu_percent is None
-    assert snap.memory_percent is None  # all.memory.total unreadable
-    assert snap.disk_percent is None  # all.disk unreadable
+    used = utilisation(snap, None)
+    assert used.cpu_percent is None
+    assert used.memory_percent is None  # all.memory.total unreadable
+    assert used.disk_percent is None  # all.disk unreadable
     assert any("'all.cpu.percent' is not a number" in w for w in snap.warnings)
-    assert snap.system_info_dict()["all_cpu_count"] == 48
+    assert snap.all_cpu_count == 48
 
 
 async def test_out_of_range_percent_is_dropped(client: CmlClient, mock: respx.MockRouter, host: str,
@@ -243,8 +231,9 @@ async def test_out_of_range_percent_is_dropped(client: CmlClient, mock: respx.Mo
     stats["all"]["memory"]["used"] = stats["all"]["memory"]["total"] * 2
     serve_host(mock, host, load, system_stats=httpx.Response(200, json=stats))
     snap = await collect_cml_telemetry(client, host)
-    assert (snap.cpu_percent, snap.memory_percent) == (None, None)
-    assert any("'cpu_percent' out of range" in w for w in snap.warnings)
+    used = utilisation(snap, None)
+    assert (used.cpu_percent, used.memory_percent) == (None, None)
+    assert utilisation(snap, CloudWatchSample(cpu_utilization=12.0)).cpu_percent == 12.0  # the fallback
 
 
 async def test_unreachable_host_raises(client: CmlClient, mock: respx.MockRouter, host: str) -> None:
@@ -370,7 +359,7 @@ async def test_without_information_system_information_is_not_asked(client: CmlCl
     assert (snap.version, snap.ready) == (None, None)  # not asked, not "not ready"
     assert snap.errors == {}
     assert snap.labs_count == 2
-    assert snap.report_dict()["system_info"] is not None
+    assert snap.all_cpu_count == 48
 
 
 async def test_without_information_a_host_down_still_raises(client: CmlClient, mock: respx.MockRouter,
