@@ -22,16 +22,19 @@ class Page(BaseModel, Generic[Item]):
 
 
 class WorkerDetail(Worker):
-    """The whole worker, its phase and session count (derived), and its latest telemetry when asked for."""
+    """The whole worker, its phase and session count (derived), its latest telemetry when asked for, and its
+    row (`summary`, what the worker list shows of it)."""
 
     phase: str
     sessions: int
     telemetry: WorkerTelemetry | None = None
+    summary: WorkerSummary
 
 
 def worker_detail(worker: Worker, telemetry: WorkerTelemetry | None = None) -> WorkerDetail:
     return WorkerDetail.model_validate({**dict(worker), "phase": worker.lifecycle_phase,
-                                        "sessions": len(worker.capacity.reservations), "telemetry": telemetry})
+                                        "sessions": len(worker.capacity.reservations), "telemetry": telemetry,
+                                        "summary": worker.to_summary(telemetry)})
 
 
 def controller_view(worker: Worker) -> WorkerView:
@@ -50,5 +53,5 @@ def controller_view(worker: Worker) -> WorkerView:
 
 def summary_page(workers: Sequence[Worker], telemetry: Mapping[str, WorkerTelemetry], total: int, offset: int,
                  limit: int) -> Page[WorkerSummary]:
-    return Page[WorkerSummary](items=[w.summary(telemetry.get(w.id)) for w in workers], total=total,
+    return Page[WorkerSummary](items=[w.to_summary(telemetry.get(w.id)) for w in workers], total=total,
                                offset=offset, limit=limit)

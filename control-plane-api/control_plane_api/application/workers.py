@@ -91,7 +91,7 @@ class WorkerService:
         change came with telemetry (a metrics report), and absent otherwise (the browser keeps its own)."""
         for worker, events in committed:
             if events:
-                row = worker.summary((telemetry or {}).get(worker.id)).model_dump(mode="json", exclude_unset=True)
+                row = worker.to_summary((telemetry or {}).get(worker.id)).model_dump(mode="json", exclude_unset=True)
                 for event in events:
                     event.data["summary"] = row
         await self._publisher.publish([e for _, events in committed for e in events])
@@ -377,7 +377,7 @@ class WorkerService:
         """Every matching worker's row (the event stream's snapshot)."""
         workers = await self.workers.all(query, brief=True)
         telemetry = await self.telemetry.get_many((w.id for w in workers), summary=True)
-        return [w.summary(telemetry.get(w.id)) for w in workers]
+        return [w.to_summary(telemetry.get(w.id)) for w in workers]
 
     async def controller_page(self, query: WorkerQuery, *, offset: int, limit: int) -> tuple[list[Worker], int]:
         """A page of workers as controllers read them (no histories, no telemetry)."""

@@ -132,7 +132,7 @@ class Worker(WorkerDrain, TelemetryBehaviour, Model):
         self.state_history.append(StateChange(field=field, from_=old, to=new, at=at, reason=reason, by=by))
         del self.state_history[:-STATE_HISTORY_LIMIT]
 
-    def summary(self, telemetry: WorkerTelemetry | None = None) -> WorkerSummary:
+    def to_summary(self, telemetry: WorkerTelemetry | None = None) -> WorkerSummary:
         """The worker's row (`WorkerSummary`); its telemetry columns are set only when `telemetry` is given,
         so that a row sent without them (`exclude_unset`) leaves what the browser shows of them alone."""
         cap = self.capacity

@@ -229,7 +229,7 @@ def test_lifecycle_phase_view(status: str, service: str, licence: str, sessions:
     worker.license.status = LicenseStatus(licence)
     worker.capacity.reservations = {f"s{n}": Reservation() for n in range(sessions)}
     assert worker.lifecycle_phase == phase
-    assert worker.summary().phase == phase
+    assert worker.to_summary().phase == phase
 
 
 def test_a_requested_worker_adopts_its_instance_once() -> None:

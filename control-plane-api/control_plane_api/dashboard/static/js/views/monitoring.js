@@ -39,13 +39,13 @@ export function mountMonitoring(container, worker) {
     h("section", { class: "detail-section" }, h("h3", {}, "Over time"), picker, chartBox));
 
   const drawLatest = (w) => {
-    const t = w.telemetry || {};
+    const t = w.telemetry?.utilisation || {};
     replace(latest, definitionList([
       ["CPU", [pct(t.cpu_percent), h("span", { class: "source", dataset: { source: t.cpu_source || "none" } },
         ` source: ${sourceText(t.cpu_source)}`)]],
       ["Memory", [pct(t.memory_percent), h("span", { class: "source" }, " source: CML (system_stats)")]],
       ["Disk", [pct(t.disk_percent), h("span", { class: "source" }, " source: CML (system_stats)")]],
-      ["CloudWatch CPU", pct(t.cloudwatch?.cpu_utilization)],
+      ["CloudWatch CPU", pct(w.telemetry?.cloudwatch?.cpu_utilization)],
     ]), h("p", { class: "hint" }, t.cpu_source === "cloudwatch"
       ? "CML did not report CPU; the CPU figure is CloudWatch's (memory and disk need CML)."
       : "Values come from the CML API (they see the hypervisor); CloudWatch is only the fallback for CPU."));
@@ -98,7 +98,9 @@ export function mountMonitoring(container, worker) {
     update(w) {
       drawLatest(w);
     },
-    metrics(data) {
+    metrics(row) {
+      // `row`: the worker's row a metrics event carries (`WorkerSummary`), with this report's utilisation.
+      const data = row || {};
       if (!data.collected_at || samples.some((s) => s.at === data.collected_at)) return;
       samples.push({ at: data.collected_at, cpu_percent: data.cpu_percent, memory_percent: data.memory_percent,
         disk_percent: data.disk_percent, cpu_source: data.cpu_source });

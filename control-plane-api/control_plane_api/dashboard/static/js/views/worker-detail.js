@@ -8,6 +8,11 @@ import { session, subscribe } from "../store.js";
 import { mountMonitoring } from "./monitoring.js";
 import { awsTab, cmlTab, eventsTab } from "./worker-tabs.js";
 
+// Why the worker's health is what it is: its telemetry's reasons (they change with every report).
+function reasons(worker) {
+  return worker.telemetry?.health_reasons || [];
+}
+
 const TABS = [["aws", "AWS"], ["cml", "CML"], ["monitoring", "Monitoring"], ["events", "Events"]];
 
 function adminControls(worker, reload) {
@@ -99,7 +104,7 @@ export function mountWorkerDetail(main, id, initialTab) {
         h("span", { class: "badge-label" }, "Status "), h("span", { dataset: { field: "status" } }, badge(worker.status, "Status")),
         h("span", { class: "badge-label" }, " Phase "), h("span", { dataset: { field: "phase" } }, badge(worker.phase, "Lifecycle phase")),
         h("span", { class: "badge-label" }, " Health "), badge(worker.health_status, "Health"),
-        worker.health_reasons?.length ? h("span", { class: "hint" }, ` (${worker.health_reasons.join("; ")})`) : null),
+        reasons(worker).length ? h("span", { class: "hint" }, ` (${reasons(worker).join("; ")})`) : null),
       notices(worker),
       session.isAdmin ? adminControls(worker, load) : null);
   };
@@ -131,7 +136,7 @@ export function mountWorkerDetail(main, id, initialTab) {
       return;
     }
     // Redraw the header only when what it shows changed: keyboard focus on its buttons survives metrics.
-    const key = JSON.stringify([worker.name, worker.status, worker.phase, worker.health_status, worker.health_reasons,
+    const key = JSON.stringify([worker.name, worker.status, worker.phase, worker.health_status, reasons(worker),
       worker.activity?.idle_detection_enabled, worker.license?.status, worker.license?.pending_action,
       worker.drain, worker.sessions, worker.instance_conflict, worker.license?.last_error]);
     if (key !== headerKey) drawHeader();
@@ -145,7 +150,7 @@ export function mountWorkerDetail(main, id, initialTab) {
   load();
   const off = subscribe((kind, detail) => {
     if (kind !== "worker-event" || detail.envelope.data?.worker_id !== id) return;
-    if (detail.type === "worker.metrics.updated" && monitoring) monitoring.metrics(detail.envelope.data);
+    if (detail.type === "worker.metrics.updated" && monitoring) monitoring.metrics(detail.envelope.data.summary);
     clearTimeout(timer);
     timer = setTimeout(load, 400); // coalesce a burst of events into one read
   });

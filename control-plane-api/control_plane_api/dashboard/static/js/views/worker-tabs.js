@@ -14,7 +14,7 @@ function table(caption, headers, rows, empty) {
     h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c)))))));
 }
 
-export function licenceFacts(lic) {
+export function licenceFacts(lic, runningNodes) {
   return definitionList([
     ["Status", badge(lic.status, "Licence")],
     ["Registration", text(lic.registration_status)],
@@ -23,7 +23,7 @@ export function licenceFacts(lic) {
     ["Enterprise", yesNo(lic.is_enterprise)],
     ["Node limit", lic.status !== "registered" && lic.node_limit != null && lic.reported_node_limit == null
       ? `${lic.node_limit} (unlicensed limit)` : text(lic.node_limit)],
-    ["Nodes in use", text(lic.nodes_in_use)],
+    ["Nodes in use", text(runningNodes)],
     ["Expires", when(lic.expires)],
     ["Pending request", text(lic.pending_action)],
     ["Last error", text(lic.last_error)],
@@ -32,6 +32,7 @@ export function licenceFacts(lic) {
 
 export function awsTab(w) {
   const ec2 = w.telemetry?.ec2 || {};
+  const checkedAt = w.telemetry?.ec2_checked_at;
   const tags = Object.entries(w.aws_tags || {}).sort();
   return [
     section("Instance", definitionList([
@@ -44,33 +45,29 @@ export function awsTab(w) {
       ["Public IP", text(w.public_ip)], ["Private IP", text(w.private_ip)],
     ])),
     section("EC2 checks", definitionList([
-      ["State", badge(ec2.state, "EC2 state")], ["System status", badge(ec2.system_status, "System status check")],
+      ["State", badge(w.ec2_state, "EC2 state")], ["System status", badge(ec2.system_status, "System status check")],
       ["Instance status", badge(ec2.instance_status, "Instance status check")],
-      ["Checked", `${when(ec2.checked_at)} (${ago(ec2.checked_at)})`],
+      ["Checked", `${when(checkedAt)} (${ago(checkedAt)})`],
     ])),
     section("Licence", h("p", {}, "CML licence status: ", badge(w.license?.status, "Licence"))),
     section("Tags", table("EC2 tags", ["Key", "Value"], tags, "No tags.")),
   ];
 }
 
-function computeRows(info, health) {
-  const ids = [...new Set([...Object.keys(info.computes || {}), ...Object.keys(health.computes || {})])];
-  return ids.map((id) => {
-    const stats = info.computes?.[id]?.stats || {};
-    const hc = health.computes?.[id] || {};
-    const flags = ["kvm_vmx_enabled", "enough_cpus", "lld_connected", "lld_synced", "libvirt", "fabric",
-      "device_mux", "refplat_images_available", "docker_shim"].filter((f) => f in hc);
-    const failing = flags.filter((f) => hc[f] === false);
+const COMPUTE_CHECKS = ["kvm_vmx_enabled", "enough_cpus", "lld_connected", "lld_synced", "libvirt", "fabric",
+  "device_mux", "refplat_images_available", "docker_shim"];
+
+// One row per compute: its system_stats numbers and system_health flags, merged by the collection.
+function computeRows(computes) {
+  return Object.entries(computes || {}).map(([id, c]) => {
+    const flags = COMPUTE_CHECKS.filter((f) => c[f] != null);
+    const failing = flags.filter((f) => c[f] === false);
     return [
-      text(info.computes?.[id]?.hostname ?? hc.hostname ?? id),
-      yesNo(info.computes?.[id]?.is_controller ?? hc.is_controller),
-      badge(hc.admission_state, "Admission state"),
-      badge(hc.valid === undefined ? null : hc.valid ? "healthy" : "failed", "Compute health"),
+      text(c.hostname ?? id), yesNo(c.is_controller), badge(c.admission_state, "Admission state"),
+      badge(c.valid == null ? null : c.valid ? "healthy" : "failed", "Compute health"),
       failing.length ? h("span", { class: "flag-bad" }, `failing: ${failing.join(", ")}`)
         : flags.length ? `${flags.length} checks pass` : "N/A",
-      pct(stats.cpu?.percent),
-      `${gb(stats.memory?.used)} / ${gb(stats.memory?.total)}`,
-      text(stats.dominfo?.running_nodes),
+      pct(c.cpu_percent), `${gb(c.memory_used)} / ${gb(c.memory_total)}`, text(c.running_nodes),
     ];
   });
 }
@@ -88,18 +85,15 @@ function staleFacts(stale) {
 }
 
 export function cmlTab(w) {
-  const cml = w.telemetry?.cml || {};
-  const info = cml.system_info || {};
-  const health = cml.system_health || {};
-  const controller = health.controller || {};
+  const t = w.telemetry || {};
+  const info = t.cml || {};
   const mib = (v) => (typeof v === "number" ? gb(v * 1024 ** 2) : "N/A");
   return [
     section("Service", definitionList([
       ["CML version", text(w.cml_version)], ["Service status", badge(w.service_status, "CML service")],
-      ["Uptime", typeof cml.uptime_seconds === "number" ? `${(cml.uptime_seconds / 3600).toFixed(1)} h` : "N/A"],
-      ["Labs", text(cml.labs_count)], ["Collected", `${when(cml.collected_at)} (${ago(cml.collected_at)})`],
-      ["Last seen", `${when(w.last_seen_at)} (${ago(w.last_seen_at)})`],
-      ["Stale data", staleFacts(w.telemetry?.stale)],
+      ["Labs", text(info.labs_count)], ["Collected", `${when(t.cml_at)} (${ago(t.cml_at)})`],
+      ["Last seen", `${when(t.last_seen_at)} (${ago(t.last_seen_at)})`],
+      ["Stale data", staleFacts(t.stale)],
     ])),
     section("Resource utilisation", h("div", { class: "facts-grid", id: "cml-resources" },
       definitionList([
@@ -118,27 +112,29 @@ export function cmlTab(w) {
         ["Controller disk free", gb(info.controller_disk_free)],
       ]))),
     section("Controller status", definitionList([
-      ["System valid", yesNo(health.valid)], ["Core connected", yesNo(controller.core_connected)],
-      ["Nodes loaded", yesNo(controller.nodes_loaded)], ["Images loaded", yesNo(controller.images_loaded)],
-      ["Controller valid", yesNo(controller.valid)], ["Licensed", yesNo(health.is_licensed)],
-      ["Enterprise", yesNo(health.is_enterprise)],
+      ["System valid", yesNo(info.health_valid)], ["Core connected", yesNo(info.controller_core_connected)],
+      ["Nodes loaded", yesNo(info.controller_nodes_loaded)], ["Images loaded", yesNo(info.controller_images_loaded)],
+      ["Controller valid", yesNo(info.controller_valid)], ["Licensed", yesNo(info.is_licensed)],
+      ["Enterprise", yesNo(info.is_enterprise)],
     ])),
     section("Compute nodes", table("Compute nodes",
       ["Host", "Controller", "Admission", "Health", "Checks", "CPU", "Memory", "Running nodes"],
-      computeRows(info, health), "No compute nodes reported.")),
-    section("Licence details", licenceFacts(w.license || {})),
+      computeRows(info.computes), "No compute nodes reported.")),
+    section("Licence details", licenceFacts(w.license || {}, info.running_nodes)),
   ];
 }
 
 export function eventsTab(w) {
   const a = w.activity || {};
+  const t = w.telemetry || {};
+  const idle = t.idle || {};
   const history = [...(w.state_history || [])].reverse();
   const alerts = [...(w.alerts || [])].reverse();
   return [
     section("Idle and pauses", definitionList([
       ["Idle detection", a.idle_detection_enabled ? "enabled" : "disabled"],
-      ["Idle since", `${when(a.idle_since)} (${ago(a.idle_since)})`], ["Last activity", when(a.last_activity_at)],
-      ["Idle verdict", text(a.idle_verdict)], ["Paused", when(a.paused_at)], ["Pause reason", text(a.pause_reason)],
+      ["Idle since", `${when(idle.idle_since)} (${ago(idle.idle_since)})`], ["Last activity", when(t.last_activity_at)],
+      ["Idle verdict", text(idle.verdict)], ["Paused", when(a.paused_at)], ["Pause reason", text(a.pause_reason)],
       ["Resumed", when(a.resumed_at)], ["Pauses / resumes", `${a.pause_count ?? 0} / ${a.resume_count ?? 0}`],
     ])),
     section("Active alerts", w.active_alerts?.length
