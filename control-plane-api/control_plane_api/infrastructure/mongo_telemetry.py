@@ -30,9 +30,17 @@ def _to_document(telemetry: WorkerTelemetry) -> dict[str, Any]:
 
 
 def _from_document(doc: dict[str, Any]) -> WorkerTelemetry:
-    doc = dict(doc)
-    doc.pop("_id", None)
-    return WorkerTelemetry.model_validate(doc)
+    nested: dict[str, Any] = {}
+    for key, value in doc.items():
+        # A projection on nested fields comes back nested from MongoDB and flat (`cml.labs_count`) from the
+        # local stack's MongoDB-wire server: both read the same.
+        *parents, leaf = key.split(".")
+        target = nested
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    nested.pop("_id", None)
+    return WorkerTelemetry.model_validate(nested)
 
 
 class TelemetryRepository:
@@ -56,8 +64,10 @@ class TelemetryRepository:
         """Store each worker's telemetry unless a newer collection is already stored; return the ids stored."""
         if not telemetry:
             return set()
-        ops = [ReplaceOne({"_id": item.worker_id, "collected_at": {"$not": {"$gt": item.collected_at}}},
-                          _to_document(item), upsert=True) for item in telemetry]
+        # Replaced when the stored one was collected no later; inserted when there is none. A newer stored one
+        # makes the upsert collide with it (a duplicate key): that report is dropped.
+        ops = [ReplaceOne({"_id": item.worker_id, "collected_at": {"$lte": item.collected_at}}, _to_document(item),
+                          upsert=True) for item in telemetry]
         try:
             await self._c.bulk_write(ops, ordered=False)
         except BulkWriteError as exc:

@@ -124,9 +124,16 @@ class WorkerRepository:
 
     async def count_by_status_and_health(self) -> dict[tuple[str, str], int]:
         """How many workers are in each (status, health) pair: counted by MongoDB, no worker is loaded."""
-        cursor = await self._c.aggregate([{"$group": {"_id": {"status": "$status", "health": "$health_status"},
-                                                      "count": {"$sum": 1}}}])
-        return {(str(d["_id"]["status"]), str(d["_id"]["health"])): int(d["count"]) async for d in cursor}
+        # One key per pair (both are enum values, never containing "|"): the local stack's MongoDB-wire server
+        # does not group on a compound `_id`.
+        cursor = await self._c.aggregate([
+            {"$project": {"pair": {"$concat": ["$status", "|", "$health_status"]}}},
+            {"$group": {"_id": "$pair", "count": {"$sum": 1}}}])
+        counts: dict[tuple[str, str], int] = {}
+        async for found in cursor:
+            status, _, health = str(found["_id"]).partition("|")
+            counts[(status, health)] = int(found["count"])
+        return counts
 
     async def with_reservations(self) -> list[Worker]:
         """Workers holding at least one lablet-session reservation."""

@@ -1,0 +1,57 @@
+"""A worker's latest telemetry in its own collection, against the MongoDB-wire server: the newest report wins,
+an older one never overwrites it, and reading rows reads only their columns."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from control_plane_api.infrastructure.mongo_telemetry import TelemetryRepository
+from lcm_core.domain.workers import CmlTelemetrySnapshot, Utilisation, WorkerTelemetry
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def repo(mongo_server) -> AsyncIterator[TelemetryRepository]:
+    client: AsyncMongoClient = AsyncMongoClient(f"mongodb://{mongo_server.address}", tz_aware=True)
+    try:
+        yield TelemetryRepository(client[f"telemetry_{uuid.uuid4().hex[:8]}"]["worker_telemetry"])
+    finally:
+        await client.close()
+
+
+def telemetry(worker_id: str, at: datetime, cpu: float) -> WorkerTelemetry:
+    return WorkerTelemetry(worker_id=worker_id, collected_at=at, utilisation=Utilisation(cpu_percent=cpu),
+                           cml=CmlTelemetrySnapshot(labs_count=2, running_nodes=7, all_cpu_count=48))
+
+
+async def test_the_newest_report_wins_and_an_older_one_is_dropped(repo: TelemetryRepository) -> None:
+    assert await repo.store_many([telemetry("w1", NOW, 10.0), telemetry("w2", NOW, 20.0)]) == {"w1", "w2"}
+    assert await repo.store_many([telemetry("w1", NOW + timedelta(minutes=1), 11.0)]) == {"w1"}
+    late = await repo.store_many([telemetry("w1", NOW - timedelta(minutes=1), 99.0),
+                                  telemetry("w2", NOW + timedelta(minutes=1), 21.0)])
+    assert late == {"w2"}  # w1's report was collected before the one stored
+    stored = await repo.get_many(["w1", "w2", "w3"])
+    assert {wid: t.utilisation.cpu_percent for wid, t in stored.items()} == {"w1": 11.0, "w2": 21.0}
+    assert stored["w1"].collected_at == NOW + timedelta(minutes=1)
+    assert await repo.get("w3") is None
+
+
+async def test_rows_read_only_their_columns(repo: TelemetryRepository) -> None:
+    await repo.store_many([telemetry("w1", NOW, 10.0)])
+    full = await repo.get("w1")
+    assert full is not None
+    assert full.cml is not None
+    assert full.cml.all_cpu_count == 48
+    row = (await repo.get_many(["w1"], summary=True))["w1"]
+    assert (row.utilisation.cpu_percent, row.labs_count, row.running_nodes) == (10.0, 2, 7)
+    assert row.cml is not None
+    assert row.cml.all_cpu_count is None  # not a column of the row: not read
+    await repo.delete(["w1"])
+    assert await repo.get("w1") is None
+
