@@ -180,7 +180,7 @@ async def ours(s: Stack, pattern: str, epoch: int, expected: int, cycles: int = 
     async with clients(s, epoch) as (_client, gateway, aws, cml):
         discovery = Discovery(aws, gateway, FleetSettingsReader(gateway, settings))
         collector = MetricsCollector(aws, cml, gateway, cml_url_template=f"{s.cml_url}/hosts/{{instance_id}}",
-                                     idle_check_interval=1e9, cml_max_hosts=400, idle_detection=False)
+                                     cml_max_hosts=400)
         fleet_cycle = FleetCycle(discovery, collector)  # as production runs a discovery: measuring as it goes
         for cycle in range(cycles):
             calls_before = dict(aws.calls)

@@ -181,7 +181,8 @@ class CmlClient(CmlTransport):
         """Telemetry snapshot of one host (see `lcm_core.cml.collect.collect_cml_telemetry`)."""
         return await collect.collect_cml_telemetry(self, host, include_activity=include_activity)
 
-    async def iter_fleet_telemetry(self, hosts: Iterable[str] | AsyncIterable[str], *, include_activity: bool = False,
+    async def iter_fleet_telemetry(self, hosts: Iterable[str] | AsyncIterable[str], *,
+                                   include_activity: bool | Collection[str] = False,
                                    max_hosts: int = 50, without_information: Collection[str] = (),
                                    ) -> AsyncIterator[tuple[str, CmlTelemetrySnapshot | CmlError]]:
         """Snapshots of many hosts as they complete (see `lcm_core.cml.collect.iter_fleet_telemetry`)."""

@@ -227,14 +227,16 @@ async def _as_async(hosts: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[
 
 
 async def iter_fleet_telemetry(client: CmlClient, hosts: Iterable[str] | AsyncIterable[str], *,
-                               include_activity: bool = False, max_hosts: int = 50,
+                               include_activity: bool | Collection[str] = False, max_hosts: int = 50,
                                without_information: Collection[str] = (),
                                ) -> AsyncIterator[tuple[str, CmlTelemetrySnapshot | CmlError]]:
     """Yield `(host, snapshot or error)` for every host, in completion order.
 
     `hosts` may be an async iterable: hosts are collected as they arrive (e.g. while discovery is still
     listing instances) and the iteration ends once it is exhausted and every host has answered. A host
-    given twice is collected once. Hosts in `without_information` are collected without
+    given twice is collected once. `include_activity`: True for every host, or the hosts whose activity is
+    asked (membership checked when a host's collection starts, like `without_information`). Hosts in
+    `without_information` are collected without
     `system_information` (see `collect_cml_telemetry`); membership is checked when a host's collection
     starts, so the collection may still be added to as hosts arrive.
 
@@ -243,6 +245,10 @@ async def iter_fleet_telemetry(client: CmlClient, hosts: Iterable[str] | AsyncIt
     Leaving the loop early, or a failing `hosts` iterable, cancels the collections still running.
     """
     gate = asyncio.Semaphore(max_hosts)
+
+    def asks_activity(host: str) -> bool:
+        return include_activity if isinstance(include_activity, bool) else host in include_activity
+
     results: asyncio.Queue[tuple[str, CmlTelemetrySnapshot | CmlError] | BaseException | None] = asyncio.Queue()
     tasks: list[asyncio.Task[None]] = []
 
@@ -250,7 +256,7 @@ async def iter_fleet_telemetry(client: CmlClient, hosts: Iterable[str] | AsyncIt
         async with gate:
             try:
                 results.put_nowait((host, await collect_cml_telemetry(
-                    client, host, include_activity=include_activity,
+                    client, host, include_activity=asks_activity(host),
                     include_information=host not in without_information)))
             except CmlError as exc:
                 results.put_nowait((host, exc))

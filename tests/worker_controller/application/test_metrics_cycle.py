@@ -50,13 +50,15 @@ class FakeCml:
         self.before_last: asyncio.Event | None = None
         self.log: list[str] = []
         self.information_asked: list[set[str]] = []
+        self.activity_asked: list[set[str]] = []
 
     async def iter_fleet_telemetry(self, hosts: Iterable[str] | AsyncIterable[str], *, max_hosts: int = 50,
-                                   without_information: Iterable[str] = (),
+                                   without_information: Iterable[str] = (), include_activity: Any = False,
                                    ) -> AsyncIterator[tuple[str, object]]:
         hosts = [h async for h in hosts] if isinstance(hosts, AsyncIterable) else list(hosts)
         skipped = set(without_information)
         self.information_asked.append({h for h in hosts if h not in skipped})
+        self.activity_asked.append({h for h in hosts if h in include_activity})
         for index, h in enumerate(hosts):
             if index == len(hosts) - 1 and self.before_last is not None:
                 await self.before_last.wait()
@@ -150,7 +152,7 @@ class StreamingCml(FakeCml):
     """Answers each host as soon as it arrives, as the real collection does."""
 
     async def iter_fleet_telemetry(self, hosts: Iterable[str] | AsyncIterable[str], *, max_hosts: int = 50,
-                                   without_information: Iterable[str] = (),
+                                   without_information: Iterable[str] = (), include_activity: Any = False,
                                    ) -> AsyncIterator[tuple[str, object]]:
         assert isinstance(hosts, AsyncIterable)
         async for h in hosts:
@@ -259,3 +261,16 @@ async def test_an_unreachable_host_is_asked_everything_next_time() -> None:
     cml.failing.clear()
     await cycle.run_once()
     assert cml.information_asked[-1] == {host(1)}
+
+
+async def test_user_activity_is_read_once_per_refresh_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    cml = FakeCml()
+    gateway = FakeGateway([up(1), up(2)], cml.log)
+    cycle = collector(gateway, cml)
+    await cycle.run_once()
+    assert cml.activity_asked[-1] == {host(1), host(2)}  # never read yet
+    await cycle.run_once()
+    assert cml.activity_asked[-1] == set()  # read a moment ago
+    monkeypatch.setattr(metrics, "ACTIVITY_REFRESH", -1.0)
+    await cycle.run_once()
+    assert cml.activity_asked[-1] == {host(1), host(2)}

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -70,6 +70,12 @@ INFORMATION_REFRESH = 600.0
 The call only tells version and readiness: the control plane keeps both, so asking every cycle is a fifth of
 a steady-state cycle's CML calls for nothing new. Any failure of the host asks it again on the next cycle
 (a CML restart shows up as readiness), and a version upgrade is seen within this interval."""
+
+ACTIVITY_REFRESH = 600.0
+"""Seconds between two reads of a host's CML telemetry events (user activity: a lab edited, a node started or
+stopped), for idle detection. Running nodes already count as activity every cycle; the events add what leaves
+no node running (a user building a lab). The event list grows with the host's history, so it is read at this
+pace, not every cycle."""
 
 RegionalAnswers = tuple[dict[str, Ec2Checks], dict[str, CloudWatchSample]]
 
@@ -142,6 +148,8 @@ class MetricsCollector:
         self._cml_max_hosts = cml_max_hosts
         self._information_at: dict[str, float] = {}
         """Host → when its `system_information` last answered (see `INFORMATION_REFRESH`)."""
+        self._activity_at: dict[str, float] = {}
+        """Host → when its telemetry events last answered (see `ACTIVITY_REFRESH`)."""
         self.last: CycleOutcome | None = None
 
     async def _region(self, region: str, ids: list[str], now: datetime
@@ -176,6 +184,7 @@ class MetricsCollector:
         measured: dict[str, WorkerView] = {}
         by_host: dict[str, list[WorkerView]] = {}
         skip_information: set[str] = set()
+        ask_activity: set[str] = set()
         aws_tasks: list[asyncio.Future[list[RegionalAnswers]]] = []
         pending: list[tuple[WorkerView, CmlTelemetrySnapshot | CmlError | None]] = []
 
@@ -206,13 +215,18 @@ class MetricsCollector:
                         new_hosts.setdefault(host, []).append(worker)
                 by_host.update(new_hosts)
                 skip_information.update(self._information_known(new_hosts))
+                ask_activity.update(self._activity_due(new_hosts))
                 for host in new_hosts:
                     yield host
 
         try:
             async for host, result in self._cml.iter_fleet_telemetry(hosts(), max_hosts=self._cml_max_hosts,
-                                                                     without_information=skip_information):
+                                                                     without_information=skip_information,
+                                                                     include_activity=ask_activity):
                 self._note_information(host, result)
+                if host in ask_activity and isinstance(result, CmlTelemetrySnapshot) \
+                        and "telemetry_events" not in result.errors:
+                    self._activity_at[host] = time.monotonic()
                 if isinstance(result, CmlError):
                     outcome.cml_failures += len(by_host[host])
                 pending += [(w, result) for w in by_host[host]]
@@ -248,6 +262,11 @@ class MetricsCollector:
         return {host for host, workers in by_host.items()
                 if all(w.service_status is ServiceStatus.AVAILABLE and w.cml_version for w in workers)
                 and now - self._information_at.get(host, float("-inf")) < INFORMATION_REFRESH}
+
+    def _activity_due(self, hosts: Iterable[str]) -> set[str]:
+        """Hosts whose user activity has not been read for `ACTIVITY_REFRESH` seconds."""
+        now = time.monotonic()
+        return {host for host in hosts if now - self._activity_at.get(host, float("-inf")) >= ACTIVITY_REFRESH}
 
     def _note_information(self, host: str, result: CmlTelemetrySnapshot | CmlError) -> None:
         if isinstance(result, CmlError) or result.errors:
