@@ -224,7 +224,7 @@ async def per_worker_polling(s: Stack, epoch: int, limit: int) -> tuple[float, i
             except CmlError as exc:
                 snapshot = exc
             item = build_report(w, now, checks, sample, snapshot)  # type: ignore[arg-type]
-            await client.post(f"/api/internal/workers/{w.id}/metrics", item["metrics"])
+            await gateway.report_metrics([item])  # one POST per worker
 
         for size, pause, body in ((10, 0.5, health), (5, 1.0, metrics)):
             for start in range(0, len(workers), size):
