@@ -207,7 +207,7 @@ async def ours(s: Stack, pattern: str, epoch: int, expected: int, cycles: int = 
 async def per_worker_polling(s: Stack, epoch: int, limit: int) -> tuple[float, int]:
     """Per worker: one EC2 status call, one CloudWatch call, the CML calls, one metrics POST; batches of 10
     (health, 0.5 s pause) then batches of 5 (metrics, 1.0 s pause), concurrent within a batch."""
-    async with clients(s, epoch) as (client, gateway, aws, cml):
+    async with clients(s, epoch) as (_client, gateway, aws, cml):
         workers = (await gateway.workers(status="running"))[:limit]
         started = time.perf_counter()
 
