@@ -26,7 +26,7 @@ help:
 	@echo "make run    start the local stack (etcd, Redis, MongoDB-wire, local AWS, CML simulator, LCM)"
 	@echo "make test   run the whole test suite against real servers"
 	@echo "make bench  benchmarks (bench/): fleet cycle vs the seed-001 strategy, session placement vs seed 002"
-	@echo "make lint   ruff"
+	@echo "make lint   ruff, mypy (type check) and lint-imports (layering contracts)"
 	@echo "make clean  remove .venv and .lcm (local state)"
 
 $(PY):
@@ -63,8 +63,11 @@ bench: $(STAMP)
 	$(PY) bench/fleet_cycle.py $(BENCH_ARGS)
 	$(PY) bench/placement.py $(PLACEMENT_ARGS)
 
+# Configured in pyproject.toml: [tool.ruff], [tool.mypy] (the four packages), [tool.importlinter].
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .lcm
