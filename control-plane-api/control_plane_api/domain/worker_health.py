@@ -36,7 +36,7 @@ def track_stale(stale: Mapping[str, StaleSource], cml: CmlReport | None, at: dat
     if cml is None:
         return dict(stale)
     if cml.reachable:
-        failing = {f"{CML_API}.{name}": why for name, why in cml.failed.items()}
+        failing: dict[str, str | None] = {f"{CML_API}.{name}": why for name, why in cml.failed.items()}
         kept = {key: value for key, value in stale.items() if not _is_cml(key)}
     else:
         failing = {CML_API: cml.error}

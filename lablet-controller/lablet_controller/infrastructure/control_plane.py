@@ -61,7 +61,7 @@ class LabletGateway:
                 return found
 
     async def worker(self, worker_id: str) -> dict[str, Any]:
-        return await self._client.get(f"/api/internal/workers/{worker_id}")  # type: ignore[no-any-return]
+        return await self._client.get(f"/api/internal/workers/{worker_id}")
 
     # ---- session commands -----------------------------------------------------------------------
 
