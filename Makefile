@@ -1,7 +1,8 @@
 # Lablet Cloud Manager — developer entry points.
 #   make run    set everything up and start the whole local stack (Ctrl-C stops it)
 #   make test   set everything up and run the whole test suite
-# Everything lives in .venv; nothing needs root or Docker.
+#   make lock   re-pin requirements.lock after a dependency range changed in a pyproject.toml
+# Everything lives in .venv, installed from requirements.lock; nothing needs root or Docker.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -14,19 +15,24 @@ DASHBOARD := control-plane-api/control_plane_api/dashboard
 NPM_STAMP := $(DASHBOARD)/node_modules/.lcm-installed
 PACKAGES := lcm-core/pyproject.toml control-plane-api/pyproject.toml \
             worker-controller/pyproject.toml lablet-controller/pyproject.toml
+LOCK     := requirements.lock
+# The lock is resolved for what CI runs: CPython 3.11 on Linux x86_64, with pip-tools in a venv of its own.
+LOCK_PYTHON ?= python3.11
+LOCK_VENV   := .lcm/pip-tools
 
 # The first Python >= 3.11 found, unless PYTHON is given.
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: help setup run test lint bench clean
+.PHONY: help setup run test lint lock bench clean
 
 help:
 	@echo "make run    start the local stack (etcd, Redis, MongoDB-wire, local AWS, CML simulator, LCM)"
 	@echo "make test   run the whole test suite against real servers"
 	@echo "make bench  benchmarks (bench/): fleet cycle vs per-worker polling, session placement vs sorting every worker"
-	@echo "make lint   ruff"
+	@echo "make lint   ruff, mypy (type check) and lint-imports (layering contracts)"
+	@echo "make lock   re-pin requirements.lock from the pyproject.toml ranges (after changing a dependency)"
 	@echo "make clean  remove .venv and .lcm (local state)"
 
 $(PY):
@@ -38,10 +44,31 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# Reinstall only when a pyproject.toml changed: a second `make run` starts in seconds.
-$(STAMP): $(PY) $(PACKAGES)
-	$(PIP) install --quiet -e "lcm-core[test]" -e control-plane-api -e worker-controller -e lablet-controller
+# Exactly the versions in requirements.lock, then the four local packages editable without dependencies (the
+# lock holds all of them); pip check fails when the lock no longer satisfies a pyproject.toml (run make lock).
+# Reinstall only when the lock or a pyproject.toml changed: a second `make run` starts in seconds.
+$(STAMP): $(PY) $(PACKAGES) $(LOCK)
+	$(PIP) install --quiet -r $(LOCK)
+	$(PIP) install --quiet --no-deps -e lcm-core -e control-plane-api -e worker-controller -e lablet-controller
+	$(PIP) check
 	@touch $(STAMP)
+
+# Keeps the pins that still satisfy the ranges; `make lock LOCK_ARGS=--upgrade` moves everything to the newest.
+# pip-compile writes the local packages as absolute `-e file:` paths: they are dropped (make installs them).
+lock:
+	@$(LOCK_PYTHON) -c 'import platform, sys; sys.exit(sys.version_info[:2] != (3, 11) or \
+		platform.system() != "Linux" or platform.machine() != "x86_64")' 2>/dev/null || { \
+		echo "error: requirements.lock is resolved with CPython 3.11 on Linux x86_64 (what CI runs);" \
+		"$(LOCK_PYTHON) is not that: give one with make LOCK_PYTHON=/path/to/python3.11 lock" >&2; exit 1; }
+	@test -x $(LOCK_VENV)/bin/pip-compile || { rm -rf $(LOCK_VENV) && $(LOCK_PYTHON) -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/pip install --quiet "pip-tools>=7.4,<8"; }
+	@if [ -f $(LOCK) ]; then cp $(LOCK) $(LOCK).tmp; else rm -f $(LOCK).tmp; fi
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links --output-file $(LOCK).tmp $(LOCK_ARGS) requirements.in
+	@awk '/^-e file:/ { if (!noted++) print "# (the four local packages: installed editable by make, with --no-deps)"; \
+		skip = 1; next } skip && /^ +#/ { next } { skip = 0; print }' $(LOCK).tmp > $(LOCK)
+	@rm -f $(LOCK).tmp
+	@echo "requirements.lock written; make setup installs it"
 
 # The dashboard's browser libraries (pinned in package-lock.json), served by the API from node_modules.
 $(NPM_STAMP): $(DASHBOARD)/package.json $(DASHBOARD)/package-lock.json
@@ -63,8 +90,11 @@ bench: $(STAMP)
 	$(PY) bench/fleet_cycle.py $(BENCH_ARGS)
 	$(PY) bench/placement.py $(PLACEMENT_ARGS)
 
+# Configured in pyproject.toml: [tool.ruff], [tool.mypy] (the four packages), [tool.importlinter].
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .lcm

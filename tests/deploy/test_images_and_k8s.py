@@ -69,6 +69,8 @@ def test_dockerfile_installs_lcm_core_and_the_service_without_dev_extras(service
     assert "./lcm-core" in installs, f"{target} does not pip install ./lcm-core"
     assert not re.search(r"\[[^\]]*\b(dev|test)\b", installs), f"{target} installs dev/test extras"
     assert not re.search(r"(^|\s)(-e|--editable)\s", installs), "no editable installs in images"
+    unpinned = [run for run in runs if "pip install" in run and "-c requirements.lock" not in run]
+    assert not unpinned, f"{target}: every pip install is constrained by requirements.lock: {unpinned}"
 
 
 def test_dockerignore_keeps_local_state_and_secrets_out_of_the_context() -> None:
@@ -76,7 +78,7 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_context() -> None
                 if line.strip() and not line.startswith("#")}
     for required in (".venv", ".lcm", ".git", ".env", "tests", "**/__pycache__", "bench", "node_modules"):
         assert required in patterns, f".dockerignore must exclude {required}"
-    for package in {s.package_dir for s in LCM_SERVICES.values()} | {"lcm-core"}:
+    for package in {s.package_dir for s in LCM_SERVICES.values()} | {"lcm-core", "requirements.lock"}:
         assert package not in patterns, f".dockerignore excludes {package}, which the images need"
 
 

@@ -86,7 +86,7 @@ def validation_details(errors: Any) -> list[dict[str, Any]]:
 def refused(message: str, code: str = "invalid") -> JSONResponse:
     """A 422 for input a route or the domain refused, in the same shape as pydantic's: the document
     promises one shape per status, and clients read `detail` of a 422 as a list of errors."""
-    item = {"type": _echo_text(code), "loc": [], "msg": _echo_text(message, 500), "input": None}
+    item: dict[str, Any] = {"type": _echo_text(code), "loc": [], "msg": _echo_text(message, 500), "input": None}
     return JSONResponse({"detail": [item], "code": code}, status_code=422)
 
 

@@ -69,10 +69,10 @@ async def _stream(request: Request, cp: ControlPlane, relay: EventRelay, sub: Su
         replayed = await relay.replay(last_event_id) if last_event_id else None
         if replayed is not None and last_event_id is not None:
             last_id = last_event_id
-            for item in replayed:
-                if flt.matches(item.event):
-                    yield _frame(item.sse_id, item.event)
-                last_id = item.sse_id
+            for logged in replayed:
+                if flt.matches(logged.event):
+                    yield _frame(logged.sse_id, logged.event)
+                last_id = logged.sse_id
         else:
             last_id = await relay.current_id()
             yield _frame(last_id, await _snapshot(cp, flt))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import ConfigDict, Field
@@ -29,7 +29,12 @@ router = APIRouter(prefix="/api/lablet-definitions", tags=["lablet-definitions"]
 # the string itself it appears in the API's document (a pattern over `Label` is enforced but not documented).
 DefinitionName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.:-]*$")]
 Affinity = Annotated[list[Annotated[Label, Field(min_length=1, max_length=64)]], Field(max_length=20)]
-DefinitionStatuses = enum_filter(LabletDefinitionStatus, "definition status", "Statuses, comma-separated")
+if TYPE_CHECKING:
+    # `enum_filter`/`csv_filter` build the annotation at run time (validation and the API's document); a type
+    # checker cannot follow that, and sees what the parameter holds: the values given, or None.
+    DefinitionStatuses = list[str] | None
+else:
+    DefinitionStatuses = enum_filter(LabletDefinitionStatus, "definition status", "Statuses, comma-separated")
 Duration = Annotated[int, Field(ge=5, le=7 * 24 * 60)]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, Field
@@ -35,7 +35,12 @@ class ActionBody(Strict):
     reason: Text | None = Field(default=None, max_length=500)
 
 
-SessionStatuses = enum_filter(LabletSessionStatus, "session status", "Statuses, comma-separated")
+if TYPE_CHECKING:
+    # `enum_filter`/`csv_filter` build the annotation at run time (validation and the API's document); a type
+    # checker cannot follow that, and sees what the parameter holds: the values given, or None.
+    SessionStatuses = list[str] | None
+else:
+    SessionStatuses = enum_filter(LabletSessionStatus, "session status", "Statuses, comma-separated")
 
 
 def statuses(values: list[str] | None) -> list[str]:

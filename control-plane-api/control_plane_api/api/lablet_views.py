@@ -74,7 +74,7 @@ def csv_filter(token: str, what: str, known: str, description: str) -> Any:
         return value
 
     item = Annotated[str, Field(max_length=2000), AfterValidator(check), Documented(pattern=csv_pattern(token))]
-    return Annotated[list[item] | None, Query(description=description)]  # type: ignore[valid-type]
+    return Annotated[list[item] | None, Query(description=description)]
 
 
 def enum_filter(kind: type[StrEnum], what: str, description: str) -> Any:

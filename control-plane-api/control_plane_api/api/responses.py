@@ -55,38 +55,46 @@ class ValidationErrorBody(BaseModel):
     code: str | None = None
 
 
+Answers = dict[int | str, dict[str, Any]]
+"""A route's `responses` (FastAPI's type): by status code, the answer's model or content and description."""
+
+
 def error_answer(description: str) -> dict[str, Any]:
     return {"model": ErrorBody, "description": description}
 
 
-MALFORMED = {400: {"description": "A body that is not JSON, or a request over the HTTP server's limits (its "
-                                   "answer is plain text)",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}},
-                                "text/plain": {"schema": {"type": "string"}}}}}
-UNAUTHENTICATED = {401: error_answer("No valid credentials (bearer token, dashboard session or, for internal routes, "
-                                "the API key)")}
-FORBIDDEN = {403: error_answer("The caller's role does not allow this, or a cookie-authenticated mutation came from "
-                         "another origin")}
-UNAVAILABLE = {503: error_answer("A dependency (database, session store, etcd) is unavailable; `Retry-After` says "
-                           "when to retry")}
-AUTHENTICATED = {**UNAUTHENTICATED, **FORBIDDEN, **UNAVAILABLE}
-NOT_FOUND = {404: error_answer("No such object")}
-CONFLICT = {409: error_answer("The change conflicts with the stored state: a stale version, a state that does not "
-                        "allow it, an object that already exists, or a caller that is no longer the leader")}
-TOO_LARGE = {413: error_answer("The body is larger than this route accepts")}
-INVALID = {422: {"model": ValidationErrorBody, "description": "The input is not valid; `detail` lists why"}}
+MALFORMED: Answers = {
+    400: {"description": "A body that is not JSON, or a request over the HTTP server's limits (its answer is plain "
+                         "text)",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}},
+                      "text/plain": {"schema": {"type": "string"}}}}}
+UNAUTHENTICATED: Answers = {
+    401: error_answer("No valid credentials (bearer token, dashboard session or, for internal routes, the API key)")}
+FORBIDDEN: Answers = {
+    403: error_answer("The caller's role does not allow this, or a cookie-authenticated mutation came from another "
+                      "origin")}
+UNAVAILABLE: Answers = {
+    503: error_answer("A dependency (database, session store, etcd) is unavailable; `Retry-After` says when to retry")}
+AUTHENTICATED: Answers = {**UNAUTHENTICATED, **FORBIDDEN, **UNAVAILABLE}
+NOT_FOUND: Answers = {404: error_answer("No such object")}
+CONFLICT: Answers = {
+    409: error_answer("The change conflicts with the stored state: a stale version, a state that does not allow it, "
+                      "an object that already exists, or a caller that is no longer the leader")}
+TOO_LARGE: Answers = {413: error_answer("The body is larger than this route accepts")}
+INVALID: Answers = {422: {"model": ValidationErrorBody, "description": "The input is not valid; `detail` lists why"}}
 
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def error_answers(route: APIRoute) -> dict[int | str, dict[str, Any]]:
+def error_answers(route: APIRoute) -> Answers:
     """The error answers a route can give, from its kind (see the module's docstring)."""
-    answers: dict[int | str, dict[str, Any]] = dict(MALFORMED)
+    answers: Answers = dict(MALFORMED)
+    mutating = bool((route.methods or set()) & _MUTATING)  # FastAPI always gives an APIRoute its methods
     if not is_anonymous(route.path):
         answers |= AUTHENTICATED
-    if route.dependant.path_params or (route.methods & _MUTATING and route.body_field is not None):
+    if route.dependant.path_params or (mutating and route.body_field is not None):
         answers |= NOT_FOUND
-    if route.methods & _MUTATING and not is_anonymous(route.path):
+    if mutating and not is_anonymous(route.path):
         answers |= CONFLICT
     if route.body_field is not None:
         answers |= TOO_LARGE
@@ -121,8 +129,12 @@ def install_document(app: FastAPI) -> None:
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            close_pattern_keys(generate())
-        return app.openapi_schema  # type: ignore[return-value]
+        schema = app.openapi_schema
+        if schema is None:
+            schema = generate()  # FastAPI keeps it as app.openapi_schema too: this runs once
+            close_pattern_keys(schema)
+        return schema
 
+    # Replacing `app.openapi` is FastAPI's documented way to change the document; mypy forbids assigning to a
+    # method in general.
     app.openapi = openapi  # type: ignore[method-assign]

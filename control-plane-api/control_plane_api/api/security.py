@@ -26,7 +26,7 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Interna
 
 
 def control_plane(request: Request) -> ControlPlane:
-    return request.app.state.control_plane  # type: ignore[no-any-return]
+    return request.app.state.control_plane
 
 
 CP = Annotated[ControlPlane, Depends(control_plane)]

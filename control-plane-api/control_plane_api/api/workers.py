@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane_api.api.lablet_views import csv_filter, enum_filter
+from control_plane_api.api.responses import Answers
 from control_plane_api.api.security import CP, Admin, Viewer
 from control_plane_api.api.views import Page, WorkerDetail, summary_page, worker_detail
 from control_plane_api.domain.metric_history import MetricSample
@@ -50,10 +51,17 @@ class IdleDetectionBody(BaseModel):
 
 
 # Filters that name only what exists: an unknown status or region is refused (422), not matched against nothing.
-WorkerStatuses = enum_filter(WorkerStatus, "worker status", "Statuses, comma-separated or repeated")
-HealthStatuses = enum_filter(HealthStatus, "health status", "Health statuses, comma-separated or repeated")
-AwsRegions = csv_filter(AWS_REGION_RE, "AWS region", "AWS regions look like us-east-1",
-                        "AWS regions, comma-separated or repeated")
+if TYPE_CHECKING:
+    # `enum_filter`/`csv_filter` build the annotation at run time (validation and the API's document); a type
+    # checker cannot follow that, and sees what the parameter holds: the values given, or None.
+    WorkerStatuses = list[str] | None
+    HealthStatuses = list[str] | None
+    AwsRegions = list[str] | None
+else:
+    WorkerStatuses = enum_filter(WorkerStatus, "worker status", "Statuses, comma-separated or repeated")
+    HealthStatuses = enum_filter(HealthStatus, "health status", "Health statuses, comma-separated or repeated")
+    AwsRegions = csv_filter(AWS_REGION_RE, "AWS region", "AWS regions look like us-east-1",
+                            "AWS regions, comma-separated or repeated")
 
 
 def _csv(values: list[str] | None) -> list[str]:
@@ -100,8 +108,8 @@ async def _desire(cp: CP, worker_id: str, desired: DesiredStatus, who: str, body
 
 Force = Annotated[bool, Query(description="End the worker's lablet sessions properly first (their labs are "
                                           "removed from CML, capacity and ports released), then go on")]
-_SESSIONS_HELD = {409: {"description": "The worker holds live lablet sessions (named in the message): drain it "
-                                       "or use force"}}
+_SESSIONS_HELD: Answers = {
+    409: {"description": "The worker holds live lablet sessions (named in the message): drain it or use force"}}
 
 
 async def _shut_down(cp: CP, worker_id: str, desired: DesiredStatus, who: str, body: ActionBody | None,

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from control_plane_api.application.workers import WorkerService
-from control_plane_api.domain.events import utcnow
+from control_plane_api.domain.events import DomainEvent, utcnow
+from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_capacity import PortRange, record_drift, release, reserve
 from control_plane_api.infrastructure.mongo_lablets import SessionRepository
 from lcm_core.domain.lablets import PortSpec, ResourceRequirements
@@ -38,7 +39,7 @@ class CapacityLedger:
         Raises ConflictError when the worker cannot take it or the race was lost `attempts` times."""
         chosen: dict[str, int] = {}
 
-        def change(worker, now):  # type: ignore[no-untyped-def]
+        def change(worker: Worker, now: datetime) -> list[DomainEvent]:
             ports, events = reserve(worker, session_id, needs, template, self.ports, now, session_version)
             chosen.clear()
             chosen.update(ports)

@@ -35,7 +35,7 @@ class InThread:
 COMPLETED = (LabletSessionStatus.STOPPED, LabletSessionStatus.ARCHIVED, LabletSessionStatus.TERMINATED)
 
 
-async def retrying(attempts: int, step: Callable[[], Awaitable[Any]]) -> Any:
+async def retrying(attempts: int, step: Callable[[], Awaitable[T]]) -> T:
     """Run `step` again after a lost version race (it re-reads), at most `attempts` times."""
     for attempt in range(1, attempts + 1):
         try:
@@ -86,7 +86,7 @@ class DefinitionService:
             await self._publisher.publish(events)
             return definition
 
-        return await retrying(self._attempts, step)  # type: ignore[no-any-return]
+        return await retrying(self._attempts, step)
 
     async def update(self, definition_id: str, version: int, content: DefinitionContent,
                      by: str) -> LabletDefinition:

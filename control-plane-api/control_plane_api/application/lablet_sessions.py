@@ -73,7 +73,7 @@ class SessionService:
             await self._after_commit(session, events)
             return session, True
 
-        return await retrying(self._attempts, step)  # type: ignore[no-any-return]
+        return await retrying(self._attempts, step)
 
     # ----------------------------------------------------------------- creation
 
@@ -113,10 +113,11 @@ class SessionService:
 
     async def schedule(self, session_id: str, request: ScheduleRequest, by: str) -> LabletSession:
         session = await self.repo.get(session_id)
-        if request.worker_id is None:
+        worker_id = request.worker_id
+        if worker_id is None:
             found, _ = await self.mutate(session_id, lambda s, now: s.record_no_candidate(request.decision, now))
             return found
-        if session.status is S.SCHEDULED and session.worker_id == request.worker_id:
+        if session.status is S.SCHEDULED and session.worker_id == worker_id:
             return session  # repeated call: same allocation
         if session.status is not S.PENDING:
             raise ConflictError(f"session {session_id} is {session.status.value}; only a pending session is "
@@ -125,16 +126,16 @@ class SessionService:
             await self.expire(session_id, by)
             raise ConflictError(f"session {session_id} expired: its timeslot ended at "
                                 f"{session.timeslot_end.isoformat()}", session_id=session_id)
-        ports = await self.ledger.reserve(request.worker_id, session_id, session.resource_requirements,
+        ports = await self.ledger.reserve(worker_id, session_id, session.resource_requirements,
                                           session.port_template, session.version)
         try:
-            found, _ = await self.mutate(session_id, lambda s, now: s.schedule(request.worker_id, ports,
+            found, _ = await self.mutate(session_id, lambda s, now: s.schedule(worker_id, ports,
                                                                                 request.decision, now, by))
             return found
         except Exception:
             current = await self.repo.get(session_id)
-            if not (current.worker_id == request.worker_id and current.status is S.SCHEDULED):
-                await self.ledger.release(request.worker_id, session_id)
+            if not (current.worker_id == worker_id and current.status is S.SCHEDULED):
+                await self.ledger.release(worker_id, session_id)
             raise
 
     # ----------------------------------------------------------------- lifecycle

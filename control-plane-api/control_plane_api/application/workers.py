@@ -204,7 +204,7 @@ class WorkerService:
         result.workers.update((w.aws_instance_id, w) for w, _ in fresh if w.id in inserted and w.aws_instance_id)
         if len(inserted) < len(fresh):  # another import created some of them meanwhile
             existing.update(await self.workers.by_instance_ids(w.aws_instance_id for w, _ in fresh
-                                                               if w.id not in inserted))
+                                                               if w.id not in inserted and w.aws_instance_id))
         result.workers.update(await self._adopt_provisioned(unique, existing))
         await self._refresh_known([i for i in unique if i.aws_instance_id not in result.workers], existing,
                                   by, result)
@@ -234,7 +234,10 @@ class WorkerService:
             if worker.id not in lost:
                 continue
             before_version = worker.version
-            updated = await self.mutate(worker.id, lambda w, now, i=instance: w.refresh_from_discovery(i, now, by))
+            def refresh(w: Worker, now: datetime, i: DiscoveredInstance = instance) -> list[DomainEvent]:
+                return w.refresh_from_discovery(i, now, by)
+
+            updated = await self.mutate(worker.id, refresh)
             result.workers[instance.aws_instance_id] = updated
             (result.updated if updated.version != before_version else result.unchanged).append(worker.id)
 
@@ -259,8 +262,11 @@ class WorkerService:
                     f"runs on instance {claimed.current}: a duplicate launch, billed until terminated"))
                 logger.error("duplicate instance %s for worker %s (which runs on %s): imported as worker %s",
                              instance.aws_instance_id, worker_id, claimed.current, worker.id)
-                await self.mutate(worker_id, lambda w, _now, i=instance.aws_instance_id, d=worker.id:
-                                  w.flag_duplicate(i, d))
+                def flag(w: Worker, _now: datetime, i: str = instance.aws_instance_id, d: str = worker.id
+                         ) -> list[DomainEvent]:
+                    return w.flag_duplicate(i, d)
+
+                await self.mutate(worker_id, flag)
             adopted[instance.aws_instance_id] = worker
         return adopted
 

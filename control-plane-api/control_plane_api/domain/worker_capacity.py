@@ -50,10 +50,11 @@ def _pick_ports(worker: Worker, template: list[PortSpec], ports: PortRange) -> d
         if spec.template_port in ports and spec.template_port not in used:
             port = spec.template_port
         else:
-            port = next((p for p in candidates if p not in used), None)
-            if port is None:
+            free = next((p for p in candidates if p not in used), None)
+            if free is None:
                 raise ConflictError(f"worker {worker.id} has no free port left in {ports.start}..{ports.end} "
                                     f"(needed {len(template)})", worker_id=worker.id)
+            port = free
         used.add(port)
         chosen[spec.name] = port
     return chosen

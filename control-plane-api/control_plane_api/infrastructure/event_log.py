@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from control_plane_api.domain.events import DomainEvent
 
@@ -71,7 +73,7 @@ class LoggedEvent:
         return event_id(self.epoch, self.id) if self.epoch is not None and self.position is not None else self.id
 
 
-def _encode(event: DomainEvent, uid: str, origin: str) -> dict[str, str]:
+def _encode(event: DomainEvent, uid: str, origin: str) -> dict[FieldT, EncodableT]:
     return {
         "type": event.type, "subject": event.subject_id or "", "time": event.time.isoformat(),
         "source": event.source, "data": json.dumps(event.data, default=str, separators=(",", ":")),
@@ -90,6 +92,12 @@ def _decode(entry_id: bytes | str, fields: dict[Any, Any]) -> LoggedEvent:
     )
     eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     return LoggedEvent(id=eid, event=event, uid=text("uid"), origin=text("origin"))
+
+
+def _decode_entries(entries: Iterable[tuple[bytes | str | None, dict[Any, Any] | None]] | None) -> list[LoggedEvent]:
+    """A range of stream entries. redis-py types an entry's id and fields as optional (XREADGROUP answers a
+    deleted pending entry so); such an entry carries no event and is left out."""
+    return [_decode(eid, fields) for eid, fields in entries or () if eid is not None and fields is not None]
 
 
 @dataclass(frozen=True)
@@ -145,10 +153,16 @@ class RedisEventLog:
 
     async def read_after(self, after: str, count: int = 1000) -> list[LoggedEvent]:
         """Entries strictly after `after`, oldest first."""
-        entries = await self._redis.xrange(self.stream, min=f"({after}", count=count)
-        return [_decode(eid, fields) for eid, fields in entries]
+        return _decode_entries(await self._redis.xrange(self.stream, min=f"({after}", count=count))
 
     async def wait_after(self, after: str, block_ms: int, count: int = 500) -> list[LoggedEvent]:
         """Block up to `block_ms` for entries after `after` (the tailer's read)."""
         reply = await self._redis.xread({self.stream: after}, count=count, block=block_ms)
-        return [_decode(eid, fields) for _stream, entries in reply or [] for eid, fields in entries]
+        if not reply:  # nothing came in `block_ms`
+            return []
+        if not isinstance(reply, list):
+            # redis-py's default (legacy) reply is [[stream, entries]], over RESP2 and RESP3 alike; a REDIS_URL
+            # that turns legacy replies off gets a dict this log does not read: say so, not "cannot unpack".
+            raise TypeError(f"XREAD answered a {type(reply).__name__}: REDIS_URL must keep redis-py's legacy "
+                            "reply shapes")
+        return [event for _stream, entries in reply for event in _decode_entries(entries)]

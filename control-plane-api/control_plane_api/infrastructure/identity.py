@@ -12,7 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import jwt
@@ -256,10 +256,10 @@ class LocalUsers:
             self._abandon(acquire)
             raise TooManyRequestsError("too many logins in progress; retry shortly", retry_after_seconds=1)
 
-    def _abandon(self, acquire: asyncio.Future[bool]) -> None:
+    def _abandon(self, acquire: asyncio.Future[Literal[True]]) -> None:
         acquire.cancel()  # does nothing when it already holds a slot: the callback then gives it back
 
-        def give_back(done: asyncio.Future[bool]) -> None:
+        def give_back(done: asyncio.Future[Literal[True]]) -> None:
             if not done.cancelled() and done.exception() is None:
                 self._slots.release()
 

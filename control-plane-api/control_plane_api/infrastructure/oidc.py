@@ -102,7 +102,9 @@ class OidcLogin:
         metadata = await self._discover()
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": flow["redirect_uri"],
                 "client_id": client.client_id, "code_verifier": flow["verifier"]}
-        auth = (client.client_id, client.client_secret) if client.client_secret else None
+        # A public client (no secret) sends no credentials: httpx's "no auth" is its client default, not None.
+        auth = httpx.BasicAuth(client.client_id, client.client_secret) if client.client_secret \
+            else httpx.USE_CLIENT_DEFAULT
         try:
             async with httpx.AsyncClient(timeout=10.0) as http:
                 response = await http.post(metadata["token_endpoint"], data=form, auth=auth)

@@ -17,6 +17,7 @@ or was frozen past it, raises `LeadershipLost` there and sends nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -122,7 +123,7 @@ class CmlLabs:
         for step, call in (("stop", self.cml.stop_lab), ("wipe", self.cml.wipe_lab), ("delete", self.cml.delete_lab)):
             try:
                 await self._change(f"{step} lab {lab_id} on {host}", before,
-                                   lambda call=call: call(host, lab_id))  # type: ignore[misc]
+                                   functools.partial(call, host, lab_id))
             except CmlNotFoundError:
                 logger.info("lab %s already gone at %s", lab_id, step)
                 return

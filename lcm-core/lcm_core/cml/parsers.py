@@ -185,8 +185,8 @@ def parse_system_health(body: Any, *, host: str | None = None,
         if entry is None:
             continue
         base = f"computes.{cid}"
-        flags = {flag: r.get(entry, base, flag, as_bool, nullable=flag != "lld_connected")
-                 for flag in COMPUTE_HEALTH_FLAGS}
+        flags: dict[str, Any] = {flag: r.get(entry, base, flag, as_bool, nullable=flag != "lld_connected")
+                                 for flag in COMPUTE_HEALTH_FLAGS}
         computes[cid] = CmlComputeNode(
             id=cid,
             hostname=r.get(entry, base, "hostname", as_str),

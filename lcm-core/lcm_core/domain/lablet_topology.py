@@ -153,9 +153,9 @@ def _check_depth(text: str) -> None:
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_TOPOLOGY_DEPTH:
-                mark = event.start_mark
-                raise _bad(f"the YAML is nested deeper than {MAX_TOPOLOGY_DEPTH} levels "
-                           f"(at line {mark.line + 1}, column {mark.column + 1})")
+                mark = event.start_mark  # the parser gives every event one; PyYAML's Event allows None
+                where = "" if mark is None else f" (at line {mark.line + 1}, column {mark.column + 1})"
+                raise _bad(f"the YAML is nested deeper than {MAX_TOPOLOGY_DEPTH} levels{where}")
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
 

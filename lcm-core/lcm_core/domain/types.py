@@ -158,10 +158,12 @@ STORABLE_KEY_PATTERN = "^(?:[^$.\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f][^.\\x00-\
 # What `storable_json` accepts, as a type only for the API's document (validation stays `storable_json`, which
 # also bounds the depth, something a recursive schema cannot say): keys that neither start with `$` nor contain
 # `.`, printable strings, int64 integers, at most 500 keys and 1000 items.
-StorableJson = TypeAliasType("StorableJson", Union[  # noqa: UP007 - a recursive alias needs the explicit form
+# mypy cannot resolve a TypeAliasType that names itself (python/mypy#18252): it reports the alias and each
+# self-reference as a "possible cyclic definition" [misc]; the ignores below are for that and nothing else.
+StorableJson = TypeAliasType("StorableJson", Union[  # type: ignore[misc]  # noqa: UP007 - recursive: explicit form
     Annotated[str, Field(pattern="^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$")],
     Annotated[int, Field(ge=JSON_INT64_MIN, le=JSON_INT64_MAX)], float, bool,
-    Annotated[list["StorableJson"], Field(max_length=1000)],  # type: ignore[misc]
+    Annotated[list["StorableJson"], Field(max_length=1000)],  # type: ignore[misc]  # mypy#18252
     Annotated[dict[Annotated[str, Field(pattern=STORABLE_KEY_PATTERN)], "StorableJson"],  # type: ignore[misc]
               Field(max_length=500)],
     None,

@@ -17,8 +17,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import aetcd
 import aetcd.exceptions
@@ -66,7 +67,8 @@ class Leadership:
         return not self.lost.is_set()
 
 
-LeaderWork = Callable[[Leadership], Awaitable[None]]
+# A coroutine function: the work runs as a task (asyncio.create_task takes a coroutine, not any awaitable).
+LeaderWork = Callable[[Leadership], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,8 @@ class WorkerReconciler:
         if worker.status is WorkerStatus.TERMINATED:
             self.licensing.forget(worker.id)
             return ReconcileResult.done()
-        if worker.aws_instance_id is None:
+        instance_id = worker.aws_instance_id
+        if instance_id is None:
             return await self._provision(worker)
         seen = await self._observe(worker)
         worker = await self._sync_status(worker, seen)
@@ -135,7 +136,7 @@ class WorkerReconciler:
             if ready is not None:
                 return ready
         if action is not None:
-            return await self._act(worker, action, seen, decided)
+            return await self._act(worker, instance_id, action, seen, decided)
         if seen.state in TRANSITIONAL:
             self._check_timeout(worker, seen.state)
             return ReconcileResult.requeue(3.0)
@@ -204,10 +205,11 @@ class WorkerReconciler:
             await self.licensing.report_stranded(worker, step.reason)
         return None
 
-    async def _act(self, worker: WorkerView, action: Ec2Action, seen: Observation, decided: float
-                   ) -> ReconcileResult:
-        """Carry out an EC2 action. A decision older than the fence margin is checked again against the
-        desired state as the control plane has it now; then the fence is passed right before the call."""
+    async def _act(self, worker: WorkerView, instance_id: str, action: Ec2Action, seen: Observation,
+                   decided: float) -> ReconcileResult:
+        """Carry out an EC2 action on the instance observed. A decision older than the fence margin is checked
+        again against the desired state as the control plane has it now; then the fence is passed right before
+        the call."""
         if time.monotonic() - decided > self._fence.margin_seconds:
             fresh = await self._gateway.worker(worker.id)
             going_down = action in (Ec2Action.STOP, Ec2Action.TERMINATE)
@@ -217,12 +219,12 @@ class WorkerReconciler:
                 return ReconcileResult.requeue(0.1)
         call = {Ec2Action.START: self._aws.start, Ec2Action.STOP: self._aws.stop,
                 Ec2Action.TERMINATE: self._aws.terminate}[action]
-        what = f"{action.value} instance {worker.aws_instance_id} of worker {worker.id}"
+        what = f"{action.value} instance {instance_id} of worker {worker.id}"
         self._fence.check(what)
         logger.info("worker %s (%s): %s instance %s (desired %s)", worker.name, worker.id, action.value,
-                    worker.aws_instance_id, worker.desired_status)
+                    instance_id, worker.desired_status)
         # Checked again in the AWS thread as the request leaves: it may have waited there for a free thread.
-        await call(worker.aws_region, [worker.aws_instance_id], guard=lambda: self._fence.check(what))
+        await call(worker.aws_region, [instance_id], guard=lambda: self._fence.check(what))
         self._acted_at[worker.id] = time.monotonic()
         self.actions[action.value] = self.actions.get(action.value, 0) + 1
         return ReconcileResult.requeue(3.0)

@@ -115,7 +115,12 @@ def parse_aws_timestamp(value: Any) -> datetime:
         else:
             if parsed.tzinfo is not None:
                 return parsed
-    return botocore.utils.parse_timestamp(value)  # type: ignore[no-any-return]
+    return botocore.utils.parse_timestamp(value)
+
+
+def _next_token(token: str | None) -> dict[str, Any]:
+    """The paging argument of a follow-up call (none for the first page)."""
+    return {"NextToken": token} if token else {}
 
 
 class AwsFleet:
@@ -157,7 +162,7 @@ class AwsFleet:
         def send() -> dict[str, Any]:
             if guard is not None:
                 guard()
-            return getattr(client, operation)(**kwargs)  # type: ignore[no-any-return]
+            return getattr(client, operation)(**kwargs)
 
         try:
             return await loop.run_in_executor(self._pool, send)
@@ -169,7 +174,7 @@ class AwsFleet:
         """The `key` items of each page, as soon as that page is back."""
         token: str | None = None
         while True:
-            page = await self._call("ec2", region, operation, **kwargs, **({"NextToken": token} if token else {}))
+            page = await self._call("ec2", region, operation, **kwargs, **_next_token(token))
             yield page.get(key) or []
             token = page.get("NextToken")
             if not token:
@@ -311,7 +316,7 @@ class AwsFleet:
             while True:
                 reply = await self._call("cloudwatch", region, "get_metric_data", MetricDataQueries=list(batch),
                                          StartTime=now - window, EndTime=now, ScanBy="TimestampDescending",
-                                         **({"NextToken": token} if token else {}))
+                                         **_next_token(token))
                 for result in reply.get("MetricDataResults") or []:
                     target = ids.get(result.get("Id", ""))
                     points = result.get("Values") or []

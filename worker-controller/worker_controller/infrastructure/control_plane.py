@@ -41,7 +41,7 @@ class ControlPlaneGateway:
         return WorkerView.model_validate(await self._client.get(f"/api/internal/workers/{worker_id}"))
 
     async def settings(self) -> dict[str, Any]:
-        return await self._client.get("/api/internal/settings")  # type: ignore[no-any-return]
+        return await self._client.get("/api/internal/settings")
 
     async def bulk_import(self, instances: Sequence[dict[str, Any]], source: str) -> ImportReply:
         reply = ImportReply()
@@ -69,7 +69,7 @@ class ControlPlaneGateway:
         return totals
 
     async def template(self, name: str) -> dict[str, Any]:
-        return await self._client.get(f"/api/internal/templates/{name}")  # type: ignore[no-any-return]
+        return await self._client.get(f"/api/internal/templates/{name}")
 
     async def provisioned(self, worker_id: str, instance: dict[str, Any]) -> WorkerView:
         return WorkerView.model_validate(

@@ -68,7 +68,9 @@ class _Route:
 
 def _compile(route: APIRoute) -> tuple[str, _Route]:
     """The lane's form of a hot route; TypeError for anything it could not answer as FastAPI does."""
-    where = f"{sorted(route.methods)} {route.path}"
+    where = f"{sorted(route.methods or ())} {route.path}"
+    if not route.methods:
+        raise TypeError(f"fast lane: {where} names no methods (Starlette would serve it for every method)")
     suffix = route.path.removeprefix(_ROUTE_PREFIX)
     if suffix == route.path or "{" in suffix:
         raise TypeError(f"fast lane: {where} is not a fixed path under {_ROUTE_PREFIX}")
@@ -84,8 +86,9 @@ def _compile(route: APIRoute) -> tuple[str, _Route]:
     for name, parameter in inspect.signature(route.endpoint).parameters.items():
         hint = hints.get(name)
         depends = [meta for meta in getattr(hint, "__metadata__", ()) if isinstance(meta, params.Depends)]
-        if depends and host is None and _is_host_dependency(depends[0].dependency):
-            host = (name, depends[0].dependency)
+        dependency = depends[0].dependency if depends else None
+        if dependency is not None and host is None and _is_host_dependency(dependency):
+            host = (name, dependency)
         elif hint is Request:
             request_param = name
         elif hint is bool and isinstance(parameter.default, bool):
@@ -106,7 +109,9 @@ def _is_host_dependency(dependency: Callable[..., Any] | None) -> bool:
 def _check_not_shadowed(every: list[APIRoute], route: APIRoute, method: str, suffix: str) -> None:
     """FastAPI serves the first route matching path and method: it must be `route` for the lane to answer."""
     path = f"{_HOSTS}i-0{_API}{suffix}"
-    first = next(other for other in every if method in other.methods and other.path_regex.match(path))
+    # `methods` None (Starlette's type; FastAPI always fills it in) would mean: every method.
+    first = next(other for other in every
+                 if (other.methods is None or method in other.methods) and other.path_regex.match(path))
     if first is not route:
         raise TypeError(f"fast lane: {method} {route.path} is shadowed by {first.path}")
 
@@ -126,7 +131,7 @@ class FastLane:
             if route.endpoint in wanted:
                 wanted.discard(route.endpoint)
                 suffix, compiled = _compile(route)
-                for method in route.methods:
+                for method in route.methods or ():  # never empty: `_compile` refused such a route
                     _check_not_shadowed(every, route, method, suffix)
                     self.routes[(method, suffix)] = compiled
         if wanted:
