@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol
 
 from pymongo.errors import PyMongoError
 
@@ -47,6 +48,10 @@ def _oidc_client(settings: ControlPlaneSettings) -> OidcClient | None:
                       client_secret=secret.get_secret_value() if secret else None, scopes=settings.oidc_login_scopes)
 
 
+class Indexed(Protocol):
+    async def ensure_indexes(self) -> None: ...
+
+
 @dataclass
 class ControlPlane:
     settings: ControlPlaneSettings
@@ -66,6 +71,8 @@ class ControlPlane:
     definitions: DefinitionService
     lablet_sessions: SessionService
     shutdown: WorkerShutdown
+    indexed: list[Indexed] = field(default_factory=list)
+    """The repositories whose MongoDB indexes are ensured at start-up."""
     _index_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _sweep_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -84,11 +91,11 @@ class ControlPlane:
         system_settings = SettingsService(SettingsRepository(db["settings"]), relay,
                                           idle_threshold_minutes=settings.idle_threshold_minutes,
                                           fleet=settings)
-        workers = WorkerService(WorkerRepository(db["workers"]), system_settings, relay, etcd, webhooks,
-                                templates=template_repository,
-                                telemetry=TelemetryRepository(db["worker_telemetry"]),
-                                history=MetricHistoryRepository(
-                                    db["worker_metrics"], timedelta(hours=settings.metrics_history_hours)))
+        worker_repository = WorkerRepository(db["workers"])
+        history = MetricHistoryRepository(db["worker_metrics"], timedelta(hours=settings.metrics_history_hours))
+        workers = WorkerService(worker_repository, system_settings, relay, etcd, webhooks,
+                                templates=template_repository, telemetry=TelemetryRepository(db["worker_telemetry"]),
+                                history=history)
         session_repository = SessionRepository(db["lablet_sessions"])
         definitions = DefinitionService(DefinitionRepository(db["lablet_definitions"],
                                                              db["lablet_definition_versions"]),
@@ -118,6 +125,7 @@ class ControlPlane:
                 max_backoff_seconds=settings.login_max_backoff_seconds,
                 account_failures=settings.login_account_failures)),
             oidc=OidcLogin(_oidc_client(settings), settings.session_secret.get_secret_value()),
+            indexed=[worker_repository, history, definitions.repo, session_repository],
         )
 
     async def _ensure_indexes(self) -> None:
@@ -125,11 +133,8 @@ class ControlPlane:
         delay = 0.5
         while True:
             try:
-                await self.workers.workers.ensure_indexes()
-                if self.workers.history is not None:
-                    await self.workers.history.ensure_indexes()
-                await self.definitions.repo.ensure_indexes()
-                await self.lablet_sessions.repo.ensure_indexes()
+                for repository in self.indexed:
+                    await repository.ensure_indexes()
                 return
             except PyMongoError as exc:
                 logger.warning("MongoDB indexes not ensured yet (%s); retrying in %.1fs", exc, delay)

@@ -69,7 +69,7 @@ class CapacityLedger:
         """Release reservations whose session no longer holds capacity on that worker (after the grace)."""
         released = 0
         cutoff = self._clock() - self._grace
-        for worker in await self._workers.workers.with_reservations():
+        for worker in await self._workers.with_reservations():
             old = {sid: r for sid, r in worker.capacity.reservations.items()
                    if r.reserved_at is None or r.reserved_at <= cutoff}
             if not old:

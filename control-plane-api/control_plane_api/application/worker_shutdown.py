@@ -35,7 +35,7 @@ class WorkerShutdown:
         """`desired` is stopped or terminated. Without `force`, refused while sessions are held."""
         if not force:
             return await self._workers.request_desired_status(worker_id, desired, by=by, reason=reason)
-        worker = await self._workers.workers.get(worker_id)
+        worker = await self._workers.get(worker_id)
         sessions = worker.live_sessions
         if not sessions:
             return await self._workers.request_desired_status(worker_id, desired, by=by, reason=reason)
@@ -46,4 +46,4 @@ class WorkerShutdown:
                 await self._sessions.terminate(session_id, by, f"worker {worker.name} is being {verb} by {by}")
             except NotFoundError:
                 logger.warning("session %s held capacity on worker %s but no longer exists", session_id, worker_id)
-        return await self._workers.workers.get(worker_id)
+        return await self._workers.get(worker_id)

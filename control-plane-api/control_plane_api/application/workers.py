@@ -16,6 +16,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from control_plane_api.application.settings import Publisher, SettingsService
+from control_plane_api.application.worker_ports import (
+    MetricHistory,
+    TelemetryStore,
+    TemplateSource,
+    Webhooks,
+    WorkerKeys,
+    WorkerStore,
+)
 from control_plane_api.domain import events as ev
 from control_plane_api.domain import worker_health
 from control_plane_api.domain.events import DomainEvent, utcnow
@@ -24,12 +32,6 @@ from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress
 from control_plane_api.domain.system_settings import SystemSettings
 from control_plane_api.domain.worker import InstanceClaimedError, Worker
 from control_plane_api.domain.worker_query import WorkerQuery
-from control_plane_api.infrastructure.etcd_keys import EtcdKeys
-from control_plane_api.infrastructure.mongo_metrics import MetricHistoryRepository
-from control_plane_api.infrastructure.mongo_settings import TemplateRepository
-from control_plane_api.infrastructure.mongo_telemetry import TelemetryRepository
-from control_plane_api.infrastructure.mongo_workers import WorkerRepository
-from control_plane_api.infrastructure.webhooks import WebhookNotifier
 from lcm_core.domain.enums import DesiredStatus, PauseReason
 from lcm_core.domain.workers import MetricsBatchOutcome, WorkerMetricsReport, WorkerSummary, WorkerTelemetry
 from lcm_core.errors import ConflictError, InvalidError, NotFoundError
@@ -60,13 +62,13 @@ def _fingerprint(worker: Worker) -> dict[str, Any]:
 
 
 class WorkerService:
-    def __init__(self, workers: WorkerRepository, settings: SettingsService, publisher: Publisher,
-                 etcd: EtcdKeys, webhooks: WebhookNotifier, templates: TemplateRepository,
-                 telemetry: TelemetryRepository, history: MetricHistoryRepository | None = None,
+    def __init__(self, workers: WorkerStore, settings: SettingsService, publisher: Publisher,
+                 etcd: WorkerKeys, webhooks: Webhooks, templates: TemplateSource,
+                 telemetry: TelemetryStore, history: MetricHistory | None = None,
                  clock: Callable[[], datetime] = utcnow, max_attempts: int = 8) -> None:
-        self.workers = workers
-        self.telemetry = telemetry
-        self.history = history
+        self._store = workers
+        self._telemetry = telemetry
+        self._history = history
         self._templates = templates
         self._settings = settings
         self._publisher = publisher
@@ -143,7 +145,7 @@ class WorkerService:
         """Load → change → save(version); on a lost race, re-read and re-apply (bounded)."""
         attempts = attempts or self._max_attempts
         for attempt in range(1, attempts + 1):
-            worker = await self.workers.get(worker_id)
+            worker = await self._store.get(worker_id)
             before = _fingerprint(worker)
             now = self._clock()
             events = change(worker, now)
@@ -151,7 +153,7 @@ class WorkerService:
                 return worker
             worker.updated_at = now
             try:
-                await self.workers.save(worker)
+                await self._store.save(worker)
             except ConflictError:
                 if attempt == attempts:
                     raise
@@ -177,10 +179,10 @@ class WorkerService:
         worker, events = Worker.requested(template, region, name or f"{template.name}-{worker_id[:8]}", worker_id,
                                           self._clock(), by)
         try:
-            await self.workers.insert(worker)
+            await self._store.insert(worker)
         except ConflictError:
             if idempotency_key:
-                return await self.workers.get(worker_id)
+                return await self._store.get(worker_id)
             raise
         await self._after_commit(worker, events)
         return worker
@@ -194,16 +196,16 @@ class WorkerService:
         """Idempotent by `aws_instance_id`: a second import of the same instances changes nothing."""
         result = ImportResult()
         unique = list({f.aws_instance_id: f for f in found}.values())
-        existing = await self.workers.by_instance_ids(f.aws_instance_id for f in unique)
+        existing = await self._store.by_instance_ids(f.aws_instance_id for f in unique)
         provisioned = {f.aws_instance_id for f in unique if f.tags.get(WORKER_ID_TAG)}
         fresh = [Worker.discovered(f, self._clock(), by) for f in unique
                  if f.aws_instance_id not in existing and f.aws_instance_id not in provisioned]
-        inserted = await self.workers.insert_many([w for w, _ in fresh])
+        inserted = await self._store.insert_many([w for w, _ in fresh])
         await self._after_commit_many([(w, events) for w, events in fresh if w.id in inserted])
         result.created = [w.id for w, _ in fresh if w.id in inserted]
         result.workers.update((w.aws_instance_id, w) for w, _ in fresh if w.id in inserted and w.aws_instance_id)
         if len(inserted) < len(fresh):  # another import created some of them meanwhile
-            existing.update(await self.workers.by_instance_ids(w.aws_instance_id for w, _ in fresh
+            existing.update(await self._store.by_instance_ids(w.aws_instance_id for w, _ in fresh
                                                                if w.id not in inserted and w.aws_instance_id))
         result.workers.update(await self._adopt_provisioned(unique, existing))
         await self._refresh_known([i for i in unique if i.aws_instance_id not in result.workers], existing,
@@ -226,7 +228,7 @@ class WorkerService:
                 continue
             worker.updated_at = now
             changed.append((worker, events, instance))
-        lost = await self.workers.save_many([w for w, _, _ in changed])
+        lost = await self._store.save_many([w for w, _, _ in changed])
         committed = [(w, events) for w, events, _ in changed if w.id not in lost]
         await self._after_commit_many(committed)
         result.updated += [w.id for w, _ in committed]
@@ -273,9 +275,9 @@ class WorkerService:
     async def _import_one(self, instance: DiscoveredInstance, conflict: str | None = None) -> Worker:
         worker, events = Worker.discovered(instance, self._clock(), "worker-controller-discovery", conflict)
         try:
-            await self.workers.insert(worker)
+            await self._store.insert(worker)
         except ConflictError:  # imported meanwhile by another call: that one stands
-            return (await self.workers.by_instance_ids([instance.aws_instance_id]))[instance.aws_instance_id]
+            return (await self._store.by_instance_ids([instance.aws_instance_id]))[instance.aws_instance_id]
         await self._after_commit(worker, events)
         return worker
 
@@ -289,7 +291,7 @@ class WorkerService:
         outcome = await self.update_metrics_batch([report], by)
         if outcome.not_found:
             raise NotFoundError(f"worker {report.worker_id} not found", worker_id=report.worker_id)
-        return await self.workers.get(report.worker_id)
+        return await self._store.get(report.worker_id)
 
     async def update_metrics_batch(self, reports: Sequence[WorkerMetricsReport], by: str) -> MetricsBatchOutcome:
         """Many workers' reports: one read of the workers and of their telemetry, one bulk write of the
@@ -298,8 +300,8 @@ class WorkerService:
         by_worker = {r.worker_id: r for r in reports}  # a worker reported twice: the last report stands
         outcome = MetricsBatchOutcome()
         settings = await self._settings.get()
-        loaded = await self.workers.get_many(by_worker)
-        previous = await self.telemetry.get_many(loaded)
+        loaded = await self._store.get_many(by_worker)
+        previous = await self._telemetry.get_many(loaded)
         outcome.not_found = [wid for wid in by_worker if wid not in loaded]
         now = self._clock()
         applied: dict[str, Applied] = {}
@@ -312,11 +314,11 @@ class WorkerService:
             if _fingerprint(worker) != before:
                 worker.updated_at = now
                 changed.append(worker)
-        lost = await self.workers.save_many(changed)
+        lost = await self._store.save_many(changed)
         for wid in lost:
             outcome.retried += 1
             applied[wid] = await self._apply_metrics_again(by_worker[wid], previous.get(wid), settings, by)
-        await self.telemetry.store_many([t for _, t, _ in applied.values()])
+        await self._telemetry.store_many([t for _, t, _ in applied.values()])
         committed = [(w, events, t) for w, t, events in applied.values()]
         outcome.updated = list(applied)
         outcome.auto_paused = [w.id for w, events, _ in committed
@@ -332,7 +334,7 @@ class WorkerService:
                                    settings: SystemSettings, by: str) -> Applied:
         """A report whose worker write lost a race: re-read the worker and apply it again (bounded)."""
         for attempt in range(1, self._max_attempts + 1):
-            worker = await self.workers.get(report.worker_id)
+            worker = await self._store.get(report.worker_id)
             before = _fingerprint(worker)
             now = self._clock()
             telemetry, events = worker.apply_metrics(report, previous, settings.monitoring, settings.idle, now, by)
@@ -340,7 +342,7 @@ class WorkerService:
                 return worker, telemetry, events
             worker.updated_at = now
             try:
-                await self.workers.save(worker)
+                await self._store.save(worker)
             except ConflictError:
                 if attempt == self._max_attempts:
                     raise
@@ -350,51 +352,55 @@ class WorkerService:
 
     async def _record_history(self, telemetry: Sequence[WorkerTelemetry]) -> None:
         """One utilisation sample per reported worker, for the dashboard's charts (one round trip)."""
-        if self.history is None or not telemetry:
+        if self._history is None or not telemetry:
             return
         now = self._clock()
         samples = [s for s in (sample_of(t, now) for t in telemetry) if s is not None]
-        await self.history.append(samples, now)
+        await self._history.append(samples, now)
 
     async def metric_history(self, worker_id: str, minutes: float, limit: int) -> list[MetricSample]:
-        await self.workers.get(worker_id)  # 404 for an unknown worker rather than an empty history
-        if self.history is None:
+        await self._store.get(worker_id)  # 404 for an unknown worker rather than an empty history
+        if self._history is None:
             return []
-        return await self.history.recent(worker_id, self._clock() - timedelta(minutes=minutes), limit)
+        return await self._history.recent(worker_id, self._clock() - timedelta(minutes=minutes), limit)
 
     # ----------------------------------------------------------------- reads
 
     async def get(self, worker_id: str) -> Worker:
-        return await self.workers.get(worker_id)
+        return await self._store.get(worker_id)
 
     async def detail(self, worker_id: str) -> tuple[Worker, WorkerTelemetry | None]:
         """A worker and its latest telemetry (None while it has never been measured)."""
-        worker = await self.workers.get(worker_id)
-        return worker, await self.telemetry.get(worker_id)
+        worker = await self._store.get(worker_id)
+        return worker, await self._telemetry.get(worker_id)
 
     async def page(self, query: WorkerQuery, *, offset: int, limit: int, sort: str = "name",
                    descending: bool = False) -> tuple[list[Worker], dict[str, WorkerTelemetry], int]:
         """A page of workers (without their histories) and the telemetry their rows show."""
-        workers, total = await self.workers.page(query, skip=offset, limit=limit, sort=sort, descending=descending,
+        workers, total = await self._store.page(query, skip=offset, limit=limit, sort=sort, descending=descending,
                                                  brief=True)
-        return workers, await self.telemetry.get_many((w.id for w in workers), summary=True), total
+        return workers, await self._telemetry.get_many((w.id for w in workers), summary=True), total
 
     async def summaries(self, query: WorkerQuery) -> list[WorkerSummary]:
         """Every matching worker's row (the event stream's snapshot)."""
-        workers = await self.workers.all(query, brief=True)
-        telemetry = await self.telemetry.get_many((w.id for w in workers), summary=True)
+        workers = await self._store.all(query, brief=True)
+        telemetry = await self._telemetry.get_many((w.id for w in workers), summary=True)
         return [w.to_summary(telemetry.get(w.id)) for w in workers]
 
     async def controller_page(self, query: WorkerQuery, *, offset: int, limit: int) -> tuple[list[Worker], int]:
         """A page of workers as controllers read them (no histories, no telemetry)."""
-        return await self.workers.page(query, skip=offset, limit=limit, brief=True)
+        return await self._store.page(query, skip=offset, limit=limit, brief=True)
 
     async def unseen(self, instance_ids: Sequence[str]) -> list[Worker]:
         """Workers with an instance, not terminated, whose instance is not among `instance_ids`."""
-        return await self.workers.unseen(instance_ids)
+        return await self._store.unseen(instance_ids)
 
     async def count_by_status_and_health(self) -> dict[tuple[str, str], int]:
-        return await self.workers.count_by_status_and_health()
+        return await self._store.count_by_status_and_health()
+
+    async def with_reservations(self) -> list[Worker]:
+        """Workers holding at least one lablet-session reservation (without their histories)."""
+        return await self._store.with_reservations()
 
     async def license_progress(self, worker_id: str, progress: LicenseProgress, by: str) -> Worker:
         return await self.mutate(worker_id, lambda w, now: w.apply_license_progress(progress, now, by))
