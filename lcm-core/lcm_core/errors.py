@@ -2,6 +2,9 @@
 
 Each service maps these to HTTP exactly once (see `control_plane_api.api.errors`): NotFound → 404,
 Conflict → 409, Invalid → 422, TooManyRequests → 429, Unavailable → 503. Anything else is a bug and becomes a 500.
+
+There is one conflict error, `ConflictError`; its subclass `VersionConflict` marks a stale version, the one
+conflict that re-reading resolves (the use cases retry it when it was their own read that went stale).
 """
 
 from __future__ import annotations
@@ -25,9 +28,17 @@ class NotFoundError(LcmError):
 
 
 class ConflictError(LcmError):
-    """The request lost a race (stale version, stale leader epoch) or breaks a uniqueness rule."""
+    """The request conflicts with the stored state: a version the caller read is stale, the state does not
+    allow the change, the object already exists, or the caller is no longer the leader. Not retried."""
 
     code = "conflict"
+
+
+class VersionConflict(ConflictError):
+    """A stale version: the stored object is no longer at the version the writer named (somebody wrote since
+    it was read). When the use case named it (its own read) it re-reads and re-applies its change, bounded, and
+    a caller only sees it (409) when every attempt lost; when the caller named it (an operator's edit of what
+    she read), it is the caller's to re-read."""
 
 
 class InvalidError(LcmError):
@@ -57,8 +68,3 @@ class ConfigurationError(LcmError):
 
     code = "configuration"
 
-
-class StaleVersionError(ConflictError):
-    """A conditional write lost a race: somebody wrote since the object was read (re-read and retry)."""
-
-    code = "conflict"

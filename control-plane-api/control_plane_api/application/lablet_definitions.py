@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from control_plane_api.application import versioned
 from control_plane_api.application.settings import Publisher
 from control_plane_api.domain.events import DomainEvent, utcnow
 from control_plane_api.domain.lablet_definition import DefinitionContent, LabletDefinition
 from control_plane_api.domain.lablet_observation import aggregate
 from control_plane_api.infrastructure.mongo_lablets import DefinitionRepository, SessionRepository
 from lcm_core.domain.lablets import LabletDefinitionStatus, LabletSessionStatus, ResourceRequirements
-from lcm_core.errors import ConflictError, StaleVersionError
+from lcm_core.errors import ConflictError
 
 DefinitionChange = Callable[[LabletDefinition, datetime], list[DomainEvent]]
 T = TypeVar("T")
@@ -33,17 +34,6 @@ class InThread:
 
 #: Sessions whose observations count as "completed" for the aggregate of ADR-030 §5.
 COMPLETED = (LabletSessionStatus.STOPPED, LabletSessionStatus.ARCHIVED, LabletSessionStatus.TERMINATED)
-
-
-async def retrying(attempts: int, step: Callable[[], Awaitable[Any]]) -> Any:
-    """Run `step` again after a lost version race (it re-reads), at most `attempts` times."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await step()
-        except StaleVersionError:
-            if attempt == attempts:
-                raise
-    raise AssertionError("unreachable")
 
 
 class DefinitionService:
@@ -75,18 +65,13 @@ class DefinitionService:
         return definition
 
     async def mutate(self, definition_id: str, change: DefinitionChange) -> LabletDefinition:
-        async def step() -> LabletDefinition:
-            definition = await self.repo.get(definition_id)
-            now = self._clock()
-            events = change(definition, now)
-            if not events:
-                return definition
-            definition.updated_at = now
-            await self.repo.save(definition)
-            await self._publisher.publish(events)
-            return definition
+        """Load → change → save(revision), re-read after a lost race; publish the events (`versioned.mutate`)."""
+        done = await versioned.mutate(self.repo, definition_id, change, clock=self._clock, attempts=self._attempts,
+                                      after_commit=self._after_commit)
+        return done.aggregate
 
-        return await retrying(self._attempts, step)  # type: ignore[no-any-return]
+    async def _after_commit(self, _definition: LabletDefinition, events: list[DomainEvent]) -> None:
+        await self._publisher.publish(events)
 
     async def update(self, definition_id: str, version: int, content: DefinitionContent,
                      by: str) -> LabletDefinition:

@@ -12,8 +12,9 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from control_plane_api.application import versioned
 from control_plane_api.application.lablet_capacity import CapacityLedger
-from control_plane_api.application.lablet_definitions import DefinitionService, retrying
+from control_plane_api.application.lablet_definitions import DefinitionService
 from control_plane_api.application.settings import Publisher
 from control_plane_api.domain.events import DomainEvent, utcnow
 from control_plane_api.domain.lablet_observation import compare_ports, same_observation, significant_difference
@@ -60,20 +61,10 @@ class SessionService:
             await self._etcd.put_json(self._etcd.session_key(session.id, "state"), session.state_key())
 
     async def mutate(self, session_id: str, change: SessionChange) -> tuple[LabletSession, bool]:
-        """(session, changed): load → change → save(version), re-read after a lost race."""
-        async def step() -> tuple[LabletSession, bool]:
-            session = await self.repo.get(session_id)
-            now = self._clock()
-            before = session.model_dump()
-            events = change(session, now)
-            if not events and session.model_dump() == before:
-                return session, False
-            session.updated_at = now
-            await self.repo.save(session)
-            await self._after_commit(session, events)
-            return session, True
-
-        return await retrying(self._attempts, step)  # type: ignore[no-any-return]
+        """(session, changed): load → change → save(version), re-read after a lost race (`versioned.mutate`)."""
+        done = await versioned.mutate(self.repo, session_id, change, clock=self._clock, attempts=self._attempts,
+                                      after_commit=self._after_commit)
+        return done.aggregate, done.written
 
     # ----------------------------------------------------------------- creation
 

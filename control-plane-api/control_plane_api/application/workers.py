@@ -1,8 +1,9 @@
 """Worker use cases: every command loads, applies domain behaviour, saves under the version check, then
 publishes the events, projects the reactive etcd keys and notifies webhooks.
 
-A lost race (`ConflictError` from the repository) is retried by re-reading and re-applying, so two
-concurrent updates of one worker both land (no lost field) and neither caller sees the conflict.
+A lost race (`VersionConflict` from the repository) is retried by re-reading and re-applying
+(`application.versioned.mutate`), so two concurrent updates of one worker both land (no lost field) and
+neither caller sees the conflict.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from control_plane_api.application import versioned
 from control_plane_api.application.settings import Publisher, SettingsService
 from control_plane_api.domain import events as ev
 from control_plane_api.domain import worker_health
@@ -129,25 +131,11 @@ class WorkerService:
                 self._webhooks.notify(hooks, {"text": text, "event": event.envelope()})
 
     async def mutate(self, worker_id: str, change: Change, attempts: int | None = None) -> Worker:
-        """Load → change → save(version); on a lost race, re-read and re-apply (bounded)."""
-        attempts = attempts or self._max_attempts
-        for attempt in range(1, attempts + 1):
-            worker = await self.workers.get(worker_id)
-            before = _fingerprint(worker)
-            now = self._clock()
-            events = change(worker, now)
-            if not events and _fingerprint(worker) == before:
-                return worker
-            worker.updated_at = now
-            try:
-                await self.workers.save(worker)
-            except ConflictError:
-                if attempt == attempts:
-                    raise
-                continue
-            await self._after_commit(worker, events)
-            return worker
-        raise AssertionError("unreachable")
+        """Load → change → save(version); on a lost race, re-read and re-apply (bounded): `versioned.mutate`."""
+        done = await versioned.mutate(self.workers, worker_id, change, clock=self._clock,
+                                      attempts=attempts or self._max_attempts, after_commit=self._after_commit,
+                                      fingerprint=_fingerprint)
+        return done.aggregate
 
     # ----------------------------------------------------------------- creation from a template
 

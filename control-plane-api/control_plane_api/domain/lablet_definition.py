@@ -19,7 +19,7 @@ from control_plane_api.domain.events import DomainEvent
 from control_plane_api.domain.worker_state import STATE_HISTORY_LIMIT, Model, StateChange
 from lcm_core.domain.lablet_topology import TopologyError, derive_port_template, estimate_resources, parse_topology
 from lcm_core.domain.lablets import LabletDefinitionStatus, PortSpec, ResourceRequirements
-from lcm_core.errors import ConflictError, InvalidError
+from lcm_core.errors import ConflictError, InvalidError, VersionConflict
 
 D = LabletDefinitionStatus
 
@@ -113,8 +113,8 @@ class LabletDefinition(Model):
         if self.status is D.ARCHIVED:
             raise ConflictError(f"definition {self.id} is archived; it cannot change")
         if expected_version != self.version:
-            raise ConflictError(f"definition {self.id} is at version {self.version}, not {expected_version}; "
-                                "re-read and retry")
+            raise VersionConflict(f"definition {self.id} is at version {self.version}, not {expected_version}; "
+                                  "re-read and retry")
         derived = derived if derived is not None else self.derive(content)
         unchanged = all(getattr(self, k) == v for k, v in derived.items())
         if unchanged:
@@ -150,8 +150,8 @@ class LabletDefinition(Model):
                            by: str) -> list[DomainEvent]:
         """An admin's revision from observed values: a new version with these requirements, flag cleared."""
         if expected_version != self.version:
-            raise ConflictError(f"definition {self.id} is at version {self.version}, not {expected_version}; "
-                                "re-read and retry")
+            raise VersionConflict(f"definition {self.id} is at version {self.version}, not {expected_version}; "
+                                  "re-read and retry")
         if self.status is D.ARCHIVED:
             raise ConflictError(f"definition {self.id} is archived; it cannot change")
         old = self.resource_requirements

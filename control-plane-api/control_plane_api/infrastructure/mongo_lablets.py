@@ -1,5 +1,6 @@
-"""MongoDB persistence of lablet definitions (with version snapshots) and sessions, each saved with an
-optimistic check (definitions on `revision`, sessions on `version`); a miss is a `ConflictError`."""
+"""MongoDB persistence of lablet definitions (with version snapshots) and sessions, each written through the
+shared version-checked path (`mongo_versions.VersionedCollection`: definitions on `revision`, sessions on
+`version`); a lost race is a `VersionConflict`."""
 
 from __future__ import annotations
 
@@ -10,13 +11,12 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
 from control_plane_api.domain.lablet_definition import LabletDefinition
 from control_plane_api.domain.lablet_session import LabletSession
-from control_plane_api.infrastructure.mongo_versions import replace_at_version
+from control_plane_api.infrastructure.mongo_versions import VersionedCollection, without_bookkeeping
 from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES
-from lcm_core.errors import ConflictError, NotFoundError, StaleVersionError
+from lcm_core.errors import NotFoundError
 
 SESSION_SORTABLE = frozenset({"created_at", "updated_at", "timeslot_start", "timeslot_end", "status"})
 
@@ -28,15 +28,16 @@ def _to_doc(model: Any) -> dict[str, Any]:
 
 
 def _from_doc(doc: dict[str, Any]) -> dict[str, Any]:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return doc
+    return without_bookkeeping(doc)
 
 
 class DefinitionRepository:
     def __init__(self, heads: AsyncCollection, versions: AsyncCollection) -> None:
         self._c = heads
         self._v = versions
+        self._store: VersionedCollection[LabletDefinition] = VersionedCollection(
+            heads, _to_doc, kind="lablet definition", id_detail="definition_id", field="revision",
+            duplicate=lambda d: f"a lablet definition named {d.name!r} already exists")
 
     async def ensure_indexes(self) -> None:
         await self._c.create_index([("name", ASCENDING)], unique=True, name="name_unique")
@@ -93,19 +94,11 @@ class DefinitionRepository:
         await self._v.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
     async def insert(self, definition: LabletDefinition) -> None:
-        definition.revision = 1
-        try:
-            await self._c.insert_one(_to_doc(definition))
-        except DuplicateKeyError as exc:
-            raise ConflictError(f"a lablet definition named {definition.name!r} already exists") from exc
+        await self._store.insert(definition)
         await self._snapshot(definition)
 
     async def save(self, definition: LabletDefinition) -> None:
-        expected = definition.revision
-        if not await replace_at_version(self._c, definition.id, _to_doc(definition), expected, "revision"):
-            raise StaleVersionError(f"lablet definition {definition.id} changed meanwhile; re-read and retry",
-                                definition_id=definition.id)
-        definition.revision = expected + 1
+        await self._store.save(definition)
         await self._snapshot(definition)
 
 
@@ -132,6 +125,8 @@ class SessionQuery:
 class SessionRepository:
     def __init__(self, collection: AsyncCollection) -> None:
         self._c = collection
+        self._store: VersionedCollection[LabletSession] = VersionedCollection(
+            collection, _to_doc, kind="lablet session", id_detail="session_id")
 
     async def ensure_indexes(self) -> None:
         await self._c.create_index([("status", ASCENDING), ("timeslot_end", ASCENDING)], name="status_end")
@@ -173,15 +168,7 @@ class SessionRepository:
         return list(reversed(found))
 
     async def insert(self, session: LabletSession) -> None:
-        session.version = 1
-        try:
-            await self._c.insert_one(_to_doc(session))
-        except DuplicateKeyError as exc:
-            raise ConflictError(f"lablet session {session.id} already exists", session_id=session.id) from exc
+        await self._store.insert(session)
 
     async def save(self, session: LabletSession) -> None:
-        expected = session.version
-        if not await replace_at_version(self._c, session.id, _to_doc(session), expected):
-            raise StaleVersionError(f"lablet session {session.id} changed since version {expected}; re-read and retry",
-                                session_id=session.id)
-        session.version = expected + 1
+        await self._store.save(session)
