@@ -146,7 +146,7 @@ async def get_worker(worker_id: str, cp: CP, _caller: Internal) -> dict[str, Any
 
 @router.post("/workers/bulk-import", summary="Import discovered instances (idempotent by instance id)")
 async def bulk_import(body: BulkImport, cp: CP, caller: Leader) -> ImportOutcome:
-    result = await cp.workers.bulk_import(body.instances, by=f"{body.source} ({caller})")
+    result = await cp.workers.bulk_import(body.instances, by=f"{body.source} ({caller.by})", leader=caller)
     return ImportOutcome(created=result.created, updated=result.updated, unchanged=result.unchanged,
                          workers=[controller_view(w) for w in result.workers.values()])
 
@@ -161,33 +161,33 @@ async def unseen_workers(body: SeenInstances, cp: CP, _caller: Internal) -> Work
 @router.post("/workers/metrics:batch", summary="Metrics of many workers in one call")
 async def metrics_batch(body: MetricsBatch, cp: CP, caller: Leader) -> BatchOutcome:
     reports = {r.worker_id: r.metrics for r in body.reports}
-    result = await cp.workers.update_metrics_batch(reports, by=caller)
+    result = await cp.workers.update_metrics_batch(reports, by=caller.by, leader=caller)
     return BatchOutcome(updated=result.updated, not_found=result.not_found, retried=result.retried)
 
 
 @router.post("/workers/{worker_id}/status", summary="EC2 state observed by the controller")
 async def update_status(worker_id: str, body: StatusReport, cp: CP, caller: Leader) -> dict[str, Any]:
-    return worker_view(await cp.workers.update_status(worker_id, body, by=caller))
+    return worker_view(await cp.workers.update_status(worker_id, body, by=caller.by, leader=caller))
 
 
 @router.post("/workers/{worker_id}/metrics", summary="One worker's metrics cycle")
 async def update_metrics(worker_id: str, body: MetricsReport, cp: CP, caller: Leader) -> dict[str, Any]:
-    return worker_view(await cp.workers.update_metrics(worker_id, body, by=caller))
+    return worker_view(await cp.workers.update_metrics(worker_id, body, by=caller.by, leader=caller))
 
 
 @router.post("/workers/{worker_id}/detect-idle", summary="Run idle detection (may request an auto-pause)")
 async def detect_idle(worker_id: str, cp: CP, caller: Leader) -> dict[str, Any]:
-    return (await cp.workers.detect_idle(worker_id, by=caller)).idle_view()
+    return (await cp.workers.detect_idle(worker_id, by=caller.by, leader=caller)).idle_view()
 
 
 @router.post("/workers/{worker_id}/license", summary="Progress of a licence request")
 async def license_progress(worker_id: str, body: LicenseProgress, cp: CP, caller: Leader) -> dict[str, Any]:
-    return worker_view(await cp.workers.license_progress(worker_id, body, by=caller))
+    return worker_view(await cp.workers.license_progress(worker_id, body, by=caller.by, leader=caller))
 
 
 @router.post("/workers/{worker_id}/provisioned", summary="The instance provisioned for a worker (idempotent)")
 async def provisioned(worker_id: str, body: DiscoveredInstance, cp: CP, caller: Leader) -> dict[str, Any]:
-    return worker_view(await cp.workers.attach_instance(worker_id, body, by=caller))
+    return worker_view(await cp.workers.attach_instance(worker_id, body, by=caller.by, leader=caller))
 
 
 @router.get("/templates/{name}", summary="A worker template (for provisioning)")

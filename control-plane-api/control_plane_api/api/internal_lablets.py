@@ -53,22 +53,23 @@ async def get_definition(definition_id: str, cp: CP, _caller: Internal,
 @router.post("/lablet-sessions/{session_id}/schedule",
              summary="Place a pending session on a worker (atomic capacity and port reservation)")
 async def schedule(session_id: str, body: ScheduleRequest, cp: CP, caller: LabletLeader) -> dict[str, Any]:
-    return work_view(await cp.lablet_sessions.schedule(session_id, body, by=caller))
+    return work_view(await cp.lablet_sessions.schedule(session_id, body, by=caller.by, leader=caller))
 
 
 @router.post("/lablet-sessions/{session_id}/transition", summary="Move a session along the transition table")
 async def transition(session_id: str, body: TransitionRequest, cp: CP, caller: LabletLeader) -> dict[str, Any]:
-    session = await cp.lablet_sessions.transition(session_id, body.to, body.reason, by=caller, error=body.error)
+    session = await cp.lablet_sessions.transition(session_id, body.to, body.reason, by=caller.by, error=body.error,
+                                                  leader=caller)
     return work_view(session)
 
 
 @router.post("/lablet-sessions/{session_id}/mark-ready", summary="The lab booted: instantiating → ready")
 async def mark_ready(session_id: str, body: MarkReadyRequest, cp: CP, caller: LabletLeader) -> dict[str, Any]:
-    return work_view(await cp.lablet_sessions.mark_ready(session_id, body.cml_lab_id, by=caller))
+    return work_view(await cp.lablet_sessions.mark_ready(session_id, body.cml_lab_id, by=caller.by, leader=caller))
 
 
 @router.post("/lablet-sessions/{session_id}/resource-observations",
              summary="Record what the controller observed of the live lab (ADR-030)")
 async def resource_observations(session_id: str, body: ResourceObservation, cp: CP,
-                                _caller: LabletLeader) -> dict[str, Any]:
-    return work_view(await cp.lablet_sessions.record_observation(session_id, body))
+                                caller: LabletLeader) -> dict[str, Any]:
+    return work_view(await cp.lablet_sessions.record_observation(session_id, body, leader=caller))

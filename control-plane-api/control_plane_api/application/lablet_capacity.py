@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from control_plane_api.application.workers import WorkerService
 from control_plane_api.domain.events import utcnow
+from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.worker_capacity import PortRange, record_drift, release, reserve
 from control_plane_api.infrastructure.mongo_lablets import SessionRepository
 from lcm_core.domain.lablets import PortSpec, ResourceRequirements
@@ -33,7 +34,8 @@ class CapacityLedger:
         self._clock = clock
 
     async def reserve(self, worker_id: str, session_id: str, needs: ResourceRequirements,
-                      template: list[PortSpec], session_version: int) -> dict[str, int]:
+                      template: list[PortSpec], session_version: int, leader: LeaderCaller | None = None
+                      ) -> dict[str, int]:
         """The session's ports on the worker (the same ones when it already holds a reservation there).
         Raises ConflictError when the worker cannot take it or the race was lost `attempts` times."""
         chosen: dict[str, int] = {}
@@ -44,23 +46,25 @@ class CapacityLedger:
             chosen.update(ports)
             return events
 
-        await self._workers.mutate(worker_id, change, attempts=self._attempts)
+        await self._workers.mutate(worker_id, change, attempts=self._attempts, leader=leader)
         return dict(chosen)
 
-    async def release(self, worker_id: str | None, session_id: str) -> None:
+    async def release(self, worker_id: str | None, session_id: str, leader: LeaderCaller | None = None) -> None:
         if worker_id is None:
             return
         try:
             # A drained worker goes on to stop (or terminate) when its last session gives its capacity back.
             await self._workers.mutate(worker_id, lambda w, now: release(w, session_id)
-                                       + w.settle_drain(now, "capacity-ledger"), attempts=self._attempts)
+                                       + w.settle_drain(now, "capacity-ledger"), attempts=self._attempts,
+                                       leader=leader)
         except NotFoundError:
             logger.warning("worker %s of session %s is gone; nothing to release", worker_id, session_id)
 
-    async def record_drift(self, worker_id: str, session_id: str, drifted: dict[str, int]) -> None:
+    async def record_drift(self, worker_id: str, session_id: str, drifted: dict[str, int],
+                           leader: LeaderCaller | None = None) -> None:
         try:
             await self._workers.mutate(worker_id, lambda w, _now: record_drift(w, session_id, drifted),
-                                       attempts=self._attempts)
+                                       attempts=self._attempts, leader=leader)
         except NotFoundError:
             logger.warning("worker %s of session %s is gone; drift not recorded on it", worker_id, session_id)
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol, TypeVar
 from control_plane_api.application import versioned
 from control_plane_api.application.settings import Publisher
 from control_plane_api.domain.events import DomainEvent, utcnow
+from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.lablet_definition import DefinitionContent, LabletDefinition
 from control_plane_api.domain.lablet_observation import aggregate
 from control_plane_api.infrastructure.mongo_lablets import DefinitionRepository, SessionRepository
@@ -64,10 +65,11 @@ class DefinitionService:
         await self._publisher.publish(events)
         return definition
 
-    async def mutate(self, definition_id: str, change: DefinitionChange) -> LabletDefinition:
+    async def mutate(self, definition_id: str, change: DefinitionChange,
+                     leader: LeaderCaller | None = None) -> LabletDefinition:
         """Load → change → save(revision), re-read after a lost race; publish the events (`versioned.mutate`)."""
         done = await versioned.mutate(self.repo, definition_id, change, clock=self._clock, attempts=self._attempts,
-                                      after_commit=self._after_commit)
+                                      leader=leader, after_commit=self._after_commit)
         return done.aggregate
 
     async def _after_commit(self, _definition: LabletDefinition, events: list[DomainEvent]) -> None:
@@ -81,8 +83,9 @@ class DefinitionService:
     async def set_status(self, definition_id: str, status: LabletDefinitionStatus, by: str) -> LabletDefinition:
         return await self.mutate(definition_id, lambda d, now: d.set_status(status, now, by))
 
-    async def flag_for_review(self, definition_id: str, version: int, reason: str) -> LabletDefinition:
-        return await self.mutate(definition_id, lambda d, now: d.flag_for_review(version, reason, now))
+    async def flag_for_review(self, definition_id: str, version: int, reason: str,
+                              leader: LeaderCaller | None = None) -> LabletDefinition:
+        return await self.mutate(definition_id, lambda d, now: d.flag_for_review(version, reason, now), leader)
 
     async def apply_observations(self, definition_id: str, version: int, cpu_cores: float | None,
                                  memory_gb: float | None, storage_gb: float | None, by: str) -> LabletDefinition:

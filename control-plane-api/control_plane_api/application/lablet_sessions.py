@@ -17,6 +17,7 @@ from control_plane_api.application.lablet_capacity import CapacityLedger
 from control_plane_api.application.lablet_definitions import DefinitionService
 from control_plane_api.application.settings import Publisher
 from control_plane_api.domain.events import DomainEvent, utcnow
+from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.lablet_observation import compare_ports, same_observation, significant_difference
 from control_plane_api.domain.lablet_session import LabletSession
 from control_plane_api.infrastructure.etcd_keys import EtcdKeys
@@ -60,10 +61,11 @@ class SessionService:
         else:
             await self._etcd.put_json(self._etcd.session_key(session.id, "state"), session.state_key())
 
-    async def mutate(self, session_id: str, change: SessionChange) -> tuple[LabletSession, bool]:
+    async def mutate(self, session_id: str, change: SessionChange,
+                     leader: LeaderCaller | None = None) -> tuple[LabletSession, bool]:
         """(session, changed): load → change → save(version), re-read after a lost race (`versioned.mutate`)."""
         done = await versioned.mutate(self.repo, session_id, change, clock=self._clock, attempts=self._attempts,
-                                      after_commit=self._after_commit)
+                                      leader=leader, after_commit=self._after_commit)
         return done.aggregate, done.written
 
     # ----------------------------------------------------------------- creation
@@ -102,10 +104,12 @@ class SessionService:
 
     # ----------------------------------------------------------------- scheduling
 
-    async def schedule(self, session_id: str, request: ScheduleRequest, by: str) -> LabletSession:
+    async def schedule(self, session_id: str, request: ScheduleRequest, by: str,
+                       leader: LeaderCaller | None = None) -> LabletSession:
         session = await self.repo.get(session_id)
         if request.worker_id is None:
-            found, _ = await self.mutate(session_id, lambda s, now: s.record_no_candidate(request.decision, now))
+            found, _ = await self.mutate(session_id, lambda s, now: s.record_no_candidate(request.decision, now),
+                                         leader)
             return found
         if session.status is S.SCHEDULED and session.worker_id == request.worker_id:
             return session  # repeated call: same allocation
@@ -113,24 +117,24 @@ class SessionService:
             raise ConflictError(f"session {session_id} is {session.status.value}; only a pending session is "
                                 "scheduled", session_id=session_id)
         if session.is_overdue(self._clock()):
-            await self.expire(session_id, by)
+            await self.expire(session_id, by, leader)
             raise ConflictError(f"session {session_id} expired: its timeslot ended at "
                                 f"{session.timeslot_end.isoformat()}", session_id=session_id)
         ports = await self.ledger.reserve(request.worker_id, session_id, session.resource_requirements,
-                                          session.port_template, session.version)
+                                          session.port_template, session.version, leader)
         try:
             found, _ = await self.mutate(session_id, lambda s, now: s.schedule(request.worker_id, ports,
-                                                                                request.decision, now, by))
+                                                                                request.decision, now, by), leader)
             return found
         except Exception:
             current = await self.repo.get(session_id)
             if not (current.worker_id == request.worker_id and current.status is S.SCHEDULED):
-                await self.ledger.release(request.worker_id, session_id)
+                await self.ledger.release(request.worker_id, session_id, leader)
             raise
 
     # ----------------------------------------------------------------- lifecycle
 
-    async def _moved(self, session_id: str, change: SessionChange) -> LabletSession:
+    async def _moved(self, session_id: str, change: SessionChange, leader: LeaderCaller | None) -> LabletSession:
         """Apply a lifecycle change; release the worker's capacity if the session left it (exactly once: the
         release is keyed by session id; it is repeated harmlessly when a repeated call finds it done)."""
         worker_before: dict[str, tuple[str | None, S]] = {}
@@ -139,27 +143,29 @@ class SessionService:
             worker_before["it"] = (session.worker_id, session.status)
             return change(session, now)
 
-        session, changed = await self.mutate(session_id, tracked)
+        session, changed = await self.mutate(session_id, tracked, leader)
         worker_id, old_status = worker_before["it"]
         if (changed and releases_capacity(old_status, session.status)) or (
                 not changed and session.status in RELEASING_SESSION_STATUSES):
-            await self.ledger.release(worker_id, session_id)
+            await self.ledger.release(worker_id, session_id, leader)
         return session
 
     async def transition(self, session_id: str, to: LabletSessionStatus, reason: str, by: str,
-                         error: str | None = None) -> LabletSession:
-        return await self._moved(session_id, lambda s, now: s.transition(to, reason, now, by, error))
+                         error: str | None = None, leader: LeaderCaller | None = None) -> LabletSession:
+        return await self._moved(session_id, lambda s, now: s.transition(to, reason, now, by, error), leader)
 
-    async def mark_ready(self, session_id: str, cml_lab_id: str, by: str) -> LabletSession:
-        session, _ = await self.mutate(session_id, lambda s, now: s.mark_ready(cml_lab_id, now, by))
+    async def mark_ready(self, session_id: str, cml_lab_id: str, by: str,
+                         leader: LeaderCaller | None = None) -> LabletSession:
+        session, _ = await self.mutate(session_id, lambda s, now: s.mark_ready(cml_lab_id, now, by), leader)
         return session
 
     async def terminate(self, session_id: str, by: str, reason: str | None) -> LabletSession:
         return await self._moved(session_id, lambda s, now: s.request_terminate(now, by,
-                                                                                reason or f"terminated by {by}"))
+                                                                                reason or f"terminated by {by}"),
+                                 None)
 
-    async def expire(self, session_id: str, by: str) -> LabletSession:
-        return await self._moved(session_id, lambda s, now: s.expire(now, by))
+    async def expire(self, session_id: str, by: str, leader: LeaderCaller | None = None) -> LabletSession:
+        return await self._moved(session_id, lambda s, now: s.expire(now, by), leader)
 
     async def expire_overdue(self, by: str = "control-plane-api") -> int:
         """Pending/scheduled sessions whose timeslot ended become expired (safe on every replica)."""
@@ -189,19 +195,21 @@ class SessionService:
         await self._etcd.put_json(self._etcd.session_key(session.id, "observe_resources"), key.model_dump(mode="json"))
         return session, request_id
 
-    async def record_observation(self, session_id: str, observation: ResourceObservation) -> LabletSession:
+    async def record_observation(self, session_id: str, observation: ResourceObservation,
+                                 leader: LeaderCaller | None = None) -> LabletSession:
         def change(session: LabletSession, now: datetime) -> list[DomainEvent]:
             if same_observation(session.observed_resources, observation):
                 return []  # the same observation posted again
             return session.record_observation(observation, now)
 
-        session, changed = await self.mutate(session_id, change)
+        session, changed = await self.mutate(session_id, change, leader)
         if changed:
             drift = compare_ports(session.allocated_ports, observation.observed_ports)
             if drift.detected and session.worker_id:
-                await self.ledger.record_drift(session.worker_id, session.id, drift.drifted_ports())
+                await self.ledger.record_drift(session.worker_id, session.id, drift.drifted_ports(), leader)
             reason = significant_difference(session.resource_requirements, observation, self._review_ratio)
             if reason is not None:
-                await self._definitions.flag_for_review(session.definition_id, session.definition_version, reason)
+                await self._definitions.flag_for_review(session.definition_id, session.definition_version, reason,
+                                                        leader)
         await self._etcd.delete(self._etcd.session_key(session.id, "observe_resources"))
         return session

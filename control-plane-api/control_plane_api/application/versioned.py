@@ -3,8 +3,10 @@
 `mutate` loads the aggregate, applies a domain change, and saves it under the version it read. When the save
 loses a race (`VersionConflict`: somebody wrote since the read) it reads again and re-applies the change, a
 bounded number of times, so two concurrent changes of one aggregate both land and neither caller sees the
-race. Every other error, the domain's refusals and a stale leader's fenced write included, goes to the
-caller at once. A change that changes nothing is not written (and publishes nothing).
+race. Every other error, the domain's refusals and a deposed leader's fenced write (`FencedError`) included,
+goes to the caller at once. A change that changes nothing is not written (and publishes nothing). A
+controller leader's change names the leader (`LeaderCaller`), whose epoch the repository's write checks
+against the tokens stored with the aggregate.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from control_plane_api.domain.events import DomainEvent
+from control_plane_api.domain.fencing import LeaderCaller
 from lcm_core.errors import VersionConflict
 
 
@@ -35,11 +38,12 @@ AfterCommit = Callable[[A, list[DomainEvent]], Awaitable[None]]
 
 class VersionedRepository(Protocol[A]):
     """The part of a repository `mutate` needs: a read, and a save that raises `VersionConflict` on a lost
-    race and leaves the aggregate at its new version when it won."""
+    race, `FencedError` when a newer epoch of the leader's service wrote the aggregate, and leaves the
+    aggregate at its new version when it won."""
 
     async def get(self, aggregate_id: str, /) -> A: ...
 
-    async def save(self, aggregate: A, /) -> None: ...
+    async def save(self, aggregate: A, leader: LeaderCaller | None = None, /) -> None: ...
 
 
 @dataclass
@@ -58,10 +62,11 @@ def fingerprint(aggregate: Aggregate) -> Any:
 
 async def mutate(repository: VersionedRepository[A], aggregate_id: str, change: Change[A], *,
                  clock: Callable[[], datetime], attempts: int,
-                 after_commit: AfterCommit[A] | None = None,
+                 leader: LeaderCaller | None = None, after_commit: AfterCommit[A] | None = None,
                  fingerprint: Callable[[A], Any] = fingerprint) -> Mutation[A]:
     """Load → change → save(version); on a lost race re-read and re-apply, at most `attempts` times (the last
-    lost race is raised). `after_commit` runs once, after the write that won, with the change's events."""
+    lost race is raised). `leader`: the controller leader the change comes from (None for an operator's).
+    `after_commit` runs once, after the write that won, with the change's events."""
     for attempt in range(1, attempts + 1):
         aggregate = await repository.get(aggregate_id)
         before = fingerprint(aggregate)
@@ -71,7 +76,7 @@ async def mutate(repository: VersionedRepository[A], aggregate_id: str, change: 
             return Mutation(aggregate)
         aggregate.updated_at = now
         try:
-            await repository.save(aggregate)
+            await repository.save(aggregate, leader)
         except VersionConflict:
             if attempt >= attempts:
                 raise

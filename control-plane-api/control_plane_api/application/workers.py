@@ -21,6 +21,7 @@ from control_plane_api.application.settings import Publisher, SettingsService
 from control_plane_api.domain import events as ev
 from control_plane_api.domain import worker_health
 from control_plane_api.domain.events import DomainEvent, utcnow
+from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.metric_history import MetricSample, sample_of
 from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, MetricsReport, StatusReport
 from control_plane_api.domain.worker import InstanceClaimedError, Worker
@@ -130,11 +131,13 @@ class WorkerService:
             if hooks:
                 self._webhooks.notify(hooks, {"text": text, "event": event.envelope()})
 
-    async def mutate(self, worker_id: str, change: Change, attempts: int | None = None) -> Worker:
-        """Load → change → save(version); on a lost race, re-read and re-apply (bounded): `versioned.mutate`."""
+    async def mutate(self, worker_id: str, change: Change, attempts: int | None = None,
+                     leader: LeaderCaller | None = None) -> Worker:
+        """Load → change → save(version); on a lost race, re-read and re-apply (bounded): `versioned.mutate`.
+        `leader`: the controller leader the change comes from, fenced in storage (None for an operator's)."""
         done = await versioned.mutate(self.workers, worker_id, change, clock=self._clock,
-                                      attempts=attempts or self._max_attempts, after_commit=self._after_commit,
-                                      fingerprint=_fingerprint)
+                                      attempts=attempts or self._max_attempts, leader=leader,
+                                      after_commit=self._after_commit, fingerprint=_fingerprint)
         return done.aggregate
 
     # ----------------------------------------------------------------- creation from a template
@@ -162,12 +165,14 @@ class WorkerService:
         await self._after_commit(worker, events)
         return worker
 
-    async def attach_instance(self, worker_id: str, found: DiscoveredInstance, by: str) -> Worker:
-        return await self.mutate(worker_id, lambda w, now: w.attach_instance(found, now, by))
+    async def attach_instance(self, worker_id: str, found: DiscoveredInstance, by: str,
+                              leader: LeaderCaller | None = None) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.attach_instance(found, now, by), leader=leader)
 
     # ----------------------------------------------------------------- discovery
 
-    async def bulk_import(self, found: Sequence[DiscoveredInstance], by: str) -> ImportResult:
+    async def bulk_import(self, found: Sequence[DiscoveredInstance], by: str,
+                          leader: LeaderCaller | None = None) -> ImportResult:
         """Idempotent by `aws_instance_id`: a second import of the same instances changes nothing."""
         result = ImportResult()
         unique = list({f.aws_instance_id: f for f in found}.values())
@@ -175,20 +180,20 @@ class WorkerService:
         provisioned = {f.aws_instance_id for f in unique if f.tags.get(WORKER_ID_TAG)}
         fresh = [Worker.discovered(f, self._clock(), by) for f in unique
                  if f.aws_instance_id not in existing and f.aws_instance_id not in provisioned]
-        inserted = await self.workers.insert_many([w for w, _ in fresh])
+        inserted = await self.workers.insert_many([w for w, _ in fresh], leader)
         await self._after_commit_many([(w, events) for w, events in fresh if w.id in inserted])
         result.created = [w.id for w, _ in fresh if w.id in inserted]
         result.workers.update((w.aws_instance_id, w) for w, _ in fresh if w.id in inserted and w.aws_instance_id)
         if len(inserted) < len(fresh):  # another import created some of them meanwhile
             existing.update(await self.workers.by_instance_ids(w.aws_instance_id for w, _ in fresh
                                                                if w.id not in inserted))
-        result.workers.update(await self._adopt_provisioned(unique, existing))
+        result.workers.update(await self._adopt_provisioned(unique, existing, leader))
         await self._refresh_known([i for i in unique if i.aws_instance_id not in result.workers], existing,
-                                  by, result)
+                                  by, result, leader)
         return result
 
     async def _refresh_known(self, found: Sequence[DiscoveredInstance], existing: dict[str, Worker], by: str,
-                             result: ImportResult) -> None:
+                             result: ImportResult, leader: LeaderCaller | None) -> None:
         """Re-discovered workers, in bulk: every discovery cycle re-imports the whole fleet, and most of it has
         not changed. The workers loaded above are refreshed in memory; only the changed ones are written, in
         one bulk write; a lost race is retried one by one through `mutate` (re-read, re-apply)."""
@@ -203,7 +208,7 @@ class WorkerService:
                 continue
             worker.updated_at = now
             changed.append((worker, events, instance))
-        lost = await self.workers.save_many([w for w, _, _ in changed])
+        lost = await self.workers.save_many([w for w, _, _ in changed], leader)
         committed = [(w, events) for w, events, _ in changed if w.id not in lost]
         await self._after_commit_many(committed)
         result.updated += [w.id for w, _ in committed]
@@ -211,12 +216,13 @@ class WorkerService:
             if worker.id not in lost:
                 continue
             before_version = worker.version
-            updated = await self.mutate(worker.id, lambda w, now, i=instance: w.refresh_from_discovery(i, now, by))
+            updated = await self.mutate(worker.id, lambda w, now, i=instance: w.refresh_from_discovery(i, now, by),
+                                        leader=leader)
             result.workers[instance.aws_instance_id] = updated
             (result.updated if updated.version != before_version else result.unchanged).append(worker.id)
 
-    async def _adopt_provisioned(self, found: Sequence[DiscoveredInstance], existing: dict[str, Worker]
-                                 ) -> dict[str, Worker]:
+    async def _adopt_provisioned(self, found: Sequence[DiscoveredInstance], existing: dict[str, Worker],
+                                 leader: LeaderCaller | None) -> dict[str, Worker]:
         """Instances tagged with a worker id belong to a worker created from a template: attach, don't import.
         Returns the adopted (or, if their worker is gone, imported) workers by instance id."""
         adopted: dict[str, Worker] = {}
@@ -225,26 +231,27 @@ class WorkerService:
             if not worker_id or instance.aws_instance_id in existing:
                 continue
             try:
-                worker = await self.attach_instance(worker_id, instance, "worker-controller-discovery")
+                worker = await self.attach_instance(worker_id, instance, "worker-controller-discovery", leader)
             except NotFoundError:  # its worker is gone: import it like any other instance
-                worker = await self._import_one(instance)
+                worker = await self._import_one(instance, leader=leader)
             except InstanceClaimedError as claimed:
                 # A duplicate launch: importing it makes it visible (and terminable); refusing the whole
                 # import would leave it billing unseen and wedge the region's discovery.
-                worker = await self._import_one(instance, conflict=(
+                worker = await self._import_one(instance, leader=leader, conflict=(
                     f"instance {instance.aws_instance_id} carries {WORKER_ID_TAG}={worker_id}, but that worker "
                     f"runs on instance {claimed.current}: a duplicate launch, billed until terminated"))
                 logger.error("duplicate instance %s for worker %s (which runs on %s): imported as worker %s",
                              instance.aws_instance_id, worker_id, claimed.current, worker.id)
                 await self.mutate(worker_id, lambda w, _now, i=instance.aws_instance_id, d=worker.id:
-                                  w.flag_duplicate(i, d))
+                                  w.flag_duplicate(i, d), leader=leader)
             adopted[instance.aws_instance_id] = worker
         return adopted
 
-    async def _import_one(self, instance: DiscoveredInstance, conflict: str | None = None) -> Worker:
+    async def _import_one(self, instance: DiscoveredInstance, conflict: str | None = None,
+                          leader: LeaderCaller | None = None) -> Worker:
         worker, events = Worker.discovered(instance, self._clock(), "worker-controller-discovery", conflict)
         try:
-            await self.workers.insert(worker)
+            await self.workers.insert(worker, leader)
         except ConflictError:  # imported meanwhile by another call: that one stands
             return (await self.workers.by_instance_ids([instance.aws_instance_id]))[instance.aws_instance_id]
         await self._after_commit(worker, events)
@@ -252,17 +259,21 @@ class WorkerService:
 
     # ----------------------------------------------------------------- reports
 
-    async def update_status(self, worker_id: str, report: StatusReport, by: str) -> Worker:
-        return await self.mutate(worker_id, lambda w, now: w.apply_status_report(report, now, by))
+    async def update_status(self, worker_id: str, report: StatusReport, by: str,
+                            leader: LeaderCaller | None = None) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.apply_status_report(report, now, by), leader=leader)
 
-    async def update_metrics(self, worker_id: str, report: MetricsReport, by: str) -> Worker:
-        worker = await self._apply_metrics(worker_id, report, by)
+    async def update_metrics(self, worker_id: str, report: MetricsReport, by: str,
+                             leader: LeaderCaller | None = None) -> Worker:
+        worker = await self._apply_metrics(worker_id, report, by, leader)
         await self._record_history([worker])
         return worker
 
-    async def _apply_metrics(self, worker_id: str, report: MetricsReport, by: str) -> Worker:
+    async def _apply_metrics(self, worker_id: str, report: MetricsReport, by: str,
+                             leader: LeaderCaller | None = None) -> Worker:
         monitoring = (await self._settings.get()).monitoring
-        return await self.mutate(worker_id, lambda w, now: w.apply_metrics(report, monitoring, now, by))
+        return await self.mutate(worker_id, lambda w, now: w.apply_metrics(report, monitoring, now, by),
+                                 leader=leader)
 
     async def _record_history(self, workers: Sequence[Worker]) -> None:
         """One utilisation sample per reported worker, for the dashboard's charts (one round trip)."""
@@ -278,7 +289,8 @@ class WorkerService:
             return []
         return await self.history.recent(worker_id, self._clock() - timedelta(minutes=minutes), limit)
 
-    async def update_metrics_batch(self, reports: dict[str, MetricsReport], by: str) -> BatchResult:
+    async def update_metrics_batch(self, reports: dict[str, MetricsReport], by: str,
+                                   leader: LeaderCaller | None = None) -> BatchResult:
         """Many workers in one round trip each way: one read, one bulk write, conflicts retried one by one."""
         result = BatchResult()
         monitoring = (await self._settings.get()).monitoring
@@ -290,7 +302,7 @@ class WorkerService:
             events = worker.apply_metrics(reports[wid], monitoring, now, by)
             worker.updated_at = now
             pending.append((worker, events))
-        lost = await self.workers.save_many([w for w, _ in pending])
+        lost = await self.workers.save_many([w for w, _ in pending], leader)
         committed = [(w, events) for w, events in pending if w.id not in lost]
         result.updated = [w.id for w, _ in committed]
         # Publication (Redis) and the chart samples (MongoDB) are independent: one round trip's time for both.
@@ -298,17 +310,19 @@ class WorkerService:
         retried = []
         for wid in lost:
             result.retried += 1
-            retried.append(await self._apply_metrics(wid, reports[wid], by))
+            retried.append(await self._apply_metrics(wid, reports[wid], by, leader))
             result.updated.append(wid)
         await self._record_history(retried)
         return result
 
-    async def detect_idle(self, worker_id: str, by: str) -> Worker:
+    async def detect_idle(self, worker_id: str, by: str, leader: LeaderCaller | None = None) -> Worker:
         idle = (await self._settings.get()).idle
-        return await self.mutate(worker_id, lambda w, now: w.detect_idle(idle, now, by))
+        return await self.mutate(worker_id, lambda w, now: w.detect_idle(idle, now, by), leader=leader)
 
-    async def license_progress(self, worker_id: str, progress: LicenseProgress, by: str) -> Worker:
-        return await self.mutate(worker_id, lambda w, now: w.apply_license_progress(progress, now, by))
+    async def license_progress(self, worker_id: str, progress: LicenseProgress, by: str,
+                               leader: LeaderCaller | None = None) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.apply_license_progress(progress, now, by),
+                                 leader=leader)
 
     # ----------------------------------------------------------------- operator requests
 

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
+from control_plane_api.domain.fencing import FenceTokens
 from control_plane_api.domain.worker_state import STATE_HISTORY_LIMIT, Model, StateChange
 from lcm_core.domain.lablet_topology import TopologyError, derive_port_template, estimate_resources, parse_topology
 from lcm_core.domain.lablets import LabletDefinitionStatus, PortSpec, ResourceRequirements
@@ -57,6 +58,7 @@ class LabletDefinition(Model):
     created_at: datetime
     updated_at: datetime
     revision: int = 0
+    fence: FenceTokens
 
     def _event(self, type_: str, **data: Any) -> DomainEvent:
         return DomainEvent(type=type_, subject_id=self.id, data={

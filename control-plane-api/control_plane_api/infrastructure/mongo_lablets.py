@@ -12,6 +12,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
+from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.lablet_definition import LabletDefinition
 from control_plane_api.domain.lablet_session import LabletSession
 from control_plane_api.infrastructure.mongo_versions import VersionedCollection, without_bookkeeping
@@ -97,8 +98,8 @@ class DefinitionRepository:
         await self._store.insert(definition)
         await self._snapshot(definition)
 
-    async def save(self, definition: LabletDefinition) -> None:
-        await self._store.save(definition)
+    async def save(self, definition: LabletDefinition, leader: LeaderCaller | None = None) -> None:
+        await self._store.save(definition, leader)
         await self._snapshot(definition)
 
 
@@ -170,5 +171,5 @@ class SessionRepository:
     async def insert(self, session: LabletSession) -> None:
         await self._store.insert(session)
 
-    async def save(self, session: LabletSession) -> None:
-        await self._store.save(session)
+    async def save(self, session: LabletSession, leader: LeaderCaller | None = None) -> None:
+        await self._store.save(session, leader)

@@ -14,6 +14,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
+from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_state import CloudWatchTelemetry, CmlTelemetry, Ec2Telemetry
 from control_plane_api.infrastructure.mongo_versions import VersionedCollection
@@ -144,17 +145,18 @@ class WorkerRepository:
         flt = {"capacity.session_ids": {"$elemMatch": {"$exists": True}}}
         return [from_document(d) async for d in self._c.find(flt, dict.fromkeys(BRIEF_EXCLUDES, 0))]
 
-    async def insert(self, worker: Worker) -> None:
-        await self._store.insert(worker)
+    async def insert(self, worker: Worker, leader: LeaderCaller | None = None) -> None:
+        await self._store.insert(worker, leader)
 
-    async def insert_many(self, workers: Sequence[Worker]) -> set[str]:
+    async def insert_many(self, workers: Sequence[Worker], leader: LeaderCaller | None = None) -> set[str]:
         """Insert new workers in one round trip; return the ids inserted (a duplicate instance is skipped)."""
-        return await self._store.insert_many(workers)
+        return await self._store.insert_many(workers, leader)
 
-    async def save(self, worker: Worker) -> None:
-        """Write `worker` if nobody wrote since it was read (else `VersionConflict`); bump its version."""
-        await self._store.save(worker)
+    async def save(self, worker: Worker, leader: LeaderCaller | None = None) -> None:
+        """Write `worker` if nobody wrote since it was read (else `VersionConflict`) and no newer epoch of
+        `leader`'s service did (else `FencedError`); bump its version."""
+        await self._store.save(worker, leader)
 
-    async def save_many(self, workers: Sequence[Worker]) -> set[str]:
+    async def save_many(self, workers: Sequence[Worker], leader: LeaderCaller | None = None) -> set[str]:
         """Write a batch in one round trip; return the ids that lost a race (left at their old version)."""
-        return await self._store.save_many(workers)
+        return await self._store.save_many(workers, leader)

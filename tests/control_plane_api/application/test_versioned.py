@@ -35,7 +35,7 @@ class Store:
         self.reads += 1
         return self.stored.model_copy()
 
-    async def save(self, counter: Counter) -> None:
+    async def save(self, counter: Counter, _leader: object = None) -> None:
         self.saves += 1
         if self.races:
             self.races -= 1
