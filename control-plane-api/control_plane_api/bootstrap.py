@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from pymongo.errors import PyMongoError
 
 from control_plane_api.application.event_relay import EventRelay
+from control_plane_api.application.fleet_snapshot import FleetSnapshots
 from control_plane_api.application.lablet_capacity import CapacityLedger
 from control_plane_api.application.lablet_definitions import DefinitionService
 from control_plane_api.application.lablet_sessions import SessionService
@@ -17,6 +19,7 @@ from control_plane_api.application.login_throttle import LoginLimits, LoginThrot
 from control_plane_api.application.settings import ControllerStatusService, SettingsService, TemplateService
 from control_plane_api.application.worker_shutdown import WorkerShutdown
 from control_plane_api.application.workers import WorkerService
+from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_capacity import PortRange
 from control_plane_api.infrastructure.cpu_pool import CpuPool
 from control_plane_api.infrastructure.dependencies import Infrastructure
@@ -30,7 +33,7 @@ from control_plane_api.infrastructure.mongo_settings import (
     SettingsRepository,
     TemplateRepository,
 )
-from control_plane_api.infrastructure.mongo_workers import WorkerRepository
+from control_plane_api.infrastructure.mongo_workers import WorkerQuery, WorkerRepository
 from control_plane_api.infrastructure.oidc import OidcClient, OidcLogin
 from control_plane_api.infrastructure.webhooks import WebhookNotifier
 from control_plane_api.settings import ControlPlaneSettings
@@ -65,6 +68,9 @@ class ControlPlane:
     definitions: DefinitionService
     lablet_sessions: SessionService
     shutdown: WorkerShutdown
+    snapshots: FleetSnapshots
+    lablet_repositories: tuple[DefinitionRepository, SessionRepository]
+    """The adapters behind the lablet services, for their indexes."""
     _index_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _sweep_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -83,26 +89,32 @@ class ControlPlane:
         system_settings = SettingsService(SettingsRepository(db["settings"]), relay,
                                           idle_threshold_minutes=settings.idle_threshold_minutes,
                                           fleet=settings)
-        workers = WorkerService(WorkerRepository(db["workers"]), system_settings, relay, etcd, webhooks,
+        worker_repository = WorkerRepository(db["workers"])
+        workers = WorkerService(worker_repository, system_settings, relay, etcd, webhooks,
                                 templates=template_repository,
                                 history=MetricHistoryRepository(
                                     db["worker_metrics"], timedelta(hours=settings.metrics_history_hours)))
         session_repository = SessionRepository(db["lablet_sessions"])
-        definitions = DefinitionService(DefinitionRepository(db["lablet_definitions"],
-                                                             db["lablet_definition_versions"]),
-                                        session_repository, relay, off_loop=CpuPool())
-        ledger = CapacityLedger(workers, session_repository,
+        definition_repository = DefinitionRepository(db["lablet_definitions"], db["lablet_definition_versions"])
+        definitions = DefinitionService(definition_repository, session_repository, relay, off_loop=CpuPool())
+        ledger = CapacityLedger(workers, worker_repository, session_repository,
                                 PortRange(settings.lablet_port_range_start, settings.lablet_port_range_end),
                                 orphan_grace_seconds=settings.lablet_orphan_grace_seconds)
         lablet_sessions = SessionService(session_repository, definitions, ledger, relay, etcd,
                                          review_ratio=settings.lablet_observation_review_ratio)
+
+        async def workers_by_ids(worker_ids: Sequence[str]) -> list[Worker]:
+            return await worker_repository.all(WorkerQuery(ids=worker_ids))
+
         return cls(
             settings=settings, infrastructure=infra, relay=relay, etcd=etcd, workers=workers,
             definitions=definitions, lablet_sessions=lablet_sessions,
             shutdown=WorkerShutdown(workers, lablet_sessions),
+            snapshots=FleetSnapshots(workers_by_ids),
+            lablet_repositories=(definition_repository, session_repository),
             system_settings=system_settings,
             templates=TemplateService(template_repository, relay),
-            controllers=ControllerStatusService(ControllerStatusRepository(db["controller_status"]), relay),
+            controllers=ControllerStatusService(ControllerStatusRepository(db["controller_status"]), relay, etcd),
             webhooks=webhooks,
             tokens=TokenVerifier(settings),
             # Session keys sit beside the event stream, whose name is already one per installation.
@@ -126,8 +138,8 @@ class ControlPlane:
                 await self.workers.workers.ensure_indexes()
                 if self.workers.history is not None:
                     await self.workers.history.ensure_indexes()
-                await self.definitions.repo.ensure_indexes()
-                await self.lablet_sessions.repo.ensure_indexes()
+                for repository in self.lablet_repositories:
+                    await repository.ensure_indexes()
                 return
             except PyMongoError as exc:
                 logger.warning("MongoDB indexes not ensured yet (%s); retrying in %.1fs", exc, delay)

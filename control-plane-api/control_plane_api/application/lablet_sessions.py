@@ -3,6 +3,8 @@
 Each command loads the session, applies domain behaviour, saves under the `version` check (re-reading
 after a lost race), then publishes its events and writes `{prefix}/sessions/{id}/state`. Capacity is
 reserved on the worker *before* the session becomes scheduled and released *after* it leaves the worker.
+The sessions, the etcd keys and the publisher are `application.ports`; the lablet-controller leader's commands
+name it (`leader`), and every write they make is fenced with its epoch.
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ from datetime import datetime, timedelta
 from control_plane_api.application import versioned
 from control_plane_api.application.lablet_capacity import CapacityLedger
 from control_plane_api.application.lablet_definitions import DefinitionService
-from control_plane_api.application.settings import Publisher
+from control_plane_api.application.ports import Publisher, SessionKeys, SessionStore
 from control_plane_api.domain.events import DomainEvent, utcnow
 from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.lablet_observation import compare_ports, same_observation, significant_difference
+from control_plane_api.domain.lablet_queries import SessionQuery
 from control_plane_api.domain.lablet_session import LabletSession
-from control_plane_api.infrastructure.etcd_keys import EtcdKeys
-from control_plane_api.infrastructure.mongo_lablets import SessionRepository
 from lcm_core.domain.lablets import (
     RELEASING_SESSION_STATUSES,
     TERMINAL_SESSION_STATUSES,
@@ -40,14 +41,14 @@ SessionChange = Callable[[LabletSession, datetime], list[DomainEvent]]
 
 
 class SessionService:
-    def __init__(self, sessions: SessionRepository, definitions: DefinitionService, ledger: CapacityLedger,
-                 publisher: Publisher, etcd: EtcdKeys, review_ratio: float = 0.25,
+    def __init__(self, sessions: SessionStore, definitions: DefinitionService, ledger: CapacityLedger,
+                 publisher: Publisher, keys: SessionKeys, review_ratio: float = 0.25,
                  clock: Callable[[], datetime] = utcnow, max_attempts: int = 8) -> None:
-        self.repo = sessions
+        self._repo = sessions
         self._definitions = definitions
         self.ledger = ledger
         self._publisher = publisher
-        self._etcd = etcd
+        self._keys = keys
         self._review_ratio = review_ratio
         self._clock = clock
         self._attempts = max_attempts
@@ -57,22 +58,32 @@ class SessionService:
         if session.status in TERMINAL_SESSION_STATUSES:
             # Nothing is left for a controller to do: the keys go (their deletion wakes the watch, and the
             # session reads as terminal), so etcd does not keep one key per session ever run.
-            await self._etcd.delete_prefix(self._etcd.session_key(session.id, ""))
+            await self._keys.delete_prefix(self._keys.session_key(session.id, ""))
         else:
-            await self._etcd.put_json(self._etcd.session_key(session.id, "state"), session.state_key())
+            await self._keys.put_json(self._keys.session_key(session.id, "state"), session.state_key())
 
     async def mutate(self, session_id: str, change: SessionChange,
                      leader: LeaderCaller | None = None) -> tuple[LabletSession, bool]:
         """(session, changed): load → change → save(version), re-read after a lost race (`versioned.mutate`)."""
-        done = await versioned.mutate(self.repo, session_id, change, clock=self._clock, attempts=self._attempts,
+        done = await versioned.mutate(self._repo, session_id, change, clock=self._clock, attempts=self._attempts,
                                       leader=leader, after_commit=self._after_commit)
         return done.aggregate, done.written
+
+    # ----------------------------------------------------------------- reads
+
+    async def get(self, session_id: str) -> LabletSession:
+        return await self._repo.get(session_id)
+
+    async def page(self, query: SessionQuery, offset: int, limit: int, sort: str = "created_at",
+                   descending: bool = False) -> tuple[list[LabletSession], int]:
+        """A page of the sessions `query` selects, and how many it selects in all."""
+        return await self._repo.page(query, offset, limit, sort, descending)
 
     # ----------------------------------------------------------------- creation
 
     async def create(self, definition_id: str, owner: str, start: datetime, end: datetime, by: str,
                      idempotency_key: str | None = None) -> LabletSession:
-        definition = await self._definitions.repo.get(definition_id)
+        definition = await self._definitions.get(definition_id)
         if definition.status is not LabletDefinitionStatus.ACTIVE:
             raise ConflictError(f"definition {definition.name!r} is {definition.status.value}; sessions are "
                                 "created for active definitions only")
@@ -90,14 +101,14 @@ class SessionService:
             events = [DomainEvent(type=e.type, subject_id=session.id, data={**e.data, "session_id": session.id})
                       for e in events]
             try:
-                return await self.repo.get(session.id)
+                return await self._repo.get(session.id)
             except NotFoundError:
                 pass
         try:
-            await self.repo.insert(session)
+            await self._repo.insert(session)
         except ConflictError:
             if idempotency_key:
-                return await self.repo.get(session.id)
+                return await self._repo.get(session.id)
             raise
         await self._after_commit(session, events)
         return session
@@ -106,7 +117,7 @@ class SessionService:
 
     async def schedule(self, session_id: str, request: ScheduleRequest, by: str,
                        leader: LeaderCaller | None = None) -> LabletSession:
-        session = await self.repo.get(session_id)
+        session = await self._repo.get(session_id)
         if request.worker_id is None:
             found, _ = await self.mutate(session_id, lambda s, now: s.record_no_candidate(request.decision, now),
                                          leader)
@@ -127,7 +138,7 @@ class SessionService:
                                                                                 request.decision, now, by), leader)
             return found
         except Exception:
-            current = await self.repo.get(session_id)
+            current = await self._repo.get(session_id)
             if not (current.worker_id == request.worker_id and current.status is S.SCHEDULED):
                 await self.ledger.release(request.worker_id, session_id, leader)
             raise
@@ -170,7 +181,7 @@ class SessionService:
     async def expire_overdue(self, by: str = "control-plane-api") -> int:
         """Pending/scheduled sessions whose timeslot ended become expired (safe on every replica)."""
         expired = 0
-        for session_id in await self.repo.overdue(self._clock()):
+        for session_id in await self._repo.overdue(self._clock()):
             try:
                 session = await self.expire(session_id, by)
             except ConflictError as exc:
@@ -192,7 +203,7 @@ class SessionService:
         request_id = session.observe_request_id or ""
         key = ObserveRequestKey(session_id=session.id, request_id=request_id, requested_by=by,
                                 requested_at=session.updated_at)
-        await self._etcd.put_json(self._etcd.session_key(session.id, "observe_resources"), key.model_dump(mode="json"))
+        await self._keys.put_json(self._keys.session_key(session.id, "observe_resources"), key.model_dump(mode="json"))
         return session, request_id
 
     async def record_observation(self, session_id: str, observation: ResourceObservation,
@@ -211,5 +222,5 @@ class SessionService:
             if reason is not None:
                 await self._definitions.flag_for_review(session.definition_id, session.definition_version, reason,
                                                         leader)
-        await self._etcd.delete(self._etcd.session_key(session.id, "observe_resources"))
+        await self._keys.delete(self._keys.session_key(session.id, "observe_resources"))
         return session

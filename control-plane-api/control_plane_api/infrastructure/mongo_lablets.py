@@ -5,7 +5,6 @@ shared version-checked path (`mongo_versions.VersionedCollection`: definitions o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,12 +13,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.lablet_definition import LabletDefinition
+from control_plane_api.domain.lablet_queries import SESSION_SORTABLE, SessionQuery
 from control_plane_api.domain.lablet_session import LabletSession
 from control_plane_api.infrastructure.mongo_versions import VersionedCollection, without_bookkeeping
 from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES
 from lcm_core.errors import NotFoundError
-
-SESSION_SORTABLE = frozenset({"created_at", "updated_at", "timeslot_start", "timeslot_end", "status"})
 
 
 def _to_doc(model: Any) -> dict[str, Any]:
@@ -103,24 +101,16 @@ class DefinitionRepository:
         await self._snapshot(definition)
 
 
-@dataclass(frozen=True)
-class SessionQuery:
-    status: Sequence[str] = ()
-    definition_id: str | None = None
-    worker_id: str | None = None
-    owner: str | None = None
-    ids: Sequence[str] = ()
-
-    def to_filter(self) -> dict[str, Any]:
-        flt: dict[str, Any] = {}
-        if self.status:
-            flt["status"] = {"$in": list(self.status)}
-        for key in ("definition_id", "worker_id", "owner"):
-            if getattr(self, key):
-                flt[key] = getattr(self, key)
-        if self.ids:
-            flt["_id"] = {"$in": list(self.ids)}
-        return flt
+def session_filter(query: SessionQuery) -> dict[str, Any]:
+    flt: dict[str, Any] = {}
+    if query.status:
+        flt["status"] = {"$in": list(query.status)}
+    for key in ("definition_id", "worker_id", "owner"):
+        if getattr(query, key):
+            flt[key] = getattr(query, key)
+    if query.ids:
+        flt["_id"] = {"$in": list(query.ids)}
+    return flt
 
 
 class SessionRepository:
@@ -144,7 +134,7 @@ class SessionRepository:
                    descending: bool = False) -> tuple[list[LabletSession], int]:
         if sort not in SESSION_SORTABLE:
             sort = "created_at"
-        flt = query.to_filter()
+        flt = session_filter(query)
         total = await self._c.count_documents(flt)
         cursor = self._c.find(flt).sort([(sort, DESCENDING if descending else ASCENDING), ("_id", ASCENDING)])
         docs = await cursor.skip(skip).limit(limit).to_list(length=limit)
