@@ -11,6 +11,7 @@ from typing import Protocol
 from pymongo.errors import PyMongoError
 
 from control_plane_api.application.event_relay import EventRelay
+from control_plane_api.application.fleet_snapshot import FleetSnapshots
 from control_plane_api.application.lablet_capacity import CapacityLedger
 from control_plane_api.application.lablet_definitions import DefinitionService
 from control_plane_api.application.lablet_sessions import SessionService
@@ -71,6 +72,7 @@ class ControlPlane:
     definitions: DefinitionService
     lablet_sessions: SessionService
     shutdown: WorkerShutdown
+    snapshots: FleetSnapshots
     indexed: list[Indexed] = field(default_factory=list)
     """The repositories whose MongoDB indexes are ensured at start-up."""
     _index_task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -97,21 +99,22 @@ class ControlPlane:
                                 templates=template_repository, telemetry=TelemetryRepository(db["worker_telemetry"]),
                                 history=history)
         session_repository = SessionRepository(db["lablet_sessions"])
-        definitions = DefinitionService(DefinitionRepository(db["lablet_definitions"],
-                                                             db["lablet_definition_versions"]),
-                                        session_repository, relay, off_loop=CpuPool())
-        ledger = CapacityLedger(workers, session_repository,
+        definition_repository = DefinitionRepository(db["lablet_definitions"], db["lablet_definition_versions"])
+        definitions = DefinitionService(definition_repository, session_repository, relay, off_loop=CpuPool())
+        ledger = CapacityLedger(workers, worker_repository, session_repository,
                                 PortRange(settings.lablet_port_range_start, settings.lablet_port_range_end),
                                 orphan_grace_seconds=settings.lablet_orphan_grace_seconds)
         lablet_sessions = SessionService(session_repository, definitions, ledger, relay, etcd,
                                          review_ratio=settings.lablet_observation_review_ratio)
+
         return cls(
             settings=settings, infrastructure=infra, relay=relay, etcd=etcd, workers=workers,
             definitions=definitions, lablet_sessions=lablet_sessions,
             shutdown=WorkerShutdown(workers, lablet_sessions),
+            snapshots=FleetSnapshots(workers.summaries),
             system_settings=system_settings,
             templates=TemplateService(template_repository, relay),
-            controllers=ControllerStatusService(ControllerStatusRepository(db["controller_status"]), relay),
+            controllers=ControllerStatusService(ControllerStatusRepository(db["controller_status"]), relay, etcd),
             webhooks=webhooks,
             tokens=TokenVerifier(settings),
             # Session keys sit beside the event stream, whose name is already one per installation.
@@ -125,7 +128,7 @@ class ControlPlane:
                 max_backoff_seconds=settings.login_max_backoff_seconds,
                 account_failures=settings.login_account_failures)),
             oidc=OidcLogin(_oidc_client(settings), settings.session_secret.get_secret_value()),
-            indexed=[worker_repository, history, definitions.repo, session_repository],
+            indexed=[worker_repository, history, definition_repository, session_repository],
         )
 
     async def _ensure_indexes(self) -> None:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict
 
 from control_plane_api.api.security import CP, Admin, Viewer
-from control_plane_api.application.settings import SettingsChange
-from control_plane_api.domain.controller_status import KeyHolder
+from control_plane_api.application.settings import ControllersOverview, SettingsChange
 from control_plane_api.domain.system_settings import SystemSettings, WorkerTemplate
 from lcm_core.domain.types import JSON_INT64_MAX, Count
-from lcm_core.errors import InvalidError, UnavailableError
+from lcm_core.errors import InvalidError
 
 settings_router = APIRouter(prefix="/api/settings", tags=["settings"])
 templates_router = APIRouter(prefix="/api/templates", tags=["templates"])
@@ -40,7 +39,7 @@ class TemplateUpdate(BaseModel):
 
 @templates_router.get("", summary="Worker templates")
 async def list_templates(cp: CP, _who: Viewer) -> list[WorkerTemplate]:
-    return await cp.templates.repo.list()
+    return await cp.templates.list()
 
 
 @templates_router.post("", status_code=201, summary="Create a template (409 if the name exists)")
@@ -50,7 +49,7 @@ async def create_template(body: WorkerTemplate, cp: CP, who: Admin) -> WorkerTem
 
 @templates_router.get("/{name}", summary="One template")
 async def get_template(name: str, cp: CP, _who: Viewer) -> WorkerTemplate:
-    return await cp.templates.repo.get(name)
+    return await cp.templates.get(name)
 
 
 @templates_router.put("/{name}", summary="Replace a template (version-guarded)")
@@ -70,14 +69,8 @@ async def delete_template(
 
 
 @system_router.get("/controllers", summary="Controllers: leader, loops, success rates")
-async def controllers(cp: CP, _who: Viewer) -> dict[str, Any]:
-    try:
-        holders: dict[str, KeyHolder] | None = await cp.etcd.leader_holders()
-    except UnavailableError:
-        holders = None  # show the last reports anyway; leadership is then as the live replicas report it
-    overview = await cp.controllers.overview(holders)
-    overview["etcd_reachable"] = holders is not None
-    return overview
+async def controllers(cp: CP, _who: Viewer) -> ControllersOverview:
+    return await cp.controllers.overview()
 
 
 class RevokedSessions(BaseModel):

@@ -1,4 +1,10 @@
-"""The one place where LCM's typed errors become HTTP answers (404, 409, 422, 429, 503)."""
+"""The one place where LCM's typed errors become HTTP answers (404, 409, 422, 429, 503).
+
+Every `ConflictError` is a 409 with its message as `detail` and `conflict` as `code`: a stale version
+(`VersionConflict`, which reaches a caller only once the use case's own retries are spent, or when the caller
+named the version), a deposed or foreign controller leader (`FencedError`, "stale leader epoch ..."), a state
+that does not allow the change, or a duplicate.
+"""
 
 from __future__ import annotations
 

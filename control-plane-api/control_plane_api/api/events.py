@@ -30,22 +30,14 @@ from control_plane_api.application.event_relay import (
 )
 from control_plane_api.bootstrap import ControlPlane
 from control_plane_api.domain import events as ev
+from control_plane_api.domain.event_log import LoggedEvent, Position, parse_event_id
 from control_plane_api.domain.events import DomainEvent
-from control_plane_api.domain.worker_query import WorkerQuery
-from control_plane_api.infrastructure.event_log import LoggedEvent, Position, parse_event_id
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 
 
 def _frame(event_id: str, event: DomainEvent) -> dict[str, str]:
     return {"id": event_id, "event": event.type, "data": json.dumps(event.envelope(), default=str)}
-
-
-async def _snapshot(cp: ControlPlane, flt: EventFilter) -> DomainEvent:
-    query = WorkerQuery(ids=sorted(flt.worker_ids)) if flt.worker_ids else WorkerQuery()
-    rows = await cp.workers.summaries(query)
-    return DomainEvent(type=ev.WORKER_SNAPSHOT, data={"workers": [r.model_dump(mode="json") for r in rows],
-                                                      "count": len(rows)})
 
 
 def _last(event_id: str) -> tuple[str, Position] | None:
@@ -75,7 +67,7 @@ async def _stream(request: Request, cp: ControlPlane, relay: EventRelay, sub: Su
                 last_id = logged.sse_id
         else:
             last_id = await relay.current_id()
-            yield _frame(last_id, await _snapshot(cp, flt))
+            yield _frame(last_id, await cp.snapshots.snapshot(flt.worker_ids))
         last_position = _last(last_id)
         while time.monotonic() < deadline:
             timeout = min(settings.sse_heartbeat_seconds, max(0.0, deadline - time.monotonic()))
@@ -99,7 +91,7 @@ async def _stream(request: Request, cp: ControlPlane, relay: EventRelay, sub: Su
                 # What the client has seen is of a log that is gone: start over from the new one.
                 last_id = await relay.current_id()
                 last_position = _last(last_id)
-                yield _frame(last_id, await _snapshot(cp, flt))
+                yield _frame(last_id, await cp.snapshots.snapshot(flt.worker_ids))
                 continue
             assert isinstance(item, LoggedEvent)
             if not _newer(item, last_position):

@@ -136,7 +136,7 @@ async def get_worker(worker_id: str, cp: CP, _caller: Internal) -> WorkerDetail:
 
 @router.post("/workers/bulk-import", summary="Import discovered instances (idempotent by instance id)")
 async def bulk_import(body: BulkImport, cp: CP, caller: Leader) -> ImportOutcome:
-    result = await cp.workers.bulk_import(body.instances, by=f"{body.source} ({caller})")
+    result = await cp.workers.bulk_import(body.instances, by=f"{body.source} ({caller.by})", leader=caller)
     return ImportOutcome(created=result.created, updated=result.updated, unchanged=result.unchanged,
                          workers=[controller_view(w) for w in result.workers.values()])
 
@@ -150,27 +150,27 @@ async def unseen_workers(body: SeenInstances, cp: CP, _caller: Internal) -> Work
 
 @router.post("/workers/metrics:batch", summary="Metrics of many workers in one call (idleness judged too)")
 async def metrics_batch(body: MetricsBatch, cp: CP, caller: Leader) -> MetricsBatchOutcome:
-    return await cp.workers.update_metrics_batch(body.reports, by=caller)
+    return await cp.workers.update_metrics_batch(body.reports, by=caller.by, leader=caller)
 
 
 @router.post("/workers/{worker_id}/status", summary="EC2 state observed by the controller")
 async def update_status(worker_id: str, body: StatusReport, cp: CP, caller: Leader) -> WorkerView:
-    return controller_view(await cp.workers.update_status(worker_id, body, by=caller))
+    return controller_view(await cp.workers.update_status(worker_id, body, by=caller.by, leader=caller))
 
 
 @router.post("/workers/{worker_id}/license", summary="Progress of a licence request")
 async def license_progress(worker_id: str, body: LicenseProgress, cp: CP, caller: Leader) -> WorkerView:
-    return controller_view(await cp.workers.license_progress(worker_id, body, by=caller))
+    return controller_view(await cp.workers.license_progress(worker_id, body, by=caller.by, leader=caller))
 
 
 @router.post("/workers/{worker_id}/provisioned", summary="The instance provisioned for a worker (idempotent)")
 async def provisioned(worker_id: str, body: DiscoveredInstance, cp: CP, caller: Leader) -> WorkerView:
-    return controller_view(await cp.workers.attach_instance(worker_id, body, by=caller))
+    return controller_view(await cp.workers.attach_instance(worker_id, body, by=caller.by, leader=caller))
 
 
 @router.get("/templates/{name}", summary="A worker template (for provisioning)")
 async def template(name: str, cp: CP, _caller: Internal) -> WorkerTemplate:
-    return await cp.templates.repo.get(name)
+    return await cp.templates.get(name)
 
 
 @router.get("/settings", summary="System settings (controllers re-read them every cycle)")

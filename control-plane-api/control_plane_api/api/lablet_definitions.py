@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import ConfigDict, Field
 
-from control_plane_api.api.lablet_topology_view import topology_summary
 from control_plane_api.api.lablet_views import (
-    Page,
+    DefinitionPage,
+    DefinitionSummary,
+    DefinitionView,
     Strict,
     TrackName,
     definition_page,
+    definition_summary,
     definition_view,
     enum_filter,
     enum_values,
 )
 from control_plane_api.api.security import CP, Admin, Viewer
+from control_plane_api.application.lablet_definitions import DefinitionObservations
 from control_plane_api.domain.lablet_definition import DefinitionContent
+from control_plane_api.domain.topology_summary import TopologySummary
 from lcm_core.domain.lablets import LabletDefinitionStatus, ResourceRequirements
 from lcm_core.domain.types import Count, Flag, Label, LongText, Number, Text
 from lcm_core.errors import InvalidError
@@ -85,14 +89,14 @@ async def list_definitions(
     lab_track: Annotated[str | None, Query(max_length=64)] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> Page:
+) -> DefinitionPage:
     wanted = enum_values(status, LabletDefinitionStatus, "definition status")
-    items, total = await cp.definitions.repo.page(wanted, lab_track, offset, limit)
+    items, total = await cp.definitions.page(wanted, lab_track, offset, limit)
     return definition_page(items, total, offset, limit)
 
 
 @router.post("", status_code=201, summary="Create a definition from a CML lab topology (YAML)")
-async def create_definition(body: CreateDefinition, cp: CP, who: Admin) -> dict[str, Any]:
+async def create_definition(body: CreateDefinition, cp: CP, who: Admin) -> DefinitionView:
     content = DefinitionContent(**body.model_dump(exclude={"name", "activate"}))
     definition = await cp.definitions.create(body.name, content, by=who.subject)
     if body.activate:
@@ -102,66 +106,46 @@ async def create_definition(body: CreateDefinition, cp: CP, who: Admin) -> dict[
 
 @router.get("/{definition_id}", summary="Definition detail (the current version, or `version=N`)")
 async def get_definition(definition_id: str, cp: CP, _who: Viewer,
-                         version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> dict[str, Any]:
-    if version is None:
-        return definition_view(await cp.definitions.repo.get(definition_id))
-    return definition_view(await cp.definitions.repo.get_version(definition_id, version))
+                         version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> DefinitionView:
+    return definition_view(await cp.definitions.get(definition_id, version))
 
 
 @router.get("/{definition_id}/topology", summary="Topology summary: nodes, links, port template (`version=N`)")
 async def get_topology(definition_id: str, cp: CP, _who: Viewer,
-                       version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> dict[str, Any]:
-    repo = cp.definitions.repo
-    definition = await (repo.get(definition_id) if version is None else repo.get_version(definition_id, version))
-    # The summary re-parses the stored topology (up to a megabyte of YAML): off the event loop.
-    return await cp.definitions.off_loop.run(topology_summary, definition)
+                       version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> TopologySummary:
+    return await cp.definitions.topology(definition_id, version)
 
 
 @router.get("/{definition_id}/versions", summary="Every stored version of a definition")
-async def list_versions(definition_id: str, cp: CP, _who: Viewer) -> list[dict[str, Any]]:
-    await cp.definitions.repo.get(definition_id)
-    return [definition_view(d, with_topology=False) for d in await cp.definitions.repo.versions(definition_id)]
+async def list_versions(definition_id: str, cp: CP, _who: Viewer) -> list[DefinitionSummary]:  # type: ignore[valid-type]
+    return [definition_summary(d) for d in await cp.definitions.versions(definition_id)]
 
 
 @router.put("/{definition_id}", summary="Store a new version (guarded by the version read)")
-async def update_definition(definition_id: str, body: UpdateDefinition, cp: CP, who: Admin) -> dict[str, Any]:
-    current = await cp.definitions.repo.get(definition_id)
+async def update_definition(definition_id: str, body: UpdateDefinition, cp: CP, who: Admin) -> DefinitionView:
     given = body.model_dump(exclude={"version"}, exclude_unset=True)
-    topology_changed = "lab_topology_yaml" in given and given["lab_topology_yaml"] != current.lab_topology_yaml
-    declared_kept = current.resource_requirements != current.estimated_requirements
-    requirements = given.get("resource_requirements")
-    if requirements is None and not (topology_changed and not declared_kept):
-        requirements = current.resource_requirements.model_dump()
-    content = DefinitionContent(
-        lab_topology_yaml=given.get("lab_topology_yaml") or current.lab_topology_yaml,
-        resource_requirements=requirements,
-        lab_track=given.get("lab_track", current.lab_track),
-        license_affinity=given.get("license_affinity") or current.license_affinity,
-        max_duration_minutes=given.get("max_duration_minutes") or current.max_duration_minutes,
-        description=given.get("description", current.description),
-    )
-    return definition_view(await cp.definitions.update(definition_id, body.version, content, by=who.subject))
+    return definition_view(await cp.definitions.revise(definition_id, body.version, given, by=who.subject))
 
 
 @router.post("/{definition_id}/activate", summary="Accept new sessions (idempotent)")
-async def activate(definition_id: str, cp: CP, who: Admin) -> dict[str, Any]:
+async def activate(definition_id: str, cp: CP, who: Admin) -> DefinitionView:
     return definition_view(await cp.definitions.set_status(definition_id, LabletDefinitionStatus.ACTIVE,
                                                            by=who.subject))
 
 
 @router.post("/{definition_id}/deactivate", summary="Stop accepting new sessions (idempotent)")
-async def deactivate(definition_id: str, cp: CP, who: Admin) -> dict[str, Any]:
+async def deactivate(definition_id: str, cp: CP, who: Admin) -> DefinitionView:
     return definition_view(await cp.definitions.set_status(definition_id, LabletDefinitionStatus.INACTIVE,
                                                            by=who.subject))
 
 
 @router.get("/{definition_id}/resource-observations", summary="Observed resources over completed sessions")
-async def resource_observations(definition_id: str, cp: CP, _who: Viewer) -> dict[str, Any]:
+async def resource_observations(definition_id: str, cp: CP, _who: Viewer) -> DefinitionObservations:
     return await cp.definitions.observations(definition_id)
 
 
 @router.post("/{definition_id}/apply-observations", summary="Apply revised requirements (a new version)")
-async def apply_observations(definition_id: str, body: ApplyObservations, cp: CP, who: Admin) -> dict[str, Any]:
+async def apply_observations(definition_id: str, body: ApplyObservations, cp: CP, who: Admin) -> DefinitionView:
     if body.cpu_cores is None and body.memory_gb is None and body.storage_gb is None:
         raise InvalidError("give at least one of cpu_cores, memory_gb, storage_gb")
     definition = await cp.definitions.apply_observations(definition_id, body.version, body.cpu_cores,

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
-from control_plane_api.api.lablet_views import Page, Strict, enum_filter, enum_values, session_page, session_view
+from control_plane_api.api.lablet_views import (
+    SessionPage,
+    SessionView,
+    Strict,
+    enum_filter,
+    enum_values,
+    session_page,
+    session_view,
+)
 from control_plane_api.api.security import CP, Admin, Viewer
-from control_plane_api.infrastructure.mongo_lablets import SESSION_SORTABLE, SessionQuery
+from control_plane_api.domain.lablet_queries import SESSION_SORTABLE, SessionQuery
 from lcm_core.domain.lablets import LabletSessionStatus
 from lcm_core.domain.types import Label, Text
 from lcm_core.errors import InvalidError
@@ -33,6 +41,13 @@ class CreateSession(Strict):
 
 class ActionBody(Strict):
     reason: Text | None = Field(default=None, max_length=500)
+
+
+class ObservationRequested(BaseModel):
+    session_id: str
+    request_id: str
+    """The id the lablet-controller's observation will answer."""
+    status: LabletSessionStatus
 
 
 if TYPE_CHECKING:
@@ -58,14 +73,14 @@ async def list_sessions(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     sort: Annotated[str, Query(description=f"One of: {', '.join(sorted(SESSION_SORTABLE))}")] = "created_at",
     order: Literal["asc", "desc"] = "desc",
-) -> Page:
+) -> SessionPage:
     query = SessionQuery(status=statuses(status), definition_id=definition_id, worker_id=worker_id, owner=owner)
-    items, total = await cp.lablet_sessions.repo.page(query, offset, limit, sort, descending=order == "desc")
+    items, total = await cp.lablet_sessions.page(query, offset, limit, sort, descending=order == "desc")
     return session_page(items, total, offset, limit)
 
 
 @router.post("", status_code=201, summary="Create a session of an active definition for a timeslot")
-async def create_session(body: CreateSession, cp: CP, who: Admin) -> dict[str, Any]:
+async def create_session(body: CreateSession, cp: CP, who: Admin) -> SessionView:
     for value in (body.timeslot_start, body.timeslot_end):
         if not EARLIEST <= value <= LATEST:
             raise InvalidError("timeslots lie between the years 2000 and 2200")
@@ -76,18 +91,18 @@ async def create_session(body: CreateSession, cp: CP, who: Admin) -> dict[str, A
 
 
 @router.get("/{session_id}", summary="Session detail (allocation, observations, history)")
-async def get_session(session_id: str, cp: CP, _who: Viewer) -> dict[str, Any]:
-    return session_view(await cp.lablet_sessions.repo.get(session_id))
+async def get_session(session_id: str, cp: CP, _who: Viewer) -> SessionView:
+    return session_view(await cp.lablet_sessions.get(session_id))
 
 
 @router.post("/{session_id}/observe-resources", status_code=202,
              summary="Ask the lablet-controller to observe the live lab now (ready or running)")
-async def observe_resources(session_id: str, cp: CP, who: Admin) -> dict[str, Any]:
+async def observe_resources(session_id: str, cp: CP, who: Admin) -> ObservationRequested:
     session, request_id = await cp.lablet_sessions.request_observation(session_id, by=who.subject)
-    return {"session_id": session.id, "request_id": request_id, "status": session.status.value}
+    return ObservationRequested(session_id=session.id, request_id=request_id, status=session.status)
 
 
 @router.post("/{session_id}/terminate", summary="Terminate the session (the controller tears its lab down)")
-async def terminate(session_id: str, cp: CP, who: Admin, body: ActionBody | None = None) -> dict[str, Any]:
+async def terminate(session_id: str, cp: CP, who: Admin, body: ActionBody | None = None) -> SessionView:
     reason = body.reason if body else None
     return session_view(await cp.lablet_sessions.terminate(session_id, by=who.subject, reason=reason))

@@ -8,10 +8,11 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from control_plane_api.domain.lablet_definition import LabletDefinition
 from control_plane_api.domain.lablet_session import LabletSession
+from lcm_core.domain.lablets import SessionWorkView
 from lcm_core.domain.types import Documented
 from lcm_core.errors import InvalidError
 
@@ -21,37 +22,79 @@ TrackName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z
 """A lab track (e.g. `ccna`, `devnet-associate`)."""
 
 
-class Page(BaseModel):
-    items: list[dict[str, Any]]
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+_VIEW_CONFIG = ConfigDict(from_attributes=True, populate_by_name=True)
+
+
+def view_of(aggregate: type[BaseModel], name: str, without: frozenset[str] = frozenset()) -> type[BaseModel]:
+    """The wire shape of an aggregate: its fields but `without` and those it never dumps (the storage's
+    fencing tokens), typed as in the aggregate; built from an aggregate with `model_validate(aggregate)`."""
+    fields: dict[str, Any] = {
+        field_name: (info.annotation, info) for field_name, info in aggregate.model_fields.items()
+        if field_name not in without and not info.exclude}
+    return create_model(name, __config__=_VIEW_CONFIG, __doc__=f"A {aggregate.__name__} on the wire.", **fields)
+
+
+DefinitionView = view_of(LabletDefinition, "DefinitionView")
+"""A lablet definition with its topology and history."""
+DefinitionSummary = view_of(LabletDefinition, "DefinitionSummary", frozenset({"lab_topology_yaml", "state_history"}))
+"""A lablet definition in lists and version histories: without the topology and the history."""
+SessionView = view_of(LabletSession, "SessionView", frozenset({"port_template"}))
+"""A lablet session (its ports as allocated, not the template they came from)."""
+
+
+class DefinitionPage(BaseModel):
+    items: list[DefinitionSummary]  # type: ignore[valid-type]
     total: int
     offset: int
     limit: int
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class SessionPage(BaseModel):
+    items: list[SessionView]  # type: ignore[valid-type]
+    total: int
+    offset: int
+    limit: int
 
 
-def definition_view(definition: LabletDefinition, *, with_topology: bool = True) -> dict[str, Any]:
-    exclude = set() if with_topology else {"lab_topology_yaml", "state_history"}
-    return definition.model_dump(mode="json", by_alias=True, exclude=exclude)
+class WorkPage(BaseModel):
+    """Sessions as the lablet-controller works on them."""
+
+    items: list[SessionWorkView]
+    total: int
+    offset: int
+    limit: int
 
 
-def definition_page(items: Sequence[LabletDefinition], total: int, offset: int, limit: int) -> Page:
-    return Page(items=[definition_view(d, with_topology=False) for d in items], total=total, offset=offset,
-                limit=limit)
+def definition_view(definition: LabletDefinition) -> Any:
+    return DefinitionView.model_validate(definition)
 
 
-def session_view(session: LabletSession) -> dict[str, Any]:
-    return session.model_dump(mode="json", by_alias=True, exclude={"port_template"})
+def definition_summary(definition: LabletDefinition) -> Any:
+    return DefinitionSummary.model_validate(definition)
 
 
-def session_page(items: Sequence[LabletSession], total: int, offset: int, limit: int) -> Page:
-    return Page(items=[session_view(s) for s in items], total=total, offset=offset, limit=limit)
+def definition_page(items: Sequence[LabletDefinition], total: int, offset: int, limit: int) -> DefinitionPage:
+    return DefinitionPage(items=[definition_summary(d) for d in items], total=total, offset=offset, limit=limit)
 
 
-def work_view(session: LabletSession) -> dict[str, Any]:
-    return session.work_view().model_dump(mode="json")
+def session_view(session: LabletSession) -> Any:
+    return SessionView.model_validate(session)
+
+
+def session_page(items: Sequence[LabletSession], total: int, offset: int, limit: int) -> SessionPage:
+    return SessionPage(items=[session_view(s) for s in items], total=total, offset=offset, limit=limit)
+
+
+def work_view(session: LabletSession) -> SessionWorkView:
+    return session.work_view()
+
+
+def work_page(items: Sequence[LabletSession], total: int, offset: int, limit: int) -> WorkPage:
+    return WorkPage(items=[work_view(s) for s in items], total=total, offset=offset, limit=limit)
 
 
 def csv_pattern(token: str) -> str:

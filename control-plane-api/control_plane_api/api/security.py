@@ -12,14 +12,15 @@ it found is kept in the request's state, so the dependencies below do not verify
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from control_plane_api.bootstrap import ControlPlane
+from control_plane_api.domain.fencing import LABLET_CONTROLLER, WORKER_CONTROLLER, LeaderCaller
 from control_plane_api.infrastructure.identity import AuthenticationError, Principal, SessionStore
-from lcm_core.errors import ConflictError
 
 _bearer = HTTPBearer(auto_error=False, description="Bearer JWT (OIDC / Keycloak, or the local stack's tokens)")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Internal API key of the controllers")
@@ -92,37 +93,30 @@ async def internal_caller(cp: CP, key: Annotated[str | None, Depends(_api_key)])
 Internal = Annotated[str, Depends(internal_caller)]
 
 
-async def leading_controller(
-    cp: CP,
-    _caller: Internal,
-    epoch: Annotated[str | None, Header(alias="X-LCM-Leader-Epoch",
-                                        description="The caller's leader epoch (fencing token)")] = None,
-) -> str:
-    """The fence: a mutating controller call must come from a current leader (else 409)."""
-    service = await cp.etcd.verify_epoch(epoch)
-    return f"{service}@{epoch}"
+LeaderEpoch = Annotated[str | None, Header(
+    alias="X-LCM-Leader-Epoch",
+    description="The epoch of the calling controller's leadership (fencing token): the current leader's of the "
+                "service that owns the route (worker-controller for workers, lablet-controller for lablets)")]
 
 
-Leader = Annotated[str, Depends(leading_controller)]
+def leader_of(service: str) -> Callable[..., Awaitable[LeaderCaller]]:
+    """The fence of the mutating routes of `service`: the call must come from that service's current leader
+    (else 409). The caller it yields goes down to the repository, whose write checks its epoch again against
+    the tokens stored with the aggregate (docs/architecture.md, "The leader fence in storage")."""
 
-LABLET_CONTROLLER = "lablet-controller"
+    async def leading(cp: CP, _caller: Internal, epoch: LeaderEpoch = None) -> LeaderCaller:
+        return await cp.etcd.verify_epoch(epoch, service)
 
-
-async def leading_lablet_controller(
-    cp: CP,
-    _caller: Internal,
-    epoch: Annotated[str | None, Header(alias="X-LCM-Leader-Epoch",
-                                        description="The lablet-controller leader's epoch (fencing token)")] = None,
-) -> str:
-    """The fence of the lablet endpoints: the epoch must be the current lablet-controller leader's."""
-    service = await cp.etcd.verify_epoch(epoch)
-    if service != LABLET_CONTROLLER:
-        raise ConflictError(f"epoch {epoch} is the {service} leader's; lablet sessions are changed by the "
-                            f"{LABLET_CONTROLLER} leader only")
-    return f"{service}@{epoch}"
+    leading.__name__ = leading.__qualname__ = f"leading_{service.replace('-', '_')}"
+    return leading
 
 
-LabletLeader = Annotated[str, Depends(leading_lablet_controller)]
+leading_controller = leader_of(WORKER_CONTROLLER)
+leading_lablet_controller = leader_of(LABLET_CONTROLLER)
+Leader = Annotated[LeaderCaller, Depends(leading_controller)]
+"""The worker-controller leader (the mutating worker routes)."""
+LabletLeader = Annotated[LeaderCaller, Depends(leading_lablet_controller)]
+"""The lablet-controller leader (the mutating lablet-session routes)."""
 
 
 async def viewer_or_api_key(

@@ -1,11 +1,12 @@
 """Fan-out of domain events to this replica's SSE clients, fed by the durable log.
 
-Publishing appends to the log; a tailer task reads the log and delivers each entry to the matching local
-subscribers, so every replica delivers every event in log order. When the log (Redis) is unreachable,
-events are delivered to local clients at once under a replica-local id and kept (bounded) until the log
-is back, then appended; the tailer recognises them by uid and does not deliver them twice.
+Publishing appends to the log (`ports.EventLog`, a Redis stream); a tailer task reads the log and delivers
+each entry to the matching local subscribers, so every replica delivers every event in log order. When the log
+is unreachable (its adapter raises `UnavailableError`), events are delivered to local clients at once under a
+replica-local id and kept (bounded) until the log is back, then appended; the tailer recognises them by uid
+and does not deliver them twice.
 
-Entries are delivered labelled with the log's epoch (see `event_log`). When the tailer finds that the epoch
+Entries are delivered labelled with the log's epoch (see `domain.event_log`). When the tailer finds that the epoch
 changed (Redis lost the stream), it tells every subscriber (`LogLost`): what they were sent cannot be
 resumed from, so the stream sends a fresh snapshot and goes on in the new log.
 """
@@ -21,16 +22,10 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from redis.exceptions import RedisError
-
+from control_plane_api.application.ports import EventLog
+from control_plane_api.domain.event_log import LoggedEvent, event_id, parse_event_id, parse_stream_id
 from control_plane_api.domain.events import DomainEvent
-from control_plane_api.infrastructure.event_log import (
-    LoggedEvent,
-    RedisEventLog,
-    event_id,
-    parse_event_id,
-    parse_stream_id,
-)
+from lcm_core.errors import UnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +88,7 @@ class Subscription:
 
 
 class EventRelay:
-    def __init__(self, log: RedisEventLog, *, tail_log: RedisEventLog | None = None, queue_size: int = 1000,
+    def __init__(self, log: EventLog, *, tail_log: EventLog | None = None, queue_size: int = 1000,
                  pending_limit: int = 10_000, append_timeout: float = 1.0, block_ms: int = 1000) -> None:
         self._log = log
         # Blocking reads get their own connection (and a socket timeout longer than the block).
@@ -136,7 +131,7 @@ class EventRelay:
             try:
                 await asyncio.wait_for(self._log.append_many(items, self.origin), self._append_timeout)
                 return
-            except (RedisError, OSError, TimeoutError) as exc:
+            except (UnavailableError, TimeoutError) as exc:
                 self._mark_unavailable(exc)
         for event, uid in items:
             self._pending.append((event, uid))
@@ -172,7 +167,7 @@ class EventRelay:
         try:
             state = await asyncio.wait_for(self._log.state(), self._append_timeout)
             return event_id(state.epoch, state.last_id)
-        except (RedisError, OSError, TimeoutError):
+        except (UnavailableError, TimeoutError):
             if self._epoch is not None and self._last_id is not None:
                 return event_id(self._epoch, self._last_id)
             return f"local-{self.origin}-0"
@@ -214,7 +209,7 @@ class EventRelay:
             if await asyncio.wait_for(self._log.epoch(), self._append_timeout) != epoch:
                 return None
             return [replace(item, epoch=epoch) for item in out]
-        except (RedisError, OSError, TimeoutError):
+        except (UnavailableError, TimeoutError):
             return None
 
     # ----------------------------------------------------------------- tailing
@@ -262,7 +257,7 @@ class EventRelay:
                     self._deliver(replace(entry, epoch=epoch))
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError, TimeoutError) as exc:
+            except (UnavailableError, TimeoutError) as exc:
                 self._mark_unavailable(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -1,4 +1,5 @@
-"""Reservations of lablet sessions on workers, through the worker's version-checked save.
+"""Reservations of lablet sessions on workers, through the worker use case's version-checked change
+(`ports.WorkerChanges`, i.e. `WorkerService.mutate`).
 
 `reserve` and `release` are keyed by session id (idempotent). `release_orphans` gives back what a crash
 between the worker write and the session write left behind: a reservation whose session does not hold
@@ -11,11 +12,11 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from control_plane_api.application.workers import WorkerService
+from control_plane_api.application.ports import ReservationHolders, ReservedWorkers, WorkerChanges
 from control_plane_api.domain.events import DomainEvent, utcnow
+from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_capacity import PortRange, record_drift, release, reserve
-from control_plane_api.infrastructure.mongo_lablets import SessionRepository
 from lcm_core.domain.lablets import PortSpec, ResourceRequirements
 from lcm_core.errors import NotFoundError
 
@@ -23,10 +24,11 @@ logger = logging.getLogger(__name__)
 
 
 class CapacityLedger:
-    def __init__(self, workers: WorkerService, sessions: SessionRepository, ports: PortRange,
-                 attempts: int = 25, orphan_grace_seconds: float = 120.0,
+    def __init__(self, workers: WorkerChanges, reserved: ReservedWorkers, sessions: ReservationHolders,
+                 ports: PortRange, attempts: int = 25, orphan_grace_seconds: float = 120.0,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self._workers = workers
+        self._reserved = reserved
         self._sessions = sessions
         self.ports = ports
         self._attempts = attempts
@@ -34,7 +36,8 @@ class CapacityLedger:
         self._clock = clock
 
     async def reserve(self, worker_id: str, session_id: str, needs: ResourceRequirements,
-                      template: list[PortSpec], session_version: int) -> dict[str, int]:
+                      template: list[PortSpec], session_version: int, leader: LeaderCaller | None = None
+                      ) -> dict[str, int]:
         """The session's ports on the worker (the same ones when it already holds a reservation there).
         Raises ConflictError when the worker cannot take it or the race was lost `attempts` times."""
         chosen: dict[str, int] = {}
@@ -45,23 +48,25 @@ class CapacityLedger:
             chosen.update(ports)
             return events
 
-        await self._workers.mutate(worker_id, change, attempts=self._attempts)
+        await self._workers.mutate(worker_id, change, attempts=self._attempts, leader=leader)
         return dict(chosen)
 
-    async def release(self, worker_id: str | None, session_id: str) -> None:
+    async def release(self, worker_id: str | None, session_id: str, leader: LeaderCaller | None = None) -> None:
         if worker_id is None:
             return
         try:
             # A drained worker goes on to stop (or terminate) when its last session gives its capacity back.
             await self._workers.mutate(worker_id, lambda w, now: release(w, session_id)
-                                       + w.settle_drain(now, "capacity-ledger"), attempts=self._attempts)
+                                       + w.settle_drain(now, "capacity-ledger"), attempts=self._attempts,
+                                       leader=leader)
         except NotFoundError:
             logger.warning("worker %s of session %s is gone; nothing to release", worker_id, session_id)
 
-    async def record_drift(self, worker_id: str, session_id: str, drifted: dict[str, int]) -> None:
+    async def record_drift(self, worker_id: str, session_id: str, drifted: dict[str, int],
+                           leader: LeaderCaller | None = None) -> None:
         try:
             await self._workers.mutate(worker_id, lambda w, _now: record_drift(w, session_id, drifted),
-                                       attempts=self._attempts)
+                                       attempts=self._attempts, leader=leader)
         except NotFoundError:
             logger.warning("worker %s of session %s is gone; drift not recorded on it", worker_id, session_id)
 
@@ -69,7 +74,7 @@ class CapacityLedger:
         """Release reservations whose session no longer holds capacity on that worker (after the grace)."""
         released = 0
         cutoff = self._clock() - self._grace
-        for worker in await self._workers.with_reservations():
+        for worker in await self._reserved.with_reservations():
             old = {sid: r for sid, r in worker.capacity.reservations.items()
                    if r.reserved_at is None or r.reserved_at <= cutoff}
             if not old:

@@ -3,6 +3,8 @@
 Each command loads the session, applies domain behaviour, saves under the `version` check (re-reading
 after a lost race), then publishes its events and writes `{prefix}/sessions/{id}/state`. Capacity is
 reserved on the worker *before* the session becomes scheduled and released *after* it leaves the worker.
+The sessions, the etcd keys and the publisher are `application.ports`; the lablet-controller leader's commands
+name it (`leader`), and every write they make is fenced with its epoch.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from control_plane_api.application import versioned
 from control_plane_api.application.lablet_capacity import CapacityLedger
-from control_plane_api.application.lablet_definitions import DefinitionService, retrying
-from control_plane_api.application.settings import Publisher
+from control_plane_api.application.lablet_definitions import DefinitionService
+from control_plane_api.application.ports import Publisher, SessionKeys, SessionStore
 from control_plane_api.domain.events import DomainEvent, utcnow
+from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.lablet_observation import compare_ports, same_observation, significant_difference
+from control_plane_api.domain.lablet_queries import SessionQuery
 from control_plane_api.domain.lablet_session import LabletSession
-from control_plane_api.infrastructure.etcd_keys import EtcdKeys
-from control_plane_api.infrastructure.mongo_lablets import SessionRepository
 from lcm_core.domain.lablets import (
     RELEASING_SESSION_STATUSES,
     TERMINAL_SESSION_STATUSES,
@@ -38,14 +41,14 @@ SessionChange = Callable[[LabletSession, datetime], list[DomainEvent]]
 
 
 class SessionService:
-    def __init__(self, sessions: SessionRepository, definitions: DefinitionService, ledger: CapacityLedger,
-                 publisher: Publisher, etcd: EtcdKeys, review_ratio: float = 0.25,
+    def __init__(self, sessions: SessionStore, definitions: DefinitionService, ledger: CapacityLedger,
+                 publisher: Publisher, keys: SessionKeys, review_ratio: float = 0.25,
                  clock: Callable[[], datetime] = utcnow, max_attempts: int = 8) -> None:
-        self.repo = sessions
+        self._repo = sessions
         self._definitions = definitions
         self.ledger = ledger
         self._publisher = publisher
-        self._etcd = etcd
+        self._keys = keys
         self._review_ratio = review_ratio
         self._clock = clock
         self._attempts = max_attempts
@@ -55,31 +58,32 @@ class SessionService:
         if session.status in TERMINAL_SESSION_STATUSES:
             # Nothing is left for a controller to do: the keys go (their deletion wakes the watch, and the
             # session reads as terminal), so etcd does not keep one key per session ever run.
-            await self._etcd.delete_prefix(self._etcd.session_key(session.id, ""))
+            await self._keys.delete_prefix(self._keys.session_key(session.id, ""))
         else:
-            await self._etcd.put_json(self._etcd.session_key(session.id, "state"), session.state_key())
+            await self._keys.put_json(self._keys.session_key(session.id, "state"), session.state_key())
 
-    async def mutate(self, session_id: str, change: SessionChange) -> tuple[LabletSession, bool]:
-        """(session, changed): load → change → save(version), re-read after a lost race."""
-        async def step() -> tuple[LabletSession, bool]:
-            session = await self.repo.get(session_id)
-            now = self._clock()
-            before = session.model_dump()
-            events = change(session, now)
-            if not events and session.model_dump() == before:
-                return session, False
-            session.updated_at = now
-            await self.repo.save(session)
-            await self._after_commit(session, events)
-            return session, True
+    async def mutate(self, session_id: str, change: SessionChange,
+                     leader: LeaderCaller | None = None) -> tuple[LabletSession, bool]:
+        """(session, changed): load → change → save(version), re-read after a lost race (`versioned.mutate`)."""
+        done = await versioned.mutate(self._repo, session_id, change, clock=self._clock, attempts=self._attempts,
+                                      leader=leader, after_commit=self._after_commit)
+        return done.aggregate, done.written
 
-        return await retrying(self._attempts, step)
+    # ----------------------------------------------------------------- reads
+
+    async def get(self, session_id: str) -> LabletSession:
+        return await self._repo.get(session_id)
+
+    async def page(self, query: SessionQuery, offset: int, limit: int, sort: str = "created_at",
+                   descending: bool = False) -> tuple[list[LabletSession], int]:
+        """A page of the sessions `query` selects, and how many it selects in all."""
+        return await self._repo.page(query, offset, limit, sort, descending)
 
     # ----------------------------------------------------------------- creation
 
     async def create(self, definition_id: str, owner: str, start: datetime, end: datetime, by: str,
                      idempotency_key: str | None = None) -> LabletSession:
-        definition = await self._definitions.repo.get(definition_id)
+        definition = await self._definitions.get(definition_id)
         if definition.status is not LabletDefinitionStatus.ACTIVE:
             raise ConflictError(f"definition {definition.name!r} is {definition.status.value}; sessions are "
                                 "created for active definitions only")
@@ -97,25 +101,27 @@ class SessionService:
             events = [DomainEvent(type=e.type, subject_id=session.id, data={**e.data, "session_id": session.id})
                       for e in events]
             try:
-                return await self.repo.get(session.id)
+                return await self._repo.get(session.id)
             except NotFoundError:
                 pass
         try:
-            await self.repo.insert(session)
+            await self._repo.insert(session)
         except ConflictError:
             if idempotency_key:
-                return await self.repo.get(session.id)
+                return await self._repo.get(session.id)
             raise
         await self._after_commit(session, events)
         return session
 
     # ----------------------------------------------------------------- scheduling
 
-    async def schedule(self, session_id: str, request: ScheduleRequest, by: str) -> LabletSession:
-        session = await self.repo.get(session_id)
+    async def schedule(self, session_id: str, request: ScheduleRequest, by: str,
+                       leader: LeaderCaller | None = None) -> LabletSession:
+        session = await self._repo.get(session_id)
         worker_id = request.worker_id
         if worker_id is None:
-            found, _ = await self.mutate(session_id, lambda s, now: s.record_no_candidate(request.decision, now))
+            found, _ = await self.mutate(session_id, lambda s, now: s.record_no_candidate(request.decision, now),
+                                         leader)
             return found
         if session.status is S.SCHEDULED and session.worker_id == worker_id:
             return session  # repeated call: same allocation
@@ -123,24 +129,24 @@ class SessionService:
             raise ConflictError(f"session {session_id} is {session.status.value}; only a pending session is "
                                 "scheduled", session_id=session_id)
         if session.is_overdue(self._clock()):
-            await self.expire(session_id, by)
+            await self.expire(session_id, by, leader)
             raise ConflictError(f"session {session_id} expired: its timeslot ended at "
                                 f"{session.timeslot_end.isoformat()}", session_id=session_id)
         ports = await self.ledger.reserve(worker_id, session_id, session.resource_requirements,
-                                          session.port_template, session.version)
+                                          session.port_template, session.version, leader)
         try:
             found, _ = await self.mutate(session_id, lambda s, now: s.schedule(worker_id, ports,
-                                                                                request.decision, now, by))
+                                                                                request.decision, now, by), leader)
             return found
         except Exception:
-            current = await self.repo.get(session_id)
+            current = await self._repo.get(session_id)
             if not (current.worker_id == worker_id and current.status is S.SCHEDULED):
-                await self.ledger.release(worker_id, session_id)
+                await self.ledger.release(worker_id, session_id, leader)
             raise
 
     # ----------------------------------------------------------------- lifecycle
 
-    async def _moved(self, session_id: str, change: SessionChange) -> LabletSession:
+    async def _moved(self, session_id: str, change: SessionChange, leader: LeaderCaller | None) -> LabletSession:
         """Apply a lifecycle change; release the worker's capacity if the session left it (exactly once: the
         release is keyed by session id; it is repeated harmlessly when a repeated call finds it done)."""
         worker_before: dict[str, tuple[str | None, S]] = {}
@@ -149,32 +155,34 @@ class SessionService:
             worker_before["it"] = (session.worker_id, session.status)
             return change(session, now)
 
-        session, changed = await self.mutate(session_id, tracked)
+        session, changed = await self.mutate(session_id, tracked, leader)
         worker_id, old_status = worker_before["it"]
         if (changed and releases_capacity(old_status, session.status)) or (
                 not changed and session.status in RELEASING_SESSION_STATUSES):
-            await self.ledger.release(worker_id, session_id)
+            await self.ledger.release(worker_id, session_id, leader)
         return session
 
     async def transition(self, session_id: str, to: LabletSessionStatus, reason: str, by: str,
-                         error: str | None = None) -> LabletSession:
-        return await self._moved(session_id, lambda s, now: s.transition(to, reason, now, by, error))
+                         error: str | None = None, leader: LeaderCaller | None = None) -> LabletSession:
+        return await self._moved(session_id, lambda s, now: s.transition(to, reason, now, by, error), leader)
 
-    async def mark_ready(self, session_id: str, cml_lab_id: str, by: str) -> LabletSession:
-        session, _ = await self.mutate(session_id, lambda s, now: s.mark_ready(cml_lab_id, now, by))
+    async def mark_ready(self, session_id: str, cml_lab_id: str, by: str,
+                         leader: LeaderCaller | None = None) -> LabletSession:
+        session, _ = await self.mutate(session_id, lambda s, now: s.mark_ready(cml_lab_id, now, by), leader)
         return session
 
     async def terminate(self, session_id: str, by: str, reason: str | None) -> LabletSession:
         return await self._moved(session_id, lambda s, now: s.request_terminate(now, by,
-                                                                                reason or f"terminated by {by}"))
+                                                                                reason or f"terminated by {by}"),
+                                 None)
 
-    async def expire(self, session_id: str, by: str) -> LabletSession:
-        return await self._moved(session_id, lambda s, now: s.expire(now, by))
+    async def expire(self, session_id: str, by: str, leader: LeaderCaller | None = None) -> LabletSession:
+        return await self._moved(session_id, lambda s, now: s.expire(now, by), leader)
 
     async def expire_overdue(self, by: str = "control-plane-api") -> int:
         """Pending/scheduled sessions whose timeslot ended become expired (safe on every replica)."""
         expired = 0
-        for session_id in await self.repo.overdue(self._clock()):
+        for session_id in await self._repo.overdue(self._clock()):
             try:
                 session = await self.expire(session_id, by)
             except ConflictError as exc:
@@ -196,22 +204,24 @@ class SessionService:
         request_id = session.observe_request_id or ""
         key = ObserveRequestKey(session_id=session.id, request_id=request_id, requested_by=by,
                                 requested_at=session.updated_at)
-        await self._etcd.put_json(self._etcd.session_key(session.id, "observe_resources"), key.model_dump(mode="json"))
+        await self._keys.put_json(self._keys.session_key(session.id, "observe_resources"), key.model_dump(mode="json"))
         return session, request_id
 
-    async def record_observation(self, session_id: str, observation: ResourceObservation) -> LabletSession:
+    async def record_observation(self, session_id: str, observation: ResourceObservation,
+                                 leader: LeaderCaller | None = None) -> LabletSession:
         def change(session: LabletSession, now: datetime) -> list[DomainEvent]:
             if same_observation(session.observed_resources, observation):
                 return []  # the same observation posted again
             return session.record_observation(observation, now)
 
-        session, changed = await self.mutate(session_id, change)
+        session, changed = await self.mutate(session_id, change, leader)
         if changed:
             drift = compare_ports(session.allocated_ports, observation.observed_ports)
             if drift.detected and session.worker_id:
-                await self.ledger.record_drift(session.worker_id, session.id, drift.drifted_ports())
+                await self.ledger.record_drift(session.worker_id, session.id, drift.drifted_ports(), leader)
             reason = significant_difference(session.resource_requirements, observation, self._review_ratio)
             if reason is not None:
-                await self._definitions.flag_for_review(session.definition_id, session.definition_version, reason)
-        await self._etcd.delete(self._etcd.session_key(session.id, "observe_resources"))
+                await self._definitions.flag_for_review(session.definition_id, session.definition_version, reason,
+                                                        leader)
+        await self._keys.delete(self._keys.session_key(session.id, "observe_resources"))
         return session

@@ -1,14 +1,21 @@
-"""Use cases of SystemSettings, WorkerTemplates and controller status reports."""
+"""Use cases of SystemSettings, WorkerTemplates and controller status reports (over `application.ports`)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from control_plane_api.application.ports import (
+    ControllerReports,
+    LeaderDirectory,
+    Publisher,
+    SettingsStore,
+    TemplateStore,
+)
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.controller_status import KeyHolder, StoredReport, judge_service
 from control_plane_api.domain.events import DomainEvent, utcnow
@@ -19,17 +26,12 @@ from control_plane_api.domain.system_settings import (
     SystemSettings,
     WorkerTemplate,
 )
-from control_plane_api.infrastructure.mongo_settings import (
-    ControllerStatusRepository,
-    SettingsRepository,
-    TemplateRepository,
-)
 from lcm_core.domain.types import Count
+from lcm_core.errors import UnavailableError
 from lcm_core.settings import FleetDefaults
 
-
-class Publisher(Protocol):
-    async def publish(self, events: Sequence[DomainEvent]) -> None: ...
+__all__ = ["ControllerStatusService", "ControllersOverview", "Publisher", "SettingsChange", "SettingsService",
+           "TemplateService"]
 
 
 class SettingsChange(BaseModel):
@@ -46,7 +48,7 @@ class SettingsChange(BaseModel):
 class SettingsService:
     """Reads are cached for a moment: every metrics update needs the thresholds."""
 
-    def __init__(self, repository: SettingsRepository, publisher: Publisher,
+    def __init__(self, repository: SettingsStore, publisher: Publisher,
                  clock: Callable[[], datetime] = utcnow, cache_seconds: float = 2.0,
                  idle_threshold_minutes: float | None = None, fleet: FleetDefaults | None = None) -> None:
         self._idle_threshold = idle_threshold_minutes
@@ -99,11 +101,17 @@ class SettingsService:
 
 
 class TemplateService:
-    def __init__(self, repository: TemplateRepository, publisher: Publisher,
+    def __init__(self, repository: TemplateStore, publisher: Publisher,
                  clock: Callable[[], datetime] = utcnow) -> None:
-        self.repo = repository
+        self._repo = repository
         self._publisher = publisher
         self._clock = clock
+
+    async def list(self) -> list[WorkerTemplate]:
+        return await self._repo.list()
+
+    async def get(self, name: str) -> WorkerTemplate:
+        return await self._repo.get(name)
 
     async def _emit(self, type_: str, name: str, by: str, **data: Any) -> None:
         await self._publisher.publish([DomainEvent(type=type_, subject_id=name,
@@ -111,33 +119,65 @@ class TemplateService:
 
     async def create(self, template: WorkerTemplate, by: str) -> WorkerTemplate:
         now = self._clock()
-        stored = await self.repo.insert(template.model_copy(update={"created_at": now, "updated_at": now}))
+        stored = await self._repo.insert(template.model_copy(update={"created_at": now, "updated_at": now}))
         await self._emit(ev.TEMPLATE_CREATED, stored.name, by, version=stored.version)
         return stored
 
     async def replace(self, template: WorkerTemplate, expected_version: int, by: str) -> WorkerTemplate:
-        previous = await self.repo.get(template.name)
-        stored = await self.repo.replace(
+        previous = await self._repo.get(template.name)
+        stored = await self._repo.replace(
             template.model_copy(update={"created_at": previous.created_at, "updated_at": self._clock()}),
             expected_version)
         await self._emit(ev.TEMPLATE_UPDATED, stored.name, by, version=stored.version)
         return stored
 
     async def delete(self, name: str, expected_version: int | None, by: str) -> bool:
-        deleted = await self.repo.delete(name, expected_version)
+        deleted = await self._repo.delete(name, expected_version)
         if deleted:
             await self._emit(ev.TEMPLATE_DELETED, name, by)
         return deleted
+
+
+class ReplicaStatus(BaseModel):
+    """A controller replica's last report as shown: the report's own fields (service, identity, epoch, loops,
+    summary, ...) as the replica sent them, with `is_leader` as judged and why."""
+
+    model_config = ConfigDict(extra="allow")
+
+    service: str
+    identity: str
+    is_leader: bool
+    """Whether it is shown leading: it holds the election key (or, without etcd, claims the latest term)."""
+    reported_is_leader: bool
+    """What its last report said."""
+    stale: bool
+    stale_after_seconds: float
+    reason: str
+    received_at: datetime
+
+
+class ServiceStatus(BaseModel):
+    leader: str | None
+    leader_epoch: int | None
+    replicas: list[ReplicaStatus]
+
+
+class ControllersOverview(BaseModel):
+    controllers: dict[str, ServiceStatus]
+    timestamp: datetime
+    etcd_reachable: bool
+    """False when the election keys could not be read: leadership is then as the live replicas report it."""
 
 
 class ControllerStatusService:
     """The latest report of each controller replica, judged against the etcd election key: which replicas are
     stale and who leads (`domain.controller_status`)."""
 
-    def __init__(self, repository: ControllerStatusRepository, publisher: Publisher,
+    def __init__(self, repository: ControllerReports, publisher: Publisher, leaders: LeaderDirectory,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self._repo = repository
         self._publisher = publisher
+        self._leaders = leaders
         self._clock = clock
 
     async def record(self, report: dict[str, Any]) -> None:
@@ -147,11 +187,15 @@ class ControllerStatusService:
         await self._publisher.publish([DomainEvent(type=ev.CONTROLLER_STATUS, subject_id=service,
                                                    data={**report, "received_at": now.isoformat()})])
 
-    async def overview(self, holders: dict[str, KeyHolder] | None) -> dict[str, Any]:
-        """{controllers: {service: {leader, leader_epoch, replicas: [...]}}, timestamp}. `holders`: who holds
-        each service's election key, or None when etcd could not be read (then the live replicas' claims
-        are shown). Each replica is its last report with `is_leader` as shown (never a stale one), the
-        leadership it reported, `stale`, `stale_after_seconds`, `reason` and `received_at`."""
+    async def overview(self) -> ControllersOverview:
+        """Every service's leader and replicas. The leader is who holds the service's election key; when etcd
+        cannot be read the live replicas' claims are shown instead (and `etcd_reachable` says so). Each replica
+        is its last report with `is_leader` as shown (never a stale one), the leadership it reported, `stale`,
+        `stale_after_seconds`, `reason` and `received_at`."""
+        try:
+            holders: dict[str, KeyHolder] | None = await self._leaders.leader_holders()
+        except UnavailableError:
+            holders = None
         now = self._clock()
         by_service: dict[str, list[StoredReport]] = {}
         for doc in await self._repo.all():
@@ -159,13 +203,15 @@ class ControllerStatusService:
                 StoredReport(doc["service"], doc["identity"], doc["report"], doc["received_at"]))
         for service in holders or {}:
             by_service.setdefault(service, [])
-        services: dict[str, dict[str, Any]] = {}
+        services: dict[str, ServiceStatus] = {}
         for service, reports in sorted(by_service.items()):
             holder = (holders or {}).get(service)
             shown = judge_service(reports, holder, now, etcd_known=holders is not None)
-            services[service] = {"leader": shown.leader, "leader_epoch": shown.leader_epoch, "replicas": [
-                {**stored.report, "reported_is_leader": stored.claims_leadership, "is_leader": replica.is_leader,
-                 "stale": replica.stale, "stale_after_seconds": replica.stale_after_seconds,
-                 "reason": replica.reason, "received_at": stored.received_at}
-                for stored, replica in shown.replicas]}
-        return {"controllers": services, "timestamp": now}
+            services[service] = ServiceStatus(leader=shown.leader, leader_epoch=shown.leader_epoch, replicas=[
+                ReplicaStatus.model_validate({
+                    **stored.report, "service": stored.service, "identity": stored.identity,
+                    "reported_is_leader": stored.claims_leadership, "is_leader": replica.is_leader,
+                    "stale": replica.stale, "stale_after_seconds": replica.stale_after_seconds,
+                    "reason": replica.reason, "received_at": stored.received_at})
+                for stored, replica in shown.replicas])
+        return ControllersOverview(controllers=services, timestamp=now, etcd_reachable=holders is not None)

@@ -1,8 +1,9 @@
 """Worker use cases: every command loads, applies domain behaviour, saves under the version check, then
 publishes the events, projects the reactive etcd keys and notifies webhooks.
 
-A lost race (`ConflictError` from the repository) is retried by re-reading and re-applying, so two
-concurrent updates of one worker both land (no lost field) and neither caller sees the conflict.
+A lost race (`VersionConflict` from the repository) is retried by re-reading and re-applying
+(`application.versioned.mutate`), so two concurrent updates of one worker both land (no lost field) and
+neither caller sees the conflict.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from control_plane_api.application.settings import Publisher, SettingsService
-from control_plane_api.application.worker_ports import (
+from control_plane_api.application import versioned
+from control_plane_api.application.ports import (
     MetricHistory,
     TelemetryStore,
     TemplateSource,
@@ -24,9 +25,11 @@ from control_plane_api.application.worker_ports import (
     WorkerKeys,
     WorkerStore,
 )
+from control_plane_api.application.settings import Publisher, SettingsService
 from control_plane_api.domain import events as ev
 from control_plane_api.domain import worker_health
 from control_plane_api.domain.events import DomainEvent, utcnow
+from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.metric_history import MetricSample, sample_of
 from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, StatusReport
 from control_plane_api.domain.system_settings import SystemSettings
@@ -141,26 +144,14 @@ class WorkerService:
             if hooks:
                 self._webhooks.notify(hooks, {"text": text, "event": event.envelope()})
 
-    async def mutate(self, worker_id: str, change: Change, attempts: int | None = None) -> Worker:
-        """Load → change → save(version); on a lost race, re-read and re-apply (bounded)."""
-        attempts = attempts or self._max_attempts
-        for attempt in range(1, attempts + 1):
-            worker = await self._store.get(worker_id)
-            before = _fingerprint(worker)
-            now = self._clock()
-            events = change(worker, now)
-            if not events and _fingerprint(worker) == before:
-                return worker
-            worker.updated_at = now
-            try:
-                await self._store.save(worker)
-            except ConflictError:
-                if attempt == attempts:
-                    raise
-                continue
-            await self._after_commit(worker, events)
-            return worker
-        raise AssertionError("unreachable")
+    async def mutate(self, worker_id: str, change: Change, attempts: int | None = None,
+                     leader: LeaderCaller | None = None) -> Worker:
+        """Load → change → save(version); on a lost race, re-read and re-apply (bounded): `versioned.mutate`.
+        `leader`: the controller leader the change comes from, fenced in storage (None for an operator's)."""
+        done = await versioned.mutate(self._store, worker_id, change, clock=self._clock,
+                                      attempts=attempts or self._max_attempts, leader=leader,
+                                      after_commit=self._after_commit, fingerprint=_fingerprint)
+        return done.aggregate
 
     # ----------------------------------------------------------------- creation from a template
 
@@ -187,12 +178,14 @@ class WorkerService:
         await self._after_commit(worker, events)
         return worker
 
-    async def attach_instance(self, worker_id: str, found: DiscoveredInstance, by: str) -> Worker:
-        return await self.mutate(worker_id, lambda w, now: w.attach_instance(found, now, by))
+    async def attach_instance(self, worker_id: str, found: DiscoveredInstance, by: str,
+                              leader: LeaderCaller | None = None) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.attach_instance(found, now, by), leader=leader)
 
     # ----------------------------------------------------------------- discovery
 
-    async def bulk_import(self, found: Sequence[DiscoveredInstance], by: str) -> ImportResult:
+    async def bulk_import(self, found: Sequence[DiscoveredInstance], by: str,
+                          leader: LeaderCaller | None = None) -> ImportResult:
         """Idempotent by `aws_instance_id`: a second import of the same instances changes nothing."""
         result = ImportResult()
         unique = list({f.aws_instance_id: f for f in found}.values())
@@ -200,20 +193,20 @@ class WorkerService:
         provisioned = {f.aws_instance_id for f in unique if f.tags.get(WORKER_ID_TAG)}
         fresh = [Worker.discovered(f, self._clock(), by) for f in unique
                  if f.aws_instance_id not in existing and f.aws_instance_id not in provisioned]
-        inserted = await self._store.insert_many([w for w, _ in fresh])
+        inserted = await self._store.insert_many([w for w, _ in fresh], leader)
         await self._after_commit_many([(w, events) for w, events in fresh if w.id in inserted])
         result.created = [w.id for w, _ in fresh if w.id in inserted]
         result.workers.update((w.aws_instance_id, w) for w, _ in fresh if w.id in inserted and w.aws_instance_id)
         if len(inserted) < len(fresh):  # another import created some of them meanwhile
             existing.update(await self._store.by_instance_ids(w.aws_instance_id for w, _ in fresh
                                                                if w.id not in inserted and w.aws_instance_id))
-        result.workers.update(await self._adopt_provisioned(unique, existing))
+        result.workers.update(await self._adopt_provisioned(unique, existing, leader))
         await self._refresh_known([i for i in unique if i.aws_instance_id not in result.workers], existing,
-                                  by, result)
+                                  by, result, leader)
         return result
 
     async def _refresh_known(self, found: Sequence[DiscoveredInstance], existing: dict[str, Worker], by: str,
-                             result: ImportResult) -> None:
+                             result: ImportResult, leader: LeaderCaller | None) -> None:
         """Re-discovered workers, in bulk: every discovery cycle re-imports the whole fleet, and most of it has
         not changed. The workers loaded above are refreshed in memory; only the changed ones are written, in
         one bulk write; a lost race is retried one by one through `mutate` (re-read, re-apply)."""
@@ -228,7 +221,7 @@ class WorkerService:
                 continue
             worker.updated_at = now
             changed.append((worker, events, instance))
-        lost = await self._store.save_many([w for w, _, _ in changed])
+        lost = await self._store.save_many([w for w, _, _ in changed], leader)
         committed = [(w, events) for w, events, _ in changed if w.id not in lost]
         await self._after_commit_many(committed)
         result.updated += [w.id for w, _ in committed]
@@ -239,12 +232,12 @@ class WorkerService:
             def refresh(w: Worker, now: datetime, i: DiscoveredInstance = instance) -> list[DomainEvent]:
                 return w.refresh_from_discovery(i, now, by)
 
-            updated = await self.mutate(worker.id, refresh)
+            updated = await self.mutate(worker.id, refresh, leader=leader)
             result.workers[instance.aws_instance_id] = updated
             (result.updated if updated.version != before_version else result.unchanged).append(worker.id)
 
-    async def _adopt_provisioned(self, found: Sequence[DiscoveredInstance], existing: dict[str, Worker]
-                                 ) -> dict[str, Worker]:
+    async def _adopt_provisioned(self, found: Sequence[DiscoveredInstance], existing: dict[str, Worker],
+                                 leader: LeaderCaller | None) -> dict[str, Worker]:
         """Instances tagged with a worker id belong to a worker created from a template: attach, don't import.
         Returns the adopted (or, if their worker is gone, imported) workers by instance id."""
         adopted: dict[str, Worker] = {}
@@ -253,13 +246,13 @@ class WorkerService:
             if not worker_id or instance.aws_instance_id in existing:
                 continue
             try:
-                worker = await self.attach_instance(worker_id, instance, "worker-controller-discovery")
+                worker = await self.attach_instance(worker_id, instance, "worker-controller-discovery", leader)
             except NotFoundError:  # its worker is gone: import it like any other instance
-                worker = await self._import_one(instance)
+                worker = await self._import_one(instance, leader=leader)
             except InstanceClaimedError as claimed:
                 # A duplicate launch: importing it makes it visible (and terminable); refusing the whole
                 # import would leave it billing unseen and wedge the region's discovery.
-                worker = await self._import_one(instance, conflict=(
+                worker = await self._import_one(instance, leader=leader, conflict=(
                     f"instance {instance.aws_instance_id} carries {WORKER_ID_TAG}={worker_id}, but that worker "
                     f"runs on instance {claimed.current}: a duplicate launch, billed until terminated"))
                 logger.error("duplicate instance %s for worker %s (which runs on %s): imported as worker %s",
@@ -268,14 +261,15 @@ class WorkerService:
                          ) -> list[DomainEvent]:
                     return w.flag_duplicate(i, d)
 
-                await self.mutate(worker_id, flag)
+                await self.mutate(worker_id, flag, leader=leader)
             adopted[instance.aws_instance_id] = worker
         return adopted
 
-    async def _import_one(self, instance: DiscoveredInstance, conflict: str | None = None) -> Worker:
+    async def _import_one(self, instance: DiscoveredInstance, conflict: str | None = None,
+                          leader: LeaderCaller | None = None) -> Worker:
         worker, events = Worker.discovered(instance, self._clock(), "worker-controller-discovery", conflict)
         try:
-            await self._store.insert(worker)
+            await self._store.insert(worker, leader)
         except ConflictError:  # imported meanwhile by another call: that one stands
             return (await self._store.by_instance_ids([instance.aws_instance_id]))[instance.aws_instance_id]
         await self._after_commit(worker, events)
@@ -283,17 +277,20 @@ class WorkerService:
 
     # ----------------------------------------------------------------- reports
 
-    async def update_status(self, worker_id: str, report: StatusReport, by: str) -> Worker:
-        return await self.mutate(worker_id, lambda w, now: w.apply_status_report(report, now, by))
+    async def update_status(self, worker_id: str, report: StatusReport, by: str,
+                            leader: LeaderCaller | None = None) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.apply_status_report(report, now, by), leader=leader)
 
-    async def update_metrics(self, report: WorkerMetricsReport, by: str) -> Worker:
+    async def update_metrics(self, report: WorkerMetricsReport, by: str, leader: LeaderCaller | None = None
+                             ) -> Worker:
         """One worker's report (the batch of one)."""
-        outcome = await self.update_metrics_batch([report], by)
+        outcome = await self.update_metrics_batch([report], by, leader)
         if outcome.not_found:
             raise NotFoundError(f"worker {report.worker_id} not found", worker_id=report.worker_id)
         return await self._store.get(report.worker_id)
 
-    async def update_metrics_batch(self, reports: Sequence[WorkerMetricsReport], by: str) -> MetricsBatchOutcome:
+    async def update_metrics_batch(self, reports: Sequence[WorkerMetricsReport], by: str,
+                                   leader: LeaderCaller | None = None) -> MetricsBatchOutcome:
         """Many workers' reports: one read of the workers and of their telemetry, one bulk write of the
         telemetry, and a versioned write only of the workers the reports changed (normally none: a health
         level, an alert, a licence, an auto-pause). A worker write that lost a race is applied again."""
@@ -314,10 +311,10 @@ class WorkerService:
             if _fingerprint(worker) != before:
                 worker.updated_at = now
                 changed.append(worker)
-        lost = await self._store.save_many(changed)
+        lost = await self._store.save_many(changed, leader)
         for wid in lost:
             outcome.retried += 1
-            applied[wid] = await self._apply_metrics_again(by_worker[wid], previous.get(wid), settings, by)
+            applied[wid] = await self._apply_metrics_again(by_worker[wid], previous.get(wid), settings, by, leader)
         await self._telemetry.store_many([t for _, t, _ in applied.values()])
         committed = [(w, events, t) for w, t, events in applied.values()]
         outcome.updated = list(applied)
@@ -331,24 +328,21 @@ class WorkerService:
         return outcome
 
     async def _apply_metrics_again(self, report: WorkerMetricsReport, previous: WorkerTelemetry | None,
-                                   settings: SystemSettings, by: str) -> Applied:
-        """A report whose worker write lost a race: re-read the worker and apply it again (bounded)."""
-        for attempt in range(1, self._max_attempts + 1):
-            worker = await self._store.get(report.worker_id)
+                                   settings: SystemSettings, by: str, leader: LeaderCaller | None) -> Applied:
+        """A report whose worker write lost a race: re-read the worker and apply it again (`versioned.mutate`,
+        bounded). Its events are published with the batch's."""
+        applied: list[tuple[WorkerTelemetry, list[DomainEvent]]] = []
+
+        def change(worker: Worker, now: datetime) -> list[DomainEvent]:
             before = _fingerprint(worker)
-            now = self._clock()
-            telemetry, events = worker.apply_metrics(report, previous, settings.monitoring, settings.idle, now, by)
-            if _fingerprint(worker) == before:
-                return worker, telemetry, events
-            worker.updated_at = now
-            try:
-                await self._store.save(worker)
-            except ConflictError:
-                if attempt == self._max_attempts:
-                    raise
-                continue
-            return worker, telemetry, events
-        raise AssertionError("unreachable")
+            applied[:] = [worker.apply_metrics(report, previous, settings.monitoring, settings.idle, now, by)]
+            # The metrics event alone changes nothing of the worker: written only when the worker changed.
+            return applied[0][1] if _fingerprint(worker) != before else []
+
+        done = await versioned.mutate(self._store, report.worker_id, change, clock=self._clock,
+                                      attempts=self._max_attempts, leader=leader, fingerprint=_fingerprint)
+        telemetry, events = applied[0]
+        return done.aggregate, telemetry, events
 
     async def _record_history(self, telemetry: Sequence[WorkerTelemetry]) -> None:
         """One utilisation sample per reported worker, for the dashboard's charts (one round trip)."""
@@ -402,8 +396,10 @@ class WorkerService:
         """Workers holding at least one lablet-session reservation (without their histories)."""
         return await self._store.with_reservations()
 
-    async def license_progress(self, worker_id: str, progress: LicenseProgress, by: str) -> Worker:
-        return await self.mutate(worker_id, lambda w, now: w.apply_license_progress(progress, now, by))
+    async def license_progress(self, worker_id: str, progress: LicenseProgress, by: str,
+                               leader: LeaderCaller | None = None) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.apply_license_progress(progress, now, by),
+                                 leader=leader)
 
     # ----------------------------------------------------------------- operator requests
 

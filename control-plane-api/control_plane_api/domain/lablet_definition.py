@@ -16,10 +16,11 @@ from pydantic import Field
 
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
+from control_plane_api.domain.fencing import FenceTokens
 from control_plane_api.domain.worker_state import STATE_HISTORY_LIMIT, Model, StateChange
 from lcm_core.domain.lablet_topology import TopologyError, derive_port_template, estimate_resources, parse_topology
 from lcm_core.domain.lablets import LabletDefinitionStatus, PortSpec, ResourceRequirements
-from lcm_core.errors import ConflictError, InvalidError
+from lcm_core.errors import ConflictError, InvalidError, VersionConflict
 
 D = LabletDefinitionStatus
 
@@ -57,6 +58,7 @@ class LabletDefinition(Model):
     created_at: datetime
     updated_at: datetime
     revision: int = 0
+    fence: FenceTokens
 
     def _event(self, type_: str, **data: Any) -> DomainEvent:
         return DomainEvent(type=type_, subject_id=self.id, data={
@@ -113,8 +115,8 @@ class LabletDefinition(Model):
         if self.status is D.ARCHIVED:
             raise ConflictError(f"definition {self.id} is archived; it cannot change")
         if expected_version != self.version:
-            raise ConflictError(f"definition {self.id} is at version {self.version}, not {expected_version}; "
-                                "re-read and retry")
+            raise VersionConflict(f"definition {self.id} is at version {self.version}, not {expected_version}; "
+                                  "re-read and retry")
         derived = derived if derived is not None else self.derive(content)
         unchanged = all(getattr(self, k) == v for k, v in derived.items())
         if unchanged:
@@ -150,8 +152,8 @@ class LabletDefinition(Model):
                            by: str) -> list[DomainEvent]:
         """An admin's revision from observed values: a new version with these requirements, flag cleared."""
         if expected_version != self.version:
-            raise ConflictError(f"definition {self.id} is at version {self.version}, not {expected_version}; "
-                                "re-read and retry")
+            raise VersionConflict(f"definition {self.id} is at version {self.version}, not {expected_version}; "
+                                  "re-read and retry")
         if self.status is D.ARCHIVED:
             raise ConflictError(f"definition {self.id} is archived; it cannot change")
         old = self.resource_requirements

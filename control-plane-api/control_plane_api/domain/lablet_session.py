@@ -15,6 +15,7 @@ from pydantic import Field
 
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
+from control_plane_api.domain.fencing import FenceTokens
 from control_plane_api.domain.lablet_definition import LabletDefinition
 from control_plane_api.domain.lablet_observation import compare_ports
 from control_plane_api.domain.worker_state import STATE_HISTORY_LIMIT, Model, StateChange
@@ -74,6 +75,7 @@ class LabletSession(Model):
     created_at: datetime
     updated_at: datetime
     version: int = 0
+    fence: FenceTokens
 
     # ------------------------------------------------------------------ helpers
 

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
+from control_plane_api.domain.fencing import FenceTokens
 from control_plane_api.domain.reports import (
     DiscoveredInstance,
     StatusReport,
@@ -121,6 +122,7 @@ class Worker(WorkerDrain, TelemetryBehaviour, Model):
     created_at: datetime
     updated_at: datetime
     version: int = 0
+    fence: FenceTokens
 
     # ------------------------------------------------------------------ helpers
 

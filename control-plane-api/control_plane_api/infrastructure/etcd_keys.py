@@ -14,7 +14,8 @@ from typing import Any
 import aetcd
 
 from control_plane_api.domain.controller_status import KeyHolder
-from lcm_core.errors import ConflictError, UnavailableError
+from control_plane_api.domain.fencing import LeaderCaller
+from lcm_core.errors import ConflictError, FencedError, UnavailableError
 from lcm_core.leader.election import ETCD_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -100,8 +101,10 @@ class EtcdKeys:
         return {kv.key.decode()[len(prefix):]: KeyHolder(kv.value.decode(errors="replace"), int(kv.create_revision))
                 for kv in found}
 
-    async def verify_epoch(self, epoch: str | None) -> str:
-        """The leader fence: accept only the epoch of a current leader (never a deposed one); return its service."""
+    async def verify_epoch(self, epoch: str | None, service: str) -> LeaderCaller:
+        """The leader fence: accept only the epoch of `service`'s current leader (never a deposed one). The
+        storage checks the same epoch again when it writes (`mongo_versions`), which no race with an election
+        gets past."""
         if epoch is None:
             raise ConflictError("missing X-LCM-Leader-Epoch: only a leading controller may mutate")
         try:
@@ -110,5 +113,8 @@ class EtcdKeys:
             raise ConflictError(f"malformed X-LCM-Leader-Epoch {epoch[:40]!r}") from exc
         leaders = await self.leader_epochs()
         if value not in leaders:
-            raise ConflictError(f"stale leader epoch {value}: this controller no longer leads")
-        return leaders[value]
+            raise FencedError(f"stale leader epoch {value}: this controller no longer leads")
+        if leaders[value] != service:
+            raise FencedError(f"epoch {value} is the {leaders[value]} leader's; this is changed by the {service} "
+                              "leader only")
+        return LeaderCaller(service, value)

@@ -2,75 +2,46 @@
 
 Every CPA replica appends the domain events it commits and tails the stream to fan them out to its own
 SSE clients, so a browser connected to any replica sees every change. An entry id (`<ms>-<seq>`) is the
-event's position in the log.
+event's position in the log (`domain.event_log`).
 
 A position alone does not say which log it belongs to: a Redis that restarts empty starts a new stream whose
 ids may pass the old ones. So the log has an epoch, a random name kept in Redis next to the stream
 (`<stream>:epoch`) and created when absent; a Redis that lost the stream lost the epoch with it and the next
-reader creates a new one. Browsers get `<epoch>:<ms>-<seq>` as the SSE `id:` and send it back as
-`Last-Event-ID`; an id of another epoch cannot be resumed from.
+reader creates a new one.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Any
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
+from control_plane_api.domain.event_log import LoggedEvent, LogState
 from control_plane_api.domain.events import DomainEvent
+from lcm_core.errors import UnavailableError
 
-_STREAM_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
-_EVENT_ID = re.compile(r"^([0-9a-f]{1,32}):(\d{1,20}-\d{1,20})$")
-
-Position = tuple[int, int]
-
-
-def parse_stream_id(value: str | None) -> Position | None:
-    """`"1700000000000-3"` → (1700000000000, 3); anything else → None."""
-    match = _STREAM_ID.match(value or "")
-    return (int(match[1]), int(match[2])) if match else None
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def event_id(epoch: str, stream_id: str) -> str:
-    """The SSE id of a log position: `<epoch>:<ms>-<seq>`."""
-    return f"{epoch}:{stream_id}"
+def _unavailable_on_redis_errors(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Redis's errors (and a dropped connection) as the `UnavailableError` the application handles."""
 
+    @wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise UnavailableError(f"the event log is unreachable: {type(exc).__name__}: {exc}") from exc
 
-def parse_event_id(value: str | None) -> tuple[str, str, Position] | None:
-    """`"9f2c...:1700000000000-3"` → (epoch, stream id, position); anything else (a bare stream id from
-    before epochs, a replica-local id) → None."""
-    match = _EVENT_ID.match(value or "")
-    if match is None:
-        return None
-    position = parse_stream_id(match[2])
-    return None if position is None else (match[1], match[2], position)
-
-
-@dataclass(frozen=True)
-class LoggedEvent:
-    """An event with its position in the log (or a replica-local id while the log is unreachable)."""
-
-    id: str
-    event: DomainEvent
-    uid: str
-    origin: str
-    epoch: str | None = None
-    """The log's epoch when the entry was read from it; None for a replica-local event."""
-
-    @property
-    def position(self) -> Position | None:
-        return parse_stream_id(self.id)
-
-    @property
-    def sse_id(self) -> str:
-        return event_id(self.epoch, self.id) if self.epoch is not None and self.position is not None else self.id
+    return call
 
 
 def _encode(event: DomainEvent, uid: str, origin: str) -> dict[FieldT, EncodableT]:
@@ -100,22 +71,17 @@ def _decode_entries(entries: Iterable[tuple[bytes | str | None, dict[Any, Any] |
     return [_decode(eid, fields) for eid, fields in entries or () if eid is not None and fields is not None]
 
 
-@dataclass(frozen=True)
-class LogState:
-    epoch: str
-    first_id: str | None
-    last_id: str
-    """"0-0" for an empty log."""
-    length: int
-
-
 class RedisEventLog:
+    """The event log on a Redis Stream (`application.ports.EventLog`): every method raises `UnavailableError`
+    when Redis cannot be reached."""
+
     def __init__(self, redis: Redis, stream: str = "lcm:events", max_length: int = 100_000) -> None:
         self._redis = redis
         self.stream = stream
         self.max_length = max_length
         self.epoch_key = f"{stream}:epoch"
 
+    @_unavailable_on_redis_errors
     async def state(self) -> LogState:
         """The epoch (created when absent) with the first and last entry and the length, read atomically,
         so that the positions belong to the epoch they come with."""
@@ -130,6 +96,7 @@ class RedisEventLog:
                         first_id=_decode(*oldest[0]).id if oldest else None,
                         last_id=_decode(*newest[0]).id if newest else "0-0", length=int(length))
 
+    @_unavailable_on_redis_errors
     async def epoch(self) -> str:
         """The log's epoch, created when absent (the log was lost, or never existed)."""
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -138,11 +105,13 @@ class RedisEventLog:
             _created, epoch = await pipe.execute()
         return epoch.decode() if isinstance(epoch, bytes) else str(epoch)
 
+    @_unavailable_on_redis_errors
     async def append(self, event: DomainEvent, uid: str, origin: str) -> str:
         entry_id = await self._redis.xadd(self.stream, _encode(event, uid, origin),
                                           maxlen=self.max_length, approximate=True)
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
+    @_unavailable_on_redis_errors
     async def append_many(self, items: list[tuple[DomainEvent, str]], origin: str) -> list[str]:
         """Append a batch in one round trip (a non-transactional pipeline keeps the order)."""
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -151,10 +120,12 @@ class RedisEventLog:
             replies = await pipe.execute()
         return [r.decode() if isinstance(r, bytes) else str(r) for r in replies]
 
+    @_unavailable_on_redis_errors
     async def read_after(self, after: str, count: int = 1000) -> list[LoggedEvent]:
         """Entries strictly after `after`, oldest first."""
         return _decode_entries(await self._redis.xrange(self.stream, min=f"({after}", count=count))
 
+    @_unavailable_on_redis_errors
     async def wait_after(self, after: str, block_ms: int, count: int = 500) -> list[LoggedEvent]:
         """Block up to `block_ms` for entries after `after` (the tailer's read)."""
         reply = await self._redis.xread({self.stream: after}, count=count, block=block_ms)

@@ -1,24 +1,23 @@
-"""MongoDB persistence of lablet definitions (with version snapshots) and sessions, each saved with an
-optimistic check (definitions on `revision`, sessions on `version`); a miss is a `ConflictError`."""
+"""MongoDB persistence of lablet definitions (with version snapshots) and sessions, each written through the
+shared version-checked path (`mongo_versions.VersionedCollection`: definitions on `revision`, sessions on
+`version`); a lost race is a `VersionConflict`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
+from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.lablet_definition import LabletDefinition
+from control_plane_api.domain.lablet_queries import SESSION_SORTABLE, SessionQuery
 from control_plane_api.domain.lablet_session import LabletSession
-from control_plane_api.infrastructure.mongo_versions import replace_at_version
+from control_plane_api.infrastructure.mongo_versions import VersionedCollection, without_bookkeeping
 from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES
-from lcm_core.errors import ConflictError, NotFoundError, StaleVersionError
-
-SESSION_SORTABLE = frozenset({"created_at", "updated_at", "timeslot_start", "timeslot_end", "status"})
+from lcm_core.errors import NotFoundError
 
 
 def _to_doc(model: Any) -> dict[str, Any]:
@@ -28,15 +27,16 @@ def _to_doc(model: Any) -> dict[str, Any]:
 
 
 def _from_doc(doc: dict[str, Any]) -> dict[str, Any]:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    return doc
+    return without_bookkeeping(doc)
 
 
 class DefinitionRepository:
     def __init__(self, heads: AsyncCollection, versions: AsyncCollection) -> None:
         self._c = heads
         self._v = versions
+        self._store: VersionedCollection[LabletDefinition] = VersionedCollection(
+            heads, _to_doc, kind="lablet definition", id_detail="definition_id", field="revision",
+            duplicate=lambda d: f"a lablet definition named {d.name!r} already exists")
 
     async def ensure_indexes(self) -> None:
         await self._c.create_index([("name", ASCENDING)], unique=True, name="name_unique")
@@ -93,45 +93,31 @@ class DefinitionRepository:
         await self._v.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
     async def insert(self, definition: LabletDefinition) -> None:
-        definition.revision = 1
-        try:
-            await self._c.insert_one(_to_doc(definition))
-        except DuplicateKeyError as exc:
-            raise ConflictError(f"a lablet definition named {definition.name!r} already exists") from exc
+        await self._store.insert(definition)
         await self._snapshot(definition)
 
-    async def save(self, definition: LabletDefinition) -> None:
-        expected = definition.revision
-        if not await replace_at_version(self._c, definition.id, _to_doc(definition), expected, "revision"):
-            raise StaleVersionError(f"lablet definition {definition.id} changed meanwhile; re-read and retry",
-                                definition_id=definition.id)
-        definition.revision = expected + 1
+    async def save(self, definition: LabletDefinition, leader: LeaderCaller | None = None) -> None:
+        await self._store.save(definition, leader)
         await self._snapshot(definition)
 
 
-@dataclass(frozen=True)
-class SessionQuery:
-    status: Sequence[str] = ()
-    definition_id: str | None = None
-    worker_id: str | None = None
-    owner: str | None = None
-    ids: Sequence[str] = ()
-
-    def to_filter(self) -> dict[str, Any]:
-        flt: dict[str, Any] = {}
-        if self.status:
-            flt["status"] = {"$in": list(self.status)}
-        for key in ("definition_id", "worker_id", "owner"):
-            if getattr(self, key):
-                flt[key] = getattr(self, key)
-        if self.ids:
-            flt["_id"] = {"$in": list(self.ids)}
-        return flt
+def session_filter(query: SessionQuery) -> dict[str, Any]:
+    flt: dict[str, Any] = {}
+    if query.status:
+        flt["status"] = {"$in": list(query.status)}
+    for key in ("definition_id", "worker_id", "owner"):
+        if getattr(query, key):
+            flt[key] = getattr(query, key)
+    if query.ids:
+        flt["_id"] = {"$in": list(query.ids)}
+    return flt
 
 
 class SessionRepository:
     def __init__(self, collection: AsyncCollection) -> None:
         self._c = collection
+        self._store: VersionedCollection[LabletSession] = VersionedCollection(
+            collection, _to_doc, kind="lablet session", id_detail="session_id")
 
     async def ensure_indexes(self) -> None:
         await self._c.create_index([("status", ASCENDING), ("timeslot_end", ASCENDING)], name="status_end")
@@ -148,7 +134,7 @@ class SessionRepository:
                    descending: bool = False) -> tuple[list[LabletSession], int]:
         if sort not in SESSION_SORTABLE:
             sort = "created_at"
-        flt = query.to_filter()
+        flt = session_filter(query)
         total = await self._c.count_documents(flt)
         cursor = self._c.find(flt).sort([(sort, DESCENDING if descending else ASCENDING), ("_id", ASCENDING)])
         docs = await cursor.skip(skip).limit(limit).to_list(length=limit)
@@ -173,15 +159,7 @@ class SessionRepository:
         return list(reversed(found))
 
     async def insert(self, session: LabletSession) -> None:
-        session.version = 1
-        try:
-            await self._c.insert_one(_to_doc(session))
-        except DuplicateKeyError as exc:
-            raise ConflictError(f"lablet session {session.id} already exists", session_id=session.id) from exc
+        await self._store.insert(session)
 
-    async def save(self, session: LabletSession) -> None:
-        expected = session.version
-        if not await replace_at_version(self._c, session.id, _to_doc(session), expected):
-            raise StaleVersionError(f"lablet session {session.id} changed since version {expected}; re-read and retry",
-                                session_id=session.id)
-        session.version = expected + 1
+    async def save(self, session: LabletSession, leader: LeaderCaller | None = None) -> None:
+        await self._store.save(session, leader)

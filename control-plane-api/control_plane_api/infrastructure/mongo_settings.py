@@ -10,7 +10,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from control_plane_api.domain.system_settings import SystemSettings, WorkerTemplate
-from lcm_core.errors import ConflictError, NotFoundError
+from lcm_core.errors import ConflictError, NotFoundError, VersionConflict
 
 SETTINGS_ID = "system"
 
@@ -36,11 +36,11 @@ class SettingsRepository:
             try:
                 await self._c.insert_one({"_id": SETTINGS_ID, **doc})
             except DuplicateKeyError as exc:
-                raise ConflictError("settings changed meanwhile; re-read and retry") from exc
+                raise VersionConflict("settings changed meanwhile; re-read and retry") from exc
         else:
             result = await self._c.replace_one({"_id": SETTINGS_ID, "version": expected}, doc)
             if result.matched_count != 1:
-                raise ConflictError(f"settings changed since version {expected}; re-read and retry")
+                raise VersionConflict(f"settings changed since version {expected}; re-read and retry")
         return settings.model_copy(update={"version": expected + 1})
 
 
@@ -71,7 +71,7 @@ class TemplateRepository:
                                            _template_doc(stored))
         if result.matched_count != 1:
             await self.get(template.name)  # 404 when it is gone
-            raise ConflictError(f"template {template.name!r} changed since version {expected_version}")
+            raise VersionConflict(f"template {template.name!r} changed since version {expected_version}")
         return stored
 
     async def delete(self, name: str, expected_version: int | None) -> bool:
@@ -81,7 +81,7 @@ class TemplateRepository:
             flt["version"] = expected_version
         result = await self._c.delete_one(flt)
         if result.deleted_count == 0 and expected_version is not None and await self._c.find_one({"_id": name}):
-            raise ConflictError(f"template {name!r} changed since version {expected_version}")
+            raise VersionConflict(f"template {name!r} changed since version {expected_version}")
         return result.deleted_count == 1
 
 

@@ -1,25 +1,23 @@
 """MongoDB persistence of the Worker aggregate with optimistic concurrency on `version`.
 
-A save filters on the version the caller read and writes `version + 1`; no match means somebody else
-wrote first, reported as `ConflictError` (HTTP 409) so that the caller re-reads and re-applies. Batched
-saves go out as one `bulk_write`; each document carries a fresh `write_token` so the repository can tell
-exactly which of the batch's writes won without trusting counts.
+Inserts and saves go through the shared write path (`mongo_versions.VersionedCollection`): a save filters
+on the version the caller read and writes `version + 1`; no match is a `VersionConflict` so that the caller
+re-reads and re-applies. Batched saves go out as one `bulk_write` with a `write_token` per document.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReplaceOne
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_query import SORTABLE, WorkerQuery
-from control_plane_api.infrastructure.mongo_versions import replace_at_version
-from lcm_core.errors import ConflictError, NotFoundError
+from control_plane_api.infrastructure.mongo_versions import VersionedCollection
+from lcm_core.errors import NotFoundError
 
 #: What a brief read leaves out: the bounded histories, which only a worker's detail shows.
 BRIEF_EXCLUDES = ("state_history", "alerts")
@@ -66,6 +64,9 @@ def _escape(text: str) -> str:
 class WorkerRepository:
     def __init__(self, collection: AsyncCollection) -> None:
         self._c = collection
+        self._store: VersionedCollection[Worker] = VersionedCollection(
+            collection, to_document, kind="worker", id_detail="worker_id",
+            duplicate=lambda w: f"a worker for instance {w.aws_instance_id} already exists")
 
     async def ensure_indexes(self) -> None:
         # Partial: workers created from a template have no instance yet (null), and there may be many.
@@ -140,66 +141,18 @@ class WorkerRepository:
         flt = {"capacity.session_ids": {"$elemMatch": {"$exists": True}}}
         return [from_document(d) async for d in self._c.find(flt, dict.fromkeys(BRIEF_EXCLUDES, 0))]
 
-    async def insert(self, worker: Worker) -> None:
-        doc = to_document(worker)
-        doc["version"] = worker.version = 1
-        try:
-            await self._c.insert_one(doc)
-        except DuplicateKeyError as exc:
-            raise ConflictError(f"a worker for instance {worker.aws_instance_id} already exists") from exc
+    async def insert(self, worker: Worker, leader: LeaderCaller | None = None) -> None:
+        await self._store.insert(worker, leader)
 
-    async def insert_many(self, workers: Sequence[Worker]) -> set[str]:
+    async def insert_many(self, workers: Sequence[Worker], leader: LeaderCaller | None = None) -> set[str]:
         """Insert new workers in one round trip; return the ids inserted (a duplicate instance is skipped)."""
-        if not workers:
-            return set()
-        docs = []
-        for worker in workers:
-            worker.version = 1
-            docs.append(to_document(worker))
-        try:
-            await self._c.insert_many(docs, ordered=False)
-            return {w.id for w in workers}
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != 11000 for e in errors):
-                raise
-            failed = {docs[e["index"]]["_id"] for e in errors}
-            return {w.id for w in workers} - failed
+        return await self._store.insert_many(workers, leader)
 
-    async def save(self, worker: Worker) -> None:
-        """Write `worker` if nobody wrote since it was read; bump its version."""
-        expected = worker.version
-        if not await replace_at_version(self._c, worker.id, to_document(worker), expected):
-            raise ConflictError(f"worker {worker.id} changed since version {expected}; re-read and retry",
-                                worker_id=worker.id)
-        worker.version = expected + 1
+    async def save(self, worker: Worker, leader: LeaderCaller | None = None) -> None:
+        """Write `worker` if nobody wrote since it was read (else `VersionConflict`) and no newer epoch of
+        `leader`'s service did (else `FencedError`); bump its version."""
+        await self._store.save(worker, leader)
 
-    async def save_many(self, workers: Sequence[Worker]) -> set[str]:
+    async def save_many(self, workers: Sequence[Worker], leader: LeaderCaller | None = None) -> set[str]:
         """Write a batch in one round trip; return the ids that lost a race (left at their old version)."""
-        if not workers:
-            return set()
-        tokens: dict[str, str] = {}
-        ops = []
-        for worker in workers:
-            doc = to_document(worker)
-            doc["version"] = worker.version + 1
-            doc["write_token"] = tokens[worker.id] = uuid.uuid4().hex
-            ops.append(ReplaceOne({"_id": worker.id, "version": worker.version}, doc))
-        try:
-            result = await self._c.bulk_write(ops, ordered=False)
-        except BulkWriteError as exc:
-            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                raise
-        else:
-            if result.matched_count == len(ops):
-                # Each filter names one document (id + version): all matched means every write won, and the
-                # usual case needs no second round trip to find out which.
-                for worker in workers:
-                    worker.version += 1
-                return set()
-        won = {d["_id"] async for d in self._c.find(
-            {"_id": {"$in": list(tokens)}, "write_token": {"$in": list(tokens.values())}}, {"_id": 1})}
-        for worker in workers:
-            if worker.id in won:
-                worker.version += 1
-        return set(tokens) - won
+        return await self._store.save_many(workers, leader)

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import redis
 
 from control_plane_api.application.event_relay import OVERFLOW, EventFilter, Subscription
+from control_plane_api.domain.event_log import LoggedEvent, parse_stream_id
 from control_plane_api.domain.events import DomainEvent
-from control_plane_api.infrastructure.event_log import LoggedEvent, parse_stream_id
 from lcm_core.testing.processes import free_port
 from tests.fixtures.control_plane import discovered
 from tests.fixtures.sse import SseClient

@@ -1,0 +1,187 @@
+"""In-memory fakes of `control_plane_api.application.ports`, for use-case tests without any server.
+
+The stores keep copies (what a caller holds is never the stored object) and behave like the MongoDB write path
+(`infrastructure.mongo_versions`): a save names the version it read (`VersionConflict` otherwise), bumps it,
+and a leader's save is fenced by the highest epoch of its service that wrote the aggregate (`FencedError`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from control_plane_api.application import versioned
+from control_plane_api.application.ports import WorkerChange
+from control_plane_api.domain.events import DomainEvent
+from control_plane_api.domain.fencing import LeaderCaller
+from control_plane_api.domain.lablet_definition import LabletDefinition
+from control_plane_api.domain.lablet_queries import SessionQuery
+from control_plane_api.domain.lablet_session import LabletSession
+from control_plane_api.domain.worker import Worker
+from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES
+from lcm_core.errors import ConflictError, FencedError, NotFoundError, VersionConflict
+
+A = TypeVar("A", bound=BaseModel)
+
+
+class InMemoryStore(Generic[A]):
+    def __init__(self, kind: str, field: str = "version") -> None:
+        self.kind, self.field = kind, field
+        self.items: dict[str, A] = {}
+        self.saves = 0
+
+    def stored(self, item_id: str) -> A:
+        """The stored object itself (tests look, they do not change it)."""
+        return self.items[item_id]
+
+    async def get(self, item_id: str) -> A:
+        if item_id not in self.items:
+            raise NotFoundError(f"{self.kind} {item_id} not found")
+        return self.items[item_id].model_copy(deep=True)
+
+    def _fenced(self, item: Any, stored: Any | None, leader: LeaderCaller | None) -> dict[str, int]:
+        tokens = dict(stored.fence if stored is not None else {})
+        if leader is not None:
+            held = tokens.get(leader.service)
+            if held is not None and held > leader.epoch:
+                raise FencedError(f"stale leader epoch {leader.epoch}: {self.kind} {item.id} was written by "
+                                  f"{leader.service} epoch {held} since")
+            tokens[leader.service] = leader.epoch
+        return tokens
+
+    async def insert(self, item: Any, leader: LeaderCaller | None = None) -> None:
+        if item.id in self.items:
+            raise ConflictError(f"{self.kind} {item.id} already exists")
+        item.fence = self._fenced(item, None, leader)
+        setattr(item, self.field, 1)
+        self.items[item.id] = item.model_copy(deep=True)
+
+    async def save(self, item: Any, leader: LeaderCaller | None = None) -> None:
+        stored = self.items.get(item.id)
+        expected = getattr(item, self.field)
+        tokens = self._fenced(item, stored, leader)
+        if stored is None or getattr(stored, self.field) != expected:
+            raise VersionConflict(f"{self.kind} {item.id} changed since {self.field} {expected}")
+        item.fence = tokens
+        setattr(item, self.field, expected + 1)
+        self.items[item.id] = item.model_copy(deep=True)
+        self.saves += 1
+
+
+class InMemorySessions(InMemoryStore[LabletSession]):
+    def __init__(self) -> None:
+        super().__init__("lablet session")
+
+    async def page(self, query: SessionQuery, skip: int = 0, limit: int = 100, sort: str = "created_at",
+                   descending: bool = False) -> tuple[list[LabletSession], int]:
+        found = [s for s in self.items.values()
+                 if (not query.status or s.status.value in query.status)
+                 and (query.definition_id is None or s.definition_id == query.definition_id)
+                 and (query.worker_id is None or s.worker_id == query.worker_id)
+                 and (query.owner is None or s.owner == query.owner)
+                 and (not query.ids or s.id in query.ids)]
+        found.sort(key=lambda s: (getattr(s, sort), s.id), reverse=descending)
+        return [s.model_copy(deep=True) for s in found[skip:skip + limit]], len(found)
+
+    async def overdue(self, now: datetime, limit: int = 500) -> list[str]:
+        return [s.id for s in self.items.values()
+                if s.status in EXPIRABLE_SESSION_STATUSES and s.timeslot_end <= now][:limit]
+
+    async def holding_on(self, session_ids: Sequence[str]) -> dict[str, str | None]:
+        return {s.id: s.worker_id for s in self.items.values()
+                if s.id in session_ids and s.status in HOLDING_SESSION_STATUSES}
+
+    async def observed_for_definition(self, definition_id: str, statuses: Sequence[str],
+                                      limit: int = 1000) -> list[LabletSession]:
+        found = [s for s in self.items.values() if s.definition_id == definition_id
+                 and s.status.value in statuses and s.observed_resources is not None]
+        return sorted(found, key=lambda s: s.observed_at or s.updated_at)[-limit:]
+
+
+class InMemoryDefinitions(InMemoryStore[LabletDefinition]):
+    def __init__(self) -> None:
+        super().__init__("lablet definition", field="revision")
+        self.snapshots: dict[tuple[str, int], LabletDefinition] = {}
+
+    async def insert(self, item: Any, leader: LeaderCaller | None = None) -> None:
+        if any(d.name == item.name for d in self.items.values()):
+            raise ConflictError(f"a lablet definition named {item.name!r} already exists")
+        await super().insert(item, leader)
+        self.snapshots[(item.id, item.version)] = item.model_copy(deep=True)
+
+    async def save(self, item: Any, leader: LeaderCaller | None = None) -> None:
+        await super().save(item, leader)
+        self.snapshots[(item.id, item.version)] = item.model_copy(deep=True)
+
+    async def by_name(self, name: str) -> LabletDefinition | None:
+        return next((d.model_copy(deep=True) for d in self.items.values() if d.name == name), None)
+
+    async def get_version(self, definition_id: str, version: int) -> LabletDefinition:
+        if (definition_id, version) not in self.snapshots:
+            raise NotFoundError(f"lablet definition {definition_id} has no version {version}")
+        return self.snapshots[(definition_id, version)].model_copy(deep=True)
+
+    async def versions(self, definition_id: str) -> list[LabletDefinition]:
+        return [d.model_copy(deep=True) for (did, _), d in sorted(self.snapshots.items()) if did == definition_id]
+
+    async def page(self, status: Sequence[str], lab_track: str | None, skip: int,
+                   limit: int) -> tuple[list[LabletDefinition], int]:
+        found = sorted((d for d in self.items.values() if (not status or d.status.value in status)
+                        and (lab_track is None or d.lab_track == lab_track)), key=lambda d: d.name)
+        return [d.model_copy(deep=True) for d in found[skip:skip + limit]], len(found)
+
+
+class InMemoryWorkers(InMemoryStore[Worker]):
+    """The workers, with the worker use case the capacity ledger needs (`ports.WorkerChanges`)."""
+
+    def __init__(self, publisher: RecordingPublisher, clock: Any) -> None:
+        super().__init__("worker")
+        self._publisher = publisher
+        self._clock = clock
+
+    async def mutate(self, worker_id: str, change: WorkerChange, attempts: int | None = None,
+                     leader: LeaderCaller | None = None) -> Worker:
+        done = await versioned.mutate(self, worker_id, change, clock=self._clock, attempts=attempts or 8,
+                                      leader=leader, after_commit=self._published)
+        return done.aggregate
+
+    async def _published(self, _worker: Worker, events: list[DomainEvent]) -> None:
+        await self._publisher.publish(events)
+
+    async def with_reservations(self) -> list[Worker]:
+        return [w.model_copy(deep=True) for w in self.items.values() if w.capacity.reservations]
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.events: list[DomainEvent] = []
+
+    async def publish(self, events: Sequence[DomainEvent]) -> None:
+        self.events.extend(events)
+
+    def types(self) -> list[str]:
+        return [e.type for e in self.events]
+
+
+class InMemoryKeys:
+    """The sessions' etcd keys."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, Any]] = {}
+
+    def session_key(self, session_id: str, name: str) -> str:
+        return f"/lcm/sessions/{session_id}/{name}"
+
+    async def put_json(self, key: str, value: dict[str, Any]) -> bool:
+        self.values[key] = value
+        return True
+
+    async def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+    async def delete_prefix(self, prefix: str) -> None:
+        for key in [k for k in self.values if k.startswith(prefix)]:
+            del self.values[key]
