@@ -117,7 +117,7 @@ async def get_topology(definition_id: str, cp: CP, _who: Viewer,
 
 
 @router.get("/{definition_id}/versions", summary="Every stored version of a definition")
-async def list_versions(definition_id: str, cp: CP, _who: Viewer) -> list[DefinitionSummary]:  # type: ignore[valid-type]
+async def list_versions(definition_id: str, cp: CP, _who: Viewer) -> list[DefinitionSummary]:
     return [definition_summary(d) for d in await cp.definitions.versions(definition_id)]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
@@ -38,23 +38,31 @@ def view_of(aggregate: type[BaseModel], name: str, without: frozenset[str] = fro
     return create_model(name, __config__=_VIEW_CONFIG, __doc__=f"A {aggregate.__name__} on the wire.", **fields)
 
 
-DefinitionView = view_of(LabletDefinition, "DefinitionView")
-"""A lablet definition with its topology and history."""
-DefinitionSummary = view_of(LabletDefinition, "DefinitionSummary", frozenset({"lab_topology_yaml", "state_history"}))
-"""A lablet definition in lists and version histories: without the topology and the history."""
-SessionView = view_of(LabletSession, "SessionView", frozenset({"port_template"}))
-"""A lablet session (its ports as allocated, not the template they came from)."""
+if TYPE_CHECKING:
+    # Built at run time from the aggregates' fields (FastAPI documents and validates them); a type checker
+    # cannot follow that, and sees pydantic models.
+    DefinitionView: TypeAlias = BaseModel
+    DefinitionSummary: TypeAlias = BaseModel
+    SessionView: TypeAlias = BaseModel
+else:
+    DefinitionView = view_of(LabletDefinition, "DefinitionView")
+    """A lablet definition with its topology and history."""
+    DefinitionSummary = view_of(LabletDefinition, "DefinitionSummary",
+                                frozenset({"lab_topology_yaml", "state_history"}))
+    """A lablet definition in lists and version histories: without the topology and the history."""
+    SessionView = view_of(LabletSession, "SessionView", frozenset({"port_template"}))
+    """A lablet session (its ports as allocated, not the template they came from)."""
 
 
 class DefinitionPage(BaseModel):
-    items: list[DefinitionSummary]  # type: ignore[valid-type]
+    items: list[DefinitionSummary]
     total: int
     offset: int
     limit: int
 
 
 class SessionPage(BaseModel):
-    items: list[SessionView]  # type: ignore[valid-type]
+    items: list[SessionView]
     total: int
     offset: int
     limit: int

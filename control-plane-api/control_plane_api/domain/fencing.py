@@ -30,7 +30,7 @@ class LeaderCaller:
 
 
 FenceTokens = Annotated[dict[str, int], Field(
-    default_factory=dict, exclude=True,
+    exclude=True,
     description="The highest leader epoch of each service that wrote the aggregate ({service: epoch}). Kept by "
                 "the repositories (a write of a lower epoch of that service is refused); in no view.")]
 """The field a fenced aggregate keeps its tokens in: stored with it, excluded from every dump."""

@@ -75,7 +75,7 @@ class LabletSession(Model):
     created_at: datetime
     updated_at: datetime
     version: int = 0
-    fence: FenceTokens
+    fence: FenceTokens = Field(default_factory=dict)
 
     # ------------------------------------------------------------------ helpers
 

@@ -122,7 +122,7 @@ class Worker(WorkerDrain, TelemetryBehaviour, Model):
     created_at: datetime
     updated_at: datetime
     version: int = 0
-    fence: FenceTokens
+    fence: FenceTokens = Field(default_factory=dict)
 
     # ------------------------------------------------------------------ helpers
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -31,7 +31,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _unavailable_on_redis_errors(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def _unavailable_on_redis_errors(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """Redis's errors (and a dropped connection) as the `UnavailableError` the application handles."""
 
     @wraps(method)
