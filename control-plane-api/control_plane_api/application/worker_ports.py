@@ -16,7 +16,8 @@ from lcm_core.domain.workers import WorkerTelemetry
 
 class WorkerStore(Protocol):
     """The versioned worker documents. `save`/`save_many` write only if nobody wrote since the read (else
-    `VersionConflict`, or the ids that lost); `insert` refuses a second worker for one instance."""
+    `StaleVersionError`, or the ids that lost); `insert` and `save` refuse a second worker for one instance
+    (`ConflictError`)."""
 
     async def get(self, worker_id: str, /) -> Worker: ...
     async def get_many(self, worker_ids: Iterable[str], /) -> dict[str, Worker]: ...

@@ -34,7 +34,7 @@ from control_plane_api.domain.worker import InstanceClaimedError, Worker
 from control_plane_api.domain.worker_query import WorkerQuery
 from lcm_core.domain.enums import DesiredStatus, PauseReason
 from lcm_core.domain.workers import MetricsBatchOutcome, WorkerMetricsReport, WorkerSummary, WorkerTelemetry
-from lcm_core.errors import ConflictError, InvalidError, NotFoundError
+from lcm_core.errors import ConflictError, InvalidError, NotFoundError, StaleVersionError
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class WorkerService:
             worker.updated_at = now
             try:
                 await self._store.save(worker)
-            except ConflictError:
+            except StaleVersionError:
                 if attempt == attempts:
                     raise
                 continue

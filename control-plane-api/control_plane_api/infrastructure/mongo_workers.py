@@ -19,7 +19,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_query import SORTABLE, WorkerQuery
 from control_plane_api.infrastructure.mongo_versions import replace_at_version
-from lcm_core.errors import ConflictError, NotFoundError
+from lcm_core.errors import ConflictError, NotFoundError, StaleVersionError
 
 #: What a brief read leaves out: the bounded histories, which only a worker's detail shows.
 BRIEF_EXCLUDES = ("state_history", "alerts")
@@ -167,11 +167,18 @@ class WorkerRepository:
             return {w.id for w in workers} - failed
 
     async def save(self, worker: Worker) -> None:
-        """Write `worker` if nobody wrote since it was read; bump its version."""
+        """Write `worker` if nobody wrote since it was read; bump its version. A lost race is a
+        `StaleVersionError` (re-read and retry); an instance another worker already has, a `ConflictError`
+        (retrying cannot help)."""
         expected = worker.version
-        if not await replace_at_version(self._c, worker.id, to_document(worker), expected):
-            raise ConflictError(f"worker {worker.id} changed since version {expected}; re-read and retry",
-                                worker_id=worker.id)
+        try:
+            saved = await replace_at_version(self._c, worker.id, to_document(worker), expected)
+        except DuplicateKeyError as exc:
+            raise ConflictError(f"instance {worker.aws_instance_id} belongs to another worker",
+                                worker_id=worker.id, aws_instance_id=worker.aws_instance_id) from exc
+        if not saved:
+            raise StaleVersionError(f"worker {worker.id} changed since version {expected}; re-read and retry",
+                                    worker_id=worker.id)
         worker.version = expected + 1
 
     async def save_many(self, workers: Sequence[Worker]) -> set[str]:
