@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lcm_core.cml import CmlClient
-from lcm_core.cml.telemetry import SYSTEM_INFO_KEYS
+from lcm_core.domain.workers import SOURCE_FIELDS, utilisation
 from tests.fixtures.cml_simulator import new_instance_id
 
 LAB = (Path(__file__).parents[1] / "fixtures" / "cml" / "lab.yaml").read_text()
@@ -29,15 +29,17 @@ def test_every_endpoint_parses_with_the_client_models(cml_simulator, caplog: pyt
             snapshot = await cml.collect_cml_telemetry(host, include_activity=True)
             assert snapshot.errors == {}
             assert snapshot.warnings == []
-            report = snapshot.report_dict()
-            missing = [key for key in SYSTEM_INFO_KEYS if report["system_info"][key] in (None, {})]
-            assert missing == [], f"system_info keys without a value: {missing}"
+            missing = [key for key in (*SOURCE_FIELDS["system_stats"], "computes")
+                       if getattr(snapshot, key) in (None, {})]
+            assert missing == [], f"system_stats keys without a value: {missing}"
             assert snapshot.health_valid is True
             assert snapshot.license is not None
             assert snapshot.license.registration_status
-            assert snapshot.cpu_percent is not None
-            assert snapshot.memory_percent is not None
-            assert snapshot.disk_percent is not None
+            derived = utilisation(snapshot, None)
+            assert derived.cpu_percent is not None
+            assert derived.cpu_source == "cml"
+            assert derived.memory_percent is not None
+            assert derived.disk_percent is not None
             assert all(node.admission_state == "READY" for node in snapshot.computes.values())
 
             imported = await cml.import_lab(host, LAB, title="contract")

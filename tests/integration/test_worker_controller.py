@@ -52,8 +52,14 @@ def fleet(control_plane, moto_server, cml_simulator):
 
 
 def workers(cp) -> dict[str, dict[str, Any]]:
+    """The rows of the region's workers (`WorkerSummary`), by instance id."""
     page = httpx.get(f"{cp.url}/api/workers", headers=cp.viewer(), params={"aws_region": REGION}).json()
     return {w["aws_instance_id"]: w for w in page["items"]}
+
+
+def detail(cp, worker_id: str) -> dict[str, Any]:
+    """One worker with its latest telemetry (`WorkerDetail`)."""
+    return httpx.get(f"{cp.url}/api/workers/{worker_id}", headers=cp.viewer()).json()  # type: ignore[no-any-return]
 
 
 def test_discovery_metrics_and_lifecycle(control_plane, fleet) -> None:
@@ -62,21 +68,22 @@ def test_discovery_metrics_and_lifecycle(control_plane, fleet) -> None:
     assert set(found) == set(ids)  # the Ubuntu instance is not a worker
 
     def with_cml_data():
-        current = workers(control_plane)
-        ready = [w for w in current.values()
-                 if w["telemetry"]["cml"]["system_info"]["all_cpu_count"] and w["service_status"] == "available"]
+        current = {iid: detail(control_plane, w["id"]) for iid, w in workers(control_plane).items()}
+        ready = [w for w in current.values() if w["telemetry"] and w["telemetry"]["cml"]
+                 and w["telemetry"]["cml"]["all_cpu_count"] and w["service_status"] == "available"]
         return current if len(ready) == 2 else None
 
     current = wait_for("CML telemetry on both workers", with_cml_data, timeout=30)
     worker = current[ids[0]]
-    info = worker["telemetry"]["cml"]["system_info"]
-    assert info["all_memory_total"] > 0
-    assert info["all_disk_total"] > 0
-    assert info["computes"]
-    assert worker["telemetry"]["cml"]["system_health"]["valid"] is not None
+    cml = worker["telemetry"]["cml"]
+    assert cml["all_memory_total"] > 0
+    assert cml["all_disk_total"] > 0
+    assert cml["computes"]
+    assert cml["health_valid"] is not None
     assert worker["license"]["registration_status"] is not None
     assert worker["health_status"] in ("healthy", "degraded")
-    assert worker["telemetry"]["memory_percent"] is not None
+    assert worker["telemetry"]["utilisation"]["memory_percent"] is not None
+    assert workers(control_plane)[ids[0]]["memory_percent"] is not None  # the row shows it too
 
     # Stopped in EC2 behind LCM's back → stopped in LCM (EC2 is authoritative).
     ec2.stop_instances(InstanceIds=[ids[1]])
@@ -198,7 +205,7 @@ def test_a_registered_worker_releases_its_licence_before_it_goes_down(control_pl
 
     def worker(instance_id: str) -> dict[str, Any] | None:
         current = workers(control_plane).get(instance_id)
-        ok = current and current["service_status"] == "available" and current["license"]["status"] == "registered"
+        ok = current and current["service_status"] == "available" and current["license_status"] == "registered"
         return current if ok else None
 
     doomed = wait_for("available and registered", lambda: worker(ids[0]), timeout=30)

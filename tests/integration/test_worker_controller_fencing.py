@@ -99,8 +99,9 @@ def test_a_frozen_leader_that_lost_its_lease_makes_no_ec2_call(control_plane, mo
                 # The simulated hosts start licensed; drop this one's licence first, so that the stop decision
                 # goes straight to EC2 (the licence release is exercised elsewhere).
                 http.post(f"/api/workers/{found['id']}/license/deregister").raise_for_status()
-                wait_for("licence released", lambda: (w := worker()) and w["license"]["status"] in (
-                    "unregistered", "evaluation") and not w["license"]["pending_action"], timeout=30)
+                wait_for("licence released", lambda: (w := http.get(f"/api/workers/{found['id']}").json())
+                         and w["license"]["status"] in ("unregistered", "evaluation")
+                         and not w["license"]["pending_action"], timeout=30)
                 freezer.armed.set()
                 assert http.post(f"/api/workers/{found['id']}/stop").status_code == 200
                 assert freezer.frozen.wait(15), "the leader never read the instance to stop it"

@@ -142,8 +142,11 @@ class VersionedCollection(Generic[A]):
         `FencedError`."""
         expected = self._version(item)
         condition, tokens = self._fence(item, leader)
-        result = await self.collection.replace_one({"_id": item.id, self._field: expected, **condition},
-                                                   self._document(item, expected + 1, tokens))
+        try:
+            result = await self.collection.replace_one({"_id": item.id, self._field: expected, **condition},
+                                                       self._document(item, expected + 1, tokens))
+        except DuplicateKeyError as exc:  # a unique key another aggregate holds: retrying cannot help
+            raise ConflictError(self._duplicate(item), **{self._id_detail: item.id}) from exc
         if result.matched_count != 1:
             await self._refuse_fenced(item, leader)
             raise VersionConflict(f"{self._kind} {item.id} changed since {self._field} {expected}; re-read and "

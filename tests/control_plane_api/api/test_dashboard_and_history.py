@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from control_plane_api.api.dashboard import VENDOR_FILES
 from tests.fixtures.control_plane import discovered
+from tests.fixtures.metrics import post_reports, report
 
 
 def _ago(seconds: float) -> str:
@@ -50,14 +51,10 @@ def test_metric_history_keeps_one_sample_per_report_oldest_first(control_plane) 
                              json={"instances": [discovered(41), discovered(42)]}).json()["created"]
         first, second = sorted(imported)
         for n, age in enumerate((30, 20, 10)):
-            report = {"collected_at": _ago(age), "cml": {"system_info": {
+            post_reports(control_plane, http, report(first, collected_at=_ago(age), cml={
                 "all_cpu_percent": 10.0 * (n + 1), "all_memory_total": 1000, "all_memory_used": 100 * (n + 1),
-                "all_disk_total": 100, "all_disk_used": 50}, "ready": True}}
-            response = http.post("/api/internal/workers/metrics:batch", headers=control_plane.leader(),
-                                 json={"reports": [{"worker_id": first, "metrics": report}]})
-            assert response.status_code == 200, response.text
-        http.post(f"/api/internal/workers/{second}/metrics", headers=control_plane.leader(),
-                  json={"collected_at": _ago(5), "cloudwatch": {"cpu_utilization": 7.5}})
+                "all_disk_total": 100, "all_disk_used": 50, "ready": True}))
+        post_reports(control_plane, http, report(second, collected_at=_ago(5), cloudwatch={"cpu_utilization": 7.5}))
 
         history = http.get(f"/api/workers/{first}/metrics", headers=control_plane.viewer()).json()
         assert [s["cpu_percent"] for s in history["samples"]] == [10.0, 20.0, 30.0]

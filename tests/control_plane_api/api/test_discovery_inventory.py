@@ -3,16 +3,17 @@ inventory check (`POST /api/internal/workers/unseen`), against real MongoDB-wire
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from tests.fixtures.control_plane import discovered
+from tests.fixtures.metrics import post_reports, report
 
+#: What the worker-controller decides from (`WorkerView`): no telemetry, no history, no idle state.
 CONTROLLER_VIEW_KEYS = {
     "id", "name", "aws_region", "aws_instance_id", "template_name", "status", "status_changed_at", "sessions",
     "desired_status",
     "desired_changed_at", "service_status", "cml_version", "health_status", "private_ip", "public_ip", "license",
-    "activity", "refresh_requested_at", "version"}
+    "refresh_requested_at", "version"}
 
 
 def _import(cp: Any, *instances: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +50,7 @@ def test_the_import_reply_gives_every_imported_worker_as_stored(control_plane) -
     for view in views.values():  # the reply is what the next version-checked write must name
         assert view["version"] == stored[view["id"]]["version"]
         assert view["status"] == stored[view["id"]]["status"]
-        assert view["license"]["status"] == stored[view["id"]]["license"]["status"]
+        assert view["license"]["status"] == stored[view["id"]]["license_status"]
 
 
 def test_unseen_names_the_workers_a_discovery_did_not_see(control_plane) -> None:
@@ -94,14 +95,10 @@ def test_unseen_needs_the_api_key_and_a_valid_body(control_plane) -> None:
 
 def test_a_metrics_batch_projects_every_licence_change_to_etcd_in_batches(control_plane) -> None:
     workers = _import(control_plane, *(discovered(n) for n in range(300)))["workers"]
-    now = datetime.now(UTC).isoformat()
-    licensed = {"reachable": True, "license": {"registration_status": "COMPLETED",
-                                               "authorization_status": "IN_COMPLIANCE"}}
+    licensed = {"license": {"registration_status": "COMPLETED", "authorization_status": "IN_COMPLIANCE"}}
     with control_plane.client() as http:  # 300 licence changes: more than one etcd transaction
-        reply = http.post("/api/internal/workers/metrics:batch", headers=control_plane.leader(), json={
-            "reports": [{"worker_id": w["id"], "metrics": {"collected_at": now, "cml": licensed}} for w in workers]})
-    assert reply.status_code == 200, reply.text
-    assert len(reply.json()["updated"]) == 300
+        outcome = post_reports(control_plane, http, *(report(w["id"], cml=licensed) for w in workers))
+    assert len(outcome["updated"]) == 300
 
     for view in workers[::37] + workers[-1:]:
         projected = control_plane.etcd_json(f"workers/{view['id']}/license")

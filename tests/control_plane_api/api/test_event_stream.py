@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from datetime import UTC, datetime
 
 import redis
 
@@ -15,6 +14,7 @@ from control_plane_api.domain.event_log import LoggedEvent, parse_stream_id
 from control_plane_api.domain.events import DomainEvent
 from lcm_core.testing.processes import free_port
 from tests.fixtures.control_plane import discovered
+from tests.fixtures.metrics import post_reports, report
 from tests.fixtures.sse import SseClient
 
 
@@ -30,9 +30,7 @@ def _import(cp, n: int) -> str:
 
 def _metrics(cp, worker_id: str, cpu: float) -> None:
     with cp.client() as http:
-        response = http.post(f"/api/internal/workers/{worker_id}/metrics", headers=cp.leader(), json={
-            "collected_at": datetime.now(UTC).isoformat(), "cloudwatch": {"cpu_utilization": cpu}})
-        assert response.status_code == 200
+        assert post_reports(cp, http, report(worker_id, cloudwatch={"cpu_utilization": cpu}))["updated"] == [worker_id]
 
 
 def test_snapshot_then_imported_and_metrics_events_within_a_second(control_plane) -> None:
@@ -48,14 +46,16 @@ def test_snapshot_then_imported_and_metrics_events_within_a_second(control_plane
         worker_id = _import(control_plane, 2)
         imported = sse.next(timeout=1.0)
         assert imported.event == "worker.imported"
-        assert imported.data["data"]["id"] == worker_id
+        assert imported.data["data"]["worker_id"] == imported.data["data"]["summary"]["id"] == worker_id
         assert imported.data["type"] == "worker.imported"
         assert imported.data["source"] == "control-plane-api"
 
         _metrics(control_plane, worker_id, 42.0)
         metrics = sse.next(timeout=1.0, skip=("heartbeat", "worker.health.changed"))
         assert metrics.event == "worker.metrics.updated"
-        assert metrics.data["data"]["cpu_percent"] == 42.0
+        assert set(metrics.data["data"]) == {"worker_id", "summary"}
+        assert metrics.data["data"]["worker_id"] == worker_id
+        assert metrics.data["data"]["summary"]["cpu_percent"] == 42.0
         assert time.monotonic() - started < 2.0
         assert imported.id < metrics.id or len(imported.id) < len(metrics.id)
 
@@ -73,11 +73,11 @@ def test_reconnect_with_last_event_id_replays_exactly_the_missed_events(control_
         _metrics(control_plane, worker_id, cpu)
     with _stream(control_plane, params=only, last_event_id=last_seen.id) as again:
         replayed = again.drain(quiet=1.0)
-    kinds = [(f.event, f.data["data"].get("cpu_percent"), f.data["data"].get("id")) for f in replayed]
+    kinds = [(f.event, f.data["data"]["summary"].get("cpu_percent"), f.data["data"]["worker_id"]) for f in replayed]
     assert kinds == [
         ("worker.imported", None, missed_worker),
-        ("worker.metrics.updated", 2.0, None),
-        ("worker.metrics.updated", 3.0, None),
+        ("worker.metrics.updated", 2.0, worker_id),
+        ("worker.metrics.updated", 3.0, worker_id),
     ]
     assert all(f.id for f in replayed)
 
@@ -103,7 +103,7 @@ def test_an_event_committed_on_one_replica_reaches_clients_of_another(control_pl
         worker_id = _import(first, 7)
         frame = sse.next(timeout=1.0)
     assert frame.event == "worker.imported"
-    assert frame.data["data"]["id"] == worker_id
+    assert frame.data["data"]["summary"]["id"] == worker_id
 
 
 def test_heartbeats_carry_the_last_id_and_connections_are_capped(control_plane_factory) -> None:
@@ -126,7 +126,7 @@ def test_with_redis_down_events_still_reach_local_clients_and_the_api_serves(con
         worker_id = _import(cp, 8)
         frame = sse.next(timeout=5.0)
     assert frame.event == "worker.imported"
-    assert frame.data["data"]["id"] == worker_id
+    assert frame.data["data"]["summary"]["id"] == worker_id
     assert frame.id.startswith("local-")
     with cp.client() as http:
         assert http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).status_code == 200
@@ -171,7 +171,7 @@ def test_a_last_event_id_of_a_lost_log_gets_a_fresh_snapshot_not_silence(control
         sse.next()  # snapshot
         second = _import(control_plane, 11)
         last_seen = sse.next(timeout=2.0)
-        assert last_seen.data["data"]["id"] == second
+        assert last_seen.data["data"]["summary"]["id"] == second
     _lose_the_log(control_plane)
     with _stream(control_plane, params={"event_types": "worker.imported"}, last_event_id=last_seen.id) as again:
         snapshot = again.next(timeout=3.0)
@@ -180,7 +180,7 @@ def test_a_last_event_id_of_a_lost_log_gets_a_fresh_snapshot_not_silence(control
         assert snapshot.id.partition(":")[0] != last_seen.id.partition(":")[0]
         third = _import(control_plane, 12)
         live = again.next(timeout=3.0)
-    assert (live.event, live.data["data"]["id"]) == ("worker.imported", third)
+    assert (live.event, live.data["data"]["summary"]["id"]) == ("worker.imported", third)
     assert live.id.partition(":")[0] == snapshot.id.partition(":")[0]
 
 
@@ -198,7 +198,7 @@ def test_a_connected_client_gets_a_fresh_snapshot_when_the_log_is_lost(control_p
     assert snapshot.event == "worker.snapshot"
     assert snapshot.id.partition(":")[0] != before.id.partition(":")[0]
     seen = {w["id"] for w in snapshot.data["data"]["workers"]} | {
-        f.data["data"]["id"] for f in frames[1:] if f.event == "worker.imported"}
+        f.data["data"]["summary"]["id"] for f in frames[1:] if f.event == "worker.imported"}
     assert worker_id in seen
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 
 from tests.fixtures.control_plane import discovered
+from tests.fixtures.metrics import BATCH, post_report, post_reports, report
 
 
 def _import(cp, *instances, headers=None):
@@ -86,9 +88,10 @@ def test_concurrent_re_imports_record_one_transition(control_plane) -> None:
     responses = asyncio.run(run())
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
     with control_plane.client() as http:
-        worker = next(w for w in http.get("/api/workers", headers=control_plane.viewer()).json()["items"]
-                      if w["aws_instance_id"] == discovered(14)["aws_instance_id"])
-    assert worker["status"] == "stopped"
+        row = next(w for w in http.get("/api/workers", headers=control_plane.viewer()).json()["items"]
+                   if w["aws_instance_id"] == discovered(14)["aws_instance_id"])
+        worker = http.get(f"/api/workers/{row['id']}", headers=control_plane.viewer()).json()
+    assert row["status"] == worker["status"] == "stopped"
     stops = [h for h in worker["state_history"] if h.get("field", "status") == "status" and h["to"] == "stopped"]
     assert len(stops) == 1  # a lost race re-reads and finds nothing left to do
 
@@ -100,41 +103,44 @@ def test_two_concurrent_metric_updates_lose_no_field(control_plane) -> None:
     async def run() -> None:
         async with httpx.AsyncClient(base_url=control_plane.url, timeout=20) as http:
             for round_ in range(10):
-                ec2 = {"collected_at": _now(), "ec2": {"state": "running", "system_status": "ok",
-                                                       "instance_status": f"ok-{round_}"}}
-                cw = {"collected_at": _now(), "cloudwatch": {"cpu_utilization": float(round_),
-                                                             "network_in_bytes": 1000.0 + round_}}
-                a, b = await asyncio.gather(
-                    http.post(f"/api/internal/workers/{worker_id}/metrics", headers=headers, json=ec2),
-                    http.post(f"/api/internal/workers/{worker_id}/metrics", headers=headers, json=cw))
+                ec2 = report(worker_id, ec2={"state": "running", "system_status": "ok",
+                                             "instance_status": f"ok-{round_}"})
+                cw = report(worker_id, cloudwatch={"cpu_utilization": float(round_),
+                                                   "network_in_bytes": 1000.0 + round_})
+                a, b = await asyncio.gather(http.post(BATCH, headers=headers, json={"reports": [ec2]}),
+                                            http.post(BATCH, headers=headers, json={"reports": [cw]}))
                 assert a.status_code == 200, a.text
                 assert b.status_code == 200, b.text
+                assert a.json()["updated"] == b.json()["updated"] == [worker_id]
                 stored = (await http.get(f"/api/internal/workers/{worker_id}", headers=headers)).json()
-                assert stored["telemetry"]["ec2"]["instance_status"] == f"ok-{round_}"
-                assert stored["telemetry"]["cloudwatch"]["cpu_utilization"] == float(round_)
+                telemetry = stored["telemetry"]
+                assert telemetry["ec2"] is not None, f"round {round_}: the EC2 checks were lost"
+                assert telemetry["cloudwatch"] is not None, f"round {round_}: the CloudWatch sample was lost"
+                assert telemetry["ec2"]["instance_status"] == f"ok-{round_}"
+                assert telemetry["cloudwatch"]["cpu_utilization"] == float(round_)
 
     asyncio.run(run())
 
 
 def test_metrics_batch_updates_many_workers_and_reports_unknown_ids(control_plane) -> None:
     created = _import(control_plane, *(discovered(n) for n in range(10, 20)))["created"]
-    reports = [{"worker_id": wid, "metrics": {"collected_at": _now(), "cml": {
-        "system_info": {"all_cpu_percent": 12.5, "all_memory_total": 1000, "all_memory_used": 250,
-                        "all_disk_total": 400, "all_disk_used": 100, "running_nodes": 0},
-        "ready": True, "labs_count": 2}}} for wid in created]
-    reports.append({"worker_id": "does-not-exist", "metrics": {"collected_at": _now()}})
+    reports = [report(wid, cml={"all_cpu_percent": 12.5, "all_memory_total": 1000, "all_memory_used": 250,
+                                "all_disk_total": 400, "all_disk_used": 100, "running_nodes": 0, "ready": True,
+                                "labs_count": 2}) for wid in created]
+    reports.append(report("does-not-exist"))
     with control_plane.client() as http:
-        result = http.post("/api/internal/workers/metrics:batch", headers=control_plane.leader(),
-                           json={"reports": reports}).json()
+        result = post_reports(control_plane, http, *reports)
         assert sorted(result["updated"]) == sorted(created)
         assert result["not_found"] == ["does-not-exist"]
         worker = http.get(f"/api/workers/{created[0]}", headers=control_plane.viewer()).json()
-    assert worker["telemetry"]["cpu_percent"] == 12.5
-    assert worker["telemetry"]["cpu_source"] == "cml"
-    assert worker["telemetry"]["memory_percent"] == 25.0
-    assert worker["telemetry"]["disk_percent"] == 25.0
+        row = next(w for w in http.get("/api/workers", headers=control_plane.viewer()).json()["items"]
+                   if w["id"] == created[0])
+    assert worker["telemetry"]["utilisation"] == {"cpu_percent": 12.5, "cpu_source": "cml", "memory_percent": 25.0,
+                                                  "disk_percent": 25.0}
     assert worker["service_status"] == "available"
     assert worker["health_status"] == "healthy"
+    assert (row["cpu_percent"], row["cpu_source"], row["memory_percent"], row["disk_percent"], row["labs_count"],
+            row["service_status"], row["health_status"]) == (12.5, "cml", 25.0, 25.0, 2, "available", "healthy")
 
 
 def test_concurrent_metric_batches_over_the_same_workers_lose_no_field(control_plane) -> None:
@@ -143,13 +149,11 @@ def test_concurrent_metric_batches_over_the_same_workers_lose_no_field(control_p
 
     async def run() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=control_plane.url, timeout=20) as http:
-            ec2 = [{"worker_id": wid, "metrics": {"collected_at": _now(), "ec2": {
-                "state": "running", "system_status": "ok", "instance_status": "ok"}}} for wid in created]
-            cw = [{"worker_id": wid, "metrics": {"collected_at": _now(), "cloudwatch": {
-                "cpu_utilization": 42.0}}} for wid in created]
-            return list(await asyncio.gather(*(
-                http.post("/api/internal/workers/metrics:batch", headers=headers, json={"reports": body})
-                for body in (ec2, cw, ec2, cw))))
+            ec2 = [report(wid, ec2={"state": "running", "system_status": "ok", "instance_status": "ok"})
+                   for wid in created]
+            cw = [report(wid, cloudwatch={"cpu_utilization": 42.0}) for wid in created]
+            return list(await asyncio.gather(*(http.post(BATCH, headers=headers, json={"reports": body})
+                                               for body in (ec2, cw, ec2, cw))))
 
     replies = asyncio.run(run())
     assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
@@ -157,8 +161,11 @@ def test_concurrent_metric_batches_over_the_same_workers_lose_no_field(control_p
     with control_plane.client() as http:
         for wid in created:
             stored = http.get(f"/api/internal/workers/{wid}", headers=headers).json()
-            assert stored["telemetry"]["ec2"]["instance_status"] == "ok"
-            assert stored["telemetry"]["cloudwatch"]["cpu_utilization"] == 42.0
+            telemetry = stored["telemetry"]
+            assert telemetry["ec2"] is not None, f"worker {wid}: the EC2 checks were lost"
+            assert telemetry["cloudwatch"] is not None, f"worker {wid}: the CloudWatch sample was lost"
+            assert telemetry["ec2"]["instance_status"] == "ok"
+            assert telemetry["cloudwatch"]["cpu_utilization"] == 42.0
 
 
 def test_every_page_of_the_worker_list_tells_the_same_total(control_plane) -> None:
@@ -208,36 +215,50 @@ def test_status_update_records_skipped_transitions_and_terminates(control_plane)
         response = http.post(f"/api/internal/workers/{worker_id}/status", headers=control_plane.leader(),
                              json={"ec2_state": "stopped"})
         assert response.status_code == 200
-        worker = response.json()
+        assert response.json()["status"] == "stopped"
+        worker = http.get(f"/api/workers/{worker_id}", headers=control_plane.viewer()).json()
         assert worker["status"] == "stopped"
         last = worker["state_history"][-1]
         assert last["from"] == "starting"
         assert last["to"] == "stopped"
         assert "skipped" in last["reason"]
-        worker = http.post(f"/api/internal/workers/{worker_id}/status", headers=control_plane.leader(),
+        answer = http.post(f"/api/internal/workers/{worker_id}/status", headers=control_plane.leader(),
                            json={"ec2_state": "terminated"}).json()
-        assert worker["status"] == "terminated"
-        assert worker["phase"] == "TERMINATED"
+        assert answer["status"] == "terminated"
+        worker = http.get(f"/api/workers/{worker_id}", headers=control_plane.viewer()).json()
+        assert (worker["status"], worker["phase"]) == ("terminated", "TERMINATED")
         start = http.post(f"/api/workers/{worker_id}/start", headers=control_plane.admin())
         assert start.status_code == 409
+
+
+#: The shortest idle threshold the settings allow (3 s). Idleness counts from the worker's last start at the
+#: earliest, and a worker imported running has just started: a test waits this long for it to be idle.
+SHORT_IDLE_MINUTES = 0.05
+
+
+def _set_idle(cp, http, **idle) -> None:
+    settings = http.get("/api/settings", headers=cp.viewer()).json()
+    change = http.put("/api/settings", headers=cp.admin(), json={"version": settings["version"], "idle": idle})
+    assert change.status_code == 200, change.text
+
+
+def _idle_report(worker_id: str) -> dict:
+    """No node running, and CML's last user activity long ago."""
+    long_ago = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    return report(worker_id, cml={"running_nodes": 0, "last_activity_at": long_ago})
 
 
 def test_idle_detection_auto_pauses_and_projects_desired_state_to_etcd(control_plane) -> None:
     worker_id = _import(control_plane, discovered(50))["created"][0]
     with control_plane.client() as http:
-        settings = http.get("/api/settings", headers=control_plane.viewer()).json()
-        change = http.put("/api/settings", headers=control_plane.admin(), json={
-            "version": settings["version"],
-            "idle": {"enabled": True, "threshold_minutes": 1, "snooze_minutes_after_resume": 0, "auto_pause": True},
-        })
-        assert change.status_code == 200, change.text
-        long_ago = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
-        http.post(f"/api/internal/workers/{worker_id}/metrics", headers=control_plane.leader(), json={
-            "collected_at": _now(), "cml": {"system_info": {"running_nodes": 0}, "last_activity_at": long_ago}})
-        verdict = http.post(f"/api/internal/workers/{worker_id}/detect-idle", headers=control_plane.leader())
-        assert verdict.status_code == 200, verdict.text
-        assert verdict.json()["eligible_for_auto_pause"] is True
+        _set_idle(control_plane, http, enabled=True, threshold_minutes=SHORT_IDLE_MINUTES,
+                  snooze_minutes_after_resume=0, auto_pause=True)
+        assert post_reports(control_plane, http, _idle_report(worker_id))["auto_paused"] == []  # just started
+        time.sleep(SHORT_IDLE_MINUTES * 60 + 0.5)
+        outcome = post_reports(control_plane, http, _idle_report(worker_id))
         worker = http.get(f"/api/workers/{worker_id}", headers=control_plane.viewer()).json()
+    assert outcome["auto_paused"] == [worker_id]
+    assert worker["telemetry"]["idle"]["eligible_for_auto_pause"] is True
     assert worker["desired_status"] == "stopped"
     assert worker["activity"]["pause_reason"] == "idle_timeout"
     projected = control_plane.etcd_json(f"workers/{worker_id}/desired_state")
@@ -249,18 +270,17 @@ def test_idle_detection_auto_pauses_and_projects_desired_state_to_etcd(control_p
 def test_idle_detection_respects_the_per_worker_switch(control_plane) -> None:
     worker_id = _import(control_plane, discovered(51))["created"][0]
     with control_plane.client() as http:
-        settings = http.get("/api/settings", headers=control_plane.viewer()).json()
-        http.put("/api/settings", headers=control_plane.admin(), json={
-            "version": settings["version"], "idle": {"threshold_minutes": 1, "snooze_minutes_after_resume": 0}})
+        _set_idle(control_plane, http, threshold_minutes=SHORT_IDLE_MINUTES, snooze_minutes_after_resume=0)
         off = http.put(f"/api/workers/{worker_id}/idle-detection", headers=control_plane.admin(),
                        json={"enabled": False})
         assert off.json()["activity"]["idle_detection_enabled"] is False
-        long_ago = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
-        http.post(f"/api/internal/workers/{worker_id}/metrics", headers=control_plane.leader(), json={
-            "collected_at": _now(), "cml": {"last_activity_at": long_ago}})
-        verdict = http.post(f"/api/internal/workers/{worker_id}/detect-idle", headers=control_plane.leader()).json()
-    assert verdict["eligible_for_auto_pause"] is False
-    assert verdict["desired_status"] is None
+        time.sleep(SHORT_IDLE_MINUTES * 60 + 0.5)  # idle past the threshold: only the switch keeps it running
+        outcome = post_reports(control_plane, http, _idle_report(worker_id))
+        worker = http.get(f"/api/workers/{worker_id}", headers=control_plane.viewer()).json()
+    assert outcome["auto_paused"] == []
+    assert worker["telemetry"]["idle"]["eligible_for_auto_pause"] is False
+    assert worker["telemetry"]["idle"]["verdict"] == "idle detection disabled for this worker"
+    assert worker["desired_status"] is None
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -288,10 +308,8 @@ def test_threshold_alert_raised_once_per_crossing_and_sent_to_webhooks(control_p
                 "version": settings["version"],
                 "monitoring": {"cpu_threshold": 80, "memory_threshold": 90,
                                "notification_webhooks": [f"http://127.0.0.1:{server.server_port}/hook"]}})
-            hot = {"collected_at": _now(), "cml": {"system_info": {"all_cpu_percent": 95.0}}}
             for _ in range(3):
-                worker = http.post(f"/api/internal/workers/{worker_id}/metrics", headers=control_plane.leader(),
-                                   json=hot).json()
+                worker = post_report(control_plane, http, worker_id, cml={"all_cpu_percent": 95.0})
         assert worker["health_status"] == "degraded"
         assert [a["metric"] for a in worker["alerts"]] == ["cpu"]
         for _ in range(50):
@@ -307,9 +325,9 @@ def test_threshold_alert_raised_once_per_crossing_and_sent_to_webhooks(control_p
 def test_unreachable_cml_marks_the_worker_unreachable(control_plane) -> None:
     worker_id = _import(control_plane, discovered(70))["created"][0]
     with control_plane.client() as http:
-        worker = http.post(f"/api/internal/workers/{worker_id}/metrics", headers=control_plane.leader(), json={
-            "collected_at": _now(), "cml": {"reachable": False, "error": "connect timeout"}}).json()
+        worker = post_report(control_plane, http, worker_id, cml_unreachable="connect timeout")
     assert worker["health_status"] == "unreachable"
+    assert worker["telemetry"]["health_reasons"] == ["CML API unreachable: connect timeout"]
 
 
 def test_licence_request_projects_a_key_and_progress_is_recorded(control_plane) -> None:
@@ -321,10 +339,13 @@ def test_licence_request_projects_a_key_and_progress_is_recorded(control_plane) 
         done = http.post(f"/api/internal/workers/{worker_id}/license", headers=control_plane.leader(), json={
             "status": "registered", "finished": True,
             "details": {"registration_status": "COMPLETED", "authorization_status": "IN_COMPLIANCE",
-                        "node_limit": 520, "product": "CML_Enterprise"}}).json()
-    assert done["license"]["status"] == "registered"
-    assert done["license"]["pending_action"] is None
-    assert done["license"]["node_limit"] == 520
+                        "node_limit": 520, "product_license": "CML_Enterprise"}}).json()
+        worker = http.get(f"/api/workers/{worker_id}", headers=control_plane.viewer()).json()
+    assert done["license"] == {"status": "registered", "pending_action": None}
+    assert worker["license"]["status"] == "registered"
+    assert worker["license"]["pending_action"] is None
+    assert worker["license"]["node_limit"] == 520
+    assert worker["license"]["product"] == "CML_Enterprise"
 
 
 def test_malformed_bodies_get_422_with_the_reason(control_plane) -> None:
@@ -333,8 +354,8 @@ def test_malformed_bodies_get_422_with_the_reason(control_plane) -> None:
                            json={"instances": [{"aws_instance_id": "not-an-id", "aws_region": "us-east-1"}]})
         not_json = http.post("/api/internal/workers/bulk-import", headers={
             **control_plane.leader(), "Content-Type": "application/json"}, content=b"{nope")
-        negative = http.post("/api/internal/workers/x/metrics", headers=control_plane.leader(),
-                             json={"collected_at": _now(), "cloudwatch": {"cpu_utilization": -5}})
+        negative = http.post(BATCH, headers=control_plane.leader(), json={"reports": [
+            {"worker_id": "x", "collected_at": _now(), "cloudwatch": {"cpu_utilization": -5}}]})
     assert bad_id.status_code == 422
     assert "aws_instance_id" in bad_id.text
     assert not_json.status_code == 422
@@ -345,19 +366,25 @@ def test_malformed_bodies_get_422_with_the_reason(control_plane) -> None:
 def test_brief_list_leaves_out_the_heavy_field_groups(control_plane) -> None:
     worker_id = _import(control_plane, discovered(90))["created"][0]
     with control_plane.client() as http:
-        http.post(f"/api/internal/workers/{worker_id}/metrics", headers=control_plane.leader(),
-                  json={"collected_at": _now(), "cloudwatch": {"cpu_utilization": 33.0}})
-        full = http.get("/api/internal/workers", headers=control_plane.internal()).json()["items"][0]
+        post_report(control_plane, http, worker_id, cloudwatch={"cpu_utilization": 33.0})
+        full = http.get(f"/api/internal/workers/{worker_id}", headers=control_plane.internal()).json()
+        default = http.get("/api/internal/workers", headers=control_plane.internal()).json()["items"][0]
         brief = http.get("/api/internal/workers", headers=control_plane.internal(),
                          params={"view": "brief"}).json()["items"][0]
-    assert full["telemetry"]["cpu_percent"] == 33.0
+        controller = http.get("/api/internal/workers", headers=control_plane.internal(),
+                              params={"view": "controller"}).json()["items"][0]
+    assert full["telemetry"]["utilisation"]["cpu_percent"] == 33.0
     assert full["telemetry"]["cloudwatch"]["cpu_utilization"] == 33.0
     assert full["state_history"]
+    assert default == brief
     # Raw telemetry groups and history are left out; the derived utilisation stays (schedulers rank by it).
-    assert brief["telemetry"]["cloudwatch"]["cpu_utilization"] is None
-    assert brief["telemetry"]["cpu_percent"] == 33.0
-    assert brief["state_history"] == []
+    assert not {"telemetry", "cloudwatch", "state_history", "alerts"} & brief.keys()
+    assert (brief["cpu_percent"], brief["cpu_source"]) == (33.0, "cloudwatch")
     assert "labs_count" in brief
     assert "capacity" in brief
     assert "lab_track" in brief
     assert (brief["id"], brief["status"], brief["health_status"]) == (worker_id, full["status"], full["health_status"])
+    # The worker-controller's view: what it decides from, no telemetry at all.
+    assert not {"telemetry", "cpu_percent", "state_history", "capacity"} & controller.keys()
+    assert (controller["id"], controller["status"], controller["version"]) == (worker_id, full["status"],
+                                                                               full["version"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -14,6 +13,7 @@ import aetcd
 import redis
 
 from tests.fixtures.control_plane import ControlPlaneUnderTest, discovered
+from tests.fixtures.metrics import post_report
 
 
 def _import(cp: ControlPlaneUnderTest, n: int) -> str:
@@ -22,10 +22,6 @@ def _import(cp: ControlPlaneUnderTest, n: int) -> str:
                            json={"instances": [discovered(n)]})
     assert answer.status_code == 200, answer.text
     return answer.json()["created"][0]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def _events(cp: ControlPlaneUnderTest, worker_id: str, type_: str) -> list[dict[str, Any]]:
@@ -70,7 +66,7 @@ def test_identical_licence_progress_is_one_event_one_write_and_one_etcd_write(co
         assert _etcd_writes(cp, f"workers/{worker_id}/license") == 1
         done = {"status": "registered", "finished": True,
                 "details": {"registration_status": "COMPLETED", "authorization_status": "AUTHORIZED",
-                            "node_limit": 520, "product": "CML_Enterprise"}}
+                            "node_limit": 520, "product_license": "CML_Enterprise"}}
         for _ in range(5):
             finished = http.post(f"/api/internal/workers/{worker_id}/license", headers=cp.leader(), json=done)
         assert finished.json()["version"] == polled["version"] + 1
@@ -85,9 +81,8 @@ def test_an_evaluation_worker_shows_the_unlicensed_node_limit(control_plane) -> 
     worker_id = _import(cp, 2)
     with cp.client() as http:
         assert http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()["license"]["node_limit"] is None
-        http.post(f"/api/internal/workers/{worker_id}/metrics", headers=cp.leader(), json={
-            "collected_at": _now(), "cml": {"license": {"registration_status": "NOT_REGISTERED",
-                                                        "authorization_status": "EVAL_MODE"}}})
+        post_report(cp, http, worker_id, cml={"license": {"registration_status": "NOT_REGISTERED",
+                                                          "authorization_status": "EVAL_MODE"}})
         licence = http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()["license"]
     assert (licence["status"], licence["node_limit"]) == ("evaluation", 5)
 
@@ -111,7 +106,7 @@ def test_failed_telemetry_is_stale_degrades_health_and_alerts_open_and_close(con
     _Hook.received.clear()
     worker_id = _import(cp, 3)
     info = {"all_cpu_percent": 95.0, "all_memory_total": 1000, "all_memory_used": 100}
-    health = {"valid": True, "controller": {"valid": True}}
+    health = {"health_valid": True, "controller_valid": True}
     try:
         with cp.client() as http:
             settings = http.get("/api/settings", headers=cp.viewer()).json()
@@ -119,30 +114,28 @@ def test_failed_telemetry_is_stale_degrades_health_and_alerts_open_and_close(con
                 "version": settings["version"], "monitoring": {
                     "cpu_threshold": 80, "notification_webhooks": [f"http://127.0.0.1:{server.server_port}/h"]}})
 
-            def report(cml: dict[str, Any]) -> dict[str, Any]:
-                answer = http.post(f"/api/internal/workers/{worker_id}/metrics", headers=cp.leader(),
-                                   json={"collected_at": _now(), "ec2": {"state": "running"}, "cml": cml})
-                assert answer.status_code == 200, answer.text
-                return answer.json()
+            def report(**cml: Any) -> dict[str, Any]:
+                return post_report(cp, http, worker_id, ec2={"state": "running"}, **cml)
 
-            hot = report({"ready": True, "system_info": info, "system_health": health})
+            hot = report(cml={"ready": True, **info, **health})
             assert (hot["service_status"], hot["health_status"], hot["active_alerts"]) == (
                 "available", "degraded", ["cpu"])
-            failing = report({"system_info": info, "failed": {"system_health": "CmlResponseError: not JSON"}})
+            failing = report(cml={**info, "errors": {"system_health": "CmlResponseError: not JSON"}})
             assert failing["health_status"] == "degraded"
-            assert "CML system_health failed (CmlResponseError: not JSON)" in failing["health_reasons"]
+            assert "CML system_health failed (CmlResponseError: not JSON)" in failing["telemetry"]["health_reasons"]
             assert failing["telemetry"]["stale"]["cml.system_health"]["error"] == "CmlResponseError: not JSON"
-            assert failing["telemetry"]["cml"]["system_health"]["valid"] is True  # the last values, kept
-            seen = http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()["last_seen_at"]  # as stored
+            assert failing["telemetry"]["cml"]["health_valid"] is True  # the last values, kept
+            assert failing["telemetry"]["cml"]["controller_valid"] is True
+            seen = http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()["telemetry"]["last_seen_at"]
             for _ in range(3):
-                down = report({"reachable": False, "error": "connect timeout"})
+                down = report(cml_unreachable="connect timeout")
             assert down["health_status"] == "unreachable"
-            assert down["last_seen_at"] == seen
+            assert down["telemetry"]["last_seen_at"] == seen
             assert sorted(down["telemetry"]["stale"]) == ["cml", "cml.system_health"]
-            assert down["telemetry"]["cpu_percent"] == 95.0
-            back = report({"system_info": {**info, "all_cpu_percent": 10.0}, "system_health": health})
+            assert down["telemetry"]["utilisation"]["cpu_percent"] == 95.0
+            back = report(cml={**info, "all_cpu_percent": 10.0, **health})
             assert (back["health_status"], back["telemetry"]["stale"], back["active_alerts"]) == ("healthy", {}, [])
-            assert back["last_seen_at"] > seen
+            assert back["telemetry"]["last_seen_at"] > seen
             assert back["alerts"][-1]["cleared_at"] is not None
         counts = {t: len(_events(cp, worker_id, t)) for t in (
             "worker.alert.raised", "worker.alert.cleared", "worker.health.alert", "worker.health.recovered")}

@@ -9,6 +9,7 @@ from typing import Any
 
 from tests.fixtures.control_plane import discovered
 from tests.fixtures.lablet_api import LABLET, create_definition, create_session, ready_workers, schedule_body
+from tests.fixtures.metrics import post_reports, report
 from tests.fixtures.sse import SseClient
 
 
@@ -76,9 +77,7 @@ def test_drain_takes_no_new_session_and_stops_the_worker_after_its_last_session(
         assert refused.status_code == 409, refused.text
         # A metrics cycle that sees the instance running keeps it draining.
         with cp.client() as http:
-            http.post("/api/internal/workers/metrics:batch", headers=cp.leader(), json={"reports": [{
-                "worker_id": worker_id, "metrics": {"collected_at": datetime.now(UTC).isoformat(),
-                                                    "ec2": {"state": "running"}}}]}).raise_for_status()
+            post_reports(cp, http, report(worker_id, ec2={"state": "running"}))
         assert _worker(cp, worker_id)["status"] == "draining"
 
         _end(cp, held)
@@ -162,7 +161,9 @@ def test_a_status_report_observed_before_the_last_change_is_ignored(control_plan
         ignored = http.post(f"/api/internal/workers/{worker_id}/status", headers=cp.leader(),
                             json={"ec2_state": "stopped", "observed_at": before_start,
                                   "reason": "read before the start was asked for"})
-        assert ignored.json()["state_history"][-1]["field"] == "desired_status"
+        assert ignored.status_code == 200, ignored.text
+        assert ignored.json()["status"] == "stopped"
+        assert _worker(cp, worker_id)["state_history"][-1]["field"] == "desired_status"
         fresh = http.post(f"/api/internal/workers/{worker_id}/status", headers=cp.leader(),
                           json={"ec2_state": "pending", "observed_at": datetime.now(UTC).isoformat()})
         assert fresh.json()["status"] == "starting"
@@ -178,21 +179,20 @@ def test_idle_auto_pause_never_stops_a_worker_that_holds_a_session(control_plane
             "enabled": True, "threshold_minutes": 0.05, "snooze_minutes_after_resume": 0, "auto_pause": True}}
         ).raise_for_status()
         time.sleep(3.5)  # idle (no running node) for longer than the threshold: only the session keeps it up
-        verdict = http.post(f"/api/internal/workers/{worker_id}/detect-idle", headers=cp.leader())
-    assert verdict.status_code == 200, verdict.text
-    assert verdict.json()["desired_status"] is None
-    assert verdict.json()["eligible_for_auto_pause"] is False
-    assert "session" in verdict.json()["idle_verdict"]
+        outcome = post_reports(cp, http, report(worker_id, cml={"running_nodes": 0}))
+    assert outcome["auto_paused"] == []
+    worker = _worker(cp, worker_id)
+    assert worker["desired_status"] is None
+    assert worker["telemetry"]["idle"]["eligible_for_auto_pause"] is False
+    assert "session" in worker["telemetry"]["idle"]["verdict"]
 
 
 def test_a_terminated_worker_never_shows_registered(control_plane) -> None:
     cp = control_plane
     [worker_id] = ready_workers(cp, 1)
     with cp.client() as http:
-        http.post("/api/internal/workers/metrics:batch", headers=cp.leader(), json={"reports": [{
-            "worker_id": worker_id, "metrics": {"collected_at": datetime.now(UTC).isoformat(), "cml": {
-                "license": {"registration_status": "COMPLETED", "authorization_status": "IN_COMPLIANCE",
-                            "node_limit": 520}}}}]}).raise_for_status()
+        post_reports(cp, http, report(worker_id, cml={"license": {
+            "registration_status": "COMPLETED", "authorization_status": "IN_COMPLIANCE", "node_limit": 520}}))
         assert _worker(cp, worker_id)["license"]["status"] == "registered"
         http.post(f"/api/internal/workers/{worker_id}/status", headers=cp.leader(),
                   json={"ec2_state": "terminated", "reason": "terminated in EC2"}).raise_for_status()
