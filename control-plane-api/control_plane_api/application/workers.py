@@ -37,7 +37,7 @@ from control_plane_api.domain.worker import InstanceClaimedError, Worker
 from control_plane_api.domain.worker_query import WorkerQuery
 from lcm_core.domain.enums import DesiredStatus, PauseReason
 from lcm_core.domain.workers import MetricsBatchOutcome, WorkerMetricsReport, WorkerSummary, WorkerTelemetry
-from lcm_core.errors import ConflictError, InvalidError, NotFoundError
+from lcm_core.errors import ConflictError, InvalidError, NotFoundError, VersionConflict
 
 logger = logging.getLogger(__name__)
 
@@ -293,7 +293,8 @@ class WorkerService:
                                    leader: LeaderCaller | None = None) -> MetricsBatchOutcome:
         """Many workers' reports: one read of the workers and of their telemetry, one bulk write of the
         telemetry, and a versioned write only of the workers the reports changed (normally none: a health
-        level, an alert, a licence, an auto-pause). A worker write that lost a race is applied again."""
+        level, an alert, a licence, an auto-pause). A report whose worker or telemetry write lost a race (another
+        report of the same worker at the same time) is applied again on top of the winner."""
         by_worker = {r.worker_id: r for r in reports}  # a worker reported twice: the last report stands
         outcome = MetricsBatchOutcome()
         settings = await self._settings.get()
@@ -312,10 +313,17 @@ class WorkerService:
                 worker.updated_at = now
                 changed.append(worker)
         lost = await self._store.save_many(changed, leader)
-        for wid in lost:
+        for wid in lost:  # its worker changed meanwhile: nothing of this report is stored yet
             outcome.retried += 1
-            applied[wid] = await self._apply_metrics_again(by_worker[wid], previous.get(wid), settings, by, leader)
-        await self._telemetry.store_many([t for _, t, _ in applied.values()])
+            applied[wid] = await self._apply_metrics_again(by_worker[wid], settings, by, leader)
+        first = [t for wid, (_, t, _) in applied.items() if wid not in lost]
+        for wid in await self._telemetry.store_many(first):
+            # Its telemetry was stored meanwhile (a refresh during the cycle): applied again on top of that. What
+            # the first pass wrote of the worker stands, so its events are kept (but the metrics ones, sent anew).
+            outcome.retried += 1
+            kept = [e for e in applied[wid][2] if e.type not in (ev.WORKER_METRICS_UPDATED, ev.WORKER_LABS_UPDATED)]
+            worker, telemetry, events = await self._apply_metrics_again(by_worker[wid], settings, by, leader)
+            applied[wid] = (worker, telemetry, kept + events)
         committed = [(w, events, t) for w, t, events in applied.values()]
         outcome.updated = list(applied)
         outcome.auto_paused = [w.id for w, events, _ in committed
@@ -327,22 +335,29 @@ class WorkerService:
                              self._record_history([t for _, _, t in committed]))
         return outcome
 
-    async def _apply_metrics_again(self, report: WorkerMetricsReport, previous: WorkerTelemetry | None,
-                                   settings: SystemSettings, by: str, leader: LeaderCaller | None) -> Applied:
-        """A report whose worker write lost a race: re-read the worker and apply it again (`versioned.mutate`,
-        bounded). Its events are published with the batch's."""
-        applied: list[tuple[WorkerTelemetry, list[DomainEvent]]] = []
+    async def _apply_metrics_again(self, report: WorkerMetricsReport, settings: SystemSettings, by: str,
+                                   leader: LeaderCaller | None) -> Applied:
+        """A report whose write lost a race (its worker's or its telemetry's): re-read both and apply it again,
+        the worker through `versioned.mutate`, the telemetry under its version (bounded). Its events are
+        published with the batch's."""
+        for _ in range(self._max_attempts):
+            previous = await self._telemetry.get(report.worker_id)
+            applied: list[tuple[WorkerTelemetry, list[DomainEvent]]] = []
 
-        def change(worker: Worker, now: datetime) -> list[DomainEvent]:
-            before = _fingerprint(worker)
-            applied[:] = [worker.apply_metrics(report, previous, settings.monitoring, settings.idle, now, by)]
-            # The metrics event alone changes nothing of the worker: written only when the worker changed.
-            return applied[0][1] if _fingerprint(worker) != before else []
+            def change(worker: Worker, now: datetime, previous: WorkerTelemetry | None = previous,
+                       applied: list[tuple[WorkerTelemetry, list[DomainEvent]]] = applied) -> list[DomainEvent]:
+                before = _fingerprint(worker)
+                applied[:] = [worker.apply_metrics(report, previous, settings.monitoring, settings.idle, now, by)]
+                # The metrics event alone changes nothing of the worker: written only when the worker changed.
+                return applied[0][1] if _fingerprint(worker) != before else []
 
-        done = await versioned.mutate(self._store, report.worker_id, change, clock=self._clock,
-                                      attempts=self._max_attempts, leader=leader, fingerprint=_fingerprint)
-        telemetry, events = applied[0]
-        return done.aggregate, telemetry, events
+            done = await versioned.mutate(self._store, report.worker_id, change, clock=self._clock,
+                                          attempts=self._max_attempts, leader=leader, fingerprint=_fingerprint)
+            telemetry, events = applied[0]
+            if not await self._telemetry.store_many([telemetry]):
+                return done.aggregate, telemetry, events
+        raise VersionConflict(f"the telemetry of worker {report.worker_id} kept changing; the report is dropped",
+                              worker_id=report.worker_id)
 
     async def _record_history(self, telemetry: Sequence[WorkerTelemetry]) -> None:
         """One utilisation sample per reported worker, for the dashboard's charts (one round trip)."""

@@ -58,7 +58,7 @@ class LabletDefinition(Model):
     created_at: datetime
     updated_at: datetime
     revision: int = 0
-    fence: FenceTokens
+    fence: FenceTokens = Field(default_factory=dict)
 
     def _event(self, type_: str, **data: Any) -> DomainEvent:
         return DomainEvent(type=type_, subject_id=self.id, data={

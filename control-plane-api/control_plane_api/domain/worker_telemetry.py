@@ -187,25 +187,34 @@ class TelemetryBehaviour:
         is no sign of life."""
         t = previous.model_copy(deep=True) if previous is not None else WorkerTelemetry(worker_id=self.id)
         at = report.collected_at
+
+        def newer(stored_at: datetime | None) -> bool:
+            """Whether this report's source is newer than what is stored of it: a report collected before
+            another one that was applied first (a refresh during a cycle) rolls no source back."""
+            return stored_at is None or at >= stored_at
+
         found: list[DomainEvent] = []
         if report.ec2 is not None:
             if report.ec2.state is not None:
                 found += self.observe_ec2_state(report.ec2.state, now, "seen by metrics collection", by,
                                                 observed_at=at)
-            t.ec2, t.ec2_checked_at = report.ec2, at
-        if report.cloudwatch is not None:
+            if newer(t.ec2_checked_at):
+                t.ec2, t.ec2_checked_at = report.ec2, at
+        if report.cloudwatch is not None and newer(t.cloudwatch_at):
             t.cloudwatch, t.cloudwatch_at = report.cloudwatch, at
         old_labs = t.labs_count
         old_license = self.license.status
-        if report.cml is not None:
+        cml_news = (report.cml is not None or report.cml_unreachable is not None) and newer(t.cml_checked_at)
+        if report.cml is not None and cml_news:
             t.cml, t.cml_at, t.last_seen_at = merge_snapshot(t.cml, report.cml), at, now
             self._apply_cml(report.cml, now, by, found)
             seen = report.cml.last_activity_at
             if seen is not None and (t.last_activity_at is None or seen > t.last_activity_at):
                 t.last_activity_at = seen
         license_changed = self.license.status is not old_license
-        t.stale = track_stale(t.stale, report, at)
-        t.collected_at = at
+        if cml_news:
+            t.stale, t.cml_checked_at = track_stale(t.stale, report, at), at
+        t.collected_at = max(at, t.collected_at) if t.collected_at else at
         t.utilisation = utilisation(t.cml, t.cloudwatch)
         violations = threshold_violations(t.utilisation, monitoring)
         found += self._threshold_alerts(violations, metric_readings(t.utilisation, monitoring), stale_metrics(t),

@@ -1,26 +1,29 @@
 """MongoDB persistence of each worker's latest telemetry (`WorkerTelemetry`), one document per worker, apart
 from the versioned worker document.
 
-Written every metrics cycle in one bulk write, without a version check: the newest report wins, and a report
-collected before the one stored is dropped (a late batch never overwrites a newer cycle). Reading it never
-loads the worker, and writing it never makes a worker write lose a race.
+Written every metrics cycle in one bulk write, under a version of its own: two reports of one worker written
+at once (a refresh during the fleet's cycle) both land, the loser re-read and re-applied by the use case.
+Reading it never loads the worker, and writing it never makes a worker write lose a race.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pymongo import ReplaceOne
+from pymongo import InsertOne, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from lcm_core.domain.workers import WorkerTelemetry
 
 #: What the worker list and the Prometheus scrape read of a worker's telemetry: its row's columns.
-SUMMARY_FIELDS = ("worker_id", "collected_at", "utilisation", "stale", "idle", "cml.labs_count",
+SUMMARY_FIELDS = ("worker_id", "version", "collected_at", "utilisation", "stale", "idle", "cml.labs_count",
                   "cml.running_nodes")
 _DUPLICATE_KEY = 11000
+_MARK = "write_token"
+"""Which write of a batch stored the document: one read tells the winners, without trusting counts."""
 
 
 def _to_document(telemetry: WorkerTelemetry) -> dict[str, Any]:
@@ -40,6 +43,7 @@ def _from_document(doc: dict[str, Any]) -> WorkerTelemetry:
             target = target.setdefault(parent, {})
         target[leaf] = value
     nested.pop("_id", None)
+    nested.pop(_MARK, None)
     return WorkerTelemetry.model_validate(nested)
 
 
@@ -61,22 +65,35 @@ class TelemetryRepository:
                                                                                         projection)]}
 
     async def store_many(self, telemetry: Sequence[WorkerTelemetry]) -> set[str]:
-        """Store each worker's telemetry unless a newer collection is already stored; return the ids stored."""
+        """Store each worker's telemetry if nobody stored it since it was read (version 0: never stored);
+        return the ids that lost that race (left at their old version). One round trip, two when some lost."""
         if not telemetry:
             return set()
-        # Replaced when the stored one was collected no later; inserted when there is none. A newer stored one
-        # makes the upsert collide with it (a duplicate key): that report is dropped.
-        ops = [ReplaceOne({"_id": item.worker_id, "collected_at": {"$lte": item.collected_at}}, _to_document(item),
-                          upsert=True) for item in telemetry]
+        marks = {item.worker_id: uuid.uuid4().hex for item in telemetry}
+        ops: list[InsertOne[Any] | ReplaceOne[Any]] = []
+        for item in telemetry:
+            doc = _to_document(item)
+            doc["version"], doc[_MARK] = item.version + 1, marks[item.worker_id]
+            ops.append(InsertOne(doc) if item.version == 0
+                       else ReplaceOne({"_id": item.worker_id, "version": item.version}, doc))
         try:
-            await self._c.bulk_write(ops, ordered=False)
+            result = await self._c.bulk_write(ops, ordered=False)
         except BulkWriteError as exc:
-            # The upsert of a worker whose stored telemetry is newer collides with it: that report is older.
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+            # Inserted meanwhile by another writer (a duplicate key): that one lost, like a replaced version.
+            if any(e.get("code") != _DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                 raise
-            return {t.worker_id for t in telemetry} - {telemetry[e["index"]].worker_id for e in errors}
-        return {t.worker_id for t in telemetry}
+            won = await self._winners(marks)
+        else:
+            done = result.inserted_count + result.matched_count
+            won = set(marks) if done == len(ops) else await self._winners(marks)
+        for item in telemetry:
+            if item.worker_id in won:
+                item.version += 1
+        return set(marks) - won
+
+    async def _winners(self, marks: dict[str, str]) -> set[str]:
+        flt = {"_id": {"$in": list(marks)}, _MARK: {"$in": list(marks.values())}}
+        return {d["_id"] async for d in self._c.find(flt, {"_id": 1})}
 
     async def delete(self, worker_ids: Iterable[str]) -> None:
         ids = list(worker_ids)

@@ -419,10 +419,15 @@ class WorkerTelemetry(_Strict):
 
     Written every cycle without touching the versioned worker (so that capacity reservations never race a
     metrics write); the worker itself changes only when what it decides from changes (health level, CML
-    service, licence, EC2 state, an alert, an auto-pause)."""
+    service, licence, EC2 state, an alert, an auto-pause). It has a version of its own: two reports of one
+    worker applied at once (a refresh during the fleet's cycle) both land, the later one re-applied."""
 
     worker_id: Label
+    version: int = 0
+    """The stored version (0: never stored)."""
     collected_at: Instant | None = None
+    """The newest collection applied (each source keeps its own time: `ec2_checked_at`, `cloudwatch_at`,
+    `cml_at`)."""
     ec2: Ec2Checks | None = None
     ec2_checked_at: Instant | None = None
     cloudwatch: CloudWatchSample | None = None
@@ -430,6 +435,9 @@ class WorkerTelemetry(_Strict):
     cml: CmlTelemetrySnapshot | None = None
     """The last snapshot, failed endpoints keeping their last values (`merge_snapshot`)."""
     cml_at: Instant | None = None
+    """When the snapshot (`cml`) was collected."""
+    cml_checked_at: Instant | None = None
+    """When CML was last asked, whether it answered or not."""
     utilisation: Utilisation = Field(default_factory=Utilisation)
     stale: dict[Label, StaleSource] = Field(default_factory=dict)
     """Sources that failed, by name: `cml` while the CML API is unreachable, `cml.<endpoint>` for one endpoint

@@ -30,16 +30,25 @@ def telemetry(worker_id: str, at: datetime, cpu: float) -> WorkerTelemetry:
                            cml=CmlTelemetrySnapshot(labs_count=2, running_nodes=7, all_cpu_count=48))
 
 
-async def test_the_newest_report_wins_and_an_older_one_is_dropped(repo: TelemetryRepository) -> None:
-    assert await repo.store_many([telemetry("w1", NOW, 10.0), telemetry("w2", NOW, 20.0)]) == {"w1", "w2"}
-    assert await repo.store_many([telemetry("w1", NOW + timedelta(minutes=1), 11.0)]) == {"w1"}
-    late = await repo.store_many([telemetry("w1", NOW - timedelta(minutes=1), 99.0),
-                                  telemetry("w2", NOW + timedelta(minutes=1), 21.0)])
-    assert late == {"w2"}  # w1's report was collected before the one stored
+async def test_a_write_lands_only_on_the_version_it_read(repo: TelemetryRepository) -> None:
+    """Two writers of one worker's telemetry (a refresh during the fleet's cycle): the second to write, having
+    read the same version, loses and is told so; nothing it wrote is stored."""
+    w1, w2 = telemetry("w1", NOW, 10.0), telemetry("w2", NOW, 20.0)
+    assert await repo.store_many([w1, w2]) == set()
+    assert (w1.version, w2.version) == (1, 1)
+    refresh = (await repo.get_many(["w1"]))["w1"]
+    cycle = (await repo.get_many(["w1"]))["w1"]
+    refresh.utilisation = Utilisation(cpu_percent=11.0)
+    assert await repo.store_many([refresh]) == set()
+    cycle.utilisation = Utilisation(cpu_percent=99.0)
+    assert await repo.store_many([cycle, w2]) == {"w1"}  # w1 lost; w2 (read at version 1) landed
+    assert cycle.version == 1  # left at the version it read
     stored = await repo.get_many(["w1", "w2", "w3"])
-    assert {wid: t.utilisation.cpu_percent for wid, t in stored.items()} == {"w1": 11.0, "w2": 21.0}
-    assert stored["w1"].collected_at == NOW + timedelta(minutes=1)
+    assert {wid: (t.utilisation.cpu_percent, t.version) for wid, t in stored.items()} == {
+        "w1": (11.0, 2), "w2": (20.0, 2)}
     assert await repo.get("w3") is None
+    twin = telemetry("w1", NOW, 1.0)  # another writer that believes w1 was never stored
+    assert await repo.store_many([twin]) == {"w1"}
 
 
 async def test_rows_read_only_their_columns(repo: TelemetryRepository) -> None:
