@@ -53,6 +53,11 @@ class Indexed(Protocol):
     async def ensure_indexes(self) -> None: ...
 
 
+class Contended(Protocol):
+    @property
+    def lost_races(self) -> int: ...
+
+
 @dataclass
 class ControlPlane:
     settings: ControlPlaneSettings
@@ -75,6 +80,8 @@ class ControlPlane:
     snapshots: FleetSnapshots
     indexed: list[Indexed] = field(default_factory=list)
     """The repositories whose MongoDB indexes are ensured at start-up."""
+    versioned: dict[str, Contended] = field(default_factory=dict)
+    """The version-checked stores by what they hold, for the count of writes that lost a race."""
     _index_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _sweep_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -95,9 +102,9 @@ class ControlPlane:
                                           fleet=settings)
         worker_repository = WorkerRepository(db["workers"])
         history = MetricHistoryRepository(db["worker_metrics"], timedelta(hours=settings.metrics_history_hours))
+        telemetry = TelemetryRepository(db["worker_telemetry"])
         workers = WorkerService(worker_repository, system_settings, relay, etcd, webhooks,
-                                templates=template_repository, telemetry=TelemetryRepository(db["worker_telemetry"]),
-                                history=history)
+                                templates=template_repository, telemetry=telemetry, history=history)
         session_repository = SessionRepository(db["lablet_sessions"])
         definition_repository = DefinitionRepository(db["lablet_definitions"], db["lablet_definition_versions"])
         definitions = DefinitionService(definition_repository, session_repository, relay, off_loop=CpuPool())
@@ -129,7 +136,13 @@ class ControlPlane:
                 account_failures=settings.login_account_failures)),
             oidc=OidcLogin(_oidc_client(settings), settings.session_secret.get_secret_value()),
             indexed=[worker_repository, history, definition_repository, session_repository],
+            versioned={"worker": worker_repository, "worker_telemetry": telemetry,
+                       "lablet_definition": definition_repository, "lablet_session": session_repository},
         )
+
+    def lost_races(self) -> dict[str, int]:
+        """Writes that lost a version race since start, by what they wrote (`/metrics`)."""
+        return {name: store.lost_races for name, store in self.versioned.items()}
 
     async def _ensure_indexes(self) -> None:
         """Retry until MongoDB answers: the unique `aws_instance_id` index is what makes imports idempotent."""

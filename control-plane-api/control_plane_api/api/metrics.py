@@ -4,10 +4,13 @@ the fleet by status and health (read at scrape time). Scraped with the API key o
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from control_plane_api.api.security import CP, viewer_or_api_key
@@ -33,6 +36,24 @@ class ApiMetrics:
                              registry=self.registry)
         self.etcd_failed_writes = Gauge("lcm_etcd_failed_writes", "etcd key writes that failed",
                                         registry=self.registry)
+        self.lost_races: Callable[[], dict[str, int]] = dict
+        """Read at each scrape (set by the route: the stores belong to the control plane, built after this)."""
+        self.registry.register(_LostRaces(self))
+
+
+class _LostRaces(Collector):
+    """`lcm_version_conflicts_total{aggregate}`: writes that lost a version race since start (each re-read and
+    re-applied). Steady growth is contention on one aggregate type."""
+
+    def __init__(self, metrics: ApiMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("lcm_version_conflicts", "Writes that lost a version race since start "
+                                     "(re-read and re-applied), by what they wrote", labels=["aggregate"])
+        for aggregate, lost in sorted(self._metrics.lost_races().items()):
+            family.add_metric([aggregate], lost)
+        yield family
 
 
 def install_metrics(app: FastAPI) -> ApiMetrics:
@@ -75,6 +96,7 @@ async def prometheus(request: Request, cp: CP, _caller: Annotated[str, Depends(v
     metrics.events_delivered.set(cp.relay.delivered)
     metrics.event_log_up.set(1 if cp.relay.log_available else 0)
     metrics.etcd_failed_writes.set(cp.etcd.failed_writes)
+    metrics.lost_races = cp.lost_races
     counts = await cp.workers.count_by_status_and_health()
     metrics.workers.clear()
     for (status, health), count in counts.items():

@@ -38,6 +38,11 @@ class DefinitionRepository:
             heads, _to_doc, kind="lablet definition", id_detail="definition_id", field="revision",
             duplicate=lambda d: f"a lablet definition named {d.name!r} already exists")
 
+    @property
+    def lost_races(self) -> int:
+        """Writes that lost a version race since start (see `VersionedCollection.lost_races`)."""
+        return self._store.lost_races
+
     async def ensure_indexes(self) -> None:
         await self._c.create_index([("name", ASCENDING)], unique=True, name="name_unique")
         await self._c.create_index([("status", ASCENDING)], name="status")
@@ -118,6 +123,11 @@ class SessionRepository:
         self._c = collection
         self._store: VersionedCollection[LabletSession] = VersionedCollection(
             collection, _to_doc, kind="lablet session", id_detail="session_id")
+
+    @property
+    def lost_races(self) -> int:
+        """Writes that lost a version race since start (see `VersionedCollection.lost_races`)."""
+        return self._store.lost_races
 
     async def ensure_indexes(self) -> None:
         await self._c.create_index([("status", ASCENDING), ("timeslot_end", ASCENDING)], name="status_end")

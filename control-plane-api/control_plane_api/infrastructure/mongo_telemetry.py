@@ -50,6 +50,8 @@ def _from_document(doc: dict[str, Any]) -> WorkerTelemetry:
 class TelemetryRepository:
     def __init__(self, collection: AsyncCollection[Any]) -> None:
         self._c = collection
+        self.lost_races = 0
+        """Telemetry writes that lost a version race since start (another report of the worker came first)."""
 
     async def get(self, worker_id: str) -> WorkerTelemetry | None:
         doc = await self._c.find_one({"_id": worker_id})
@@ -89,6 +91,7 @@ class TelemetryRepository:
         for item in telemetry:
             if item.worker_id in won:
                 item.version += 1
+        self.lost_races += len(marks) - len(won)
         return set(marks) - won
 
     async def _winners(self, marks: dict[str, str]) -> set[str]:

@@ -74,6 +74,9 @@ class VersionedCollection(Generic[A]):
         self._id_detail = id_detail
         self._field = field
         self._duplicate = duplicate or (lambda item: f"{kind} {item.id} already exists")
+        self.lost_races = 0
+        """Writes that lost a version race since start (each one re-read and re-applied by its use case): a
+        rising count is contention on one aggregate type (`lcm_version_conflicts` in `/metrics`)."""
 
     def _version(self, item: A) -> int:
         return int(getattr(item, self._field))
@@ -149,6 +152,7 @@ class VersionedCollection(Generic[A]):
             raise ConflictError(self._duplicate(item), **{self._id_detail: item.id}) from exc
         if result.matched_count != 1:
             await self._refuse_fenced(item, leader)
+            self.lost_races += 1
             raise VersionConflict(f"{self._kind} {item.id} changed since {self._field} {expected}; re-read and "
                                   "retry", **{self._id_detail: item.id})
         self._set_version(item, expected + 1)
@@ -192,6 +196,7 @@ class VersionedCollection(Generic[A]):
             if item.id in won:
                 self._set_version(item, self._version(item) + 1)
                 item.fence = tokens
+        self.lost_races += len(marks) - len(won)
         return set(marks) - won
 
     async def _batch_winners(self, marks: dict[str, str]) -> set[str]:

@@ -68,6 +68,11 @@ class WorkerRepository:
             collection, to_document, kind="worker", id_detail="worker_id",
             duplicate=lambda w: f"a worker for instance {w.aws_instance_id} already exists")
 
+    @property
+    def lost_races(self) -> int:
+        """Writes that lost a version race since start (see `VersionedCollection.lost_races`)."""
+        return self._store.lost_races
+
     async def ensure_indexes(self) -> None:
         # Partial: workers created from a template have no instance yet (null), and there may be many.
         existing = {index["name"] async for index in await self._c.list_indexes()}
