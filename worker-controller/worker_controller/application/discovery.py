@@ -20,8 +20,9 @@ from typing import Any
 
 from lcm_core.aio import gather_or_cancel
 from worker_controller.application.fleet_settings import FleetSettingsReader
+from worker_controller.domain.ec2 import Ec2Instance
 from worker_controller.domain.worker_view import WorkerView
-from worker_controller.infrastructure.aws import AwsFleet, Ec2Instance
+from worker_controller.infrastructure.aws import AwsFleet
 from worker_controller.infrastructure.control_plane import ControlPlaneGateway
 
 logger = logging.getLogger(__name__)

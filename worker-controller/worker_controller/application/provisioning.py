@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from lcm_core.errors import UnavailableError
 from lcm_core.leader.fence import Fence
 from worker_controller.application.discovery import SOURCE, to_discovered
+from worker_controller.domain.ec2 import Ec2Instance
 from worker_controller.domain.worker_view import WorkerView
-from worker_controller.infrastructure.aws import AwsFleet, Ec2Instance
+from worker_controller.infrastructure.aws import AwsFleet
 from worker_controller.infrastructure.control_plane import ControlPlaneGateway
 
 logger = logging.getLogger(__name__)

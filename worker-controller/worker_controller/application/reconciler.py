@@ -28,6 +28,7 @@ from lcm_core.leader.fence import Fence
 from lcm_core.leader.loops import ReconcileResult
 from worker_controller.application.licensing import Licensing
 from worker_controller.application.provisioning import Provisioner
+from worker_controller.domain.ec2 import Ec2Instance
 from worker_controller.domain.worker_view import (
     Ec2Action,
     ShutdownGate,
@@ -35,7 +36,7 @@ from worker_controller.domain.worker_view import (
     action_toward,
     before_shutdown,
 )
-from worker_controller.infrastructure.aws import AwsFleet, Ec2Instance
+from worker_controller.infrastructure.aws import AwsFleet
 from worker_controller.infrastructure.control_plane import ControlPlaneGateway
 
 logger = logging.getLogger(__name__)
