@@ -30,8 +30,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from lablet_controller.application.observer import LabObserver
+from lablet_controller.domain.labs import BeforeChange
 from lablet_controller.domain.sessions import Step, lab_title, next_step, seconds_until_next_deadline
-from lablet_controller.infrastructure.cml_labs import BeforeChange, CmlLabs
+from lablet_controller.infrastructure.cml_labs import CmlLabs
 from lablet_controller.infrastructure.control_plane import LabletGateway
 from lcm_core.cml import CmlError
 from lcm_core.domain.lablet_topology import TopologyError, with_allocated_ports
