@@ -24,10 +24,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from lablet_controller.application.ports import LabOwners, LabSweep
 from lablet_controller.domain.labs import BeforeChange
 from lablet_controller.domain.sessions import LAB_TITLE_PREFIX
-from lablet_controller.infrastructure.cml_labs import CmlLabs
-from lablet_controller.infrastructure.control_plane import LabletGateway
 from lcm_core.cml import CmlError
 from lcm_core.domain.enums import ServiceStatus, WorkerStatus
 from lcm_core.domain.lablets import HOLDING_SESSION_STATUSES
@@ -54,7 +53,7 @@ class DiscoveryOutcome:
 
 
 class LabDiscovery:
-    def __init__(self, gateway: LabletGateway, labs: CmlLabs, *, cml_url_template: str, fence: Fence,
+    def __init__(self, gateway: LabOwners, labs: LabSweep, *, cml_url_template: str, fence: Fence,
                  max_workers_at_once: int = 20, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._gateway = gateway
         self._labs = labs
