@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, Field, model_validator
 
-from lcm_core.controller_host import CmlAccessSettings, ControllerSettings
+from lcm_core.controller_settings import CmlAccessSettings, ControllerSettings
 from lcm_core.domain.lablets import SchedulingStrategy
 
 

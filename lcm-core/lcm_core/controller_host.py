@@ -1,4 +1,5 @@
-"""What every leader-elected controller process shares: settings, election, loops and a small HTTP app.
+"""What every leader-elected controller process shares: election, loops and a small HTTP app (their settings:
+`lcm_core.controller_settings`).
 
 Every replica serves `/health` (process alive), `/ready` (its election reaches etcd) and `/status`
 (leadership and loop stats). Only the leader runs the loops; they are cancelled when leadership is lost.
@@ -8,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -20,87 +19,16 @@ import aetcd
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lcm_core.cml import CmlClient
 from lcm_core.control_plane_client import ControlPlaneClient
+from lcm_core.controller_settings import ControllerSettings
 from lcm_core.errors import LcmError
 from lcm_core.leader import ElectionConfig, LeaderElection, Leadership, LoopStats
 from lcm_core.leader.fence import LeaseFence
 from lcm_core.logging import configure_logging
-from lcm_core.settings import EtcdSettings, LcmSettings
 from lcm_core.telemetry import configure_telemetry
 
 logger = logging.getLogger(__name__)
-
-
-def default_identity() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
-class ControllerSettings(LcmSettings, EtcdSettings):
-    """Settings shared by the controllers (each adds its own, with its own env names)."""
-
-    control_plane_api_url: str = Field(
-        default="http://localhost:8030", validation_alias="CONTROL_PLANE_API_URL"
-    )
-    """Base URL of the control-plane API."""
-
-    control_plane_api_key: SecretStr = Field(
-        default=SecretStr("change-me"), validation_alias="CONTROL_PLANE_API_KEY"
-    )
-    """Key sent as `X-API-Key` to the internal endpoints."""
-
-    identity: str = Field(default_factory=default_identity, validation_alias="CONTROLLER_IDENTITY")
-    """This replica's name in the election (default: hostname-pid)."""
-
-    host: str = Field(default="127.0.0.1", validation_alias="CONTROLLER_HOST")
-    """Interface of the health/status HTTP server."""
-
-    status_report_interval_seconds: float = Field(
-        default=15.0, ge=0, validation_alias="CONTROLLER_STATUS_REPORT_INTERVAL"
-    )
-    """How often each replica reports its leadership and loop stats to the CPA (0: never)."""
-
-
-class CmlAccessSettings(BaseSettings):
-    """How controllers reach the CML API of every worker (both controllers talk to CML)."""
-
-    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
-
-    cml_url_template: str = Field(default="https://{ip_address}", validation_alias="CML_WORKER_URL_TEMPLATE")
-    """Base URL of a worker's CML API; `{ip_address}` (private, else public IP) and `{instance_id}` are filled."""
-
-    cml_username: str = Field(default="admin", validation_alias="CML_WORKER_API_USERNAME")
-    """CML API user on every worker."""
-
-    cml_password: SecretStr = Field(default=SecretStr("change-me"), validation_alias="CML_WORKER_API_PASSWORD")
-    """CML API password on every worker."""
-
-    cml_verify_tls: str = Field(default="true", validation_alias="CML_WORKER_VERIFY_TLS")
-    """`true`, `false` (CML ships self-signed certificates) or the path of a CA bundle."""
-
-    cml_max_concurrency: int = Field(default=100, ge=1, le=2000, validation_alias="CML_MAX_CONCURRENCY")
-    """CML API calls in flight across the fleet."""
-
-    cml_timeout_seconds: float = Field(default=15.0, gt=0, validation_alias="CML_TIMEOUT")
-    """Per-request timeout of CML API calls."""
-
-    def cml_tls(self) -> tuple[bool, str | None]:
-        """`CML_WORKER_VERIFY_TLS`: (verify, CA bundle path or None)."""
-        lowered = self.cml_verify_tls.strip().lower()
-        if lowered in ("false", "0", "no", "off"):
-            return False, None
-        if lowered in ("true", "1", "yes", "on", ""):
-            return True, None
-        return True, self.cml_verify_tls
-
-    def cml_client(self) -> CmlClient:
-        """The process's one CML client for the whole fleet, configured from these settings."""
-        verify, ca_file = self.cml_tls()
-        return CmlClient(self.cml_username, self.cml_password.get_secret_value(), verify_tls=verify,
-                         ca_file=ca_file, timeout=self.cml_timeout_seconds, max_in_flight=self.cml_max_concurrency)
 
 
 class Loop(Protocol):

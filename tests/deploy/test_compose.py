@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from lcm_core.controller_host import ControllerSettings
+from lcm_core.controller_settings import ControllerSettings
 from lcm_core.settings import EtcdSettings, LcmSettings
 from tests.deploy.deployment_model import (
     CONTROLLERS,

@@ -7,7 +7,8 @@ from contextlib import ExitStack
 
 import httpx
 
-from lcm_core.controller_host import ControllerHost, ControllerSettings
+from lcm_core.controller_host import ControllerHost
+from lcm_core.controller_settings import ControllerSettings
 from lcm_core.leader import PeriodicLoop
 from lcm_core.testing.asgi_server import serve_in_thread
 

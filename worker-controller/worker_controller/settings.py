@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from lcm_core.controller_host import CmlAccessSettings, ControllerSettings
+from lcm_core.controller_settings import CmlAccessSettings, ControllerSettings
 from lcm_core.settings import FleetDefaults
 
 

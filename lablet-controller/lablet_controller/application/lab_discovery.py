@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from lablet_controller.application.ports import LabOwners, LabSweep
+from lablet_controller.domain.labs import BeforeChange
 from lablet_controller.domain.sessions import LAB_TITLE_PREFIX
-from lablet_controller.infrastructure.cml_labs import BeforeChange, CmlLabs
-from lablet_controller.infrastructure.control_plane import LabletGateway
-from lcm_core.cml import CmlError, CmlNotFoundError
+from lcm_core.cml import CmlError
 from lcm_core.domain.enums import ServiceStatus, WorkerStatus
 from lcm_core.domain.lablets import HOLDING_SESSION_STATUSES
 from lcm_core.errors import NotFoundError
@@ -53,7 +53,7 @@ class DiscoveryOutcome:
 
 
 class LabDiscovery:
-    def __init__(self, gateway: LabletGateway, labs: CmlLabs, *, cml_url_template: str, fence: Fence,
+    def __init__(self, gateway: LabOwners, labs: LabSweep, *, cml_url_template: str, fence: Fence,
                  max_workers_at_once: int = 20, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._gateway = gateway
         self._labs = labs
@@ -80,15 +80,9 @@ class LabDiscovery:
 
     async def _session_labs(self, host: str) -> dict[str, str]:
         """{lab id: session id} of the labs titled `lablet-<session id>` on one host."""
-        found: dict[str, str] = {}
-        for lab_id in await self._labs.cml.lab_ids(host):
-            try:
-                title = (await self._labs.cml.lab(host, lab_id)).lab_title or ""
-            except CmlNotFoundError:
-                continue
-            if title.startswith(LAB_TITLE_PREFIX):
-                found[lab_id] = title[len(LAB_TITLE_PREFIX):]
-        return found
+        titles = await self._labs.lab_titles(host)
+        return {lab_id: title[len(LAB_TITLE_PREFIX):] for lab_id, title in titles.items()
+                if title.startswith(LAB_TITLE_PREFIX)}
 
     async def run_once(self) -> DiscoveryOutcome:
         outcome = DiscoveryOutcome()

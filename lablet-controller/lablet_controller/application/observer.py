@@ -12,9 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
+from lablet_controller.application.ports import LabReader, ObservationReports
 from lablet_controller.domain.observation import build_observation
-from lablet_controller.infrastructure.cml_labs import CmlLabs
-from lablet_controller.infrastructure.control_plane import LabletGateway
 from lcm_core.domain.lablets import ResourceObservation, SessionWorkView
 from lcm_core.errors import LcmError
 
@@ -24,7 +23,7 @@ Observer = Literal["lablet-controller", "manual"]
 
 
 class LabObserver:
-    def __init__(self, gateway: LabletGateway, labs: CmlLabs,
+    def __init__(self, gateway: ObservationReports, labs: LabReader,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._gateway = gateway
         self._labs = labs

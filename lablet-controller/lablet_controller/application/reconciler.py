@@ -30,9 +30,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from lablet_controller.application.observer import LabObserver
+from lablet_controller.application.ports import SessionLabs, SessionLifecycle
+from lablet_controller.domain.labs import BeforeChange
 from lablet_controller.domain.sessions import Step, lab_title, next_step, seconds_until_next_deadline
-from lablet_controller.infrastructure.cml_labs import BeforeChange, CmlLabs
-from lablet_controller.infrastructure.control_plane import LabletGateway
 from lcm_core.cml import CmlError
 from lcm_core.domain.lablet_topology import TopologyError, with_allocated_ports
 from lcm_core.domain.lablets import LabletSessionStatus as S
@@ -52,7 +52,7 @@ class SessionChanged(Exception):
 
 
 class SessionReconciler:
-    def __init__(self, gateway: LabletGateway, labs: CmlLabs, observer: LabObserver, *,
+    def __init__(self, gateway: SessionLifecycle, labs: SessionLabs, observer: LabObserver, *,
                  boot_timeout_seconds: float, boot_poll_seconds: float, max_attempts: int,
                  resync_interval: float, fence: Fence, trigger_scheduling: Callable[[], None] = lambda: None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),

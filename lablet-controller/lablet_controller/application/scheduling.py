@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from lablet_controller.application.ports import SchedulingGateway
 from lablet_controller.domain.placement import Requirements, candidate_from
 from lablet_controller.domain.scheduling import Decision, Scheduler
-from lablet_controller.infrastructure.control_plane import LabletGateway
 from lcm_core.domain.lablets import LabletSessionStatus, SchedulingDecision, SessionWorkView
 from lcm_core.errors import ConflictError, InvalidError, NotFoundError
 
@@ -50,7 +50,7 @@ def to_contract(decision: Decision) -> SchedulingDecision:
 
 
 class SchedulingPass:
-    def __init__(self, gateway: LabletGateway, scheduler: Scheduler, *, port_capacity: int,
+    def __init__(self, gateway: SchedulingGateway, scheduler: Scheduler, *, port_capacity: int,
                  schedule_ahead_seconds: float = 900.0, on_scheduled: Callable[[str], None] = lambda _id: None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._gateway = gateway

@@ -21,11 +21,11 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from lablet_controller.domain.labs import BeforeChange, BootState, LabReadings
 from lcm_core.cml import CmlClient, CmlError, CmlNotFoundError, CmlRejectedError, CmlResponseError
-from lcm_core.cml.models import Interface, Node, SimulationStats
+from lcm_core.cml.models import Interface, Node
 from lcm_core.domain.enums import WorkerStatus
 from lcm_core.domain.workers import WorkerSummary
 from lcm_core.errors import NotFoundError
@@ -34,30 +34,6 @@ from lcm_core.leader.fence import Fence
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-BeforeChange = Callable[[str], Awaitable[None]]
-"""Awaited with a description of the change just before it is made; raises to prevent it."""
-
-
-@dataclass(frozen=True)
-class BootState:
-    total: int
-    booted: int
-    converged: bool
-
-    @property
-    def done(self) -> bool:
-        return self.total > 0 and self.booted == self.total and self.converged
-
-
-@dataclass(frozen=True)
-class LabReadings:
-    """What an observation reads; any part may be missing (None / empty) if CML did not answer it."""
-
-    nodes: list[Node]
-    interfaces: dict[str, list[Interface]]
-    stats: SimulationStats | None
-    layer3: Any
 
 
 class CmlLabs:
@@ -90,6 +66,17 @@ class CmlLabs:
             if lab.lab_title == title:
                 return lab_id
         return None
+
+    async def lab_titles(self, host: str) -> dict[str, str]:
+        """{lab id: title} of every lab on the host ("" for a lab without one); a lab deleted while it is listed
+        is left out."""
+        titles: dict[str, str] = {}
+        for lab_id in await self.cml.lab_ids(host):
+            try:
+                titles[lab_id] = (await self.cml.lab(host, lab_id)).lab_title or ""
+            except CmlNotFoundError:
+                continue
+        return titles
 
     async def lab_exists(self, host: str, lab_id: str) -> bool:
         try:

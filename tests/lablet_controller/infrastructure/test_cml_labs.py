@@ -1,5 +1,6 @@
 """CML lab operations (respx): teardown is idempotent step by step, labs are found by title, observation
-reads tolerate a broken endpoint, worker URLs come from the template."""
+reads tolerate a broken endpoint, a host's lab titles skip a lab deleted meanwhile, worker URLs come from the
+template."""
 
 from __future__ import annotations
 
@@ -71,6 +72,15 @@ async def test_find_lab_by_title(labs: CmlLabs, mock: respx.MockRouter) -> None:
     mock.get(f"{API}/labs/{LAB}").respond(200, json={"id": LAB, "lab_title": "lablet-s1"})
     assert await labs.find_lab(HOST, "lablet-s1") == LAB
     assert await labs.find_lab(HOST, "lablet-s2") is None
+
+
+async def test_lab_titles_leave_out_a_lab_deleted_while_listed(labs: CmlLabs, mock: respx.MockRouter) -> None:
+    untitled, gone = "1b7f3a52-1d2c-4c3e-9a1b-0f5e8d7c6b5a", "2b7f3a52-1d2c-4c3e-9a1b-0f5e8d7c6b5a"
+    mock.get(f"{API}/labs").respond(200, json=[untitled, gone, LAB])
+    mock.get(f"{API}/labs/{untitled}").respond(200, json={"id": untitled})
+    mock.get(f"{API}/labs/{gone}").respond(404, json={"code": 404, "description": f"Lab not found: {gone}"})
+    mock.get(f"{API}/labs/{LAB}").respond(200, json={"id": LAB, "lab_title": "lablet-s1"})
+    assert await labs.lab_titles(HOST) == {untitled: "", LAB: "lablet-s1"}
 
 
 async def test_boot_state(labs: CmlLabs, mock: respx.MockRouter) -> None:

@@ -10,9 +10,8 @@ from typing import Any
 
 from worker_controller.application.discovery import Discovery
 from worker_controller.application.fleet_settings import FleetSettings
-from worker_controller.domain.worker_view import WorkerView
-from worker_controller.infrastructure.aws import Ec2Instance
-from worker_controller.infrastructure.control_plane import ImportReply
+from worker_controller.domain.ec2 import Ec2Instance
+from worker_controller.domain.worker_view import ImportReply, WorkerView
 
 REGIONS = ("us-east-1", "us-west-2")
 

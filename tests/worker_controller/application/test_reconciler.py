@@ -17,9 +17,8 @@ from lcm_core.domain.workers import CmlLicenseInfo
 from lcm_core.errors import UnavailableError
 from lcm_core.leader.fence import AlwaysLeading, LeadershipLost, LeaseFence
 from worker_controller.application.reconciler import WorkerReconciler
-from worker_controller.domain.worker_view import WorkerView
-from worker_controller.infrastructure.aws import Ec2Instance
-from worker_controller.infrastructure.control_plane import ImportReply
+from worker_controller.domain.ec2 import Ec2Instance
+from worker_controller.domain.worker_view import ImportReply, WorkerView
 
 REGION = "eu-west-3"
 IID = "i-0000000000000a001"

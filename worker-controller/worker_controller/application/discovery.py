@@ -20,9 +20,9 @@ from typing import Any
 
 from lcm_core.aio import gather_or_cancel
 from worker_controller.application.fleet_settings import FleetSettingsReader
+from worker_controller.application.ports import AmiInstances, DiscoveryReports
+from worker_controller.domain.ec2 import Ec2Instance
 from worker_controller.domain.worker_view import WorkerView
-from worker_controller.infrastructure.aws import AwsFleet, Ec2Instance
-from worker_controller.infrastructure.control_plane import ControlPlaneGateway
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def to_discovered(instance: Ec2Instance, ami_names: dict[str, str],
 
 
 class Discovery:
-    def __init__(self, aws: AwsFleet, gateway: ControlPlaneGateway, settings: FleetSettingsReader) -> None:
+    def __init__(self, aws: AmiInstances, gateway: DiscoveryReports, settings: FleetSettingsReader) -> None:
         self._aws = aws
         self._gateway = gateway
         self._settings = settings

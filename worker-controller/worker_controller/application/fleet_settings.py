@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from lcm_core.errors import LcmError
-from worker_controller.infrastructure.control_plane import ControlPlaneGateway
+from worker_controller.application.ports import SettingsSource
 from worker_controller.settings import WorkerControllerSettings
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class FleetSettings:
 
 
 class FleetSettingsReader:
-    def __init__(self, gateway: ControlPlaneGateway, env: WorkerControllerSettings) -> None:
+    def __init__(self, gateway: SettingsSource, env: WorkerControllerSettings) -> None:
         self._gateway = gateway
         self._env = env
         self.current = self.fallback()

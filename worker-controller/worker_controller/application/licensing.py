@@ -17,8 +17,8 @@ from lcm_core.cml import CmlClient, CmlError
 from lcm_core.domain.workers import CmlLicenseInfo
 from lcm_core.leader.fence import Fence
 from lcm_core.leader.loops import ReconcileResult
+from worker_controller.application.ports import LicenceReports
 from worker_controller.domain.worker_view import WorkerView
-from worker_controller.infrastructure.control_plane import ControlPlaneGateway
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ RELEASE = "release"
 
 
 class Licensing:
-    def __init__(self, cml: CmlClient, gateway: ControlPlaneGateway, fence: Fence, *, license_token: str | None,
+    def __init__(self, cml: CmlClient, gateway: LicenceReports, fence: Fence, *, license_token: str | None,
                  poll_seconds: float = LICENSE_POLL_SECONDS, clock: Any = time.monotonic) -> None:
         self._cml = cml
         self._gateway = gateway

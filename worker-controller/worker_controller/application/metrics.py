@@ -28,9 +28,8 @@ from lcm_core.domain.workers import (
     MetricsBatchOutcome,
     WorkerMetricsReport,
 )
+from worker_controller.application.ports import InstanceHealth, MetricsReports
 from worker_controller.domain.worker_view import WorkerView
-from worker_controller.infrastructure.aws import AwsFleet
-from worker_controller.infrastructure.control_plane import ControlPlaneGateway
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ class _Reporter:
     answers are.
     """
 
-    def __init__(self, gateway: ControlPlaneGateway, now: datetime, concurrency: int) -> None:
+    def __init__(self, gateway: MetricsReports, now: datetime, concurrency: int) -> None:
         self._gateway = gateway
         self._now = now
         self._gate = asyncio.Semaphore(concurrency)
@@ -137,7 +136,7 @@ async def _one_batch(workers: list[WorkerView]) -> AsyncIterator[list[WorkerView
 
 
 class MetricsCollector:
-    def __init__(self, aws: AwsFleet, cml: CmlClient, gateway: ControlPlaneGateway, *, cml_url_template: str,
+    def __init__(self, aws: InstanceHealth, cml: CmlClient, gateway: MetricsReports, *, cml_url_template: str,
                  cml_max_hosts: int = 200, report_chunk: int = REPORT_CHUNK, report_concurrency: int = 2) -> None:
         self._report_chunk = max(1, report_chunk)
         self._report_concurrency = max(1, report_concurrency)

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from lcm_core.errors import UnavailableError
 from lcm_core.leader.fence import Fence
 from worker_controller.application.discovery import SOURCE, to_discovered
+from worker_controller.application.ports import InstanceLauncher, ProvisioningReports
+from worker_controller.domain.ec2 import Ec2Instance
 from worker_controller.domain.worker_view import WorkerView
-from worker_controller.infrastructure.aws import AwsFleet, Ec2Instance
-from worker_controller.infrastructure.control_plane import ControlPlaneGateway
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def keep_oldest(instances: list[Ec2Instance]) -> tuple[Ec2Instance, list[Ec2Inst
 
 
 class Provisioner:
-    def __init__(self, aws: AwsFleet, gateway: ControlPlaneGateway, fence: Fence) -> None:
+    def __init__(self, aws: InstanceLauncher, gateway: ProvisioningReports, fence: Fence) -> None:
         self._aws = aws
         self._gateway = gateway
         self._fence = fence

@@ -27,7 +27,9 @@ from lcm_core.errors import NotFoundError
 from lcm_core.leader.fence import Fence
 from lcm_core.leader.loops import ReconcileResult
 from worker_controller.application.licensing import Licensing
+from worker_controller.application.ports import InstanceControl, WorkerGateway
 from worker_controller.application.provisioning import Provisioner
+from worker_controller.domain.ec2 import Ec2Instance
 from worker_controller.domain.worker_view import (
     Ec2Action,
     ShutdownGate,
@@ -35,8 +37,6 @@ from worker_controller.domain.worker_view import (
     action_toward,
     before_shutdown,
 )
-from worker_controller.infrastructure.aws import AwsFleet, Ec2Instance
-from worker_controller.infrastructure.control_plane import ControlPlaneGateway
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class Observation:
 
 
 class WorkerReconciler:
-    def __init__(self, aws: AwsFleet, cml: CmlClient, gateway: ControlPlaneGateway, fence: Fence, *,
+    def __init__(self, aws: InstanceControl, cml: CmlClient, gateway: WorkerGateway, fence: Fence, *,
                  cml_url_template: str, resync_interval: float, ec2_timeout_seconds: float,
                  cml_boot_timeout_seconds: float, license_token: str | None,
                  refresh: Callable[[WorkerView], Awaitable[object]], deregister_timeout_seconds: float = 600.0,

@@ -6,14 +6,24 @@ before an instance may go down (`before_shutdown`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from lcm_core.domain.enums import DesiredStatus, ServiceStatus, WorkerStatus, status_from_ec2
 from lcm_core.domain.workers import WorkerView
 
-__all__ = ["HOLDS_LICENSE", "Ec2Action", "ShutdownGate", "ShutdownStep", "WorkerView", "action_toward",
-           "before_shutdown"]
+__all__ = ["HOLDS_LICENSE", "Ec2Action", "ImportReply", "ShutdownGate", "ShutdownStep", "WorkerView",
+           "action_toward", "before_shutdown"]
+
+
+@dataclass
+class ImportReply:
+    """The control plane's answer to a bulk import of instances."""
+
+    created: list[str] = field(default_factory=list)
+    """Ids of the workers this import created."""
+    workers: list[WorkerView] = field(default_factory=list)
+    """Every imported instance's worker, as stored after the import."""
 
 
 #: Licence states in which the worker still holds (or is getting) a Smart Licence that a stop would strand.

@@ -11,7 +11,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -22,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lcm_core.domain.workers import CloudWatchSample, Ec2Checks
 from lcm_core.errors import UnavailableError
+from worker_controller.domain.ec2 import Ec2Instance, Guard
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,6 @@ ACTION_BATCH = 1000
 METRIC_QUERIES_PER_CALL = 500
 """CloudWatch GetMetricData limit."""
 AWS_ERRORS = (BotoCoreError, ClientError)
-Guard = Callable[[], None]
-"""Runs in the AWS thread right before a changing call is sent; raises to cancel it (see `_call`)."""
 
 
 def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
@@ -50,39 +48,24 @@ def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
         yield items[start:start + size]
 
 
-@dataclass(frozen=True)
-class Ec2Instance:
-    instance_id: str
-    region: str
-    state: str | None
-    instance_type: str | None = None
-    image_id: str | None = None
-    private_ip: str | None = None
-    public_ip: str | None = None
-    launch_time: datetime | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str | None:
-        return self.tags.get("Name")
-
-    @classmethod
-    def from_aws(cls, region: str, raw: dict[str, Any]) -> Ec2Instance | None:
-        instance_id = raw.get("InstanceId")
-        if not isinstance(instance_id, str):
-            logger.warning("EC2 returned an instance without an id in %s; ignored", region)
-            return None
-        state = raw.get("State")
-        tags = {t["Key"]: t.get("Value", "") for t in raw.get("Tags") or []
-                if isinstance(t, dict) and isinstance(t.get("Key"), str)}
-        launch = raw.get("LaunchTime")
-        return cls(
-            instance_id=instance_id, region=region,
-            state=state.get("Name") if isinstance(state, dict) else None,
-            instance_type=raw.get("InstanceType"), image_id=raw.get("ImageId"),
-            private_ip=raw.get("PrivateIpAddress"), public_ip=raw.get("PublicIpAddress"),
-            launch_time=launch if isinstance(launch, datetime) else None, tags=tags,
-        )
+def instance_from_aws(region: str, raw: dict[str, Any]) -> Ec2Instance | None:
+    """The instance of one item of a DescribeInstances or RunInstances answer; None (with a warning) if it has
+    no id."""
+    instance_id = raw.get("InstanceId")
+    if not isinstance(instance_id, str):
+        logger.warning("EC2 returned an instance without an id in %s; ignored", region)
+        return None
+    state = raw.get("State")
+    tags = {t["Key"]: t.get("Value", "") for t in raw.get("Tags") or []
+            if isinstance(t, dict) and isinstance(t.get("Key"), str)}
+    launch = raw.get("LaunchTime")
+    return Ec2Instance(
+        instance_id=instance_id, region=region,
+        state=state.get("Name") if isinstance(state, dict) else None,
+        instance_type=raw.get("InstanceType"), image_id=raw.get("ImageId"),
+        private_ip=raw.get("PrivateIpAddress"), public_ip=raw.get("PublicIpAddress"),
+        launch_time=launch if isinstance(launch, datetime) else None, tags=tags,
+    )
 
 
 def _label(value: Any) -> str | None:
@@ -227,7 +210,7 @@ class AwsFleet:
         out = []
         for reservation in reservations:
             for raw in reservation.get("Instances") or []:
-                instance = Ec2Instance.from_aws(region, raw) if isinstance(raw, dict) else None
+                instance = instance_from_aws(region, raw) if isinstance(raw, dict) else None
                 if instance is not None:
                     out.append(instance)
         return out
@@ -289,7 +272,7 @@ class AwsFleet:
         if placement.get("key_name"):
             request["KeyName"] = placement["key_name"]
         reply = await self._call("ec2", region, "run_instances", guard=guard, **request)
-        instance = Ec2Instance.from_aws(region, (reply.get("Instances") or [{}])[0])
+        instance = instance_from_aws(region, (reply.get("Instances") or [{}])[0])
         if instance is None:
             raise UnavailableError(f"RunInstances in {region} returned no instance")
         return instance

@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from lcm_core.control_plane_client import ControlPlaneClient
 from lcm_core.domain.workers import MetricsBatch, MetricsBatchOutcome, WorkerMetricsReport, WorkerView
-
-
-@dataclass
-class ImportReply:
-    created: list[str] = field(default_factory=list)
-    """Ids of the workers this import created."""
-    workers: list[WorkerView] = field(default_factory=list)
-    """Every imported instance's worker, as stored after the import."""
-
+from worker_controller.domain.worker_view import ImportReply
 
 #: Items per bulk call: large enough to make 2,000 workers a handful of requests, small enough for one body.
 BATCH = 500
