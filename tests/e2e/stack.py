@@ -55,6 +55,11 @@ class LocalStack:
         headers = {"Authorization": f"Bearer {self.env['LCM_ADMIN_TOKEN']}"}
         return httpx.get(f"{self.url}/api/workers?limit=1000", headers=headers, timeout=10).json()["items"]
 
+    def worker(self, worker_id: str) -> dict[str, Any]:
+        """One worker's detail (the whole worker, its telemetry, its row)."""
+        headers = {"Authorization": f"Bearer {self.env['LCM_ADMIN_TOKEN']}"}
+        return httpx.get(f"{self.url}/api/workers/{worker_id}", headers=headers, timeout=10).json()
+
     def wait_for_workers(self, predicate, what: str, timeout: float = 60) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:

@@ -144,8 +144,7 @@ def test_an_admin_toggles_idle_detection_from_the_detail_page(browser, local_sta
     page.get_by_role("button", name="Disable idle detection").click()
     page.get_by_role("button", name="Enable idle detection").wait_for()
     page.locator("#tab-panel dt:text-is('Idle detection') + dd").filter(has_text="disabled").wait_for()
-    stored = next(w for w in local_stack.workers() if w["id"] == target["id"])
-    assert stored["activity"]["idle_detection_enabled"] is False
+    assert local_stack.worker(target["id"])["activity"]["idle_detection_enabled"] is False
     page.get_by_role("button", name="Enable idle detection").click()
     page.get_by_role("button", name="Disable idle detection").wait_for()
     page.close()
@@ -162,7 +161,7 @@ def test_an_admin_drains_an_idle_worker_which_then_stops_and_starts_again(browse
     # No session on it: the drain is over at once and the worker goes on to stop (its licence released first).
     page.locator("[data-field=notices]").filter(has_text="Drained").wait_for(timeout=15_000)
     page.locator("[data-field=status]").filter(has_text="stopped").wait_for(timeout=60_000)
-    stored = next(w for w in local_stack.workers() if w["id"] == target["id"])
+    stored = local_stack.worker(target["id"])
     assert (stored["desired_status"], stored["drain"]) == ("stopped", None)
     assert page.get_by_role("button", name=f"Undrain {target['name']}").is_disabled()
     page.get_by_role("button", name=f"Start {target['name']}").click()

@@ -16,13 +16,14 @@ from pymongo import InsertOne, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
+from control_plane_api.infrastructure.mongo_versions import BATCH_MARKER, batch_winners
 from lcm_core.domain.workers import WorkerTelemetry
 
 #: What the worker list and the Prometheus scrape read of a worker's telemetry: its row's columns.
 SUMMARY_FIELDS = ("worker_id", "version", "collected_at", "utilisation", "stale", "idle", "cml.labs_count",
                   "cml.running_nodes")
 _DUPLICATE_KEY = 11000
-_MARK = "write_token"
+_MARK = BATCH_MARKER
 """Which write of a batch stored the document: one read tells the winners, without trusting counts."""
 
 
@@ -84,19 +85,15 @@ class TelemetryRepository:
             # Inserted meanwhile by another writer (a duplicate key): that one lost, like a replaced version.
             if any(e.get("code") != _DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                 raise
-            won = await self._winners(marks)
+            won = await batch_winners(self._c, marks)
         else:
             done = result.inserted_count + result.matched_count
-            won = set(marks) if done == len(ops) else await self._winners(marks)
+            won = set(marks) if done == len(ops) else await batch_winners(self._c, marks)
         for item in telemetry:
             if item.worker_id in won:
                 item.version += 1
         self.lost_races += len(marks) - len(won)
         return set(marks) - won
-
-    async def _winners(self, marks: dict[str, str]) -> set[str]:
-        flt = {"_id": {"$in": list(marks)}, _MARK: {"$in": list(marks.values())}}
-        return {d["_id"] async for d in self._c.find(flt, {"_id": 1})}
 
     async def delete(self, worker_ids: Iterable[str]) -> None:
         ids = list(worker_ids)

@@ -200,5 +200,10 @@ class VersionedCollection(Generic[A]):
         return set(marks) - won
 
     async def _batch_winners(self, marks: dict[str, str]) -> set[str]:
-        return {d["_id"] async for d in self.collection.find(
-            {"_id": {"$in": list(marks)}, BATCH_MARKER: {"$in": list(marks.values())}}, {"_id": 1})}
+        return await batch_winners(self.collection, marks)
+
+
+async def batch_winners(collection: AsyncCollection[Any], marks: dict[str, str]) -> set[str]:
+    """The ids whose stored document carries the mark this batch wrote (`BATCH_MARKER`): its writes that won."""
+    return {d["_id"] async for d in collection.find(
+        {"_id": {"$in": list(marks)}, BATCH_MARKER: {"$in": list(marks.values())}}, {"_id": 1})}

@@ -34,6 +34,7 @@ from lcm_core.cml.telemetry import (
     CmlSystemHealth,
     CmlSystemStats,
 )
+from lcm_core.domain.workers import MAX_COMPUTES, MAX_FEATURES
 
 __all__ = [
     "ACTIVITY_CATEGORIES", "BASE_NODES_BY_PRODUCT", "is_node_count_feature", "last_activity_at",
@@ -128,6 +129,14 @@ def _compute_entries(r: Reader, body: dict[str, Any]) -> list[tuple[str, dict[st
         return []
     out: list[tuple[str, dict[str, Any] | None]] = []
     for cid, entry in computes.items():
+        if len(out) == MAX_COMPUTES:
+            r.warn("computes", f"has more than {MAX_COMPUTES} entries; the rest are left out")
+            break
+        try:
+            as_str(cid)
+        except BadValue as exc:
+            r.warn("computes", f"has an id that {exc} (left out)")
+            continue
         if isinstance(entry, dict):
             out.append((cid, entry))
         else:
@@ -215,9 +224,12 @@ def _features(r: Reader, body: dict[str, Any]) -> list[CmlLicenseFeature] | None
     items = r.get(body, "", "features", convert)
     if items is None:
         return None
-    features = []
+    features: list[CmlLicenseFeature] = []
     for index, item in enumerate(items):
         path = f"features[{index}]"
+        if len(features) == MAX_FEATURES:
+            r.warn("features", f"has more than {MAX_FEATURES} entries; the rest are left out")
+            break
         if not isinstance(item, dict):
             r.warn(path, f"is not an object ({type(item).__name__})")
             continue
@@ -292,10 +304,10 @@ def parse_lab_ids(body: Any, *, host: str | None = None, warnings: list[str] | N
         return None
     ids = []
     for index, item in enumerate(body):
-        if isinstance(item, str):
-            ids.append(item)
-        else:
-            r.warn(f"[{index}]", f"is not a lab id ({type(item).__name__})")
+        try:
+            ids.append(as_str(item))
+        except BadValue as exc:
+            r.warn(f"[{index}]", f"is not a lab id: it {exc}")
     return ids
 
 

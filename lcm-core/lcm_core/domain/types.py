@@ -72,7 +72,18 @@ def _not_a_number(value: Any) -> Any:
     return value
 
 
-Instant = Annotated[datetime, BeforeValidator(_not_a_number)]
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _an_instant(value: Any) -> Any:
+    # Lax mode also reads a string of digits ("0") as seconds since 1970; the API documents ISO 8601.
+    _not_a_number(value)
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("an ISO 8601 date-time is expected (e.g. 2026-12-05T07:35:09Z)")
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_an_instant)]
 """A point in time: an ISO 8601 string (or a datetime), never a number."""
 def _only_bool(value: Any) -> bool:
     # Lax mode would also take 0, 1, "yes" and "off".

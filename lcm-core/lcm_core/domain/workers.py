@@ -33,6 +33,8 @@ class _Strict(BaseModel):
 
 #: At most this many computes per host are kept (a CML cluster has a handful).
 MAX_COMPUTES = 64
+#: At most this many licence features per host are kept (CML has a handful).
+MAX_FEATURES = 64
 #: At most this many lab ids per host are reported.
 MAX_LAB_IDS = 10_000
 #: At most this many parse warnings per snapshot travel (the rest are in the controller's log).
@@ -51,7 +53,18 @@ COMPUTE_HEALTH_FLAGS: tuple[str, ...] = (
 )
 
 
-class CmlComputeNode(_Strict):
+class CmlDomInfo(_Strict):
+    """The hypervisor's allocation numbers (`dominfo`), of one compute or summed over the cluster."""
+
+    allocated_cpus: Integer | None = None
+    allocated_memory: Integer | None = None
+    total_nodes: Integer | None = None
+    total_orphans: Integer | None = None
+    running_nodes: Integer | None = None
+    running_orphans: Integer | None = None
+
+
+class CmlComputeNode(CmlDomInfo):
     """One compute of the cluster: its `system_stats` numbers merged with its `system_health` flags."""
 
     id: Label
@@ -70,13 +83,6 @@ class CmlComputeNode(_Strict):
     disk_total: Integer | None = None
     disk_free: Integer | None = None
     disk_used: Integer | None = None
-    # .dominfo
-    allocated_cpus: Integer | None = None
-    allocated_memory: Integer | None = None
-    total_nodes: Integer | None = None
-    total_orphans: Integer | None = None
-    running_nodes: Integer | None = None
-    running_orphans: Integer | None = None
     # system_health.computes.<id>
     admission_state: Label | None = None
     kvm_vmx_enabled: Flag | None = None
@@ -134,7 +140,7 @@ class CmlLicenseInfo(_Strict):
     is_enterprise: Flag | None = None
     reservation_mode: Flag | None = None
     udi_hostname: Label | None = None
-    features: list[CmlLicenseFeature] | None = Field(default=None, max_length=64)
+    features: list[CmlLicenseFeature] | None = Field(default=None, max_length=MAX_FEATURES)
     base_nodes: Integer | None = None
     """Nodes included with `product_license` (see `lcm_core.cml.parsers.BASE_NODES_BY_PRODUCT`)."""
     expansion_nodes: Integer | None = None
@@ -153,7 +159,25 @@ class CmlLicenseInfo(_Strict):
         return self.registration_expires or self.authorization_expires
 
 
-class CmlTelemetrySnapshot(_Strict):
+class CmlSystemStats(CmlDomInfo):
+    """`system_stats` flattened: cluster totals, the controller's disk, the summed `dominfo`, and the computes
+    (which the snapshot's collection also gives each compute's `system_health` flags)."""
+
+    all_cpu_count: Integer | None = None
+    all_cpu_percent: Number | None = None
+    all_memory_total: Integer | None = None
+    all_memory_free: Integer | None = None
+    all_memory_used: Integer | None = None
+    all_disk_total: Integer | None = None
+    all_disk_free: Integer | None = None
+    all_disk_used: Integer | None = None
+    controller_disk_total: Integer | None = None
+    controller_disk_free: Integer | None = None
+    controller_disk_used: Integer | None = None
+    computes: dict[Label, CmlComputeNode] = Field(default_factory=dict, max_length=MAX_COMPUTES)
+
+
+class CmlTelemetrySnapshot(CmlSystemStats):
     """Everything a worker-controller learns about one CML host in one cycle, flat and typed; sent as it is.
 
     Field groups by endpoint (`SOURCE_FIELDS`): `system_information`, `system_stats` (cluster totals,
@@ -167,25 +191,6 @@ class CmlTelemetrySnapshot(_Strict):
     # system_information
     version: Label | None = None
     ready: Flag | None = None
-    # system_stats
-    all_cpu_count: Integer | None = None
-    all_cpu_percent: Number | None = None
-    all_memory_total: Integer | None = None
-    all_memory_free: Integer | None = None
-    all_memory_used: Integer | None = None
-    all_disk_total: Integer | None = None
-    all_disk_free: Integer | None = None
-    all_disk_used: Integer | None = None
-    controller_disk_total: Integer | None = None
-    controller_disk_free: Integer | None = None
-    controller_disk_used: Integer | None = None
-    allocated_cpus: Integer | None = None
-    allocated_memory: Integer | None = None
-    total_nodes: Integer | None = None
-    total_orphans: Integer | None = None
-    running_nodes: Integer | None = None
-    running_orphans: Integer | None = None
-    computes: dict[Label, CmlComputeNode] = Field(default_factory=dict, max_length=MAX_COMPUTES)
     # system_health
     health_valid: Flag | None = None
     is_licensed: Flag | None = None

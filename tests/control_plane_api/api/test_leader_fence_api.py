@@ -36,5 +36,7 @@ def test_each_route_takes_only_the_epoch_of_its_own_services_leader(control_plan
         ok = http.post(f"/api/internal/workers/{worker_id}/status", headers=cp.leader(WORKER),
                        json={"ec2_state": "stopped"})
         assert ok.status_code == 200, ok.text
-        assert ok.json()["state_history"][-1]["by"] == f"{WORKER}@{cp.epochs[WORKER]}"
+        assert ok.json()["status"] == "stopped"
+        stored = http.get(f"/api/internal/workers/{worker_id}", headers=cp.internal()).json()
+        assert stored["state_history"][-1]["by"] == f"{WORKER}@{cp.epochs[WORKER]}"
 
