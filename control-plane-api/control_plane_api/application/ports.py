@@ -78,7 +78,7 @@ class DefinitionStore(Protocol):
 
 
 class ObservedSessions(Protocol):
-    """The sessions of a definition with an observation, oldest first (ADR-030's aggregate)."""
+    """The sessions of a definition with an observation, oldest first (what the definition page aggregates)."""
 
     async def observed_for_definition(self, definition_id: str, statuses: Sequence[str],
                                       limit: int = 1000) -> list[LabletSession]: ...

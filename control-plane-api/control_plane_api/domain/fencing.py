@@ -1,4 +1,4 @@
-"""Leader fencing (ARCHITECTURE §6): who a controller's write comes from, and the tokens a stored aggregate
+"""Leader fencing: who a controller's write comes from, and the tokens a stored aggregate
 keeps of the leaders that wrote it (docs/architecture.md, "The leader fence in storage"). No I/O here."""
 
 from __future__ import annotations

@@ -20,8 +20,11 @@ from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.lablet_definition import LabletDefinition
 from control_plane_api.domain.lablet_queries import SessionQuery
 from control_plane_api.domain.lablet_session import LabletSession
+from control_plane_api.domain.metric_history import MetricSample
+from control_plane_api.domain.system_settings import SystemSettings
 from control_plane_api.domain.worker import Worker
 from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES
+from lcm_core.domain.workers import WorkerTelemetry
 from lcm_core.errors import ConflictError, FencedError, NotFoundError, VersionConflict
 
 A = TypeVar("A", bound=BaseModel)
@@ -185,3 +188,113 @@ class InMemoryKeys:
     async def delete_prefix(self, prefix: str) -> None:
         for key in [k for k in self.values if k.startswith(prefix)]:
             del self.values[key]
+
+
+class InMemoryWorkerStore(InMemoryStore[Worker]):
+    """The worker documents as `WorkerService` reads and writes them (`ports.WorkerStore`)."""
+
+    def __init__(self) -> None:
+        super().__init__("worker")
+
+    async def get_many(self, worker_ids: Any) -> dict[str, Worker]:
+        return {wid: self.items[wid].model_copy(deep=True) for wid in worker_ids if wid in self.items}
+
+    async def by_instance_ids(self, instance_ids: Any) -> dict[str, Worker]:
+        wanted = set(instance_ids)
+        return {w.aws_instance_id: w.model_copy(deep=True) for w in self.items.values()
+                if w.aws_instance_id in wanted and w.aws_instance_id is not None}
+
+    async def insert_many(self, workers: Sequence[Worker], leader: LeaderCaller | None = None) -> set[str]:
+        taken = {w.aws_instance_id for w in self.items.values()}
+        inserted = set()
+        for worker in workers:
+            if worker.aws_instance_id not in taken:
+                await self.insert(worker, leader)
+                taken.add(worker.aws_instance_id)
+                inserted.add(worker.id)
+        return inserted
+
+    async def save_many(self, workers: Sequence[Worker], leader: LeaderCaller | None = None) -> set[str]:
+        lost = set()
+        for worker in workers:
+            try:
+                await self.save(worker, leader)
+            except VersionConflict:
+                lost.add(worker.id)
+        return lost
+
+    async def with_reservations(self) -> list[Worker]:
+        return [w.model_copy(deep=True) for w in self.items.values() if w.capacity.reservations]
+
+
+class InMemoryTelemetry:
+    """Each worker's latest telemetry under its own version (`ports.TelemetryStore`)."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, WorkerTelemetry] = {}
+        self.writes = 0
+        self.before_store: Any = None
+        """Called (once) before the next write: a test's way to let another writer come first."""
+
+    async def get(self, worker_id: str) -> WorkerTelemetry | None:
+        found = self.items.get(worker_id)
+        return found.model_copy(deep=True) if found is not None else None
+
+    async def get_many(self, worker_ids: Any, *, summary: bool = False) -> dict[str, WorkerTelemetry]:
+        return {wid: self.items[wid].model_copy(deep=True) for wid in worker_ids if wid in self.items}
+
+    async def store_many(self, telemetry: Sequence[WorkerTelemetry]) -> set[str]:
+        if self.before_store is not None:
+            hook, self.before_store = self.before_store, None
+            await hook()
+        lost = set()
+        for item in telemetry:
+            stored = self.items.get(item.worker_id)
+            if (stored.version if stored is not None else 0) != item.version:
+                lost.add(item.worker_id)
+                continue
+            item.version += 1
+            self.items[item.worker_id] = item.model_copy(deep=True)
+            self.writes += 1
+        return lost
+
+
+class InMemoryHistory:
+    def __init__(self) -> None:
+        self.samples: list[MetricSample] = []
+
+    async def append(self, samples: Sequence[MetricSample], now: datetime) -> None:
+        self.samples.extend(samples)
+
+    async def recent(self, worker_id: str, since: datetime, limit: int) -> list[MetricSample]:
+        return [s for s in self.samples if s.worker_id == worker_id and s.at >= since][-limit:]
+
+
+class FixedSettings:
+    def __init__(self, settings: SystemSettings | None = None) -> None:
+        self.settings = settings or SystemSettings()
+
+    async def get(self) -> SystemSettings:
+        return self.settings
+
+
+class InMemoryWorkerKeys:
+    """The workers' etcd keys (desired state, licence request)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, Any]] = {}
+
+    def worker_key(self, worker_id: str, name: str) -> str:
+        return f"/lcm/workers/{worker_id}/{name}"
+
+    async def put_many_json(self, items: list[tuple[str, dict[str, Any]]]) -> int:
+        self.values.update(items)
+        return len(items)
+
+
+class RecordingWebhooks:
+    def __init__(self) -> None:
+        self.sent: list[tuple[list[str], dict[str, Any]]] = []
+
+    def notify(self, urls: Sequence[str], payload: dict[str, Any]) -> None:
+        self.sent.append((list(urls), payload))

@@ -268,9 +268,10 @@ async def test_user_activity_is_read_once_per_refresh_interval(monkeypatch: pyte
     gateway = FakeGateway([up(1), up(2)], cml.log)
     cycle = collector(gateway, cml)
     await cycle.run_once()
-    assert cml.activity_asked[-1] == {host(1), host(2)}  # never read yet
-    await cycle.run_once()
-    assert cml.activity_asked[-1] == set()  # read a moment ago
+    assert cml.activity_asked[-1] == set()  # first seen now: read after one interval
     monkeypatch.setattr(metrics, "ACTIVITY_REFRESH", -1.0)
     await cycle.run_once()
     assert cml.activity_asked[-1] == {host(1), host(2)}
+    monkeypatch.setattr(metrics, "ACTIVITY_REFRESH", 600.0)
+    await cycle.run_once()
+    assert cml.activity_asked[-1] == set()  # read a moment ago

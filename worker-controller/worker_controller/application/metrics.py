@@ -263,9 +263,13 @@ class MetricsCollector:
                 and now - self._information_at.get(host, float("-inf")) < INFORMATION_REFRESH}
 
     def _activity_due(self, hosts: Iterable[str]) -> set[str]:
-        """Hosts whose user activity has not been read for `ACTIVITY_REFRESH` seconds."""
+        """Hosts whose user activity has not been read for `ACTIVITY_REFRESH` seconds. A host seen for the first
+        time waits one interval too: idleness takes far longer to count than that, and a cold cycle over the
+        whole fleet is not made heavier by one more call per host."""
         now = time.monotonic()
-        return {host for host in hosts if now - self._activity_at.get(host, float("-inf")) >= ACTIVITY_REFRESH}
+        for host in hosts:
+            self._activity_at.setdefault(host, now)
+        return {host for host in hosts if now - self._activity_at[host] >= ACTIVITY_REFRESH}
 
     def _note_information(self, host: str, result: CmlTelemetrySnapshot | CmlError) -> None:
         if isinstance(result, CmlError) or result.errors:
