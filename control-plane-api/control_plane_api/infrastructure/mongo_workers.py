@@ -29,8 +29,33 @@ def to_document(worker: Worker) -> dict[str, Any]:
     return doc
 
 
-def from_document(doc: dict[str, Any]) -> Worker:
+#: Fields a worker document written before the telemetry moved to its own collection still holds: what they
+#: said is the telemetry's now (written anew by the next metrics report), or was never used.
+LEGACY_FIELDS = ("telemetry", "health_reasons", "last_seen_at", "last_health_check_at")
+LEGACY_SUBFIELDS = {
+    "license": ("nodes_in_use",),
+    "activity": ("last_activity_at", "idle_since", "eligible_for_auto_pause", "idle_verdict", "idle_checked_at"),
+    "capacity": ("hosted_lab_ids",),
+}
+
+
+def upgrade_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored worker in the current shape: a document of the earlier one (telemetry inside the worker) loses
+    the fields that moved out, and keeps the EC2 state it recorded. The next write stores it upgraded."""
     doc = dict(doc)
+    old_telemetry = doc.get("telemetry")
+    if doc.get("ec2_state") is None and isinstance(old_telemetry, dict):
+        doc["ec2_state"] = (old_telemetry.get("ec2") or {}).get("state")
+    for name in LEGACY_FIELDS:
+        doc.pop(name, None)
+    for group, names in LEGACY_SUBFIELDS.items():
+        if isinstance(doc.get(group), dict):
+            doc[group] = {k: v for k, v in doc[group].items() if k not in names}
+    return doc
+
+
+def from_document(doc: dict[str, Any]) -> Worker:
+    doc = upgrade_document(doc)
     doc["id"] = doc.pop("_id")
     doc.pop("write_token", None)
     return Worker.model_validate(doc)
