@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from lcm_core.cml import CmlClient
-from lcm_core.domain.workers import SOURCE_FIELDS, utilisation
+from lcm_core.domain.cml_snapshot import SOURCE_FIELDS
+from lcm_core.domain.workers import utilisation
 from tests.fixtures.cml_simulator import new_instance_id
 
 LAB = (Path(__file__).parents[1] / "fixtures" / "cml" / "lab.yaml").read_text()

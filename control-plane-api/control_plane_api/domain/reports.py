@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lcm_core.domain.cml_snapshot import CmlLicenseInfo
 from lcm_core.domain.enums import LicenseStatus, ServiceStatus
 from lcm_core.domain.types import AmiId, AwsRegion, Flag, InstanceType, Instant, IpAddress, Label, Text
-from lcm_core.domain.workers import CmlLicenseInfo
 
 
 class _Report(BaseModel):

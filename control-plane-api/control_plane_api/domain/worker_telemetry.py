@@ -36,6 +36,7 @@ from control_plane_api.domain.worker_state import (
     Capacity,
     License,
 )
+from lcm_core.domain.cml_snapshot import CmlLicenseInfo, CmlTelemetrySnapshot, merge_snapshot
 from lcm_core.domain.enums import (
     DesiredStatus,
     HealthStatus,
@@ -44,16 +45,7 @@ from lcm_core.domain.enums import (
     ServiceStatus,
     WorkerStatus,
 )
-from lcm_core.domain.workers import (
-    CmlLicenseInfo,
-    CmlTelemetrySnapshot,
-    IdleState,
-    WorkerMetricsReport,
-    WorkerTelemetry,
-    merge_snapshot,
-    node_limit,
-    utilisation,
-)
+from lcm_core.domain.workers import IdleState, WorkerMetricsReport, WorkerTelemetry, node_limit, utilisation
 from lcm_core.errors import ConflictError
 
 _REGISTRATION_TO_LICENSE = {

@@ -43,7 +43,7 @@ from lcm_core.cml.parsers import (
 )
 from lcm_core.cml.pool import host_key, host_label
 from lcm_core.cml.telemetry import CmlSystemHealth, CmlSystemStats
-from lcm_core.domain.workers import CmlComputeNode, CmlLicenseFeature, CmlLicenseInfo, CmlTelemetrySnapshot
+from lcm_core.domain.cml_snapshot import CmlComputeNode, CmlLicenseFeature, CmlLicenseInfo, CmlTelemetrySnapshot
 
 __all__ = [
     "CmlAuthError",

@@ -29,7 +29,7 @@ from lcm_core.cml.parsers import (
 )
 from lcm_core.cml.pool import host_label
 from lcm_core.cml.telemetry import CmlSystemHealth, CmlSystemStats
-from lcm_core.domain.workers import (
+from lcm_core.domain.cml_snapshot import (
     MAX_COMPUTES,
     MAX_LAB_IDS,
     MAX_WARNINGS,

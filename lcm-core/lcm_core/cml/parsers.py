@@ -34,7 +34,7 @@ from lcm_core.cml.telemetry import (
     CmlSystemHealth,
     CmlSystemStats,
 )
-from lcm_core.domain.workers import MAX_COMPUTES, MAX_FEATURES
+from lcm_core.domain.cml_snapshot import MAX_COMPUTES, MAX_FEATURES
 
 __all__ = [
     "ACTIVITY_CATEGORIES", "BASE_NODES_BY_PRODUCT", "is_node_count_feature", "last_activity_at",

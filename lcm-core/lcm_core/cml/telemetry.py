@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lcm_core.domain.types import Flag
-from lcm_core.domain.workers import (
+from lcm_core.domain.cml_snapshot import (
     COMPUTE_HEALTH_FLAGS,
     CmlComputeNode,
     CmlLicenseFeature,
@@ -15,6 +14,7 @@ from lcm_core.domain.workers import (
     CmlSystemStats,
     CmlTelemetrySnapshot,
 )
+from lcm_core.domain.types import Flag
 
 #: Controller health flags (`system_health.controller`).
 CONTROLLER_HEALTH_FLAGS: tuple[str, ...] = ("core_connected", "nodes_loaded", "images_loaded", "valid")

@@ -13,8 +13,9 @@ from control_plane_api.domain.reports import DiscoveredInstance, StatusReport
 from control_plane_api.domain.system_settings import IdleSettings, SystemSettings
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_state import Reservation
+from lcm_core.domain.cml_snapshot import CmlTelemetrySnapshot
 from lcm_core.domain.enums import DesiredStatus, HealthStatus, WorkerStatus
-from lcm_core.domain.workers import CloudWatchSample, CmlTelemetrySnapshot, Ec2Checks, WorkerMetricsReport
+from lcm_core.domain.workers import CloudWatchSample, Ec2Checks, WorkerMetricsReport
 from lcm_core.errors import ConflictError, FencedError
 from tests.control_plane_api.application.fakes import (
     FixedSettings,

@@ -11,16 +11,9 @@ from control_plane_api.domain.reports import DiscoveredInstance
 from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings, WorkerTemplate
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_state import STATE_HISTORY_LIMIT, Reservation
+from lcm_core.domain.cml_snapshot import CmlComputeNode, CmlLicenseInfo, CmlTelemetrySnapshot
 from lcm_core.domain.enums import DesiredStatus, HealthStatus, LicenseStatus, ServiceStatus, WorkerStatus
-from lcm_core.domain.workers import (
-    CloudWatchSample,
-    CmlComputeNode,
-    CmlLicenseInfo,
-    CmlTelemetrySnapshot,
-    Ec2Checks,
-    WorkerMetricsReport,
-    WorkerTelemetry,
-)
+from lcm_core.domain.workers import CloudWatchSample, Ec2Checks, WorkerMetricsReport, WorkerTelemetry
 from lcm_core.errors import ConflictError
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -20,16 +20,9 @@ from control_plane_api.domain.worker_health import (
     track_stale,
 )
 from control_plane_api.domain.worker_rules import classify_health
+from lcm_core.domain.cml_snapshot import CmlComputeNode, CmlTelemetrySnapshot
 from lcm_core.domain.enums import HealthStatus, LicenseStatus, ServiceStatus
-from lcm_core.domain.workers import (
-    CmlComputeNode,
-    CmlTelemetrySnapshot,
-    Ec2Checks,
-    StaleSource,
-    Utilisation,
-    WorkerMetricsReport,
-    WorkerTelemetry,
-)
+from lcm_core.domain.workers import Ec2Checks, StaleSource, Utilisation, WorkerMetricsReport, WorkerTelemetry
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)

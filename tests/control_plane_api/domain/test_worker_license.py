@@ -9,14 +9,9 @@ import pytest
 from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress
 from control_plane_api.domain.system_settings import IdleSettings, MonitoringSettings
 from control_plane_api.domain.worker import Worker
+from lcm_core.domain.cml_snapshot import CmlLicenseInfo, CmlTelemetrySnapshot
 from lcm_core.domain.enums import LicenseStatus
-from lcm_core.domain.workers import (
-    UNLICENSED_NODE_LIMIT,
-    CmlLicenseInfo,
-    CmlTelemetrySnapshot,
-    WorkerMetricsReport,
-    node_limit,
-)
+from lcm_core.domain.workers import UNLICENSED_NODE_LIMIT, WorkerMetricsReport, node_limit
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -11,7 +11,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from control_plane_api.infrastructure.mongo_telemetry import TelemetryRepository
-from lcm_core.domain.workers import CmlTelemetrySnapshot, Utilisation, WorkerTelemetry
+from lcm_core.domain.cml_snapshot import CmlTelemetrySnapshot
+from lcm_core.domain.workers import Utilisation, WorkerTelemetry
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from lcm_core.domain.workers import CmlLicenseInfo
+from lcm_core.domain.cml_snapshot import CmlLicenseInfo
 from lcm_core.errors import UnavailableError
 from lcm_core.leader.fence import AlwaysLeading, LeadershipLost, LeaseFence
 from worker_controller.application.reconciler import WorkerReconciler

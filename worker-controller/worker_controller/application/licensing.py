@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from lcm_core.cml import CmlClient, CmlError
-from lcm_core.domain.workers import CmlLicenseInfo
+from lcm_core.domain.cml_snapshot import CmlLicenseInfo
 from lcm_core.leader.fence import Fence
 from lcm_core.leader.loops import ReconcileResult
 from worker_controller.application.ports import LicenceReports

@@ -20,14 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lcm_core.cml import CmlClient, CmlError
+from lcm_core.domain.cml_snapshot import CmlTelemetrySnapshot
 from lcm_core.domain.enums import ServiceStatus, WorkerStatus
-from lcm_core.domain.workers import (
-    CloudWatchSample,
-    CmlTelemetrySnapshot,
-    Ec2Checks,
-    MetricsBatchOutcome,
-    WorkerMetricsReport,
-)
+from lcm_core.domain.workers import CloudWatchSample, Ec2Checks, MetricsBatchOutcome, WorkerMetricsReport
 from worker_controller.application.ports import InstanceHealth, MetricsReports
 from worker_controller.domain.worker_view import WorkerView
 
