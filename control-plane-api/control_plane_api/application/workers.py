@@ -8,12 +8,11 @@ neither caller sees the conflict.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from control_plane_api.application import versioned
@@ -26,24 +25,21 @@ from control_plane_api.application.ports import (
     WorkerStore,
 )
 from control_plane_api.application.settings import Publisher, SettingsService
+from control_plane_api.application.worker_metrics import WorkerMetrics, worker_fingerprint
 from control_plane_api.domain import events as ev
 from control_plane_api.domain import worker_health
 from control_plane_api.domain.events import DomainEvent, utcnow
 from control_plane_api.domain.fencing import LeaderCaller
-from control_plane_api.domain.metric_history import MetricSample, sample_of
 from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, StatusReport
-from control_plane_api.domain.system_settings import SystemSettings
 from control_plane_api.domain.worker import InstanceClaimedError, Worker
 from control_plane_api.domain.worker_query import WorkerQuery
-from lcm_core.domain.enums import DesiredStatus, PauseReason
-from lcm_core.domain.workers import MetricsBatchOutcome, WorkerMetricsReport, WorkerSummary, WorkerTelemetry
-from lcm_core.errors import ConflictError, InvalidError, NotFoundError, VersionConflict
+from lcm_core.domain.enums import DesiredStatus
+from lcm_core.domain.workers import WorkerSummary, WorkerTelemetry
+from lcm_core.errors import ConflictError, InvalidError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
 Change = Callable[[Worker, datetime], list[DomainEvent]]
-#: A metrics report applied: the worker, its new telemetry, the events.
-Applied = tuple[Worker, WorkerTelemetry, list[DomainEvent]]
 #: Events after which the worker-controller must look at the worker again (etcd `desired_state` key).
 _DESIRED_EVENTS = frozenset({ev.WORKER_DESIRED_STATUS_CHANGED, ev.WORKER_REFRESH_REQUESTED, ev.WORKER_CREATED})
 #: Tag the worker-controller puts on instances it provisions, so that discovery adopts them.
@@ -59,12 +55,7 @@ class ImportResult:
     """Every imported instance's worker as it stands after the import, by instance id."""
 
 
-def _fingerprint(worker: Worker) -> dict[str, Any]:
-    """What tells whether a change changed the worker (its history and alerts only change along with it)."""
-    return worker.model_dump(exclude={"updated_at", "version", "state_history", "alerts"})
-
-
-class WorkerService:
+class WorkerService(WorkerMetrics):
     def __init__(self, workers: WorkerStore, settings: SettingsService, publisher: Publisher,
                  etcd: WorkerKeys, webhooks: Webhooks, templates: TemplateSource,
                  telemetry: TelemetryStore, history: MetricHistory | None = None,
@@ -150,7 +141,7 @@ class WorkerService:
         `leader`: the controller leader the change comes from, fenced in storage (None for an operator's)."""
         done = await versioned.mutate(self._store, worker_id, change, clock=self._clock,
                                       attempts=attempts or self._max_attempts, leader=leader,
-                                      after_commit=self._after_commit, fingerprint=_fingerprint)
+                                      after_commit=self._after_commit, fingerprint=worker_fingerprint)
         return done.aggregate
 
     # ----------------------------------------------------------------- creation from a template
@@ -214,9 +205,9 @@ class WorkerService:
         changed: list[tuple[Worker, list[DomainEvent], DiscoveredInstance]] = []
         for instance in found:
             worker = result.workers[instance.aws_instance_id] = existing[instance.aws_instance_id]
-            before = _fingerprint(worker)
+            before = worker_fingerprint(worker)
             events = worker.refresh_from_discovery(instance, now, by)
-            if not events and _fingerprint(worker) == before:
+            if not events and worker_fingerprint(worker) == before:
                 result.unchanged.append(worker.id)
                 continue
             worker.updated_at = now
@@ -281,97 +272,10 @@ class WorkerService:
                             leader: LeaderCaller | None = None) -> Worker:
         return await self.mutate(worker_id, lambda w, now: w.apply_status_report(report, now, by), leader=leader)
 
-    async def update_metrics(self, report: WorkerMetricsReport, by: str, leader: LeaderCaller | None = None
-                             ) -> Worker:
-        """One worker's report (the batch of one)."""
-        outcome = await self.update_metrics_batch([report], by, leader)
-        if outcome.not_found:
-            raise NotFoundError(f"worker {report.worker_id} not found", worker_id=report.worker_id)
-        return await self._store.get(report.worker_id)
-
-    async def update_metrics_batch(self, reports: Sequence[WorkerMetricsReport], by: str,
-                                   leader: LeaderCaller | None = None) -> MetricsBatchOutcome:
-        """Many workers' reports: one read of the workers and of their telemetry, one bulk write of the
-        telemetry, and a versioned write only of the workers the reports changed (normally none: a health
-        level, an alert, a licence, an auto-pause). A report whose worker or telemetry write lost a race (another
-        report of the same worker at the same time) is applied again on top of the winner."""
-        by_worker = {r.worker_id: r for r in reports}  # a worker reported twice: the last report stands
-        outcome = MetricsBatchOutcome()
-        settings = await self._settings.get()
-        loaded = await self._store.get_many(by_worker)
-        previous = await self._telemetry.get_many(loaded)
-        outcome.not_found = [wid for wid in by_worker if wid not in loaded]
-        now = self._clock()
-        applied: dict[str, Applied] = {}
-        changed: list[Worker] = []
-        for wid, worker in loaded.items():
-            before = _fingerprint(worker)
-            telemetry, events = worker.apply_metrics(by_worker[wid], previous.get(wid), settings.monitoring,
-                                                     settings.idle, now, by)
-            applied[wid] = (worker, telemetry, events)
-            if _fingerprint(worker) != before:
-                worker.updated_at = now
-                changed.append(worker)
-        lost = await self._store.save_many(changed, leader)
-        for wid in lost:  # its worker changed meanwhile: nothing of this report is stored yet
-            outcome.retried += 1
-            applied[wid] = await self._apply_metrics_again(by_worker[wid], settings, by, leader)
-        first = [t for wid, (_, t, _) in applied.items() if wid not in lost]
-        for wid in await self._telemetry.store_many(first):
-            # Its telemetry was stored meanwhile (a refresh during the cycle): applied again on top of that. What
-            # the first pass wrote of the worker stands, so its events are kept (but the metrics ones, sent anew).
-            outcome.retried += 1
-            kept = [e for e in applied[wid][2] if e.type not in (ev.WORKER_METRICS_UPDATED, ev.WORKER_LABS_UPDATED)]
-            worker, telemetry, events = await self._apply_metrics_again(by_worker[wid], settings, by, leader)
-            applied[wid] = (worker, telemetry, kept + events)
-        committed = [(w, events, t) for w, t, events in applied.values()]
-        outcome.updated = list(applied)
-        outcome.auto_paused = [w.id for w, events, _ in committed
-                               if any(e.type == ev.WORKER_PAUSED and e.data.get("reason") == PauseReason.IDLE_TIMEOUT
-                                      for e in events)]
-        # Publication (Redis) and the chart samples (MongoDB) are independent: one round trip's time for both.
-        await asyncio.gather(self._after_commit_many([(w, events) for w, events, _ in committed],
-                                                     {w.id: t for w, _, t in committed}),
-                             self._record_history([t for _, _, t in committed]))
-        return outcome
-
-    async def _apply_metrics_again(self, report: WorkerMetricsReport, settings: SystemSettings, by: str,
-                                   leader: LeaderCaller | None) -> Applied:
-        """A report whose write lost a race (its worker's or its telemetry's): re-read both and apply it again,
-        the worker through `versioned.mutate`, the telemetry under its version (bounded). Its events are
-        published with the batch's."""
-        for _ in range(self._max_attempts):
-            previous = await self._telemetry.get(report.worker_id)
-            applied: list[tuple[WorkerTelemetry, list[DomainEvent]]] = []
-
-            def change(worker: Worker, now: datetime, previous: WorkerTelemetry | None = previous,
-                       applied: list[tuple[WorkerTelemetry, list[DomainEvent]]] = applied) -> list[DomainEvent]:
-                before = _fingerprint(worker)
-                applied[:] = [worker.apply_metrics(report, previous, settings.monitoring, settings.idle, now, by)]
-                # The metrics event alone changes nothing of the worker: written only when the worker changed.
-                return applied[0][1] if _fingerprint(worker) != before else []
-
-            done = await versioned.mutate(self._store, report.worker_id, change, clock=self._clock,
-                                          attempts=self._max_attempts, leader=leader, fingerprint=_fingerprint)
-            telemetry, events = applied[0]
-            if not await self._telemetry.store_many([telemetry]):
-                return done.aggregate, telemetry, events
-        raise VersionConflict(f"the telemetry of worker {report.worker_id} kept changing; the report is dropped",
-                              worker_id=report.worker_id)
-
-    async def _record_history(self, telemetry: Sequence[WorkerTelemetry]) -> None:
-        """One utilisation sample per reported worker, for the dashboard's charts (one round trip)."""
-        if self._history is None or not telemetry:
-            return
-        now = self._clock()
-        samples = [s for s in (sample_of(t, now) for t in telemetry) if s is not None]
-        await self._history.append(samples, now)
-
-    async def metric_history(self, worker_id: str, minutes: float, limit: int) -> list[MetricSample]:
-        await self._store.get(worker_id)  # 404 for an unknown worker rather than an empty history
-        if self._history is None:
-            return []
-        return await self._history.recent(worker_id, self._clock() - timedelta(minutes=minutes), limit)
+    async def license_progress(self, worker_id: str, progress: LicenseProgress, by: str,
+                               leader: LeaderCaller | None = None) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.apply_license_progress(progress, now, by),
+                                 leader=leader)
 
     # ----------------------------------------------------------------- reads
 
@@ -410,11 +314,6 @@ class WorkerService:
     async def with_reservations(self) -> list[Worker]:
         """Workers holding at least one lablet-session reservation (without their histories)."""
         return await self._store.with_reservations()
-
-    async def license_progress(self, worker_id: str, progress: LicenseProgress, by: str,
-                               leader: LeaderCaller | None = None) -> Worker:
-        return await self.mutate(worker_id, lambda w, now: w.apply_license_progress(progress, now, by),
-                                 leader=leader)
 
     # ----------------------------------------------------------------- operator requests
 
