@@ -57,7 +57,7 @@ def _stats_usable(stats: CmlSystemStats) -> bool:
 
 
 def _health_usable(health: CmlSystemHealth) -> bool:
-    return (health.valid is not None or health.controller_valid is not None
+    return (health.health_valid is not None or health.controller_valid is not None
             or any(node.healthy is not None for node in health.computes.values()))
 
 
@@ -117,6 +117,7 @@ def build_snapshot(
     if len(warnings) > MAX_WARNINGS:
         warnings = [*warnings[:MAX_WARNINGS - 1], f"... and {len(warnings) - MAX_WARNINGS + 1} more warnings"]
     stats_fields: dict[str, Any] = stats.model_dump(exclude={"computes"}) if stats else {}
+    health_fields: dict[str, Any] = health.model_dump(exclude={"computes"}) if health else {}
     snapshot = CmlTelemetrySnapshot(
         host=host,
         collected_at=collected_at,
@@ -124,13 +125,7 @@ def build_snapshot(
         ready=information.ready if information else None,
         **stats_fields,
         computes=_merge_computes(stats, health),
-        health_valid=health.valid if health else None,
-        is_licensed=health.is_licensed if health else None,
-        is_enterprise=health.is_enterprise if health else None,
-        controller_core_connected=health.controller_core_connected if health else None,
-        controller_nodes_loaded=health.controller_nodes_loaded if health else None,
-        controller_images_loaded=health.controller_images_loaded if health else None,
-        controller_valid=health.controller_valid if health else None,
+        **health_fields,
         license=licensing,
         labs_count=len(lab_ids) if lab_ids is not None else None,
         lab_ids=lab_ids[:MAX_LAB_IDS] if lab_ids is not None else None,

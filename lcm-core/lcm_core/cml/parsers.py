@@ -204,7 +204,7 @@ def parse_system_health(body: Any, *, host: str | None = None,
             **flags,
         )
     return CmlSystemHealth(
-        valid=r.get(body, "", "valid", as_bool, nullable=True),
+        health_valid=r.get(body, "", "valid", as_bool, nullable=True),
         is_licensed=r.get(body, "", "is_licensed", as_bool, nullable=True),
         is_enterprise=r.get(body, "", "is_enterprise", as_bool),
         controller_core_connected=r.get(controller, "controller", "core_connected", as_bool),

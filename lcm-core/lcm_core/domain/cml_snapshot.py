@@ -166,7 +166,19 @@ class CmlSystemStats(CmlDomInfo):
     computes: dict[Label, CmlComputeNode] = Field(default_factory=dict, max_length=MAX_COMPUTES)
 
 
-class CmlTelemetrySnapshot(CmlSystemStats):
+class CmlHealthSummary(StrictModel):
+    """`system_health` but its computes (whose flags the collection gives each compute of `system_stats`)."""
+
+    health_valid: Flag | None = None
+    is_licensed: Flag | None = None
+    is_enterprise: Flag | None = None
+    controller_core_connected: Flag | None = None
+    controller_nodes_loaded: Flag | None = None
+    controller_images_loaded: Flag | None = None
+    controller_valid: Flag | None = None
+
+
+class CmlTelemetrySnapshot(CmlSystemStats, CmlHealthSummary):
     """Everything a worker-controller learns about one CML host in one cycle, flat and typed; sent as it is.
 
     Field groups by endpoint (`SOURCE_FIELDS`): `system_information`, `system_stats` (cluster totals,
@@ -180,14 +192,6 @@ class CmlTelemetrySnapshot(CmlSystemStats):
     # system_information
     version: Label | None = None
     ready: Flag | None = None
-    # system_health
-    health_valid: Flag | None = None
-    is_licensed: Flag | None = None
-    is_enterprise: Flag | None = None
-    controller_core_connected: Flag | None = None
-    controller_nodes_loaded: Flag | None = None
-    controller_images_loaded: Flag | None = None
-    controller_valid: Flag | None = None
     # licensing
     license: CmlLicenseInfo | None = None
     # labs and activity
@@ -214,12 +218,8 @@ class CmlTelemetrySnapshot(CmlSystemStats):
 #: (`merge_snapshot`); `computes` belong to both `system_stats` and `system_health`, field by field.
 SOURCE_FIELDS: dict[str, tuple[str, ...]] = {
     "system_information": ("version", "ready"),
-    "system_stats": ("all_cpu_count", "all_cpu_percent", "all_memory_total", "all_memory_free", "all_memory_used",
-                     "all_disk_total", "all_disk_free", "all_disk_used", "controller_disk_total",
-                     "controller_disk_free", "controller_disk_used", "allocated_cpus", "allocated_memory",
-                     "total_nodes", "total_orphans", "running_nodes", "running_orphans"),
-    "system_health": ("health_valid", "is_licensed", "is_enterprise", "controller_core_connected",
-                      "controller_nodes_loaded", "controller_images_loaded", "controller_valid"),
+    "system_stats": tuple(name for name in CmlSystemStats.model_fields if name != "computes"),
+    "system_health": tuple(CmlHealthSummary.model_fields),
     "licensing": ("license",),
     "labs": ("labs_count", "lab_ids"),
     "telemetry_events": ("last_activity_at",),

@@ -205,7 +205,7 @@ def test_non_finite_numbers_are_rejected(caplog: pytest.LogCaptureFixture) -> No
 def test_system_health_recorded(load: Callable[[str], Any], caplog: pytest.LogCaptureFixture) -> None:
     health = parse_system_health(load("system_health.json"))
     assert not warned(caplog)
-    assert (health.valid, health.is_licensed, health.is_enterprise) == (True, True, True)
+    assert (health.health_valid, health.is_licensed, health.is_enterprise) == (True, True, True)
     assert (health.controller_core_connected, health.controller_nodes_loaded, health.controller_images_loaded,
             health.controller_valid) == (True, True, True, True)
     node = health.computes[C0]
@@ -220,7 +220,7 @@ def test_system_health_recorded(load: Callable[[str], Any], caplog: pytest.LogCa
 def test_system_health_degraded_compute(load: Callable[[str], Any], caplog: pytest.LogCaptureFixture) -> None:
     health = parse_system_health(load("system_health_multi_compute.json"))
     assert not warned(caplog)  # refplat_images_available: null is allowed by the spec
-    assert health.valid is False
+    assert health.health_valid is False
     bad = health.computes[C2]
     assert (bad.admission_state, bad.lld_synced, bad.refplat_images_available, bad.healthy) == (
         "REGISTERED", False, None, False)
@@ -229,7 +229,7 @@ def test_system_health_degraded_compute(load: Callable[[str], Any], caplog: pyte
 
 def test_system_health_not_ready(load: Callable[[str], Any]) -> None:
     health = parse_system_health(load("system_health_not_ready.json"))
-    assert (health.valid, health.is_licensed, health.controller_nodes_loaded) == (None, False, False)
+    assert (health.health_valid, health.is_licensed, health.controller_nodes_loaded) == (None, False, False)
     assert health.computes[C0].admission_state == "ONLINE"
     assert health.computes[C0].healthy is False
 
@@ -242,7 +242,7 @@ def test_system_health_odd(load: Callable[[str], Any], caplog: pytest.LogCapture
     assert "'controller' is not an object" in text
     assert f"'computes.{C0}.admission_state' is not a string" in text
     assert f"'computes.{C0}.enough_cpus' is missing" in text
-    assert health.valid is None
+    assert health.health_valid is None
     assert health.is_enterprise is True
     assert health.controller_valid is None
     assert health.computes[C0].kvm_vmx_enabled is True
