@@ -23,7 +23,7 @@ from control_plane_api.domain.system_settings import SystemSettings
 from control_plane_api.domain.worker import Worker
 from lcm_core.domain.enums import PauseReason
 from lcm_core.domain.workers import MetricsBatchOutcome, WorkerMetricsReport, WorkerTelemetry
-from lcm_core.errors import NotFoundError, VersionConflict
+from lcm_core.errors import VersionConflict
 
 #: A metrics report applied: the worker, its new telemetry, the events.
 Applied = tuple[Worker, WorkerTelemetry, list[DomainEvent]]
@@ -47,14 +47,6 @@ class WorkerMetrics:
 
         async def _after_commit_many(self, committed: list[tuple[Worker, list[DomainEvent]]],
                                      telemetry: Mapping[str, WorkerTelemetry] | None = None) -> None: ...
-
-    async def update_metrics(self, report: WorkerMetricsReport, by: str, leader: LeaderCaller | None = None
-                             ) -> Worker:
-        """One worker's report (the batch of one)."""
-        outcome = await self.update_metrics_batch([report], by, leader)
-        if outcome.not_found:
-            raise NotFoundError(f"worker {report.worker_id} not found", worker_id=report.worker_id)
-        return await self._store.get(report.worker_id)
 
     async def update_metrics_batch(self, reports: Sequence[WorkerMetricsReport], by: str,
                                    leader: LeaderCaller | None = None) -> MetricsBatchOutcome:
