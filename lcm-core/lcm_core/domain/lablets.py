@@ -220,6 +220,9 @@ class SchedulingDecision(BaseModel):
     candidates_evaluated: Integer = Field(default=0, ge=0, le=1_000_000)
     latency_ms: Number = Field(default=0, ge=0, le=86_400_000)
     scores: dict[Identifier, float] = Field(default_factory=dict, max_length=5000)
+    waiting_for_pool: Identifier | None = None
+    """No worker fits and the session's track has a pool that can grow: the pool was asked to scale up and
+    the session waits for its capacity (it stays pending)."""
 
 
 class ScheduleRequest(BaseModel):

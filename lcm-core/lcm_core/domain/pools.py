@@ -1,0 +1,453 @@
+"""The worker-pool contract shared by the control plane, both controllers and the dashboard (docs/pools.md).
+No I/O.
+
+A pool is the capacity of one lab track: workers launched from one template in a few regions, kept between a
+minimum and a maximum by a scaling policy. The control plane stores the pool (`PoolView` is how everyone reads
+it); the worker-controller's autoscaler decides (`worker_controller.domain.autoscaling`) and reports each
+evaluation (`PoolEvaluation`); the lablet-controller places a track's sessions on its pool first and, when
+nothing fits, leaves them waiting for the pool's capacity.
+
+Derived values are computed once, here: a pool's capacity from its workers' rows (`pool_capacity`), which
+workers count toward its size (`member_role`), and whether a moment lies in the allowed hours
+(`AllowedHours.contains`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime, time
+from enum import StrEnum
+from typing import Annotated, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lcm_core.domain.cml_snapshot import StrictModel
+from lcm_core.domain.enums import DesiredStatus, ServiceStatus, WorkerStatus
+from lcm_core.domain.types import AwsRegion, Count, Instant, Integer, Label, Number, Text
+from lcm_core.domain.workers import Resources, WorkerSummary
+
+#: Scaling decisions a pool keeps (the newest last).
+HISTORY_LIMIT = 50
+#: Most workers one pool may have.
+MAX_POOL_WORKERS = 1000
+#: A pool's name and its lab track: what a worker template name allows.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+PoolName = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+TrackName = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+
+
+class PoolPhase(StrEnum):
+    PENDING = "pending"
+    """Created; the autoscaler has not looked at it yet."""
+    INITIALIZING = "initializing"
+    """Launching its first workers; none has been ready yet."""
+    READY = "ready"
+    SCALING_UP = "scaling_up"
+    SCALING_DOWN = "scaling_down"
+    DRAINING = "draining"
+    """An operator drained it: its workers take no new session and stop once empty; no scaling."""
+    TERMINATING = "terminating"
+    """Deleted: its workers are drained, then terminated."""
+    TERMINATED = "terminated"
+    FAILED = "failed"
+    """It cannot reach its size (its template is gone or disabled, launches fail): see `error`."""
+
+
+class ScalingPolicy(StrEnum):
+    NONE = "none"
+    """Manual: the pool keeps the size it was given (`POST /api/pools/{id}/scale`), within min and max."""
+    CAPACITY_BASED = "capacity_based"
+    """CPU and memory utilisation of its ready workers against the up and down thresholds."""
+    LAB_COUNT_BASED = "lab_count_based"
+    """Sessions (held and waiting) per worker against the most and fewest labs per worker."""
+    SCHEDULED = "scheduled"
+    """The maximum inside the allowed hours, the minimum outside them."""
+    HYBRID = "hybrid"
+    """Capacity- and lab-count-based together: up when either asks, down only when both agree."""
+
+
+class ScalingAction(StrEnum):
+    SCALE_UP = "scale_up"
+    SCALE_DOWN = "scale_down"
+    NONE = "none"
+
+
+class ScalingTrigger(StrEnum):
+    """Why the size changed (or did not): only `policy` decisions start a cooldown; reaching the bounds does
+    not wait for one, and an operator's `manual` scale starts one so that the policy does not undo it at once."""
+
+    POLICY = "policy"
+    BOUNDS = "bounds"
+    MANUAL = "manual"
+    CONVERGE = "converge"
+    """The size stands; workers are launched, resumed or retired to match it (a worker failed or left)."""
+    DRAIN = "drain"
+    DELETE = "delete"
+
+
+class ScaleDownAction(StrEnum):
+    STOP = "stop"
+    """Drained workers are stopped (EBS only) and stay in the pool, to be resumed first on the next scale-up."""
+    TERMINATE = "terminate"
+
+
+class AllowedHours(StrictModel):
+    """When automatic scaling may act, in a time zone: from `start` to `end` (an `end` before `start` spans
+    midnight) on the given weekdays (0 is Monday)."""
+
+    start: time = time(0, 0)
+    end: time = time(23, 59)
+    weekdays: list[Annotated[int, Field(ge=0, le=6)]] = Field(default_factory=lambda: list(range(7)),
+                                                              min_length=1, max_length=7)
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        if not zone_exists(zone):
+            raise ValueError(f"unknown time zone {zone!r} (an IANA name such as Europe/Paris)")
+        return zone
+
+    @field_validator("weekdays")
+    @classmethod
+    def _distinct(cls, days: list[int]) -> list[int]:
+        return sorted(set(days))
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.start == self.end:
+            raise ValueError("allowed hours start and end at the same time: an empty window")
+        return self
+
+    def contains(self, moment: datetime) -> bool:
+        """Whether `moment` (timezone-aware) lies in the window, in the window's time zone. A window that spans
+        midnight belongs to the weekday it starts on."""
+        local = moment.astimezone(ZoneInfo(self.timezone))
+        clock = local.time().replace(tzinfo=None)
+        if self.start < self.end:
+            return local.weekday() in self.weekdays and self.start <= clock < self.end
+        if clock >= self.start:
+            return local.weekday() in self.weekdays
+        return clock < self.end and (local.weekday() - 1) % 7 in self.weekdays
+
+    def describe(self) -> str:
+        days = "every day" if len(self.weekdays) == 7 else "days " + ",".join(
+            "MTWTFSS"[d] for d in self.weekdays)
+        return f"{self.start:%H:%M}-{self.end:%H:%M} {self.timezone}, {days}"
+
+
+def zone_exists(zone: str) -> bool:
+    """Whether `zone` is an IANA time zone this machine knows."""
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+#: Fewest labs per worker when the operator sets only the most and it is below the default (3).
+def _default_min_labs(max_labs: int) -> int:
+    return max(0, max_labs // 2)
+
+
+class ScalingConfig(StrictModel):
+    """How a pool scales. Percentages are of its ready workers' average measured utilisation."""
+
+    policy: ScalingPolicy = ScalingPolicy.NONE
+    min_workers: Integer = Field(default=1, ge=0, le=MAX_POOL_WORKERS)
+    max_workers: Integer = Field(default=10, ge=0, le=MAX_POOL_WORKERS)
+    cpu_scale_up_percent: Number = Field(default=75, gt=0, le=100)
+    cpu_scale_down_percent: Number = Field(default=30, ge=0, lt=100)
+    memory_scale_up_percent: Number = Field(default=80, gt=0, le=100)
+    memory_scale_down_percent: Number = Field(default=40, ge=0, lt=100)
+    max_labs_per_worker: Integer = Field(default=15, ge=1, le=1000)
+    """Sessions one worker should hold at most: lab-count scaling adds workers beyond it."""
+    min_labs_per_worker: Integer = Field(default=3, ge=0, le=1000)
+    """Below this average per worker, lab-count scaling removes the workers it does not need."""
+    scale_up_cooldown_minutes: Number = Field(default=10, ge=0, le=1440)
+    scale_down_cooldown_minutes: Number = Field(default=20, ge=0, le=1440)
+    """After any scaling, how long before the policy may scale down."""
+    allowed_hours: AllowedHours | None = None
+    """None: automatic scaling may act at any time (SCHEDULED then has no schedule and keeps its size)."""
+    scale_down_action: ScaleDownAction = ScaleDownAction.STOP
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if "min_labs_per_worker" not in self.model_fields_set and self.min_labs_per_worker >= self.max_labs_per_worker:
+            self.min_labs_per_worker = _default_min_labs(self.max_labs_per_worker)
+        problems = []
+        if self.min_workers > self.max_workers:
+            problems.append(f"min_workers ({self.min_workers}) is above max_workers ({self.max_workers})")
+        if self.cpu_scale_down_percent >= self.cpu_scale_up_percent:
+            problems.append("cpu_scale_down_percent must be below cpu_scale_up_percent")
+        if self.memory_scale_down_percent >= self.memory_scale_up_percent:
+            problems.append("memory_scale_down_percent must be below memory_scale_up_percent")
+        if self.min_labs_per_worker >= self.max_labs_per_worker:
+            problems.append(f"min_labs_per_worker ({self.min_labs_per_worker}) must be below max_labs_per_worker "
+                            f"({self.max_labs_per_worker})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+# --------------------------------------------------------------------------- members and capacity
+
+
+class MemberRole(StrEnum):
+    """What a pool's worker is to the pool's size."""
+
+    ACTIVE = "active"
+    """Counted toward the size: wanted running (launching, starting, licensing or serving)."""
+    PARKED = "parked"
+    """Stopped by a scale-down (EBS only): resumed first when the pool grows again."""
+    LEAVING = "leaving"
+    """Drained or stopping/terminating on the pool's (or an operator's) request: no longer counted."""
+    FAILED = "failed"
+    GONE = "gone"
+    """Terminated (or asked to be)."""
+
+
+def member_role(row: WorkerSummary) -> MemberRole:
+    if row.status is WorkerStatus.TERMINATED or row.desired_status is DesiredStatus.TERMINATED:
+        return MemberRole.GONE
+    if row.status is WorkerStatus.FAILED:
+        return MemberRole.FAILED
+    if row.drain_then in (DesiredStatus.STOPPED, DesiredStatus.TERMINATED):
+        return MemberRole.LEAVING
+    if row.desired_status is DesiredStatus.STOPPED:
+        return MemberRole.PARKED if row.status is WorkerStatus.STOPPED else MemberRole.LEAVING
+    if row.status in (WorkerStatus.STOPPED, WorkerStatus.STOPPING) and row.desired_status is None:
+        return MemberRole.PARKED
+    return MemberRole.ACTIVE
+
+
+def serving(row: WorkerSummary) -> bool:
+    """Ready to take sessions: running (not draining), CML available, licensed (READY or ACTIVE)."""
+    return (row.status is WorkerStatus.RUNNING and row.service_status is ServiceStatus.AVAILABLE
+            and row.phase in ("READY", "ACTIVE"))
+
+
+class WaitingDemand(StrictModel):
+    """Pending sessions of the pool's track that no worker could take: they wait for the pool to grow."""
+
+    sessions: Count = 0
+    cpu_cores: Number = Field(default=0, ge=0)
+    memory_gb: Number = Field(default=0, ge=0)
+
+
+class PoolCapacity(StrictModel):
+    """A pool's capacity as its workers' rows say it (`pool_capacity`)."""
+
+    workers: Count = 0
+    """Members counted toward the size (`MemberRole.ACTIVE`)."""
+    ready: Count = 0
+    """Of them, serving: running, CML available, licensed."""
+    parked: Count = 0
+    leaving: Count = 0
+    failed: Count = 0
+    by_phase: dict[Annotated[str, Field(max_length=32)], Count] = Field(default_factory=dict, max_length=32)
+    """Members that are not gone, by worker phase (PROVISIONING_EC2, READY, ACTIVE, DRAINING, ...)."""
+    total_cpu_cores: Number = 0
+    available_cpu_cores: Number = 0
+    total_memory_gb: Number = 0
+    available_memory_gb: Number = 0
+    total_storage_gb: Number = 0
+    available_storage_gb: Number = 0
+    total_nodes: Count = 0
+    available_nodes: Count = 0
+    avg_cpu_percent: Number | None = None
+    """Average measured CPU of the ready workers (None while none was measured)."""
+    avg_memory_percent: Number | None = None
+    sessions: Count = 0
+    """Sessions held on the pool's workers."""
+    waiting_sessions: Count = 0
+    """Sessions of the track waiting for the pool's capacity."""
+
+    @property
+    def labs_per_worker(self) -> float | None:
+        return self.sessions / self.workers if self.workers else None
+
+
+def pool_capacity(members: Iterable[WorkerSummary], waiting: WaitingDemand | None = None) -> PoolCapacity:
+    """Capacity totals over the ready workers, counts over every member, averages over those measured."""
+    cap = PoolCapacity(waiting_sessions=waiting.sessions if waiting else 0)
+    phases: Counter[str] = Counter()
+    cpu: list[float] = []
+    memory: list[float] = []
+    for row in members:
+        role = member_role(row)
+        if role is MemberRole.GONE:
+            continue
+        phases[row.phase] += 1
+        cap.sessions += row.sessions
+        if role is MemberRole.ACTIVE:
+            cap.workers += 1
+        elif role is MemberRole.PARKED:
+            cap.parked += 1
+        elif role is MemberRole.LEAVING:
+            cap.leaving += 1
+        else:
+            cap.failed += 1
+        if role is not MemberRole.ACTIVE or not serving(row):
+            continue
+        cap.ready += 1
+        declared, allocated = row.capacity.declared, row.capacity.allocated
+        cap.total_cpu_cores += declared.cpu_cores
+        cap.available_cpu_cores += max(0.0, declared.cpu_cores - allocated.cpu_cores)
+        cap.total_memory_gb += declared.memory_gb
+        cap.available_memory_gb += max(0.0, declared.memory_gb - allocated.memory_gb)
+        cap.total_storage_gb += declared.storage_gb
+        cap.available_storage_gb += max(0.0, declared.storage_gb - allocated.storage_gb)
+        cap.total_nodes += declared.max_nodes
+        cap.available_nodes += max(0, declared.max_nodes - allocated.max_nodes)
+        if row.cpu_percent is not None:
+            cpu.append(row.cpu_percent)
+        if row.memory_percent is not None:
+            memory.append(row.memory_percent)
+    cap.by_phase = dict(sorted(phases.items()))
+    cap.avg_cpu_percent = round(sum(cpu) / len(cpu), 1) if cpu else None
+    cap.avg_memory_percent = round(sum(memory) / len(memory), 1) if memory else None
+    for name in ("total_cpu_cores", "available_cpu_cores", "total_memory_gb", "available_memory_gb",
+                 "total_storage_gb", "available_storage_gb"):
+        setattr(cap, name, round(getattr(cap, name), 2))
+    return cap
+
+
+def workers_for(sessions: int, per_worker: int) -> int:
+    """Workers needed for `sessions` at `per_worker` each."""
+    return math.ceil(sessions / per_worker) if sessions > 0 else 0
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+Figure = float | int | str | bool | None
+
+
+class ScalingDecision(StrictModel):
+    """One scaling decision, kept in the pool's history: what was done (or not), why, and on what numbers."""
+
+    at: Instant
+    action: ScalingAction
+    trigger: ScalingTrigger = ScalingTrigger.POLICY
+    policy: ScalingPolicy = ScalingPolicy.NONE
+    from_workers: Count = 0
+    to_workers: Count = 0
+    reason: Annotated[Text, Field(max_length=1000)]
+    inputs: dict[Annotated[str, Field(max_length=64)], Figure] = Field(default_factory=dict, max_length=40)
+    """The numbers the decision was taken on (workers, ready, sessions, waiting, utilisation, thresholds)."""
+    launched: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=MAX_POOL_WORKERS)
+    """Workers created (launched from the template) by this decision."""
+    resumed: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=MAX_POOL_WORKERS)
+    retired: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=MAX_POOL_WORKERS)
+    """Workers drained (then stopped or terminated) by this decision."""
+    by: Label = "worker-controller"
+
+
+# --------------------------------------------------------------------------- the pool as read
+
+
+class PoolSpec(StrictModel):
+    """What an operator sets on a pool (create; update replaces it)."""
+
+    name: PoolName
+    lab_track: TrackName
+    """The lab track whose sessions the pool serves (one pool per track)."""
+    template_name: PoolName
+    regions: list[AwsRegion] = Field(default_factory=lambda: ["us-east-1"], min_length=1, max_length=16)
+    description: Annotated[Text, Field(max_length=1000)] | None = None
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+
+    @field_validator("regions")
+    @classmethod
+    def _distinct(cls, regions: list[str]) -> list[str]:
+        return list(dict.fromkeys(regions))
+
+
+class PoolView(BaseModel):
+    """A pool as the control plane answers it (`/api/pools`, `/api/internal/pools`, every `pool.*` event's
+    `data.pool`). Ignores unknown fields when read."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    name: str
+    lab_track: str
+    template_name: str
+    regions: list[str] = Field(default_factory=list)
+    description: str | None = None
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+    phase: PoolPhase = PoolPhase.PENDING
+    desired_workers: int = 0
+    """The size the pool is held at (min..max): set by the policy, or by an operator's scale."""
+    draining: bool = False
+    deleting: bool = False
+    error: str | None = None
+    capacity: PoolCapacity = Field(default_factory=PoolCapacity)
+    capacity_observed_at: datetime | None = None
+    last_decision: ScalingDecision | None = None
+    last_scale_up_at: datetime | None = None
+    last_scale_down_at: datetime | None = None
+    ready_since: datetime | None = None
+    """When the pool was first ready (None while initializing)."""
+    launches: int = 0
+    """Workers launched for the pool so far (the next launch's idempotency key counts from it)."""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    version: int = 0
+
+
+class PoolWork(BaseModel):
+    """What the autoscaler reads of one pool (`GET /api/internal/pools/{id}`): the pool, its workers' rows,
+    the sessions waiting for it, and what its template offers."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pool: PoolView
+    workers: list[WorkerSummary] = Field(default_factory=list)
+    waiting: WaitingDemand = Field(default_factory=WaitingDemand)
+    template_enabled: bool = True
+    template_found: bool = True
+    template_capacity: Resources = Field(default_factory=Resources)
+    template_regions: list[str] = Field(default_factory=list)
+    """Regions the template has a placement for (empty: any region)."""
+    observed_at: datetime
+
+
+class PoolEvaluation(StrictModel):
+    """What the autoscaler reports after evaluating a pool (`POST /api/internal/pools/{id}/evaluation`).
+
+    `expected_version` is the pool's version the evaluation was made on: if the pool changed since (an
+    operator scaled, drained or edited it), the control plane refuses it (409) and the autoscaler decides
+    again from what it reads now. `decision` is None when nothing is to be recorded (the same "did nothing"
+    as last time); `launch`, `resume` and `retire` are what the control plane carries out."""
+
+    expected_version: Integer = Field(ge=0)
+    observed_at: Instant
+    phase: PoolPhase
+    capacity: PoolCapacity
+    desired_workers: Integer = Field(ge=0, le=MAX_POOL_WORKERS)
+    decision: ScalingDecision | None = None
+    launch: list[AwsRegion] = Field(default_factory=list, max_length=MAX_POOL_WORKERS)
+    """One region per worker to launch from the pool's template."""
+    resume: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=MAX_POOL_WORKERS)
+    retire: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=MAX_POOL_WORKERS)
+    retire_then: ScaleDownAction = ScaleDownAction.STOP
+    error: Annotated[Text, Field(max_length=1000)] | None = None
+
+
+class ScaleRequest(StrictModel):
+    """An operator's `POST /api/pools/{id}/scale`: hold the pool at `workers` (within min and max)."""
+
+    workers: Integer = Field(ge=0, le=MAX_POOL_WORKERS)
+    reason: Annotated[Text, Field(max_length=500)] | None = None
+
+
+__all__ = ["HISTORY_LIMIT", "MAX_POOL_WORKERS", "AllowedHours", "MemberRole", "PoolCapacity",
+           "PoolEvaluation", "PoolPhase", "PoolSpec", "PoolView", "PoolWork", "ScaleDownAction", "ScaleRequest",
+           "ScalingAction", "ScalingConfig", "ScalingDecision", "ScalingPolicy", "ScalingTrigger", "WaitingDemand",
+           "member_role", "pool_capacity", "serving", "workers_for", "zone_exists"]
