@@ -1,0 +1,388 @@
+"""The autoscaler's decision for one pool: a pure function of what the control plane answered (`PoolWork`),
+returning what to do and why (docs/pools.md, "The autoscaler"). No I/O, no clock: the moment is the one the
+pool was read at, so cooldowns and allowed hours are judged on the control plane's clock.
+
+`plan_pool` works in two steps:
+
+1. **Size.** The policy proposes a size from the pool's capacity (`policy_size`), within the allowed hours and
+   the cooldowns; the bounds (min, max) always apply. A deleted pool's size is 0; a drained pool keeps its size
+   but retires its workers.
+2. **Converge.** The members counted toward the size (`MemberRole.ACTIVE`) are brought to it: stopped members
+   are resumed before new ones are launched (one region at a time, the least used first); the surplus is
+   retired, least useful first, and never a worker that holds a session.
+
+Every evaluation says why, including "did nothing because ...". `inputs["rule"]` names the rule that decided, so
+that a decision with the same outcome and rule as the last one is not recorded again (`PoolPlan.evaluation`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from lcm_core.domain.enums import DesiredStatus, LicenseStatus, WorkerStatus
+from lcm_core.domain.pools import (
+    Figure,
+    MemberRole,
+    PoolCapacity,
+    PoolEvaluation,
+    PoolPhase,
+    PoolView,
+    PoolWork,
+    ScaleDownAction,
+    ScalingAction,
+    ScalingConfig,
+    ScalingDecision,
+    ScalingPolicy,
+    ScalingTrigger,
+    member_role,
+    pool_capacity,
+    serving,
+    workers_for,
+)
+from lcm_core.domain.workers import WorkerSummary
+
+BY = "worker-controller"
+
+
+@dataclass(frozen=True)
+class SizeProposal:
+    """The size a policy asks for, and why (`rule` is a short stable name of the reason)."""
+
+    size: int
+    reason: str
+    rule: str
+    trigger: ScalingTrigger = ScalingTrigger.POLICY
+
+
+@dataclass
+class PoolPlan:
+    """What the autoscaler does about one pool now."""
+
+    phase: PoolPhase
+    capacity: PoolCapacity
+    desired_workers: int
+    decision: ScalingDecision
+    launch: list[str] = field(default_factory=list)
+    resume: list[str] = field(default_factory=list)
+    retire: list[str] = field(default_factory=list)
+    retire_then: ScaleDownAction = ScaleDownAction.STOP
+    error: str | None = None
+
+    @property
+    def acts(self) -> bool:
+        return bool(self.launch or self.resume or self.retire)
+
+    def evaluation(self, pool: PoolView) -> PoolEvaluation | None:
+        """The report for the control plane, or None when it would change nothing there. The decision is
+        recorded when it acts, changes the size, or says something new (its rule or action differs from the
+        last recorded one): a pool that keeps "doing nothing for the same reason" does not fill its history."""
+        last = pool.last_decision
+        new_rule = last is None or last.inputs.get("rule") != self.decision.inputs.get("rule") or \
+            last.action is not self.decision.action
+        record = self.acts or self.desired_workers != pool.desired_workers or new_rule
+        if not record and self.phase is pool.phase and self.capacity == pool.capacity and \
+                self.error == pool.error:
+            return None
+        return PoolEvaluation(
+            expected_version=pool.version, observed_at=self.decision.at, phase=self.phase, capacity=self.capacity,
+            desired_workers=self.desired_workers, decision=self.decision if record else None, launch=self.launch,
+            resume=self.resume, retire=self.retire, retire_then=self.retire_then, error=self.error)
+
+
+# --------------------------------------------------------------------------- 1. size
+
+
+def _minutes_left(since: datetime | None, cooldown_minutes: float, now: datetime) -> float:
+    if since is None:
+        return 0.0
+    left = since + timedelta(minutes=cooldown_minutes) - now
+    return max(0.0, left.total_seconds() / 60)
+
+
+def _lab_count(pool: PoolView, held: int, waiting: int) -> tuple[SizeProposal | None, SizeProposal | None]:
+    """(scale-up proposal, scale-down proposal) of the lab-count rule; None where it does not ask."""
+    cfg, size = pool.scaling, pool.desired_workers
+    labs = held + waiting
+    needed = workers_for(labs, cfg.max_labs_per_worker)
+    up = down = None
+    if needed > size:
+        up = SizeProposal(needed, f"{held} session(s) held and {waiting} waiting need {needed} worker(s) at "
+                                  f"{cfg.max_labs_per_worker} per worker (the pool has {size})", "labs_above_max")
+    elif size > 0 and labs / size < cfg.min_labs_per_worker and needed < size:
+        down = SizeProposal(needed, f"{labs} session(s) on {size} worker(s) is {labs / size:.1f} per worker, "
+                                    f"below {cfg.min_labs_per_worker}: {needed} worker(s) are enough",
+                            "labs_below_min")
+    return up, down
+
+
+def _capacity(pool: PoolView, cap: PoolCapacity, work: PoolWork) -> tuple[SizeProposal | None,
+                                                                        SizeProposal | None]:
+    """(scale-up proposal, scale-down proposal) of the utilisation rule; sessions waiting for room come first:
+    they do not fit, whatever the averages say."""
+    cfg, size = pool.scaling, pool.desired_workers
+    waiting = work.waiting
+    on_the_way = max(0, cap.workers - cap.ready)
+    if waiting.sessions:
+        per_worker = work.template_capacity
+        extra = max(1, math.ceil(waiting.cpu_cores / per_worker.cpu_cores) if per_worker.cpu_cores else 1,
+                    math.ceil(waiting.memory_gb / per_worker.memory_gb) if per_worker.memory_gb else 1)
+        if extra <= on_the_way:
+            return None, None
+        return SizeProposal(size + extra - on_the_way,
+                            f"{waiting.sessions} session(s) wait for room ({waiting.cpu_cores:g} cores, "
+                            f"{waiting.memory_gb:g} GB): {extra - on_the_way} more worker(s)", "sessions_waiting"), None
+    cpu, memory = cap.avg_cpu_percent, cap.avg_memory_percent
+    if cpu is None and memory is None:
+        return None, None
+    if (cpu or 0) > cfg.cpu_scale_up_percent or (memory or 0) > cfg.memory_scale_up_percent:
+        return SizeProposal(size + 1, f"average CPU {_pct(cpu)} / memory {_pct(memory)} above "
+                                      f"{cfg.cpu_scale_up_percent:g}% / {cfg.memory_scale_up_percent:g}%",
+                            "utilisation_high"), None
+    if cpu is None or memory is None or size <= 1 or on_the_way:
+        return None, None
+    if cpu < cfg.cpu_scale_down_percent and memory < cfg.memory_scale_down_percent:
+        # One worker fewer must not push the others over the scale-up thresholds (no flapping).
+        spread = size / (size - 1)
+        if cpu * spread < cfg.cpu_scale_up_percent and memory * spread < cfg.memory_scale_up_percent:
+            return None, SizeProposal(size - 1, f"average CPU {_pct(cpu)} / memory {_pct(memory)} below "
+                                                f"{cfg.cpu_scale_down_percent:g}% / "
+                                                f"{cfg.memory_scale_down_percent:g}%", "utilisation_low")
+    return None, None
+
+
+def _pct(value: float | None) -> str:
+    return "unmeasured" if value is None else f"{value:.0f}%"
+
+
+def policy_size(work: PoolWork, cap: PoolCapacity, held: int) -> SizeProposal:
+    """The size the pool's policy asks for now (before the bounds), with its reason."""
+    pool, now = work.pool, work.observed_at
+    cfg, size = pool.scaling, pool.desired_workers
+    hours = cfg.allowed_hours
+    inside = hours is None or hours.contains(now)
+    if cfg.policy is ScalingPolicy.NONE:
+        return SizeProposal(size, f"policy none: the pool keeps the size it was given ({size})", "manual")
+    if cfg.policy is ScalingPolicy.SCHEDULED:
+        if hours is None:
+            return SizeProposal(size, f"scheduled policy without allowed hours: keeps {size}", "no_schedule")
+        if inside:
+            return SizeProposal(cfg.max_workers, f"inside the allowed hours ({hours.describe()}): the maximum",
+                                "scheduled_in")
+        return SizeProposal(cfg.min_workers, f"outside the allowed hours ({hours.describe()}): the minimum",
+                            "scheduled_out")
+    if not inside:
+        assert hours is not None
+        return SizeProposal(size, f"outside the allowed hours ({hours.describe()}): no automatic scaling",
+                            "outside_hours")
+    proposals: list[tuple[SizeProposal | None, SizeProposal | None]] = []
+    if cfg.policy in (ScalingPolicy.LAB_COUNT_BASED, ScalingPolicy.HYBRID):
+        proposals.append(_lab_count(pool, held, work.waiting.sessions))
+    if cfg.policy in (ScalingPolicy.CAPACITY_BASED, ScalingPolicy.HYBRID):
+        proposals.append(_capacity(pool, cap, work))
+    ups = [up for up, _ in proposals if up is not None]
+    downs = [down for _, down in proposals if down is not None]
+    if ups:
+        wish = max(ups, key=lambda p: p.size)
+        return _cooled(wish, pool, now, up=True)
+    if downs and len(downs) == len(proposals) and size > cfg.min_workers:  # every rule agrees (HYBRID has two)
+        wish = max(downs, key=lambda p: p.size)
+        return _cooled(wish, pool, now, up=False)
+    return SizeProposal(size, f"{_within(cfg)}: keeps {size}", "steady")
+
+
+def _within(cfg: ScalingConfig) -> str:
+    if cfg.policy is ScalingPolicy.LAB_COUNT_BASED:
+        return f"sessions per worker within {cfg.min_labs_per_worker}-{cfg.max_labs_per_worker}"
+    if cfg.policy is ScalingPolicy.CAPACITY_BASED:
+        return "utilisation within the thresholds (or not measured yet)"
+    return "neither sessions per worker nor utilisation asks for a change"
+
+
+def _cooled(wish: SizeProposal, pool: PoolView, now: datetime, *, up: bool) -> SizeProposal:
+    """The wish, unless a cooldown holds it: scale-up waits `scale_up_cooldown` after the last scale-up,
+    scale-down waits `scale_down_cooldown` after the last scaling of either kind."""
+    cfg = pool.scaling
+    if up:
+        left = _minutes_left(pool.last_scale_up_at, cfg.scale_up_cooldown_minutes, now)
+    else:
+        last = max((t for t in (pool.last_scale_up_at, pool.last_scale_down_at) if t is not None), default=None)
+        left = _minutes_left(last, cfg.scale_down_cooldown_minutes, now)
+    if left <= 0:
+        return wish
+    kind = "up" if up else "down"
+    return SizeProposal(pool.desired_workers, f"would scale {kind} to {wish.size} ({wish.reason}) but the "
+                        f"scale-{kind} cooldown has {left:.1f} min left", f"cooldown_{kind}")
+
+
+def _bounded(proposal: SizeProposal, cfg: ScalingConfig, desired: int) -> SizeProposal:
+    """The proposal within min and max. A size the policy moved, and that the bounds only limited, is still
+    the policy's (it starts a cooldown); a size only the bounds moved (the operator changed them) is theirs."""
+    size = min(max(proposal.size, cfg.min_workers), cfg.max_workers)
+    if size == proposal.size:
+        return proposal
+    raised = size > proposal.size
+    note = f"{proposal.reason}; {'raised to the minimum' if raised else 'held at the maximum'} of {size}"
+    if (size - desired) * (proposal.size - desired) > 0:
+        return SizeProposal(size, note, proposal.rule, proposal.trigger)
+    return SizeProposal(size, note, "below_min" if raised else "above_max", ScalingTrigger.BOUNDS)
+
+
+# --------------------------------------------------------------------------- 2. converge
+
+
+def usefulness(row: WorkerSummary) -> tuple[bool, bool, bool, int, float, str, str]:
+    """Sort key of a pool's workers, least useful first: not serving yet, unhealthy, unlicensed, fewest labs,
+    least busy, then by name and id (so that the choice is reproducible)."""
+    return (serving(row), row.health_status == "healthy", row.license_status is LicenseStatus.REGISTERED,
+            row.labs_count or 0, row.cpu_percent or 0.0, row.name, row.id)
+
+
+def launch_regions(count: int, regions: list[str], members: list[WorkerSummary]) -> list[str]:
+    """A region per worker to launch: each time the region with the fewest counted members (ties: the pool's
+    order), so that a pool over several regions stays balanced."""
+    load = {region: 0 for region in regions}
+    for row in members:
+        if row.aws_region in load:
+            load[row.aws_region] += 1
+    chosen = []
+    for _ in range(count):
+        region = min(regions, key=lambda r: (load[r], regions.index(r)))
+        load[region] += 1
+        chosen.append(region)
+    return chosen
+
+
+def _template_problem(work: PoolWork) -> str | None:
+    pool = work.pool
+    if not work.template_found:
+        return f"template {pool.template_name!r} does not exist: no worker can be launched"
+    if not work.template_enabled:
+        return f"template {pool.template_name!r} is disabled: no worker can be launched"
+    if work.template_regions:
+        missing = [r for r in pool.regions if r not in work.template_regions]
+        if len(missing) == len(pool.regions):
+            return (f"template {pool.template_name!r} has no placement in the pool's regions "
+                    f"({', '.join(pool.regions)})")
+    return None
+
+
+def _inputs(pool: PoolView, cap: PoolCapacity, held: int, rule: str) -> dict[str, Figure]:
+    cfg = pool.scaling
+    return {"rule": rule, "policy": cfg.policy.value, "desired": pool.desired_workers, "workers": cap.workers,
+            "ready": cap.ready, "parked": cap.parked, "leaving": cap.leaving, "sessions": held,
+            "waiting": cap.waiting_sessions, "avg_cpu_percent": cap.avg_cpu_percent,
+            "avg_memory_percent": cap.avg_memory_percent, "min_workers": cfg.min_workers,
+            "max_workers": cfg.max_workers}
+
+
+def plan_pool(work: PoolWork) -> PoolPlan:
+    """What to do about the pool now, and why (see the module docstring)."""
+    pool, now = work.pool, work.observed_at
+    cfg = pool.scaling
+    roles = {row.id: member_role(row) for row in work.workers}
+    active = [row for row in work.workers if roles[row.id] is MemberRole.ACTIVE]
+    parked = sorted((row for row in work.workers if roles[row.id] is MemberRole.PARKED
+                     and row.status is WorkerStatus.STOPPED), key=lambda r: (r.name, r.id))
+    cap = pool_capacity(work.workers, work.waiting)
+    held = sum(row.sessions for row in active)
+
+    if pool.deleting:
+        return _wind_down(work, cap, held, roles, deleting=True)
+    if pool.draining:
+        return _wind_down(work, cap, held, roles, deleting=False)
+
+    proposal = _bounded(policy_size(work, cap, held), cfg, pool.desired_workers)
+    size = proposal.size
+    plan = PoolPlan(phase=PoolPhase.READY, capacity=cap, desired_workers=size,
+                    decision=ScalingDecision(at=now, action=ScalingAction.NONE, trigger=proposal.trigger,
+                                             policy=cfg.policy, from_workers=pool.desired_workers, to_workers=size,
+                                             reason=proposal.reason,
+                                             inputs=_inputs(pool, cap, held, proposal.rule), by=BY),
+                    retire_then=cfg.scale_down_action)
+    notes = [proposal.reason]
+    current = len(active)
+    if size > current:
+        missing = size - current
+        plan.resume = [row.id for row in parked[:missing]]
+        to_launch = missing - len(plan.resume)
+        problem = _template_problem(work) if to_launch else None
+        if problem:
+            plan.error = problem
+            notes.append(f"cannot launch {to_launch} worker(s): {problem}")
+        else:
+            regions = [r for r in pool.regions if not work.template_regions or r in work.template_regions]
+            plan.launch = launch_regions(to_launch, regions, active)
+        if plan.resume:
+            notes.append(f"resuming {len(plan.resume)} stopped worker(s)")
+        if plan.launch:
+            notes.append(f"launching {len(plan.launch)} from template {pool.template_name} "
+                         f"({', '.join(sorted(set(plan.launch)))})")
+    elif size < current:
+        empty = sorted((row for row in active if row.sessions == 0), key=usefulness)
+        plan.retire = [row.id for row in empty[:current - size]]
+        kept = current - size - len(plan.retire)
+        if plan.retire:
+            notes.append(f"retiring {len(plan.retire)} worker(s) that hold no session (drained, licence released, "
+                         f"then {cfg.scale_down_action.value})")
+        if kept:
+            notes.append(f"{kept} more to retire hold sessions: they stay until their sessions end")
+    decision = plan.decision
+    decision.reason = "; ".join(notes)[:1000]
+    decision.launched, decision.resumed, decision.retired = [], plan.resume, plan.retire
+    if size > pool.desired_workers or plan.launch or plan.resume:
+        decision.action = ScalingAction.SCALE_UP
+    elif size < pool.desired_workers or plan.retire:
+        decision.action = ScalingAction.SCALE_DOWN
+    if size == pool.desired_workers and plan.acts and decision.trigger is ScalingTrigger.POLICY:
+        decision.trigger = ScalingTrigger.CONVERGE
+        decision.inputs["rule"] = "converge"
+    plan.phase = _phase(pool, cap, plan, size, current)
+    return plan
+
+
+def _phase(pool: PoolView, cap: PoolCapacity, plan: PoolPlan, size: int, current: int) -> PoolPhase:
+    if plan.error and size > current:
+        return PoolPhase.FAILED
+    on_the_way = cap.workers > cap.ready or bool(plan.launch or plan.resume)
+    if pool.ready_since is None and size > 0 and (on_the_way or cap.ready < size):
+        return PoolPhase.INITIALIZING
+    if on_the_way or size > current:
+        return PoolPhase.SCALING_UP
+    if cap.leaving or plan.retire:
+        return PoolPhase.SCALING_DOWN
+    return PoolPhase.READY
+
+
+def _wind_down(work: PoolWork, cap: PoolCapacity, held: int, roles: dict[str, MemberRole], *,
+               deleting: bool) -> PoolPlan:
+    """A drained pool retires its counted workers (drained, then stopped); a deleted one retires every worker
+    not yet on its way to termination (drained, then terminated), and is terminated once none is left."""
+    pool, now = work.pool, work.observed_at
+    if deleting:
+        left = [row for row in work.workers if roles[row.id] is not MemberRole.GONE]
+        retire = [row.id for row in left if row.drain_then is not DesiredStatus.TERMINATED]
+        phase = PoolPhase.TERMINATED if not left else PoolPhase.TERMINATING
+        then, trigger, size, rule = ScaleDownAction.TERMINATE, ScalingTrigger.DELETE, 0, "deleted"
+        reason = ("pool deleted: " + (f"retiring {len(retire)} worker(s) (drained, then terminated)" if retire
+                                      else f"waiting for {len(left)} worker(s) to terminate" if left
+                                      else "every worker is terminated"))
+    else:
+        retire = [row.id for row in work.workers if roles[row.id] is MemberRole.ACTIVE]
+        phase, then, trigger, size, rule = (PoolPhase.DRAINING, ScaleDownAction.STOP, ScalingTrigger.DRAIN,
+                                            pool.desired_workers, "drained")
+        waiting_for = sum(1 for row in work.workers if roles[row.id] is MemberRole.LEAVING)
+        reason = ("pool drained: " + (f"retiring {len(retire)} worker(s) (drained, then stopped)" if retire
+                                      else f"waiting for {waiting_for} worker(s) to stop" if waiting_for
+                                      else "every worker is stopped"))
+    decision = ScalingDecision(at=now, action=ScalingAction.SCALE_DOWN if retire else ScalingAction.NONE,
+                               trigger=trigger, policy=pool.scaling.policy, from_workers=pool.desired_workers,
+                               to_workers=size, reason=reason, inputs=_inputs(pool, cap, held, rule),
+                               retired=retire, by=BY)
+    if phase is PoolPhase.TERMINATED:
+        decision.inputs["rule"] = "terminated"
+    elif not retire:
+        decision.inputs["rule"] = f"{rule}_waiting"
+    return PoolPlan(phase=phase, capacity=cap, desired_workers=size, decision=decision, retire=retire,
+                    retire_then=then)
