@@ -12,6 +12,7 @@ from lcm_core.controller_host import ControllerHost, run_controller
 from lcm_core.leader import LoopStats, PeriodicLoop, ReconcileLoop
 from lcm_core.leader.watch import KeyWatchLoop
 from lcm_core.settings import load_settings
+from worker_controller.application.autoscaler import PoolAutoscaler
 from worker_controller.application.discovery import Discovery
 from worker_controller.application.fleet_cycle import FleetCycle
 from worker_controller.application.fleet_settings import FleetSettingsReader
@@ -59,7 +60,12 @@ def build_host(settings: WorkerControllerSettings) -> ControllerHost:
                                    resync_interval=settings.reconcile_interval_seconds,
                                    concurrency=settings.reconcile_concurrency)
     watch_loop = KeyWatchLoop(settings, "workers", reconcile_loop, reconciler.list_keys)
-    host.loops = [discovery_loop, metrics_loop, reconcile_loop, watch_loop]
+    autoscaler = PoolAutoscaler(gateway, host.fence)
+    autoscaler_loop = ReconcileLoop("autoscaler", autoscaler.reconcile, autoscaler.list_keys,
+                                    resync_interval=settings.autoscaler_interval_seconds, concurrency=4)
+    pool_watch = KeyWatchLoop(settings, "pools", autoscaler_loop, autoscaler.list_keys, name="pools-watch",
+                              stats=LoopStats(name="pools-watch", interval_seconds=0))
+    host.loops = [discovery_loop, metrics_loop, reconcile_loop, watch_loop, autoscaler_loop, pool_watch]
     return host
 
 

@@ -25,6 +25,8 @@ class WorkerControllerSettings(ControllerSettings, CmlAccessSettings, FleetDefau
         default=30, ge=1, validation_alias="WORKER_CONTROLLER_RECONCILE_INTERVAL")
     """Periodic resync of every worker (etcd watches trigger reconciles in between)."""
 
+    autoscaler_interval_seconds: float = Field(default=30, ge=1, validation_alias="WORKER_AUTOSCALER_INTERVAL")
+    """Periodic evaluation of every pool (etcd watches on pools trigger evaluations in between)."""
 
     reconcile_concurrency: int = Field(default=20, ge=1, le=500, validation_alias="WORKER_RECONCILE_CONCURRENCY")
     """Workers reconciled at once."""

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from lcm_core.domain.pools import PoolEvaluation, PoolView, PoolWork
 from lcm_core.domain.workers import CloudWatchSample, Ec2Checks, MetricsBatchOutcome, WorkerMetricsReport
 from worker_controller.domain.ec2 import Ec2Instance, Guard
 from worker_controller.domain.worker_view import ImportReply, WorkerView
@@ -124,3 +125,14 @@ class WorkerGateway(StatusReports, LicenceReports, ProvisioningReports, Protocol
     async def workers(self) -> list[WorkerView]: ...
 
     async def worker(self, worker_id: str, /) -> WorkerView: ...
+
+
+class PoolGateway(Protocol):
+    """The autoscaler's side of the control plane: the pools, one pool as it stands (with its workers, the
+    sessions waiting for it and its template), and the evaluation report."""
+
+    async def pools(self) -> list[PoolView]: ...
+
+    async def pool_work(self, pool_id: str, /) -> PoolWork: ...
+
+    async def report_evaluation(self, pool_id: str, evaluation: PoolEvaluation, /) -> PoolView: ...

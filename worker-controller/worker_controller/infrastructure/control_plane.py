@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from lcm_core.control_plane_client import ControlPlaneClient
+from lcm_core.domain.pools import PoolEvaluation, PoolView, PoolWork
 from lcm_core.domain.workers import MetricsBatch, MetricsBatchOutcome, WorkerMetricsReport, WorkerView
 from worker_controller.domain.worker_view import ImportReply
 
@@ -68,3 +69,15 @@ class ControlPlaneGateway:
 
     async def license_progress(self, worker_id: str, body: dict[str, Any]) -> WorkerView:
         return WorkerView.model_validate(await self._client.post(f"/api/internal/workers/{worker_id}/license", body))
+
+    async def pools(self) -> list[PoolView]:
+        """Every pool not yet terminated."""
+        reply = await self._client.get("/api/internal/pools")
+        return [PoolView.model_validate(item) for item in reply["items"]]
+
+    async def pool_work(self, pool_id: str) -> PoolWork:
+        return PoolWork.model_validate(await self._client.get(f"/api/internal/pools/{pool_id}"))
+
+    async def report_evaluation(self, pool_id: str, evaluation: PoolEvaluation) -> PoolView:
+        body = evaluation.model_dump(mode="json")
+        return PoolView.model_validate(await self._client.post(f"/api/internal/pools/{pool_id}/evaluation", body))
