@@ -20,7 +20,7 @@ from types import FrameType
 
 from lcm_core.logging import configure_logging
 from lcm_core.testing import servers
-from lcm_core.testing.devstack import aws_seed, tokens
+from lcm_core.testing.devstack import aws_seed, pool_seed, tokens
 from lcm_core.testing.processes import (
     ManagedProcess,
     ProcessGroup,
@@ -213,6 +213,9 @@ class Stack:
                 self._replicas.add(name)
 
         self._wait_ready(f"{api_url}/api/ready", timeout=30)
+        seeded_pool = pool_seed.seed(api_url, self.env["LCM_ADMIN_TOKEN"], opts.regions)
+        if seeded_pool:
+            logger.info("%-22s seeded %s", "control-plane", ", ".join(seeded_pool))
         self._write_env_file()
 
     def _wait_ready(self, url: str, timeout: float) -> None:
