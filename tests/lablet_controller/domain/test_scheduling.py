@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Set
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from lablet_controller.domain.placement import (
     rejection,
     score,
 )
-from lablet_controller.domain.scheduling import Scheduler, no_candidate_reason
+from lablet_controller.domain.scheduling import Group, Scheduler, no_candidate_reason
 from lcm_core.domain.workers import WorkerSummary
 
 REQ = Requirements(cpu_cores=4, memory_gb=8, storage_gb=20, nodes=3, ports=2)
@@ -328,10 +329,10 @@ def test_a_failed_requirement_is_answered_from_memory_until_the_next_pass() -> N
     calls = 0
 
     class Counting(Scheduler):
-        def _why_nothing_fits(self, req: Requirements) -> str:
+        def _why_nothing_fits(self, req: Requirements, groups: Set[Group]) -> str:
             nonlocal calls
             calls += 1
-            return super()._why_nothing_fits(req)
+            return super()._why_nothing_fits(req, groups)
 
     scheduler = Counting("best_fit")
     scheduler.refresh([worker("a", cpu_cores=2, memory_gb=4)])
