@@ -9,11 +9,12 @@ behaviour mutates the pool in memory and returns the domain events it caused; no
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
@@ -44,6 +45,26 @@ class StaleEvaluation(ConflictError):
     since. Never retried here: the autoscaler decides again from what it reads now."""
 
 
+class LaunchRecord(BaseModel):
+    """The last evaluation that launched workers. The same report sent again (its answer was lost, or the
+    control plane failed before the launches were carried out) while the pool is as that evaluation left it is
+    a replay: carried out again with the same launch numbers, whose workers already exist or are created now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    evaluated_version: int
+    digest: str
+    """A digest of the report as it was sent."""
+    first: int
+    count: int
+    recorded_version: int
+    """The pool's version once the evaluation was stored."""
+
+
+def report_digest(report: PoolEvaluation) -> str:
+    return hashlib.sha256(report.model_dump_json().encode()).hexdigest()
+
+
 def new_pool_id() -> str:
     return uuid.uuid4().hex
 
@@ -65,13 +86,14 @@ class WorkerPool(PoolView):
     updated_at: datetime
     history: list[ScalingDecision] = Field(default_factory=list)
     state_history: list[StateChange] = Field(default_factory=list)
+    last_launch: LaunchRecord | None = None
     fence: FenceTokens = Field(default_factory=dict)
 
     # ------------------------------------------------------------------ helpers
 
     def view(self) -> PoolView:
         """The pool as everyone reads it (no histories, no tokens)."""
-        return PoolView.model_validate(self.model_dump(exclude={"history", "state_history"}))
+        return PoolView.model_validate(self.model_dump(exclude={"history", "state_history", "last_launch"}))
 
     def spec(self) -> PoolSpec:
         return PoolSpec.model_validate(self.model_dump(include=set(SPEC_FIELDS)))
@@ -219,8 +241,13 @@ class WorkerPool(PoolView):
                          by: str) -> tuple[list[DomainEvent], list[int]]:
         """Record an evaluation of this very version of the pool: its phase, capacity, size and decision.
         Returns the events and the sequence numbers of the launches it asks for (each names a worker and is
-        its idempotency key, so that a replay launches nothing twice)."""
+        its idempotency key, so that a replay launches nothing twice). The launching evaluation recorded last,
+        sent again while the pool is as it left it, is a replay: no event, its launch numbers again."""
         if report.expected_version != self.version:
+            replay = self.last_launch
+            if (replay is not None and replay.recorded_version == self.version
+                    and replay.evaluated_version == report.expected_version and replay.digest == report_digest(report)):
+                return [], list(range(replay.first, replay.first + replay.count))
             raise StaleEvaluation(f"pool {self.name!r} changed since the autoscaler read it (version "
                                   f"{report.expected_version}, now {self.version}); evaluate it again",
                                   pool_id=self.id)
@@ -241,7 +268,10 @@ class WorkerPool(PoolView):
         if report.decision is not None:
             found += self._decide(report.decision.model_copy(deep=True))
         first = self.launches
-        self.launches += len(report.launch)
+        if report.launch:
+            self.launches += len(report.launch)
+            self.last_launch = LaunchRecord(evaluated_version=report.expected_version, digest=report_digest(report),
+                                            first=first, count=len(report.launch), recorded_version=self.version + 1)
         return found, list(range(first, self.launches))
 
 
@@ -252,4 +282,4 @@ def evaluation_fingerprint(pool: WorkerPool) -> Any:
     return pool.model_dump(exclude={"updated_at", "version", "capacity_observed_at"})
 
 
-__all__ = ["StaleEvaluation", "WorkerPool", "evaluation_fingerprint", "new_pool_id"]
+__all__ = ["LaunchRecord", "StaleEvaluation", "WorkerPool", "evaluation_fingerprint", "new_pool_id"]

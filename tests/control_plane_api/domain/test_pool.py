@@ -233,7 +233,8 @@ def test_a_pool_worker_is_a_member_from_the_start_and_asks_for_its_licence_once(
     assert worker.license.register_when_available is False
     plain, _ = Worker.requested(template(), "us-east-1", "x", "w2", NOW, "admin")
     plain.apply_status_report(StatusReport(ec2_state="running", service_status="available"), NOW, "wc")
-    assert plain.license.pending_action is None and plain.service_status is ServiceStatus.AVAILABLE
+    assert plain.license.pending_action is None
+    assert plain.service_status is ServiceStatus.AVAILABLE
 
 
 def test_joining_and_leaving_a_pool() -> None:
@@ -259,7 +260,8 @@ def test_retiring_drains_a_running_member_and_terminates_one_without_an_instance
     worker = running_worker("p1")
     found = worker.retire_from_pool("p1", DesiredStatus.STOPPED, NOW, "pool ccna-pool")
     assert "worker.draining" in types(found)
-    assert worker.drain is not None and worker.desired_status is DesiredStatus.STOPPED  # no session: drained at once
+    assert worker.drain is not None
+    assert worker.desired_status is DesiredStatus.STOPPED
     waiting, _ = Worker.requested(template(), "us-east-1", "x", "w2", NOW, "admin", pool_id="p1")
     waiting.retire_from_pool("p1", DesiredStatus.STOPPED, NOW, "pool")
     assert waiting.desired_status is DesiredStatus.TERMINATED
@@ -273,3 +275,19 @@ def test_resuming_starts_a_parked_member() -> None:
     worker.request_desired_status(DesiredStatus.STOPPED, NOW, "pool")
     worker.resume_for_pool("p1", NOW, "pool")
     assert (worker.desired_status, worker.status) == (DesiredStatus.RUNNING, WorkerStatus.STOPPED)
+
+
+def test_the_last_launching_evaluation_sent_again_is_a_replay_with_the_same_launch_numbers() -> None:
+    pool = make()
+    report = evaluation(pool, desired_workers=2, launch=["us-east-1", "us-east-1"], decision=decision())
+    _, launches = pool.apply_evaluation(report, NOW, "w")
+    pool.version += 1  # stored
+    events, again = pool.apply_evaluation(report, NOW + timedelta(seconds=5), "w")
+    assert (events, again, pool.launches, len(pool.history)) == ([], launches, 2, 1)
+    other = report.model_copy(update={"launch": ["us-east-1"]})
+    with pytest.raises(StaleEvaluation):
+        pool.apply_evaluation(other, NOW, "w")
+    pool.scale(3, NOW, "admin")
+    pool.version += 1  # an operator changed it since: no replay any more
+    with pytest.raises(StaleEvaluation):
+        pool.apply_evaluation(report, NOW, "w")
