@@ -123,9 +123,15 @@ class PoolService(PoolEvaluations):
 
     # ----------------------------------------------------------------- an operator's changes
 
+    async def _check_unique(self, pool_id: str, spec: PoolSpec) -> None:
+        why = await self._store.conflicting(pool_id, spec.name, spec.lab_track)
+        if why is not None:
+            raise ConflictError(why, pool_id=pool_id)
+
     async def create(self, spec: PoolSpec, by: str) -> WorkerPool:
         await self._check_template(spec)
         pool, events = WorkerPool.created(spec, self._clock(), by)
+        await self._check_unique(pool.id, spec)
         await self._store.insert(pool)
         await self._after_operator_change(pool, events)
         return pool
@@ -136,6 +142,8 @@ class PoolService(PoolEvaluations):
         current = await self._store.get(pool_id)
         if (spec.template_name, spec.regions) != (current.template_name, current.regions):
             await self._check_template(spec)
+        if (spec.name, spec.lab_track) != (current.name, current.lab_track):
+            await self._check_unique(pool_id, spec)
         old_track: dict[str, str] = {}
 
         def change(pool: WorkerPool, now: datetime) -> list[DomainEvent]:

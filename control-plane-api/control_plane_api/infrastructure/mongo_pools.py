@@ -101,15 +101,19 @@ class PoolRepository:
                 raise
             raise await self._taken(pool, exc) from exc
 
+    async def conflicting(self, pool_id: str, name: str, lab_track: str) -> str | None:
+        """Why another pool that is not terminated holds `name` or `lab_track` (None when neither is taken)."""
+        others = {"_id": {"$ne": pool_id}}
+        holder = await self._c.find_one({LIVE_NAME: name, **others}, {"_id": 1})
+        if holder is not None:
+            return f"a pool named {name!r} already exists (pool {holder['_id']})"
+        holder = await self._c.find_one({LIVE_TRACK: lab_track, **others}, {"_id": 1, "name": 1})
+        if holder is not None:
+            return (f"lab track {lab_track!r} already has a pool, {holder['name']!r} (pool {holder['_id']}): one "
+                    "pool per track")
+        return None
+
     async def _taken(self, pool: WorkerPool, error: ConflictError) -> ConflictError:
         """Which pool holds the name or the track a write was refused for."""
-        others = {"_id": {"$ne": pool.id}}
-        holder = await self._c.find_one({LIVE_NAME: pool.name, **others}, {"_id": 1})
-        if holder is not None:
-            return ConflictError(f"a pool named {pool.name!r} already exists (pool {holder['_id']})",
-                                 pool_id=holder["_id"])
-        holder = await self._c.find_one({LIVE_TRACK: pool.lab_track, **others}, {"_id": 1, "name": 1})
-        if holder is not None:
-            return ConflictError(f"lab track {pool.lab_track!r} already has a pool, {holder['name']!r} (pool "
-                                 f"{holder['_id']}): one pool per track", pool_id=holder["_id"])
-        return error
+        why = await self.conflicting(pool.id, pool.name, pool.lab_track)
+        return error if why is None else ConflictError(why, pool_id=pool.id)

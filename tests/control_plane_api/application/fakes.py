@@ -253,16 +253,25 @@ class InMemoryPools(InMemoryStore[WorkerPool]):
     def __init__(self) -> None:
         super().__init__("pool")
 
+    async def conflicting(self, pool_id: str, name: str, lab_track: str) -> str | None:
+        live = [p for p in self.items.values() if p.id != pool_id and p.phase is not PoolPhase.TERMINATED]
+        for other in live:
+            if other.name == name:
+                return f"a pool named {name!r} already exists (pool {other.id})"
+        for other in live:
+            if other.lab_track == lab_track:
+                return f"lab track {lab_track!r} already has a pool, {other.name!r}"
+        return None
+
     def _refuse_duplicate(self, pool: WorkerPool) -> None:
+        """What the store's unique indexes refuse."""
         if pool.phase is PoolPhase.TERMINATED:
             return
         for other in self.items.values():
-            if other.id == pool.id or other.phase is PoolPhase.TERMINATED:
-                continue
-            if other.name == pool.name:
-                raise ConflictError(f"a pool named {pool.name!r} already exists (pool {other.id})")
-            if other.lab_track == pool.lab_track:
-                raise ConflictError(f"lab track {pool.lab_track!r} already has a pool, {other.name!r}")
+            if other.id != pool.id and other.phase is not PoolPhase.TERMINATED and (
+                    other.name == pool.name or other.lab_track == pool.lab_track):
+                raise ConflictError(f"a pool named {pool.name!r} or serving lab track {pool.lab_track!r} already "
+                                    "exists")
 
     async def insert(self, item: Any, leader: LeaderCaller | None = None) -> None:
         self._refuse_duplicate(item)
