@@ -38,7 +38,7 @@ class PoolMembership:
                                    reason: str | None = None, *, force: bool = False) -> list[DomainEvent]: ...
         def request_drain(self, then: DesiredStatus, now: datetime, by: str,
                           reason: str | None) -> list[DomainEvent]: ...
-        def cancel_drain(self, now: datetime, by: str) -> list[DomainEvent]: ...
+        def end_drain(self, now: datetime, by: str) -> list[DomainEvent]: ...
 
     def _set_membership(self, pool_id: str | None, lab_track: str | None, now: datetime, by: str,
                         reason: str) -> list[DomainEvent]:
@@ -81,11 +81,13 @@ class PoolMembership:
                                 pool_id=pool_id)
 
     def resume_for_pool(self, pool_id: str, now: datetime, by: str) -> list[DomainEvent]:
-        """The pool needs this member again: a drain still under way is cancelled, a parked worker started."""
+        """The pool needs this member again: one still up ends its drain (even one that has already asked for
+        the stop: the pool wants it running), and any is wanted running."""
         self._require_member(pool_id)
-        if self.drain is not None and self.drain.completed_at is None:
-            return self.cancel_drain(now, by)
-        return self.request_desired_status(DesiredStatus.RUNNING, now, by, reason=f"resumed by {by}")
+        found: list[DomainEvent] = []
+        if self.drain is not None and self.status in DRAINABLE:
+            found += self.end_drain(now, by)
+        return found + self.request_desired_status(DesiredStatus.RUNNING, now, by, reason=f"resumed by {by}")
 
     def retire_from_pool(self, pool_id: str, then: DesiredStatus, now: datetime, by: str) -> list[DomainEvent]:
         """The pool no longer needs this member: a running one is drained (its sessions end on their own) and

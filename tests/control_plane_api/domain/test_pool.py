@@ -291,3 +291,14 @@ def test_the_last_launching_evaluation_sent_again_is_a_replay_with_the_same_laun
     pool.version += 1  # an operator changed it since: no replay any more
     with pytest.raises(StaleEvaluation):
         pool.apply_evaluation(report, NOW, "w")
+
+
+def test_resuming_a_member_on_its_way_to_stop_keeps_it_running() -> None:
+    worker = running_worker("p1")
+    worker.retire_from_pool("p1", DesiredStatus.STOPPED, NOW, "pool")
+    assert (worker.status, worker.desired_status) == (WorkerStatus.DRAINING, DesiredStatus.STOPPED)
+    found = worker.resume_for_pool("p1", NOW, "pool")
+    assert "worker.drain.cancelled" in types(found)
+    assert (worker.status, worker.desired_status, worker.drain) == (WorkerStatus.RUNNING, DesiredStatus.RUNNING,
+                                                                    None)
+    assert worker.resume_for_pool("p1", NOW, "pool") == []
