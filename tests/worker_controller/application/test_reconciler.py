@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from lcm_core.cml import CmlError
 from lcm_core.domain.cml_snapshot import CmlLicenseInfo
 from lcm_core.errors import UnavailableError
 from lcm_core.leader.fence import AlwaysLeading, LeadershipLost, LeaseFence
@@ -150,6 +151,9 @@ class FakeCml:
 
     async def register_license(self, host: str, token: str) -> None:
         self.calls.append("register")
+        if self.registered:
+            raise CmlError("The product is already registered; use reregister to register again", host=host,
+                           status_code=409)
 
     async def licensing(self, host: str) -> CmlLicenseInfo:
         self.calls.append("licensing")
@@ -313,3 +317,15 @@ async def test_a_second_licence_request_is_reported_to_its_end_like_the_first() 
         assert gateway.doc["license"]["pending_action"] is None, action
     finished = [b for kind, b in gateway.reports if kind == "license" and b.get("finished")]
     assert [b["status"] for b in finished] == ["unregistered", "registered", "unregistered"]
+
+
+async def test_registering_a_host_cml_has_registered_already_completes_the_request() -> None:
+    aws, cml = FakeAws("running"), FakeCml(registered=True)
+    gateway = FakeGateway(license={"status": "registering", "pending_action": "register"})
+    wc = reconciler(aws, gateway, cml)
+    await wc.reconcile("w1")
+    assert cml.calls[:2] == ["register", "licensing"]  # CML's 409 is not a failure: its licensing says why
+    (report,) = [b for kind, b in gateway.reports if kind == "license"]
+    assert report["status"] == "registered"
+    assert report["finished"] is True
+    assert "error" not in report

@@ -83,7 +83,15 @@ class Licensing:
                             "error": "no CML_LICENSE_TOKEN configured on the worker-controller"})
                         return ReconcileResult.done()
                     self._fence.check(f"register the licence of worker {worker.id}")
-                    await self._cml.register_license(host, self._token)
+                    try:
+                        await self._cml.register_license(host, self._token)
+                    except CmlError as exc:
+                        if exc.status_code != 409:
+                            raise
+                        # CML refuses to register a host that is registered already (an AMI built from a
+                        # registered host, a registration made by hand) or being registered: whether the
+                        # request is met is read below, as for any registration under way.
+                        logger.info("worker %s: CML answered %s; reading its licensing", worker.id, exc.message)
                     self._reported.pop(worker.id, None)
                 else:
                     self._fence.check(f"deregister the licence of worker {worker.id}")
