@@ -132,6 +132,8 @@ def test_a_lab_count_pool_scales_up_for_booked_sessions_and_down_when_they_end(c
 
     placed = wait_for("every session running on the pool's workers", all_placed, timeout=90)
     assert {s["worker_id"] for s in placed} <= pool_workers
+    per_worker = [sum(1 for s in placed if s["worker_id"] == w) for w in pool_workers]
+    assert sorted(per_worker) == [1, 2, 2]  # at most the pool's 2 sessions per worker
     assert all(states == "running" for states in ec2_states(ec2, pool_workers).values())
 
     # 3. The sessions end: the pool goes back to its minimum; the two workers it no longer needs are drained,

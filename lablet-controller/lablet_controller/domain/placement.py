@@ -7,7 +7,7 @@
   applies again when it reserves, `lcm_core.domain.placement_rules`), licensed (CML labs need a registered
   worker unless the operator allows unlicensed ones; a session's `license_affinity` replaces that rule),
   track (a worker dedicated to a track only takes that track's sessions), capacity (CPU, memory, storage,
-  nodes) and ports;
+  nodes, and for a pool's worker the sessions its pool allows per worker) and ports;
 - the **score** (0.0-1.1; it only ranks candidates): +0.4 utilisation of CPU, memory and storage all below 80 %,
   +0.2 fewer than 15 labs, +0.2 * (1 - mean utilisation), +0.1 licensed, +0.05 no lab yet ("READY" rather
   than "ACTIVE"), +0.05 track match, +0.1 CML-capable (every candidate that passed the filters is).
@@ -61,6 +61,10 @@ class WorkerCandidate:
     pool_id: str | None = None
     """The pool the worker was launched for (its `lab_track` is then the pool's track)."""
     labs_count: int = 0
+    sessions: int = 0
+    """Lablet sessions it holds (reservations), counted by `take()` as the pass places more."""
+    max_sessions: int | None = None
+    """The most sessions its pool lets one worker hold (`max_labs_per_worker`); None outside a pool."""
     cpu_cores: float = 0.0
     memory_gb: float = 0.0
     storage_gb: float = 0.0
@@ -89,6 +93,7 @@ class WorkerCandidate:
         self.used_nodes += req.nodes
         self.used_ports += req.ports
         self.labs_count += 1
+        self.sessions += 1
 
     def license_matches(self, affinity: frozenset[str]) -> bool:
         """Whether one of the accepted licences is this worker's status, product or `enterprise`."""
@@ -119,6 +124,7 @@ def candidate_from(row: WorkerSummary, *, default_port_capacity: int) -> WorkerC
         health_status=row.health_status, name=row.name or None, license_status=row.license_status.value,
         license_product=row.license_product, is_enterprise=row.is_enterprise is True, lab_track=row.lab_track,
         pool_id=row.pool_id, labs_count=row.labs_count if row.labs_count is not None else row.sessions,
+        sessions=row.sessions,
         cpu_cores=declared.cpu_cores, memory_gb=declared.memory_gb, storage_gb=declared.storage_gb,
         max_nodes=declared.max_nodes, used_cpu=allocated.cpu_cores, used_memory=allocated.memory_gb,
         used_storage=allocated.storage_gb, used_nodes=allocated.max_nodes, used_ports=row.capacity.ports_used,
@@ -155,6 +161,9 @@ def reject_track(worker: WorkerCandidate, req: Requirements) -> str | None:
 
 
 def reject_capacity(worker: WorkerCandidate, req: Requirements) -> str | None:
+    # A pool sizes itself on sessions per worker: a worker past it would leave the pool's new workers idle.
+    if worker.max_sessions is not None and worker.sessions >= worker.max_sessions:
+        return f"holds its pool's {worker.max_sessions} sessions per worker"
     if worker.cpu_cores <= 0 or worker.memory_gb <= 0:
         return "no declared capacity"
     if worker.used_cpu + req.cpu_cores > worker.cpu_cores + 1e-9:

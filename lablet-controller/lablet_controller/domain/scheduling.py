@@ -183,6 +183,9 @@ class Scheduler:
         ordered = sorted(workers, key=lambda w: w.id)
         self.workers = {w.id: w for w in ordered}
         self.pools = {p.id: p for p in pools}
+        for worker in ordered:
+            pool = self.pools.get(worker.pool_id) if worker.pool_id else None
+            worker.max_sessions = pool.scaling.max_labs_per_worker if pool is not None else None
         self._ready, self._left_out = [], {}
         self._groups, self._track_groups, self._track_candidates, self._keys, self._failed = {}, {}, {}, {}, {}
         for worker in ordered:

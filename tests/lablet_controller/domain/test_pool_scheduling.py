@@ -252,3 +252,24 @@ def test_one_pool_per_track_the_one_not_leaving_first() -> None:
     assert {track: p.id for track, p in pools_by_track([old, new, other]).items()} == {"ccna": "p9", "ccnp": "p5"}
     assert pools_by_track([old])["ccna"].id == "p0"
     assert pools_by_track([]) == {}
+
+
+def test_a_pool_worker_takes_no_more_sessions_than_its_pool_allows_per_worker() -> None:
+    """Five sessions, a pool of one worker at 2 sessions per worker: 2 placed, 3 wait for the pool to grow (the
+    worker has the CPU for all five, but the pool sizes itself on sessions per worker)."""
+    the_pool = pool(policy="lab_count_based", desired=1, workers=1, ready=1,
+                    scaling={"policy": "lab_count_based", "min_workers": 1, "max_workers": 3,
+                             "max_labs_per_worker": 2})
+    scheduler = Scheduler("best_fit")
+    scheduler.refresh([worker("pa", lab_track="ccna", pool_id="p1"), worker("g1")], [the_pool])
+    placed, waited = [], []
+    for _ in range(5):
+        decision = scheduler.decide(POOLED)
+        if decision.worker_id:
+            scheduler.reserve(decision.worker_id, POOLED)
+            placed.append(decision.worker_id)
+        else:
+            waited.append(decision)
+    assert placed == ["pa", "pa"]
+    assert [d.waiting_for_pool for d in waited] == ["p1"] * 3
+    assert "holds its pool's 2 sessions per worker" in waited[0].reason
