@@ -16,6 +16,7 @@ from control_plane_api.application.lablet_capacity import CapacityLedger
 from control_plane_api.application.lablet_definitions import DefinitionService
 from control_plane_api.application.lablet_sessions import SessionService
 from control_plane_api.application.login_throttle import LoginLimits, LoginThrottle
+from control_plane_api.application.pools import PoolService
 from control_plane_api.application.settings import ControllerStatusService, SettingsService, TemplateService
 from control_plane_api.application.worker_shutdown import WorkerShutdown
 from control_plane_api.application.workers import WorkerService
@@ -27,6 +28,7 @@ from control_plane_api.infrastructure.event_log import RedisEventLog
 from control_plane_api.infrastructure.identity import LocalUsers, SessionStore, TokenVerifier
 from control_plane_api.infrastructure.mongo_lablets import DefinitionRepository, SessionRepository
 from control_plane_api.infrastructure.mongo_metrics import MetricHistoryRepository
+from control_plane_api.infrastructure.mongo_pools import PoolRepository
 from control_plane_api.infrastructure.mongo_settings import (
     ControllerStatusRepository,
     SettingsRepository,
@@ -76,6 +78,7 @@ class ControlPlane:
     oidc: OidcLogin
     definitions: DefinitionService
     lablet_sessions: SessionService
+    pools: PoolService
     shutdown: WorkerShutdown
     snapshots: FleetSnapshots
     indexed: list[Indexed] = field(default_factory=list)
@@ -113,10 +116,12 @@ class ControlPlane:
                                 orphan_grace_seconds=settings.lablet_orphan_grace_seconds)
         lablet_sessions = SessionService(session_repository, definitions, ledger, relay, etcd,
                                          review_ratio=settings.lablet_observation_review_ratio)
+        pool_repository = PoolRepository(db["worker_pools"])
+        pools = PoolService(pool_repository, workers, template_repository, session_repository, relay, etcd)
 
         return cls(
             settings=settings, infrastructure=infra, relay=relay, etcd=etcd, workers=workers,
-            definitions=definitions, lablet_sessions=lablet_sessions,
+            definitions=definitions, lablet_sessions=lablet_sessions, pools=pools,
             shutdown=WorkerShutdown(workers, lablet_sessions),
             snapshots=FleetSnapshots(workers.summaries),
             system_settings=system_settings,
@@ -135,9 +140,10 @@ class ControlPlane:
                 max_backoff_seconds=settings.login_max_backoff_seconds,
                 account_failures=settings.login_account_failures)),
             oidc=OidcLogin(_oidc_client(settings), settings.session_secret.get_secret_value()),
-            indexed=[worker_repository, history, definition_repository, session_repository],
+            indexed=[worker_repository, history, definition_repository, session_repository, pool_repository],
             versioned={"worker": worker_repository, "worker_telemetry": telemetry,
-                       "lablet_definition": definition_repository, "lablet_session": session_repository},
+                       "lablet_definition": definition_repository, "lablet_session": session_repository,
+                       "pool": pool_repository},
         )
 
     def lost_races(self) -> dict[str, int]:

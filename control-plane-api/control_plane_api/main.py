@@ -17,9 +17,11 @@ from control_plane_api.api import (
     health,
     internal,
     internal_lablets,
+    internal_pools,
     lablet_definitions,
     lablet_sessions,
     metrics,
+    pools,
     workers,
 )
 from control_plane_api.api.errors import install_error_handlers
@@ -70,8 +72,8 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
     app.include_router(api_docs.router(app))
     for router in (health.router, auth.router, auth.sso_router, workers.router, admin.settings_router,
                    admin.templates_router, admin.system_router, admin.sessions_router, lablet_definitions.router,
-                   lablet_sessions.router, events.router, internal.router, internal_lablets.router, metrics.router,
-                   dashboard.router):
+                   lablet_sessions.router, pools.router, events.router, internal.router, internal_lablets.router,
+                   internal_pools.router, metrics.router, dashboard.router):
         # Each route documents the error answers of its kind (401, 404, 409, 422...).
         document_error_answers(router)
         app.include_router(router)

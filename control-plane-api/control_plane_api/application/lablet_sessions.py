@@ -122,6 +122,11 @@ class SessionService:
         if worker_id is None:
             found, _ = await self.mutate(session_id, lambda s, now: s.record_no_candidate(request.decision, now),
                                          leader)
+            pool_id = request.decision.waiting_for_pool
+            if pool_id is not None:
+                # The session waits for its track's pool to grow: wake the autoscaler, which sums what waits.
+                await self._keys.put_json(self._keys.pool_key(pool_id, "capacity_request"), {
+                    "pool_id": pool_id, "session_id": found.id, "at": self._clock().isoformat()})
             return found
         if session.status is S.SCHEDULED and session.worker_id == worker_id:
             return session  # repeated call: same allocation

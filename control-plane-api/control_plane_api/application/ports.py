@@ -1,7 +1,7 @@
 """What the application needs of the world, as small Protocols (ports).
 
-The lablet use cases (definitions, sessions, the capacity ledger), settings, templates, controller status and
-the event relay depend on these, never on MongoDB, Redis or etcd themselves; the composition root
+The lablet use cases (definitions, sessions, the capacity ledger), the worker pools, settings, templates,
+controller status and the event relay depend on these, never on MongoDB, Redis or etcd themselves; the composition root
 (`bootstrap`) wires the adapters of `infrastructure` to them, and unit tests wire in-memory fakes. Each
 Protocol names only the methods its users call. An adapter that cannot reach its store raises
 `lcm_core.errors.UnavailableError` (503); a lost version race is a `VersionConflict`, a deposed leader's
@@ -22,9 +22,12 @@ from control_plane_api.domain.lablet_definition import LabletDefinition
 from control_plane_api.domain.lablet_queries import SessionQuery
 from control_plane_api.domain.lablet_session import LabletSession
 from control_plane_api.domain.metric_history import MetricSample
+from control_plane_api.domain.pool import WorkerPool
 from control_plane_api.domain.system_settings import SystemSettings, WorkerTemplate
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_query import WorkerQuery
+from lcm_core.domain.enums import DesiredStatus
+from lcm_core.domain.pools import WaitingDemand
 from lcm_core.domain.workers import WorkerSummary, WorkerTelemetry
 
 # ----------------------------------------------------------------- events
@@ -90,7 +93,13 @@ class ReservationHolders(Protocol):
         ...
 
 
-class SessionStore(ObservedSessions, ReservationHolders, Protocol):
+class WaitingSessions(Protocol):
+    async def waiting_for_pool(self, pool_id: str) -> WaitingDemand:
+        """The pending sessions whose last scheduling decision waits for the pool, and what they need."""
+        ...
+
+
+class SessionStore(ObservedSessions, ReservationHolders, WaitingSessions, Protocol):
     """Lablet sessions."""
 
     async def get(self, session_id: str) -> LabletSession: ...
@@ -108,10 +117,14 @@ class SessionStore(ObservedSessions, ReservationHolders, Protocol):
 
 
 class SessionKeys(Protocol):
-    """The etcd keys of sessions the lablet-controller watches (`{prefix}/sessions/{id}/{name}`). Writes are
-    best effort: a failure is logged and counted by the adapter, not raised (controllers resync)."""
+    """The etcd keys of sessions the lablet-controller watches (`{prefix}/sessions/{id}/{name}`), and the
+    capacity request of the pool a session waits for (`{prefix}/pools/{id}/capacity_request`, which the
+    autoscaler watches). Writes are best effort: a failure is logged and counted by the adapter, not raised
+    (controllers resync)."""
 
     def session_key(self, session_id: str, name: str) -> str: ...
+
+    def pool_key(self, pool_id: str, name: str) -> str: ...
 
     async def put_json(self, key: str, value: dict[str, Any]) -> bool: ...
 
@@ -233,3 +246,58 @@ class Webhooks(Protocol):
     """Posts alert notifications in the background (never blocks, never raises)."""
 
     def notify(self, urls: Sequence[str], payload: dict[str, Any], /) -> None: ...
+
+
+# ----------------------------------------------------------------- worker pools
+
+
+class PoolStore(Protocol):
+    """The versioned worker-pool documents. A pool's name and its lab track are unique among the pools not
+    terminated: `insert` and `save` raise `ConflictError` naming the pool that holds them (the store's unique
+    indexes decide a race; `conflicting` says it before a write, and while those indexes are being built)."""
+
+    async def get(self, pool_id: str, /) -> WorkerPool: ...
+    async def page(self, include_terminated: bool, skip: int, limit: int, /) -> tuple[list[WorkerPool], int]: ...
+    async def live(self) -> list[WorkerPool]:
+        """Every pool not terminated, without its histories."""
+        ...
+    async def conflicting(self, pool_id: str, name: str, lab_track: str, /) -> str | None:
+        """Why another pool that is not terminated holds the name or the track (None when neither is taken)."""
+        ...
+    async def insert(self, pool: WorkerPool, leader: LeaderCaller | None = None, /) -> None: ...
+    async def save(self, pool: WorkerPool, leader: LeaderCaller | None = None, /) -> None: ...
+
+
+class PoolKeys(Protocol):
+    """The etcd keys of pools the autoscaler watches (`{prefix}/pools/{id}/{name}`); best effort, like the
+    sessions' keys."""
+
+    def pool_key(self, pool_id: str, name: str, /) -> str: ...
+    async def put_json(self, key: str, value: dict[str, Any], /) -> bool: ...
+    async def delete_prefix(self, prefix: str, /) -> None: ...
+
+
+class PoolWorkers(Protocol):
+    """The worker use cases a pool acts through (`WorkerService`)."""
+
+    async def get(self, worker_id: str) -> Worker: ...
+
+    async def members(self, pool_id: str) -> list[WorkerSummary]: ...
+
+    async def create_from_template(self, template_name: str, region: str, name: str | None, by: str,
+                                   idempotency_key: str | None = None, *, pool_id: str | None = None,
+                                   lab_track: str | None = None, register_license: bool = False,
+                                   leader: LeaderCaller | None = None) -> Worker: ...
+
+    async def join_pool(self, worker_id: str, pool_id: str, lab_track: str, by: str) -> tuple[Worker, bool]: ...
+
+    async def leave_pool(self, worker_id: str, pool_id: str, pool_track: str, by: str,
+                         restore_track: str | None = None) -> tuple[Worker, bool]: ...
+
+    async def set_lab_track(self, worker_id: str, lab_track: str | None, by: str) -> Worker: ...
+
+    async def resume_member(self, worker_id: str, pool_id: str, by: str,
+                            leader: LeaderCaller | None = None) -> Worker: ...
+
+    async def retire_member(self, worker_id: str, pool_id: str, then: DesiredStatus, by: str,
+                            leader: LeaderCaller | None = None) -> Worker: ...

@@ -46,6 +46,11 @@ _DESIRED_EVENTS = frozenset({ev.WORKER_DESIRED_STATUS_CHANGED, ev.WORKER_REFRESH
 WORKER_ID_TAG = "lcm:worker-id"
 
 
+def worker_id_for(idempotency_key: str) -> str:
+    """The id of the worker created under an idempotency key: the same key always names the same worker."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"lcm:worker:{idempotency_key}").hex
+
+
 @dataclass
 class ImportResult:
     created: list[str] = field(default_factory=list)
@@ -147,21 +152,24 @@ class WorkerService(WorkerMetrics):
     # ----------------------------------------------------------------- creation from a template
 
     async def create_from_template(self, template_name: str, region: str, name: str | None, by: str,
-                                   idempotency_key: str | None = None) -> Worker:
+                                   idempotency_key: str | None = None, *, pool_id: str | None = None,
+                                   lab_track: str | None = None, register_license: bool = False,
+                                   leader: LeaderCaller | None = None) -> Worker:
         """A new worker to be provisioned by the worker-controller. With an idempotency key, asking again
-        returns the worker the first request created."""
+        returns the worker the first request created. A pool's worker (`pool_id`) is a member from the start
+        and serves `lab_track`; `register_license` asks for its licence once CML is first available."""
         template = await self._templates.get(template_name)
         if not template.enabled:
             raise InvalidError(f"template {template_name!r} is disabled")
         if template.regions and region not in template.regions:
             raise InvalidError(f"template {template_name!r} has no placement for {region} "
                                f"(it has {', '.join(sorted(template.regions))})")
-        worker_id = uuid.uuid5(uuid.NAMESPACE_URL, f"lcm:worker:{idempotency_key}").hex if idempotency_key \
-            else uuid.uuid4().hex
+        worker_id = worker_id_for(idempotency_key) if idempotency_key else uuid.uuid4().hex
         worker, events = Worker.requested(template, region, name or f"{template.name}-{worker_id[:8]}", worker_id,
-                                          self._clock(), by)
+                                          self._clock(), by, pool_id=pool_id, lab_track=lab_track,
+                                          register_license=register_license)
         try:
-            await self._store.insert(worker)
+            await self._store.insert(worker, leader)
         except ConflictError:
             if idempotency_key:
                 return await self._store.get(worker_id)
@@ -300,6 +308,10 @@ class WorkerService(WorkerMetrics):
         telemetry = await self._telemetry.get_many((w.id for w in workers), summary=True)
         return [w.to_summary(telemetry.get(w.id)) for w in workers]
 
+    async def members(self, pool_id: str) -> list[WorkerSummary]:
+        """The rows of a pool's workers that are not terminated (with their telemetry columns)."""
+        return await self.summaries(WorkerQuery(pool_id=pool_id, include_terminated=False))
+
     async def controller_page(self, query: WorkerQuery, *, offset: int, limit: int) -> tuple[list[Worker], int]:
         """A page of workers as controllers read them (no histories, no telemetry)."""
         return await self._store.page(query, skip=offset, limit=limit, brief=True)
@@ -338,3 +350,29 @@ class WorkerService(WorkerMetrics):
 
     async def request_license(self, worker_id: str, action: str, by: str) -> Worker:
         return await self.mutate(worker_id, lambda w, now: w.request_license(action, now, by))
+
+    # ----------------------------------------------------------------- pool membership
+
+    async def join_pool(self, worker_id: str, pool_id: str, lab_track: str, by: str) -> tuple[Worker, bool]:
+        """(worker, changed): the worker is a member of the pool and serves its track."""
+        done = await versioned.mutate(self._store, worker_id, lambda w, now: w.join_pool(pool_id, lab_track, now, by),
+                                      clock=self._clock, attempts=self._max_attempts,
+                                      after_commit=self._after_commit, fingerprint=worker_fingerprint)
+        return done.aggregate, done.written
+
+    async def leave_pool(self, worker_id: str, pool_id: str, pool_track: str, by: str,
+                         restore_track: str | None = None) -> tuple[Worker, bool]:
+        """(worker, changed): the worker left the pool (its track cleared when it was the pool's, or restored)."""
+        done = await versioned.mutate(
+            self._store, worker_id, lambda w, now: w.leave_pool(pool_id, pool_track, now, by, restore_track),
+            clock=self._clock, attempts=self._max_attempts, after_commit=self._after_commit,
+            fingerprint=worker_fingerprint)
+        return done.aggregate, done.written
+
+    async def resume_member(self, worker_id: str, pool_id: str, by: str,
+                            leader: LeaderCaller | None = None) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.resume_for_pool(pool_id, now, by), leader=leader)
+
+    async def retire_member(self, worker_id: str, pool_id: str, then: DesiredStatus, by: str,
+                            leader: LeaderCaller | None = None) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.retire_from_pool(pool_id, then, now, by), leader=leader)

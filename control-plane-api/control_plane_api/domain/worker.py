@@ -21,6 +21,7 @@ from control_plane_api.domain.reports import (
 )
 from control_plane_api.domain.system_settings import WorkerTemplate
 from control_plane_api.domain.worker_drain import Drain, WorkerDrain
+from control_plane_api.domain.worker_membership import PoolMembership
 from control_plane_api.domain.worker_state import (
     INSTANCE_CAPACITY,
     STATE_HISTORY_LIMIT,
@@ -75,7 +76,7 @@ def new_worker_id() -> str:
     return uuid.uuid4().hex
 
 
-class Worker(WorkerDrain, TelemetryBehaviour, Model):
+class Worker(WorkerDrain, PoolMembership, TelemetryBehaviour, Model):
     """The aggregate root. `id` is LCM's; `aws_instance_id` is unique across the fleet (None while a worker
     created from a template waits for its instance)."""
 
@@ -203,19 +204,24 @@ class Worker(WorkerDrain, TelemetryBehaviour, Model):
 
     @classmethod
     def requested(cls, template: WorkerTemplate, region: str, name: str, worker_id: str, now: datetime,
-                  by: str) -> tuple[Worker, list[DomainEvent]]:
-        """An operator asks for a new worker from a template; the worker-controller provisions it."""
+                  by: str, *, pool_id: str | None = None, lab_track: str | None = None,
+                  register_license: bool = False) -> tuple[Worker, list[DomainEvent]]:
+        """An operator (or a pool) asks for a new worker from a template; the worker-controller provisions it.
+        A pool's worker belongs to it from the start, serves its track, and asks for its licence by itself once
+        CML is first available (`register_license`)."""
         worker = cls(id=worker_id, name=name, aws_region=region, aws_instance_id=None,
                      instance_type=template.instance_type, origin=WorkerOrigin.CREATED, template_name=template.name,
+                     pool_id=pool_id, lab_track=lab_track,
                      status=WorkerStatus.PENDING, status_changed_at=now, desired_status=DesiredStatus.RUNNING,
                      desired_changed_at=now,
                      desired_reason=f"created from template {template.name} by {by}", created_at=now,
                      updated_at=now)
         worker.capacity.declared = template.capacity.model_copy()
+        worker.license.register_when_available = register_license
         worker._record("status", None, WorkerStatus.PENDING.value, now, f"requested from template {template.name}",
                        by)
         return worker, [worker._event(ev.WORKER_CREATED, template_name=template.name, name=worker.name,
-                                      aws_region=worker.aws_region)]
+                                      aws_region=worker.aws_region, pool_id=pool_id, lab_track=lab_track)]
 
     def attach_instance(self, found: DiscoveredInstance, now: datetime, by: str) -> list[DomainEvent]:
         """The instance provisioned for this worker exists: adopt it (idempotent for the same instance)."""
@@ -323,11 +329,14 @@ class Worker(WorkerDrain, TelemetryBehaviour, Model):
         found = [self._event(ev.WORKER_STATUS_UPDATED, old_status=self.status.value, new_status=self.status.value,
                              service_status=new.value, phase=self.lifecycle_phase)]
         lic = self.license
-        if new is ServiceStatus.AVAILABLE and lic.restore_on_start and lic.pending_action is None:
-            # It was registered before LCM stopped it: it serves sessions licensed again, as before the pause.
-            lic.restore_on_start = False
+        wanted = lic.restore_on_start or lic.register_when_available
+        if new is ServiceStatus.AVAILABLE and wanted and lic.pending_action is None:
+            # Registered before LCM stopped it (it serves sessions licensed again, as before the pause), or
+            # launched by a pool, whose workers serve sessions licensed: asked once, the first time CML is up.
+            why = "registered before it was stopped" if lic.restore_on_start else "licensed when first available"
+            lic.restore_on_start = lic.register_when_available = False
             if lic.status is not LicenseStatus.REGISTERED:
-                found += self.request_license("register", now, f"{by} (registered before it was stopped)")
+                found += self.request_license("register", now, f"{by} ({why})")
         return found
 
     def request_desired_status(self, desired: DesiredStatus, now: datetime, by: str,

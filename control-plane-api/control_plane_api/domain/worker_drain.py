@@ -99,6 +99,11 @@ class WorkerDrain:
         if drain.completed_at is not None and drain.then is not DesiredStatus.RUNNING:
             raise ConflictError(f"worker {self.id} is already drained and on its way to {drain.then.value}; "
                                 "start it again instead", worker_id=self.id)
+        return self.end_drain(now, by)
+
+    def end_drain(self, now: datetime, by: str) -> list[DomainEvent]:
+        """The drain is over: a draining worker is running again and takes sessions. What the drain already
+        asked for (a stop) is the caller's to take back."""
         self.drain = None
         found: list[DomainEvent] = []
         if self.status is WorkerStatus.DRAINING:

@@ -18,3 +18,5 @@ class WorkerQuery:
     search: str | None = None
     """A case-insensitive substring of the name, instance id, worker id or an address."""
     include_terminated: bool = True
+    pool_id: str | None = None
+    """Only the members of this worker pool."""

@@ -46,6 +46,9 @@ class License(Model):
     """`register` or `deregister` while the controller works on a request."""
     restore_on_start: Flag = False
     """Deregistered because the worker was stopped: registered again once it runs with CML available."""
+    register_when_available: Flag = False
+    """Launched by a pool: registration is requested by itself the first time CML becomes available (once;
+    an operator's deregistration afterwards stands)."""
     last_error: str | None = None
     updated_at: Instant | None = None
 

@@ -41,6 +41,9 @@ class EtcdKeys:
     def session_key(self, session_id: str, name: str) -> str:
         return f"{self._prefix}/sessions/{session_id}/{name}"
 
+    def pool_key(self, pool_id: str, name: str) -> str:
+        return f"{self._prefix}/pools/{pool_id}/{name}"
+
     async def put_json(self, key: str, value: dict[str, Any]) -> bool:
         try:
             await asyncio.wait_for(self._client.put(key.encode(), _payload(value)), self._timeout)

@@ -16,7 +16,8 @@ from control_plane_api.domain.lablet_definition import LabletDefinition
 from control_plane_api.domain.lablet_queries import SESSION_SORTABLE, SessionQuery
 from control_plane_api.domain.lablet_session import LabletSession
 from control_plane_api.infrastructure.mongo_versions import VersionedCollection, without_bookkeeping
-from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES
+from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES, LabletSessionStatus
+from lcm_core.domain.pools import WaitingDemand
 from lcm_core.errors import NotFoundError
 
 
@@ -133,6 +134,8 @@ class SessionRepository:
         await self._c.create_index([("status", ASCENDING), ("timeslot_end", ASCENDING)], name="status_end")
         await self._c.create_index([("definition_id", ASCENDING)], name="definition_id")
         await self._c.create_index([("worker_id", ASCENDING)], name="worker_id")
+        await self._c.create_index([("last_decision.waiting_for_pool", ASCENDING), ("status", ASCENDING)],
+                                   name="waiting_for_pool")
 
     async def get(self, session_id: str) -> LabletSession:
         doc = await self._c.find_one({"_id": session_id})
@@ -159,6 +162,21 @@ class SessionRepository:
         """{session id: worker id} of those sessions that hold capacity (a status that holds, on a worker)."""
         flt = {"_id": {"$in": list(session_ids)}, "status": {"$in": [s.value for s in HOLDING_SESSION_STATUSES]}}
         return {d["_id"]: d.get("worker_id") async for d in self._c.find(flt, {"_id": 1, "worker_id": 1})}
+
+    async def waiting_for_pool(self, pool_id: str) -> WaitingDemand:
+        """The pending sessions whose last scheduling decision waits for the pool, summed by MongoDB (one
+        aggregation on a single-field group, which the local stack's MongoDB-wire server evaluates too)."""
+        cursor = await self._c.aggregate([
+            {"$match": {"status": LabletSessionStatus.PENDING.value, "last_decision.waiting_for_pool": pool_id}},
+            {"$group": {"_id": None, "sessions": {"$sum": 1},
+                        "cpu_cores": {"$sum": "$resource_requirements.cpu_cores"},
+                        "memory_gb": {"$sum": "$resource_requirements.memory_gb"}}}])
+        found = [d async for d in cursor]
+        if not found:
+            return WaitingDemand()
+        total = found[0]
+        return WaitingDemand(sessions=int(total["sessions"]), cpu_cores=round(float(total["cpu_cores"] or 0), 3),
+                             memory_gb=round(float(total["memory_gb"] or 0), 3))
 
     async def observed_for_definition(self, definition_id: str, statuses: Sequence[str],
                                       limit: int = 1000) -> list[LabletSession]:

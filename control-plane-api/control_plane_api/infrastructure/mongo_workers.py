@@ -74,6 +74,8 @@ def query_filter(query: WorkerQuery) -> dict[str, Any]:
         clauses.append({"health_status": {"$in": list(query.health_status)}})
     if query.ids:
         clauses.append({"_id": {"$in": list(query.ids)}})
+    if query.pool_id is not None:
+        clauses.append({"pool_id": query.pool_id})
     if query.search:
         # Case-insensitive substring match on the fields operators search by, safely escaped.
         pattern = {"$regex": _escape(query.search), "$options": "i"}
@@ -108,6 +110,7 @@ class WorkerRepository:
         await self._c.create_index([("status", ASCENDING)], name="status")
         await self._c.create_index([("aws_region", ASCENDING)], name="aws_region")
         await self._c.create_index([("health_status", ASCENDING)], name="health_status")
+        await self._c.create_index([("pool_id", ASCENDING)], name="pool_id")
 
     async def get(self, worker_id: str) -> Worker:
         doc = await self._c.find_one({"_id": worker_id})

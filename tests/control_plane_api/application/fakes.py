@@ -21,9 +21,12 @@ from control_plane_api.domain.lablet_definition import LabletDefinition
 from control_plane_api.domain.lablet_queries import SessionQuery
 from control_plane_api.domain.lablet_session import LabletSession
 from control_plane_api.domain.metric_history import MetricSample
-from control_plane_api.domain.system_settings import SystemSettings
+from control_plane_api.domain.pool import WorkerPool
+from control_plane_api.domain.system_settings import SystemSettings, WorkerTemplate
 from control_plane_api.domain.worker import Worker
-from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES
+from control_plane_api.domain.worker_query import WorkerQuery
+from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES, LabletSessionStatus
+from lcm_core.domain.pools import PoolPhase, WaitingDemand
 from lcm_core.domain.workers import WorkerTelemetry
 from lcm_core.errors import ConflictError, FencedError, NotFoundError, VersionConflict
 
@@ -103,6 +106,12 @@ class InMemorySessions(InMemoryStore[LabletSession]):
                  and s.status.value in statuses and s.observed_resources is not None]
         return sorted(found, key=lambda s: s.observed_at or s.updated_at)[-limit:]
 
+    async def waiting_for_pool(self, pool_id: str) -> WaitingDemand:
+        found = [s for s in self.items.values() if s.status is LabletSessionStatus.PENDING
+                 and s.last_decision is not None and s.last_decision.waiting_for_pool == pool_id]
+        return WaitingDemand(sessions=len(found), cpu_cores=sum(s.resource_requirements.cpu_cores for s in found),
+                             memory_gb=sum(s.resource_requirements.memory_gb for s in found))
+
 
 class InMemoryDefinitions(InMemoryStore[LabletDefinition]):
     def __init__(self) -> None:
@@ -178,6 +187,9 @@ class InMemoryKeys:
     def session_key(self, session_id: str, name: str) -> str:
         return f"/lcm/sessions/{session_id}/{name}"
 
+    def pool_key(self, pool_id: str, name: str) -> str:
+        return f"/lcm/pools/{pool_id}/{name}"
+
     async def put_json(self, key: str, value: dict[str, Any]) -> bool:
         self.values[key] = value
         return True
@@ -225,6 +237,71 @@ class InMemoryWorkerStore(InMemoryStore[Worker]):
 
     async def with_reservations(self) -> list[Worker]:
         return [w.model_copy(deep=True) for w in self.items.values() if w.capacity.reservations]
+
+    async def all(self, query: WorkerQuery | None = None, *, brief: bool = False) -> list[Worker]:
+        query = query or WorkerQuery()
+        found = [w for w in self.items.values()
+                 if (query.include_terminated or w.status.value != "terminated")
+                 and (query.pool_id is None or w.pool_id == query.pool_id)
+                 and (not query.ids or w.id in query.ids)]
+        return [w.model_copy(deep=True) for w in sorted(found, key=lambda w: w.name)]
+
+
+class InMemoryPools(InMemoryStore[WorkerPool]):
+    """The worker pools (`ports.PoolStore`): a name and a track are unique among the pools not terminated."""
+
+    def __init__(self) -> None:
+        super().__init__("pool")
+
+    async def conflicting(self, pool_id: str, name: str, lab_track: str) -> str | None:
+        live = [p for p in self.items.values() if p.id != pool_id and p.phase is not PoolPhase.TERMINATED]
+        for other in live:
+            if other.name == name:
+                return f"a pool named {name!r} already exists (pool {other.id})"
+        for other in live:
+            if other.lab_track == lab_track:
+                return f"lab track {lab_track!r} already has a pool, {other.name!r}"
+        return None
+
+    def _refuse_duplicate(self, pool: WorkerPool) -> None:
+        """What the store's unique indexes refuse."""
+        if pool.phase is PoolPhase.TERMINATED:
+            return
+        for other in self.items.values():
+            if other.id != pool.id and other.phase is not PoolPhase.TERMINATED and (
+                    other.name == pool.name or other.lab_track == pool.lab_track):
+                raise ConflictError(f"a pool named {pool.name!r} or serving lab track {pool.lab_track!r} already "
+                                    "exists")
+
+    async def insert(self, item: Any, leader: LeaderCaller | None = None) -> None:
+        self._refuse_duplicate(item)
+        await super().insert(item, leader)
+
+    async def save(self, item: Any, leader: LeaderCaller | None = None) -> None:
+        stored = self.items.get(item.id)
+        if stored is not None and stored.version == item.version:
+            self._refuse_duplicate(item)
+        await super().save(item, leader)
+
+    async def page(self, include_terminated: bool, skip: int, limit: int) -> tuple[list[WorkerPool], int]:
+        found = sorted((p for p in self.items.values() if include_terminated or p.phase is not PoolPhase.TERMINATED),
+                       key=lambda p: (p.name, p.id))
+        return [p.model_copy(deep=True) for p in found[skip:skip + limit]], len(found)
+
+    async def live(self) -> list[WorkerPool]:
+        return (await self.page(False, 0, 1_000_000))[0]
+
+
+class InMemoryTemplates:
+    """Worker templates by name (`ports.TemplateSource`)."""
+
+    def __init__(self, *templates: WorkerTemplate) -> None:
+        self.items = {t.name: t for t in templates}
+
+    async def get(self, name: str) -> WorkerTemplate:
+        if name not in self.items:
+            raise NotFoundError(f"template {name!r} not found")
+        return self.items[name].model_copy(deep=True)
 
 
 class InMemoryTelemetry:

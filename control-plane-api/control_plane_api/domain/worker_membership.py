@@ -1,0 +1,102 @@
+"""A Worker's membership of a worker pool (a mixin of `Worker`, like `WorkerDrain`). No I/O.
+
+A member serves its pool's lab track. The pool's autoscaler resumes parked members and retires the ones it no
+longer needs: a running member is drained first (its sessions end on their own), then stopped or terminated.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from control_plane_api.domain import events as ev
+from control_plane_api.domain.events import DomainEvent
+from control_plane_api.domain.worker_drain import DRAINABLE
+from lcm_core.domain.enums import DesiredStatus, WorkerStatus
+from lcm_core.errors import ConflictError
+
+if TYPE_CHECKING:
+    from control_plane_api.domain.worker_drain import Drain
+
+
+class PoolMembership:
+    """Behaviour only: `Worker` supplies the fields and helpers named below."""
+
+    if TYPE_CHECKING:
+        id: str
+        status: WorkerStatus
+        desired_status: DesiredStatus | None
+        aws_instance_id: str | None
+        pool_id: str | None
+        lab_track: str | None
+        drain: Drain | None
+
+        def _event(self, type_: str, **data: Any) -> DomainEvent: ...
+        def _record(self, field: str, old: str | None, new: str, at: datetime, reason: str | None,
+                    by: str | None) -> None: ...
+        def request_desired_status(self, desired: DesiredStatus, now: datetime, by: str,
+                                   reason: str | None = None, *, force: bool = False) -> list[DomainEvent]: ...
+        def request_drain(self, then: DesiredStatus, now: datetime, by: str,
+                          reason: str | None) -> list[DomainEvent]: ...
+        def end_drain(self, now: datetime, by: str) -> list[DomainEvent]: ...
+
+    def _set_membership(self, pool_id: str | None, lab_track: str | None, now: datetime, by: str,
+                        reason: str) -> list[DomainEvent]:
+        old_pool, old_track = self.pool_id, self.lab_track
+        self.pool_id, self.lab_track = pool_id, lab_track
+        self._record("pool_id", old_pool, pool_id or "", now, reason, by)
+        if old_track != lab_track:
+            self._record("lab_track", old_track, lab_track or "", now, reason, by)
+        return [self._event(ev.WORKER_POOL_CHANGED, pool_id=pool_id, previous_pool_id=old_pool, lab_track=lab_track,
+                            previous_lab_track=old_track, reason=reason, by=by)]
+
+    def join_pool(self, pool_id: str, lab_track: str, now: datetime, by: str) -> list[DomainEvent]:
+        """Become a member of `pool_id`, serving its track. Idempotent; 409 for a member of another pool or a
+        worker that is gone."""
+        if self.pool_id == pool_id and self.lab_track == lab_track:
+            return []
+        if self.status is WorkerStatus.TERMINATED or self.desired_status is DesiredStatus.TERMINATED:
+            raise ConflictError(f"worker {self.id} is terminated (or on its way); it cannot join a pool",
+                                worker_id=self.id)
+        if self.pool_id is not None and self.pool_id != pool_id:
+            raise ConflictError(f"worker {self.id} belongs to pool {self.pool_id}; release it from that pool first",
+                                worker_id=self.id, pool_id=self.pool_id)
+        return self._set_membership(pool_id, lab_track, now, by, f"joined pool {pool_id}")
+
+    def leave_pool(self, pool_id: str, pool_track: str, now: datetime, by: str,
+                   restore_track: str | None = None) -> list[DomainEvent]:
+        """Leave `pool_id`: the worker keeps its lab track unless it was the pool's (then `restore_track`, None
+        by default). Idempotent for a worker in no pool; 409 for a member of another pool."""
+        if self.pool_id is None:
+            return []
+        if self.pool_id != pool_id:
+            raise ConflictError(f"worker {self.id} is in pool {self.pool_id}, not {pool_id}", worker_id=self.id,
+                                pool_id=self.pool_id)
+        track = restore_track if self.lab_track == pool_track else self.lab_track
+        return self._set_membership(None, track, now, by, f"left pool {pool_id}")
+
+    def _require_member(self, pool_id: str) -> None:
+        if self.pool_id != pool_id:
+            raise ConflictError(f"worker {self.id} is not a member of pool {pool_id}", worker_id=self.id,
+                                pool_id=pool_id)
+
+    def resume_for_pool(self, pool_id: str, now: datetime, by: str) -> list[DomainEvent]:
+        """The pool needs this member again: one still up ends its drain (even one that has already asked for
+        the stop: the pool wants it running), and any is wanted running."""
+        self._require_member(pool_id)
+        found: list[DomainEvent] = []
+        if self.drain is not None and self.status in DRAINABLE:
+            found += self.end_drain(now, by)
+        return found + self.request_desired_status(DesiredStatus.RUNNING, now, by, reason=f"resumed by {by}")
+
+    def retire_from_pool(self, pool_id: str, then: DesiredStatus, now: datetime, by: str) -> list[DomainEvent]:
+        """The pool no longer needs this member: a running one is drained (its sessions end on their own) and
+        goes on to `then` (stopped or terminated); one without an instance yet is terminated (there is nothing
+        to stop); any other is sent to `then` at once."""
+        self._require_member(pool_id)
+        reason = f"retired by {by}"
+        if self.status in DRAINABLE:
+            return self.request_drain(then, now, by, reason)
+        if self.aws_instance_id is None:
+            return self.request_desired_status(DesiredStatus.TERMINATED, now, by, reason)
+        return self.request_desired_status(then, now, by, reason)

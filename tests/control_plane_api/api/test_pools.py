@@ -1,0 +1,268 @@
+"""Worker pools against a real CPA (MongoDB-wire, Redis, etcd): CRUD and roles, uniqueness of names and tracks,
+bounds, the decision history, the autoscaler's evaluations (version check, launches, replay, retire), the
+sessions waiting for a pool, adopt and release, and the `pool.*` events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from pymongo import MongoClient
+
+from lcm_core.domain.pools import HISTORY_LIMIT, PoolView, PoolWork
+from tests.fixtures.control_plane import ControlPlaneUnderTest
+from tests.fixtures.lablet_api import LABLET, create_definition, create_session, decision, ready_workers
+from tests.fixtures.sse import SseClient
+
+TEMPLATE = {"name": "standard", "instance_type": "m5zn.metal", "regions": {"us-east-1": {}, "eu-west-1": {}},
+            "capacity": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500, "max_nodes": 200}}
+SPEC = {"name": "ccna-pool", "lab_track": "ccna", "template_name": "standard", "regions": ["us-east-1"],
+        "scaling": {"min_workers": 0, "max_workers": 4}}
+
+
+def _template(cp: ControlPlaneUnderTest, http: httpx.Client) -> None:
+    answer = http.post("/api/templates", headers=cp.admin(), json=TEMPLATE)
+    assert answer.status_code == 201, answer.text
+
+
+def _pool(cp: ControlPlaneUnderTest, http: httpx.Client, **changes: Any) -> dict[str, Any]:
+    answer = http.post("/api/pools", headers=cp.admin(), json={**SPEC, **changes})
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def _evaluation(pool: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"expected_version": pool["version"], "observed_at": datetime.now(UTC).isoformat(),
+            "phase": "initializing", "capacity": {}, "desired_workers": pool["desired_workers"], **fields}
+
+
+def _evaluate(cp: ControlPlaneUnderTest, http: httpx.Client, pool_id: str, body: dict[str, Any]) -> httpx.Response:
+    return http.post(f"/api/internal/pools/{pool_id}/evaluation", headers=cp.leader(), json=body)
+
+
+def test_pool_crud_and_roles(control_plane) -> None:
+    cp = control_plane
+    with cp.client() as http:
+        _template(cp, http)
+        assert http.get("/api/pools").status_code == 401
+        assert http.post("/api/pools", headers=cp.viewer(), json=SPEC).status_code == 403
+        created = _pool(cp, http, description="CCNA labs")
+        assert (created["phase"], created["desired_workers"], created["version"]) == ("pending", 0, 1)
+        assert cp.etcd_json(f"pools/{created['id']}/desired") == {"pool_id": created["id"], "version": 1}
+        pool_id = created["id"]
+        listed = http.get("/api/pools", headers=cp.viewer()).json()
+        assert (listed["total"], [p["name"] for p in listed["items"]]) == (1, ["ccna-pool"])
+        detail = http.get(f"/api/pools/{pool_id}", headers=cp.viewer()).json()
+        assert (detail["pool"]["id"], detail["workers"]) == (pool_id, [])
+        assert http.get("/api/pools/nope", headers=cp.viewer()).status_code == 404
+
+        change = {"spec": {**SPEC, "scaling": {"min_workers": 1, "max_workers": 3}}, "version": 1}
+        assert http.put(f"/api/pools/{pool_id}", headers=cp.viewer(), json=change).status_code == 403
+        updated = http.put(f"/api/pools/{pool_id}", headers=cp.admin(), json=change)
+        assert updated.status_code == 200, updated.text
+        assert (updated.json()["desired_workers"], updated.json()["version"]) == (1, 2)
+        stale = http.put(f"/api/pools/{pool_id}", headers=cp.admin(), json=change)
+        assert stale.status_code == 409
+        assert "changed since version 1" in stale.json()["detail"]
+
+        for action, draining in (("drain", True), ("undrain", False)):
+            assert http.post(f"/api/pools/{pool_id}/{action}", headers=cp.viewer()).status_code == 403
+            answer = http.post(f"/api/pools/{pool_id}/{action}", headers=cp.admin())
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["draining"] is draining
+
+        assert http.delete(f"/api/pools/{pool_id}", headers=cp.viewer()).status_code == 403
+        deleted = http.delete(f"/api/pools/{pool_id}", headers=cp.admin())
+        assert deleted.status_code == 202
+        assert (deleted.json()["deleting"], deleted.json()["phase"]) == (True, "terminated")  # it never had a worker
+        assert http.delete(f"/api/pools/{pool_id}", headers=cp.admin()).status_code == 202
+        assert http.post(f"/api/pools/{pool_id}/drain", headers=cp.admin()).status_code == 409
+        assert http.get("/api/pools", headers=cp.viewer()).json()["total"] == 0
+        everything = http.get("/api/pools", headers=cp.viewer(), params={"include_terminated": "true"}).json()
+        assert [p["id"] for p in everything["items"]] == [pool_id]
+        assert cp.etcd_json(f"pools/{pool_id}/desired") is None
+        assert _pool(cp, http)["id"] != pool_id  # the name and the track are free again
+
+
+def test_names_and_tracks_are_unique_and_inputs_bounded(control_plane) -> None:
+    cp = control_plane
+    with cp.client() as http:
+        _template(cp, http)
+        first = _pool(cp, http)
+        same_name = http.post("/api/pools", headers=cp.admin(), json={**SPEC, "lab_track": "ccnp"})
+        assert same_name.status_code == 409
+        assert same_name.json()["detail"] == f"a pool named 'ccna-pool' already exists (pool {first['id']})"
+        same_track = http.post("/api/pools", headers=cp.admin(), json={**SPEC, "name": "other"})
+        assert same_track.status_code == 409
+        assert "lab track 'ccna' already has a pool, 'ccna-pool'" in same_track.json()["detail"]
+        second = _pool(cp, http, name="ccnp-pool", lab_track="ccnp")
+        renamed = http.put(f"/api/pools/{second['id']}", headers=cp.admin(),
+                           json={"spec": {**SPEC, "lab_track": "ccnp"}, "version": second["version"]})
+        assert renamed.status_code == 409
+        assert "a pool named 'ccna-pool' already exists" in renamed.json()["detail"]
+
+        unknown = http.post("/api/pools", headers=cp.admin(), json={**SPEC, "name": "x", "lab_track": "x",
+                                                                     "template_name": "missing"})
+        assert unknown.status_code == 422
+        assert "template 'missing' does not exist" in unknown.json()["detail"][0]["msg"]
+        unplaced = http.post("/api/pools", headers=cp.admin(), json={**SPEC, "name": "x", "lab_track": "x",
+                                                                      "regions": ["ap-south-1"]})
+        assert unplaced.status_code == 422
+        assert "no placement for ap-south-1" in unplaced.json()["detail"][0]["msg"]
+        inverted = http.post("/api/pools", headers=cp.admin(),
+                             json={**SPEC, "name": "x", "lab_track": "x", "scaling": {"min_workers": 5,
+                                                                                       "max_workers": 2}})
+        assert inverted.status_code == 422
+        too_many = http.post(f"/api/pools/{first['id']}/scale", headers=cp.admin(), json={"workers": 5})
+        assert too_many.status_code == 422
+        assert "between 0 and 4 workers" in too_many.json()["detail"][0]["msg"]
+        assert http.post(f"/api/pools/{first['id']}/scale", headers=cp.admin(),
+                         json={"workers": -1}).status_code == 422
+
+
+def test_concurrent_creates_of_one_pool_store_it_once(control_plane, mongo_server) -> None:
+    """The unique indexes decide a race that the application's check cannot see."""
+    cp = control_plane
+    with MongoClient(f"mongodb://{mongo_server.address}") as mongo:
+        pools = mongo[cp.settings.mongodb_database]["worker_pools"]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+                "live_track" in dict(index["key"]) for index in pools.index_information().values()):
+            time.sleep(0.1)
+
+    async def race() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=cp.url, timeout=10) as http:
+            return await asyncio.gather(*(http.post("/api/pools", headers=cp.admin(),
+                                                    json={**SPEC, "name": f"pool-{n}"}) for n in range(6)))
+
+    with cp.client() as http:
+        _template(cp, http)
+    answers = asyncio.run(race())
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409, 409, 409], [a.text for a in answers]
+    assert all("lab track 'ccna'" in a.json()["detail"] for a in answers if a.status_code == 409)
+    with cp.client() as http:
+        assert http.get("/api/pools", headers=cp.viewer()).json()["total"] == 1
+
+
+def test_history_is_newest_first_and_bounded(control_plane) -> None:
+    cp = control_plane
+    with cp.client() as http:
+        _template(cp, http)
+        pool = _pool(cp, http, scaling={"min_workers": 0, "max_workers": 100})
+        for n in range(1, HISTORY_LIMIT + 6):
+            answer = http.post(f"/api/pools/{pool['id']}/scale", headers=cp.admin(), json={"workers": n})
+            assert answer.status_code == 200, answer.text
+        history = http.get(f"/api/pools/{pool['id']}/history", headers=cp.viewer()).json()
+        assert len(history) == HISTORY_LIMIT
+        assert [d["to_workers"] for d in history[:2]] == [HISTORY_LIMIT + 5, HISTORY_LIMIT + 4]
+        assert history[-1]["to_workers"] == 6
+        assert (history[0]["trigger"], history[0]["by"]) == ("manual", "test-admin")
+        shown = http.get(f"/api/pools/{pool['id']}", headers=cp.viewer()).json()["pool"]
+        assert shown["last_scale_up_at"] is not None
+        assert shown["last_decision"]["to_workers"] == HISTORY_LIMIT + 5
+
+
+def test_an_evaluation_launches_workers_once_and_a_stale_one_is_refused(control_plane) -> None:
+    cp = control_plane
+    with cp.client() as http:
+        _template(cp, http)
+        pool = _pool(cp, http)
+        body = _evaluation(pool, desired_workers=2, launch=["us-east-1", "us-east-1"],
+                           decision={"at": datetime.now(UTC).isoformat(), "action": "scale_up", "trigger": "policy",
+                                     "from_workers": 0, "to_workers": 2, "reason": "two sessions wait"})
+        assert http.post(f"/api/internal/pools/{pool['id']}/evaluation", headers=cp.internal(),
+                         json=body).status_code == 409  # no leader epoch
+        recorded = _evaluate(cp, http, pool["id"], body)
+        assert recorded.status_code == 200, recorded.text
+        view = PoolView.model_validate(recorded.json())
+        assert (view.launches, view.desired_workers, view.phase.value, view.version) == (2, 2, "initializing", 2)
+        replay = _evaluate(cp, http, pool["id"], body)
+        assert replay.status_code == 200, replay.text
+        assert replay.json()["version"] == 2
+        work = PoolWork.model_validate(http.get(f"/api/internal/pools/{pool['id']}", headers=cp.internal()).json())
+        assert sorted(w.name for w in work.workers) == ["ccna-pool-000", "ccna-pool-001"]
+        assert {(w.pool_id, w.lab_track, w.status.value) for w in work.workers} == {(pool["id"], "ccna", "pending")}
+        assert (work.template_found, work.template_regions) == (True, ["eu-west-1", "us-east-1"])
+        for row in work.workers:
+            worker = http.get(f"/api/workers/{row.id}", headers=cp.viewer()).json()
+            assert (worker["template_name"], worker["license"]["register_when_available"]) == ("standard", True)
+        assert http.get("/api/workers", headers=cp.viewer()).json()["total"] == 2
+
+        stale = _evaluate(cp, http, pool["id"], _evaluation(pool))
+        assert stale.status_code == 409
+        assert "changed since the autoscaler read it" in stale.json()["detail"]
+        internal = http.get("/api/internal/pools", headers=cp.internal()).json()
+        assert [p["id"] for p in internal["items"]] == [pool["id"]]
+
+
+def test_retire_drains_a_running_member_and_adopt_and_release(control_plane) -> None:
+    cp = control_plane
+    [worker_id] = ready_workers(cp, 1)
+    with cp.client() as http:
+        _template(cp, http)
+        pool = _pool(cp, http)
+        assert http.post(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.viewer()).status_code == 403
+        adopted = http.post(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.admin())
+        assert adopted.status_code == 200, adopted.text
+        assert [w["id"] for w in adopted.json()["workers"]] == [worker_id]
+        assert adopted.json()["workers"][0]["lab_track"] == "ccna"
+        other = _pool(cp, http, name="ccnp-pool", lab_track="ccnp")
+        assert http.post(f"/api/pools/{other['id']}/workers/{worker_id}", headers=cp.admin()).status_code == 409
+        assert http.post(f"/api/pools/{pool['id']}/workers/nope", headers=cp.admin()).status_code == 404
+
+        pool = adopted.json()["pool"]
+        retired = _evaluate(cp, http, pool["id"], _evaluation(pool, phase="scaling_down", retire=[worker_id],
+                                                               retire_then="stop"))
+        assert retired.status_code == 200, retired.text
+        worker = http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()
+        assert worker["drain"]["then"] == "stopped"
+        assert (worker["status"], worker["desired_status"]) == ("draining", "stopped")  # no session: on its way
+
+        released = http.delete(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.admin())
+        assert released.status_code == 200, released.text
+        assert released.json()["workers"] == []
+        worker = http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()
+        assert (worker["pool_id"], worker["lab_track"]) == (None, None)
+        assert http.delete(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.admin()).status_code == 200
+
+
+def test_a_session_waiting_for_a_pool_is_its_waiting_demand(control_plane) -> None:
+    cp = control_plane
+    with cp.client() as http:
+        _template(cp, http)
+        pool = _pool(cp, http)
+    definition = create_definition(cp)
+    session = create_session(cp, definition["id"])
+    waiting = {"worker_id": None, "decision": {**decision(None, "no worker fits"), "waiting_for_pool": pool["id"]}}
+    with cp.client() as http:
+        answer = http.post(f"/api/internal/lablet-sessions/{session['id']}/schedule", headers=cp.leader(LABLET),
+                           json=waiting)
+        assert answer.status_code == 200, answer.text
+        stored = http.get(f"/api/lablet-sessions/{session['id']}", headers=cp.viewer()).json()
+        assert (stored["status"], stored["last_decision"]["waiting_for_pool"]) == ("pending", pool["id"])
+        work = http.get(f"/api/internal/pools/{pool['id']}", headers=cp.internal()).json()
+    needs = definition["resource_requirements"]
+    assert work["waiting"] == {"sessions": 1, "cpu_cores": needs["cpu_cores"], "memory_gb": needs["memory_gb"]}
+    request = cp.etcd_json(f"pools/{pool['id']}/capacity_request")
+    assert request is not None
+    assert (request["pool_id"], request["session_id"]) == (pool["id"], session["id"])
+
+
+def test_pool_events_carry_the_pool(control_plane) -> None:
+    cp = control_plane
+    with SseClient(f"{cp.url}/api/events/stream", cp.viewer(), params={"event_types": "pool.*"}) as sse, \
+            cp.client() as http:
+        sse.next()  # snapshot
+        _template(cp, http)
+        pool = _pool(cp, http)
+        http.post(f"/api/pools/{pool['id']}/scale", headers=cp.admin(), json={"workers": 2})
+        created, scaled = sse.next(timeout=3.0), sse.next(timeout=3.0)
+    assert created is not None
+    assert scaled is not None
+    assert (created.event, created.data["data"]["pool"]["name"]) == ("pool.created", "ccna-pool")
+    assert scaled.event == "pool.scaled"
+    assert (scaled.data["data"]["pool"]["desired_workers"], scaled.data["data"]["pool"]["version"]) == (2, 2)
+    assert scaled.data["data"]["decision"]["trigger"] == "manual"
