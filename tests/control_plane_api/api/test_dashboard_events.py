@@ -11,6 +11,7 @@ from control_plane_api.application.event_relay import EventFilter
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
 
+
 def _types(prefix: str) -> list[str]:
     return sorted(v for k, v in vars(ev).items() if k.startswith(prefix) and isinstance(v, str))
 
