@@ -12,7 +12,6 @@ from control_plane_api.api.lablet_views import (
     DefinitionSummary,
     DefinitionView,
     Strict,
-    TrackName,
     definition_page,
     definition_summary,
     definition_view,
@@ -23,7 +22,7 @@ from control_plane_api.api.security import CP, Admin, Viewer
 from control_plane_api.application.lablet_definitions import DefinitionObservations
 from control_plane_api.domain.lablet_definition import DefinitionContent
 from control_plane_api.domain.topology_summary import TopologySummary
-from lcm_core.domain.lablets import LabletDefinitionStatus, ResourceRequirements
+from lcm_core.domain.lablets import LabletDefinitionStatus, ResourceRequirements, TrackName
 from lcm_core.domain.types import Count, Flag, Label, LongText, Number, Text
 from lcm_core.errors import InvalidError
 

@@ -18,7 +18,6 @@ from lcm_core.errors import InvalidError
 
 # A pattern on the string itself, not over `Label`, so that the API's document shows it (it excludes
 # control characters and line breaks, all that `Label` checks).
-TrackName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 """A lab track (e.g. `ccna`, `devnet-associate`)."""
 
 

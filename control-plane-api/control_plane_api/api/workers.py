@@ -15,6 +15,7 @@ from control_plane_api.api.views import Page, WorkerDetail, summary_page, worker
 from control_plane_api.domain.metric_history import MetricSample
 from control_plane_api.domain.worker_query import SORTABLE, WorkerQuery
 from lcm_core.domain.enums import DesiredStatus, HealthStatus, WorkerStatus
+from lcm_core.domain.lablets import TrackName
 from lcm_core.domain.types import AWS_REGION_RE, AwsRegion, Flag, Label, Number, Text
 from lcm_core.domain.workers import IdleState, WorkerSummary
 
@@ -40,7 +41,7 @@ class CreateWorker(BaseModel):
 class LabTrackBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lab_track: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")] | None
+    lab_track: TrackName | None
     """The lab track this worker serves (null: any)."""
 
 

@@ -21,6 +21,7 @@ from lcm_core.domain.lablets import (
     SchedulingDecision,
     SessionWorkView,
 )
+from lcm_core.domain.pools import PoolView
 from lcm_core.domain.workers import WorkerSummary
 
 # ----------------------------------------------------------------- the control plane
@@ -46,15 +47,21 @@ class WorkerRows(Protocol):
         ...
 
 
+class PoolReads(Protocol):
+    async def pools(self) -> list[PoolView]:
+        """Every pool that is not terminated (one per lab track), with its scaling bounds and capacity."""
+        ...
+
+
 class ObservationReports(Protocol):
     async def report_observation(self, session_id: str, observation: ResourceObservation, /) -> SessionWorkView:
         """Records a resource observation of a session's lab; answers the session as it is now."""
         ...
 
 
-class SchedulingGateway(SessionReads, DefinitionReads, WorkerRows, Protocol):
+class SchedulingGateway(SessionReads, DefinitionReads, WorkerRows, PoolReads, Protocol):
     """The scheduling pass's side of the control plane: the pending sessions, their definitions, the workers,
-    and the reservation (or the "no candidate" decision) of a session."""
+    the pools, and the reservation (or the "no candidate" decision, possibly waiting for a pool) of a session."""
 
     async def schedule(self, session_id: str, worker_id: str | None, decision: SchedulingDecision, /
                        ) -> SessionWorkView: ...

@@ -1,25 +1,28 @@
 """The scheduling pass: place every pending session (leader only; docs/lablet-controller.md, 'Scheduling').
 
-One pass reads the pending sessions and the workers **once**, then decides session by session, oldest
-timeslot first, with the domain `Scheduler`. Only sessions whose timeslot starts within
-`LABLET_SCHEDULE_AHEAD` (capacity is not held days ahead) and has not ended are placed. The CPA reserves
-atomically (capacity and ports); after each successful reservation the local view of that worker is updated,
-so one pass never over-commits it. A 409 (the worker no longer fits, a race was lost) leaves the worker out
-for the rest of the pass and the next candidate is tried, unless the session itself is no longer pending
-(then the worker is not to blame). No candidate: the decision is recorded on the session (it stays pending
-with the reason), only when the reason changed, so a full fleet does not cost a write per session per pass.
+One pass reads the pending sessions, the workers and the pools **once**, then decides session by session,
+oldest timeslot first, with the domain `Scheduler`; a session whose track has a pool is placed on the pool's
+workers first, or waits for the pool's capacity (`waiting_for_pool`). Only sessions whose timeslot starts
+within `LABLET_SCHEDULE_AHEAD` (capacity is not held days ahead) and has not ended are placed. The CPA
+reserves atomically (capacity and ports); after each successful reservation the local view of that worker is
+updated, so one pass never over-commits it. A 409 (the worker no longer fits, a race was lost) leaves the
+worker out for the rest of the pass and the next candidate is tried, unless the session itself is no longer
+pending (then the worker is not to blame). No candidate, or waiting for a pool: the decision is recorded on
+the session (it stays pending with the reason; for a waiting one the control plane wakes the pool's
+autoscaler), only when the reason changed, so a full fleet does not cost a write per session per pass.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from lablet_controller.application.ports import SchedulingGateway
 from lablet_controller.domain.placement import Requirements, candidate_from
 from lablet_controller.domain.scheduling import Decision, Scheduler
+from lablet_controller.domain.track_pools import pools_by_track
 from lcm_core.domain.lablets import LabletSessionStatus, SchedulingDecision, SessionWorkView
 from lcm_core.errors import ConflictError, InvalidError, NotFoundError
 
@@ -34,13 +37,16 @@ class PassOutcome:
     pending: int = 0
     scheduled: int = 0
     no_candidate: int = 0
+    """Sessions left pending with no worker that fits and no pool to wait for."""
+    waiting_for_capacity: int = 0
+    """Sessions left pending waiting for their track's pool to grow (`waiting_for_pool`)."""
     conflicts: int = 0
     latencies_ms: list[float] = field(default_factory=list)
 
     def stats(self) -> dict[str, object]:
         ordered = sorted(self.latencies_ms)
         return {"pending": self.pending, "scheduled": self.scheduled, "no_candidate": self.no_candidate,
-                "conflicts": self.conflicts,
+                "waiting_for_capacity": self.waiting_for_capacity, "conflicts": self.conflicts,
                 "decision_p50_ms": round(ordered[len(ordered) // 2], 3) if ordered else None,
                 "decision_max_ms": round(ordered[-1], 3) if ordered else None}
 
@@ -61,13 +67,15 @@ class SchedulingPass:
         self._clock = clock
         self.last = PassOutcome()
 
-    async def requirements(self, session: SessionWorkView) -> Requirements:
+    async def requirements(self, session: SessionWorkView, pool_id: str | None = None) -> Requirements:
+        """What `session` needs; `pool_id`: the pool of its track, if it has one."""
         definition = await self._gateway.definition(session.definition_id, session.definition_version)
         needs = session.resource_requirements
         return Requirements(cpu_cores=needs.cpu_cores, memory_gb=needs.memory_gb, storage_gb=needs.storage_gb,
                             nodes=needs.node_count, ports=len(definition.port_template),
                             lab_track=session.lab_track,
-                            license_affinity=frozenset(a.lower() for a in session.license_affinity))
+                            license_affinity=frozenset(a.lower() for a in session.license_affinity),
+                            pool_id=pool_id)
 
     async def run_once(self) -> PassOutcome:
         outcome = PassOutcome()
@@ -78,15 +86,18 @@ class SchedulingPass:
         outcome.pending = len(pending)
         if pending:
             workers = await self._gateway.workers()
-            self.scheduler.refresh(candidate_from(w, default_port_capacity=self._port_capacity) for w in workers)
+            track_pools = pools_by_track(await self._gateway.pools())
+            self.scheduler.refresh((candidate_from(w, default_port_capacity=self._port_capacity) for w in workers),
+                                   track_pools.values())
+            pool_ids = {track: pool.id for track, pool in track_pools.items()}
             for session in sorted(pending, key=lambda s: (s.timeslot_start, s.id)):
-                await self._place(session, outcome)
+                await self._place(session, outcome, pool_ids)
         self.last = outcome
         return outcome
 
-    async def _place(self, session: SessionWorkView, outcome: PassOutcome) -> None:
+    async def _place(self, session: SessionWorkView, outcome: PassOutcome, pool_ids: Mapping[str, str]) -> None:
         try:
-            req = await self.requirements(session)
+            req = await self.requirements(session, pool_ids.get(session.lab_track) if session.lab_track else None)
         except NotFoundError:
             logger.warning("session %s: definition %s v%s not found", session.id, session.definition_id,
                            session.definition_version)
@@ -95,7 +106,10 @@ class SchedulingPass:
             decision = self.scheduler.decide(req)
             outcome.latencies_ms.append(decision.latency_ms)
             if not decision.success or decision.worker_id is None:
-                outcome.no_candidate += 1
+                if decision.waiting_for_pool is not None:
+                    outcome.waiting_for_capacity += 1
+                else:
+                    outcome.no_candidate += 1
                 await self._record_no_candidate(session, decision)
                 return
             try:
@@ -125,6 +139,7 @@ class SchedulingPass:
             return False
 
     async def _record_no_candidate(self, session: SessionWorkView, decision: Decision) -> None:
+        """Records "no candidate" (or "waiting for pool P") on the session, unless its reason is already there."""
         if session.pending_reason == decision.reason:
             return
         try:

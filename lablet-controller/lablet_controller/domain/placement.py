@@ -1,7 +1,7 @@
 """What the scheduler knows and judges about one worker and one session (docs/lablet-controller.md). No I/O.
 
-- `Requirements` (a session's needs) and `WorkerCandidate` (a worker's state, licence, track and capacity,
-  read from the CPA's worker view by `candidate_from`);
+- `Requirements` (a session's needs, and the pool of its track) and `WorkerCandidate` (a worker's state,
+  licence, track, pool and capacity, read from the CPA's worker view by `candidate_from`);
 - the **filters**, each a pure function returning the reason it rejects a worker, or None: its state
   (running, not draining, CML service available, health healthy or degraded: the rule the control plane
   applies again when it reserves, `lcm_core.domain.placement_rules`), licensed (CML labs need a registered
@@ -40,11 +40,13 @@ class Requirements:
     license_affinity: frozenset[str] = frozenset()
     """Licences the session accepts, lowercase: a licence status (`registered`, `evaluation`), a product
     (`cml_enterprise`) or `enterprise`. Empty: the default rule (a registered worker)."""
+    pool_id: str | None = None
+    """The pool of the session's track (None: the track has none): its workers are tried first."""
 
 
 @dataclass(slots=True)
 class WorkerCandidate:
-    """A worker as the scheduler sees it: state, licence, track and capacity (mutable allocation)."""
+    """A worker as the scheduler sees it: state, licence, track, pool and capacity (mutable allocation)."""
 
     id: str
     status: str = "unknown"
@@ -56,6 +58,8 @@ class WorkerCandidate:
     license_product: str | None = None
     is_enterprise: bool = False
     lab_track: str | None = None
+    pool_id: str | None = None
+    """The pool the worker was launched for (its `lab_track` is then the pool's track)."""
     labs_count: int = 0
     cpu_cores: float = 0.0
     memory_gb: float = 0.0
@@ -114,7 +118,7 @@ def candidate_from(row: WorkerSummary, *, default_port_capacity: int) -> WorkerC
         id=row.id, status=row.status.value, service_status=row.service_status.value,
         health_status=row.health_status, name=row.name or None, license_status=row.license_status.value,
         license_product=row.license_product, is_enterprise=row.is_enterprise is True, lab_track=row.lab_track,
-        labs_count=row.labs_count if row.labs_count is not None else row.sessions,
+        pool_id=row.pool_id, labs_count=row.labs_count if row.labs_count is not None else row.sessions,
         cpu_cores=declared.cpu_cores, memory_gb=declared.memory_gb, storage_gb=declared.storage_gb,
         max_nodes=declared.max_nodes, used_cpu=allocated.cpu_cores, used_memory=allocated.memory_gb,
         used_storage=allocated.storage_gb, used_nodes=allocated.max_nodes, used_ports=row.capacity.ports_used,

@@ -4,10 +4,13 @@ The filters and the score are in `placement`. Strategies: BEST_FIT (highest scor
 LEAST_UTILIZED, LEAST_LABS, ROUND_ROBIN (a cursor over worker ids), RANDOM (an injectable RNG). Ties are
 broken by worker id, so decisions are reproducible.
 
-`Scheduler` keeps the fleet of one scheduling pass: it is built once from the worker list, and `reserve()`
-updates a worker's allocation after a successful placement so the same pass never over-commits. Workers
-are indexed per track in the strategy's order, so a decision usually examines a handful of workers instead
-of the whole fleet (see `Scheduler` and bench/placement.py).
+`Scheduler` keeps the fleet of one scheduling pass: it is built once from the worker list (and the pools),
+and `reserve()` updates a worker's allocation after a successful placement so the same pass never
+over-commits. Workers are indexed per track and pool in the strategy's order, so a decision usually examines
+a handful of workers instead of the whole fleet (see `Scheduler` and bench/placement.py).
+
+Pools (`track_pools`): a session whose track has a pool is placed on the pool's workers first; when none fits
+it waits for the pool if the pool can still give it room (`pool_room`), else it goes to the workers of no pool.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import bisect
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +33,8 @@ from lablet_controller.domain.placement import (
     reject_track,
     score,
 )
+from lablet_controller.domain.track_pools import pool_room, waiting_reason
+from lcm_core.domain.pools import PoolView
 
 #: RANDOM draws this many workers before it falls back to listing every eligible one.
 RANDOM_PROBES = 32
@@ -41,11 +46,17 @@ NAMED_PER_REASON = 3
 #: Longest reason recorded on a session (the contract's limit on `SchedulingDecision.reason`).
 MAX_REASON = 1000
 
+#: Where a worker is indexed: its lab track and its pool (None, None: a general worker).
+Group = tuple[str | None, str | None]
+GENERAL: Group = (None, None)
+#: A strategy's choice among some groups: (the worker chosen, the fitting workers compared, workers examined).
+Choice = tuple[WorkerCandidate | None, list[WorkerCandidate], int]
+
 
 # ---- decisions ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """Outcome of one placement (the contract's SchedulingDecision)."""
 
@@ -56,19 +67,24 @@ class Decision:
     candidates_evaluated: int
     latency_ms: float
     scores: dict[str, float] = field(default_factory=dict)
+    waiting_for_pool: str | None = None
+    """No worker fits and the session's track has a pool that can still give it room: it waits for it."""
 
     def to_json(self) -> dict[str, Any]:
         return {"success": self.success, "worker_id": self.worker_id, "reason": self.reason,
                 "strategy": self.strategy, "candidates_evaluated": self.candidates_evaluated,
-                "latency_ms": round(self.latency_ms, 3), "scores": self.scores}
+                "latency_ms": round(self.latency_ms, 3), "scores": self.scores,
+                "waiting_for_pool": self.waiting_for_pool}
 
 
-def no_candidate_reason(refused: Mapping[str, Sequence[str]], total: int) -> str:
-    """Why no worker took a session, naming the workers so an operator sees what to fix, most frequent
-    reason first: "no eligible worker among 3: 2 workers: health unreachable (cml-1, cml-2); worker cml-3:
-    insufficient cpu". Past `NAMED_PER_REASON` workers a reason is counted, not listed."""
-    if total == 0:
-        return "no workers known"
+def clip(reason: str) -> str:
+    """A reason within the contract's length."""
+    return reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 3] + "..."
+
+
+def refusal_summary(refused: Mapping[str, Sequence[str]]) -> str:
+    """The workers refused and why, most frequent reason first: "2 workers: health unreachable (cml-1,
+    cml-2); worker cml-3: insufficient cpu". Past `NAMED_PER_REASON` workers a reason is counted, not listed."""
     parts = []
     for why, names in sorted(refused.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         if len(names) == 1:
@@ -76,8 +92,15 @@ def no_candidate_reason(refused: Mapping[str, Sequence[str]], total: int) -> str
         else:
             shown = ", ".join(names[:NAMED_PER_REASON]) + (", ..." if len(names) > NAMED_PER_REASON else "")
             parts.append(f"{len(names)} workers: {why} ({shown})")
-    reason = f"no eligible worker among {total}: {'; '.join(parts)}"
-    return reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 3] + "..."
+    return "; ".join(parts)
+
+
+def no_candidate_reason(refused: Mapping[str, Sequence[str]], total: int) -> str:
+    """Why no worker took a session, naming the workers so an operator sees what to fix: "no eligible worker
+    among 3: 2 workers: health unreachable (cml-1, cml-2); worker cml-3: insufficient cpu"."""
+    if total == 0:
+        return "no workers known"
+    return clip(f"no eligible worker among {total}: {refusal_summary(refused)}")
 
 
 class Scheduler:
@@ -88,13 +111,15 @@ class Scheduler:
     The round-robin cursor lives on the instance; keep one `Scheduler` across passes and `refresh()` it.
 
     Index: the workers that pass the static filter (their state: running, CML available, healthy or
-    degraded) are kept per track (None =
-    general) in lists sorted by the strategy's preference. A decision walks the general list and the
-    session's track list from their best end and stops at the first worker that fits, so it usually
-    examines a handful of workers instead of the fleet; only "nothing fits" walks everything (to say why).
-    `reserve()` moves the one changed worker to its new place (bisect). Within a pass capacity only shrinks,
-    so requirements that found no worker are remembered and answered at once for the next session with the
-    same needs (typically every pending session of one definition when the fleet is full).
+    degraded) are kept per group, their track and pool ((None, None) = general), in lists sorted by the
+    strategy's preference. A decision walks the lists of its candidates from their best end and stops at the
+    first worker that fits, so it usually examines a handful of workers instead of the fleet; only "nothing
+    fits" walks everything (to say why). The candidates of a session: the workers of no track and of its
+    track; for a session whose track has a pool, first the pool's workers, then (when the pool cannot give it
+    room) the workers of no pool, of no track or of its track. `reserve()` moves the one changed worker to its
+    new place (bisect). Within a pass capacity only shrinks, so requirements that found no worker are
+    remembered and answered at once for the next session with the same needs (typically every pending
+    session of one definition when the fleet is full).
     """
 
     def __init__(self, strategy: str = "best_fit", *, require_license: bool = True,
@@ -107,14 +132,23 @@ class Scheduler:
         self._clock = clock
         self._cursor = ""
         self.workers: dict[str, WorkerCandidate] = {}
+        self.pools: dict[str, PoolView] = {}
         self._ready: list[WorkerCandidate] = []
         self._ids: list[str] = []
-        self._static_rejections: dict[str, list[str]] = {}
-        """Reason → the workers (names) refused for their state, in id order."""
-        self._groups: dict[str | None, list[tuple[Any, ...]]] = {}
+        self._left_out: dict[str, str] = {}
+        """Worker id → why it takes nothing in this pass (its state, or a refused reservation), in id order."""
+        self._groups: dict[Group, list[tuple[Any, ...]]] = {}
+        self._track_groups: dict[str | None, list[Group]] = {}
+        """Track → the groups of that track (one per pool, and the one of no pool)."""
+        self._track_candidates: dict[str | None, tuple[list[Group], int]] = {}
+        """Track → the groups a session of that track (without a pool) may use and their workers' count; kept
+        until a group appears or a worker is excluded (a decision costs a lookup)."""
         self._keys: dict[str, tuple[Any, ...]] = {}
         self._failed: dict[Requirements, Decision] = {}
         """Requirements that found no worker in this pass (sessions of one definition share them)."""
+        self._choose: Callable[[Requirements, Sequence[Group], Set[Group] | None], Choice] = (
+            self._round_robin if strategy == "round_robin" else self._random if strategy == "random"
+            else self._best_of_groups)
 
     # ---- the fleet of a pass --------------------------------------------------------------------
 
@@ -130,27 +164,34 @@ class Scheduler:
         worker.base_score = base_score(worker)
         key = self._key(worker)
         self._keys[worker.id] = key
-        bisect.insort(self._groups.setdefault(worker.lab_track, []), key)
+        group = (worker.lab_track, worker.pool_id)
+        members = self._groups.get(group)
+        if members is None:
+            members = self._groups[group] = []
+            self._track_groups.setdefault(worker.lab_track, []).append(group)
+            self._track_candidates.clear()
+        bisect.insort(members, key)
 
     def _unindex(self, worker: WorkerCandidate) -> None:
         key = self._keys.pop(worker.id, None)
         if key is not None:
-            group = self._groups[worker.lab_track]
-            del group[bisect.bisect_left(group, key)]
+            members = self._groups[(worker.lab_track, worker.pool_id)]
+            del members[bisect.bisect_left(members, key)]
 
-    def refresh(self, workers: Iterable[WorkerCandidate]) -> None:
-        """Start a pass over a freshly read fleet (the round-robin cursor is kept)."""
+    def refresh(self, workers: Iterable[WorkerCandidate], pools: Iterable[PoolView] = ()) -> None:
+        """Start a pass over a freshly read fleet and its pools (the round-robin cursor is kept)."""
         ordered = sorted(workers, key=lambda w: w.id)
         self.workers = {w.id: w for w in ordered}
-        self._ready, self._static_rejections = [], {}
-        self._groups, self._keys, self._failed = {}, {}, {}
+        self.pools = {p.id: p for p in pools}
+        self._ready, self._left_out = [], {}
+        self._groups, self._track_groups, self._track_candidates, self._keys, self._failed = {}, {}, {}, {}, {}
         for worker in ordered:
             why = reject_state(worker)
             if why is None:
                 self._ready.append(worker)
                 self._index(worker)
             else:
-                self._static_rejections.setdefault(why, []).append(worker.label)
+                self._left_out[worker.id] = why
         self._ids = [w.id for w in self._ready]
 
     def exclude(self, worker_id: str) -> None:
@@ -161,7 +202,8 @@ class Scheduler:
             position = bisect.bisect_left(self._ids, worker.id)
             del self._ids[position]
             self._ready.remove(worker)
-            self._static_rejections.setdefault("refused reservation", []).append(worker.label)
+            self._left_out[worker.id] = "refused reservation"
+            self._track_candidates.clear()
 
     def reserve(self, worker_id: str, req: Requirements) -> None:
         """Count a placement on `worker_id` (so one pass does not over-commit it)."""
@@ -181,53 +223,91 @@ class Scheduler:
         return (reject_license(worker, req, require_license=self.require_license) is None
                 and reject_capacity(worker, req) is None and reject_ports(worker, req) is None)
 
-    def _eligible(self, worker: WorkerCandidate, req: Requirements) -> bool:
-        return reject_track(worker, req) is None and self._fits(worker, req)
-
     def decide(self, req: Requirements) -> Decision:
         started = self._clock()
         failed = self._failed.get(req)
         if failed is not None:  # within a pass capacity only shrinks: what did not fit still does not
             return replace(failed, latency_ms=(self._clock() - started) * 1000)
-        if self.strategy == "round_robin":
-            chosen, examined = self._round_robin(req)
-            fits = [chosen] if chosen else []
-        elif self.strategy == "random":
-            chosen, examined = self._random(req)
-            fits = [chosen] if chosen else []
-        else:
-            fits, examined = self._best_of_groups(req)
-            chosen = self._better(fits, req)
+        pool = self.pools.get(req.pool_id) if req.pool_id is not None else None
+        if pool is not None:
+            decision = self._decide_pool_first(req, pool, started)
+            if not decision.success:
+                self._failed[req] = decision
+            return decision
+        # The session's track has no pool: the workers of no track and of its track (inline: the hot path).
+        groups, count = self._track_candidates.get(req.lab_track) or self._candidates_of(req.lab_track)
+        chosen, fits, examined = self._choose(req, groups, None)
         if chosen is None:
-            reason = self._why_nothing_fits(req)  # walks every worker that passed the static filters
-            decision = Decision(False, None, reason, self.strategy, self._pool_size(req),
-                                (self._clock() - started) * 1000)
+            decision = Decision(False, None, self._why_nothing_fits(req, None), self.strategy, count,
+                                self._since(started))
             self._failed[req] = decision
             return decision
         scores = {w.id: round(score(w, req), 4) for w in fits}
-        pool = self._pool_size(req)
-        return Decision(True, chosen.id, f"{self.strategy}: chose {chosen.id} among {pool} candidates "
-                        f"({examined} examined)", self.strategy, pool, (self._clock() - started) * 1000, scores)
+        return Decision(True, chosen.id, f"{self.strategy}: chose {chosen.id} among {count} candidates "
+                        f"({examined} examined)", self.strategy, count, (self._clock() - started) * 1000, scores)
 
-    def _pool_size(self, req: Requirements) -> int:
-        """Candidates of a session: the workers in a placeable state of its track and of no track."""
-        size = len(self._groups.get(None, ()))
-        return size + (len(self._groups.get(req.lab_track, ())) if req.lab_track is not None else 0)
+    def _candidates_of(self, track: str | None) -> tuple[list[Group], int]:
+        groups = self._track_groups.get(None, [])
+        if track is not None:
+            groups = groups + self._track_groups.get(track, [])
+        candidates = self._track_candidates[track] = (groups, self._count(groups))
+        return candidates
 
-    def _best_of_groups(self, req: Requirements) -> tuple[list[WorkerCandidate], int]:
-        """The first fitting worker of the general list and of the session's track list."""
-        groups = [self._groups.get(None, [])]
-        if req.lab_track is not None:
-            groups.append(self._groups.get(req.lab_track, []))
+    def _decide_pool_first(self, req: Requirements, pool: PoolView, started: float) -> Decision:
+        """The pool's workers first; if none fits, wait for the pool when it can still give room (`pool_room`),
+        else the workers of no pool (of no track, or of the session's track)."""
+        own: Group = (req.lab_track, pool.id)
+        chosen, fits, examined = self._choose(req, [own], {own})
+        count = self._count([own])
+        if chosen is not None:
+            return self._placed(req, chosen, fits, f"among {count} candidates of pool {pool.name} "
+                                f"({examined} examined)", count, started)
+        why_not = pool_room(pool)
+        if why_not is None:
+            return Decision(False, None, clip(waiting_reason(pool, self._pool_refusals(req, own))), self.strategy,
+                            count, self._since(started), waiting_for_pool=pool.id)
+        others = [GENERAL] if req.lab_track is None else [GENERAL, (req.lab_track, None)]
+        chosen, fits, more = self._choose(req, others, set(others))
+        count += self._count(others)
+        if chosen is None:
+            reason = f"{why_not}, and {self._why_nothing_fits(req, {own, *others})}"
+            return Decision(False, None, clip(reason), self.strategy, count, self._since(started))
+        return self._placed(req, chosen, fits, f"among {count} candidates ({examined + more} examined); "
+                            f"{why_not} and none of its workers fits", count, started)
+
+    def _placed(self, req: Requirements, chosen: WorkerCandidate, fits: list[WorkerCandidate], among: str,
+                count: int, started: float) -> Decision:
+        scores = {w.id: round(score(w, req), 4) for w in fits}
+        return Decision(True, chosen.id, f"{self.strategy}: chose {chosen.id} {among}", self.strategy, count,
+                        self._since(started), scores)
+
+    def _since(self, started: float) -> float:
+        return (self._clock() - started) * 1000
+
+    def _count(self, groups: Sequence[Group]) -> int:
+        """Candidates of a decision: the workers in a placeable state of its groups."""
+        count, indexed = 0, self._groups
+        for group in groups:
+            members = indexed.get(group)
+            if members:
+                count += len(members)
+        return count
+
+    # The strategies, each `_choose` of one: the choice among the workers of `groups` that fit. `members` is
+    # `groups` as a set, or None for a session without a pool: the workers its track admits, which are those
+    # of `groups`, are then recognised by the track filter (cheaper than a set lookup).
+
+    def _best_of_groups(self, req: Requirements, groups: Sequence[Group], members: Set[Group] | None) -> Choice:
+        """The first fitting worker of each group's list, and the better of them."""
         fits, examined, workers = [], 0, self.workers
         for group in groups:
-            for key in group:
+            for key in self._groups.get(group, ()):
                 examined += 1
                 worker = workers[key[-1]]
                 if self._fits(worker, req):
                     fits.append(worker)
                     break
-        return fits, examined
+        return self._better(fits, req), fits, examined
 
     def _better(self, fits: list[WorkerCandidate], req: Requirements) -> WorkerCandidate | None:
         if not fits:
@@ -236,34 +316,67 @@ class Scheduler:
             return min(fits, key=lambda w: (-score(w, req), w.id))
         return min(fits, key=lambda w: self._keys[w.id])
 
-    def _round_robin(self, req: Requirements) -> tuple[WorkerCandidate | None, int]:
-        """The first eligible worker after the cursor, in id order (wrapping around)."""
+    def _round_robin(self, req: Requirements, groups: Sequence[Group], members: Set[Group] | None) -> Choice:
+        """The first fitting worker of the groups after the cursor, in id order (wrapping around)."""
         ids, count = self._ids, len(self._ids)
         start = bisect.bisect_right(ids, self._cursor)
         for offset in range(count):
             worker = self.workers[ids[(start + offset) % count]]
-            if self._eligible(worker, req):
+            admitted = (reject_track(worker, req) is None if members is None  # `_admits`, inline: the hot loop
+                        else (worker.lab_track, worker.pool_id) in members)
+            if admitted and self._fits(worker, req):
                 self._cursor = worker.id
-                return worker, offset + 1
-        return None, count
+                return worker, [worker], offset + 1
+        return None, [], count
 
-    def _random(self, req: Requirements) -> tuple[WorkerCandidate | None, int]:
-        """Uniform over the eligible workers: rejection sampling, then an exhaustive draw if that is unlucky."""
+    def _random(self, req: Requirements, groups: Sequence[Group], members: Set[Group] | None) -> Choice:
+        """Uniform over the fitting workers of the groups: rejection sampling, then an exhaustive draw if that
+        is unlucky."""
         ready = self._ready
         if not ready:
-            return None, 0
+            return None, [], 0
         for attempt in range(1, RANDOM_PROBES + 1):
             worker = ready[self._rng.randrange(len(ready))]
-            if self._eligible(worker, req):
-                return worker, attempt
-        eligible = [w for w in ready if self._eligible(w, req)]
-        return (self._rng.choice(eligible) if eligible else None), RANDOM_PROBES + len(ready)
+            admitted = (reject_track(worker, req) is None if members is None  # `_admits`, inline: the hot loop
+                        else (worker.lab_track, worker.pool_id) in members)
+            if admitted and self._fits(worker, req):
+                return worker, [worker], attempt
+        found = [w for w in ready if self._admits(w, req, members) and self._fits(w, req)]
+        chosen = self._rng.choice(found) if found else None
+        return chosen, [chosen] if chosen else [], RANDOM_PROBES + len(ready)
 
-    def _why_nothing_fits(self, req: Requirements) -> str:
-        refused = {why: list(names) for why, names in self._static_rejections.items()}
+    @staticmethod
+    def _admits(worker: WorkerCandidate, req: Requirements, groups: Set[Group] | None) -> bool:
+        """Whether `worker` is of `groups` (None: of no track or of the session's track, any pool)."""
+        if groups is None:
+            return reject_track(worker, req) is None
+        return (worker.lab_track, worker.pool_id) in groups
+
+    def _why_nothing_fits(self, req: Requirements, groups: Set[Group] | None) -> str:
+        """Every worker of the fleet and the first reason it is not a candidate among `groups` (None: of the
+        session's track) that fits."""
+        refused: dict[str, list[str]] = {}
+        for worker_id, left_out in self._left_out.items():
+            refused.setdefault(left_out, []).append(self.workers[worker_id].label)
         for worker in self._ready:
-            why = (reject_license(worker, req, require_license=self.require_license) or reject_track(worker, req)
+            why = (reject_license(worker, req, require_license=self.require_license)
+                   or (None if self._admits(worker, req, groups) else reject_track(worker, req) or "other pool")
                    or reject_capacity(worker, req) or reject_ports(worker, req))
             if why is not None:
                 refused.setdefault(why, []).append(worker.label)
         return no_candidate_reason(refused, len(self.workers))
+
+    def _pool_refusals(self, req: Requirements, group: Group) -> str | None:
+        """Why none of a pool's workers (those of `group`) takes the session; None when it has none."""
+        refused: dict[str, list[str]] = {}
+        for worker_id, left_out in self._left_out.items():
+            worker = self.workers[worker_id]
+            if (worker.lab_track, worker.pool_id) == group:
+                refused.setdefault(left_out, []).append(worker.label)
+        for worker_id in sorted(key[-1] for key in self._groups.get(group, ())):
+            worker = self.workers[worker_id]
+            why = (reject_license(worker, req, require_license=self.require_license)
+                   or reject_capacity(worker, req) or reject_ports(worker, req))
+            if why is not None:
+                refused.setdefault(why, []).append(worker.label)
+        return refusal_summary(refused) if refused else None

@@ -1,8 +1,9 @@
 """The control plane's internal API as the lablet-controller uses it (docs/lablets.md): sessions, definitions,
-workers. Every state change of a session goes through here; mutations carry the leader epoch (the client)."""
+workers, pools. Every state change of a session goes through here; mutations carry the leader epoch (the client)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from lcm_core.control_plane_client import ControlPlaneClient
@@ -16,7 +17,11 @@ from lcm_core.domain.lablets import (
     SessionWorkView,
     TransitionRequest,
 )
+from lcm_core.domain.pools import PoolView
 from lcm_core.domain.workers import WorkerSummary
+from lcm_core.errors import NotFoundError
+
+logger = logging.getLogger(__name__)
 
 SESSIONS = "/api/internal/lablet-sessions"
 
@@ -26,6 +31,7 @@ class LabletGateway:
         self._client = client
         self._page_size = page_size
         self._definitions: dict[tuple[str, int], DefinitionWorkView] = {}
+        self._pools_unserved_logged = False
 
     # ---- reads ----------------------------------------------------------------------------------
 
@@ -64,6 +70,18 @@ class LabletGateway:
     async def worker(self, worker_id: str) -> WorkerSummary:
         """One worker (its detail, read as a row: what the lablet-controller needs of it)."""
         return WorkerSummary.model_validate(await self._client.get(f"/api/internal/workers/{worker_id}"))
+
+    async def pools(self) -> list[PoolView]:
+        """Every pool that is not terminated (one per lab track). A control plane older than pools answers 404
+        (a rolling upgrade that reached the controllers first): no pools, so sessions are placed as before."""
+        try:
+            body = await self._client.get("/api/internal/pools")
+        except NotFoundError:
+            if not self._pools_unserved_logged:
+                logger.warning("the control plane does not serve /api/internal/pools: scheduling without pools")
+                self._pools_unserved_logged = True
+            return []
+        return [PoolView.model_validate(item) for item in body["items"]]
 
     # ---- session commands -----------------------------------------------------------------------
 

@@ -123,6 +123,8 @@ def _storable_key(value: str) -> str:
 PortName = Annotated[Label, Field(min_length=1, max_length=160), AfterValidator(_storable_key)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Identifier = Annotated[Label, Field(min_length=1, max_length=128), AfterValidator(_storable_key)]
+TrackName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+"""A lab track's name (a definition's, a worker's, a pool's)."""
 PortMap = Annotated[dict[PortName, Port], Field(max_length=500)]
 
 

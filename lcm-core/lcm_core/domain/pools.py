@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lcm_core.domain.cml_snapshot import StrictModel
 from lcm_core.domain.enums import DesiredStatus, ServiceStatus, WorkerStatus
+from lcm_core.domain.lablets import TrackName
 from lcm_core.domain.types import AwsRegion, Count, Instant, Integer, Label, Number, Text
 from lcm_core.domain.workers import Resources, WorkerSummary
 
@@ -37,7 +38,6 @@ MAX_POOL_WORKERS = 1000
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 PoolName = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
-TrackName = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 
 
 class PoolPhase(StrEnum):

@@ -26,6 +26,7 @@ from lcm_core.domain.lablets import (
     SessionWorkView,
     can_transition,
 )
+from lcm_core.domain.pools import PoolView
 from lcm_core.domain.workers import WorkerSummary
 from lcm_core.errors import ConflictError, NotFoundError
 from lcm_core.leader.fence import AlwaysLeading
@@ -43,6 +44,7 @@ class FakeControlPlane:
     sessions: dict[str, SessionWorkView] = field(default_factory=dict)
     definitions: dict[tuple[str, int], DefinitionWorkView] = field(default_factory=dict)
     workers_: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pools_: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: list[tuple[str, str, str | None]] = field(default_factory=list)
     observations: list[ResourceObservation] = field(default_factory=list)
     decisions: list[SchedulingDecision] = field(default_factory=list)
@@ -91,6 +93,9 @@ class FakeControlPlane:
 
     async def workers(self) -> list[WorkerSummary]:
         return [WorkerSummary.model_validate(w) for w in self.workers_.values()]
+
+    async def pools(self) -> list[PoolView]:
+        return [PoolView.model_validate(p) for p in self.pools_.values()]
 
     async def worker(self, worker_id: str) -> WorkerSummary:
         if worker_id not in self.workers_:

@@ -1,5 +1,6 @@
-"""The scheduling pass over the in-memory control plane: one worker read per pass, no over-commit within a
-pass, a refused reservation moves on to the next candidate, "no candidate" recorded once per reason."""
+"""The scheduling pass over the in-memory control plane: one worker (and pool) read per pass, no over-commit
+within a pass, a refused reservation moves on to the next candidate, "no candidate" recorded once per reason,
+a track's pool first and a session waiting for it recorded with the pool."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from lablet_controller.application.scheduling import SchedulingPass
 from lablet_controller.domain.scheduling import Scheduler
 from lcm_core.domain.lablets import LabletSessionStatus as S
+from lcm_core.domain.pools import PoolView
 from lcm_core.domain.workers import WorkerSummary
 from tests.lablet_controller.application.conftest import FakeControlPlane, GatewayAdapter
 
@@ -17,10 +19,15 @@ class CountingGateway(GatewayAdapter):
     def __init__(self, fake: FakeControlPlane) -> None:
         super().__init__(fake)
         self.worker_reads = 0
+        self.pool_reads = 0
 
     async def workers(self) -> list[WorkerSummary]:
         self.worker_reads += 1
         return await self._fake.workers()
+
+    async def pools(self) -> list[PoolView]:
+        self.pool_reads += 1
+        return await self._fake.pools()
 
 
 def worker(wid: str, cpu: float, **kw: Any) -> dict[str, Any]:
@@ -134,3 +141,59 @@ async def test_a_session_on_an_unhealthy_fleet_shows_why_it_waits() -> None:
     assert session.status is S.PENDING
     assert session.pending_reason == ("no eligible worker among 2: worker cml-b: draining; "
                                       "worker cml-a: health unreachable")
+
+
+def ccna_pool(**kw: Any) -> dict[str, Any]:
+    return {"id": "p1", "name": "ccna-pool", "lab_track": "ccna", "template_name": "m5zn", "phase": "ready",
+            "desired_workers": 1, "scaling": {"policy": "capacity_based", "min_workers": 1, "max_workers": 3},
+            "capacity": {"workers": 1, "ready": 1}, **kw}
+
+
+def pooled(*workers: dict[str, Any], sessions: int, **pool: Any) -> tuple[FakeControlPlane, CountingGateway]:
+    """Sessions of track ccna, whose pool p1 has the workers given with `pool_id="p1"`."""
+    cp, gateway = setup(*workers, sessions=0)
+    for n in range(sessions):
+        cp.add_session(f"s{n}", lab_track="ccna")
+    cp.pools_["p1"] = ccna_pool(**pool)
+    return cp, gateway
+
+
+async def test_a_session_waits_for_its_pool_and_the_wait_is_recorded_with_the_pool() -> None:
+    # The pool's only worker is full; the idle general worker is not used: the pool can still grow.
+    cp, gateway = pooled(worker("general", 48), worker("member", 2, lab_track="ccna", pool_id="p1"), sessions=2)
+    pass_ = SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100)  # type: ignore[arg-type]
+    outcome = await pass_.run_once()
+    assert (gateway.worker_reads, gateway.pool_reads) == (1, 1)
+    assert (outcome.scheduled, outcome.waiting_for_capacity, outcome.no_candidate) == (0, 2, 0)
+    assert all(cp.sessions[f"s{n}"].status is S.PENDING for n in range(2))
+    assert [(d.success, d.waiting_for_pool) for d in cp.decisions] == [(False, "p1"), (False, "p1")]
+    assert cp.sessions["s0"].pending_reason == (
+        "waiting for capacity: pool ccna-pool (1 of max 3 workers) was asked to scale up; none of its workers "
+        "fits: worker cml-member: insufficient cpu")
+    assert pass_.last.stats()["waiting_for_capacity"] == 2
+    await pass_.run_once()
+    assert len(cp.decisions) == 2  # the same reason: not written again
+
+
+async def test_the_pools_worker_is_chosen_over_a_better_general_one() -> None:
+    cp, gateway = pooled(worker("general", 48), worker("member", 12, lab_track="ccna", pool_id="p1",
+                                                        labs_count=3), sessions=1)
+    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()  # type: ignore[arg-type]
+    assert outcome.scheduled == 1
+    assert cp.sessions["s0"].worker_id == "member"
+    assert cp.decisions[0].waiting_for_pool is None
+
+
+async def test_a_full_pool_at_its_maximum_leaves_the_session_to_the_general_workers() -> None:
+    cp, gateway = pooled(worker("general", 48), worker("member", 2, lab_track="ccna", pool_id="p1"), sessions=1,
+                         desired_workers=3, capacity={"workers": 3, "ready": 3})
+    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()  # type: ignore[arg-type]
+    assert (outcome.scheduled, outcome.waiting_for_capacity) == (1, 0)
+    assert cp.sessions["s0"].worker_id == "general"
+    assert "pool ccna-pool is at its maximum of 3 workers" in cp.decisions[0].reason
+
+
+async def test_no_pending_session_reads_neither_workers_nor_pools() -> None:
+    _, gateway = pooled(worker("general", 48), sessions=0)
+    await SchedulingPass(gateway, Scheduler(), port_capacity=100).run_once()  # type: ignore[arg-type]
+    assert (gateway.worker_reads, gateway.pool_reads) == (0, 0)

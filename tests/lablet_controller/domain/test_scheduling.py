@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Set
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from lablet_controller.domain.placement import (
     rejection,
     score,
 )
-from lablet_controller.domain.scheduling import Scheduler, no_candidate_reason
+from lablet_controller.domain.scheduling import Group, Scheduler, no_candidate_reason
 from lcm_core.domain.workers import WorkerSummary
 
 REQ = Requirements(cpu_cores=4, memory_gb=8, storage_gb=20, nodes=3, ports=2)
@@ -305,20 +306,21 @@ def test_no_workers_at_all() -> None:
 
 def test_candidate_from_the_worker_row() -> None:
     item = {"id": "w1", "name": "cml-1", "status": "running", "service_status": "available",
-            "health_status": "degraded", "license_status": "registered", "lab_track": "ccna", "labs_count": 3,
-            "sessions": 1,
+            "health_status": "degraded", "license_status": "registered", "lab_track": "ccna", "pool_id": "p1",
+            "labs_count": 3, "sessions": 1,
             "capacity": {"declared": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500, "max_nodes": 200},
                          "allocated": {"cpu_cores": 4, "memory_gb": 8, "storage_gb": 0, "max_nodes": 3},
                          "ports_used": 2}}
     candidate = candidate_from(WorkerSummary.model_validate(item), default_port_capacity=1000)
     assert (candidate.labs_count, candidate.used_cpu, candidate.used_nodes, candidate.used_ports) == (3, 4, 3, 2)
     assert candidate.port_capacity == 1000
-    assert (candidate.lab_track, candidate.licensed) == ("ccna", True)
+    assert (candidate.lab_track, candidate.pool_id, candidate.licensed) == ("ccna", "p1", True)
     assert (candidate.health_status, candidate.label) == ("degraded", "cml-1")
     assert candidate_from(WorkerSummary.model_validate(item | {"labs_count": None}),
                           default_port_capacity=1).labs_count == 1  # not yet measured: its sessions
     empty = candidate_from(WorkerSummary(id="w2"), default_port_capacity=10)
     assert (empty.status, empty.health_status, empty.cpu_cores, empty.labs_count) == ("unknown", "unknown", 0, 0)
+    assert empty.pool_id is None
     assert empty.label == "w2"
     assert reject_state(empty) == "not running"
 
@@ -327,10 +329,10 @@ def test_a_failed_requirement_is_answered_from_memory_until_the_next_pass() -> N
     calls = 0
 
     class Counting(Scheduler):
-        def _why_nothing_fits(self, req: Requirements) -> str:
+        def _why_nothing_fits(self, req: Requirements, groups: Set[Group]) -> str:
             nonlocal calls
             calls += 1
-            return super()._why_nothing_fits(req)
+            return super()._why_nothing_fits(req, groups)
 
     scheduler = Counting("best_fit")
     scheduler.refresh([worker("a", cpu_cores=2, memory_gb=4)])

@@ -68,3 +68,23 @@ async def test_definitions_are_cached_per_version() -> None:
             await gateway.definition("d1", 2)
     assert route.call_count == 1
     assert route.calls[0].request.url.params["version"] == "2"
+
+
+async def test_pools_are_read_as_views() -> None:
+    pool = {"id": "p1", "name": "ccna-pool", "lab_track": "ccna", "template_name": "m5zn", "phase": "ready",
+            "desired_workers": 2, "scaling": {"policy": "capacity_based", "min_workers": 1, "max_workers": 3},
+            "capacity": {"workers": 2, "ready": 1}, "a_field_added_later": True}
+    with respx.mock(base_url="http://cpa") as mock:
+        route = mock.get("/api/internal/pools").respond(200, json={"items": [pool]})
+        async with ControlPlaneClient("http://cpa", "key") as client:
+            found = await LabletGateway(client).pools()
+    assert route.call_count == 1
+    assert [(p.id, p.lab_track, p.scaling.max_workers, p.capacity.workers, p.capacity.ready) for p in found] == [
+        ("p1", "ccna", 3, 2, 1)]
+
+
+async def test_a_control_plane_without_pools_means_no_pools() -> None:
+    with respx.mock(base_url="http://cpa") as mock:
+        mock.get("/api/internal/pools").respond(404, json={"detail": "Not Found"})
+        async with ControlPlaneClient("http://cpa", "key") as client:
+            assert await LabletGateway(client).pools() == []

@@ -1,0 +1,76 @@
+"""What the scheduler judges about the pool of a lab track (docs/lablet-controller.md, 'Scheduling'). No I/O.
+
+A session whose track has a pool is placed on the pool's workers first. When none of them fits, `pool_room`
+says whether the pool can still give it room: then the session waits for the pool (the control plane keeps the
+decision on the session and wakes the pool's autoscaler, which counts waiting sessions as demand), and
+`waiting_reason` says so; otherwise `pool_room` says why not and the general workers take the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from lcm_core.domain.pools import PoolPhase, PoolView, ScalingPolicy
+
+#: Phases of a pool that takes no more demand, as a reason says them.
+CLOSED_PHASES = {PoolPhase.DRAINING: "is draining", PoolPhase.TERMINATING: "is being deleted",
+                 PoolPhase.TERMINATED: "is terminated", PoolPhase.FAILED: "has failed"}
+
+
+def pools_by_track(pools: Iterable[PoolView]) -> dict[str, PoolView]:
+    """The pool of each lab track. There is one per track; should the control plane list two for one track
+    (one being deleted while its successor is created), the one not being deleted wins, then the lowest id."""
+    chosen: dict[str, PoolView] = {}
+    for pool in sorted(pools, key=lambda p: (_leaving(p), p.id)):
+        chosen.setdefault(pool.lab_track, pool)
+    return chosen
+
+
+def _leaving(pool: PoolView) -> bool:
+    return pool.deleting or pool.phase in (PoolPhase.TERMINATING, PoolPhase.TERMINATED)
+
+
+def members_on_the_way(pool: PoolView) -> int:
+    """Members counted toward the pool's size that do not serve yet (launching, starting, licensing)."""
+    return max(0, pool.capacity.workers - pool.capacity.ready)
+
+
+def grows_for_demand(pool: PoolView) -> bool:
+    """Whether the pool's autoscaler may add a worker: it scales automatically (any policy but `none`) and
+    the pool is held below its maximum."""
+    return pool.scaling.policy is not ScalingPolicy.NONE and pool.desired_workers < pool.scaling.max_workers
+
+
+def pool_room(pool: PoolView) -> str | None:
+    """Whether `pool` can still give room to a session none of its workers fits now: None if it can (the
+    session waits for it), else why not (the session goes to the general workers).
+
+    It can when it is open (not draining, not being deleted, not terminated, not failed) and either some of
+    its members are still on their way (counted toward its size but not serving yet: their capacity is
+    coming) or its autoscaler may add a worker (policy other than `none`, `desired_workers < max_workers`).
+    A pool on its way out is not waited for even with members on their way: they will not take sessions."""
+    name = f"pool {pool.name}"
+    if pool.deleting:
+        return f"{name} is being deleted"
+    if pool.draining:
+        return f"{name} is draining"
+    closed = CLOSED_PHASES.get(pool.phase)
+    if closed is not None:
+        return f"{name} {closed}"
+    if members_on_the_way(pool) > 0 or grows_for_demand(pool):
+        return None
+    if pool.scaling.policy is ScalingPolicy.NONE:
+        return f"{name} is sized by hand (scaling policy none) and has no worker on its way"
+    return f"{name} is at its maximum of {pool.scaling.max_workers} workers"
+
+
+def waiting_reason(pool: PoolView, refusals: str | None) -> str:
+    """Why a session waits for `pool`: its size, what is coming, and why none of its workers fits now
+    (`refusals`: the per-worker reasons; None when it has no worker at all)."""
+    size = f"{pool.capacity.workers} of max {pool.scaling.max_workers} workers"
+    on_the_way = members_on_the_way(pool)
+    if on_the_way:
+        size += f", {on_the_way} on the way"
+    asked = " was asked to scale up" if grows_for_demand(pool) else ""
+    fits = f"none of its workers fits: {refusals}" if refusals else "it has no worker yet"
+    return f"waiting for capacity: pool {pool.name} ({size}){asked}; {fits}"
