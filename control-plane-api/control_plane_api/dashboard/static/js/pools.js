@@ -13,6 +13,7 @@ export const POLICIES = [
 ];
 const WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 const NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.\\-]*";
+const TRACK_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.:\\-]*"; // a track may hold ':' (lcm_core.domain.lablets.TrackName)
 
 // ScalingConfig's defaults: what a new pool's form starts with.
 const DEFAULTS = {
@@ -140,7 +141,7 @@ export function poolForm({ prefix, pool, templates, submitLabel, onSubmit }) {
     h("div", { class: "grid" },
       input(prefix, "name", "Name", pool?.name, { required: true, maxlength: 64, pattern: NAME_PATTERN }),
       input(prefix, "lab_track", "Lab track", pool?.lab_track, { required: true, maxlength: 64,
-        pattern: NAME_PATTERN, placeholder: "e.g. ccna" }),
+        pattern: TRACK_PATTERN, placeholder: "e.g. ccna" }),
       h("label", { for: `${prefix}-template_name` }, "Template", templateSelect)),
     h("div", { class: "grid" },
       h("label", { for: `${prefix}-regions` }, "Regions (comma-separated)", regions,

@@ -99,10 +99,12 @@ export function mountPools(main, params) {
       ? `, ${sorted.length - live} terminated` : ""}`;
   }
 
-  // An event or a read never takes a row back to an older version of its pool.
+  // An event or a read never takes a row back to an older version of its pool. A pool terminated while shown
+  // stays, marked; one not shown joins only if it is live or terminated pools are asked for (a late event).
   const put = (pool) => {
     const shown = pools.get(pool.id);
     if (shown && (shown.version ?? 0) > (pool.version ?? 0)) return false;
+    if (!shown && pool.phase === "terminated" && !terminated.checked) return false;
     pools.set(pool.id, pool);
     fillRow(pool);
     return true;
