@@ -18,7 +18,7 @@ import pytest
 from lcm_core.testing.processes import free_port
 from tests.e2e.stack import (
     CHROMIUM_ARGS,
-    EXPECTED_WORKERS,
+    DEMO_WORKERS,
     STREAM_LIFETIME_SECONDS,
     LocalStack,
     chromium_binary,
@@ -48,7 +48,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
                     raise AssertionError(f"the local stack did not start:\n{log_path.read_text()[-5000:]}")
                 time.sleep(0.2)
             stack = LocalStack(env=read_env(env_file), root=root)
-            stack.wait_for_workers(lambda ws: len(ws) == EXPECTED_WORKERS, "discovery of the seeded instances")
+            stack.wait_for_workers(lambda ws: len(stack.demo_workers(ws)) == DEMO_WORKERS,
+                                   "discovery of the seeded instances")
             yield stack
         finally:
             if proc.poll() is None:

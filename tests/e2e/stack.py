@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import httpx
+
+from lcm_core.testing.devstack.aws_seed import DEMO_TAG
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / ".lcm" / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 STREAM_LIFETIME_SECONDS = 8
-EXPECTED_WORKERS = 5  # the local AWS is seeded with 4 running and 1 stopped CML instance
+# The demo fleet: the local AWS is seeded with 4 running and 1 stopped CML instance, which discovery imports.
+# The seeded pool (demo-pool) launches workers of its own besides them: see `LocalStack.demo_workers`.
+DEMO_WORKERS = 5
+T = TypeVar("T")
 
 
 def chromium_binary() -> str | None:
@@ -28,6 +34,7 @@ class LocalStack:
     env: dict[str, str]
     root: Path
     console_errors: list[str] = field(default_factory=list)
+    _demo_instances: set[str] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -60,6 +67,23 @@ class LocalStack:
         headers = {"Authorization": f"Bearer {self.env['LCM_ADMIN_TOKEN']}"}
         return httpx.get(f"{self.url}/api/workers/{worker_id}", headers=headers, timeout=10).json()
 
+    def demo_instance_ids(self) -> set[str]:
+        """The instances the local AWS was seeded with (`aws_seed.DEMO_TAG`), read once from the local AWS."""
+        if self._demo_instances is None:
+            found = set()
+            for region in self.env["WORKER_DISCOVERY_REGIONS"].split(","):
+                pages = self.ec2(region).get_paginator("describe_instances").paginate(
+                    Filters=[{"Name": f"tag:{DEMO_TAG[0]}", "Values": [DEMO_TAG[1]]}])
+                found |= {i["InstanceId"] for p in pages for r in p["Reservations"] for i in r["Instances"]}
+            assert len(found) == DEMO_WORKERS, found
+            self._demo_instances = found
+        return self._demo_instances
+
+    def demo_workers(self, workers: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """The workers of the demo fleet (discovered from the seeded instances), not those a pool launched."""
+        seeded = self.demo_instance_ids()
+        return [w for w in (self.workers() if workers is None else workers) if w["aws_instance_id"] in seeded]
+
     def wait_for_workers(self, predicate, what: str, timeout: float = 60) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
@@ -69,6 +93,18 @@ class LocalStack:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}: {[(w['name'], w['status']) for w in workers]}")
             time.sleep(0.5)
+
+
+def eventually(check: Callable[[], T], what: str, timeout: float = 30) -> T:
+    """`check()` once it is truthy (for values the page and the API both move, e.g. counts of the fleet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.3)
 
 
 def read_env(path: Path) -> dict[str, str]:

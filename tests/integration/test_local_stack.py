@@ -14,6 +14,7 @@ import boto3
 import httpx
 import pytest
 
+from lcm_core.testing.devstack.aws_seed import DEMO_TAG
 from lcm_core.testing.processes import free_port, port_is_open
 
 
@@ -74,7 +75,9 @@ def test_local_stack_starts_serves_and_stops_without_leftovers(stack) -> None:
     assert httpx.get(f"{api}/api/health").json() == {"status": "ok"}
     assert httpx.get(f"{api}/api/ready").json()["status"] == "ready"
 
-    # The local AWS holds CML instances in both regions; the non-CML instance is not matched.
+    # The local AWS holds the seeded CML instances in both regions (the demo fleet, tagged by the seed); the
+    # non-CML instance is not matched. Any other instance of the CML AMI is one LCM launched for the seeded
+    # pool, tagged with its worker's id.
     instances = {}
     for region in env["WORKER_DISCOVERY_REGIONS"].split(","):
         ec2 = boto3.client("ec2", region_name=region, endpoint_url=env["AWS_ENDPOINT_URL"],
@@ -86,11 +89,14 @@ def test_local_stack_starts_serves_and_stops_without_leftovers(stack) -> None:
         reservations = ec2.describe_instances(Filters=[
             {"Name": "image-id", "Values": [images[0]["ImageId"]]}])["Reservations"]
         instances[region] = [i for r in reservations for i in r["Instances"]]
-    states = sorted(i["State"]["Name"] for found in instances.values() for i in found)
-    assert states == ["running"] * 4 + ["stopped"]
+    found = [i for region in instances.values() for i in region]
+    tags = [{t["Key"]: t["Value"] for t in i.get("Tags", [])} for i in found]
+    demo = [i for i, tagged in zip(found, tags, strict=True) if tagged.get(DEMO_TAG[0]) == DEMO_TAG[1]]
+    assert sorted(i["State"]["Name"] for i in demo) == ["running"] * 4 + ["stopped"]
+    assert all("lcm:worker-id" in tagged for tagged in tags if tagged.get(DEMO_TAG[0]) != DEMO_TAG[1])
 
     # Every instance id answers as a CML host at the simulator.
-    some_id = instances["us-east-1"][0]["InstanceId"]
+    some_id = demo[0]["InstanceId"]
     info = httpx.get(f"{env['CML_SIMULATOR_URL']}/hosts/{some_id}/api/v0/system_information").json()
     assert info["version"].startswith("2.9")
 

@@ -12,6 +12,9 @@ import boto3
 
 CML_AMI_NAME = "CML-2.9.0-20260110"
 OTHER_AMI_NAME = "ubuntu-22.04-jammy-20260101"
+#: The tag of the seeded CML instances (the demo fleet discovery imports). Instances LCM launches itself, for a
+#: pool, carry `lcm:worker-id` instead.
+DEMO_TAG = ("lcm:managed", "true")
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def seed(endpoint_url: str, access_key: str, secret_key: str, plans: list[Region
                 ImageId=cml_ami, MinCount=1, MaxCount=1, InstanceType="m5zn.metal",
                 TagSpecifications=[{
                     "ResourceType": "instance",
-                    "Tags": [{"Key": "Name", "Value": name}, {"Key": "lcm:managed", "Value": "true"}],
+                    "Tags": [{"Key": "Name", "Value": name}, {"Key": DEMO_TAG[0], "Value": DEMO_TAG[1]}],
                 }],
             )["Instances"][0]
             ids.append(str(instance["InstanceId"]))

@@ -8,6 +8,8 @@ import { fleet, session, subscribe } from "./store.js";
 import { mountDefinitionDetail } from "./views/definition-detail.js";
 import { mountDefinitions } from "./views/definitions.js";
 import { mountOverview } from "./views/overview.js";
+import { mountPoolDetail } from "./views/pool-detail.js";
+import { mountPools } from "./views/pools.js";
 import { mountSessionDetail } from "./views/session-detail.js";
 import { mountSessions } from "./views/sessions.js";
 import { mountSettings } from "./views/settings.js";
@@ -49,6 +51,8 @@ function render() {
   replace(main);
   if (page === "workers" && id) unmount = mountWorkerDetail(main, id, tab);
   else if (page === "workers") unmount = mountWorkers(main, params);
+  else if (page === "pools" && id) unmount = mountPoolDetail(main, id);
+  else if (page === "pools") unmount = mountPools(main, params);
   else if (page === "definitions" && id) unmount = mountDefinitionDetail(main, id);
   else if (page === "definitions") unmount = mountDefinitions(main, params);
   else if (page === "sessions" && id) unmount = mountSessionDetail(main, id);

@@ -71,6 +71,8 @@ const TONES = {
   // Lablet definitions and sessions (docs/lablets.md).
   draft: "muted", inactive: "muted", deprecated: "warn", archived: "muted", scheduled: "busy",
   instantiating: "busy", collecting: "busy", review: "warn", drift: "bad", booted: "ok",
+  // Worker pools (lcm_core/domain/pools.py) and their decisions.
+  scaling_up: "busy", scaling_down: "busy", scale_up: "busy", scale_down: "busy", "no change": "muted",
 };
 
 // A small coloured label; the text is the value itself, so colour never carries meaning alone.

@@ -10,7 +10,13 @@ const TYPES = [
   "worker.health.alert", "worker.health.recovered", "worker.paused",
   "worker.resumed", "worker.desired_status.changed", "worker.idle_detection.toggled",
   "worker.refresh.requested", "worker.license.requested", "worker.license.updated", "controller.status",
-  "worker.lab_track.changed", "worker.capacity.updated", "settings.updated", "heartbeat", "stream.overflow",
+  "worker.lab_track.changed", "worker.capacity.updated", "worker.draining", "worker.drained",
+  "worker.drain.cancelled", "worker.instance.conflict", "worker.pool.changed",
+  "settings.updated", "heartbeat", "stream.overflow",
+  // Worker pools: each event carries the pool after the change (`data.pool`).
+  "pool.created", "pool.updated", "pool.scaled", "pool.decision.recorded", "pool.phase.changed",
+  "pool.capacity.updated", "pool.draining", "pool.drain.cancelled", "pool.deleting", "pool.terminated",
+  "pool.worker.adopted", "pool.worker.released",
   // Lablets (docs/lablets.md): every definition and session event, port drift included.
   "lablet.definition.created", "lablet.definition.updated", "lablet.definition.activated",
   "lablet.definition.deactivated", "lablet.definition.review_flagged", "lablet.definition.observations_applied",

@@ -49,6 +49,11 @@ export function applyEvent(type, envelope) {
     notify("workers", { snapshot: true });
     return;
   }
+  if (type.startsWith("pool.")) {
+    // Pool pages put `data.pool` (the pool after the change) in place of what they show.
+    notify("pool", { type, envelope });
+    return;
+  }
   if (type.startsWith("lablet.")) {
     // Definition and session pages re-read what an event names; the drift notice is app-wide.
     notify("lablet", { type, envelope });

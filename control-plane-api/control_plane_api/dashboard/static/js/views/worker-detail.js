@@ -86,6 +86,21 @@ function notices(worker) {
     lines.map((line) => h("li", {}, line)));
 }
 
+// The pool a worker belongs to, as a link (its name once read; its id until then, or if it cannot be read).
+const poolNames = new Map();
+
+function poolLink(poolId, redraw) {
+  if (!poolNames.has(poolId)) {
+    poolNames.set(poolId, null);
+    api(`/api/pools/${encodeURIComponent(poolId)}`).then((detail) => {
+      poolNames.set(poolId, detail.pool.name);
+      redraw();
+    }).catch(() => {});
+  }
+  return h("a", { href: `#/pools/${encodeURIComponent(poolId)}`, dataset: { field: "pool" } },
+    poolNames.get(poolId) || poolId);
+}
+
 export function mountWorkerDetail(main, id, initialTab) {
   let tab = TABS.some(([key]) => key === initialTab) ? initialTab : "aws";
   let worker = null;
@@ -104,7 +119,10 @@ export function mountWorkerDetail(main, id, initialTab) {
         h("span", { class: "badge-label" }, "Status "), h("span", { dataset: { field: "status" } }, badge(worker.status, "Status")),
         h("span", { class: "badge-label" }, " Phase "), h("span", { dataset: { field: "phase" } }, badge(worker.phase, "Lifecycle phase")),
         h("span", { class: "badge-label" }, " Health "), badge(worker.health_status, "Health"),
-        reasons(worker).length ? h("span", { class: "hint" }, ` (${reasons(worker).join("; ")})`) : null),
+        reasons(worker).length ? h("span", { class: "hint" }, ` (${reasons(worker).join("; ")})`) : null,
+        worker.pool_id ? [h("span", { class: "badge-label" }, " Pool "), poolLink(worker.pool_id, () => {
+          if (worker) drawHeader();
+        })] : null),
       notices(worker),
       session.isAdmin ? adminControls(worker, load) : null);
   };
@@ -138,7 +156,7 @@ export function mountWorkerDetail(main, id, initialTab) {
     // Redraw the header only when what it shows changed: keyboard focus on its buttons survives metrics.
     const key = JSON.stringify([worker.name, worker.status, worker.phase, worker.health_status, reasons(worker),
       worker.activity?.idle_detection_enabled, worker.license?.status, worker.license?.pending_action,
-      worker.drain, worker.sessions, worker.instance_conflict, worker.license?.last_error]);
+      worker.drain, worker.sessions, worker.instance_conflict, worker.license?.last_error, worker.pool_id]);
     if (key !== headerKey) drawHeader();
     headerKey = key;
     const buttons = header.querySelector(".button-row");

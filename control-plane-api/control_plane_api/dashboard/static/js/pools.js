@@ -1,0 +1,227 @@
+// What the pool pages share: labels, formatting of capacity and decisions, and the pool form (create, and the
+// configuration of an existing pool) that reads back a `PoolSpec` (lcm_core/domain/pools.py).
+
+import { api } from "./api.js";
+import { NA, badge, h, text, when } from "./dom.js";
+
+export const POLICIES = [
+  ["none", "None (manual size)"],
+  ["capacity_based", "Capacity (CPU and memory)"],
+  ["lab_count_based", "Lab count (sessions per worker)"],
+  ["scheduled", "Scheduled (allowed hours)"],
+  ["hybrid", "Hybrid (capacity and lab count)"],
+];
+const WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.\\-]*";
+const TRACK_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.:\\-]*"; // a track may hold ':' (lcm_core.domain.lablets.TrackName)
+
+// ScalingConfig's defaults: what a new pool's form starts with.
+const DEFAULTS = {
+  policy: "none", min_workers: 1, max_workers: 10, cpu_scale_up_percent: 75, cpu_scale_down_percent: 30,
+  memory_scale_up_percent: 80, memory_scale_down_percent: 40, max_labs_per_worker: 15, min_labs_per_worker: 3,
+  scale_up_cooldown_minutes: 10, scale_down_cooldown_minutes: 20, allowed_hours: null, scale_down_action: "stop",
+};
+
+export function policyLabel(policy) {
+  return POLICIES.find(([key]) => key === policy)?.[1] || text(policy);
+}
+
+export function poolPhase(pool) {
+  return badge(pool.phase, "Pool phase");
+}
+
+/** Counted workers and how many of them serve: "2 (1 ready)". */
+export function workersText(capacity) {
+  const c = capacity || {};
+  return `${c.workers ?? 0} (${c.ready ?? 0} ready)`;
+}
+
+export function sessionsText(capacity) {
+  const c = capacity || {};
+  return c.waiting_sessions ? `${c.sessions ?? 0} (+${c.waiting_sessions} waiting)` : String(c.sessions ?? 0);
+}
+
+export function available(free, total, unit = "") {
+  if (typeof total !== "number") return NA;
+  const n = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+  return `${n(free ?? 0)} of ${n(total)}${unit} available`;
+}
+
+export function hoursText(hours) {
+  if (!hours) return "any time";
+  const days = hours.weekdays.length === 7 ? "every day" : hours.weekdays.map((d) => WEEKDAYS[d]).join(", ");
+  return `${hours.start.slice(0, 5)}–${hours.end.slice(0, 5)} ${hours.timezone}, ${days}`;
+}
+
+/** "workers=1, ready=0, sessions=0, ..." — the numbers a decision was taken on, in the order given. */
+export function inputsText(inputs) {
+  const entries = Object.entries(inputs || {}).filter(([, v]) => v !== null && v !== undefined);
+  return entries.length ? entries.map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v)
+    ? v.toFixed(1) : v}`).join(", ") : "—";
+}
+
+export function decisionKey(d) {
+  return `${d.at}|${d.action}|${d.trigger}|${d.to_workers}|${d.reason}`;
+}
+
+/** One history row: when, what, from → to, why, the numbers, which workers, by whom. */
+export function decisionRow(d) {
+  const moved = [["launched", d.launched], ["resumed", d.resumed], ["retired", d.retired]]
+    .filter(([, ids]) => ids?.length).map(([what, ids]) => `${what} ${ids.length}`).join(", ");
+  return h("tr", { dataset: { decision: decisionKey(d), action: d.action, trigger: d.trigger } },
+    h("td", { dataset: { field: "at" } }, when(d.at)),
+    h("td", { dataset: { field: "action" } }, badge(d.action === "none" ? "no change" : d.action, "Action")),
+    h("td", { dataset: { field: "trigger" } }, text(d.trigger)),
+    h("td", { class: "num", dataset: { field: "size" } }, `${d.from_workers} → ${d.to_workers}`),
+    h("td", { class: "wrap", dataset: { field: "reason" } }, text(d.reason)),
+    h("td", { class: "wrap inputs", dataset: { field: "inputs" } }, inputsText(d.inputs)),
+    h("td", { dataset: { field: "workers" } }, moved || "—"),
+    h("td", { dataset: { field: "by" } }, text(d.by)));
+}
+
+export const DECISION_COLUMNS = ["When", "Action", "Trigger", "Workers", "Reason", "Numbers", "Workers moved", "By"];
+
+export async function templateNames() {
+  const templates = await api("/api/templates");
+  return templates.map((t) => ({ name: t.name, enabled: t.enabled !== false, regions: Object.keys(t.regions || {}) }));
+}
+
+function input(prefix, key, label, value, attrs = {}) {
+  const id = `${prefix}-${key}`;
+  const { hint, ...rest } = attrs;
+  return h("label", { for: id }, label,
+    h("input", { id, name: key, value: value ?? "", ...rest, "aria-describedby": hint ? `${id}-hint` : null }),
+    hint ? h("small", { id: `${id}-hint` }, hint) : null);
+}
+
+function number(prefix, key, label, value, min, max, step = "1", hint = null) {
+  return input(prefix, key, label, value, { type: "number", min, max, step, required: true, hint });
+}
+
+/**
+ * The pool form. `pool` prefills it (null: a new pool with the contract's defaults); `templates` fills the
+ * template select. Returns `{ form, read }`: `read()` is the `PoolSpec` the fields say.
+ */
+export function poolForm({ prefix, pool, templates, submitLabel, onSubmit }) {
+  const s = { ...DEFAULTS, ...(pool?.scaling || {}) };
+  const hours = s.allowed_hours;
+  const names = templates.map((t) => t.name);
+  if (pool && !names.includes(pool.template_name)) names.push(pool.template_name);
+  const templateSelect = h("select", { id: `${prefix}-template_name`, name: "template_name", required: true },
+    pool ? null : h("option", { value: "" }, "Choose a template"),
+    names.sort().map((name) => {
+      const t = templates.find((x) => x.name === name);
+      return h("option", { value: name, selected: pool?.template_name === name },
+        t ? (t.enabled ? name : `${name} (disabled)`) : `${name} (not found)`);
+    }));
+  const regions = h("input", { id: `${prefix}-regions`, name: "regions", required: true,
+    value: (pool?.regions || []).join(", "), placeholder: "us-east-1, us-west-2",
+    "aria-describedby": `${prefix}-regions-hint` });
+  templateSelect.addEventListener("change", () => {
+    const chosen = templates.find((t) => t.name === templateSelect.value);
+    if (chosen && !regions.value.trim() && chosen.regions.length) regions.value = chosen.regions.join(", ");
+  });
+  const restrict = h("input", { id: `${prefix}-hours-enabled`, name: "hours_enabled", type: "checkbox",
+    role: "switch", checked: Boolean(hours) });
+  const hoursFields = h("fieldset", { class: "hours", disabled: !hours },
+    h("legend", {}, "Allowed hours"),
+    h("div", { class: "grid" },
+      input(prefix, "hours-start", "From", hours?.start?.slice(0, 5) || "08:00", { type: "time", required: true }),
+      input(prefix, "hours-end", "To", hours?.end?.slice(0, 5) || "18:00", { type: "time", required: true }),
+      input(prefix, "hours-timezone", "Time zone", hours?.timezone || "UTC",
+        { required: true, maxlength: 64, placeholder: "e.g. Europe/Paris" })),
+    h("div", { class: "weekdays", role: "group", "aria-label": "Weekdays" }, WEEKDAYS.map((day, i) =>
+      h("label", { for: `${prefix}-day-${i}` }, h("input", { id: `${prefix}-day-${i}`, type: "checkbox",
+        name: "weekday", value: i, checked: hours ? hours.weekdays.includes(i) : i < 5 }), ` ${day}`))));
+  restrict.addEventListener("change", () => { hoursFields.disabled = !restrict.checked; });
+
+  const error = h("p", { id: `${prefix}-error`, class: "form-error", role: "alert" });
+  const submit = h("button", { type: "submit" }, submitLabel);
+  const form = h("form", { id: `${prefix}-form`, class: "pool-form", "aria-describedby": `${prefix}-error` },
+    h("div", { class: "grid" },
+      input(prefix, "name", "Name", pool?.name, { required: true, maxlength: 64, pattern: NAME_PATTERN }),
+      input(prefix, "lab_track", "Lab track", pool?.lab_track, { required: true, maxlength: 64,
+        pattern: TRACK_PATTERN, placeholder: "e.g. ccna" }),
+      h("label", { for: `${prefix}-template_name` }, "Template", templateSelect)),
+    h("div", { class: "grid" },
+      h("label", { for: `${prefix}-regions` }, "Regions (comma-separated)", regions,
+        h("small", { id: `${prefix}-regions-hint` }, "Workers are launched across them, the emptiest first.")),
+      input(prefix, "description", "Description", pool?.description, { maxlength: 1000 })),
+    h("fieldset", {},
+      h("legend", {}, "Scaling"),
+      h("div", { class: "grid" },
+        h("label", { for: `${prefix}-policy` }, "Policy",
+          h("select", { id: `${prefix}-policy`, name: "policy" },
+            POLICIES.map(([key, label]) => h("option", { value: key, selected: s.policy === key }, label)))),
+        number(prefix, "min_workers", "Min workers", s.min_workers, 0, 1000),
+        number(prefix, "max_workers", "Max workers", s.max_workers, 0, 1000)),
+      h("div", { class: "grid" },
+        number(prefix, "max_labs_per_worker", "Most labs per worker", s.max_labs_per_worker, 1, 1000, "1",
+          "Lab-count scaling adds workers above it."),
+        number(prefix, "min_labs_per_worker", "Fewest labs per worker", s.min_labs_per_worker, 0, 1000, "1",
+          "Below it, lab-count scaling removes workers.")),
+      h("div", { class: "grid" },
+        number(prefix, "cpu_scale_up_percent", "CPU: scale up above (%)", s.cpu_scale_up_percent, 0.1, 100, "any"),
+        number(prefix, "cpu_scale_down_percent", "CPU: scale down below (%)", s.cpu_scale_down_percent, 0, 99.9, "any"),
+        number(prefix, "memory_scale_up_percent", "Memory: scale up above (%)", s.memory_scale_up_percent, 0.1, 100, "any"),
+        number(prefix, "memory_scale_down_percent", "Memory: scale down below (%)", s.memory_scale_down_percent, 0,
+          99.9, "any")),
+      h("div", { class: "grid" },
+        number(prefix, "scale_up_cooldown_minutes", "Scale-up cooldown (minutes)", s.scale_up_cooldown_minutes, 0,
+          1440, "any"),
+        number(prefix, "scale_down_cooldown_minutes", "Scale-down cooldown (minutes)",
+          s.scale_down_cooldown_minutes, 0, 1440, "any"),
+        h("label", { for: `${prefix}-scale_down_action` }, "Scale-down action",
+          h("select", { id: `${prefix}-scale_down_action`, name: "scale_down_action" },
+            h("option", { value: "stop", selected: s.scale_down_action === "stop" }, "Stop (kept, resumed first)"),
+            h("option", { value: "terminate", selected: s.scale_down_action === "terminate" }, "Terminate")))),
+      h("label", { for: `${prefix}-hours-enabled` }, restrict,
+        " Restrict automatic scaling to allowed hours (a scheduled pool needs them)"),
+      hoursFields),
+    error,
+    h("div", { class: "button-row" }, submit));
+
+  const read = () => {
+    const v = (key) => form.querySelector(`#${prefix}-${key}`).value.trim();
+    const scaling = { policy: v("policy"), scale_down_action: v("scale_down_action") };
+    for (const key of ["min_workers", "max_workers", "max_labs_per_worker", "min_labs_per_worker",
+      "cpu_scale_up_percent", "cpu_scale_down_percent", "memory_scale_up_percent", "memory_scale_down_percent",
+      "scale_up_cooldown_minutes", "scale_down_cooldown_minutes"]) {
+      if (v(key) !== "") scaling[key] = Number(v(key));
+    }
+    scaling.allowed_hours = restrict.checked ? {
+      start: v("hours-start"), end: v("hours-end"), timezone: v("hours-timezone"),
+      weekdays: [...form.querySelectorAll("input[name=weekday]:checked")].map((box) => Number(box.value)),
+    } : null;
+    const spec = { name: v("name"), lab_track: v("lab_track"), template_name: v("template_name"),
+      regions: v("regions").split(",").map((r) => r.trim()).filter(Boolean), scaling };
+    spec.description = v("description") || null;
+    return spec;
+  };
+
+  form.addEventListener("input", () => { form.dataset.dirty = "true"; });
+  form.addEventListener("reset", () => {
+    error.textContent = "";
+    setTimeout(() => { hoursFields.disabled = !restrict.checked; }); // after the fields are reset
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    submit.setAttribute("aria-busy", "true");
+    submit.disabled = true;
+    try {
+      await onSubmit(read(), error);
+    } finally {
+      submit.removeAttribute("aria-busy");
+      submit.disabled = false;
+    }
+  });
+  return { form, error };
+}
+
+/** The message of a refused write, as the user should read it (the API's own words). */
+export function refusal(failure, what) {
+  const kind = { 422: `The API refused ${what}`, 409: "Conflict", 403: "Not allowed", 404: "Not found" }[failure.status]
+    || `${what[0].toUpperCase()}${what.slice(1)} failed`;
+  return `${kind}: ${failure.message}`;
+}

@@ -1,0 +1,380 @@
+// A worker pool: phase and (admin) scale, drain/undrain and delete; its capacity; its workers (live from the
+// worker events of workers whose row names this pool); the scaling history (newest first, a decision event
+// prepends its decision); its configuration, which admins edit under the version they read.
+
+import { api } from "../api.js";
+import { badge, definitionList, h, pct, replace, text, toast, when } from "../dom.js";
+import {
+  DECISION_COLUMNS, available, decisionKey, decisionRow, hoursText, policyLabel, poolForm, poolPhase, refusal,
+  sessionsText, templateNames, workersText,
+} from "../pools.js";
+import { fleet, session, subscribe } from "../store.js";
+
+const WORKER_COLUMNS = [["name", "Name"], ["aws_region", "Region"], ["phase", "Phase"], ["status", "Status"],
+  ["license_status", "Licence"], ["sessions", "Sessions", true], ["cpu_percent", "CPU", true],
+  ["memory_percent", "Memory", true]];
+
+function workerCell(w, key) {
+  if (key === "name") return h("a", { href: `#/workers/${encodeURIComponent(w.id)}` }, text(w.name || w.id));
+  if (key === "phase") return badge(w.phase, "Lifecycle phase");
+  if (key === "status") return [badge(w.status, "Status"), w.drain_then ? h("span", { class: "hint" },
+    ` (draining, then ${w.drain_then})`) : null];
+  if (key === "license_status") return badge(w.license_status, "Licence");
+  if (key.endsWith("_percent")) return pct(w[key]);
+  return text(w[key]);
+}
+
+function capacityFacts(pool) {
+  const c = pool.capacity || {};
+  const phases = Object.entries(c.by_phase || {});
+  return h("div", { class: "facts-grid", id: "pool-capacity" },
+    definitionList([
+      ["Workers (counted)", h("span", { dataset: { field: "workers" } }, workersText(c))],
+      ["Desired", h("span", { dataset: { field: "desired_workers" } }, String(pool.desired_workers))],
+      ["Parked / leaving / failed", `${c.parked ?? 0} / ${c.leaving ?? 0} / ${c.failed ?? 0}`],
+      ["By phase", phases.length ? h("span", { class: "badges", dataset: { field: "by_phase" } },
+        phases.map(([phase, n]) => h("span", {}, badge(phase, "Worker phase"), ` ${n}`)))
+        : "no worker"],
+    ]),
+    definitionList([
+      ["CPU cores", available(c.available_cpu_cores, c.total_cpu_cores)],
+      ["Memory", available(c.available_memory_gb, c.total_memory_gb, " GB")],
+      ["Storage", available(c.available_storage_gb, c.total_storage_gb, " GB")],
+      ["Nodes", available(c.available_nodes, c.total_nodes)],
+    ]),
+    definitionList([
+      ["Average CPU", h("span", { dataset: { field: "avg_cpu_percent" } }, pct(c.avg_cpu_percent))],
+      ["Average memory", h("span", { dataset: { field: "avg_memory_percent" } }, pct(c.avg_memory_percent))],
+      ["Sessions", h("span", { dataset: { field: "sessions" } }, sessionsText(c))],
+      ["Observed", when(pool.capacity_observed_at)],
+    ]));
+}
+
+function configFacts(pool) {
+  const s = pool.scaling || {};
+  return h("div", { class: "facts-grid", id: "pool-config" },
+    definitionList([
+      ["Lab track", text(pool.lab_track)], ["Template", text(pool.template_name)],
+      ["Regions", pool.regions?.join(", ") || "—"], ["Description", text(pool.description)],
+    ]),
+    definitionList([
+      ["Policy", policyLabel(s.policy)], ["Min / max workers", `${s.min_workers} / ${s.max_workers}`],
+      ["Labs per worker", `${s.min_labs_per_worker} to ${s.max_labs_per_worker}`],
+      ["CPU thresholds", `down below ${s.cpu_scale_down_percent}\u00a0%, up above ${s.cpu_scale_up_percent}\u00a0%`],
+      ["Memory thresholds", `down below ${s.memory_scale_down_percent}\u00a0%, up above ${s.memory_scale_up_percent}\u00a0%`],
+    ]),
+    definitionList([
+      ["Cooldowns", `up ${s.scale_up_cooldown_minutes} min, down ${s.scale_down_cooldown_minutes} min`],
+      ["Allowed hours", hoursText(s.allowed_hours)], ["Scale-down action", text(s.scale_down_action)],
+      ["Version", String(pool.version)], ["Updated", when(pool.updated_at)],
+    ]));
+}
+
+export function mountPoolDetail(main, id) {
+  const path = `/api/pools/${encodeURIComponent(id)}`;
+  let pool = null;
+  let headerKey = null;
+  const members = new Map(); // worker id → row
+  const decisions = []; // newest first
+  const header = h("div", { class: "detail-header" });
+  const controls = h("div", {});
+  const capacity = h("div", {});
+  const workersBody = h("tbody", {});
+  const workersCount = h("span", { class: "hint", role: "status", "aria-live": "polite" });
+  const historyBody = h("tbody", {});
+  const config = h("div", {});
+  const editSlot = h("div", {});
+  replace(main, h("p", {}, h("a", { href: "#/pools" }, "← All pools")), header, controls,
+    h("section", { class: "detail-section", "aria-labelledby": "pool-capacity-title" },
+      h("h3", { id: "pool-capacity-title" }, "Capacity"), capacity),
+    h("section", { class: "detail-section", "aria-labelledby": "pool-workers-title" },
+      h("h3", { id: "pool-workers-title" }, "Workers ", workersCount),
+      h("div", { class: "table-scroll" }, h("table", { class: "striped compact-table", id: "pool-workers" },
+        h("caption", { class: "visually-hidden" }, "Workers of this pool"),
+        h("thead", {}, h("tr", {}, WORKER_COLUMNS.map(([, label, numeric]) => h("th", { scope: "col",
+          class: numeric ? "num" : null }, label)))), workersBody))),
+    h("section", { class: "detail-section", "aria-labelledby": "pool-history-title" },
+      h("h3", { id: "pool-history-title" }, "Scaling history"),
+      h("p", { class: "hint" }, "Newest first: what was decided, why, and the numbers it was decided on."),
+      h("div", { class: "table-scroll" }, h("table", { class: "striped compact-table", id: "pool-history" },
+        h("caption", { class: "visually-hidden" }, "Scaling decisions, newest first"),
+        h("thead", {}, h("tr", {}, DECISION_COLUMNS.map((c) => h("th", { scope: "col" }, c)))), historyBody))),
+    h("section", { class: "detail-section", "aria-labelledby": "pool-config-title" },
+      h("h3", { id: "pool-config-title" }, "Configuration"), config, editSlot));
+
+  // ------------------------------------------------------------------ drawing
+
+  const drawHeader = () => {
+    const key = JSON.stringify([pool.name, pool.phase, pool.draining, pool.deleting, pool.error, pool.description]);
+    if (key === headerKey) return;
+    headerKey = key;
+    replace(header,
+      h("h1", {}, pool.name),
+      h("p", { class: "badges" },
+        h("span", { class: "badge-label" }, "Phase "), h("span", { dataset: { field: "phase" } }, poolPhase(pool)),
+        pool.draining ? [" ", h("span", { class: "badge tone-busy", dataset: { field: "draining" } }, "draining")] : null,
+        pool.deleting ? [" ", h("span", { class: "badge tone-busy", dataset: { field: "deleting" } }, "deleting")] : null,
+        h("span", { class: "badge-label" }, " Track "), h("span", {}, pool.lab_track)),
+      pool.error ? h("p", { class: "flag-bad", role: "alert", dataset: { field: "error" } }, pool.error) : null,
+      pool.description ? h("p", { class: "hint" }, pool.description) : null);
+  };
+
+  let scaleForm = null;
+  const drawControls = () => {
+    if (!session.isAdmin) return;
+    if (!scaleForm) {
+      scaleForm = adminControls();
+      replace(controls, scaleForm.element);
+    }
+    scaleForm.update();
+  };
+
+  function adminControls() {
+    const error = h("p", { id: "pool-action-error", class: "form-error", role: "alert" });
+    const size = h("input", { id: "pool-scale-workers", name: "workers", type: "number", min: 0, step: 1,
+      required: true, class: "narrow" });
+    const reason = h("input", { id: "pool-scale-reason", name: "reason", maxlength: 500, placeholder: "optional" });
+    const scale = h("button", { type: "submit", dataset: { action: "scale" } }, "Scale");
+    const form = h("form", { id: "pool-scale-form", class: "scale-form", "aria-label": "Scale the pool" },
+      h("label", { for: "pool-scale-workers" }, "Workers", size),
+      h("label", { for: "pool-scale-reason" }, "Reason", reason), scale);
+    const button = (action, label, tone = "secondary outline") => h("button", { type: "button",
+      class: `compact ${tone}`, dataset: { action } }, label);
+    const drain = button("drain", "Drain");
+    const undrain = button("undrain", "Undrain");
+    const remove = button("delete", "Delete", "danger");
+    const act = async (el, label, call) => {
+      error.textContent = "";
+      el.setAttribute("aria-busy", "true");
+      try {
+        const answer = await call();
+        if (answer?.id === id) show(answer);
+        toast(`${pool.name}: ${label}.`, "ok");
+        return true;
+      } catch (failure) {
+        error.textContent = refusal(failure, label);
+        return false;
+      } finally {
+        el.removeAttribute("aria-busy");
+      }
+    };
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = { workers: Number(size.value) };
+      if (reason.value.trim()) body.reason = reason.value.trim();
+      if (await act(scale, `scale to ${body.workers} requested`, () => api(`${path}/scale`, { method: "POST", body }))) {
+        reason.value = "";
+        delete size.dataset.dirty;
+      }
+    });
+    size.addEventListener("input", () => { size.dataset.dirty = "true"; });
+    drain.addEventListener("click", () => {
+      if (!window.confirm(`Drain pool ${pool.name}? Its workers take no new session and stop once empty; `
+        + "it does not scale until it is undrained.")) return;
+      act(drain, "drain requested", () => api(`${path}/drain`, { method: "POST" }));
+    });
+    undrain.addEventListener("click", () => act(undrain, "undrained", () => api(`${path}/undrain`, { method: "POST" })));
+    remove.addEventListener("click", () => {
+      if (!window.confirm(`Delete pool ${pool.name}? Its workers are drained, then terminated. This cannot be undone.`)) {
+        return;
+      }
+      act(remove, "deletion requested", () => api(path, { method: "DELETE" }));
+    });
+    const element = h("div", { class: "pool-actions" },
+      h("div", { class: "button-row" }, form, drain, undrain, remove), error);
+    return {
+      element,
+      update() {
+        const open = pool.phase !== "terminated" && !pool.deleting;
+        const s = pool.scaling || {};
+        size.min = String(s.min_workers ?? 0);
+        size.max = String(s.max_workers ?? 1000);
+        size.title = `between ${s.min_workers} and ${s.max_workers} (the pool's bounds)`;
+        if (!size.dataset.dirty && document.activeElement !== size) size.value = String(pool.desired_workers);
+        for (const el of [size, reason, scale]) el.disabled = !open || pool.draining;
+        drain.disabled = !open || pool.draining;
+        undrain.disabled = !open || !pool.draining;
+        remove.disabled = !open;
+      },
+    };
+  }
+
+  const drawCapacity = () => replace(capacity, capacityFacts(pool));
+
+  const drawConfig = () => replace(config, configFacts(pool));
+
+  // The configuration form is drawn for the spec the admin read. A change of the pool that leaves its spec
+  // alone (capacity, phase, a scale) moves the version the form is saved under; a change of the spec redraws
+  // the form, unless the admin has edited it: then it says so, and the save is refused (409).
+  let templates = null;
+  let editForm = null;
+  let editSpec = null;
+  let editVersion = null;
+  const editNote = h("p", { class: "hint", role: "status", "aria-live": "polite" });
+  const specOf = (p) => JSON.stringify([p.name, p.lab_track, p.template_name, p.regions, p.description ?? null,
+    p.scaling]);
+  const drawEdit = () => {
+    if (!session.isAdmin || !templates || !pool) return;
+    if (pool.phase === "terminated" || pool.deleting) {
+      replace(editSlot);
+      editForm = null;
+      return;
+    }
+    if (editForm && specOf(pool) === editSpec) {
+      editVersion = pool.version;
+      editForm.dataset.version = String(editVersion);
+      return;
+    }
+    if (editForm?.dataset.dirty) {
+      editNote.textContent = `Someone else changed this configuration (the pool is at version ${pool.version}); `
+        + `your edit of version ${editVersion} will be refused.`;
+      return;
+    }
+    const wasOpen = Boolean(editSlot.querySelector("details")?.open);
+    const { form } = poolForm({
+      prefix: "pool-edit", pool, templates, submitLabel: "Save configuration",
+      onSubmit: async (spec, error) => {
+        const version = editVersion;
+        try {
+          const updated = await api(path, { method: "PUT", body: { spec, version } });
+          toast(`Pool ${updated.name} saved (version ${updated.version}).`, "ok");
+          delete form.dataset.dirty;
+          editNote.textContent = "";
+          editSpec = null; // redrawn from what was saved
+          show(updated);
+          drawEdit();
+        } catch (failure) {
+          if (failure.status !== 409) {
+            error.textContent = refusal(failure, "this configuration");
+            return;
+          }
+          error.textContent = `Not saved: someone else changed this pool since you read version ${version} `
+            + `(${failure.message}). Reload the current configuration, review it and apply your change again. `;
+          const again = h("button", { type: "button", class: "secondary outline compact", id: "pool-edit-reload" },
+            "Reload the current configuration");
+          again.addEventListener("click", async () => {
+            delete form.dataset.dirty;
+            editSpec = null;
+            editNote.textContent = "";
+            await load();
+            drawEdit();
+          });
+          error.append(again);
+        }
+      },
+    });
+    editForm = form;
+    editSpec = specOf(pool);
+    editVersion = pool.version;
+    form.dataset.version = String(editVersion);
+    editNote.textContent = "";
+    replace(editSlot, h("details", { class: "create-panel", id: "pool-edit", open: wasOpen },
+      h("summary", { role: "button", class: "secondary outline" }, "Edit configuration"), editNote, form));
+  };
+
+  const drawWorkers = () => {
+    const rows = [...members.values()].sort((a, b) => String(a.name).localeCompare(String(b.name), undefined,
+      { numeric: true }));
+    replace(workersBody, rows.length ? rows.map((w) => h("tr", { dataset: { workerId: w.id } },
+      WORKER_COLUMNS.map(([key, , numeric]) => h("td", { dataset: { field: key }, class: numeric ? "num" : null },
+        workerCell(w, key)))))
+      : h("tr", {}, h("td", { colspan: WORKER_COLUMNS.length }, "No worker yet.")));
+    workersCount.textContent = `(${rows.length})`;
+  };
+
+  const drawHistory = () => {
+    replace(historyBody, decisions.length ? decisions.map(decisionRow)
+      : h("tr", {}, h("td", { colspan: DECISION_COLUMNS.length }, "No scaling decision yet.")));
+  };
+
+  // ------------------------------------------------------------------ state
+
+  // Never back to an older version of the pool (a read that raced an event).
+  function show(next) {
+    if (pool && (pool.version ?? 0) > (next.version ?? 0)) return;
+    pool = next;
+    drawHeader();
+    drawControls();
+    drawCapacity();
+    drawConfig();
+    drawEdit();
+  }
+
+  // Decisions not shown yet join the history, newest first.
+  function addDecisions(found) {
+    const known = new Set(decisions.map(decisionKey));
+    const fresh = found.filter((d) => d && !known.has(decisionKey(d)));
+    if (!fresh.length) return;
+    decisions.push(...fresh);
+    decisions.sort((a, b) => new Date(b.at) - new Date(a.at));
+    drawHistory();
+  }
+
+  async function load() {
+    let detail;
+    try {
+      detail = await api(path);
+    } catch (failure) {
+      replace(header, h("h1", {}, "Worker pool"), h("p", { role: "alert" }, failure.status === 404
+        ? "This pool does not exist." : `Could not load the pool: ${failure.message}`));
+      return false;
+    }
+    members.clear();
+    for (const w of detail.workers || []) members.set(w.id, { ...w, ...(fleet.get(w.id) || {}) });
+    show(detail.pool);
+    drawWorkers();
+    return true;
+  }
+
+  async function loadHistory() {
+    try {
+      addDecisions(await api(`${path}/history`));
+      drawHistory();
+    } catch (failure) {
+      replace(historyBody, h("tr", {}, h("td", { colspan: DECISION_COLUMNS.length, role: "alert" },
+        `History unavailable: ${failure.message}`)));
+    }
+  }
+
+  // A worker row in the store that names this pool joins (or stays in) the table; one that names another
+  // pool, or none, leaves it.
+  function workersChanged(ids) {
+    const candidates = ids ? ids.map((wid) => fleet.get(wid)).filter(Boolean) : [...fleet.values()];
+    let changed = false;
+    for (const row of candidates) {
+      if (row.pool_id === id && row.status !== "terminated") {
+        members.set(row.id, row);
+        changed = true;
+      } else if (members.has(row.id) && "pool_id" in row) {
+        members.delete(row.id);
+        changed = true;
+      }
+    }
+    if (changed) drawWorkers();
+  }
+
+  load().then((found) => found && loadHistory());
+  if (session.isAdmin) {
+    templateNames().catch(() => []).then((found) => {
+      templates = found;
+      drawEdit();
+    });
+  }
+  const off = subscribe((kind, detail) => {
+    if (kind === "workers") {
+      // A snapshot follows a gap the event log no longer covered: pool events may be missing too.
+      if (detail.snapshot && pool) load().then((found) => found && loadHistory());
+      else if (pool) workersChanged(detail.added ? null : detail.ids);
+      return;
+    }
+    if (kind !== "pool") return;
+    const data = detail.envelope.data || {};
+    if ((data.pool?.id ?? data.pool_id) !== id) return;
+    if (data.pool) show(data.pool);
+    if (detail.type === "pool.scaled" || detail.type === "pool.decision.recorded") {
+      addDecisions([data.decision || data.pool?.last_decision]);
+    }
+    if (detail.type === "pool.worker.adopted" || detail.type === "pool.worker.released") load();
+  });
+  return off;
+}
