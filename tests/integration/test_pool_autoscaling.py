@@ -114,6 +114,7 @@ def test_a_lab_count_pool_scales_up_for_booked_sessions_and_down_when_they_end(c
     launch = history(cp, pool_id)[-1]
     assert launch["action"] == "scale_up"
     assert "launching 1 from template" in launch["reason"]
+    assert launch["launched"] == [first["id"]]
 
     # 2. Five sessions of its track: two fit on the first worker, the others wait; the pool grows to 3.
     definition = create_definition(cp, name=f"pool-lab-{uuid.uuid4().hex[:6]}", lab_track=fleet["track"])
@@ -124,6 +125,7 @@ def test_a_lab_count_pool_scales_up_for_booked_sessions_and_down_when_they_end(c
     assert ups[-1]["from_workers"] == 1
     assert ups[0]["to_workers"] == 3
     assert all(d["action"] == "scale_up" and "at 2 per worker" in d["reason"] for d in ups)
+    assert {w for d in ups for w in d["launched"]} == {w["id"] for w in detail["workers"]} - {first["id"]}
     pool_workers = {w["id"] for w in detail["workers"]}
 
     def all_placed():

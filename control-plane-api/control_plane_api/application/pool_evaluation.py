@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from control_plane_api.application import versioned
 from control_plane_api.domain.events import DomainEvent
 from control_plane_api.domain.fencing import LeaderCaller
-from control_plane_api.domain.pool import WorkerPool, evaluation_fingerprint
+from control_plane_api.domain.pool import WorkerPool, evaluation_fingerprint, launch_key
 from lcm_core.domain.enums import DesiredStatus
 from lcm_core.domain.pools import PoolEvaluation, ScaleDownAction
 from lcm_core.errors import FencedError, LcmError
@@ -28,11 +28,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RETIRE_THEN = {ScaleDownAction.STOP: DesiredStatus.STOPPED, ScaleDownAction.TERMINATE: DesiredStatus.TERMINATED}
-
-
-def launch_key(pool_id: str, seq: int) -> str:
-    """The idempotency key of a pool's launch number `seq`: it names the worker that launch creates."""
-    return f"pool:{pool_id}:{seq}"
 
 
 def launch_name(pool_name: str, seq: int) -> str:

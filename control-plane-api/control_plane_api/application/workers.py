@@ -31,7 +31,7 @@ from control_plane_api.domain import worker_health
 from control_plane_api.domain.events import DomainEvent, utcnow
 from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress, StatusReport
-from control_plane_api.domain.worker import InstanceClaimedError, Worker
+from control_plane_api.domain.worker import InstanceClaimedError, Worker, worker_id_for
 from control_plane_api.domain.worker_query import WorkerQuery
 from lcm_core.domain.enums import DesiredStatus
 from lcm_core.domain.workers import WorkerSummary, WorkerTelemetry
@@ -44,11 +44,6 @@ Change = Callable[[Worker, datetime], list[DomainEvent]]
 _DESIRED_EVENTS = frozenset({ev.WORKER_DESIRED_STATUS_CHANGED, ev.WORKER_REFRESH_REQUESTED, ev.WORKER_CREATED})
 #: Tag the worker-controller puts on instances it provisions, so that discovery adopts them.
 WORKER_ID_TAG = "lcm:worker-id"
-
-
-def worker_id_for(idempotency_key: str) -> str:
-    """The id of the worker created under an idempotency key: the same key always names the same worker."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"lcm:worker:{idempotency_key}").hex
 
 
 @dataclass

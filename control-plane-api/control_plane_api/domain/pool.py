@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
 from control_plane_api.domain.fencing import FenceTokens
+from control_plane_api.domain.worker import worker_id_for
 from control_plane_api.domain.worker_state import STATE_HISTORY_LIMIT, StateChange
 from lcm_core.domain.pools import (
     HISTORY_LIMIT,
@@ -63,6 +64,11 @@ class LaunchRecord(BaseModel):
 
 def report_digest(report: PoolEvaluation) -> str:
     return hashlib.sha256(report.model_dump_json().encode()).hexdigest()
+
+
+def launch_key(pool_id: str, seq: int) -> str:
+    """The idempotency key of a pool's launch number `seq`: it names the worker that launch creates."""
+    return f"pool:{pool_id}:{seq}"
 
 
 def new_pool_id() -> str:
@@ -265,9 +271,13 @@ class WorkerPool(PoolView):
         self.capacity_observed_at = report.observed_at
         self.desired_workers = report.desired_workers
         self.error = report.error
-        if report.decision is not None:
-            found += self._decide(report.decision.model_copy(deep=True))
         first = self.launches
+        if report.decision is not None:
+            decision = report.decision.model_copy(deep=True)
+            # The autoscaler cannot name the workers it launches; their ids follow from the launch numbers.
+            decision.launched = [worker_id_for(launch_key(self.id, seq))
+                                 for seq in range(first, first + len(report.launch))]
+            found += self._decide(decision)
         if report.launch:
             self.launches += len(report.launch)
             self.last_launch = LaunchRecord(evaluated_version=report.expected_version, digest=report_digest(report),
@@ -282,4 +292,4 @@ def evaluation_fingerprint(pool: WorkerPool) -> Any:
     return pool.model_dump(exclude={"updated_at", "version", "capacity_observed_at"})
 
 
-__all__ = ["LaunchRecord", "StaleEvaluation", "WorkerPool", "evaluation_fingerprint", "new_pool_id"]
+__all__ = ["LaunchRecord", "StaleEvaluation", "WorkerPool", "evaluation_fingerprint", "launch_key", "new_pool_id"]

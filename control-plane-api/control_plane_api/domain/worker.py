@@ -76,6 +76,11 @@ def new_worker_id() -> str:
     return uuid.uuid4().hex
 
 
+def worker_id_for(idempotency_key: str) -> str:
+    """The id of the worker created under an idempotency key: the same key always names the same worker."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"lcm:worker:{idempotency_key}").hex
+
+
 class Worker(WorkerDrain, PoolMembership, TelemetryBehaviour, Model):
     """The aggregate root. `id` is LCM's; `aws_instance_id` is unique across the fleet (None while a worker
     created from a template waits for its instance)."""
@@ -385,4 +390,4 @@ class Worker(WorkerDrain, PoolMembership, TelemetryBehaviour, Model):
         return [self._event(ev.WORKER_REFRESH_REQUESTED, by=by, requested_at=now.isoformat())]
 
 
-__all__ = ["Worker", "new_worker_id"]
+__all__ = ["Worker", "new_worker_id", "worker_id_for"]

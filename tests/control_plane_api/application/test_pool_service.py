@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from control_plane_api.application.pool_evaluation import launch_key
 from control_plane_api.application.pools import PoolService
-from control_plane_api.application.workers import WorkerService, worker_id_for
+from control_plane_api.application.workers import WorkerService
 from control_plane_api.domain.fencing import WORKER_CONTROLLER, LeaderCaller
 from control_plane_api.domain.lablet_session import LabletSession
-from control_plane_api.domain.pool import WorkerPool
+from control_plane_api.domain.pool import WorkerPool, launch_key
 from control_plane_api.domain.reports import DiscoveredInstance
 from control_plane_api.domain.system_settings import RegionPlacement, WorkerTemplate
+from control_plane_api.domain.worker import worker_id_for
 from lcm_core.domain.enums import DesiredStatus, WorkerStatus
 from lcm_core.domain.lablets import ResourceRequirements, SchedulingDecision
 from lcm_core.domain.pools import PoolEvaluation, PoolPhase, PoolSpec, ScaleRequest
