@@ -27,7 +27,7 @@ from control_plane_api.domain.system_settings import SystemSettings, WorkerTempl
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_query import WorkerQuery
 from lcm_core.domain.enums import DesiredStatus
-from lcm_core.domain.pools import WaitingDemand
+from lcm_core.domain.pool_capacity import WaitingDemand
 from lcm_core.domain.workers import WorkerSummary, WorkerTelemetry
 
 # ----------------------------------------------------------------- events

@@ -17,7 +17,7 @@ from control_plane_api.domain.lablet_queries import SESSION_SORTABLE, SessionQue
 from control_plane_api.domain.lablet_session import LabletSession
 from control_plane_api.infrastructure.mongo_versions import VersionedCollection, without_bookkeeping
 from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES, LabletSessionStatus
-from lcm_core.domain.pools import WaitingDemand
+from lcm_core.domain.pool_capacity import WaitingDemand
 from lcm_core.errors import NotFoundError
 
 

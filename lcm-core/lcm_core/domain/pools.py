@@ -7,16 +7,12 @@ it); the worker-controller's autoscaler decides (`worker_controller.domain.autos
 evaluation (`PoolEvaluation`); the lablet-controller places a track's sessions on its pool first and, when
 nothing fits, leaves them waiting for the pool's capacity.
 
-Derived values are computed once, here: a pool's capacity from its workers' rows (`pool_capacity`), which
-workers count toward its size (`member_role`), and whether a moment lies in the allowed hours
-(`AllowedHours.contains`).
+Derived values are computed once: whether a moment lies in the allowed hours (`AllowedHours.contains`) here; a
+pool's capacity from its workers' rows and which workers count toward its size in `lcm_core.domain.pool_capacity`.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from collections.abc import Iterable
 from datetime import datetime, time
 from enum import StrEnum
 from typing import Annotated, Self
@@ -25,8 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lcm_core.domain.cml_snapshot import StrictModel
-from lcm_core.domain.enums import DesiredStatus, ServiceStatus, WorkerStatus
 from lcm_core.domain.lablets import TrackName
+from lcm_core.domain.pool_capacity import PoolCapacity, WaitingDemand
 from lcm_core.domain.types import AwsRegion, Count, Instant, Integer, Label, Number, Text
 from lcm_core.domain.workers import Resources, WorkerSummary
 
@@ -194,134 +190,6 @@ class ScalingConfig(StrictModel):
         return self
 
 
-# --------------------------------------------------------------------------- members and capacity
-
-
-class MemberRole(StrEnum):
-    """What a pool's worker is to the pool's size."""
-
-    ACTIVE = "active"
-    """Counted toward the size: wanted running (launching, starting, licensing or serving)."""
-    PARKED = "parked"
-    """Stopped by a scale-down (EBS only): resumed first when the pool grows again."""
-    LEAVING = "leaving"
-    """Drained or stopping/terminating on the pool's (or an operator's) request: no longer counted."""
-    FAILED = "failed"
-    GONE = "gone"
-    """Terminated (or asked to be)."""
-
-
-def member_role(row: WorkerSummary) -> MemberRole:
-    if row.status is WorkerStatus.TERMINATED or row.desired_status is DesiredStatus.TERMINATED:
-        return MemberRole.GONE
-    if row.status is WorkerStatus.FAILED:
-        return MemberRole.FAILED
-    if row.drain_then in (DesiredStatus.STOPPED, DesiredStatus.TERMINATED):
-        return MemberRole.LEAVING
-    if row.desired_status is DesiredStatus.STOPPED:
-        return MemberRole.PARKED if row.status is WorkerStatus.STOPPED else MemberRole.LEAVING
-    if row.status in (WorkerStatus.STOPPED, WorkerStatus.STOPPING) and row.desired_status is None:
-        return MemberRole.PARKED
-    return MemberRole.ACTIVE
-
-
-def serving(row: WorkerSummary) -> bool:
-    """Ready to take sessions: running (not draining), CML available, licensed (READY or ACTIVE)."""
-    return (row.status is WorkerStatus.RUNNING and row.service_status is ServiceStatus.AVAILABLE
-            and row.phase in ("READY", "ACTIVE"))
-
-
-class WaitingDemand(StrictModel):
-    """Pending sessions of the pool's track that no worker could take: they wait for the pool to grow."""
-
-    sessions: Count = 0
-    cpu_cores: Number = Field(default=0, ge=0)
-    memory_gb: Number = Field(default=0, ge=0)
-
-
-class PoolCapacity(StrictModel):
-    """A pool's capacity as its workers' rows say it (`pool_capacity`)."""
-
-    workers: Count = 0
-    """Members counted toward the size (`MemberRole.ACTIVE`)."""
-    ready: Count = 0
-    """Of them, serving: running, CML available, licensed."""
-    parked: Count = 0
-    leaving: Count = 0
-    failed: Count = 0
-    by_phase: dict[Annotated[str, Field(max_length=32)], Count] = Field(default_factory=dict, max_length=32)
-    """Members that are not gone, by worker phase (PROVISIONING_EC2, READY, ACTIVE, DRAINING, ...)."""
-    total_cpu_cores: Number = 0
-    available_cpu_cores: Number = 0
-    total_memory_gb: Number = 0
-    available_memory_gb: Number = 0
-    total_storage_gb: Number = 0
-    available_storage_gb: Number = 0
-    total_nodes: Count = 0
-    available_nodes: Count = 0
-    avg_cpu_percent: Number | None = None
-    """Average measured CPU of the ready workers (None while none was measured)."""
-    avg_memory_percent: Number | None = None
-    sessions: Count = 0
-    """Sessions held on the pool's workers."""
-    waiting_sessions: Count = 0
-    """Sessions of the track waiting for the pool's capacity."""
-
-    @property
-    def labs_per_worker(self) -> float | None:
-        return self.sessions / self.workers if self.workers else None
-
-
-def pool_capacity(members: Iterable[WorkerSummary], waiting: WaitingDemand | None = None) -> PoolCapacity:
-    """Capacity totals over the ready workers, counts over every member, averages over those measured."""
-    cap = PoolCapacity(waiting_sessions=waiting.sessions if waiting else 0)
-    phases: Counter[str] = Counter()
-    cpu: list[float] = []
-    memory: list[float] = []
-    for row in members:
-        role = member_role(row)
-        if role is MemberRole.GONE:
-            continue
-        phases[row.phase] += 1
-        cap.sessions += row.sessions
-        if role is MemberRole.ACTIVE:
-            cap.workers += 1
-        elif role is MemberRole.PARKED:
-            cap.parked += 1
-        elif role is MemberRole.LEAVING:
-            cap.leaving += 1
-        else:
-            cap.failed += 1
-        if role is not MemberRole.ACTIVE or not serving(row):
-            continue
-        cap.ready += 1
-        declared, allocated = row.capacity.declared, row.capacity.allocated
-        cap.total_cpu_cores += declared.cpu_cores
-        cap.available_cpu_cores += max(0.0, declared.cpu_cores - allocated.cpu_cores)
-        cap.total_memory_gb += declared.memory_gb
-        cap.available_memory_gb += max(0.0, declared.memory_gb - allocated.memory_gb)
-        cap.total_storage_gb += declared.storage_gb
-        cap.available_storage_gb += max(0.0, declared.storage_gb - allocated.storage_gb)
-        cap.total_nodes += declared.max_nodes
-        cap.available_nodes += max(0, declared.max_nodes - allocated.max_nodes)
-        if row.cpu_percent is not None:
-            cpu.append(row.cpu_percent)
-        if row.memory_percent is not None:
-            memory.append(row.memory_percent)
-    cap.by_phase = dict(sorted(phases.items()))
-    cap.avg_cpu_percent = round(sum(cpu) / len(cpu), 1) if cpu else None
-    cap.avg_memory_percent = round(sum(memory) / len(memory), 1) if memory else None
-    for name in ("total_cpu_cores", "available_cpu_cores", "total_memory_gb", "available_memory_gb",
-                 "total_storage_gb", "available_storage_gb"):
-        setattr(cap, name, round(getattr(cap, name), 2))
-    return cap
-
-
-def workers_for(sessions: int, per_worker: int) -> int:
-    """Workers needed for `sessions` at `per_worker` each."""
-    return math.ceil(sessions / per_worker) if sessions > 0 else 0
-
-
 # --------------------------------------------------------------------------- decisions
 
 
@@ -447,7 +315,6 @@ class ScaleRequest(StrictModel):
     reason: Annotated[Text, Field(max_length=500)] | None = None
 
 
-__all__ = ["HISTORY_LIMIT", "MAX_POOL_WORKERS", "AllowedHours", "MemberRole", "PoolCapacity",
-           "PoolEvaluation", "PoolPhase", "PoolSpec", "PoolView", "PoolWork", "ScaleDownAction", "ScaleRequest",
-           "ScalingAction", "ScalingConfig", "ScalingDecision", "ScalingPolicy", "ScalingTrigger", "WaitingDemand",
-           "member_role", "pool_capacity", "serving", "workers_for", "zone_exists"]
+__all__ = ["HISTORY_LIMIT", "MAX_POOL_WORKERS", "AllowedHours", "PoolEvaluation", "PoolPhase", "PoolSpec", "PoolView",
+           "PoolWork", "ScaleDownAction", "ScaleRequest", "ScalingAction", "ScalingConfig", "ScalingDecision",
+           "ScalingPolicy", "ScalingTrigger", "zone_exists"]

@@ -26,7 +26,8 @@ from control_plane_api.domain.system_settings import SystemSettings, WorkerTempl
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_query import WorkerQuery
 from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES, LabletSessionStatus
-from lcm_core.domain.pools import PoolPhase, WaitingDemand
+from lcm_core.domain.pool_capacity import WaitingDemand
+from lcm_core.domain.pools import PoolPhase
 from lcm_core.domain.workers import WorkerTelemetry
 from lcm_core.errors import ConflictError, FencedError, NotFoundError, VersionConflict
 

@@ -11,9 +11,9 @@ from control_plane_api.domain.reports import DiscoveredInstance, StatusReport
 from control_plane_api.domain.system_settings import WorkerTemplate
 from control_plane_api.domain.worker import Worker
 from lcm_core.domain.enums import DesiredStatus, LicenseStatus, ServiceStatus, WorkerStatus
+from lcm_core.domain.pool_capacity import PoolCapacity
 from lcm_core.domain.pools import (
     HISTORY_LIMIT,
-    PoolCapacity,
     PoolEvaluation,
     PoolPhase,
     PoolSpec,

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from lcm_core.domain.enums import DesiredStatus, LicenseStatus, ServiceStatus, WorkerStatus
-from lcm_core.domain.pools import PoolEvaluation, PoolPhase, PoolView, PoolWork, ScalingConfig, WaitingDemand
+from lcm_core.domain.pool_capacity import WaitingDemand
+from lcm_core.domain.pools import PoolEvaluation, PoolPhase, PoolView, PoolWork, ScalingConfig
 from lcm_core.domain.workers import WorkerSummary
 from lcm_core.errors import ConflictError, NotFoundError
 from lcm_core.leader.fence import AlwaysLeading, LeadershipLost, LeaseFence

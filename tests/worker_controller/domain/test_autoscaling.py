@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from lcm_core.domain.enums import DesiredStatus, LicenseStatus, ServiceStatus, WorkerStatus
+from lcm_core.domain.pool_capacity import WaitingDemand
 from lcm_core.domain.pools import (
     AllowedHours,
     PoolPhase,
@@ -21,7 +22,6 @@ from lcm_core.domain.pools import (
     ScalingConfig,
     ScalingDecision,
     ScalingTrigger,
-    WaitingDemand,
 )
 from lcm_core.domain.workers import CapacitySummary, Resources, WorkerSummary
 from worker_controller.domain.autoscaling import launch_regions, plan_pool

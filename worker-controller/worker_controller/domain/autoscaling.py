@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from lcm_core.domain.enums import DesiredStatus, LicenseStatus, WorkerStatus
+from lcm_core.domain.pool_capacity import MemberRole, PoolCapacity, member_role, pool_capacity, serving, workers_for
 from lcm_core.domain.pools import (
     Figure,
-    MemberRole,
-    PoolCapacity,
     PoolEvaluation,
     PoolPhase,
     PoolView,
@@ -36,10 +35,6 @@ from lcm_core.domain.pools import (
     ScalingDecision,
     ScalingPolicy,
     ScalingTrigger,
-    member_role,
-    pool_capacity,
-    serving,
-    workers_for,
 )
 from lcm_core.domain.workers import WorkerSummary
 
