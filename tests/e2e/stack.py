@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import boto3
 import httpx
@@ -22,7 +21,6 @@ STREAM_LIFETIME_SECONDS = 8
 # The demo fleet: the local AWS is seeded with 4 running and 1 stopped CML instance, which discovery imports.
 # The seeded pool (demo-pool) launches workers of its own besides them: see `LocalStack.demo_workers`.
 DEMO_WORKERS = 5
-T = TypeVar("T")
 
 
 def chromium_binary() -> str | None:
@@ -93,18 +91,6 @@ class LocalStack:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}: {[(w['name'], w['status']) for w in workers]}")
             time.sleep(0.5)
-
-
-def eventually(check: Callable[[], T], what: str, timeout: float = 30) -> T:
-    """`check()` once it is truthy (for values the page and the API both move, e.g. counts of the fleet)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
 
 
 def read_env(path: Path) -> dict[str, str]:

@@ -18,10 +18,10 @@ from tests.e2e.stack import (
     DEMO_WORKERS,
     STREAM_LIFETIME_SECONDS,
     LocalStack,
-    eventually,
     log_in,
     open_page,
 )
+from tests.fixtures.polling import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,7 @@ def test_admin_logs_in_and_sees_the_demo_fleet(browser, local_stack: LocalStack,
     log_in(page, local_stack, "admin")
     page.get_by_role("heading", name="Fleet overview").wait_for()
     total = page.locator("[data-metric=total]")
-    eventually(lambda: total.inner_text() == str(_live_workers(local_stack)), "the overview's total of the fleet")
+    wait_for("the overview's total of the fleet", lambda: total.inner_text() == str(_live_workers(local_stack)))
     assert int(total.inner_text()) >= DEMO_WORKERS
     for service in ("worker-controller", "lablet-controller"):
         page.locator("#controller-rows td", has_text=service).first.wait_for(timeout=30_000)
@@ -68,7 +68,7 @@ def test_admin_logs_in_and_sees_the_demo_fleet(browser, local_stack: LocalStack,
     demo = local_stack.demo_workers()
     _rows(page).nth(DEMO_WORKERS - 1).wait_for()
     # Every worker the API lists, the demo fleet among them; each with its actions (admin).
-    eventually(lambda: set(_names(page)) == {w["name"] for w in local_stack.workers()}, "the table to list the fleet")
+    wait_for("the table to list the fleet", lambda: set(_names(page)) == {w["name"] for w in local_stack.workers()})
     assert {w["name"] for w in demo} <= set(_names(page))
     for w in demo:
         assert page.locator(f"tr[data-worker-id='{w['id']}'] button[data-action=stop]").count() == 1
@@ -120,7 +120,7 @@ def test_a_stopped_instance_shows_up_live_without_a_reload(browser, local_stack:
     assert phase == "STOPPED"
     page.get_by_role("link", name="Overview").click()
     stopped = page.locator("[data-count='status:stopped']")
-    eventually(lambda: stopped.inner_text() == str(_live_workers(local_stack, "stopped")), "the stopped count")
+    wait_for("stopped", lambda: stopped.inner_text() == str(_live_workers(local_stack)), "the stopped count")
     assert page.evaluate("window.__sameDocument") is True
     page.close()
 
