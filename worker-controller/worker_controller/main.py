@@ -63,6 +63,7 @@ def build_host(settings: WorkerControllerSettings) -> ControllerHost:
     autoscaler = PoolAutoscaler(gateway, host.fence)
     autoscaler_loop = ReconcileLoop("autoscaler", autoscaler.reconcile, autoscaler.list_keys,
                                     resync_interval=settings.autoscaler_interval_seconds, concurrency=4)
+    autoscaler_loop.stats.extra = autoscaler.decisions  # decisions recorded, by action (live)
     pool_watch = KeyWatchLoop(settings, "pools", autoscaler_loop, autoscaler.list_keys, name="pools-watch",
                               stats=LoopStats(name="pools-watch", interval_seconds=0))
     host.loops = [discovery_loop, metrics_loop, reconcile_loop, watch_loop, autoscaler_loop, pool_watch]

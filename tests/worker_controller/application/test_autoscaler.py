@@ -76,7 +76,7 @@ async def test_a_decision_is_reported_with_the_version_it_was_made_on() -> None:
     assert report.decision.action.value == "scale_up"
     assert report.phase is PoolPhase.SCALING_UP
     assert result.requeue_after is not None  # workers on their way: looked at again soon
-    assert scaler.decisions["scale_up"] == 1
+    assert scaler.decisions["decisions_scale_up"] == 1
 
 
 async def test_a_pool_changed_since_it_was_read_is_decided_again() -> None:

@@ -35,7 +35,7 @@ class PoolAutoscaler:
         self._gateway = gateway
         self._fence = fence
         self.decisions: Counter[str] = Counter()
-        """Decisions reported, by action (shown in the controller's status)."""
+        """Decisions recorded, by action (`decisions_scale_up`, ...; shown in the controller's status)."""
 
     async def list_keys(self) -> list[str]:
         return [pool.id for pool in await self._gateway.pools()]
@@ -58,7 +58,7 @@ class PoolAutoscaler:
                 logger.info("pool %s changed since it was read (%s); deciding again", work.pool.name, exc.message)
                 return ReconcileResult.requeue(0.2)
             if evaluation.decision is not None:
-                self.decisions[evaluation.decision.action.value] += 1
+                self.decisions[f"decisions_{evaluation.decision.action.value}"] += 1
                 self._log(work.pool.name, plan)
         return ReconcileResult.requeue(BUSY_REQUEUE_SECONDS) if _busy(plan) else ReconcileResult.done()
 
