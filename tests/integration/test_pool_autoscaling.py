@@ -40,7 +40,10 @@ def fleet(control_plane: ControlPlaneUnderTest, moto_server, cml_simulator_clean
     sim, tag = cml_simulator_clean, uuid.uuid4().hex[:8]
     aws = f"http://{moto_server.address}"
     ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=aws, aws_access_key_id="x", aws_secret_access_key="x")
-    register_ami(ec2, f"CML-2.9.{tag}-build")
+    ami = register_ami(ec2, f"CML-2.9.{tag}-build")
+    # A worker of no pool, discovered like any CML instance: sessions of the pool's track must not leave the
+    # pool for it while the pool can still give them room.
+    general = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="m5zn.metal")["Instances"][0]
     template = f"metal-{tag}"
     with control_plane.client() as http:
         created = http.post("/api/templates", headers=control_plane.admin(), json={
@@ -63,7 +66,7 @@ def fleet(control_plane: ControlPlaneUnderTest, moto_server, cml_simulator_clean
         LABLET_CONTROLLER_RECONCILE_INTERVAL=1, LABLET_BOOT_POLL_INTERVAL=0.3)
     with serve_in_thread(build_worker_controller(workers).create_app()), \
             serve_in_thread(build_lablet_controller(lablets).create_app()):
-        yield {"ec2": ec2, "template": template, "track": f"track-{tag}"}
+        yield {"ec2": ec2, "template": template, "track": f"track-{tag}", "general": general["InstanceId"]}
 
 
 def pool_detail(cp: ControlPlaneUnderTest, pool_id: str) -> dict[str, Any]:
@@ -86,8 +89,25 @@ def ec2_states(ec2, worker_ids: set[str]) -> dict[str, str]:
             if (tags := {t["Key"]: t["Value"] for t in i.get("Tags", [])}).get("lcm:worker-id") in worker_ids}
 
 
+def licensed_general_worker(cp: ControlPlaneUnderTest, instance_id: str) -> str:
+    """The discovered worker of `instance_id`, once an operator has registered its licence."""
+    def found():
+        page = httpx.get(f"{cp.url}/api/workers", headers=cp.viewer(), params={"aws_region": REGION}).json()
+        rows = [w for w in page["items"] if w["aws_instance_id"] == instance_id and w["service_status"] == "available"]
+        return rows[0]["id"] if rows else None
+
+    worker_id = wait_for("the general worker discovered, its CML up", found, timeout=30)
+    assert httpx.post(f"{cp.url}/api/workers/{worker_id}/license/register", headers=cp.admin()).status_code == 200
+    def licence() -> str:
+        return str(httpx.get(f"{cp.url}/api/workers/{worker_id}", headers=cp.viewer()).json()["license"]["status"])
+
+    wait_for("its licence registered", lambda: licence() == "registered")
+    return worker_id
+
+
 def test_a_lab_count_pool_scales_up_for_booked_sessions_and_down_when_they_end(control_plane, fleet) -> None:
     cp, ec2 = control_plane, fleet["ec2"]
+    general = licensed_general_worker(cp, fleet["general"])
     with cp.client() as http:
         created = http.post("/api/pools", headers=cp.admin(), json={
             "name": "ccna-pool", "lab_track": fleet["track"], "template_name": fleet["template"],
@@ -134,6 +154,7 @@ def test_a_lab_count_pool_scales_up_for_booked_sessions_and_down_when_they_end(c
 
     placed = wait_for("every session running on the pool's workers", all_placed, timeout=90)
     assert {s["worker_id"] for s in placed} <= pool_workers
+    assert general not in pool_workers
     per_worker = [sum(1 for s in placed if s["worker_id"] == w) for w in pool_workers]
     assert sorted(per_worker) == [1, 2, 2]  # at most the pool's 2 sessions per worker
     assert all(states == "running" for states in ec2_states(ec2, pool_workers).values())

@@ -16,7 +16,8 @@ from typing import Annotated
 from pydantic import Field
 
 from lcm_core.domain.cml_snapshot import StrictModel
-from lcm_core.domain.enums import DesiredStatus, ServiceStatus, WorkerStatus
+from lcm_core.domain.enums import DesiredStatus, WorkerStatus
+from lcm_core.domain.placement_rules import placement_refusal
 from lcm_core.domain.types import Count, Number
 from lcm_core.domain.workers import WorkerSummary
 
@@ -50,9 +51,11 @@ def member_role(row: WorkerSummary) -> MemberRole:
 
 
 def serving(row: WorkerSummary) -> bool:
-    """Ready to take sessions: running (not draining), CML available, licensed (READY or ACTIVE)."""
-    return (row.status is WorkerStatus.RUNNING and row.service_status is ServiceStatus.AVAILABLE
-            and row.phase in ("READY", "ACTIVE"))
+    """Ready to take sessions: licensed (READY or ACTIVE) and in a state the scheduler places sessions in
+    (`placement_refusal`: running, not draining, CML available, healthy or degraded). A worker not measured
+    yet is still on its way: sessions wait for it rather than leave the pool for other workers."""
+    return row.phase in ("READY", "ACTIVE") and placement_refusal(
+        status=row.status.value, service_status=row.service_status.value, health_status=row.health_status) is None
 
 
 class WaitingDemand(StrictModel):

@@ -317,3 +317,13 @@ def test_an_evaluation_carries_the_version_it_was_made_on() -> None:
     assert evaluation.observed_at == NOW
     assert isinstance(evaluation.decision, ScalingDecision)
     assert evaluation.decision.inputs["waiting"] == 3
+
+
+def test_a_licensed_worker_not_measured_yet_is_still_on_its_way() -> None:
+    """Ready means what the scheduler places sessions on: until its health is measured, a new worker is on its
+    way (sessions wait for it rather than leave the pool for other workers)."""
+    rows = [worker("a", sessions=2), worker("b", health_status="unknown", cpu=None, memory=None)]
+    plan = plan_pool(work_for(Case("", LAB, rows, desired=2)))
+    assert plan.capacity.workers == 2
+    assert plan.capacity.ready == 1
+    assert plan.phase is PoolPhase.SCALING_UP
