@@ -49,6 +49,8 @@ class SizeProposal:
     reason: str
     rule: str
     trigger: ScalingTrigger = ScalingTrigger.POLICY
+    for_waiting: bool = False
+    """Sessions are waiting for this growth: the scale-up cooldown does not hold it (see `_cooled`)."""
 
 
 @dataclass
@@ -104,7 +106,8 @@ def _lab_count(pool: PoolView, held: int, waiting: int) -> tuple[SizeProposal | 
     up = down = None
     if needed > size:
         up = SizeProposal(needed, f"{held} session(s) held and {waiting} waiting need {needed} worker(s) at "
-                                  f"{cfg.max_labs_per_worker} per worker (the pool has {size})", "labs_above_max")
+                                  f"{cfg.max_labs_per_worker} per worker (the pool has {size})", "labs_above_max",
+                          for_waiting=waiting > 0)
     elif size > 0 and labs / size < cfg.min_labs_per_worker and needed < size:
         down = SizeProposal(needed, f"{labs} session(s) on {size} worker(s) is {labs / size:.1f} per worker, "
                                     f"below {cfg.min_labs_per_worker}: {needed} worker(s) are enough",
@@ -127,7 +130,8 @@ def _capacity(pool: PoolView, cap: PoolCapacity, work: PoolWork) -> tuple[SizePr
             return None, None
         return SizeProposal(size + extra - on_the_way,
                             f"{waiting.sessions} session(s) wait for room ({waiting.cpu_cores:g} cores, "
-                            f"{waiting.memory_gb:g} GB): {extra - on_the_way} more worker(s)", "sessions_waiting"), None
+                            f"{waiting.memory_gb:g} GB): {extra - on_the_way} more worker(s)", "sessions_waiting",
+                            for_waiting=True), None
     cpu, memory = cap.avg_cpu_percent, cap.avg_memory_percent
     if cpu is None and memory is None:
         return None, None
@@ -197,8 +201,15 @@ def _within(cfg: ScalingConfig) -> str:
 
 def _cooled(wish: SizeProposal, pool: PoolView, now: datetime, *, up: bool) -> SizeProposal:
     """The wish, unless a cooldown holds it: scale-up waits `scale_up_cooldown` after the last scale-up,
-    scale-down waits `scale_down_cooldown` after the last scaling of either kind."""
+    scale-down waits `scale_down_cooldown` after the last scaling of either kind.
+
+    A scale-up for sessions that wait for the pool is not held: the cooldown lets a noisy measure settle
+    before it is trusted again, but waiting sessions are counted exactly (with the workers already on their
+    way, so the pool cannot overshoot), and a class booked one session at a time would otherwise grow one
+    worker per cooldown while its students wait."""
     cfg = pool.scaling
+    if up and wish.for_waiting:
+        return wish
     if up:
         left = _minutes_left(pool.last_scale_up_at, cfg.scale_up_cooldown_minutes, now)
     else:
