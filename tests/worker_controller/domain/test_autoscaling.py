@@ -196,7 +196,8 @@ NONE = {"policy": "none", "min_workers": 0, "max_workers": 5}
 NONE_CASES = [
     Case("a new pool launches its first worker", {**NONE, "min_workers": 1}, [], desired=1,
          action=ScalingAction.SCALE_UP, trigger=ScalingTrigger.CONVERGE, rule="converge", launch=1,
-         phase=PoolPhase.INITIALIZING, pool={"ready_since": None}),
+         phase=PoolPhase.INITIALIZING, pool={"ready_since": None},
+         reason_has="the pool is held at 1 worker(s) and counts 0; launching 1 from template metal"),
     Case("at its size: nothing", NONE, [worker("a"), worker("b")], desired=2, rule="manual",
          phase=PoolPhase.READY),
     Case("scaled down by an operator: retires the empty ones", NONE,

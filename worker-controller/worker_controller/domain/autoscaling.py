@@ -335,15 +335,19 @@ def plan_pool(work: PoolWork) -> PoolPlan:
         if kept:
             notes.append(f"{kept} more to retire hold sessions: they stay until their sessions end")
     decision = plan.decision
-    decision.reason = "; ".join(notes)[:1000]
     decision.launched, decision.resumed, decision.retired = [], plan.resume, plan.retire
     if size > pool.desired_workers or plan.launch or plan.resume:
         decision.action = ScalingAction.SCALE_UP
     elif size < pool.desired_workers or plan.retire:
         decision.action = ScalingAction.SCALE_DOWN
     if size == pool.desired_workers and plan.acts and decision.trigger is ScalingTrigger.POLICY:
+        # The size stands (an operator's scale, a worker that failed or left): say that first; what the
+        # policy thinks of the size comes after.
         decision.trigger = ScalingTrigger.CONVERGE
         decision.inputs["rule"] = "converge"
+        notes = [f"the pool is held at {size} worker(s) and counts {current}", *notes[1:],
+                 f"policy: {proposal.reason}"]
+    decision.reason = "; ".join(notes)[:1000]
     plan.phase = _phase(pool, cap, plan, size, current)
     return plan
 
