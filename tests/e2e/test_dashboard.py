@@ -120,7 +120,7 @@ def test_a_stopped_instance_shows_up_live_without_a_reload(browser, local_stack:
     assert phase == "STOPPED"
     page.get_by_role("link", name="Overview").click()
     stopped = page.locator("[data-count='status:stopped']")
-    wait_for("stopped", lambda: stopped.inner_text() == str(_live_workers(local_stack)), "the stopped count")
+    wait_for("the stopped count", lambda: stopped.inner_text() == str(_live_workers(local_stack, "stopped")))
     assert page.evaluate("window.__sameDocument") is True
     page.close()
 
