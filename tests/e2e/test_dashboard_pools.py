@@ -192,7 +192,7 @@ def test_admin_creates_a_pool_edits_it_under_a_stale_version_and_deletes_it(brow
     spec = {key: created[key] for key in ("name", "lab_track", "template_name", "regions", "scaling")}
     changed = local_stack.api("PUT", f"/api/pools/{created['id']}",
                               json={"spec": {**spec, "description": "changed elsewhere"},
-                                    "version": created["version"]})
+                                    "spec_version": created["spec_version"]})
     assert changed.status_code == 200, changed.text
     page.locator("#pool-edit [role=status]").filter(has_text="Someone else changed").wait_for()
     page.get_by_role("button", name="Save configuration").click()

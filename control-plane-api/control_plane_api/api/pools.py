@@ -31,8 +31,9 @@ class PoolUpdate(BaseModel):
 
     spec: PoolSpec
     """The whole spec: it replaces the stored one."""
-    version: Count
-    """The pool's version read; a change since makes this a 409."""
+    spec_version: Count
+    """The pool's `spec_version` read: another change of the spec since makes this a 409 (the autoscaler's
+    reports do not move it)."""
 
 
 @router.get("", summary="Worker pools (by name)")
@@ -59,7 +60,7 @@ async def get_pool(pool_id: PoolId, cp: CP, _who: Viewer) -> PoolDetail:
 
 @router.put("/{pool_id}", summary="Replace a pool's spec (version-guarded)")
 async def put_pool(pool_id: PoolId, body: PoolUpdate, cp: CP, who: Admin) -> PoolView:
-    return (await cp.pools.update(pool_id, body.spec, body.version, by=who.subject)).view()
+    return (await cp.pools.update(pool_id, body.spec, body.spec_version, by=who.subject)).view()
 
 
 @router.post("/{pool_id}/scale", summary="Hold the pool at a number of workers (within its bounds)")

@@ -136,8 +136,9 @@ class PoolService(PoolEvaluations):
         await self._after_operator_change(pool, events)
         return pool
 
-    async def update(self, pool_id: str, spec: PoolSpec, expected_version: int, by: str) -> WorkerPool:
-        """Replace the spec of the pool as the operator read it (`expected_version`; 409 when it changed since).
+    async def update(self, pool_id: str, spec: PoolSpec, expected_spec_version: int, by: str) -> WorkerPool:
+        """Replace the spec of the pool as the operator read it (`expected_spec_version`; 409 when another
+        change of the spec came since: the autoscaler's reports, which move the pool's `version`, do not count).
         When the lab track changes, the members that served the old one serve the new one."""
         current = await self._store.get(pool_id)
         if (spec.template_name, spec.regions) != (current.template_name, current.regions):
@@ -147,9 +148,10 @@ class PoolService(PoolEvaluations):
         old_track: dict[str, str] = {}
 
         def change(pool: WorkerPool, now: datetime) -> list[DomainEvent]:
-            if pool.version != expected_version:
-                raise VersionConflict(f"pool {pool.name!r} changed since version {expected_version} (it is at "
-                                      f"{pool.version}); read it again and repeat the change", pool_id=pool.id)
+            if pool.spec_version != expected_spec_version:
+                raise VersionConflict(f"pool {pool.name!r}'s spec changed since spec_version {expected_spec_version} "
+                                      f"(it is at {pool.spec_version}); read it again and repeat the change",
+                                      pool_id=pool.id)
             old_track["it"] = pool.lab_track
             return pool.update(spec, now, by)
 

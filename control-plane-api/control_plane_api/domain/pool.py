@@ -174,6 +174,7 @@ class WorkerPool(PoolView):
             return []
         for name in changed:
             setattr(self, name, getattr(spec, name))
+        self.spec_version += 1
         found = [self._event(ev.POOL_UPDATED, changed=changed, by=by)]
         low, high = self.scaling.min_workers, self.scaling.max_workers
         clamped = min(max(self.desired_workers, low), high)

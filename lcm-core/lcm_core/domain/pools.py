@@ -264,6 +264,9 @@ class PoolView(BaseModel):
     """When the pool was first ready (None while initializing)."""
     launches: int = 0
     """Workers launched for the pool so far (the next launch's idempotency key counts from it)."""
+    spec_version: int = 1
+    """Moves with every change of the spec (what an operator sets), and only then: an edit names the one it
+    read (`PUT /api/pools/{id}`), while `version` also moves with every evaluation the autoscaler reports."""
     created_at: datetime | None = None
     updated_at: datetime | None = None
     version: int = 0

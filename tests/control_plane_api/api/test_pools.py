@@ -59,14 +59,14 @@ def test_pool_crud_and_roles(control_plane) -> None:
         assert (detail["pool"]["id"], detail["workers"]) == (pool_id, [])
         assert http.get("/api/pools/nope", headers=cp.viewer()).status_code == 404
 
-        change = {"spec": {**SPEC, "scaling": {"min_workers": 1, "max_workers": 3}}, "version": 1}
+        change = {"spec": {**SPEC, "scaling": {"min_workers": 1, "max_workers": 3}}, "spec_version": 1}
         assert http.put(f"/api/pools/{pool_id}", headers=cp.viewer(), json=change).status_code == 403
         updated = http.put(f"/api/pools/{pool_id}", headers=cp.admin(), json=change)
         assert updated.status_code == 200, updated.text
         assert (updated.json()["desired_workers"], updated.json()["version"]) == (1, 2)
         stale = http.put(f"/api/pools/{pool_id}", headers=cp.admin(), json=change)
         assert stale.status_code == 409
-        assert "changed since version 1" in stale.json()["detail"]
+        assert "changed since spec_version 1" in stale.json()["detail"]
 
         for action, draining in (("drain", True), ("undrain", False)):
             assert http.post(f"/api/pools/{pool_id}/{action}", headers=cp.viewer()).status_code == 403
@@ -100,7 +100,7 @@ def test_names_and_tracks_are_unique_and_inputs_bounded(control_plane) -> None:
         assert "lab track 'ccna' already has a pool, 'ccna-pool'" in same_track.json()["detail"]
         second = _pool(cp, http, name="ccnp-pool", lab_track="ccnp")
         renamed = http.put(f"/api/pools/{second['id']}", headers=cp.admin(),
-                           json={"spec": {**SPEC, "lab_track": "ccnp"}, "version": second["version"]})
+                           json={"spec": {**SPEC, "lab_track": "ccnp"}, "spec_version": second["spec_version"]})
         assert renamed.status_code == 409
         assert "a pool named 'ccna-pool' already exists" in renamed.json()["detail"]
 
@@ -145,6 +145,25 @@ def test_concurrent_creates_of_one_pool_store_it_once(control_plane, mongo_serve
     assert all("lab track 'ccna'" in a.json()["detail"] for a in answers if a.status_code == 409)
     with cp.client() as http:
         assert http.get("/api/pools", headers=cp.viewer()).json()["total"] == 1
+
+
+def test_an_edit_is_refused_only_for_another_change_of_the_spec(control_plane) -> None:
+    """The autoscaler's reports move the pool's version every few seconds; an operator's edit names the
+    spec_version it read, which only edits move."""
+    cp = control_plane
+    with cp.client() as http:
+        _template(cp, http)
+        pool = _pool(cp, http)
+        assert pool["spec_version"] == 1
+        reported = _evaluate(cp, http, pool["id"], _evaluation(pool, capacity={"workers": 1}, phase="ready"))
+        assert reported.status_code == 200, reported.text
+        assert reported.json()["version"] > pool["version"]
+        edit = {"spec": {**SPEC, "description": "kept while the autoscaler reports"}, "spec_version": 1}
+        saved = http.put(f"/api/pools/{pool['id']}", headers=cp.admin(), json=edit)
+        assert saved.status_code == 200, saved.text
+        assert (saved.json()["spec_version"], saved.json()["description"]) == (2, "kept while the autoscaler reports")
+        again = http.put(f"/api/pools/{pool['id']}", headers=cp.admin(), json=edit)
+        assert again.status_code == 409
 
 
 def test_history_is_newest_first_and_bounded(control_plane) -> None:

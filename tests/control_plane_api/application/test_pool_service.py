@@ -92,15 +92,16 @@ async def test_create_checks_the_template_and_its_placements() -> None:
         await rig.pool(name="other")
 
 
-async def test_an_update_names_the_version_read_and_moves_the_members_to_the_new_track() -> None:
+async def test_an_update_names_the_spec_version_read_and_moves_the_members_to_the_new_track() -> None:
     rig = Rig()
     pool = await rig.pool()
     worker_id = await rig.running_worker()
-    await rig.service.adopt(pool.id, worker_id, by="admin")
-    current = await rig.service.get(pool.id)
-    with pytest.raises(VersionConflict, match="changed since version 1"):
+    await rig.service.adopt(pool.id, worker_id, by="admin")  # moves the pool's version, not its spec's
+    first = await rig.service.update(pool.id, spec(description="by someone else"), 1, by="admin")
+    assert first.spec_version == 2
+    with pytest.raises(VersionConflict, match="changed since spec_version 1"):
         await rig.service.update(pool.id, spec(lab_track="ccnp"), 1, by="admin")
-    updated = await rig.service.update(pool.id, spec(lab_track="ccnp"), current.version, by="admin")
+    updated = await rig.service.update(pool.id, spec(lab_track="ccnp"), first.spec_version, by="admin")
     assert updated.lab_track == "ccnp"
     assert rig.worker_store.stored(worker_id).lab_track == "ccnp"
 

@@ -203,9 +203,9 @@ export function mountPoolDetail(main, id) {
 
   const drawConfig = () => replace(config, configFacts(pool));
 
-  // The configuration form is drawn for the spec the admin read. A change of the pool that leaves its spec
-  // alone (capacity, phase, a scale) moves the version the form is saved under; a change of the spec redraws
-  // the form, unless the admin has edited it: then it says so, and the save is refused (409).
+  // The configuration form is drawn for the spec the admin read, and saved under its `spec_version` (which
+  // capacity, phase or a scale do not move); a change of the spec redraws the form, unless the admin has
+  // edited it: then it says so, and the save is refused (409).
   let templates = null;
   let editForm = null;
   let editSpec = null;
@@ -221,12 +221,12 @@ export function mountPoolDetail(main, id) {
       return;
     }
     if (editForm && specOf(pool) === editSpec) {
-      editVersion = pool.version;
+      editVersion = pool.spec_version;
       editForm.dataset.version = String(editVersion);
       return;
     }
     if (editForm?.dataset.dirty) {
-      editNote.textContent = `Someone else changed this configuration (the pool is at version ${pool.version}); `
+      editNote.textContent = `Someone else changed this configuration (it is at version ${pool.spec_version}); `
         + `your edit of version ${editVersion} will be refused.`;
       return;
     }
@@ -236,8 +236,8 @@ export function mountPoolDetail(main, id) {
       onSubmit: async (spec, error) => {
         const version = editVersion;
         try {
-          const updated = await api(path, { method: "PUT", body: { spec, version } });
-          toast(`Pool ${updated.name} saved (version ${updated.version}).`, "ok");
+          const updated = await api(path, { method: "PUT", body: { spec, spec_version: version } });
+          toast(`Pool ${updated.name} saved (configuration version ${updated.spec_version}).`, "ok");
           delete form.dataset.dirty;
           editNote.textContent = "";
           editSpec = null; // redrawn from what was saved
@@ -265,7 +265,7 @@ export function mountPoolDetail(main, id) {
     });
     editForm = form;
     editSpec = specOf(pool);
-    editVersion = pool.version;
+    editVersion = pool.spec_version;
     form.dataset.version = String(editVersion);
     editNote.textContent = "";
     replace(editSlot, h("details", { class: "create-panel", id: "pool-edit", open: wasOpen },
