@@ -85,10 +85,13 @@ class IdleVerdict:
 def judge_idle(
     *, status: WorkerStatus, idle_since: datetime | None, idle: IdleSettings, active_now: bool, now: datetime,
     detection_enabled: bool = True, resumed_at: datetime | None = None, sessions: int = 0,
+    pool: str | None = None,
 ) -> IdleVerdict:
     """The auto-pause rule: idle longer than the threshold, enabled globally and for this worker, outside the
     snooze window after a resume, running, and holding no lablet session (a booked session whose lab is not
     started yet, or whose nodes are all stopped, still needs its worker).
+
+    A worker of a pool (`pool`: its id) is never paused here: its pool scales it.
 
     `idle_since` is the latest of: the last activity seen, the last time the worker held a session, its last
     start and its last resume (a worker just started is not idle for the time it slept)."""
@@ -99,6 +102,9 @@ def judge_idle(
     since = idle_since or now
     if status is not WorkerStatus.RUNNING:
         return IdleVerdict(idle_since, False, f"status is {status.value}")
+    if pool is not None:
+        # Its pool sizes it: a pause would make the pool launch another worker in its place.
+        return IdleVerdict(since, False, f"a worker of pool {pool}: its pool decides when it stops")
     if not (idle.enabled and idle.auto_pause):
         return IdleVerdict(since, False, "auto-pause disabled in settings")
     if not detection_enabled:

@@ -66,6 +66,7 @@ class TelemetryBehaviour:
     if TYPE_CHECKING:
         id: str
         name: str
+        pool_id: str | None
         status: WorkerStatus
         desired_status: DesiredStatus | None
         service_status: ServiceStatus
@@ -291,7 +292,8 @@ class TelemetryBehaviour:
         verdict = judge_idle(status=self.status, idle_since=max(marks) if marks else None, idle=idle,
                              active_now=active_now, now=now,
                              detection_enabled=self.activity.idle_detection_enabled,
-                             resumed_at=self.activity.resumed_at, sessions=len(self.capacity.reservations))
+                             resumed_at=self.activity.resumed_at, sessions=len(self.capacity.reservations),
+                             pool=self.pool_id)
         t.idle = IdleState(idle_since=verdict.idle_since, eligible_for_auto_pause=verdict.eligible_for_auto_pause,
                            verdict=verdict.reason, checked_at=now)
         if verdict.eligible_for_auto_pause and self.desired_status is not DesiredStatus.STOPPED:

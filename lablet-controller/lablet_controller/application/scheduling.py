@@ -88,7 +88,7 @@ class SchedulingPass:
             workers = await self._gateway.workers()
             track_pools = pools_by_track(await self._gateway.pools())
             self.scheduler.refresh((candidate_from(w, default_port_capacity=self._port_capacity) for w in workers),
-                                   track_pools.values())
+                                   track_pools.values(), now)
             pool_ids = {track: pool.id for track, pool in track_pools.items()}
             for session in sorted(pending, key=lambda s: (s.timeslot_start, s.id)):
                 await self._place(session, outcome, pool_ids)

@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from lablet_controller.domain.placement import (
@@ -133,6 +134,7 @@ class Scheduler:
         self._cursor = ""
         self.workers: dict[str, WorkerCandidate] = {}
         self.pools: dict[str, PoolView] = {}
+        self._now: datetime | None = None
         self._ready: list[WorkerCandidate] = []
         self._ids: list[str] = []
         self._left_out: dict[str, str] = {}
@@ -178,8 +180,11 @@ class Scheduler:
             members = self._groups[(worker.lab_track, worker.pool_id)]
             del members[bisect.bisect_left(members, key)]
 
-    def refresh(self, workers: Iterable[WorkerCandidate], pools: Iterable[PoolView] = ()) -> None:
-        """Start a pass over a freshly read fleet and its pools (the round-robin cursor is kept)."""
+    def refresh(self, workers: Iterable[WorkerCandidate], pools: Iterable[PoolView] = (),
+                now: datetime | None = None) -> None:
+        """Start a pass over a freshly read fleet and its pools (the round-robin cursor is kept); `now` (wall
+        clock) judges the pools' allowed hours."""
+        self._now = now
         ordered = sorted(workers, key=lambda w: w.id)
         self.workers = {w.id: w for w in ordered}
         self.pools = {p.id: p for p in pools}
@@ -265,10 +270,11 @@ class Scheduler:
         if chosen is not None:
             return self._placed(req, chosen, fits, f"among {count} candidates of pool {pool.name} "
                                 f"({examined} examined)", count, started)
-        why_not = pool_room(pool)
+        why_not = pool_room(pool, self._now)
         if why_not is None:
-            return Decision(False, None, clip(waiting_reason(pool, self._pool_refusals(req, own))), self.strategy,
-                            count, self._since(started), waiting_for_pool=pool.id)
+            reason = waiting_reason(pool, self._pool_refusals(req, own), self._now)
+            return Decision(False, None, clip(reason), self.strategy, count, self._since(started),
+                            waiting_for_pool=pool.id)
         others = [GENERAL] if req.lab_track is None else [GENERAL, (req.lab_track, None)]
         chosen, fits, more = self._choose(req, others, set(others))
         count += self._count(others)

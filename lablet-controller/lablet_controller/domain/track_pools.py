@@ -9,6 +9,7 @@ decision on the session and wakes the pool's autoscaler, which counts waiting se
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from lcm_core.domain.pools import PoolPhase, PoolView, ScalingPolicy
 
@@ -31,17 +32,25 @@ def _leaving(pool: PoolView) -> bool:
 
 
 def members_on_the_way(pool: PoolView) -> int:
-    """Members counted toward the pool's size that do not serve yet (launching, starting, licensing)."""
-    return max(0, pool.capacity.workers - pool.capacity.ready)
+    """Members that do not serve yet but are getting there (launching, booting, licensing, not measured yet;
+    `lcm_core.domain.pool_capacity.on_its_way`). A stuck member is not waited for."""
+    return pool.capacity.on_the_way
 
 
-def grows_for_demand(pool: PoolView) -> bool:
-    """Whether the pool's autoscaler may add a worker: it scales automatically (any policy but `none`) and
-    the pool is held below its maximum."""
-    return pool.scaling.policy is not ScalingPolicy.NONE and pool.desired_workers < pool.scaling.max_workers
+def grows_for_demand(pool: PoolView, now: datetime | None = None) -> bool:
+    """Whether the pool's autoscaler may add a worker now: it scales automatically (a policy that reacts to
+    demand), the pool is held below its maximum, and `now` lies in its allowed hours (outside them it does not
+    grow: its sessions would wait until the window opens)."""
+    scaling = pool.scaling
+    if scaling.policy in (ScalingPolicy.NONE, ScalingPolicy.SCHEDULED):
+        return False
+    hours = scaling.allowed_hours
+    if hours is not None and now is not None and not hours.contains(now):
+        return False
+    return pool.desired_workers < scaling.max_workers
 
 
-def pool_room(pool: PoolView) -> str | None:
+def pool_room(pool: PoolView, now: datetime | None = None) -> str | None:
     """Whether `pool` can still give room to a session none of its workers fits now: None if it can (the
     session waits for it), else why not (the session goes to the general workers).
 
@@ -57,20 +66,25 @@ def pool_room(pool: PoolView) -> str | None:
     closed = CLOSED_PHASES.get(pool.phase)
     if closed is not None:
         return f"{name} {closed}"
-    if members_on_the_way(pool) > 0 or grows_for_demand(pool):
+    if members_on_the_way(pool) > 0 or grows_for_demand(pool, now):
         return None
     if pool.scaling.policy is ScalingPolicy.NONE:
         return f"{name} is sized by hand (scaling policy none) and has no worker on its way"
+    if pool.scaling.policy is ScalingPolicy.SCHEDULED:
+        return f"{name} is sized by its schedule and has no worker on its way"
+    hours = pool.scaling.allowed_hours
+    if hours is not None and now is not None and not hours.contains(now):
+        return f"{name} does not grow outside its allowed hours ({hours.describe()})"
     return f"{name} is at its maximum of {pool.scaling.max_workers} workers"
 
 
-def waiting_reason(pool: PoolView, refusals: str | None) -> str:
+def waiting_reason(pool: PoolView, refusals: str | None, now: datetime | None = None) -> str:
     """Why a session waits for `pool`: its size, what is coming, and why none of its workers fits now
     (`refusals`: the per-worker reasons; None when it has no worker at all)."""
     size = f"{pool.capacity.workers} of max {pool.scaling.max_workers} workers"
     on_the_way = members_on_the_way(pool)
     if on_the_way:
         size += f", {on_the_way} on the way"
-    asked = " was asked to scale up" if grows_for_demand(pool) else ""
+    asked = " was asked to scale up" if grows_for_demand(pool, now) else ""
     fits = f"none of its workers fits: {refusals}" if refusals else "it has no worker yet"
     return f"waiting for capacity: pool {pool.name} ({size}){asked}; {fits}"

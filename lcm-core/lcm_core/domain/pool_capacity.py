@@ -16,7 +16,7 @@ from typing import Annotated
 from pydantic import Field
 
 from lcm_core.domain.cml_snapshot import StrictModel
-from lcm_core.domain.enums import DesiredStatus, WorkerStatus
+from lcm_core.domain.enums import DesiredStatus, HealthStatus, ServiceStatus, WorkerStatus
 from lcm_core.domain.placement_rules import placement_refusal
 from lcm_core.domain.types import Count, Number
 from lcm_core.domain.workers import WorkerSummary
@@ -58,6 +58,22 @@ def serving(row: WorkerSummary) -> bool:
         status=row.status.value, service_status=row.service_status.value, health_status=row.health_status) is None
 
 
+def on_its_way(row: WorkerSummary) -> bool:
+    """A member that does not serve yet but is getting there: launching, starting, CML booting, licensing, or
+    licensed and running but not measured yet. Sessions may wait for it. Any other member that does not
+    serve (CML failed to boot, unlicensed with no registration under way, unhealthy, drained) is stuck: it
+    will not serve by itself, so nothing waits for it and the pool does not count on it."""
+    if serving(row):
+        return False
+    if row.status in (WorkerStatus.PENDING, WorkerStatus.PROVISIONING, WorkerStatus.STARTING):
+        return True
+    if row.status is not WorkerStatus.RUNNING:
+        return False
+    if row.service_status in (ServiceStatus.UNAVAILABLE, ServiceStatus.STARTING) or row.phase == "LICENSING":
+        return True
+    return row.phase in ("READY", "ACTIVE") and row.health_status == HealthStatus.UNKNOWN
+
+
 class WaitingDemand(StrictModel):
     """Pending sessions of the pool's track that no worker could take: they wait for the pool to grow."""
 
@@ -72,7 +88,13 @@ class PoolCapacity(StrictModel):
     workers: Count = 0
     """Members counted toward the size (`MemberRole.ACTIVE`)."""
     ready: Count = 0
-    """Of them, serving: running, CML available, licensed."""
+    """Of them, serving: running, CML available, licensed, healthy or degraded (`serving`)."""
+    on_the_way: Count = 0
+    """Of them, getting there (`on_its_way`): launching, booting, licensing, not measured yet."""
+    stuck: Count = 0
+    """Of them, neither serving nor on their way (CML failed, unlicensed, unhealthy): not counted on."""
+    empty_ready: Count = 0
+    """Ready members that hold no session: room a waiting session will be placed in at the next pass."""
     parked: Count = 0
     leaving: Count = 0
     failed: Count = 0
@@ -119,9 +141,17 @@ def pool_capacity(members: Iterable[WorkerSummary], waiting: WaitingDemand | Non
             cap.leaving += 1
         else:
             cap.failed += 1
-        if role is not MemberRole.ACTIVE or not serving(row):
+        if role is not MemberRole.ACTIVE:
+            continue
+        if not serving(row):
+            if on_its_way(row):
+                cap.on_the_way += 1
+            else:
+                cap.stuck += 1
             continue
         cap.ready += 1
+        if row.sessions == 0:
+            cap.empty_ready += 1
         declared, allocated = row.capacity.declared, row.capacity.allocated
         cap.total_cpu_cores += declared.cpu_cores
         cap.available_cpu_cores += max(0.0, declared.cpu_cores - allocated.cpu_cores)
@@ -149,5 +179,5 @@ def workers_for(sessions: int, per_worker: int) -> int:
     return math.ceil(sessions / per_worker) if sessions > 0 else 0
 
 
-__all__ = ["MemberRole", "PoolCapacity", "WaitingDemand", "member_role", "pool_capacity", "serving",
-           "workers_for"]
+__all__ = ["MemberRole", "PoolCapacity", "WaitingDemand", "member_role", "on_its_way", "pool_capacity",
+           "serving", "workers_for"]

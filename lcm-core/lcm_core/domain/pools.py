@@ -93,10 +93,10 @@ class ScaleDownAction(StrEnum):
 
 class AllowedHours(StrictModel):
     """When automatic scaling may act, in a time zone: from `start` to `end` (an `end` before `start` spans
-    midnight) on the given weekdays (0 is Monday)."""
+    midnight; `end` equal to `start` is the whole day) on the given weekdays (0 is Monday)."""
 
     start: time = time(0, 0)
-    end: time = time(23, 59)
+    end: time = time(0, 0)
     weekdays: list[Annotated[int, Field(ge=0, le=6)]] = Field(default_factory=lambda: list(range(7)),
                                                               min_length=1, max_length=7)
     timezone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
@@ -113,17 +113,13 @@ class AllowedHours(StrictModel):
     def _distinct(cls, days: list[int]) -> list[int]:
         return sorted(set(days))
 
-    @model_validator(mode="after")
-    def _not_empty(self) -> Self:
-        if self.start == self.end:
-            raise ValueError("allowed hours start and end at the same time: an empty window")
-        return self
-
     def contains(self, moment: datetime) -> bool:
         """Whether `moment` (timezone-aware) lies in the window, in the window's time zone. A window that spans
         midnight belongs to the weekday it starts on."""
         local = moment.astimezone(ZoneInfo(self.timezone))
         clock = local.time().replace(tzinfo=None)
+        if self.start == self.end:  # a whole day from `start`
+            return (local.weekday() if clock >= self.start else (local.weekday() - 1) % 7) in self.weekdays
         if self.start < self.end:
             return local.weekday() in self.weekdays and self.start <= clock < self.end
         if clock >= self.start:
@@ -133,7 +129,8 @@ class AllowedHours(StrictModel):
     def describe(self) -> str:
         days = "every day" if len(self.weekdays) == 7 else "days " + ",".join(
             "MTWTFSS"[d] for d in self.weekdays)
-        return f"{self.start:%H:%M}-{self.end:%H:%M} {self.timezone}, {days}"
+        hours = "all day" if self.start == self.end == time(0, 0) else f"{self.start:%H:%M}-{self.end:%H:%M}"
+        return f"{hours} {self.timezone}, {days}"
 
 
 def zone_exists(zone: str) -> bool:

@@ -255,3 +255,13 @@ def test_an_ec2_state_seen_before_the_last_status_change_is_ignored() -> None:
     fresh = report(NOW + timedelta(seconds=30), ec2=Ec2Checks(state="running"))
     assert "worker.status.updated" in types(apply(worker, fresh, now=NOW + timedelta(seconds=35))[1])
     assert worker.status is WorkerStatus.RUNNING
+
+
+def test_a_worker_of_a_pool_is_left_to_its_pool() -> None:
+    """Idle auto-pause would stop it and the pool would launch another in its place: the pool scales it."""
+    worker = make()
+    worker.pool_id = "p1"
+    telemetry, events = _idle_cycle(worker, None, NOW + timedelta(hours=2), IdleSettings(threshold_minutes=1))
+    assert "worker.paused" not in types(events)
+    assert worker.desired_status is not DesiredStatus.STOPPED
+    assert telemetry.idle.verdict == "a worker of pool p1: its pool decides when it stops"

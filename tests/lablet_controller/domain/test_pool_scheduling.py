@@ -5,6 +5,7 @@ else it goes to the workers of no pool; a track without a pool is scheduled as b
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,7 +24,8 @@ def pool(*, policy: str = "capacity_based", desired: int = 2, max_workers: int =
          ready: int = 2, **kw: Any) -> PoolView:
     values: dict[str, Any] = {
         "id": "p1", "name": "ccna-pool", "lab_track": "ccna", "template_name": "m5zn", "phase": "ready",
-        "desired_workers": desired, "capacity": {"workers": workers, "ready": ready},
+        "desired_workers": desired,
+        "capacity": {"workers": workers, "ready": ready, "on_the_way": workers - ready},  # none stuck
         "scaling": {"policy": policy, "min_workers": 0, "max_workers": max_workers}}
     return PoolView.model_validate(values | kw)
 
@@ -273,3 +275,27 @@ def test_a_pool_worker_takes_no_more_sessions_than_its_pool_allows_per_worker() 
     assert placed == ["pa", "pa"]
     assert [d.waiting_for_pool for d in waited] == ["p1"] * 3
     assert "holds its pool's 2 sessions per worker" in waited[0].reason
+
+
+NIGHT = datetime(2026, 12, 7, 22, 0, tzinfo=UTC)  # a Monday, 23:00 in Paris
+DAYTIME = {"start": "08:00", "end": "18:00", "timezone": "Europe/Paris"}
+
+
+@pytest.mark.parametrize(("the_pool", "now", "why_not"), [
+    (pool(policy="none", desired=3, workers=3, ready=2), None, None),
+    (PoolView.model_validate(pool(policy="none", desired=3, workers=3, ready=2).model_dump()
+                             | {"capacity": {"workers": 3, "ready": 2, "on_the_way": 0, "stuck": 1}}),
+     None, "pool ccna-pool is sized by hand (scaling policy none) and has no worker on its way"),
+    (pool(desired=1, workers=1, ready=1, scaling={"policy": "capacity_based", "max_workers": 3,
+                                                 "allowed_hours": DAYTIME}), NIGHT,
+     "pool ccna-pool does not grow outside its allowed hours (08:00-18:00 Europe/Paris, every day)"),
+    (pool(desired=1, workers=1, ready=1, scaling={"policy": "capacity_based", "max_workers": 3,
+                                                 "allowed_hours": DAYTIME}), NIGHT.replace(hour=9), None),
+    (pool(desired=1, workers=1, ready=1, scaling={"policy": "scheduled", "max_workers": 3,
+                                                 "allowed_hours": DAYTIME}), NIGHT,
+     "pool ccna-pool is sized by its schedule and has no worker on its way"),
+], ids=["a member on its way is waited for", "a stuck member is not", "outside the allowed hours",
+        "inside them", "a scheduled pool grows by its schedule, not for demand"])
+def test_pool_room_waits_only_for_what_will_come(the_pool: PoolView, now: datetime | None,
+                                                 why_not: str | None) -> None:
+    assert pool_room(the_pool, now) == why_not

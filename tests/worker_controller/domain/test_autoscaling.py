@@ -133,6 +133,9 @@ LAB_COUNT_CASES = [
     Case("scale-down waits its cooldown after a scale-up", LAB, [worker("a"), worker("b"), worker("c")],
          desired=3, pool={"last_scale_up_at": NOW - timedelta(minutes=12)}, rule="cooldown_down",
          reason_has="scale-down cooldown has 8.0 min left"),
+    Case("a worker left unlicensed takes no session: the sessions need workers besides it", LAB,
+         [worker("a", sessions=2), worker("b", license_status=LicenseStatus.UNREGISTERED, phase="READY_UNLICENSED")],
+         desired=2, waiting=1, size=3, action=ScalingAction.SCALE_UP, launch=1, reason_has="1 of them stuck"),
     Case("waiting sessions count before any worker is ready", LAB, [worker("a", state="launching")], desired=1,
          waiting=4, size=2, action=ScalingAction.SCALE_UP, launch=1),
 ]
@@ -152,12 +155,19 @@ CAPACITY_CASES = [
          [worker("a", cpu=29, memory=39),
          worker("b", cpu=29, memory=39)], desired=2, rule="steady"),
     Case("nothing measured yet: steady", CAPACITY, [worker("a", cpu=None, memory=None)], desired=1, rule="steady"),
-    Case("sessions waiting for room: enough workers for them", CAPACITY, [worker("a", cpu=20)], desired=1,
+    Case("sessions waiting for room: enough workers for them", CAPACITY, [worker("a", sessions=3)], desired=1,
          waiting=3, waiting_cpu=60.0, size=3, action=ScalingAction.SCALE_UP, rule="sessions_waiting", launch=2),
-    Case("sessions waiting for room are not held by the cooldown", CAPACITY, [worker("a", cpu=20)], desired=1,
+    Case("sessions waiting for room are not held by the cooldown", CAPACITY, [worker("a", sessions=3)], desired=1,
          waiting=1, waiting_cpu=8.0, pool=RECENTLY, size=2, action=ScalingAction.SCALE_UP, launch=1),
     Case("utilisation is held by the cooldown", CAPACITY, [worker("a", cpu=90)], desired=1, pool=RECENTLY,
          rule="cooldown_up"),
+    Case("sessions waiting, a worker ready and still empty: they go there, nothing launched", CAPACITY,
+         [worker("a", cpu=1, memory=1)], desired=1, waiting=1, waiting_cpu=4.0, rule="steady"),
+    Case("a session no worker can hold launches what it needs once, not worker after worker", CAPACITY,
+         [worker("a", sessions=1), worker("b"), worker("c")], desired=3, waiting=1, waiting_cpu=64.0, rule="steady"),
+    Case("a worker whose CML failed is not waited for: one is launched besides it", CAPACITY,
+         [worker("a", sessions=2), worker("b", service_status=ServiceStatus.ERROR, phase="STARTING")], desired=2,
+         waiting=1, waiting_cpu=4.0, size=3, action=ScalingAction.SCALE_UP, launch=1),
     Case("sessions waiting, a worker already on its way", CAPACITY, [worker("a"), worker("b", state="launching")],
          desired=2, waiting=1, waiting_cpu=8.0, rule="steady", phase=PoolPhase.SCALING_UP),
     Case("never below the minimum", {**CAPACITY, "min_workers": 2}, [worker("a", cpu=1, memory=1),
@@ -176,6 +186,14 @@ SCHEDULED_CASES = [
          rule="scheduled_out"),
     Case("no allowed hours: keeps its size", {"policy": "scheduled", "max_workers": 4}, [worker("a")], desired=1,
          rule="no_schedule"),
+    Case("an operator's scale-down is not undone at once", SCHEDULED, [worker("a")], desired=1,
+         pool={"last_scale_down_at": NOW - timedelta(minutes=1), "last_decision": ScalingDecision(
+             at=NOW - timedelta(minutes=1), action="scale_down", trigger="manual", from_workers=4, to_workers=1,
+             reason="exam over", by="admin")}, rule="cooldown_up"),
+    Case("allowed hours start and end at the same time: the whole day", {**SCHEDULED, "allowed_hours": {
+         "start": "00:00", "end": "00:00", "timezone": "Europe/Paris"}}, [worker("a")], desired=1,
+         now=NOW.replace(hour=22, minute=59, second=30), size=4, action=ScalingAction.SCALE_UP, launch=3,
+         reason_has="all day Europe/Paris"),
 ]
 
 HYBRID = {"policy": "hybrid", "min_workers": 1, "max_workers": 4, "max_labs_per_worker": 4}
@@ -272,6 +290,11 @@ def test_a_deleted_pool_terminates_every_worker_then_is_terminated() -> None:
     assert plan.retire == ["id-a", "id-b"]
     assert plan.retire_then is ScaleDownAction.TERMINATE
     assert plan.desired_workers == 0
+    stopping = worker("d", state="leaving")  # a scale-down's drain to stop under way: retired once stopped
+    later = plan_pool(work_for(Case("", LAB, [stopping], desired=0, pool={"deleting": True})))
+    assert later.retire == []
+    assert later.phase is PoolPhase.TERMINATING
+    assert "waiting for 1 worker(s) to terminate" in later.decision.reason
     gone = worker("a", status=WorkerStatus.TERMINATED, desired_status=DesiredStatus.TERMINATED)
     done = plan_pool(work_for(Case("", LAB, [gone], desired=0, pool={"deleting": True})))
     assert done.phase is PoolPhase.TERMINATED

@@ -193,7 +193,7 @@ def plan_pool(work: PoolWork) -> PoolPlan:
 def _phase(pool: PoolView, cap: PoolCapacity, plan: PoolPlan, size: int, current: int) -> PoolPhase:
     if plan.error and size > current:
         return PoolPhase.FAILED
-    on_the_way = cap.workers > cap.ready or bool(plan.launch or plan.resume)
+    on_the_way = cap.on_the_way > 0 or bool(plan.launch or plan.resume)
     if pool.ready_since is None and size > 0 and (on_the_way or cap.ready < size):
         return PoolPhase.INITIALIZING
     if on_the_way or size > current:
@@ -210,7 +210,11 @@ def _wind_down(work: PoolWork, cap: PoolCapacity, held: int, roles: dict[str, Me
     pool, now = work.pool, work.observed_at
     if deleting:
         left = [row for row in work.workers if roles[row.id] is not MemberRole.GONE]
-        retire = [row.id for row in left if row.drain_then is not DesiredStatus.TERMINATED]
+        # A worker already leaving (a drain to stop under way) is retired once stopped; a failed one holding
+        # sessions once they end: asking again meanwhile would be refused, and recorded every evaluation.
+        retire = [row.id for row in left if row.drain_then is not DesiredStatus.TERMINATED and (
+            roles[row.id] in (MemberRole.ACTIVE, MemberRole.PARKED)
+            or (roles[row.id] is MemberRole.FAILED and row.sessions == 0))]
         phase = PoolPhase.TERMINATED if not left else PoolPhase.TERMINATING
         then, trigger, size, rule = ScaleDownAction.TERMINATE, ScalingTrigger.DELETE, 0, "deleted"
         reason = ("pool deleted: " + (f"retiring {len(retire)} worker(s) (drained, then terminated)" if retire

@@ -32,16 +32,19 @@ def _minutes_left(since: datetime | None, cooldown_minutes: float, now: datetime
     return max(0.0, left.total_seconds() / 60)
 
 
-def _lab_count(pool: PoolView, held: int, waiting: int) -> tuple[SizeProposal | None, SizeProposal | None]:
-    """(scale-up proposal, scale-down proposal) of the lab-count rule; None where it does not ask."""
+def _lab_count(pool: PoolView, cap: PoolCapacity, held: int, waiting: int) -> tuple[SizeProposal | None,
+                                                                                  SizeProposal | None]:
+    """(scale-up proposal, scale-down proposal) of the lab-count rule; None where it does not ask. Stuck
+    workers (`PoolCapacity.stuck`) take no session: the sessions need workers besides them."""
     cfg, size = pool.scaling, pool.desired_workers
     labs = held + waiting
     needed = workers_for(labs, cfg.max_labs_per_worker)
     up = down = None
-    if needed > size:
-        up = SizeProposal(needed, f"{held} session(s) held and {waiting} waiting need {needed} worker(s) at "
-                                  f"{cfg.max_labs_per_worker} per worker (the pool has {size})", "labs_above_max",
-                          for_waiting=waiting > 0)
+    if needed > size - cap.stuck:
+        stuck = f", {cap.stuck} of them stuck" if cap.stuck else ""
+        up = SizeProposal(needed + cap.stuck, f"{held} session(s) held and {waiting} waiting need {needed} "
+                          f"worker(s) at {cfg.max_labs_per_worker} per worker (the pool has {size}{stuck})",
+                          "labs_above_max", for_waiting=waiting > 0)
     elif size > 0 and labs / size < cfg.min_labs_per_worker and needed < size:
         down = SizeProposal(needed, f"{labs} session(s) on {size} worker(s) is {labs / size:.1f} per worker, "
                                     f"below {cfg.min_labs_per_worker}: {needed} worker(s) are enough",
@@ -52,19 +55,22 @@ def _lab_count(pool: PoolView, held: int, waiting: int) -> tuple[SizeProposal | 
 def _capacity(pool: PoolView, cap: PoolCapacity, work: PoolWork) -> tuple[SizeProposal | None,
                                                                         SizeProposal | None]:
     """(scale-up proposal, scale-down proposal) of the utilisation rule; sessions waiting for room come first:
-    they do not fit, whatever the averages say."""
+    they do not fit, whatever the averages say. Workers on their way and ready workers still empty are room
+    the waiting sessions will be placed in (the next scheduling pass): they are counted before any launch, so
+    that a session no worker can hold does not launch worker after worker."""
     cfg, size = pool.scaling, pool.desired_workers
     waiting = work.waiting
-    on_the_way = max(0, cap.workers - cap.ready)
+    on_the_way = cap.on_the_way
     if waiting.sessions:
         per_worker = work.template_capacity
         extra = max(1, math.ceil(waiting.cpu_cores / per_worker.cpu_cores) if per_worker.cpu_cores else 1,
                     math.ceil(waiting.memory_gb / per_worker.memory_gb) if per_worker.memory_gb else 1)
-        if extra <= on_the_way:
+        coming = on_the_way + cap.empty_ready
+        if extra <= coming:
             return None, None
-        return SizeProposal(size + extra - on_the_way,
+        return SizeProposal(size + extra - coming,
                             f"{waiting.sessions} session(s) wait for room ({waiting.cpu_cores:g} cores, "
-                            f"{waiting.memory_gb:g} GB): {extra - on_the_way} more worker(s)", "sessions_waiting",
+                            f"{waiting.memory_gb:g} GB): {extra - coming} more worker(s)", "sessions_waiting",
                             for_waiting=True), None
     cpu, memory = cap.avg_cpu_percent, cap.avg_memory_percent
     if cpu is None and memory is None:
@@ -101,17 +107,20 @@ def policy_size(work: PoolWork, cap: PoolCapacity, held: int) -> SizeProposal:
         if hours is None:
             return SizeProposal(size, f"scheduled policy without allowed hours: keeps {size}", "no_schedule")
         if inside:
-            return SizeProposal(cfg.max_workers, f"inside the allowed hours ({hours.describe()}): the maximum",
+            wish = SizeProposal(cfg.max_workers, f"inside the allowed hours ({hours.describe()}): the maximum",
                                 "scheduled_in")
-        return SizeProposal(cfg.min_workers, f"outside the allowed hours ({hours.describe()}): the minimum",
-                            "scheduled_out")
+        else:
+            wish = SizeProposal(cfg.min_workers, f"outside the allowed hours ({hours.describe()}): the minimum",
+                                "scheduled_out")
+        # The cooldowns hold it too: an operator's scale is not undone the next moment.
+        return wish if wish.size == size else _cooled(wish, pool, now, up=wish.size > size)
     if not inside:
         assert hours is not None
         return SizeProposal(size, f"outside the allowed hours ({hours.describe()}): no automatic scaling",
                             "outside_hours")
     proposals: list[tuple[SizeProposal | None, SizeProposal | None]] = []
     if cfg.policy in (ScalingPolicy.LAB_COUNT_BASED, ScalingPolicy.HYBRID):
-        proposals.append(_lab_count(pool, held, work.waiting.sessions))
+        proposals.append(_lab_count(pool, cap, held, work.waiting.sessions))
     if cfg.policy in (ScalingPolicy.CAPACITY_BASED, ScalingPolicy.HYBRID):
         proposals.append(_capacity(pool, cap, work))
     ups = [up for up, _ in proposals if up is not None]
@@ -134,8 +143,9 @@ def _within(cfg: ScalingConfig) -> str:
 
 
 def _cooled(wish: SizeProposal, pool: PoolView, now: datetime, *, up: bool) -> SizeProposal:
-    """The wish, unless a cooldown holds it: scale-up waits `scale_up_cooldown` after the last scale-up,
-    scale-down waits `scale_down_cooldown` after the last scaling of either kind.
+    """The wish, unless a cooldown holds it: scale-up waits `scale_up_cooldown` after the last scale-up (and
+    after an operator's scale-down, which the policy must not undo at once), scale-down waits
+    `scale_down_cooldown` after the last scaling of either kind.
 
     A scale-up for sessions that wait for the pool is not held: the cooldown lets a noisy measure settle
     before it is trusted again, but waiting sessions are counted exactly (with the workers already on their
@@ -145,7 +155,11 @@ def _cooled(wish: SizeProposal, pool: PoolView, now: datetime, *, up: bool) -> S
     if up and wish.for_waiting:
         return wish
     if up:
-        left = _minutes_left(pool.last_scale_up_at, cfg.scale_up_cooldown_minutes, now)
+        since = pool.last_scale_up_at
+        decided = pool.last_decision
+        if decided is not None and decided.trigger is ScalingTrigger.MANUAL and pool.last_scale_down_at is not None:
+            since = max(t for t in (since, pool.last_scale_down_at) if t is not None)
+        left = _minutes_left(since, cfg.scale_up_cooldown_minutes, now)
     else:
         last = max((t for t in (pool.last_scale_up_at, pool.last_scale_down_at) if t is not None), default=None)
         left = _minutes_left(last, cfg.scale_down_cooldown_minutes, now)
