@@ -67,6 +67,8 @@ def on_its_way(row: WorkerSummary) -> bool:
         return False
     if row.status in (WorkerStatus.PENDING, WorkerStatus.PROVISIONING, WorkerStatus.STARTING):
         return True
+    if row.status in (WorkerStatus.STOPPED, WorkerStatus.STOPPING) and row.desired_status is DesiredStatus.RUNNING:
+        return True  # resumed: EC2 has not started it yet
     if row.status is not WorkerStatus.RUNNING:
         return False
     if row.service_status in (ServiceStatus.UNAVAILABLE, ServiceStatus.STARTING) or row.phase == "LICENSING":

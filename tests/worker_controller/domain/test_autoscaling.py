@@ -358,3 +358,14 @@ def test_a_licensed_worker_not_measured_yet_is_still_on_its_way() -> None:
     assert plan.capacity.workers == 2
     assert plan.capacity.ready == 1
     assert plan.phase is PoolPhase.SCALING_UP
+
+
+def test_a_worker_being_resumed_is_on_its_way_not_stuck() -> None:
+    """Resumed a moment ago, EC2 still reports it stopped: the sessions wait for it, nothing more is resumed."""
+    resumed = worker("b", state="parked", desired_status=DesiredStatus.RUNNING)
+    plan = plan_pool(work_for(Case("", LAB, [worker("a", sessions=2), resumed, worker("c", state="parked")],
+                                   desired=2, waiting=1)))
+    assert (plan.capacity.on_the_way, plan.capacity.stuck) == (1, 0)
+    assert plan.resume == []
+    assert plan.launch == []
+    assert plan.phase is PoolPhase.SCALING_UP
