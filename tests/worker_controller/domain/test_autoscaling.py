@@ -369,17 +369,3 @@ def test_a_worker_being_resumed_is_on_its_way_not_stuck() -> None:
     assert plan.resume == []
     assert plan.launch == []
     assert plan.phase is PoolPhase.SCALING_UP
-
-
-def test_workers_gone_are_not_replaced_beyond_a_scale_down_the_cooldown_holds() -> None:
-    """Three workers, two vanished from EC2; no session: the policy wants one, the cooldown holds the size at
-    three. The one left is enough: nothing is launched only to be retired when the cooldown ends."""
-    gone = [worker(n, status=WorkerStatus.TERMINATED, desired_status=DesiredStatus.TERMINATED) for n in "bc"]
-    plan = plan_pool(work_for(Case("", LAB, [worker("a"), *gone], desired=3,
-                                   pool={"last_scale_up_at": NOW - timedelta(minutes=1)})))
-    assert plan.decision.inputs["rule"] == "cooldown_down"
-    assert plan.desired_workers == 3
-    assert plan.launch == []
-    assert plan.phase is PoolPhase.READY
-    empty = plan_pool(work_for(Case("", LAB, gone, desired=3, pool={"last_scale_up_at": NOW})))
-    assert len(empty.launch) == 1  # but never below the minimum

@@ -147,11 +147,8 @@ def plan_pool(work: PoolWork) -> PoolPlan:
                     retire_then=cfg.scale_down_action)
     notes = [proposal.reason]
     current = len(active)
-    # Workers that left (gone in EC2, failed) are replaced up to the size, but not beyond what a scale-down
-    # the cooldown holds would keep: they would be retired again moments later.
-    refill = size if proposal.held_down_to is None else max(min(size, proposal.held_down_to), cfg.min_workers)
-    if refill > current:
-        missing = refill - current
+    if size > current:
+        missing = size - current
         plan.resume = [row.id for row in parked[:missing]]
         to_launch = missing - len(plan.resume)
         problem = _template_problem(work) if to_launch else None
@@ -189,7 +186,7 @@ def plan_pool(work: PoolWork) -> PoolPlan:
         notes = [f"the pool is held at {size} worker(s) and counts {current}", *notes[1:],
                  f"policy: {proposal.reason}"]
     decision.reason = "; ".join(notes)[:1000]
-    plan.phase = _phase(pool, cap, plan, refill, current)
+    plan.phase = _phase(pool, cap, plan, size, current)
     return plan
 
 

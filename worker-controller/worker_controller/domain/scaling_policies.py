@@ -23,8 +23,6 @@ class SizeProposal:
     trigger: ScalingTrigger = ScalingTrigger.POLICY
     for_waiting: bool = False
     """Sessions are waiting for this growth: the scale-up cooldown does not hold it (see `_cooled`)."""
-    held_down_to: int | None = None
-    """A scale-down the cooldown holds: the size stands, but no worker is brought back beyond this."""
 
 
 def _minutes_left(since: datetime | None, cooldown_minutes: float, now: datetime) -> float:
@@ -169,8 +167,7 @@ def _cooled(wish: SizeProposal, pool: PoolView, now: datetime, *, up: bool) -> S
         return wish
     kind = "up" if up else "down"
     return SizeProposal(pool.desired_workers, f"would scale {kind} to {wish.size} ({wish.reason}) but the "
-                        f"scale-{kind} cooldown has {left:.1f} min left", f"cooldown_{kind}",
-                        held_down_to=None if up else wish.size)
+                        f"scale-{kind} cooldown has {left:.1f} min left", f"cooldown_{kind}")
 
 
 def bounded(proposal: SizeProposal, cfg: ScalingConfig, desired: int) -> SizeProposal:
