@@ -190,6 +190,10 @@ SCHEDULED_CASES = [
          pool={"last_scale_down_at": NOW - timedelta(minutes=1), "last_decision": ScalingDecision(
              at=NOW - timedelta(minutes=1), action="scale_down", trigger="manual", from_workers=4, to_workers=1,
              reason="exam over", by="admin")}, rule="cooldown_up"),
+    Case("nor once the autoscaler has recorded its retirements since", SCHEDULED, [worker("a")], desired=1,
+         pool={"last_scale_down_at": NOW - timedelta(minutes=1), "last_decision": ScalingDecision(
+             at=NOW - timedelta(seconds=50), action="scale_down", trigger="converge", from_workers=1, to_workers=1,
+             reason="retiring 3 worker(s)")}, rule="cooldown_up"),
     Case("allowed hours start and end at the same time: the whole day", {**SCHEDULED, "allowed_hours": {
          "start": "00:00", "end": "00:00", "timezone": "Europe/Paris"}}, [worker("a")], desired=1,
          now=NOW.replace(hour=22, minute=59, second=30), size=4, action=ScalingAction.SCALE_UP, launch=3,

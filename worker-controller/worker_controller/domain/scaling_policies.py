@@ -143,9 +143,9 @@ def _within(cfg: ScalingConfig) -> str:
 
 
 def _cooled(wish: SizeProposal, pool: PoolView, now: datetime, *, up: bool) -> SizeProposal:
-    """The wish, unless a cooldown holds it: scale-up waits `scale_up_cooldown` after the last scale-up (and
-    after an operator's scale-down, which the policy must not undo at once), scale-down waits
-    `scale_down_cooldown` after the last scaling of either kind.
+    """The wish, unless a cooldown holds it: scale-up waits `scale_up_cooldown` and scale-down waits
+    `scale_down_cooldown` after the last scaling of either kind (a policy's or an operator's, so that the
+    policy neither flaps nor undoes an operator's scale at once).
 
     A scale-up for sessions that wait for the pool is not held: the cooldown lets a noisy measure settle
     before it is trusted again, but waiting sessions are counted exactly (with the workers already on their
@@ -154,15 +154,8 @@ def _cooled(wish: SizeProposal, pool: PoolView, now: datetime, *, up: bool) -> S
     cfg = pool.scaling
     if up and wish.for_waiting:
         return wish
-    if up:
-        since = pool.last_scale_up_at
-        decided = pool.last_decision
-        if decided is not None and decided.trigger is ScalingTrigger.MANUAL and pool.last_scale_down_at is not None:
-            since = max(t for t in (since, pool.last_scale_down_at) if t is not None)
-        left = _minutes_left(since, cfg.scale_up_cooldown_minutes, now)
-    else:
-        last = max((t for t in (pool.last_scale_up_at, pool.last_scale_down_at) if t is not None), default=None)
-        left = _minutes_left(last, cfg.scale_down_cooldown_minutes, now)
+    last = max((t for t in (pool.last_scale_up_at, pool.last_scale_down_at) if t is not None), default=None)
+    left = _minutes_left(last, cfg.scale_up_cooldown_minutes if up else cfg.scale_down_cooldown_minutes, now)
     if left <= 0:
         return wish
     kind = "up" if up else "down"
