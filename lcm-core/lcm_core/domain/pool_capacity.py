@@ -118,10 +118,6 @@ class PoolCapacity(StrictModel):
     waiting_sessions: Count = 0
     """Sessions of the track waiting for the pool's capacity."""
 
-    @property
-    def labs_per_worker(self) -> float | None:
-        return self.sessions / self.workers if self.workers else None
-
 
 def pool_capacity(members: Iterable[WorkerSummary], waiting: WaitingDemand | None = None) -> PoolCapacity:
     """Capacity totals over the ready workers, counts over every member, averages over those measured."""
