@@ -35,7 +35,7 @@ def test_controllers_report_and_the_cpa_serves_leader_and_loop_stats(control_pla
             stack.enter_context(serve_in_thread(replica(name, control_plane).create_app()))
         deadline = time.monotonic() + 15
         while True:
-            overview = httpx.get(f"{control_plane.url}/api/system/controllers", headers=control_plane.viewer()).json()
+            overview = _overview(control_plane)
             entry = overview["controllers"].get("worker-controller")
             leader_reports = [r for r in (entry or {}).get("replicas", []) if r["is_leader"]]
             if entry and entry["leader"] and len(entry["replicas"]) == 2 and leader_reports \
@@ -43,7 +43,6 @@ def test_controllers_report_and_the_cpa_serves_leader_and_loop_stats(control_pla
                 break
             assert time.monotonic() < deadline, overview
             time.sleep(0.2)
-    assert overview["etcd_reachable"] is True
     assert entry["leader"] in ("wc-1", "wc-2")
     assert entry["leader_epoch"] == leader_reports[0]["epoch"]
     loop = leader_reports[0]["loops"][0]
@@ -56,10 +55,21 @@ def test_controllers_report_and_the_cpa_serves_leader_and_loop_stats(control_pla
     assert httpx.post(f"{control_plane.url}/api/internal/controllers/status", json={}).status_code == 401
 
 
+def _overview(cp) -> dict:
+    """The overview once the CPA has read the election keys. A read can time out on a loaded machine (the
+    overview then says `etcd_reachable: false` and shows the replicas' claims, by design); a later one must
+    succeed."""
+    deadline = time.monotonic() + 10
+    while True:
+        overview = httpx.get(f"{cp.url}/api/system/controllers", headers=cp.viewer()).json()
+        if overview["etcd_reachable"] is True:
+            return overview
+        assert time.monotonic() < deadline, overview
+        time.sleep(0.2)
+
+
 def _overview_entry(cp) -> dict:
-    overview = httpx.get(f"{cp.url}/api/system/controllers", headers=cp.viewer()).json()
-    assert overview["etcd_reachable"] is True
-    return overview["controllers"].get("worker-controller") or {"leader": None, "replicas": []}
+    return _overview(cp)["controllers"].get("worker-controller") or {"leader": None, "replicas": []}
 
 
 def test_a_killed_leader_turns_stale_and_the_election_key_holder_is_shown_leading(control_plane) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -29,6 +30,8 @@ from control_plane_api.domain.system_settings import (
 from lcm_core.domain.types import Count
 from lcm_core.errors import UnavailableError
 from lcm_core.settings import FleetDefaults
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ControllerStatusService", "ControllersOverview", "Publisher", "SettingsChange", "SettingsService",
            "TemplateService"]
@@ -194,7 +197,8 @@ class ControllerStatusService:
         `stale_after_seconds`, `reason` and `received_at`."""
         try:
             holders: dict[str, KeyHolder] | None = await self._leaders.leader_holders()
-        except UnavailableError:
+        except UnavailableError as exc:
+            logger.warning("controllers overview without the election keys: %s", exc)
             holders = None
         now = self._clock()
         by_service: dict[str, list[StoredReport]] = {}
