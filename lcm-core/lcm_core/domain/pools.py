@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lcm_core.domain.cml_snapshot import StrictModel
 from lcm_core.domain.lablets import TrackName
 from lcm_core.domain.pool_capacity import PoolCapacity, WaitingDemand
+from lcm_core.domain.pool_forecast import MAX_STEPS, Booking, DemandStep, LeadTime
 from lcm_core.domain.types import AwsRegion, Count, Instant, Integer, Label, Number, Text
 from lcm_core.domain.workers import Resources, WorkerSummary
 
@@ -162,11 +163,27 @@ class ScalingConfig(StrictModel):
     min_labs_per_worker: Integer = Field(default=3, ge=0, le=1000)
     """Below this average per worker, lab-count scaling removes the workers it does not need."""
     scale_up_cooldown_minutes: Number = Field(default=10, ge=0, le=1440)
+    """After any scaling, how long before the policy may scale up again (sessions waiting or booked for the
+    pool are not held by it: they are counted exactly)."""
     scale_down_cooldown_minutes: Number = Field(default=20, ge=0, le=1440)
-    """After any scaling, how long before the policy may scale down."""
+    """After a scale-down, how long before the policy may scale down again."""
+    scale_down_delay_after_add_minutes: Number = Field(default=10, ge=0, le=1440)
+    """After a scale-up (the policy's or an operator's), how long before the policy may scale down."""
     allowed_hours: AllowedHours | None = None
     """None: automatic scaling may act at any time (SCHEDULED then has no schedule and keeps its size)."""
     scale_down_action: ScaleDownAction = ScaleDownAction.STOP
+    look_ahead_minutes: Number = Field(default=120, ge=0, le=7 * 1440)
+    """How far ahead the sessions booked on the pool's track are counted (capacity-, lab-count-based and
+    hybrid pools): workers are made ready before the timeslots that need them start, and none is retired that
+    a booking within the look-ahead will need. 0: react only to the sessions already due."""
+    warm_pool_size: Integer | None = Field(default=None, ge=0, le=MAX_POOL_WORKERS)
+    """Stopped, licence-free workers (EBS only) the pool keeps to resume instead of launching cold: a
+    scale-down stops workers up to this many and terminates beyond it. None: `scale_down_action` decides for
+    every retired worker."""
+    provision_lead_minutes: Number = Field(default=15, gt=0, le=240)
+    """Time from launch to a serving worker, until enough launches of the template were measured."""
+    resume_lead_minutes: Number = Field(default=8, gt=0, le=240)
+    """Time from resume to a serving worker, until enough resumes of the template were measured."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -210,6 +227,10 @@ class ScalingDecision(StrictModel):
     resumed: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=MAX_POOL_WORKERS)
     retired: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=MAX_POOL_WORKERS)
     """Workers drained (then stopped or terminated) by this decision."""
+    demand: list[DemandStep] = Field(default_factory=list, max_length=MAX_STEPS)
+    """The booked demand over the look-ahead the decision was taken on (`pool_forecast.demand_steps`)."""
+    lead_time: LeadTime | None = None
+    """The lead times the decision counted with."""
     by: Label = "worker-controller"
 
 
@@ -283,6 +304,13 @@ class PoolWork(BaseModel):
     template_capacity: Resources = Field(default_factory=Resources)
     template_regions: list[str] = Field(default_factory=list)
     """Regions the template has a placement for (empty: any region)."""
+    template_cost_per_hour_usd: float | None = None
+    """What one running worker of the template costs (None: not priced)."""
+    bookings: list[Booking] = Field(default_factory=list)
+    """Sessions of the pool's track whose timeslot ends after `observed_at` and starts within the look-ahead,
+    pending or holding a worker."""
+    lead_time: LeadTime = Field(default_factory=LeadTime)
+    """The template's measured lead times (or the pool's defaults while too few were measured)."""
     observed_at: datetime
 
 
@@ -305,7 +333,29 @@ class PoolEvaluation(StrictModel):
     resume: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=MAX_POOL_WORKERS)
     retire: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=MAX_POOL_WORKERS)
     retire_then: ScaleDownAction = ScaleDownAction.STOP
+    terminate: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=MAX_POOL_WORKERS)
+    """Workers to drain then terminate whatever `retire_then` says: retired beyond the warm pool, or stopped
+    workers the warm pool no longer keeps."""
     error: Annotated[Text, Field(max_length=1000)] | None = None
+
+
+class PoolForecast(BaseModel):
+    """A pool's booked demand against its capacity over the look-ahead (`GET /api/pools/{id}/forecast`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pool_id: str
+    at: datetime
+    look_ahead_minutes: float
+    steps: list[DemandStep] = Field(default_factory=list)
+    lead_time: LeadTime = Field(default_factory=LeadTime)
+    desired_workers: int = 0
+    ready_workers: int = 0
+    parked_workers: int = 0
+    max_workers: int = 0
+    labs_per_worker: int = 0
+    cost_per_hour_usd: float | None = None
+    """What the pool's counted workers cost per hour running (None: the template is not priced)."""
 
 
 class ScaleRequest(StrictModel):
@@ -315,6 +365,7 @@ class ScaleRequest(StrictModel):
     reason: Annotated[Text, Field(max_length=500)] | None = None
 
 
-__all__ = ["HISTORY_LIMIT", "MAX_POOL_WORKERS", "AllowedHours", "PoolEvaluation", "PoolPhase", "PoolSpec", "PoolView",
+__all__ = ["HISTORY_LIMIT", "MAX_POOL_WORKERS", "AllowedHours", "PoolEvaluation", "PoolForecast", "PoolPhase",
+           "PoolSpec", "PoolView",
            "PoolWork", "ScaleDownAction", "ScaleRequest", "ScalingAction", "ScalingConfig", "ScalingDecision",
            "ScalingPolicy", "ScalingTrigger", "zone_exists"]
