@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -122,7 +123,7 @@ def demand_steps(bookings: Iterable[Booking], start: datetime, end: datetime, *,
     edges = sorted({start, end, *(max(b.timeslot_start, start) for b in live),
                     *(min(b.timeslot_end, end) for b in live)})
     steps: list[DemandStep] = []
-    for begin, finish in zip(edges, edges[1:], strict=False):
+    for begin, finish in pairwise(edges):
         here = [b for b in live if b.timeslot_start <= begin and b.timeslot_end > begin]
         cpu = round(sum(b.cpu_cores for b in here), 3)
         memory = round(sum(b.memory_gb for b in here), 3)
