@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from itertools import pairwise
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Annotated
 
 from pydantic import Field
