@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lcm_core.domain.enums import DesiredStatus, LicenseStatus, WorkerStatus
-from lcm_core.domain.pool_capacity import MemberRole, PoolCapacity, member_role, pool_capacity, serving
+from lcm_core.domain.enums import DesiredStatus, WorkerStatus
+from lcm_core.domain.pool_capacity import MemberRole, PoolCapacity, member_role, pool_capacity
+from lcm_core.domain.pool_capacity import retirement_order as usefulness  # shared with the scheduler
 from lcm_core.domain.pools import (
     Figure,
     PoolEvaluation,
@@ -80,13 +81,6 @@ class PoolPlan:
 
 
 # --------------------------------------------------------------------------- 2. converge
-
-
-def usefulness(row: WorkerSummary) -> tuple[bool, bool, bool, int, float, str, str]:
-    """Sort key of a pool's workers, least useful first: not serving yet, unhealthy, unlicensed, fewest labs,
-    least busy, then by name and id (so that the choice is reproducible)."""
-    return (serving(row), row.health_status == "healthy", row.license_status is LicenseStatus.REGISTERED,
-            row.labs_count or 0, row.cpu_percent or 0.0, row.name, row.id)
 
 
 def launch_regions(count: int, regions: list[str], members: list[WorkerSummary]) -> list[str]:
