@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from lablet_controller.application.ports import SchedulingGateway
+from lablet_controller.domain.decisions import Decision
 from lablet_controller.domain.placement import Requirements, candidate_from
-from lablet_controller.domain.scheduling import Decision, Scheduler
+from lablet_controller.domain.scheduling import Scheduler
 from lablet_controller.domain.track_pools import pools_by_track
 from lcm_core.domain.lablets import LabletSessionStatus, SchedulingDecision, SessionWorkView
 from lcm_core.errors import ConflictError, InvalidError, NotFoundError
