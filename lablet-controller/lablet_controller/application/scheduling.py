@@ -86,7 +86,8 @@ class SchedulingPass:
                    if s.timeslot_start - self._ahead <= now < s.timeslot_end]
         outcome.pending = len(pending)
         if pending:
-            workers = await self._gateway.workers()
+            # A worker warming up for its pool's warm pool stops as soon as its CML is up: it takes no session.
+            workers = [w for w in await self._gateway.workers() if not w.park_when_ready]
             track_pools = pools_by_track(await self._gateway.pools())
             self.scheduler.refresh((candidate_from(w, default_port_capacity=self._port_capacity) for w in workers),
                                    track_pools.values(), now)

@@ -30,6 +30,8 @@ class MemberRole(StrEnum):
     """Counted toward the size: wanted running (launching, starting, licensing or serving)."""
     PARKED = "parked"
     """Stopped by a scale-down (EBS only): resumed first when the pool grows again."""
+    WARMING = "warming"
+    """Launched into the warm pool (`WorkerSummary.park_when_ready`): booting once, to be stopped when ready."""
     LEAVING = "leaving"
     """Drained or stopping/terminating on the pool's (or an operator's) request: no longer counted."""
     FAILED = "failed"
@@ -44,6 +46,8 @@ def member_role(row: WorkerSummary) -> MemberRole:
         return MemberRole.FAILED
     if row.drain_then in (DesiredStatus.STOPPED, DesiredStatus.TERMINATED):
         return MemberRole.LEAVING
+    if row.park_when_ready and row.desired_status is not DesiredStatus.STOPPED:
+        return MemberRole.WARMING
     if row.desired_status is DesiredStatus.STOPPED:
         return MemberRole.PARKED if row.status is WorkerStatus.STOPPED else MemberRole.LEAVING
     if row.status in (WorkerStatus.STOPPED, WorkerStatus.STOPPING) and row.desired_status is None:
@@ -99,6 +103,8 @@ class PoolCapacity(StrictModel):
     empty_ready: Count = 0
     """Ready members that hold no session: room a waiting session will be placed in at the next pass."""
     parked: Count = 0
+    warming: Count = 0
+    """Launched into the warm pool, booting once before they are stopped."""
     leaving: Count = 0
     failed: Count = 0
     by_phase: dict[Annotated[str, Field(max_length=32)], Count] = Field(default_factory=dict, max_length=32)
@@ -136,6 +142,8 @@ def pool_capacity(members: Iterable[WorkerSummary], waiting: WaitingDemand | Non
             cap.workers += 1
         elif role is MemberRole.PARKED:
             cap.parked += 1
+        elif role is MemberRole.WARMING:
+            cap.warming += 1
         elif role is MemberRole.LEAVING:
             cap.leaving += 1
         else:

@@ -41,6 +41,7 @@ class Case:
     desired: int
     pool: dict[str, Any] = field(default_factory=dict)
     lead: LeadTime = field(default_factory=LeadTime)
+    template_found: bool = True
     # expected
     size: int | None = None
     action: ScalingAction = ScalingAction.NONE
@@ -49,6 +50,7 @@ class Case:
     resume: list[str] = field(default_factory=list)
     retire: list[str] = field(default_factory=list)
     terminate: list[str] = field(default_factory=list)
+    warm_up: int = 0
     retire_then: ScaleDownAction | None = None
     reason_has: str = ""
 
@@ -59,7 +61,7 @@ def work_for(case: Case) -> PoolWork:
                     version=7, **{"ready_since": NOW - timedelta(hours=1), **case.pool})
     return PoolWork(pool=pool, workers=case.workers, observed_at=NOW, template_capacity=M5ZN,
                     waiting=WaitingDemand(), bookings=case.bookings, lead_time=case.lead,
-                    template_cost_per_hour_usd=PRICE)
+                    template_cost_per_hour_usd=PRICE, template_found=case.template_found)
 
 
 CASES = [
@@ -131,8 +133,24 @@ CASES = [
          desired=3, size=1, action=ScalingAction.SCALE_DOWN, terminate=["id-a", "id-b"]),
     Case("stopped workers beyond the warm pool are terminated", {**WARM, "warm_pool_size": 1},
          [worker("a", sessions=5), *(worker(f"p{i}", state="parked") for i in range(1, 4))], [], desired=1,
-         action=ScalingAction.SCALE_DOWN, rule="converge", terminate=["id-p3", "id-p2"],
-         reason_has="3 stopped, beyond the warm pool of 1: terminating 2"),
+         action=ScalingAction.SCALE_DOWN, rule="warm_pool", terminate=["id-p3", "id-p2"],
+         reason_has="3 stopped or warming, beyond the warm pool of 1: terminating 2"),
+    Case("an empty warm pool is filled: workers launched to boot once and stop", WARM, [worker("a", sessions=5)],
+         [], desired=1, rule="warm_pool", warm_up=2,
+         reason_has="warm pool of 2 has 0: launching 2 to boot once and stop"),
+    Case("workers warming up count in the warm pool", WARM,
+         [worker("a", sessions=5), worker("p1", state="parked"), worker("w1", state="launching", park_when_ready=True)],
+         [], desired=1, rule="steady"),
+    Case("a warmed-up worker is stopped into the warm pool once its CML is available", WARM,
+         [worker("a", sessions=5), worker("p1", state="parked"),
+          worker("w1", park_when_ready=True, license_status="unregistered", phase="READY_UNLICENSED")],
+         [], desired=1, rule="warm_pool", retire=["id-w1"], retire_then=ScaleDownAction.STOP,
+         reason_has="1 warmed up (CML available): stopping into the warm pool"),
+    Case("a worker warming up is not counted toward the size: the class launches its own", WARM,
+         [worker("a"), worker("w1", state="launching", park_when_ready=True), worker("p1", state="parked")],
+         klass(20, 9), desired=1, size=2, action=ScalingAction.SCALE_UP, resume=["id-p1"], warm_up=1),
+    Case("no warm-up while the template cannot launch", WARM, [worker("a", sessions=5)], [], desired=1,
+         template_found=False, rule="steady"),
     Case("a warm pool of 0 terminates every retired worker", {**WARM, "warm_pool_size": 0},
          [worker("a"), worker("b")], [], desired=2, size=1, action=ScalingAction.SCALE_DOWN, terminate=["id-a"]),
 ]
@@ -150,6 +168,7 @@ def test_scaling_ahead(case: Case) -> None:
     assert plan.resume == case.resume, d.reason
     assert plan.retire == case.retire, d.reason
     assert plan.terminate == case.terminate, d.reason
+    assert len(plan.warm_up) == case.warm_up, d.reason
     if case.retire_then is not None:
         assert plan.retire_then is case.retire_then
     assert case.reason_has in d.reason

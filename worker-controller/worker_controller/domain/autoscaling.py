@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lcm_core.domain.enums import DesiredStatus, WorkerStatus
+from lcm_core.domain.enums import DesiredStatus, ServiceStatus, WorkerStatus
 from lcm_core.domain.pool_capacity import MemberRole, PoolCapacity, member_role, pool_capacity
 from lcm_core.domain.pool_capacity import retirement_order as usefulness  # shared with the scheduler
 from lcm_core.domain.pools import (
@@ -56,11 +56,13 @@ class PoolPlan:
     retire_then: ScaleDownAction = ScaleDownAction.STOP
     terminate: list[str] = field(default_factory=list)
     """Retired beyond the warm pool, or stopped workers it no longer keeps: drained, then terminated."""
+    warm_up: list[str] = field(default_factory=list)
+    """A region per worker to launch into the warm pool."""
     error: str | None = None
 
     @property
     def acts(self) -> bool:
-        return bool(self.launch or self.resume or self.retire or self.terminate)
+        return bool(self.launch or self.resume or self.retire or self.terminate or self.warm_up)
 
     def evaluation(self, pool: PoolView) -> PoolEvaluation | None:
         """The report for the control plane, or None when it would change nothing there. The decision is
@@ -77,7 +79,7 @@ class PoolPlan:
             expected_version=pool.version, observed_at=self.decision.at, phase=self.phase, capacity=self.capacity,
             desired_workers=self.desired_workers, decision=self.decision if record else None, launch=self.launch,
             resume=self.resume, retire=self.retire, retire_then=self.retire_then, terminate=self.terminate,
-            error=self.error)
+            warm_up=self.warm_up, error=self.error)
 
 
 # --------------------------------------------------------------------------- 2. converge
@@ -142,29 +144,45 @@ def _explain(decision: ScalingDecision, work: PoolWork, need: AheadNeed | None, 
         "lead_measured": need.lead.provision_measured})
 
 
-def _warm_pool(plan: PoolPlan, work: PoolWork, roles: dict[str, MemberRole],
-               parked: list[WorkerSummary]) -> list[str]:
-    """Apply the warm pool's size to the workers retired now and the stopped ones: the retired are stopped
-    while the warm pool has room (counting the workers already on their way to stopped) and terminated beyond
-    it; stopped workers beyond it are terminated (unless this plan resumes them). Returns notes."""
+def _warm_pool(plan: PoolPlan, work: PoolWork, roles: dict[str, MemberRole], parked: list[WorkerSummary],
+               problem: str | None) -> list[str]:
+    """Keep the warm pool at its size (`warm_pool_size` K), counting the stopped workers that stay, those on
+    their way to stopped and those warming up:
+    - workers retired now are stopped while it has room, and terminated beyond it;
+    - stopped workers beyond it are terminated (unless this plan resumes them);
+    - warming workers whose CML is available are retired to stopped (they took no licence);
+    - while it has fewer than K, workers are launched into it (they boot once, then stop).
+    Returns notes for the decision."""
     keep = work.pool.scaling.warm_pool_size
     if keep is None:
         return []
     stopping = sum(1 for row in work.workers if roles[row.id] is MemberRole.LEAVING
                    and DesiredStatus.STOPPED in (row.drain_then, row.desired_status))
+    warming = [row for row in work.workers if roles[row.id] is MemberRole.WARMING]
     stay = [row for row in parked if row.id not in plan.resume]
-    room = keep - len(stay) - stopping
+    room = keep - len(stay) - stopping - len(warming)
     notes = []
+    plan.retire_then = ScaleDownAction.STOP
     if plan.retire:
-        plan.retire_then = ScaleDownAction.STOP
         kept = plan.retire[:max(0, room)]
         plan.terminate = plan.retire[len(kept):]
         plan.retire = kept
+        room -= len(kept)
         notes.append(f"warm pool of {keep}: {len(kept)} stopped, {len(plan.terminate)} terminated")
     elif room < 0 and not plan.resume and not plan.launch:
         extra = [row.id for row in sorted(stay, key=lambda r: (r.name, r.id), reverse=True)[:-room]]
         plan.terminate = extra
-        notes.append(f"{len(stay) + stopping} stopped, beyond the warm pool of {keep}: terminating {len(extra)}")
+        notes.append(f"{len(stay) + stopping + len(warming)} stopped or warming, beyond the warm pool of {keep}: "
+                     f"terminating {len(extra)}")
+    ready = [row.id for row in warming if row.status is WorkerStatus.RUNNING
+             and row.service_status is ServiceStatus.AVAILABLE]
+    if ready:
+        plan.retire += ready
+        notes.append(f"{len(ready)} warmed up (CML available): stopping into the warm pool")
+    if room > 0 and not problem:
+        regions = [r for r in work.pool.regions if not work.template_regions or r in work.template_regions]
+        plan.warm_up = launch_regions(room, regions, [*warming, *stay])
+        notes.append(f"warm pool of {keep} has {keep - room}: launching {room} to boot once and stop")
     return notes
 
 
@@ -222,24 +240,30 @@ def plan_pool(work: PoolWork) -> PoolPlan:
                          f"then {then})")
         if kept:
             notes.append(f"{kept} more to retire hold or have booked sessions: they stay until those end")
-    notes += _warm_pool(plan, work, roles, parked)
+    plan.phase = _phase(pool, cap, plan, size, current)  # keeping the warm pool is no scaling
+    sized = plan.acts
+    warm_notes = _warm_pool(plan, work, roles, parked, _template_problem(work))
     decision = plan.decision
     decision.launched, decision.resumed = [], plan.resume
     decision.retired = [*plan.retire, *plan.terminate]
     _explain(decision, work, need, size)
     if size > pool.desired_workers or plan.launch or plan.resume:
         decision.action = ScalingAction.SCALE_UP
-    elif size < pool.desired_workers or plan.retire or plan.terminate:
+    elif size < pool.desired_workers or plan.terminate or (sized and plan.retire):
         decision.action = ScalingAction.SCALE_DOWN
-    if size == pool.desired_workers and plan.acts and decision.trigger is ScalingTrigger.POLICY:
+    if size == pool.desired_workers and sized and decision.trigger is ScalingTrigger.POLICY:
         # The size stands (an operator's scale, a worker that failed or left): say that first; what the
         # policy thinks of the size comes after.
         decision.trigger = ScalingTrigger.CONVERGE
         decision.inputs["rule"] = "converge"
         notes = [f"the pool is held at {size} worker(s) and counts {current}", *notes[1:],
                  f"policy: {proposal.reason}"]
-    decision.reason = "; ".join(notes)[:1000]
-    plan.phase = _phase(pool, cap, plan, size, current)
+    elif not sized and plan.acts and decision.trigger is ScalingTrigger.POLICY:
+        decision.trigger = ScalingTrigger.CONVERGE
+        decision.inputs["rule"] = "warm_pool"
+        notes = [*warm_notes, f"policy: {proposal.reason}"]
+        warm_notes = []
+    decision.reason = "; ".join([*notes, *warm_notes])[:1000]
     return plan
 
 
@@ -266,7 +290,7 @@ def _wind_down(work: PoolWork, cap: PoolCapacity, held: int, roles: dict[str, Me
         # A worker already leaving (a drain to stop under way) is retired once stopped; a failed one holding
         # sessions once they end: asking again meanwhile would be refused, and recorded every evaluation.
         retire = [row.id for row in left if row.drain_then is not DesiredStatus.TERMINATED and (
-            roles[row.id] in (MemberRole.ACTIVE, MemberRole.PARKED)
+            roles[row.id] in (MemberRole.ACTIVE, MemberRole.PARKED, MemberRole.WARMING)
             or (roles[row.id] is MemberRole.FAILED and row.sessions == 0))]
         phase = PoolPhase.TERMINATED if not left else PoolPhase.TERMINATING
         then, trigger, size, rule = ScaleDownAction.TERMINATE, ScalingTrigger.DELETE, 0, "deleted"
@@ -274,7 +298,7 @@ def _wind_down(work: PoolWork, cap: PoolCapacity, held: int, roles: dict[str, Me
                                       else f"waiting for {len(left)} worker(s) to terminate" if left
                                       else "every worker is terminated"))
     else:
-        retire = [row.id for row in work.workers if roles[row.id] is MemberRole.ACTIVE]
+        retire = [row.id for row in work.workers if roles[row.id] in (MemberRole.ACTIVE, MemberRole.WARMING)]
         phase, then, trigger, size, rule = (PoolPhase.DRAINING, ScaleDownAction.STOP, ScalingTrigger.DRAIN,
                                             pool.desired_workers, "drained")
         waiting_for = sum(1 for row in work.workers if roles[row.id] is MemberRole.LEAVING)
