@@ -17,6 +17,8 @@ Policies, on the same bookings in the same run:
   LAB_COUNT_BASED, `look_ahead_minutes` 0, no warm pool, scale-down stops the workers);
 - lcm: LAB_COUNT_BASED looking 120 min ahead at the bookings, a warm pool of 2 stopped workers, lead times
   learned from the measured launches and resumes.
+Every autoscaled pool has `min_workers` 0 (so that the policies differ by their decisions only; a reactive
+pool held at 1 costs a worker all term) and `max_workers` 20; the other settings are the defaults.
 
 Per policy it prints the cost (running at the template's $/h with EC2's 60 s minimum per start, stopped at
 EBS gp3 $0.08/GB-month), worker-hours running and stopped, sessions started on time (placed on a serving
@@ -69,7 +71,7 @@ def scaling(policy: str, lab: LabType, peak_workers: int) -> ScalingConfig:
                              **per_worker)
     if policy.startswith("reactive"):
         kind = ScalingPolicy.CAPACITY_BASED if policy == "reactive capacity" else ScalingPolicy.LAB_COUNT_BASED
-        return ScalingConfig(policy=kind, min_workers=1, max_workers=MAX_WORKERS, look_ahead_minutes=0,
+        return ScalingConfig(policy=kind, min_workers=0, max_workers=MAX_WORKERS, look_ahead_minutes=0,
                              warm_pool_size=None, scale_down_action=ScaleDownAction.STOP, **per_worker)
     return ScalingConfig(policy=ScalingPolicy.LAB_COUNT_BASED, min_workers=0, max_workers=MAX_WORKERS,
                          look_ahead_minutes=120, warm_pool_size=2, scale_down_action=ScaleDownAction.STOP,
@@ -100,6 +102,7 @@ class Outcome:
     billed_hours: float = 0.0
     stopped_hours: float = 0.0
     launches: int = 0
+    warm_ups: int = 0
     resumes: int = 0
     evaluations: int = 0
     late: list[tuple[str, str, float, float | None, str]] = field(default_factory=list)
@@ -152,6 +155,7 @@ def simulate(policy: str, days: int, seed: int, schedule_ahead: float = SCHEDULE
         out.billed_hours += worker.billed_seconds / HOUR
         out.stopped_hours += worker.stopped_seconds / HOUR
     out.launches = sum(p.record.launches for p in sim.by_pool.values())
+    out.warm_ups = sum(p.warm_ups for p in sim.by_pool.values())
     out.resumes = sum(p.resumes for p in sim.by_pool.values())
     out.samples = [(s.at, s.running, s.serving) for s in sim.samples]
     out.seconds = time.perf_counter() - started
@@ -161,7 +165,7 @@ def simulate(policy: str, days: int, seed: int, schedule_ahead: float = SCHEDULE
 def report(outcomes: list[Outcome], bookings: list[BookedSession]) -> None:
     base = outcomes[0]
     print(f"{'policy':<20} {'cost $':>9} {'x static':>8} {'run h':>7} {'stop h':>7} {'on time':>9} {'%':>7} "
-          f"{'ad-hoc %':>8} {'p95 min':>7} {'p05 ahead':>9} {'never':>5} {'launch':>6} {'resume':>6} "
+          f"{'ad-hoc %':>8} {'p95 min':>7} {'p05 ahead':>9} {'never':>5} {'launch':>6} {'warmup':>6} {'resume':>6} "
           f"{'evals':>6} {'sim s':>6}")
     for out in outcomes:
         on, total = out.on_time()
@@ -171,7 +175,7 @@ def report(outcomes: list[Outcome], bookings: list[BookedSession]) -> None:
               f"{out.stopped_hours:>7.0f} {on:>4}/{total:<4} {100 * on / total:>7.2f} "
               f"{100 * ad_on / max(ad_total, 1):>8.1f} {p95(out.delays()) / 60:>7.1f} "
               f"{-p95([-m for m in out.margins()]) / 60:>9.1f} {never:>5} "
-              f"{out.launches:>6} {out.resumes:>6} {out.evaluations:>6} {out.seconds:>6.1f}")
+              f"{out.launches:>6} {out.warm_ups:>6} {out.resumes:>6} {out.evaluations:>6} {out.seconds:>6.1f}")
     for out in outcomes[1:]:
         on, total = out.on_time()
         base_on, _ = base.on_time()
@@ -222,10 +226,12 @@ def chart(outcomes: list[Outcome], bookings: list[BookedSession], days: int, pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tracks = [lab for lab in LAB_TYPES]
-    fig, axes = plt.subplots(len(tracks), 1, figsize=(14, 3.6 * len(tracks)), sharex=True, squeeze=False)
+    tracks = list(LAB_TYPES)
+    fig, axes = plt.subplots(len(tracks), 2, figsize=(16, 3.8 * len(tracks)), squeeze=False,
+                             gridspec_kw={"width_ratios": [2.2, 1]})
     times = [t for t, _, _ in outcomes[0].samples]
-    for ax, lab in zip(axes[:, 0], tracks, strict=True):
+    zoom = min(days - 1, 7) if days > 1 else 0  # a Monday after a weekend, when the term is long enough
+    for row, lab in enumerate(tracks):
         demand = []
         for t in times:
             here = sum(1 for b in bookings if b.lab is lab and b.start <= t < b.end)
@@ -233,16 +239,20 @@ def chart(outcomes: list[Outcome], bookings: list[BookedSession], days: int, pat
                                          labs_per_worker=lab.max_labs_per_worker,
                                          per_worker=Resources(cpu_cores=CPU_CORES, memory_gb=MEMORY_GB)))
         days_axis = [t / 86400 for t in times]
-        ax.fill_between(days_axis, demand, step="post", color="0.85", label="demand (workers the sessions need)")
-        for out in outcomes:
-            ax.step(days_axis, [running[lab.track] for _, running, _ in out.samples], where="post", linewidth=1,
-                    label=f"{out.policy}: running ({out.cost:,.0f} $)")
-        ax.set_ylabel(f"pool {lab.track}: workers")
-        ax.set_xlim(0, days)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper right", fontsize=7, ncol=2)
+        for ax, (low, high) in zip(axes[row], [(0, days), (zoom + 6 / 24, zoom + 20 / 24)], strict=True):
+            ax.fill_between(days_axis, demand, step="post", color="0.85", label="demand (workers the sessions need)")
+            for out in outcomes:
+                ax.step(days_axis, [running[lab.track] for _, running, _ in out.samples], where="post",
+                        linewidth=1, label=f"{out.policy}: running ({out.cost:,.0f} $ for the term)")
+            ax.set_xlim(low, high)
+            ax.grid(alpha=0.3)
+        axes[row, 0].set_ylabel(f"pool {lab.track}: workers")
+        axes[row, 1].set_title(f"day {zoom}, 06:00-20:00", fontsize=9)
+        axes[row, 0].legend(loc="upper right", fontsize=7, ncol=2)
     axes[-1, 0].set_xlabel("day of the term (virtual time; weekends at days 5-6 and 12-13)")
-    fig.suptitle("Booked demand against running workers per policy (bench/autoscaling.py)")
+    axes[-1, 1].set_xlabel("day of the term")
+    fig.suptitle("Booked demand against running workers per policy (bench/autoscaling.py; running includes "
+                 "workers booting, warming up and stopping)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -87,6 +87,9 @@ class Stage(Enum):
                  LicenseStatus.REGISTERING)
     SERVING = (WorkerStatus.RUNNING, DesiredStatus.RUNNING, ServiceStatus.AVAILABLE, "healthy",
                LicenseStatus.REGISTERED)
+    WARMED = (WorkerStatus.RUNNING, DesiredStatus.RUNNING, ServiceStatus.AVAILABLE, "healthy",
+              LicenseStatus.UNREGISTERED)
+    """Launched into the warm pool (`park_when_ready`): booted once, no licence, waiting to be stopped."""
     UNLICENSING = (WorkerStatus.DRAINING, None, ServiceStatus.AVAILABLE, "healthy", LicenseStatus.DEREGISTERING)
     STOPPING = (WorkerStatus.STOPPING, None, ServiceStatus.UNAVAILABLE, "unknown", LicenseStatus.UNREGISTERED)
     STOPPED = (WorkerStatus.STOPPED, DesiredStatus.STOPPED, ServiceStatus.UNAVAILABLE, "unknown",
@@ -107,6 +110,8 @@ class SimWorker:
     asked_at: float
     """When the launch or resume that brought it up was decided (its lead time is measured from there)."""
     resumed: bool = False
+    park_when_ready: bool = False
+    """Launched into the warm pool: it boots once and is stopped, licence-free, when its CML is available."""
     then: DesiredStatus | None = None
     """Where a retirement takes it (stopped or terminated)."""
     plan: list[tuple[Stage, float]] = field(default_factory=list)
@@ -136,7 +141,7 @@ class SimWorker:
                 id=self.id, name=self.name, aws_region=REGION, instance_type=INSTANCE_TYPE, status=status,
                 desired_status=desired, service_status=service, health_status=health, license_status=licence,
                 phase=worker_phase(status, service, licence, len(labs)), lab_track=self.track,
-                pool_id=self.pool_id, sessions=len(labs), labs_count=len(labs),
+                pool_id=self.pool_id, sessions=len(labs), labs_count=len(labs), park_when_ready=self.park_when_ready,
                 drain_then=self.then if self.stage is Stage.UNLICENSING else None,
                 capacity=CapacitySummary(declared=TEMPLATE_CAPACITY, allocated=Resources(
                     cpu_cores=cpu, memory_gb=memory, storage_gb=sum(lab.storage_gb for lab in labs),
@@ -201,6 +206,7 @@ class SimPool:
     waiting: dict[str, SessionState] = field(default_factory=dict)
     evaluations: int = 0
     resumes: int = 0
+    warm_ups: int = 0
 
     def current_view(self) -> PoolView:
         if self.view is None:
@@ -476,6 +482,8 @@ class Simulation:
         pool.view = None
         for seq in launches:
             self._launch(pool, seq)
+        for _ in evaluation.warm_up:
+            self._warm_up(pool)
         for worker_id in evaluation.resume:
             self._resume(self.by_worker[worker_id])
         for worker_id in evaluation.retire:
@@ -494,6 +502,18 @@ class Simulation:
         ec2, boot, licence = self.durations.launch()
         worker.bill_start(self.now)
         self._go(worker, [(Stage.BOOTING, ec2), (Stage.LICENSING, boot), (Stage.SERVING, licence)])
+
+    def _warm_up(self, pool: SimPool) -> None:
+        """A worker launched into the warm pool: EC2's launch and CML's first boot (the image copy), no
+        licence; the autoscaler stops it once its CML is available. (The control plane does not number these
+        launches yet: they are named apart.)"""
+        pool.warm_ups += 1
+        worker = self._new_worker(pool, worker_id_for(f"pool:{pool.record.id}:warm:{pool.warm_ups}"),
+                                  f"{pool.record.name}-warm-{pool.warm_ups:03d}", Stage.LAUNCHING)
+        worker.park_when_ready = True
+        ec2, boot, _ = self.durations.launch()
+        worker.bill_start(self.now)
+        self._go(worker, [(Stage.BOOTING, ec2), (Stage.WARMED, boot)])
 
     def _resume(self, worker: SimWorker) -> None:
         if worker.stage is not Stage.STOPPED:
@@ -555,7 +575,7 @@ class Simulation:
                 self._pass_soon()
         elif stage is Stage.STOPPED:
             worker.bill_stop(self.now)
-            worker.stopped_since, worker.then = self.now, None
+            worker.stopped_since, worker.then, worker.park_when_ready = self.now, None, False
         elif stage is Stage.TERMINATED:
             worker.bill_stop(self.now)
             worker.bill_stopped_end(self.now)

@@ -84,13 +84,14 @@ def term(days: int, seed: int) -> list[BookedSession]:
     attendance varies by a fifth around it. A class is booked 1 to 7 days ahead (during the working day;
     those of the first days are known at the start). Ad-hoc: a Poisson number per weekday of 1 to 3 sessions
     of 1 to 3 hours, starting between 08:00 and 18:00 and booked 15 minutes to 2 hours ahead."""
-    rng = random.Random(seed)
     bookings: list[BookedSession] = []
     for lab in LAB_TYPES:
+        rng = random.Random(f"{seed}:{lab.track}")
         courses = []
         for _ in range(lab.courses):
             courses.append((rng.randrange(16, 33) * 30 * MINUTE, rng.choice((2, 3, 4)) * HOUR, rng.randint(10, 40)))
         for day in _weekdays(days):
+            rng = random.Random(f"{seed}:{lab.track}:{day}")  # a shorter term is the start of a longer one
             for c, (begin, length, size) in enumerate(courses):
                 start = day * DAY + begin
                 booked_at = max(0.0, start - rng.randint(1, 7) * DAY + rng.uniform(-3, 3) * HOUR)

@@ -38,6 +38,7 @@ def test_the_benchmark_decides_with_the_controllers_code() -> None:
     ("BOOTING", None, MemberRole.ACTIVE, False, True),
     ("LICENSING", None, MemberRole.ACTIVE, False, True),
     ("SERVING", None, MemberRole.ACTIVE, True, False),
+    ("WARMED", None, MemberRole.WARMING, False, False),
     ("UNLICENSING", DesiredStatus.STOPPED, MemberRole.LEAVING, False, False),
     ("UNLICENSING", DesiredStatus.TERMINATED, MemberRole.GONE, False, False),
     ("STOPPING", DesiredStatus.STOPPED, MemberRole.LEAVING, False, False),
@@ -47,7 +48,7 @@ def test_the_benchmark_decides_with_the_controllers_code() -> None:
 def test_a_simulated_workers_row_says_what_it_is(stage: str, then: DesiredStatus | None, role: MemberRole,
                                                  serves: bool, coming: bool) -> None:
     worker = sim.SimWorker(id="w1", name="ccna-001", pool_id="pool-ccna", track="ccna", stage=sim.Stage[stage],
-                           asked_at=0.0, then=then)
+                           asked_at=0.0, then=then, park_when_ready=stage == "WARMED")
     row = worker.summary()
     assert member_role(row) is role
     assert serving(row) is serves
@@ -129,3 +130,8 @@ def test_the_reactive_policies_ignore_bookings(outcomes: dict[str, object]) -> N
 def test_the_term_is_seeded() -> None:
     assert workload.term(DAYS, SEED) == workload.term(DAYS, SEED)
     assert workload.term(DAYS, SEED) != workload.term(DAYS, SEED + 1)
+
+
+def test_a_shorter_term_is_the_start_of_a_longer_one() -> None:
+    longer = workload.term(DAYS + 5, SEED)
+    assert workload.term(DAYS, SEED) == [b for b in longer if b.start < DAYS * workload.DAY]
