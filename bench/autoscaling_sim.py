@@ -335,8 +335,8 @@ class Simulation:
         """Whether `plan_pool` decides the same with the bookings of the next two hours as with those its
         look-ahead lets the control plane send (a reactive pool's `look_ahead_minutes` is 0)."""
         work = await self.pool_work(pool.record.id)
-        horizon = (self.now + 7200, "\uffff")
-        wider = [self._booking(self.by_session[sid]) for _, sid in pool.live[:bisect.bisect_right(pool.live, horizon)]]
+        horizon = (self.now + 7200, "")
+        wider = [self._booking(self.by_session[sid]) for _, sid in pool.live[:bisect.bisect_left(pool.live, horizon)]]
         if len(wider) == len(work.bookings):
             return
         sent, told = plan_pool(work), plan_pool(work.model_copy(update={"bookings": wider}))
@@ -460,8 +460,9 @@ class Simulation:
         pool = self.by_pool[pool_id]
         view = pool.current_view()
         horizon = self.now + view.scaling.look_ahead_minutes * 60
-        bookings = [self._booking(self.by_session[sid]) for _, sid in pool.live[:bisect.bisect_right(
-            pool.live, (horizon, "\uffff"))]]
+        # As the CPA reads them: the track's sessions pending or holding a worker that overlap [now, horizon).
+        bookings = [self._booking(self.by_session[sid]) for _, sid in pool.live[:bisect.bisect_left(
+            pool.live, (horizon, ""))]]
         if pool.lead is None:
             pool.lead = lead_time(pool.provisioned, pool.resumed,
                                   default_provision_seconds=view.scaling.provision_lead_minutes * 60,
