@@ -170,7 +170,7 @@ class WorkerService(WorkerMetrics):
     async def create_from_template(self, template_name: str, region: str, name: str | None, by: str,
                                    idempotency_key: str | None = None, *, pool_id: str | None = None,
                                    lab_track: str | None = None, register_license: bool = False,
-                                   leader: LeaderCaller | None = None) -> Worker:
+                                   park_when_ready: bool = False, leader: LeaderCaller | None = None) -> Worker:
         """A new worker to be provisioned by the worker-controller. With an idempotency key, asking again
         returns the worker the first request created. A pool's worker (`pool_id`) is a member from the start
         and serves `lab_track`; `register_license` asks for its licence once CML is first available."""
@@ -183,7 +183,7 @@ class WorkerService(WorkerMetrics):
         worker_id = worker_id_for(idempotency_key) if idempotency_key else uuid.uuid4().hex
         worker, events = Worker.requested(template, region, name or f"{template.name}-{worker_id[:8]}", worker_id,
                                           self._clock(), by, pool_id=pool_id, lab_track=lab_track,
-                                          register_license=register_license)
+                                          register_license=register_license, park_when_ready=park_when_ready)
         try:
             await self._store.insert(worker, leader)
         except ConflictError:
