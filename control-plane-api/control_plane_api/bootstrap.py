@@ -10,6 +10,7 @@ from typing import Protocol
 
 from pymongo.errors import PyMongoError
 
+from control_plane_api.application.costs import CostService
 from control_plane_api.application.event_relay import EventRelay
 from control_plane_api.application.fleet_snapshot import FleetSnapshots
 from control_plane_api.application.lablet_capacity import CapacityLedger
@@ -26,6 +27,7 @@ from control_plane_api.infrastructure.dependencies import Infrastructure
 from control_plane_api.infrastructure.etcd_keys import EtcdKeys
 from control_plane_api.infrastructure.event_log import RedisEventLog
 from control_plane_api.infrastructure.identity import LocalUsers, SessionStore, TokenVerifier
+from control_plane_api.infrastructure.mongo_costs import HoldingRepository, IntervalRepository, TotalsRepository
 from control_plane_api.infrastructure.mongo_lablets import DefinitionRepository, SessionRepository
 from control_plane_api.infrastructure.mongo_metrics import MetricHistoryRepository
 from control_plane_api.infrastructure.mongo_pools import PoolRepository
@@ -81,6 +83,7 @@ class ControlPlane:
     pools: PoolService
     shutdown: WorkerShutdown
     snapshots: FleetSnapshots
+    costs: CostService
     indexed: list[Indexed] = field(default_factory=list)
     """The repositories whose MongoDB indexes are ensured at start-up."""
     versioned: dict[str, Contended] = field(default_factory=dict)
@@ -104,26 +107,31 @@ class ControlPlane:
                                           idle_threshold_minutes=settings.idle_threshold_minutes,
                                           fleet=settings)
         worker_repository = WorkerRepository(db["workers"])
+        pool_repository = PoolRepository(db["worker_pools"])
+        cost_intervals = IntervalRepository(db["cost_intervals"])
+        cost_holdings = HoldingRepository(db["cost_holdings"])
+        cpu_pool = CpuPool()
+        costs = CostService(cost_intervals, cost_holdings, TotalsRepository(db["cost_totals"]),
+                            templates=template_repository, pools=pool_repository, off_loop=cpu_pool)
         history = MetricHistoryRepository(db["worker_metrics"], timedelta(hours=settings.metrics_history_hours))
         telemetry = TelemetryRepository(db["worker_telemetry"])
         workers = WorkerService(worker_repository, system_settings, relay, etcd, webhooks,
-                                templates=template_repository, telemetry=telemetry, history=history)
+                                templates=template_repository, telemetry=telemetry, history=history, costs=costs)
         session_repository = SessionRepository(db["lablet_sessions"])
         definition_repository = DefinitionRepository(db["lablet_definitions"], db["lablet_definition_versions"])
-        definitions = DefinitionService(definition_repository, session_repository, relay, off_loop=CpuPool())
+        definitions = DefinitionService(definition_repository, session_repository, relay, off_loop=cpu_pool)
         ledger = CapacityLedger(workers, worker_repository, session_repository,
                                 PortRange(settings.lablet_port_range_start, settings.lablet_port_range_end),
                                 orphan_grace_seconds=settings.lablet_orphan_grace_seconds)
         lablet_sessions = SessionService(session_repository, definitions, ledger, relay, etcd,
-                                         review_ratio=settings.lablet_observation_review_ratio)
-        pool_repository = PoolRepository(db["worker_pools"])
+                                         review_ratio=settings.lablet_observation_review_ratio, costs=costs)
         pools = PoolService(pool_repository, workers, template_repository, session_repository, relay, etcd)
 
         return cls(
             settings=settings, infrastructure=infra, relay=relay, etcd=etcd, workers=workers,
             definitions=definitions, lablet_sessions=lablet_sessions, pools=pools,
             shutdown=WorkerShutdown(workers, lablet_sessions),
-            snapshots=FleetSnapshots(workers.summaries),
+            snapshots=FleetSnapshots(workers.summaries), costs=costs,
             system_settings=system_settings,
             templates=TemplateService(template_repository, relay),
             controllers=ControllerStatusService(ControllerStatusRepository(db["controller_status"]), relay, etcd),
@@ -140,7 +148,8 @@ class ControlPlane:
                 max_backoff_seconds=settings.login_max_backoff_seconds,
                 account_failures=settings.login_account_failures)),
             oidc=OidcLogin(_oidc_client(settings), settings.session_secret.get_secret_value()),
-            indexed=[worker_repository, history, definition_repository, session_repository, pool_repository],
+            indexed=[worker_repository, history, definition_repository, session_repository, pool_repository,
+                     cost_intervals, cost_holdings],
             versioned={"worker": worker_repository, "worker_telemetry": telemetry,
                        "lablet_definition": definition_repository, "lablet_session": session_repository,
                        "pool": pool_repository},
