@@ -49,8 +49,11 @@ from lcm_core.errors import InvalidError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
-#: The most intervals one report reads (a window of a year over a large, busy fleet): beyond, 422.
-MAX_REPORT_INTERVALS = 200_000
+#: The most records (worker intervals and session placements together) one report reads: beyond, 422. Summing
+#: 100,000 takes about 2.5 s in the CPU pool's process, and as long again to send them there (docs/costs.md).
+MAX_REPORT_RECORDS = 100_000
+#: Unsettled intervals a scrape reads at most (normally the open ones: one per worker not terminated).
+MAX_UNSETTLED = 100_000
 #: Reports over more intervals than this are summed in the CPU pool, away from the event loop.
 OFF_LOOP_INTERVALS = 5_000
 #: How long the counters' totals are reused between scrapes.
@@ -112,8 +115,9 @@ class SessionCosts(Protocol):
 class CostService:
     def __init__(self, intervals: IntervalStore, holdings: HoldingStore, totals: TotalsStore,
                  templates: Templates, pools: Pools, clock: Callable[[], datetime] = utcnow,
-                 off_loop: OffLoop | None = None) -> None:
+                 off_loop: OffLoop | None = None, cache_seconds: float = COUNTERS_CACHE_SECONDS) -> None:
         self._intervals = intervals
+        self._cache_seconds = cache_seconds
         self._holdings = holdings
         self._totals = totals
         self._templates = templates
@@ -210,17 +214,18 @@ class CostService:
             raise InvalidError(problem)
         now = self._clock()
         # A day more before the window: the savings of a scale-down termination run on after the interval.
+        too_many = InvalidError(f"the window holds more than {MAX_REPORT_RECORDS} intervals and session "
+                                "placements: shorten it, use a filter (pool_id, worker_id)")
         read = await self._intervals.overlapping(start - SCALE_DOWN_SAVINGS_HORIZON, end, pool_id, worker_id,
-                                                 MAX_REPORT_INTERVALS + 1)
-        if len(read) > MAX_REPORT_INTERVALS:
-            raise InvalidError(f"the window holds more than {MAX_REPORT_INTERVALS} intervals: shorten it or "
-                               "filter by pool or worker")
+                                                 MAX_REPORT_RECORDS + 1)
+        if len(read) > MAX_REPORT_RECORDS:
+            raise too_many
         intervals = [i for i in read if i.until >= start or i.post_termination_savings]
         workers = sorted({i.worker_id for i in intervals if i.state is BilledState.RUNNING})
-        holdings = await self._holdings.overlapping(start, end, workers, MAX_REPORT_INTERVALS + 1) if workers else []
-        if len(holdings) > MAX_REPORT_INTERVALS:
-            raise InvalidError(f"the window holds more than {MAX_REPORT_INTERVALS} session placements: shorten it "
-                               "or filter by pool or worker")
+        room = MAX_REPORT_RECORDS - len(intervals)
+        holdings = await self._holdings.overlapping(start, end, workers, room + 1) if workers else []
+        if len(holdings) > room:
+            raise too_many
         window = Window(start, end, BUCKET_SECONDS[bucket])
         if len(intervals) + len(holdings) > OFF_LOOP_INTERVALS:
             return await self._off_loop.run(cost_report, intervals, holdings, window, group_by, now)
@@ -230,11 +235,11 @@ class CostService:
         """Cost and savings since the ledger began, by pool label: the settled totals plus what the intervals
         not settled yet have counted so far. Reused for a few seconds; never lower than what this process
         showed before (a settlement by another replica is briefly in neither part)."""
-        if self._counters is not None and time.monotonic() - self._counters[0] < COUNTERS_CACHE_SECONDS:
+        if self._counters is not None and time.monotonic() - self._counters[0] < self._cache_seconds:
             return self._counters[1]
         now = self._clock()
         live: dict[str, Amounts] = {}
-        for interval in await self._intervals.unsettled(MAX_REPORT_INTERVALS):
+        for interval in await self._intervals.unsettled(MAX_UNSETTLED):
             final = interval.final_at()
             if final is not None and final <= now:
                 if await self._intervals.settle(interval):

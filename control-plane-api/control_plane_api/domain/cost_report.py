@@ -16,9 +16,10 @@ Nothing is counted after `now`: an open interval ends now.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -137,65 +138,106 @@ class CostReport:
                 "stopped_hours": round(total("stopped_hours"), _DIGITS)}
 
 
+def _epoch(at: datetime) -> float:
+    return at.timestamp()
+
+
 @dataclass
 class _Ledger:
-    """The groups being summed. `spread` lays a per-second rate over a span, bucket by bucket."""
+    """The groups being summed, on epoch seconds (floats: a report sums up to hundreds of thousands of
+    spans). `spread` lays an hourly price over a span, bucket by bucket."""
 
-    window: Window
-    now: datetime
+    start: float
+    end: float
+    first: float
+    size: float
+    count: int
     groups: dict[str, GroupCost] = field(default_factory=dict)
     idle_usd: float = 0.0
+
+    @classmethod
+    def of(cls, window: Window, now: datetime) -> _Ledger:
+        return cls(start=_epoch(window.start), end=min(_epoch(window.end), _epoch(now)),
+                   first=_epoch(window.first_bucket), size=float(window.bucket_seconds), count=window.bucket_count)
 
     def group(self, key: str, name: str) -> GroupCost:
         found = self.groups.get(key)
         if found is None:
-            found = self.groups[key] = GroupCost(key, name, [0.0] * self.window.bucket_count)
+            found = self.groups[key] = GroupCost(key, name, [0.0] * self.count)
         elif name and key != IDLE_KEY:
             found.name = name  # intervals come oldest first: the latest name stands
         return found
 
-    def clip(self, a: datetime, b: datetime) -> tuple[datetime, datetime]:
-        return max(a, self.window.start), min(b, self.window.end, self.now)
-
-    def spread(self, group: GroupCost, kind: str, a: datetime, b: datetime, usd_per_hour: float,
+    def spread(self, group: GroupCost, kind: str, a: float, b: float, usd_per_hour: float,
                hour_weight: float = 1.0) -> float:
-        """Adds `usd_per_hour` over [a, b) ∩ window (and `hour_weight` hours per hour) to `group`'s `kind`
-        (running, stopped, savings_idle_pause, savings_scale_down); returns the dollars added."""
-        a, b = self.clip(a, b)
-        span = seconds(a, b)
-        if span <= 0:
+        """Adds `usd_per_hour` over [a, b) ∩ [window start, min(window end, now)) (and `hour_weight` hours per
+        hour) to `group`'s `kind` (running, stopped, savings_idle_pause, savings_scale_down); returns the
+        dollars added."""
+        a, b = max(a, self.start), min(b, self.end)
+        if b <= a:
             return 0.0
-        usd = usd_per_hour * span / 3600
-        setattr(group, f"{kind}_usd", getattr(group, f"{kind}_usd") + usd)
-        if kind in ("running", "stopped"):
-            setattr(group, f"{kind}_hours", getattr(group, f"{kind}_hours") + hour_weight * span / 3600)
-            self._series(group, a, b, usd_per_hour / 3600)
+        hours = (b - a) / 3600
+        usd = usd_per_hour * hours
+        if kind == "running":
+            group.running_usd += usd
+            group.running_hours += hour_weight * hours
+        elif kind == "stopped":
+            group.stopped_usd += usd
+            group.stopped_hours += hour_weight * hours
+        elif kind == "savings_idle_pause":
+            group.savings_idle_pause_usd += usd
+            return usd
+        else:
+            group.savings_scale_down_usd += usd
+            return usd
+        per_second = usd_per_hour / 3600
+        series, size, first = group.series, self.size, self.first
+        index = self._index(a)
+        while index < self.count:
+            lo = first + index * size
+            if lo >= b:
+                break
+            series[index] += per_second * (min(b, lo + size) - max(a, lo))
+            index += 1
         return usd
 
-    def point(self, group: GroupCost, at: datetime, usd: float, hours: float) -> float:
+    def point(self, group: GroupCost, at: float, usd: float, hours: float) -> float:
         """A running amount counted at one instant (the 60 s minimum's shortfall at a start)."""
-        if (usd <= 0 and hours <= 0) or not (self.window.start <= at < self.window.end) or at > self.now:
+        if (usd <= 0 and hours <= 0) or not self.start <= at < self.end:
             return 0.0
         group.running_usd += usd
         group.running_hours += hours
         group.series[self._index(at)] += usd
         return usd
 
-    def _index(self, at: datetime) -> int:
-        return min(self.window.bucket_count - 1,
-                   int(seconds(self.window.first_bucket, at) // self.window.bucket_seconds))
+    def _index(self, at: float) -> int:
+        return min(self.count - 1, max(0, int((at - self.first) // self.size)))
 
-    def _series(self, group: GroupCost, a: datetime, b: datetime, usd_per_second: float) -> None:
-        size = self.window.bucket_seconds
-        first = self.window.first_bucket
-        index = self._index(a)
-        while index < self.window.bucket_count:
-            bucket_start = first + timedelta(seconds=index * size)
-            if bucket_start >= b:
-                break
-            lo, hi = max(a, bucket_start), min(b, bucket_start + timedelta(seconds=size))
-            group.series[index] += usd_per_second * seconds(lo, hi)
-            index += 1
+
+@dataclass(frozen=True)
+class _Held:
+    """A holding on epoch seconds, with what `_attributed` needs of it."""
+
+    start: float
+    until: float
+    holding: HoldingInterval
+
+
+class _WorkerHoldings:
+    """One worker's holdings sorted by start: those overlapping a span are found by bisection (a holding
+    starts at most `longest` seconds before the span it overlaps), not by a scan of all of them."""
+
+    def __init__(self, holdings: list[HoldingInterval], now: float) -> None:
+        held = sorted((_Held(_epoch(h.start), _epoch(h.end) if h.end else math.inf, h) for h in holdings),
+                      key=lambda h: h.start)
+        self._held = held
+        self._starts = [h.start for h in held]
+        self._longest = max((min(h.until, now) - h.start for h in held), default=0.0)
+
+    def overlapping(self, a: float, b: float) -> list[_Held]:
+        lo = bisect.bisect_left(self._starts, a - self._longest)
+        hi = bisect.bisect_left(self._starts, b)
+        return [h for h in self._held[lo:hi] if h.until > a]
 
 
 def _owner(interval: WorkerInterval, group_by: GroupBy) -> tuple[str, str]:
@@ -212,71 +254,75 @@ def _holder(holding: HoldingInterval, group_by: GroupBy) -> tuple[str, str]:
     return holding.definition_id, holding.definition_name
 
 
-def _savings(ledger: _Ledger, group: GroupCost, interval: WorkerInterval) -> None:
-    end = interval.end or ledger.now
+def _savings(ledger: _Ledger, group: GroupCost, interval: WorkerInterval, start: float, end: float) -> None:
     if interval.state is BilledState.STOPPED and interval.stop_reason in SAVING_REASONS:
-        kind = f"savings_{interval.stop_reason.value}"
-        ledger.spread(group, kind, interval.start, end, saving_rate(interval))
+        ledger.spread(group, f"savings_{interval.stop_reason.value}", start, end, saving_rate(interval))
     if interval.post_termination_savings and interval.end is not None:
-        ledger.spread(group, "savings_scale_down", interval.end, interval.end + SCALE_DOWN_SAVINGS_HORIZON,
+        ledger.spread(group, "savings_scale_down", end, end + SCALE_DOWN_SAVINGS_HORIZON.total_seconds(),
                       running_rate(interval))
 
 
-def _attributed(ledger: _Ledger, interval: WorkerInterval, holdings: Sequence[HoldingInterval],
-                group_by: GroupBy) -> float:
-    """A running interval's cost shared among the sessions it held; returns what no session held."""
-    end = interval.end or ledger.now
+def _attributed(ledger: _Ledger, interval: WorkerInterval, start: float, end: float, holdings: _WorkerHoldings,
+                group_by: GroupBy | None) -> float:
+    """A running interval's cost shared among the sessions it held; returns what no session held. With no
+    `group_by` (pools, workers), only that remainder is computed: nothing is added to the groups."""
+    a, b = max(start, ledger.start), min(end, ledger.end)
+    if b <= a:
+        return 0.0
     rate = running_rate(interval)
-    held = [h for h in holdings if h.start < end and h.until > interval.start]
-    marks = sorted({interval.start, end, *(t for h in held for t in (h.start, h.until) if interval.start < t < end)})
-    idle = ledger.group(IDLE_KEY, _owner(interval, group_by)[1])
+    held = holdings.overlapping(a, b)
+    if not held:
+        if group_by is None:
+            return rate * (b - a) / 3600
+        return ledger.spread(ledger.group(IDLE_KEY, _owner(interval, group_by)[1]), "running", a, b, rate)
+    marks = sorted({a, b, *(t for h in held for t in (h.start, h.until) if a < t < b)})
     unheld = 0.0
-    for a, b in itertools.pairwise(marks):
-        active = [(h, share_of(h, interval)) for h in held if h.start <= a and h.until >= b]
+    for lo, hi in itertools.pairwise(marks):
+        active = [(h.holding, share_of(h.holding, interval)) for h in held if h.start <= lo and h.until >= hi]
         total = sum(share for _, share in active)
         scale = 1.0 / total if total > 1.0 else 1.0  # over-allocated (declared cores lowered): shares of 1
-        for holding, share in active:
-            key, name = _holder(holding, group_by)
-            ledger.spread(ledger.group(key, name), "running", a, b, rate * share * scale, share * scale)
         rest = max(0.0, 1.0 - total * scale)
-        unheld += ledger.spread(idle, "running", a, b, rate * rest, rest)
+        if group_by is None:
+            unheld += rate * rest * (hi - lo) / 3600
+            continue
+        for holding, share in active:
+            ledger.spread(ledger.group(*_holder(holding, group_by)), "running", lo, hi, rate * share * scale,
+                          share * scale)
+        unheld += ledger.spread(ledger.group(IDLE_KEY, _owner(interval, group_by)[1]), "running", lo, hi,
+                                rate * rest, rest)
     return unheld
 
 
 def cost_report(intervals: Iterable[WorkerInterval], holdings: Iterable[HoldingInterval], window: Window,
                 group_by: GroupBy, now: datetime) -> CostReport:
     """What the window cost, by `group_by`, groups sorted by total cost (most first, then by key)."""
-    ledger = _Ledger(window, now)
+    ledger = _Ledger.of(window, now)
+    now_at = _epoch(now)
     by_worker: dict[str, list[HoldingInterval]] = {}
     for holding in holdings:
         by_worker.setdefault(holding.worker_id, []).append(holding)
+    held = {worker: _WorkerHoldings(found, now_at) for worker, found in by_worker.items()}
+    nobody = _WorkerHoldings([], now_at)
     ordered = sorted(intervals, key=lambda i: (i.start, i.id))
     sessions_grouping = group_by in (GroupBy.TRACK, GroupBy.DEFINITION)
     for interval in ordered:
         group = ledger.group(*_owner(interval, group_by))
         group.priced = group.priced and interval.priced
-        end = interval.end or now
-        shortfall = running_shortfall(interval, now)
+        start, end = _epoch(interval.start), _epoch(interval.end) if interval.end else now_at
         if interval.state is BilledState.RUNNING:
+            on_worker = held.get(interval.worker_id, nobody)
             if sessions_grouping:
-                ledger.idle_usd += _attributed(ledger, interval, by_worker.get(interval.worker_id, []), group_by)
+                ledger.idle_usd += _attributed(ledger, interval, start, end, on_worker, group_by)
             else:
-                ledger.idle_usd += _unheld(ledger, interval, by_worker.get(interval.worker_id, []))
-                ledger.spread(group, "running", interval.start, end, running_rate(interval))
-            ledger.idle_usd += ledger.point(group, interval.start, running_rate(interval) * shortfall / 3600,
-                                            shortfall / 3600)
+                ledger.idle_usd += _attributed(ledger, interval, start, end, on_worker, None)
+                ledger.spread(group, "running", start, end, running_rate(interval))
+            shortfall = running_shortfall(interval, now)
+            ledger.idle_usd += ledger.point(group, start, running_rate(interval) * shortfall / 3600, shortfall / 3600)
         else:
-            ledger.spread(group, "stopped", interval.start, end, stopped_rate(interval))
-        _savings(ledger, group, interval)
+            ledger.spread(group, "stopped", start, end, stopped_rate(interval))
+        _savings(ledger, group, interval, start, end)
     groups = sorted(ledger.groups.values(), key=lambda g: (-round(g.total_usd, _DIGITS), g.key))
     return CostReport(window, group_by, groups, ledger.idle_usd, len(ordered))
-
-
-def _unheld(ledger: _Ledger, interval: WorkerInterval, holdings: Sequence[HoldingInterval]) -> float:
-    """The part of a running interval's cost (inside the window) that no session held, for `idle_usd` when
-    the groups are pools or workers (computed on a scratch ledger: nothing is added to the groups)."""
-    scratch = _Ledger(ledger.window, ledger.now)
-    return _attributed(scratch, interval, holdings, GroupBy.TRACK)
 
 
 # ------------------------------------------------------------------------------------------ counters
