@@ -110,16 +110,18 @@ class ControlPlane:
         pool_repository = PoolRepository(db["worker_pools"])
         cost_intervals = IntervalRepository(db["cost_intervals"])
         cost_holdings = HoldingRepository(db["cost_holdings"])
-        cpu_pool = CpuPool()
+        # The report's sums run in a thread (the default): they are pure-Python loops, which give the event loop
+        # the interpreter lock every few milliseconds; sending 100,000 records to the CPU pool's process would
+        # hold it for seconds while they are pickled.
         costs = CostService(cost_intervals, cost_holdings, TotalsRepository(db["cost_totals"]),
-                            templates=template_repository, pools=pool_repository, off_loop=cpu_pool)
+                            templates=template_repository, pools=pool_repository)
         history = MetricHistoryRepository(db["worker_metrics"], timedelta(hours=settings.metrics_history_hours))
         telemetry = TelemetryRepository(db["worker_telemetry"])
         workers = WorkerService(worker_repository, system_settings, relay, etcd, webhooks,
                                 templates=template_repository, telemetry=telemetry, history=history, costs=costs)
         session_repository = SessionRepository(db["lablet_sessions"])
         definition_repository = DefinitionRepository(db["lablet_definitions"], db["lablet_definition_versions"])
-        definitions = DefinitionService(definition_repository, session_repository, relay, off_loop=cpu_pool)
+        definitions = DefinitionService(definition_repository, session_repository, relay, off_loop=CpuPool())
         ledger = CapacityLedger(workers, worker_repository, session_repository,
                                 PortRange(settings.lablet_port_range_start, settings.lablet_port_range_end),
                                 orphan_grace_seconds=settings.lablet_orphan_grace_seconds)

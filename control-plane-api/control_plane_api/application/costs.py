@@ -4,7 +4,7 @@ of its worker as their statuses change, the cost report of a window, and the tot
 Recording is called once per committed change (`WorkerService._after_commit_many`, `SessionService._after_commit`)
 and never fails the change it follows: a ledger that cannot be written is logged, the change stands. The
 report reads the intervals of its window through one indexed range query, then sums them in the domain
-(`cost_report`), off the event loop when there are many.
+(`cost_report`), in a thread when there are many.
 """
 
 from __future__ import annotations
@@ -50,11 +50,11 @@ from lcm_core.errors import InvalidError, NotFoundError
 logger = logging.getLogger(__name__)
 
 #: The most records (worker intervals and session placements together) one report reads: beyond, 422. Summing
-#: 100,000 takes about 2.5 s in the CPU pool's process, and as long again to send them there (docs/costs.md).
+#: 100,000 takes a few seconds on the development machine (docs/costs.md).
 MAX_REPORT_RECORDS = 100_000
 #: Unsettled intervals a scrape reads at most (normally the open ones: one per worker not terminated).
 MAX_UNSETTLED = 100_000
-#: Reports over more intervals than this are summed in the CPU pool, away from the event loop.
+#: Reports over more records than this are summed away from the event loop (`off_loop`).
 OFF_LOOP_INTERVALS = 5_000
 #: How long the counters' totals are reused between scrapes.
 COUNTERS_CACHE_SECONDS = 5.0

@@ -172,5 +172,9 @@ async def test_a_report_reads_a_bounded_number_of_records(ledger, monkeypatch) -
     monkeypatch.setattr(costs_module, "MAX_REPORT_RECORDS", 8)
     report = await service.report(T0, T0 + timedelta(hours=1), GroupBy.POOL, Bucket.HOUR)
     assert report.intervals_read == 8
+    monkeypatch.setattr(costs_module, "OFF_LOOP_INTERVALS", 0)  # the same sums, away from the event loop
+    away = await service.report(T0, T0 + timedelta(hours=1), GroupBy.POOL, Bucket.HOUR)
+    assert away.totals() == report.totals()
+    assert away.totals()["running_usd"] == round(4 * RATE / 60, 4)  # four starts of a minute each
     with pytest.raises(InvalidError, match="to must be after from"):
         await service.report(T0, T0, GroupBy.POOL, Bucket.HOUR)
