@@ -29,6 +29,7 @@ from control_plane_api.infrastructure.event_log import RedisEventLog
 from control_plane_api.infrastructure.identity import LocalUsers, SessionStore, TokenVerifier
 from control_plane_api.infrastructure.mongo_costs import HoldingRepository, IntervalRepository, TotalsRepository
 from control_plane_api.infrastructure.mongo_lablets import DefinitionRepository, SessionRepository
+from control_plane_api.infrastructure.mongo_lead_times import LeadTimeRepository
 from control_plane_api.infrastructure.mongo_metrics import MetricHistoryRepository
 from control_plane_api.infrastructure.mongo_pools import PoolRepository
 from control_plane_api.infrastructure.mongo_settings import (
@@ -117,17 +118,20 @@ class ControlPlane:
                             templates=template_repository, pools=pool_repository)
         history = MetricHistoryRepository(db["worker_metrics"], timedelta(hours=settings.metrics_history_hours))
         telemetry = TelemetryRepository(db["worker_telemetry"])
+        lead_times = LeadTimeRepository(db["lead_time_samples"])
         workers = WorkerService(worker_repository, system_settings, relay, etcd, webhooks,
-                                templates=template_repository, telemetry=telemetry, history=history, costs=costs)
+                                templates=template_repository, telemetry=telemetry, history=history,
+                                lead_times=lead_times, costs=costs)
         session_repository = SessionRepository(db["lablet_sessions"])
         definition_repository = DefinitionRepository(db["lablet_definitions"], db["lablet_definition_versions"])
         definitions = DefinitionService(definition_repository, session_repository, relay, off_loop=CpuPool())
         ledger = CapacityLedger(workers, worker_repository, session_repository,
                                 PortRange(settings.lablet_port_range_start, settings.lablet_port_range_end),
                                 orphan_grace_seconds=settings.lablet_orphan_grace_seconds)
-        lablet_sessions = SessionService(session_repository, definitions, ledger, relay, etcd,
+        lablet_sessions = SessionService(session_repository, definitions, ledger, relay, etcd, pool_repository,
                                          review_ratio=settings.lablet_observation_review_ratio, costs=costs)
-        pools = PoolService(pool_repository, workers, template_repository, session_repository, relay, etcd)
+        pools = PoolService(pool_repository, workers, template_repository, session_repository, relay, etcd,
+                            lead_times)
 
         return cls(
             settings=settings, infrastructure=infra, relay=relay, etcd=etcd, workers=workers,
@@ -151,7 +155,7 @@ class ControlPlane:
                 account_failures=settings.login_account_failures)),
             oidc=OidcLogin(_oidc_client(settings), settings.session_secret.get_secret_value()),
             indexed=[worker_repository, history, definition_repository, session_repository, pool_repository,
-                     cost_intervals, cost_holdings],
+                     lead_times, cost_intervals, cost_holdings],
             versioned={"worker": worker_repository, "worker_telemetry": telemetry,
                        "lablet_definition": definition_repository, "lablet_session": session_repository,
                        "pool": pool_repository},
