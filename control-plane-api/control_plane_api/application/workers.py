@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from control_plane_api.application import versioned
+from control_plane_api.application.costs import WorkerCosts
 from control_plane_api.application.ports import (
     LeadTimeSamples,
     MetricHistory,
@@ -61,9 +62,11 @@ class WorkerService(WorkerMetrics):
                  etcd: WorkerKeys, webhooks: Webhooks, templates: TemplateSource,
                  telemetry: TelemetryStore, history: MetricHistory | None = None,
                  lead_times: LeadTimeSamples | None = None,
-                 clock: Callable[[], datetime] = utcnow, max_attempts: int = 8) -> None:
+                 clock: Callable[[], datetime] = utcnow, max_attempts: int = 8,
+                 costs: WorkerCosts | None = None) -> None:
         self._store = workers
         self._lead_times = lead_times
+        self._costs = costs
         self._telemetry = telemetry
         self._history = history
         self._templates = templates
@@ -94,6 +97,8 @@ class WorkerService(WorkerMetrics):
                 for event in events:
                     event.data["summary"] = row
         await self._publisher.publish([e for _, events in committed for e in events])
+        if self._costs is not None:  # the one place every worker change passes: its status, for the cost ledger
+            await self._costs.record_workers(committed)
         await self._etcd.put_many_json([key for worker, events in committed for key in self._keys(worker, events)])
         for _, events in committed:
             await self._alert(events)
