@@ -164,13 +164,12 @@ class World:
         worker.bill_start(self.now)
         self._go(worker, [(Stage.BOOTING, ec2), (Stage.LICENSING, boot), (Stage.SERVING, licence)])
 
-    def _warm_up(self, pool: SimPool) -> None:
-        """A worker launched into the warm pool: EC2's launch and CML's first boot (the image copy), no
-        licence; the autoscaler stops it once its CML is available. (The control plane does not number these
-        launches yet: they are named apart.)"""
+    def _warm_up(self, pool: SimPool, seq: int) -> None:
+        """A worker launched into the warm pool (`park_when_ready`): EC2's launch and CML's first boot (the image
+        copy), no licence; the autoscaler stops it once its CML is available."""
         pool.warm_ups += 1
-        worker = self._new_worker(pool, worker_id_for(f"pool:{pool.record.id}:warm:{pool.warm_ups}"),
-                                  f"{pool.record.name}-warm-{pool.warm_ups:03d}", Stage.LAUNCHING)
+        worker = self._new_worker(pool, worker_id_for(launch_key(pool.record.id, seq)),
+                                  f"{pool.record.name}-{seq:03d}", Stage.LAUNCHING)
         worker.park_when_ready = True
         ec2, boot, _ = self.durations.launch()
         worker.bill_start(self.now)
@@ -181,7 +180,8 @@ class World:
             return  # the CPA resumes only a member that is stopped here (plan_pool resumes no other)
         ec2, boot, licence = self.durations.resume()
         self.by_pool[worker.pool_id].resumes += 1
-        worker.asked_at, worker.resumed, worker.then = self.now, True, None
+        # Out of the warm pool (the CPA's `resume_for_pool`): an ordinary member, licensed once its CML is up.
+        worker.asked_at, worker.resumed, worker.then, worker.park_when_ready = self.now, True, None, False
         worker.bill_start(self.now)
         self._enter(worker, Stage.STARTING)
         self._go(worker, [(Stage.BOOTING, ec2), (Stage.LICENSING, boot), (Stage.SERVING, licence)])
@@ -236,7 +236,7 @@ class World:
                 self._pass_soon()
         elif stage is Stage.STOPPED:
             worker.bill_stop(self.now)
-            worker.stopped_since, worker.then, worker.park_when_ready = self.now, None, False
+            worker.stopped_since, worker.then = self.now, None
         elif stage is Stage.TERMINATED:
             worker.bill_stop(self.now)
             worker.bill_stopped_end(self.now)

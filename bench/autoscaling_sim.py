@@ -372,10 +372,12 @@ class Simulation(World):
         _, launches = pool.record.apply_evaluation(evaluation, self.moment(self.now), "worker-controller")
         pool.record.version += 1
         pool.view = None
-        for seq in launches:
-            self._launch(pool, seq)
-        for _ in evaluation.warm_up:
-            self._warm_up(pool)
+        # The launch numbers: those of `launch`, then those of `warm_up` (the CPA's order).
+        for n, seq in enumerate(launches):
+            if n < len(evaluation.launch):
+                self._launch(pool, seq)
+            else:
+                self._warm_up(pool, seq)
         for worker_id in evaluation.resume:
             self._resume(self.by_worker[worker_id])
         for worker_id in evaluation.retire:
