@@ -184,7 +184,10 @@ def test_a_lab_count_pool_scales_up_for_booked_sessions_and_down_when_they_end(c
     assert ec2_states(ec2, stopped) == dict.fromkeys(stopped, "stopped")
     assert detail["pool"]["capacity"]["workers"] == 1
     assert detail["pool"]["capacity"]["parked"] == 2
-    down = next(d for d in history(cp, pool_id) if d["action"] == "scale_down")
-    assert (down["from_workers"], down["to_workers"], down["inputs"]["rule"]) == (3, 1, "labs_below_min")
-    assert set(down["retired"]) == stopped
-    assert "retiring 2 worker(s) that hold no session" in down["reason"]
+    # The policy's decision; when the sessions end a moment apart, a worker still holding one is retired after
+    # it by a converging decision (the size stands at 1).
+    down = next(d for d in history(cp, pool_id) if d["inputs"].get("rule") == "labs_below_min")
+    assert (down["action"], down["from_workers"], down["to_workers"]) == ("scale_down", 3, 1)
+    downs = [d for d in history(cp, pool_id) if d["action"] == "scale_down"]
+    assert {w for d in downs for w in d["retired"]} == stopped
+    assert "worker(s) that hold no session" in down["reason"]
