@@ -72,10 +72,11 @@ export function demandChart(container, previous, forecast, label) {
     options: {
       series: [{},
         { label: "Booked demand", stroke: PALETTE[4], width: 2, fill: `${PALETTE[4]}22`,
-          paths: uPlot.paths.stepped({ align: 1 }) },
-        { label: "Desired", stroke: PALETTE[0], width: 2 },
-        { label: "Ready", stroke: PALETTE[3], width: 2 },
-        { label: "Max", stroke: PALETTE[7], width: 1.5, dash: [6, 4] }],
+          paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } },
+        // Desired under ready, wider, so that both show where they are equal.
+        { label: "Desired", stroke: PALETTE[0], width: 4, points: { show: false } },
+        { label: "Ready", stroke: PALETTE[3], width: 2, dash: [3, 3], points: { show: false } },
+        { label: "Max", stroke: PALETTE[7], width: 1.5, dash: [8, 5], points: { show: false } }],
       axes: [{}, { values: (u, ticks) => ticks.map((v) => (Number.isInteger(v) ? String(v) : "")), size: 40 }],
       scales: { y: { range: () => [0, top + 1] } },
     },

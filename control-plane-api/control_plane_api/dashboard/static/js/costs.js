@@ -51,7 +51,10 @@ export function costFacts(report, extra = []) {
     ["Saved", h("span", { dataset: { field: "savings" } },
       `${usd(t.savings_idle_pause_usd, c)} by idle auto-pause, ${usd(t.savings_scale_down_usd, c)} by scale-down`)],
     ...extra,
-  ]);
+    // Workers without an hourly cost (no template, or one without a price) are counted as costing nothing.
+    (report.groups || []).some((g) => g.priced === false) ? ["Not priced", h("span", { dataset: { field: "unpriced" } },
+      "some of its time has no price (no template, or a template without a cost): counted as free")] : null,
+  ].filter(Boolean));
 }
 
 /**

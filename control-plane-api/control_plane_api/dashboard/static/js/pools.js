@@ -63,7 +63,7 @@ export function hoursText(hours) {
 export function inputsText(inputs) {
   const entries = Object.entries(inputs || {}).filter(([, v]) => v !== null && v !== undefined);
   return entries.length ? entries.map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v)
-    ? v.toFixed(1) : v}`).join(", ") : "—";
+    ? Math.round(v * 100) / 100 : v}`).join(", ") : "—";
 }
 
 // How many measurements replace a configured lead time, and over how many recent ones the p95 is taken

@@ -26,10 +26,19 @@ const COLUMNS = [
 ];
 const LINKS = { pool: "pools", worker: "workers", definition: "definitions" };
 
+// Keys that name no pool, worker or definition: `none` (no pool, no track), `idle` (by track or definition: what
+// no session held, and the stopped cost).
+const NOT_LINKED = new Set(["none", "idle"]);
+
 function groupName(group, groupBy) {
   const name = group.name || group.key;
   const page = LINKS[groupBy];
-  return page && group.key ? h("a", { href: `#/${page}/${encodeURIComponent(group.key)}` }, name) : name;
+  const shown = page && group.key && !NOT_LINKED.has(group.key)
+    ? h("a", { href: `#/${page}/${encodeURIComponent(group.key)}` }, name) : name;
+  // A group with workers that have no price counts them as costing nothing: say so.
+  return [shown, group.priced === false ? h("span", { class: "hint", dataset: { field: "unpriced" },
+    title: "Some of its workers have no hourly cost (no template, or a template without one): counted as free." },
+  " (not priced)") : null];
 }
 
 function cell(group, key, groupBy, currency) {
