@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from lcm_core.testing.devstack import pool_seed
@@ -159,42 +160,65 @@ def test_the_pool_page_charts_booked_demand_against_capacity(browser, local_stac
         per_hour.filter(has_text=re.compile(r"^\$\d+\.\d\d/h for its counted workers$")).wait_for()
         assert ahead["cost_per_hour_usd"] >= PRICE
         _screenshot(page, tmp_path, "pool-demand.png")
-
-        # A decision taken on a forecast shows its figures in the history.
-        _forecast_figures_in_history(local_stack, page, pool["id"])
         page.close()
     finally:
         ended = local_stack.api("POST", f"/api/lablet-sessions/{booked.json()['id']}/terminate")
         assert ended.status_code in (200, 202), ended.text
 
 
-def _forecast_figures_in_history(stack: LocalStack, page: Any, pool_id: str) -> None:
-    deadline = time.monotonic() + LAUNCH_SECONDS
-    while True:
-        history = stack.api("GET", f"/api/pools/{pool_id}/history", who="viewer").json()
-        taken = [d for d in history if "forecast_workers" in (d.get("inputs") or {})]
-        if taken:
-            break
-        assert time.monotonic() < deadline, f"no decision carries forecast figures: {history[:3]}"
-        time.sleep(1)
-    decision = taken[0]
-    key = f"{decision['at']}|{decision['action']}|{decision['trigger']}|{decision['to_workers']}|{decision['reason']}"
-    row = page.locator("#pool-history tbody tr[data-decision]").filter(
-        has=page.locator("td[data-field=reason]", has_text=decision["reason"]))
-    row.first.wait_for()
-    cell = page.locator(f"#pool-history tr[data-decision={_css_string(key)}] td[data-field=forecast]")
-    workers = decision["inputs"]["forecast_workers"]
-    assert cell.locator("[data-figure=forecast_workers]").inner_text() == (
-        f"forecast {workers} worker{'' if workers == 1 else 's'}")
-    if decision.get("lead_time"):
-        assert LEAD_TIME.match(cell.locator("[data-figure=lead_time]").inner_text().removeprefix("lead "))
-    if isinstance(decision["inputs"].get("cost_per_hour_usd"), int | float):
-        assert cell.locator("[data-figure=cost_per_hour_usd]").inner_text() == (
-            f"${decision['inputs']['cost_per_hour_usd']:.2f}/h")
+def _record_decision(stack: LocalStack, pool_id: str, decision: dict[str, Any]) -> None:
+    """Record `decision` as the worker-controller's autoscaler does (`POST /api/internal/pools/{id}/evaluation`
+    with the stack's API key and its leader's epoch), keeping the pool as it is; again if the pool changed
+    meanwhile (409: the real autoscaler evaluated it first)."""
+    for _ in range(20):
+        pool = stack.api("GET", f"/api/pools/{pool_id}").json()["pool"]
+        controllers = stack.api("GET", "/api/system/controllers").json()["controllers"]
+        epoch = controllers["worker-controller"]["leader_epoch"]
+        answer = httpx.post(f"{stack.url}/api/internal/pools/{pool_id}/evaluation", timeout=10, headers={
+            "X-API-Key": stack.env["CONTROL_PLANE_API_KEY"], "X-LCM-Leader-Epoch": str(epoch)}, json={
+            "expected_version": pool["version"], "observed_at": datetime.now(UTC).isoformat(),
+            "phase": pool["phase"], "capacity": pool["capacity"], "desired_workers": pool["desired_workers"],
+            "decision": decision})
+        if answer.status_code == 200:
+            return
+        assert answer.status_code == 409, answer.text
+        time.sleep(0.3)
+    raise AssertionError("the pool kept changing: the decision could not be recorded")
 
 
-def _css_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def test_a_decision_taken_on_a_forecast_shows_its_figures_live(browser, local_stack: LocalStack) -> None:
+    pool = _pool(local_stack)
+    page = open_page(browser, local_stack)
+    log_in(page, local_stack, "viewer")
+    page.goto(f"/#/pools/{pool['id']}")
+    page.locator("#pool-history tbody tr[data-decision]").first.wait_for()
+    page.evaluate("window.__sameDocument = true")
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    reason = f"e2e: 2 workers needed from {(now + timedelta(minutes=30)).isoformat()} (3 sessions booked)"
+    _record_decision(local_stack, pool["id"], {
+        "at": now.isoformat(), "action": "none", "trigger": "policy", "policy": "lab_count_based",
+        "from_workers": pool["desired_workers"], "to_workers": pool["desired_workers"], "reason": reason,
+        "inputs": {"workers": pool["desired_workers"], "forecast_workers": 2, "lead_provision_minutes": 15.0,
+                   "lead_resume_minutes": 6.5, "cost_per_hour_usd": PRICE, "warm": 1},
+        "demand": [{"start": (now + timedelta(minutes=30)).isoformat(),
+                    "end": (now + timedelta(minutes=90)).isoformat(), "sessions": 3, "cpu_cores": 6,
+                    "memory_gb": 12, "workers": 2}],
+        "lead_time": {"provision_seconds": 900, "resume_seconds": 390, "provision_samples": 1, "resume_samples": 7}})
+
+    # It arrives with its event (no reload), its figures in words beside the raw numbers.
+    row = page.locator("#pool-history tbody tr[data-decision]").filter(has_text=reason)
+    row.wait_for()
+    cell = row.locator("td[data-field=forecast]")
+    assert cell.locator("[data-figure=forecast_workers]").inner_text() == "forecast 2 workers"
+    assert cell.locator("[data-figure=demand]").inner_text().startswith("peak 3 session(s) from ")
+    assert cell.locator("[data-figure=lead_time]").inner_text() == (
+        "lead provision 15.0 min (default) / resume 6.5 min (p95 of 7)")
+    assert cell.locator("[data-figure=cost_per_hour_usd]").inner_text() == f"${PRICE:.2f}/h"
+    assert cell.locator("[data-figure=warm]").inner_text() == "warm 1"
+    assert "forecast_workers=2" in row.locator("td[data-field=inputs]").inner_text()
+    assert page.evaluate("window.__sameDocument") is True
+    page.close()
 
 
 def test_the_worker_page_shows_what_the_worker_cost(browser, local_stack: LocalStack, tmp_path) -> None:
