@@ -27,6 +27,7 @@ from control_plane_api.infrastructure.etcd_keys import EtcdKeys
 from control_plane_api.infrastructure.event_log import RedisEventLog
 from control_plane_api.infrastructure.identity import LocalUsers, SessionStore, TokenVerifier
 from control_plane_api.infrastructure.mongo_lablets import DefinitionRepository, SessionRepository
+from control_plane_api.infrastructure.mongo_lead_times import LeadTimeRepository
 from control_plane_api.infrastructure.mongo_metrics import MetricHistoryRepository
 from control_plane_api.infrastructure.mongo_pools import PoolRepository
 from control_plane_api.infrastructure.mongo_settings import (
@@ -106,18 +107,21 @@ class ControlPlane:
         worker_repository = WorkerRepository(db["workers"])
         history = MetricHistoryRepository(db["worker_metrics"], timedelta(hours=settings.metrics_history_hours))
         telemetry = TelemetryRepository(db["worker_telemetry"])
+        lead_times = LeadTimeRepository(db["lead_time_samples"])
         workers = WorkerService(worker_repository, system_settings, relay, etcd, webhooks,
-                                templates=template_repository, telemetry=telemetry, history=history)
+                                templates=template_repository, telemetry=telemetry, history=history,
+                                lead_times=lead_times)
         session_repository = SessionRepository(db["lablet_sessions"])
         definition_repository = DefinitionRepository(db["lablet_definitions"], db["lablet_definition_versions"])
         definitions = DefinitionService(definition_repository, session_repository, relay, off_loop=CpuPool())
         ledger = CapacityLedger(workers, worker_repository, session_repository,
                                 PortRange(settings.lablet_port_range_start, settings.lablet_port_range_end),
                                 orphan_grace_seconds=settings.lablet_orphan_grace_seconds)
-        lablet_sessions = SessionService(session_repository, definitions, ledger, relay, etcd,
-                                         review_ratio=settings.lablet_observation_review_ratio)
         pool_repository = PoolRepository(db["worker_pools"])
-        pools = PoolService(pool_repository, workers, template_repository, session_repository, relay, etcd)
+        lablet_sessions = SessionService(session_repository, definitions, ledger, relay, etcd, pool_repository,
+                                         review_ratio=settings.lablet_observation_review_ratio)
+        pools = PoolService(pool_repository, workers, template_repository, session_repository, relay, etcd,
+                            lead_times)
 
         return cls(
             settings=settings, infrastructure=infra, relay=relay, etcd=etcd, workers=workers,
@@ -140,7 +144,8 @@ class ControlPlane:
                 max_backoff_seconds=settings.login_max_backoff_seconds,
                 account_failures=settings.login_account_failures)),
             oidc=OidcLogin(_oidc_client(settings), settings.session_secret.get_secret_value()),
-            indexed=[worker_repository, history, definition_repository, session_repository, pool_repository],
+            indexed=[worker_repository, history, definition_repository, session_repository, pool_repository,
+                     lead_times],
             versioned={"worker": worker_repository, "worker_telemetry": telemetry,
                        "lablet_definition": definition_repository, "lablet_session": session_repository,
                        "pool": pool_repository},

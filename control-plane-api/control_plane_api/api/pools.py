@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict
 
 from control_plane_api.api.security import CP, Admin, Viewer
 from control_plane_api.api.views import Page
-from lcm_core.domain.pools import PoolSpec, PoolView, ScaleRequest, ScalingDecision
+from control_plane_api.application.pool_demand import MAX_FORECAST_HOURS
+from lcm_core.domain.pools import PoolForecast, PoolSpec, PoolView, ScaleRequest, ScalingDecision
 from lcm_core.domain.types import Count
 from lcm_core.domain.workers import WorkerSummary
 
@@ -87,6 +88,15 @@ async def delete_pool(pool_id: PoolId, cp: CP, who: Admin) -> PoolView:
 @router.get("/{pool_id}/history", summary="The pool's scaling decisions, newest first")
 async def pool_history(pool_id: PoolId, cp: CP, _who: Viewer) -> list[ScalingDecision]:
     return await cp.pools.history(pool_id)
+
+
+@router.get("/{pool_id}/forecast", summary="The pool's booked demand over the next hours, against its workers")
+async def pool_forecast(
+    pool_id: PoolId, cp: CP, _who: Viewer,
+    hours: Annotated[float | None, Query(ge=1, le=MAX_FORECAST_HOURS,
+                                         description="How far ahead (default: the pool's look-ahead)")] = None,
+) -> PoolForecast:
+    return await cp.pools.forecast(pool_id, hours)
 
 
 @router.post("/{pool_id}/workers/{worker_id}", summary="Give an existing worker to the pool (it serves its track)")

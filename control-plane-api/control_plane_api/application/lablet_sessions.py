@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from control_plane_api.application import versioned
 from control_plane_api.application.lablet_capacity import CapacityLedger
 from control_plane_api.application.lablet_definitions import DefinitionService
-from control_plane_api.application.ports import Publisher, SessionKeys, SessionStore
+from control_plane_api.application.ports import Publisher, SessionKeys, SessionStore, TrackPools
 from control_plane_api.domain.events import DomainEvent, utcnow
 from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.lablet_observation import compare_ports, same_observation, significant_difference
@@ -33,7 +33,7 @@ from lcm_core.domain.lablets import (
     ScheduleRequest,
     releases_capacity,
 )
-from lcm_core.errors import ConflictError, InvalidError, NotFoundError
+from lcm_core.errors import ConflictError, InvalidError, NotFoundError, UnavailableError
 
 logger = logging.getLogger(__name__)
 S = LabletSessionStatus
@@ -42,9 +42,10 @@ SessionChange = Callable[[LabletSession, datetime], list[DomainEvent]]
 
 class SessionService:
     def __init__(self, sessions: SessionStore, definitions: DefinitionService, ledger: CapacityLedger,
-                 publisher: Publisher, keys: SessionKeys, review_ratio: float = 0.25,
+                 publisher: Publisher, keys: SessionKeys, pools: TrackPools, review_ratio: float = 0.25,
                  clock: Callable[[], datetime] = utcnow, max_attempts: int = 8) -> None:
         self._repo = sessions
+        self._pools = pools
         self._definitions = definitions
         self.ledger = ledger
         self._publisher = publisher
@@ -61,6 +62,26 @@ class SessionService:
             await self._keys.delete_prefix(self._keys.session_key(session.id, ""))
         else:
             await self._keys.put_json(self._keys.session_key(session.id, "state"), session.state_key())
+
+    async def _request_capacity(self, pool_id: str, session_id: str) -> None:
+        """Wake the pool's autoscaler (it watches `pools/{id}/`): it counts what waits for the pool and what is
+        booked on its track, and looks now rather than at its next resync."""
+        await self._keys.put_json(self._keys.pool_key(pool_id, "capacity_request"), {
+            "pool_id": pool_id, "session_id": session_id, "at": self._clock().isoformat()})
+
+    async def _booked(self, session: LabletSession) -> None:
+        """A new booking of a track that has a pool: a class booked for later is seen within seconds. Best
+        effort, like every reactive key (the autoscaler resyncs): the session stands either way."""
+        if session.lab_track is None:
+            return
+        try:
+            pool_id = await self._pools.live_for_track(session.lab_track)
+        except UnavailableError as exc:
+            logger.warning("session %s: the pool of track %s not woken: %s", session.id, session.lab_track,
+                           exc.message)
+            return
+        if pool_id is not None:
+            await self._request_capacity(pool_id, session.id)
 
     async def mutate(self, session_id: str, change: SessionChange,
                      leader: LeaderCaller | None = None) -> tuple[LabletSession, bool]:
@@ -111,6 +132,7 @@ class SessionService:
                 return await self._repo.get(session.id)
             raise
         await self._after_commit(session, events)
+        await self._booked(session)
         return session
 
     # ----------------------------------------------------------------- scheduling
@@ -123,10 +145,8 @@ class SessionService:
             found, _ = await self.mutate(session_id, lambda s, now: s.record_no_candidate(request.decision, now),
                                          leader)
             pool_id = request.decision.waiting_for_pool
-            if pool_id is not None:
-                # The session waits for its track's pool to grow: wake the autoscaler, which sums what waits.
-                await self._keys.put_json(self._keys.pool_key(pool_id, "capacity_request"), {
-                    "pool_id": pool_id, "session_id": found.id, "at": self._clock().isoformat()})
+            if pool_id is not None:  # the session waits for its track's pool to grow
+                await self._request_capacity(pool_id, found.id)
             return found
         if session.status is S.SCHEDULED and session.worker_id == worker_id:
             return session  # repeated call: same allocation

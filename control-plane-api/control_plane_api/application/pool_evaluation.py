@@ -50,7 +50,8 @@ class PoolEvaluations:
 
     async def evaluate(self, pool_id: str, report: PoolEvaluation, leader: LeaderCaller) -> WorkerPool:
         """Record the evaluation (409 when the pool changed since the autoscaler read it, or when its leader was
-        deposed), then launch, resume and retire the workers it names. Returns the pool as recorded."""
+        deposed), then launch, resume, retire and terminate the workers it names. Returns the pool as
+        recorded."""
         launches: list[int] = []
 
         def change(pool: WorkerPool, now: datetime) -> list[DomainEvent]:
@@ -73,15 +74,22 @@ class PoolEvaluations:
         async def resume(worker_id: str) -> object:
             return await self._workers.resume_member(worker_id, pool.id, by, leader)
 
-        async def retire(worker_id: str) -> object:
+        async def retire(worker_id: str, then: DesiredStatus = then) -> object:
             return await self._workers.retire_member(worker_id, pool.id, then, by, leader)
 
         for region, seq in zip(report.launch, launches, strict=True):
             await self._carry_out(pool, "launch", launch_name(pool.name, seq), launch(seq, region))
         for worker_id in dict.fromkeys(report.resume):
             await self._carry_out(pool, "resume", worker_id, resume(worker_id))
+        # Terminated whatever `retire_then` says, through the path of a retirement (the one a deleted pool's
+        # workers take): a running member is drained first, and the worker-controller releases the licence of
+        # any before its instance goes.
+        terminate = dict.fromkeys(report.terminate)
         for worker_id in dict.fromkeys(report.retire):
-            await self._carry_out(pool, "retire", worker_id, retire(worker_id))
+            if worker_id not in terminate:
+                await self._carry_out(pool, "retire", worker_id, retire(worker_id))
+        for worker_id in terminate:
+            await self._carry_out(pool, "terminate", worker_id, retire(worker_id, DesiredStatus.TERMINATED))
         return pool
 
     async def _carry_out(self, pool: WorkerPool, what: str, worker: str, act: Awaitable[object]) -> None:

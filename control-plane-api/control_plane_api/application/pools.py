@@ -1,5 +1,6 @@
 """Worker-pool use cases (docs/pools.md): an operator's create, update, scale, drain, delete, adopt and release,
-the reads, and what the autoscaler reads of a pool (`work`); its evaluations are `PoolEvaluations`.
+the reads; what the autoscaler reads of a pool and the forecast are `PoolDemand`, its evaluations
+`PoolEvaluations`.
 
 Every change goes through one read-modify-write (`application.versioned.mutate`), then publishes the pool's
 events, each carrying the pool as it stands after the change (`data.pool`, a `PoolView`), and writes the etcd
@@ -14,20 +15,22 @@ from collections.abc import Callable
 from datetime import datetime
 
 from control_plane_api.application import versioned
+from control_plane_api.application.pool_demand import PoolDemand
 from control_plane_api.application.pool_evaluation import PoolEvaluations
 from control_plane_api.application.ports import (
+    LeadTimeSamples,
     PoolKeys,
+    PoolSessions,
     PoolStore,
     PoolWorkers,
     Publisher,
     TemplateSource,
-    WaitingSessions,
 )
 from control_plane_api.domain.events import DomainEvent, utcnow
 from control_plane_api.domain.pool import WorkerPool
 from control_plane_api.domain.system_settings import WorkerTemplate
-from lcm_core.domain.pools import PoolSpec, PoolWork, ScaleRequest, ScalingDecision
-from lcm_core.domain.workers import Resources, WorkerSummary
+from lcm_core.domain.pools import PoolSpec, ScaleRequest, ScalingDecision
+from lcm_core.domain.workers import WorkerSummary
 from lcm_core.errors import ConflictError, InvalidError, LcmError, NotFoundError, VersionConflict
 
 logger = logging.getLogger(__name__)
@@ -35,11 +38,12 @@ logger = logging.getLogger(__name__)
 PoolChange = Callable[[WorkerPool, datetime], list[DomainEvent]]
 
 
-class PoolService(PoolEvaluations):
-    def __init__(self, pools: PoolStore, workers: PoolWorkers, templates: TemplateSource, sessions: WaitingSessions,
-                 publisher: Publisher, keys: PoolKeys, clock: Callable[[], datetime] = utcnow,
-                 max_attempts: int = 8) -> None:
+class PoolService(PoolDemand, PoolEvaluations):
+    def __init__(self, pools: PoolStore, workers: PoolWorkers, templates: TemplateSource, sessions: PoolSessions,
+                 publisher: Publisher, keys: PoolKeys, lead_times: LeadTimeSamples,
+                 clock: Callable[[], datetime] = utcnow, max_attempts: int = 8) -> None:
         self._store = pools
+        self._lead_times = lead_times
         self._workers = workers
         self._templates = templates
         self._sessions = sessions
@@ -105,21 +109,6 @@ class PoolService(PoolEvaluations):
     async def history(self, pool_id: str) -> list[ScalingDecision]:
         """The pool's scaling decisions, newest first."""
         return list(reversed((await self._store.get(pool_id)).history))
-
-    async def work(self, pool_id: str) -> PoolWork:
-        """What the autoscaler decides from: the pool, its members' rows, the sessions waiting for it, and what
-        its template offers (`template_found` False when it is gone)."""
-        pool = await self._store.get(pool_id)
-        members = await self._workers.members(pool.id)
-        waiting = await self._sessions.waiting_for_pool(pool.id)
-        try:
-            template: WorkerTemplate | None = await self._templates.get(pool.template_name)
-        except NotFoundError:
-            template = None
-        return PoolWork(pool=pool.view(), workers=members, waiting=waiting, template_found=template is not None,
-                        template_enabled=template is not None and template.enabled,
-                        template_capacity=template.capacity if template else Resources(),
-                        template_regions=sorted(template.regions) if template else [], observed_at=self._clock())
 
     # ----------------------------------------------------------------- an operator's changes
 

@@ -21,6 +21,7 @@ from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.lablet_definition import LabletDefinition
 from control_plane_api.domain.lablet_queries import SessionQuery
 from control_plane_api.domain.lablet_session import LabletSession
+from control_plane_api.domain.lead_times import LeadKind, LeadSample
 from control_plane_api.domain.metric_history import MetricSample
 from control_plane_api.domain.pool import WorkerPool
 from control_plane_api.domain.system_settings import SystemSettings, WorkerTemplate
@@ -28,6 +29,7 @@ from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_query import WorkerQuery
 from lcm_core.domain.enums import DesiredStatus
 from lcm_core.domain.pool_capacity import WaitingDemand
+from lcm_core.domain.pool_forecast import Booking
 from lcm_core.domain.workers import WorkerSummary, WorkerTelemetry
 
 # ----------------------------------------------------------------- events
@@ -99,7 +101,18 @@ class WaitingSessions(Protocol):
         ...
 
 
-class SessionStore(ObservedSessions, ReservationHolders, WaitingSessions, Protocol):
+class BookedSessions(Protocol):
+    async def booked_for_track(self, lab_track: str, start: datetime, end: datetime, limit: int) -> list[Booking]:
+        """The sessions of the track, pending or holding a worker, whose timeslot overlaps [start, end), by
+        the start of their timeslot (at most `limit`)."""
+        ...
+
+
+class PoolSessions(WaitingSessions, BookedSessions, Protocol):
+    """What a pool reads of the sessions of its track."""
+
+
+class SessionStore(ObservedSessions, ReservationHolders, PoolSessions, Protocol):
     """Lablet sessions."""
 
     async def get(self, session_id: str) -> LabletSession: ...
@@ -266,6 +279,24 @@ class PoolStore(Protocol):
         ...
     async def insert(self, pool: WorkerPool, leader: LeaderCaller | None = None, /) -> None: ...
     async def save(self, pool: WorkerPool, leader: LeaderCaller | None = None, /) -> None: ...
+
+
+class TrackPools(Protocol):
+    async def live_for_track(self, lab_track: str, /) -> str | None:
+        """The id of the pool (not terminated) that serves the track, None when none does."""
+        ...
+
+
+class LeadTimeSamples(Protocol):
+    """The measured lead times of templates, the newest `SAMPLES_KEPT` per template and kind."""
+
+    async def record(self, sample: LeadSample, /) -> bool:
+        """Keep the sample (False when it was already kept: one clock measured twice)."""
+        ...
+
+    async def recent(self, template_name: str, kind: LeadKind, limit: int, /) -> list[float]:
+        """The seconds of the newest `limit` samples, oldest first."""
+        ...
 
 
 class PoolKeys(Protocol):

@@ -17,6 +17,7 @@ from typing import Any
 
 from control_plane_api.application import versioned
 from control_plane_api.application.ports import (
+    LeadTimeSamples,
     MetricHistory,
     TelemetryStore,
     TemplateSource,
@@ -35,7 +36,7 @@ from control_plane_api.domain.worker import InstanceClaimedError, Worker, worker
 from control_plane_api.domain.worker_query import WorkerQuery
 from lcm_core.domain.enums import DesiredStatus
 from lcm_core.domain.workers import WorkerSummary, WorkerTelemetry
-from lcm_core.errors import ConflictError, InvalidError, NotFoundError
+from lcm_core.errors import ConflictError, InvalidError, LcmError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +60,10 @@ class WorkerService(WorkerMetrics):
     def __init__(self, workers: WorkerStore, settings: SettingsService, publisher: Publisher,
                  etcd: WorkerKeys, webhooks: Webhooks, templates: TemplateSource,
                  telemetry: TelemetryStore, history: MetricHistory | None = None,
+                 lead_times: LeadTimeSamples | None = None,
                  clock: Callable[[], datetime] = utcnow, max_attempts: int = 8) -> None:
         self._store = workers
+        self._lead_times = lead_times
         self._telemetry = telemetry
         self._history = history
         self._templates = templates
@@ -94,6 +97,24 @@ class WorkerService(WorkerMetrics):
         await self._etcd.put_many_json([key for worker, events in committed for key in self._keys(worker, events)])
         for _, events in committed:
             await self._alert(events)
+        await self._measure_lead_times([worker for worker, _ in committed])
+
+    async def _measure_lead_times(self, workers: Sequence[Worker]) -> None:
+        """Every change of a worker is committed through here (reports, requests, imports): a worker whose lead
+        clock runs and that serves now gives its template a sample, and its clock stops. The sample is kept
+        before the clock stops, keyed by the clock, so that a failure in between measures it once, later."""
+        if self._lead_times is None:
+            return
+        now = self._clock()
+        for sample in [s for s in (w.lead_sample(now) for w in workers) if s is not None]:
+            def stop(w: Worker, _now: datetime, since: datetime = sample.started_at) -> list[DomainEvent]:
+                return w.stop_lead_clock(since)
+
+            try:
+                await self._lead_times.record(sample)
+                await self.mutate(sample.worker_id, stop)
+            except LcmError as exc:  # the change stands; the next change of the worker measures it
+                logger.warning("lead time of worker %s not recorded now: %s", sample.worker_id, exc.message)
 
     def _keys(self, worker: Worker, events: list[DomainEvent]) -> list[tuple[str, dict[str, Any]]]:
         """The etcd keys these events change (desired state, licence request) and their new values.

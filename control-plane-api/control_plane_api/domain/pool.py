@@ -260,6 +260,10 @@ class WorkerPool(PoolView):
                                   pool_id=self.id)
         if self.terminated:
             raise ConflictError(f"pool {self.name!r} is terminated; there is nothing to evaluate", pool_id=self.id)
+        both = sorted(set(report.resume) & set(report.terminate))
+        if both:
+            raise InvalidError(f"an evaluation cannot both resume and terminate worker(s) {', '.join(both[:10])}",
+                               pool_id=self.id)
         if (report.launch or report.resume) and (self.draining or self.deleting):
             state = "being deleted" if self.deleting else "draining"
             raise ConflictError(f"pool {self.name!r} is {state}: it launches and resumes no worker",

@@ -15,6 +15,7 @@ from pydantic import Field
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
 from control_plane_api.domain.fencing import FenceTokens
+from control_plane_api.domain.lead_times import LeadClock, LeadKind, LeadTiming
 from control_plane_api.domain.reports import (
     DiscoveredInstance,
     StatusReport,
@@ -81,7 +82,7 @@ def worker_id_for(idempotency_key: str) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"lcm:worker:{idempotency_key}").hex
 
 
-class Worker(WorkerDrain, PoolMembership, TelemetryBehaviour, Model):
+class Worker(WorkerDrain, PoolMembership, LeadTiming, TelemetryBehaviour, Model):
     """The aggregate root. `id` is LCM's; `aws_instance_id` is unique across the fleet (None while a worker
     created from a template waits for its instance)."""
 
@@ -124,6 +125,8 @@ class Worker(WorkerDrain, PoolMembership, TelemetryBehaviour, Model):
     active_alerts: list[str] = Field(default_factory=list)
     alerts: list[Alert] = Field(default_factory=list)
     refresh_requested_at: datetime | None = None
+    lead_clock: LeadClock | None = None
+    """Running from a launch or a resume until the worker first serves (its template's lead time)."""
     state_history: list[StateChange] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
@@ -223,6 +226,7 @@ class Worker(WorkerDrain, PoolMembership, TelemetryBehaviour, Model):
                      updated_at=now)
         worker.capacity.declared = template.capacity.model_copy()
         worker.license.register_when_available = register_license
+        worker.start_lead_clock(LeadKind.PROVISION, now)
         worker._record("status", None, WorkerStatus.PENDING.value, now, f"requested from template {template.name}",
                        by)
         return worker, [worker._event(ev.WORKER_CREATED, template_name=template.name, name=worker.name,
@@ -369,6 +373,8 @@ class Worker(WorkerDrain, PoolMembership, TelemetryBehaviour, Model):
             self.activity.resumed_at = now
             self.activity.resume_count += 1
             found.append(self._event(ev.WORKER_RESUMED, by=by))
+        if desired is DesiredStatus.RUNNING:
+            self.resume_lead_clock(now)
         return found
 
     def set_idle_detection(self, enabled: bool, now: datetime, by: str) -> list[DomainEvent]:

@@ -18,6 +18,7 @@ from control_plane_api.domain.lablet_session import LabletSession
 from control_plane_api.infrastructure.mongo_versions import VersionedCollection, without_bookkeeping
 from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES, LabletSessionStatus
 from lcm_core.domain.pool_capacity import WaitingDemand
+from lcm_core.domain.pool_forecast import Booking
 from lcm_core.errors import NotFoundError
 
 
@@ -107,6 +108,10 @@ class DefinitionRepository:
         await self._snapshot(definition)
 
 
+#: A booking: a session that is pending or holds a worker (`lcm_core.domain.pool_forecast.Booking`).
+BOOKED_STATUSES = sorted(s.value for s in {LabletSessionStatus.PENDING, *HOLDING_SESSION_STATUSES})
+
+
 def session_filter(query: SessionQuery) -> dict[str, Any]:
     flt: dict[str, Any] = {}
     if query.status:
@@ -136,6 +141,8 @@ class SessionRepository:
         await self._c.create_index([("worker_id", ASCENDING)], name="worker_id")
         await self._c.create_index([("last_decision.waiting_for_pool", ASCENDING), ("status", ASCENDING)],
                                    name="waiting_for_pool")
+        await self._c.create_index([("lab_track", ASCENDING), ("status", ASCENDING), ("timeslot_start", ASCENDING)],
+                                   name="track_bookings")
 
     async def get(self, session_id: str) -> LabletSession:
         doc = await self._c.find_one({"_id": session_id})
@@ -177,6 +184,23 @@ class SessionRepository:
         total = found[0]
         return WaitingDemand(sessions=int(total["sessions"]), cpu_cores=round(float(total["cpu_cores"] or 0), 3),
                              memory_gb=round(float(total["memory_gb"] or 0), 3))
+
+    async def booked_for_track(self, lab_track: str, start: datetime, end: datetime, limit: int) -> list[Booking]:
+        """The track's sessions that are pending or hold a worker and overlap [start, end), by timeslot start
+        (the `track_bookings` index: track, status, then the start's range)."""
+        flt = {"lab_track": lab_track, "status": {"$in": BOOKED_STATUSES},
+               "timeslot_start": {"$lt": end}, "timeslot_end": {"$gt": start}}
+        fields = {"timeslot_start": 1, "timeslot_end": 1, "resource_requirements": 1, "worker_id": 1,
+                  "definition_id": 1}
+        cursor = self._c.find(flt, fields).sort([("timeslot_start", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+        found = []
+        async for doc in cursor:
+            needs = doc.get("resource_requirements") or {}
+            found.append(Booking(session_id=doc["_id"], timeslot_start=doc["timeslot_start"],
+                                 timeslot_end=doc["timeslot_end"], cpu_cores=needs.get("cpu_cores") or 0,
+                                 memory_gb=needs.get("memory_gb") or 0, worker_id=doc.get("worker_id"),
+                                 definition_id=doc.get("definition_id")))
+        return found
 
     async def observed_for_definition(self, definition_id: str, statuses: Sequence[str],
                                       limit: int = 1000) -> list[LabletSession]:

@@ -14,13 +14,13 @@ from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.pool import WorkerPool
 from control_plane_api.infrastructure.mongo_versions import VersionedCollection, without_bookkeeping
 from lcm_core.domain.pools import PoolPhase
-from lcm_core.errors import ConflictError, NotFoundError
+from lcm_core.errors import ConflictError, NotFoundError, UnavailableError
 
 LIVE_NAME = "live_name"
 LIVE_TRACK = "live_track"
@@ -81,6 +81,14 @@ class PoolRepository:
         flt = {"phase": {"$ne": PoolPhase.TERMINATED.value}}
         return [from_document(d) async for d in self._c.find(flt, dict.fromkeys(BRIEF_EXCLUDES, 0))
                 .sort("name", ASCENDING)]
+
+    async def live_for_track(self, lab_track: str) -> str | None:
+        """The id of the pool not terminated that serves `lab_track` (its unique `live_track` index)."""
+        try:
+            holder = await self._c.find_one({LIVE_TRACK: lab_track}, {"_id": 1})
+        except PyMongoError as exc:
+            raise UnavailableError(f"pools unreachable: {type(exc).__name__}: {exc}") from exc
+        return None if holder is None else str(holder["_id"])
 
     async def insert(self, pool: WorkerPool, leader: LeaderCaller | None = None) -> None:
         try:

@@ -20,6 +20,7 @@ from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.lablet_definition import LabletDefinition
 from control_plane_api.domain.lablet_queries import SessionQuery
 from control_plane_api.domain.lablet_session import LabletSession
+from control_plane_api.domain.lead_times import SAMPLES_KEPT, LeadKind, LeadSample
 from control_plane_api.domain.metric_history import MetricSample
 from control_plane_api.domain.pool import WorkerPool
 from control_plane_api.domain.system_settings import SystemSettings, WorkerTemplate
@@ -27,6 +28,7 @@ from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_query import WorkerQuery
 from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES, LabletSessionStatus
 from lcm_core.domain.pool_capacity import WaitingDemand
+from lcm_core.domain.pool_forecast import Booking
 from lcm_core.domain.pools import PoolPhase
 from lcm_core.domain.workers import WorkerTelemetry
 from lcm_core.errors import ConflictError, FencedError, NotFoundError, VersionConflict
@@ -112,6 +114,15 @@ class InMemorySessions(InMemoryStore[LabletSession]):
                  and s.last_decision is not None and s.last_decision.waiting_for_pool == pool_id]
         return WaitingDemand(sessions=len(found), cpu_cores=sum(s.resource_requirements.cpu_cores for s in found),
                              memory_gb=sum(s.resource_requirements.memory_gb for s in found))
+
+    async def booked_for_track(self, lab_track: str, start: datetime, end: datetime, limit: int) -> list[Booking]:
+        found = sorted((s for s in self.items.values() if s.lab_track == lab_track
+                        and (s.status is LabletSessionStatus.PENDING or s.status in HOLDING_SESSION_STATUSES)
+                        and s.timeslot_start < end and s.timeslot_end > start),
+                       key=lambda s: (s.timeslot_start, s.id))
+        return [Booking(session_id=s.id, timeslot_start=s.timeslot_start, timeslot_end=s.timeslot_end,
+                        cpu_cores=s.resource_requirements.cpu_cores, memory_gb=s.resource_requirements.memory_gb,
+                        worker_id=s.worker_id, definition_id=s.definition_id) for s in found[:limit]]
 
 
 class InMemoryDefinitions(InMemoryStore[LabletDefinition]):
@@ -291,6 +302,30 @@ class InMemoryPools(InMemoryStore[WorkerPool]):
 
     async def live(self) -> list[WorkerPool]:
         return (await self.page(False, 0, 1_000_000))[0]
+
+    async def live_for_track(self, lab_track: str) -> str | None:
+        return next((p.id for p in self.items.values() if p.lab_track == lab_track
+                     and p.phase is not PoolPhase.TERMINATED), None)
+
+
+class InMemoryLeadTimes:
+    """Measured lead times (`ports.LeadTimeSamples`): one per clock, the newest `SAMPLES_KEPT` per template and
+    kind."""
+
+    def __init__(self) -> None:
+        self.samples: list[LeadSample] = []
+
+    async def record(self, sample: LeadSample) -> bool:
+        if any(s.key == sample.key for s in self.samples):
+            return False
+        self.samples.append(sample)
+        same = [s for s in self.samples if (s.template_name, s.kind) == (sample.template_name, sample.kind)]
+        for old in same[:-SAMPLES_KEPT]:
+            self.samples.remove(old)
+        return True
+
+    async def recent(self, template_name: str, kind: LeadKind, limit: int) -> list[float]:
+        return [s.seconds for s in self.samples if (s.template_name, s.kind) == (template_name, kind)][-limit:]
 
 
 class InMemoryTemplates:

@@ -33,6 +33,7 @@ from lcm_core.testing import sample_topologies
 from tests.control_plane_api.application.fakes import (
     InMemoryDefinitions,
     InMemoryKeys,
+    InMemoryPools,
     InMemorySessions,
     InMemoryWorkers,
     RecordingPublisher,
@@ -102,7 +103,8 @@ def world() -> World:
     workers = InMemoryWorkers(publisher, clock)
     ledger = CapacityLedger(workers, workers, sessions, PortRange(5000, 5999), orphan_grace_seconds=60, clock=clock)
     definition_service = DefinitionService(definitions, sessions, publisher, clock=clock, off_loop=InThread())
-    service = SessionService(sessions, definition_service, ledger, publisher, keys, review_ratio=0.25, clock=clock)
+    service = SessionService(sessions, definition_service, ledger, publisher, keys, InMemoryPools(),
+                             review_ratio=0.25, clock=clock)
     return World(clock, publisher, keys, sessions, definitions, workers, ledger, definition_service, service)
 
 

@@ -23,6 +23,7 @@ from lcm_core.errors import ConflictError, FencedError, InvalidError, VersionCon
 from tests.control_plane_api.application.fakes import (
     FixedSettings,
     InMemoryKeys,
+    InMemoryLeadTimes,
     InMemoryPools,
     InMemorySessions,
     InMemoryTelemetry,
@@ -58,7 +59,7 @@ class Rig:
         self.store = InMemoryPools()
         self.keys = InMemoryKeys()
         self.service = PoolService(self.store, self.workers, self.templates, self.sessions, self.published,
-                                   self.keys, clock=lambda: self.now)
+                                   self.keys, InMemoryLeadTimes(), clock=lambda: self.now)
 
     async def pool(self, **changes: object) -> WorkerPool:
         return await self.service.create(spec(**changes), by="admin")
