@@ -113,7 +113,6 @@ def test_a_viewer_sees_the_fleet_costs_with_a_chart_per_pool(browser, local_stac
 
 
 def test_the_pool_page_charts_booked_demand_against_capacity(browser, local_stack: LocalStack, tmp_path) -> None:
-    _pool_worker_that_ran(local_stack)
     pool = _pool(local_stack)
     definition = next(d for d in local_stack.api("GET", "/api/lablet-definitions").json()["items"]
                       if d["name"] == pool_seed.DEFINITION)
@@ -151,14 +150,6 @@ def test_the_pool_page_charts_booked_demand_against_capacity(browser, local_stac
         page.get_by_label("Show the next").select_option("12")
         page.locator("#pool-demand-chart figure[aria-label^='Over the next 12 h']").wait_for()
 
-        # Its cost: the last 24 h above nothing, and what its counted workers cost per hour now.
-        cost = page.locator("#pool-cost")
-        total = cost.locator("[data-field=total_usd]")
-        total.wait_for()
-        assert _dollars(total.inner_text()) > 0
-        per_hour = cost.locator("[data-field=cost_per_hour]")
-        per_hour.filter(has_text=re.compile(r"^\$\d+\.\d\d/h for its counted workers$")).wait_for()
-        assert ahead["cost_per_hour_usd"] >= PRICE
         _screenshot(page, tmp_path, "pool-demand.png")
         page.close()
     finally:
@@ -221,10 +212,25 @@ def test_a_decision_taken_on_a_forecast_shows_its_figures_live(browser, local_st
     page.close()
 
 
-def test_the_worker_page_shows_what_the_worker_cost(browser, local_stack: LocalStack, tmp_path) -> None:
+def test_the_pool_and_worker_pages_show_what_they_cost(browser, local_stack: LocalStack, tmp_path) -> None:
     worker = _pool_worker_that_ran(local_stack)
+    pool = _pool(local_stack)
     page = open_page(browser, local_stack)
     log_in(page, local_stack, "viewer")
+
+    # The pool: its last 24 h above nothing, and what its counted workers cost per hour now (the forecast's).
+    page.goto(f"/#/pools/{pool['id']}")
+    page.get_by_role("heading", name=pool_seed.POOL).wait_for()
+    cost = page.locator("#pool-cost")
+    total = cost.locator("[data-field=total_usd]")
+    total.wait_for()
+    assert _dollars(total.inner_text()) > 0
+    ahead = local_stack.api("GET", f"/api/pools/{pool['id']}/forecast", who="viewer").json()
+    assert ahead["cost_per_hour_usd"] >= PRICE, ahead
+    cost.locator("[data-field=cost_per_hour]").filter(
+        has_text=re.compile(r"^\$\d+\.\d\d/h for its counted workers$")).wait_for()
+
+    # The worker: its last 24 h, running and stopped.
     page.goto(f"/#/workers/{worker['id']}")
     page.get_by_role("heading", name=worker["name"]).wait_for()
     cost = page.locator("#worker-cost")
