@@ -55,7 +55,7 @@ export function mountCosts(main, params) {
   const select = (id, label, options, value) => h("label", { for: id }, label,
     h("select", { id, name: id }, options.map(([key, text]) => h("option", { value: key, selected: key === value },
       text))));
-  const filters = h("form", { class: "filters filters-3", role: "search", "aria-label": "Cost period and grouping" },
+  const filters = h("form", { class: "filters filters-3", role: "search", "aria-label": "Filter costs" },
     select("costs-period", "Period", PERIODS, period), select("costs-group-by", "Group by", GROUPINGS, groupBy));
   const status = h("p", { class: "hint", id: "costs-status", role: "status", "aria-live": "polite" }, "Loading…");
   const totals = h("div", { class: "grid-cards", id: "costs-totals" });
