@@ -109,6 +109,14 @@ def test_a_viewer_sees_the_fleet_costs_with_a_chart_per_pool(browser, local_stac
     assert page.locator("#costs-table th").first.inner_text() == "Worker"
     assert "period=7d&group_by=worker" in page.url
     assert page.locator("#costs-chart figure").get_attribute("aria-label").startswith("Last 7 days: $")
+
+    # A running worker costs by the minute: the page reads the ledger again by itself (every 30 s), in place.
+    page.evaluate("window.__sameDocument = true")
+    before = total.inner_text()
+    page.wait_for_function("(before) => document.querySelector('#costs-totals [data-field=total_usd]')"
+                           ".textContent !== before", arg=before, timeout=75_000)
+    assert _dollars(total.inner_text()) > _dollars(before)
+    assert page.evaluate("window.__sameDocument") is True
     page.close()
 
 
