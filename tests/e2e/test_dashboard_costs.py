@@ -112,10 +112,12 @@ def test_a_viewer_sees_the_fleet_costs_with_a_chart_per_pool(browser, local_stac
 
     # A running worker costs by the minute: the page reads the ledger again by itself (every 30 s), in place.
     page.evaluate("window.__sameDocument = true")
-    before = total.inner_text()
-    page.wait_for_function("(before) => document.querySelector('#costs-totals [data-field=total_usd]')"
-                           ".textContent !== before", arg=before, timeout=75_000)
-    assert _dollars(total.inner_text()) > _dollars(before)
+    status = page.locator("#costs-status")
+    before, spent = status.inner_text(), _dollars(total.inner_text())
+    assert re.match(r"^From .+ to .+; updated .+\.$", before), before
+    page.wait_for_function("(before) => document.querySelector('#costs-status').textContent !== before",
+                           arg=before, timeout=45_000)
+    assert _dollars(total.inner_text()) >= spent
     assert page.evaluate("window.__sameDocument") is True
     page.close()
 
