@@ -113,7 +113,8 @@ def test_a_lab_count_pool_scales_up_for_booked_sessions_and_down_when_they_end(c
             "name": "ccna-pool", "lab_track": fleet["track"], "template_name": fleet["template"],
             "regions": [REGION], "scaling": {
                 "policy": "lab_count_based", "min_workers": 1, "max_workers": 3, "max_labs_per_worker": 2,
-                "min_labs_per_worker": 1, "scale_up_cooldown_minutes": 0, "scale_down_cooldown_minutes": 0}})
+                "min_labs_per_worker": 1, "scale_up_cooldown_minutes": 0, "scale_down_cooldown_minutes": 0,
+                "scale_down_delay_after_add_minutes": 0}})
         assert created.status_code == 201, created.text
     pool_id = created.json()["id"]
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from lablet_controller.application.ports import SchedulingGateway
+from lablet_controller.domain.decisions import Decision
 from lablet_controller.domain.placement import Requirements, candidate_from
-from lablet_controller.domain.scheduling import Decision, Scheduler
+from lablet_controller.domain.scheduling import Scheduler
 from lablet_controller.domain.track_pools import pools_by_track
 from lcm_core.domain.lablets import LabletSessionStatus, SchedulingDecision, SessionWorkView
 from lcm_core.errors import ConflictError, InvalidError, NotFoundError
@@ -85,7 +86,8 @@ class SchedulingPass:
                    if s.timeslot_start - self._ahead <= now < s.timeslot_end]
         outcome.pending = len(pending)
         if pending:
-            workers = await self._gateway.workers()
+            # A worker warming up for its pool's warm pool stops as soon as its CML is up: it takes no session.
+            workers = [w for w in await self._gateway.workers() if not w.park_when_ready]
             track_pools = pools_by_track(await self._gateway.pools())
             self.scheduler.refresh((candidate_from(w, default_port_capacity=self._port_capacity) for w in workers),
                                    track_pools.values(), now)

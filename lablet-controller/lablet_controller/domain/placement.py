@@ -75,6 +75,8 @@ class WorkerCandidate:
     used_nodes: int = 0
     used_ports: int = 0
     port_capacity: int = 0
+    cpu_percent: float | None = None
+    """Measured CPU (None: not measured): how busy the worker is, which ranks a pool's workers for packing."""
     base_score: float = field(default=0.0, compare=False)
 
     @property
@@ -128,7 +130,7 @@ def candidate_from(row: WorkerSummary, *, default_port_capacity: int) -> WorkerC
         cpu_cores=declared.cpu_cores, memory_gb=declared.memory_gb, storage_gb=declared.storage_gb,
         max_nodes=declared.max_nodes, used_cpu=allocated.cpu_cores, used_memory=allocated.memory_gb,
         used_storage=allocated.storage_gb, used_nodes=allocated.max_nodes, used_ports=row.capacity.ports_used,
-        port_capacity=default_port_capacity,
+        port_capacity=default_port_capacity, cpu_percent=row.cpu_percent,
     )
 
 

@@ -1,16 +1,17 @@
 """Placement of lablet sessions onto CML workers: the strategies and the decision. No I/O.
 
-The filters and the score are in `placement`. Strategies: BEST_FIT (highest score, the default),
-LEAST_UTILIZED, LEAST_LABS, ROUND_ROBIN (a cursor over worker ids), RANDOM (an injectable RNG). Ties are
-broken by worker id, so decisions are reproducible.
+The filters and the score are in `placement`, the decision and its reasons in `decisions`. Strategies:
+BEST_FIT (highest score, the default), LEAST_UTILIZED, LEAST_LABS, ROUND_ROBIN (a cursor over worker ids),
+RANDOM (an injectable RNG). Ties are broken by worker id, so decisions are reproducible.
 
 `Scheduler` keeps the fleet of one scheduling pass: it is built once from the worker list (and the pools),
 and `reserve()` updates a worker's allocation after a successful placement so the same pass never
 over-commits. Workers are indexed per track and pool in the strategy's order, so a decision usually examines
 a handful of workers instead of the whole fleet (see `Scheduler` and bench/placement.py).
 
-Pools (`track_pools`): a session whose track has a pool is placed on the pool's workers first; when none fits
-it waits for the pool if the pool can still give it room (`pool_room`), else it goes to the workers of no pool.
+Pools (`track_pools`): a session whose track has a pool is placed on the pool's workers first, packed onto the
+one its autoscaler would retire last (`packing_rank`, whatever the strategy); when none fits it waits for the
+pool if the pool can still give it room (`pool_room`), else it goes to the workers of no pool, by the strategy.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from __future__ import annotations
 import bisect
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence, Set
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence, Set
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from lablet_controller.domain.decisions import Decision, clip, no_candidate_reason, refusal_summary
 from lablet_controller.domain.placement import (
     Requirements,
     WorkerCandidate,
@@ -34,7 +36,8 @@ from lablet_controller.domain.placement import (
     reject_track,
     score,
 )
-from lablet_controller.domain.track_pools import pool_room, waiting_reason
+from lablet_controller.domain.track_pools import packing_rank, pool_room, waiting_reason
+from lcm_core.domain.pool_capacity import RetirementRank
 from lcm_core.domain.pools import PoolView
 
 #: RANDOM draws this many workers before it falls back to listing every eligible one.
@@ -42,66 +45,11 @@ RANDOM_PROBES = 32
 
 STRATEGIES = ("best_fit", "least_utilized", "least_labs", "round_robin", "random")
 
-#: Workers named per reason in a "no candidate" reason (the rest are counted).
-NAMED_PER_REASON = 3
-#: Longest reason recorded on a session (the contract's limit on `SchedulingDecision.reason`).
-MAX_REASON = 1000
-
 #: Where a worker is indexed: its lab track and its pool (None, None: a general worker).
 Group = tuple[str | None, str | None]
 GENERAL: Group = (None, None)
 #: A strategy's choice among some groups: (the worker chosen, the fitting workers compared, workers examined).
 Choice = tuple[WorkerCandidate | None, list[WorkerCandidate], int]
-
-
-# ---- decisions ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """Outcome of one placement (the contract's SchedulingDecision)."""
-
-    success: bool
-    worker_id: str | None
-    reason: str
-    strategy: str
-    candidates_evaluated: int
-    latency_ms: float
-    scores: dict[str, float] = field(default_factory=dict)
-    waiting_for_pool: str | None = None
-    """No worker fits and the session's track has a pool that can still give it room: it waits for it."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"success": self.success, "worker_id": self.worker_id, "reason": self.reason,
-                "strategy": self.strategy, "candidates_evaluated": self.candidates_evaluated,
-                "latency_ms": round(self.latency_ms, 3), "scores": self.scores,
-                "waiting_for_pool": self.waiting_for_pool}
-
-
-def clip(reason: str) -> str:
-    """A reason within the contract's length."""
-    return reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 3] + "..."
-
-
-def refusal_summary(refused: Mapping[str, Sequence[str]]) -> str:
-    """The workers refused and why, most frequent reason first: "2 workers: health unreachable (cml-1,
-    cml-2); worker cml-3: insufficient cpu". Past `NAMED_PER_REASON` workers a reason is counted, not listed."""
-    parts = []
-    for why, names in sorted(refused.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        if len(names) == 1:
-            parts.append(f"worker {names[0]}: {why}")
-        else:
-            shown = ", ".join(names[:NAMED_PER_REASON]) + (", ..." if len(names) > NAMED_PER_REASON else "")
-            parts.append(f"{len(names)} workers: {why} ({shown})")
-    return "; ".join(parts)
-
-
-def no_candidate_reason(refused: Mapping[str, Sequence[str]], total: int) -> str:
-    """Why no worker took a session, naming the workers so an operator sees what to fix: "no eligible worker
-    among 3: 2 workers: health unreachable (cml-1, cml-2); worker cml-3: insufficient cpu"."""
-    if total == 0:
-        return "no workers known"
-    return clip(f"no eligible worker among {total}: {refusal_summary(refused)}")
 
 
 class Scheduler:
@@ -111,16 +59,16 @@ class Scheduler:
     decisions in the pass see it; `exclude()` drops a worker that lost a race (409) for this pass.
     The round-robin cursor lives on the instance; keep one `Scheduler` across passes and `refresh()` it.
 
-    Index: the workers that pass the static filter (their state: running, CML available, healthy or
-    degraded) are kept per group, their track and pool ((None, None) = general), in lists sorted by the
-    strategy's preference. A decision walks the lists of its candidates from their best end and stops at the
-    first worker that fits, so it usually examines a handful of workers instead of the fleet; only "nothing
-    fits" walks everything (to say why). The candidates of a session: the workers of no track and of its
-    track; for a session whose track has a pool, first the pool's workers, then (when the pool cannot give it
-    room) the workers of no pool, of no track or of its track. `reserve()` moves the one changed worker to its
-    new place (bisect). Within a pass capacity only shrinks, so requirements that found no worker are
-    remembered and answered at once for the next session with the same needs (typically every pending
-    session of one definition when the fleet is full).
+    Index: the workers that pass the static filter (their state: running, CML available, healthy or degraded) are
+    kept per group, their track and pool ((None, None) = general), in lists sorted by the strategy's preference; the
+    workers of a pool are also kept in the pool's retirement order (`packing_rank`), which a session of the pool
+    walks from the back. A decision walks the lists of its candidates from their best end and stops at the first
+    worker that fits, so it usually examines a handful of workers instead of the fleet; only "nothing fits" walks
+    everything (to say why). The candidates of a session: the workers of no track and of its track; for a session
+    whose track has a pool, first the pool's workers, then (when the pool cannot give it room) the workers of no
+    pool, of no track or of its track. `reserve()` moves the one changed worker to its new place (bisect). Within a
+    pass capacity only shrinks, so requirements that found no worker are remembered and answered at once for the
+    next session with the same needs (typically every pending session of one definition when the fleet is full).
     """
 
     def __init__(self, strategy: str = "best_fit", *, require_license: bool = True,
@@ -146,6 +94,9 @@ class Scheduler:
         """Track → the groups a session of that track (without a pool) may use and their workers' count; kept
         until a group appears or a worker is excluded (a decision costs a lookup)."""
         self._keys: dict[str, tuple[Any, ...]] = {}
+        self._packed: dict[Group, list[RetirementRank]] = {}
+        """Group of a pool → its workers in retirement order (`packing_rank`), least useful first."""
+        self._ranks: dict[str, RetirementRank] = {}
         self._failed: dict[Requirements, Decision] = {}
         """Requirements that found no worker in this pass (sessions of one definition share them)."""
         self._choose: Callable[[Requirements, Sequence[Group], Set[Group] | None], Choice] = (
@@ -173,12 +124,19 @@ class Scheduler:
             self._track_groups.setdefault(worker.lab_track, []).append(group)
             self._track_candidates.clear()
         bisect.insort(members, key)
+        if worker.pool_id is not None:
+            rank = self._ranks[worker.id] = packing_rank(worker)
+            bisect.insort(self._packed.setdefault(group, []), rank)
 
     def _unindex(self, worker: WorkerCandidate) -> None:
         key = self._keys.pop(worker.id, None)
         if key is not None:
             members = self._groups[(worker.lab_track, worker.pool_id)]
             del members[bisect.bisect_left(members, key)]
+        rank = self._ranks.pop(worker.id, None)
+        if rank is not None:
+            packed = self._packed[(worker.lab_track, worker.pool_id)]
+            del packed[bisect.bisect_left(packed, rank)]
 
     def refresh(self, workers: Iterable[WorkerCandidate], pools: Iterable[PoolView] = (),
                 now: datetime | None = None) -> None:
@@ -193,6 +151,7 @@ class Scheduler:
             worker.max_sessions = pool.scaling.max_labs_per_worker if pool is not None else None
         self._ready, self._left_out = [], {}
         self._groups, self._track_groups, self._track_candidates, self._keys, self._failed = {}, {}, {}, {}, {}
+        self._packed, self._ranks = {}, {}
         for worker in ordered:
             why = reject_state(worker)
             if why is None:
@@ -262,14 +221,14 @@ class Scheduler:
         return candidates
 
     def _decide_pool_first(self, req: Requirements, pool: PoolView, started: float) -> Decision:
-        """The pool's workers first; if none fits, wait for the pool when it can still give room (`pool_room`),
-        else the workers of no pool (of no track, or of the session's track)."""
+        """The pool's workers first, packed (`_pack`); if none fits, wait for the pool when it can still give
+        room (`pool_room`), else the workers of no pool (of no track, or of the session's track), by the strategy."""
         own: Group = (req.lab_track, pool.id)
-        chosen, fits, examined = self._choose(req, [own], {own})
+        chosen, fits, examined = self._pack(req, own)
         count = self._count([own])
         if chosen is not None:
-            return self._placed(req, chosen, fits, f"among {count} candidates of pool {pool.name} "
-                                f"({examined} examined)", count, started)
+            return self._placed(req, chosen, fits, f"among {count} candidates of pool {pool.name}, the one its "
+                                f"autoscaler would retire last ({examined} examined)", count, started, "packing")
         why_not = pool_room(pool, self._now)
         if why_not is None:
             reason = waiting_reason(pool, self._pool_refusals(req, own), self._now)
@@ -282,13 +241,26 @@ class Scheduler:
             reason = f"{why_not}, and {self._why_nothing_fits(req, {own, *others})}"
             return Decision(False, None, clip(reason), self.strategy, count, self._since(started))
         return self._placed(req, chosen, fits, f"among {count} candidates ({examined + more} examined); "
-                            f"{why_not} and none of its workers fits", count, started)
+                            f"{why_not} and none of its workers fits", count, started, self.strategy)
 
     def _placed(self, req: Requirements, chosen: WorkerCandidate, fits: list[WorkerCandidate], among: str,
-                count: int, started: float) -> Decision:
+                count: int, started: float, rule: str) -> Decision:
         scores = {w.id: round(score(w, req), 4) for w in fits}
-        return Decision(True, chosen.id, f"{self.strategy}: chose {chosen.id} {among}", self.strategy, count,
+        return Decision(True, chosen.id, f"{rule}: chose {chosen.id} {among}", self.strategy, count,
                         self._since(started), scores)
+
+    def _pack(self, req: Requirements, group: Group) -> Choice:
+        """The fitting worker of a pool (`group`) that its autoscaler would retire last: the most labs, then
+        the busiest (`packing_rank`, the reverse of the retirement order), so that sessions fill the workers the
+        pool keeps and those it retires when it shrinks empty. The strategy does not apply: spreading a pool's
+        sessions would leave no worker for it to retire."""
+        examined, workers = 0, self.workers
+        for rank in reversed(self._packed.get(group, ())):
+            examined += 1
+            worker = workers[rank[-1]]
+            if self._fits(worker, req):
+                return worker, [worker], examined
+        return None, [], examined
 
     def _since(self, started: float) -> float:
         return (self._clock() - started) * 1000

@@ -4,6 +4,9 @@ A session whose track has a pool is placed on the pool's workers first. When non
 says whether the pool can still give it room: then the session waits for the pool (the control plane keeps the
 decision on the session and wakes the pool's autoscaler, which counts waiting sessions as demand), and
 `waiting_reason` says so; otherwise `pool_room` says why not and the general workers take the session.
+Among the pool's workers that fit, the session is packed onto the one the autoscaler would retire last
+(`packing_rank`), whatever the strategy: a pool that has more workers than its sessions need empties the ones
+it will retire.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from lablet_controller.domain.placement import WorkerCandidate
+from lcm_core.domain.enums import HealthStatus
+from lcm_core.domain.pool_capacity import RetirementRank, retirement_rank
 from lcm_core.domain.pools import PoolPhase, PoolView, ScalingPolicy
 
 #: Phases of a pool that takes no more demand, as a reason says them.
@@ -29,6 +35,18 @@ def pools_by_track(pools: Iterable[PoolView]) -> dict[str, PoolView]:
 
 def _leaving(pool: PoolView) -> bool:
     return pool.deleting or pool.phase in (PoolPhase.TERMINATING, PoolPhase.TERMINATED)
+
+
+def packing_rank(worker: WorkerCandidate) -> RetirementRank:
+    """A pool's worker's place in its autoscaler's retirement order (`lcm_core.domain.pool_capacity`,
+    `retirement_rank`: least useful first). The scheduler packs a pool's sessions in the reverse order: onto
+    the fitting worker the autoscaler would retire last, the one with the most labs (its sessions), then the
+    busiest, then by name, so that the workers it retires when the pool shrinks are the ones left empty.
+    A candidate in the index passed the state filter (running, CML available, healthy or degraded), so it
+    serves exactly when it is licensed (its phase is READY or ACTIVE)."""
+    return retirement_rank(serving=worker.licensed, healthy=worker.health_status == HealthStatus.HEALTHY,
+                           licensed=worker.licensed, labs=worker.labs_count, cpu_percent=worker.cpu_percent,
+                           name=worker.name or "", worker_id=worker.id)
 
 
 def members_on_the_way(pool: PoolView) -> int:

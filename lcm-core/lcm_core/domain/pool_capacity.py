@@ -2,7 +2,8 @@
 
 Which workers count toward a pool's size (`member_role`), which of them serve (`serving`), the sessions waiting
 for the pool (`WaitingDemand`) and the capacity summary the control plane stores, the autoscaler decides on and
-the dashboard shows (`pool_capacity`): computed once, here.
+the dashboard shows (`pool_capacity`), and the order in which the autoscaler retires workers and the scheduler
+packs sessions (`retirement_order`): computed once, here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Annotated
 from pydantic import Field
 
 from lcm_core.domain.cml_snapshot import StrictModel
-from lcm_core.domain.enums import DesiredStatus, HealthStatus, ServiceStatus, WorkerStatus
+from lcm_core.domain.enums import DesiredStatus, HealthStatus, LicenseStatus, ServiceStatus, WorkerStatus
 from lcm_core.domain.placement_rules import placement_refusal
 from lcm_core.domain.types import Count, Number
 from lcm_core.domain.workers import WorkerSummary
@@ -29,6 +30,8 @@ class MemberRole(StrEnum):
     """Counted toward the size: wanted running (launching, starting, licensing or serving)."""
     PARKED = "parked"
     """Stopped by a scale-down (EBS only): resumed first when the pool grows again."""
+    WARMING = "warming"
+    """Launched into the warm pool (`WorkerSummary.park_when_ready`): booting once, to be stopped when ready."""
     LEAVING = "leaving"
     """Drained or stopping/terminating on the pool's (or an operator's) request: no longer counted."""
     FAILED = "failed"
@@ -43,6 +46,8 @@ def member_role(row: WorkerSummary) -> MemberRole:
         return MemberRole.FAILED
     if row.drain_then in (DesiredStatus.STOPPED, DesiredStatus.TERMINATED):
         return MemberRole.LEAVING
+    if row.park_when_ready and row.desired_status is not DesiredStatus.STOPPED:
+        return MemberRole.WARMING
     if row.desired_status is DesiredStatus.STOPPED:
         return MemberRole.PARKED if row.status is WorkerStatus.STOPPED else MemberRole.LEAVING
     if row.status in (WorkerStatus.STOPPED, WorkerStatus.STOPPING) and row.desired_status is None:
@@ -98,6 +103,8 @@ class PoolCapacity(StrictModel):
     empty_ready: Count = 0
     """Ready members that hold no session: room a waiting session will be placed in at the next pass."""
     parked: Count = 0
+    warming: Count = 0
+    """Launched into the warm pool, booting once before they are stopped."""
     leaving: Count = 0
     failed: Count = 0
     by_phase: dict[Annotated[str, Field(max_length=32)], Count] = Field(default_factory=dict, max_length=32)
@@ -135,6 +142,8 @@ def pool_capacity(members: Iterable[WorkerSummary], waiting: WaitingDemand | Non
             cap.workers += 1
         elif role is MemberRole.PARKED:
             cap.parked += 1
+        elif role is MemberRole.WARMING:
+            cap.warming += 1
         elif role is MemberRole.LEAVING:
             cap.leaving += 1
         else:
@@ -177,5 +186,30 @@ def workers_for(sessions: int, per_worker: int) -> int:
     return math.ceil(sessions / per_worker) if sessions > 0 else 0
 
 
-__all__ = ["MemberRole", "PoolCapacity", "WaitingDemand", "member_role", "on_its_way", "pool_capacity",
-           "serving", "workers_for"]
+#: A worker's place in the retirement order: (serving, healthy, licensed, labs, busy, name, id).
+RetirementRank = tuple[bool, bool, bool, int, float, str, str]
+
+
+def retirement_rank(*, serving: bool, healthy: bool, licensed: bool, labs: int, cpu_percent: float | None,
+                    name: str, worker_id: str) -> RetirementRank:
+    """A pool's worker's place in the retirement order, least useful first: not serving yet, unhealthy,
+    unlicensed, fewest labs, least busy (measured CPU), then by name and id (so that the choice is
+    reproducible). Shared by the autoscaler (`retirement_order`, over rows) and the scheduler (over its
+    candidates, `lablet_controller.domain.track_pools.packing_rank`)."""
+    return serving, healthy, licensed, labs, cpu_percent or 0.0, name, worker_id
+
+
+def retirement_order(row: WorkerSummary) -> RetirementRank:
+    """Sort key of a pool's workers, least useful first (`retirement_rank`). The autoscaler retires a pool's
+    surplus from the front of this order; the scheduler packs a pool's sessions from its back, so the workers
+    that will be retired are the ones left to empty. Labs that CML has not counted yet are the worker's
+    sessions (as the scheduler counts them; the autoscaler only retires workers that hold none)."""
+    return retirement_rank(
+        serving=serving(row), healthy=row.health_status == HealthStatus.HEALTHY,
+        licensed=row.license_status is LicenseStatus.REGISTERED,
+        labs=row.labs_count if row.labs_count is not None else row.sessions, cpu_percent=row.cpu_percent,
+        name=row.name, worker_id=row.id)
+
+
+__all__ = ["MemberRole", "PoolCapacity", "RetirementRank", "WaitingDemand", "member_role", "on_its_way",
+           "pool_capacity", "retirement_order", "retirement_rank", "serving", "workers_for"]

@@ -178,8 +178,9 @@ class ScalingConfig(StrictModel):
     a booking within the look-ahead will need. 0: react only to the sessions already due."""
     warm_pool_size: Integer | None = Field(default=None, ge=0, le=MAX_POOL_WORKERS)
     """Stopped, licence-free workers (EBS only) the pool keeps to resume instead of launching cold: a
-    scale-down stops workers up to this many and terminates beyond it. None: `scale_down_action` decides for
-    every retired worker."""
+    scale-down stops workers up to this many and terminates beyond it, and while fewer are stopped the pool
+    launches workers that boot once and stop (the warm-up). None: `scale_down_action` decides for every
+    retired worker, and nothing is launched to be stopped."""
     provision_lead_minutes: Number = Field(default=15, gt=0, le=240)
     """Time from launch to a serving worker, until enough launches of the template were measured."""
     resume_lead_minutes: Number = Field(default=8, gt=0, le=240)
@@ -336,6 +337,9 @@ class PoolEvaluation(StrictModel):
     terminate: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=MAX_POOL_WORKERS)
     """Workers to drain then terminate whatever `retire_then` says: retired beyond the warm pool, or stopped
     workers the warm pool no longer keeps."""
+    warm_up: list[AwsRegion] = Field(default_factory=list, max_length=MAX_POOL_WORKERS)
+    """One region per worker to launch into the warm pool (`WorkerSummary.park_when_ready`): created without a
+    licence registration, and retired to stopped once its CML is available."""
     error: Annotated[Text, Field(max_length=1000)] | None = None
 
 

@@ -271,6 +271,9 @@ class WorkerSummary(BaseModel):
     node_limit: int | None = None
     lab_track: str | None = None
     pool_id: str | None = None
+    park_when_ready: bool = False
+    """Launched into its pool's warm pool: it boots once (image copy, first CML boot), takes no licence and no
+    session, and is stopped as soon as its CML is available, to be resumed later."""
     sessions: int = 0
     capacity: CapacitySummary = Field(default_factory=CapacitySummary)
     cpu_percent: float | None = None

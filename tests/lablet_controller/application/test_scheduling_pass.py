@@ -197,3 +197,14 @@ async def test_no_pending_session_reads_neither_workers_nor_pools() -> None:
     _, gateway = pooled(worker("general", 48), sessions=0)
     await SchedulingPass(gateway, Scheduler(), port_capacity=100).run_once()  # type: ignore[arg-type]
     assert (gateway.worker_reads, gateway.pool_reads) == (0, 0)
+
+
+async def test_a_worker_warming_up_for_its_warm_pool_takes_no_session() -> None:
+    # The warming worker is the emptier one, and unlicensed workers may take small labs here: only the warm-up
+    # keeps it out (it stops as soon as its CML is up).
+    cp, gateway = setup(worker("warm", 48, park_when_ready=True, license_status="unregistered"),
+                        worker("well", 12), sessions=2)
+    outcome = await SchedulingPass(gateway, Scheduler("least_utilized", require_license=False),
+                                   port_capacity=100).run_once()  # type: ignore[arg-type]
+    assert outcome.scheduled == 2
+    assert [cp.sessions[f"s{n}"].worker_id for n in range(2)] == ["well", "well"]

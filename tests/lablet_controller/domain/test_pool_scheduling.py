@@ -1,6 +1,7 @@
 """Pool-first placement (docs/lablet-controller.md, 'Scheduling'): a session whose track has a pool goes to the
-pool's workers first; when none fits it waits for the pool if the pool can still give it room (`pool_room`),
-else it goes to the workers of no pool; a track without a pool is scheduled as before."""
+pool's workers first (packed onto the one its autoscaler would retire last: test_pool_packing.py); when none
+fits it waits for the pool if the pool can still give it room (`pool_room`), else it goes to the workers of no
+pool; a track without a pool is scheduled as before."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from lablet_controller.domain.placement import Requirements, WorkerCandidate
-from lablet_controller.domain.scheduling import MAX_REASON, STRATEGIES, Decision, Scheduler
+from lablet_controller.domain.decisions import MAX_REASON, Decision
+from lablet_controller.domain.placement import Requirements, WorkerCandidate, rejection
+from lablet_controller.domain.scheduling import STRATEGIES, Scheduler
 from lablet_controller.domain.track_pools import pool_room, pools_by_track, waiting_reason
 from lcm_core.domain.lablets import SchedulingDecision
 from lcm_core.domain.pools import PoolView
@@ -52,7 +54,7 @@ FULL = 46  # of 48 cores: a pool worker this busy does not fit the session's 4
 
 RULE = [
     # (case, pool, CPU used on the pool's workers, worker chosen, pool waited for)
-    ("a pool worker fits: chosen though the general worker scores higher", pool(), 40, "pa", None),
+    ("a pool worker fits: chosen though the general worker scores higher", pool(), 40, "pb", None),
     ("none fits and the pool can grow: the session waits, nothing placed", pool(), FULL, None, "p1"),
     ("none fits, sized by hand but a member is on its way: waits", pool(policy="none", desired=3, workers=3, ready=2),
      FULL, None, "p1"),
@@ -67,7 +69,7 @@ RULE = [
     ("none fits and the pool failed: a general worker", pool(phase="failed", error="template gone"), FULL, "g1",
      None),
     ("none fits, sized by hand and nothing on the way: a general worker", pool(policy="none"), FULL, "g1", None),
-    ("the pool fits but is draining: its workers still come first", pool(draining=True), 40, "pa", None),
+    ("the pool fits but is draining: its workers still come first", pool(draining=True), 40, "pb", None),
 ]
 
 
@@ -76,11 +78,9 @@ RULE = [
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_pool_first_rule(strategy: str, pool_: PoolView, pool_used: float, chosen: str | None,
                          waiting: str | None) -> None:
+    # Whatever the strategy, a pool's session is packed onto its worker with the most labs (pb holds 5, pa 4).
     decision = decide(pool_, fleet(pool_used), strategy=strategy)
-    if strategy == "random" and chosen == "pa":
-        assert decision.worker_id in ("pa", "pb")  # uniform over the pool's fitting workers
-    else:
-        assert decision.worker_id == chosen
+    assert decision.worker_id == chosen
     assert decision.success is (chosen is not None)
     assert decision.waiting_for_pool == waiting
 
@@ -138,7 +138,8 @@ def test_nothing_fits_anywhere_says_the_pool_is_full_first() -> None:
 
 
 def test_a_pool_placement_names_the_pool() -> None:
-    assert decide(pool(), fleet()).reason == "best_fit: chose pa among 2 candidates of pool ccna-pool (1 examined)"
+    assert decide(pool(), fleet()).reason == ("packing: chose pb among 2 candidates of pool ccna-pool, the one its "
+                                              "autoscaler would retire last (1 examined)")
 
 
 def test_a_long_waiting_reason_fits_the_contract() -> None:
@@ -192,6 +193,16 @@ def test_a_waiting_decision_is_remembered_for_the_pass_and_reservations_stay_in_
         "worker pa: refused reservation")
 
 
+def most_useful(workers: list[WorkerCandidate], req: Requirements) -> str | None:
+    """The specification of packing: every filter over every worker of the pool, then the one the autoscaler
+    would retire last: serving (licensed), healthy, licensed, most labs, busiest, last by name, then by id."""
+    fits = [w for w in workers if rejection(w, req, require_license=True) is None]
+    if not fits:
+        return None
+    return max(fits, key=lambda w: (w.licensed, w.health_status == "healthy", w.licensed, w.labs_count,
+                                    w.cpu_percent or 0.0, w.name or "", w.id)).id
+
+
 @pytest.mark.parametrize("strategy", ["best_fit", "least_utilized", "least_labs"])
 def test_pool_first_chooses_what_an_exhaustive_search_chooses(strategy: str) -> None:
     rng = random.Random(f"pools-{strategy}")
@@ -199,9 +210,11 @@ def test_pool_first_chooses_what_an_exhaustive_search_chooses(strategy: str) -> 
     workers = []
     for n in range(60):
         track, pool_id = rng.choice(groups)
-        workers.append(worker(f"w{n:03d}", lab_track=track, pool_id=pool_id,
+        workers.append(worker(f"w{n:03d}", lab_track=track, pool_id=pool_id, name=rng.choice(["a", "b", None]),
                               status=rng.choice(["running"] * 5 + ["stopped"]), cpu_cores=16, memory_gb=64,
-                              storage_gb=200, max_nodes=20, port_capacity=12, labs_count=rng.randint(0, 3)))
+                              storage_gb=200, max_nodes=20, port_capacity=12, labs_count=rng.randint(0, 3),
+                              health_status=rng.choice(["healthy", "healthy", "degraded"]),
+                              cpu_percent=rng.choice([None, 10.0, 55.5])))
     reference = [WorkerCandidate(**{k: getattr(w, k) for k in w.__slots__}) for w in workers]
     by_id = {w.id: w for w in reference}
     the_pool = pool(desired=3, workers=3, ready=3)  # no room: a session falls back once its pool is full
@@ -212,7 +225,7 @@ def test_pool_first_chooses_what_an_exhaustive_search_chooses(strategy: str) -> 
                            nodes=rng.randint(1, 4), ports=rng.randint(0, 3), lab_track="ccna", pool_id="p1")
         own = [w for w in reference if w.pool_id == "p1"]
         others = [w for w in reference if w.pool_id is None and w.lab_track in (None, "ccna")]
-        expected = exhaustive(own, req, strategy) or exhaustive(others, req, strategy)
+        expected = most_useful(own, req) or exhaustive(others, req, strategy)
         assert scheduler.decide(req).worker_id == expected
         if expected is not None:
             scheduler.reserve(expected, req)

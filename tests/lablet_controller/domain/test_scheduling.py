@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from lablet_controller.domain.decisions import no_candidate_reason
 from lablet_controller.domain.placement import (
     Requirements,
     WorkerCandidate,
@@ -21,7 +22,7 @@ from lablet_controller.domain.placement import (
     rejection,
     score,
 )
-from lablet_controller.domain.scheduling import Group, Scheduler, no_candidate_reason
+from lablet_controller.domain.scheduling import Group, Scheduler
 from lcm_core.domain.workers import WorkerSummary
 
 REQ = Requirements(cpu_cores=4, memory_gb=8, storage_gb=20, nodes=3, ports=2)

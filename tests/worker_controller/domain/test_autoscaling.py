@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from lcm_core.domain.enums import DesiredStatus, LicenseStatus, ServiceStatus, WorkerStatus
-from lcm_core.domain.pool_capacity import WaitingDemand
+from lcm_core.domain.pool_capacity import WaitingDemand, retirement_order
 from lcm_core.domain.pools import (
     AllowedHours,
     PoolPhase,
@@ -130,9 +130,15 @@ LAB_COUNT_CASES = [
     Case("a worker holding a session is never retired", LAB,
          [worker("a"), worker("b", sessions=1), worker("c")], desired=3, size=1, action=ScalingAction.SCALE_DOWN,
          retire=["id-a", "id-c"], reason_has="0.3 per worker"),
-    Case("scale-down waits its cooldown after a scale-up", LAB, [worker("a"), worker("b"), worker("c")],
-         desired=3, pool={"last_scale_up_at": NOW - timedelta(minutes=12)}, rule="cooldown_down",
+    Case("scale-down waits its cooldown after a scale-down", LAB, [worker("a"), worker("b"), worker("c")],
+         desired=3, pool={"last_scale_down_at": NOW - timedelta(minutes=12)}, rule="cooldown_down",
          reason_has="scale-down cooldown has 8.0 min left"),
+    Case("scale-down waits the delay after a scale-up", LAB, [worker("a"), worker("b"), worker("c")],
+         desired=3, pool=RECENTLY, rule="cooldown_down",
+         reason_has="the delay after the last scale-up has 6.0 min left"),
+    Case("scale-down goes once the delay after a scale-up passed", LAB, [worker("a"), worker("b"), worker("c")],
+         desired=3, pool={"last_scale_up_at": NOW - timedelta(minutes=12)}, size=1,
+         action=ScalingAction.SCALE_DOWN, retire=["id-a", "id-b"]),
     Case("a worker left unlicensed takes no session: the sessions need workers besides it", LAB,
          [worker("a", sessions=2), worker("b", license_status=LicenseStatus.UNREGISTERED, phase="READY_UNLICENSED")],
          desired=2, waiting=1, size=3, action=ScalingAction.SCALE_UP, launch=1, reason_has="1 of them stuck"),
@@ -311,6 +317,16 @@ def test_the_least_useful_empty_worker_is_retired_first() -> None:
             worker("d", state="launching")]
     plan = plan_pool(work_for(Case("", NONE, rows, desired=2)))
     assert plan.retire == ["id-d", "id-c"]  # not serving yet, then serving but unlicensed; busier ones stay
+
+
+def test_the_autoscaler_retires_in_the_order_the_scheduler_packs_against() -> None:
+    """The shared `retirement_order` decides (the scheduler fills a pool from its other end): a pool held at 2
+    retires the least useful of its empty workers, whatever order they are listed in."""
+    rows = [worker("e", cpu=70), worker("a", cpu=None, health_status="degraded"), worker("d", cpu=5, labs_count=1),
+            worker("b", cpu=5), worker("c", cpu=5), worker("f", sessions=1, labs_count=1)]
+    plan = plan_pool(work_for(Case("", NONE, rows, desired=2)))
+    empty_least_useful_first = [r.id for r in sorted(rows, key=retirement_order) if r.sessions == 0]
+    assert plan.retire == empty_least_useful_first[:4] == ["id-a", "id-b", "id-c", "id-e"]
 
 
 def test_launches_balance_the_regions() -> None:

@@ -4,12 +4,14 @@ pool was read at, so cooldowns and allowed hours are judged on the control plane
 
 `plan_pool` works in two steps:
 
-1. **Size.** The policy proposes a size from the pool's capacity (`scaling_policies.policy_size`), within the
-   allowed hours and the cooldowns; the bounds (min, max) always apply. A deleted pool's size is 0; a drained
-   pool keeps its size but retires its workers.
+1. **Size.** The policy proposes a size from the pool's capacity and from the sessions booked ahead
+   (`scaling_policies.policy_size`, `scale_ahead`), within the allowed hours and the cooldowns; the bounds
+   (min, max) always apply. A deleted pool's size is 0; a drained pool keeps its size but retires its workers.
 2. **Converge.** The members counted toward the size (`MemberRole.ACTIVE`) are brought to it: stopped members
-   are resumed before new ones are launched (one region at a time, the least used first); the surplus is
-   retired, least useful first, and never a worker that holds a session.
+   are resumed before new ones are launched (one region at a time, the least used first), except the `cold`
+   ones the bookings need launched now; the surplus is retired, least useful first, never a worker that holds
+   a session or has one booked. Retired workers are stopped into the warm pool up to its size
+   (`warm_pool_size`) and terminated beyond it; stopped workers beyond it are terminated.
 
 Every evaluation says why, including "did nothing because ...". `inputs["rule"]` names the rule that decided, so
 that a decision with the same outcome and rule as the last one is not recorded again (`PoolPlan.evaluation`).
@@ -19,8 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lcm_core.domain.enums import DesiredStatus, LicenseStatus, WorkerStatus
-from lcm_core.domain.pool_capacity import MemberRole, PoolCapacity, member_role, pool_capacity, serving
+from lcm_core.domain.enums import DesiredStatus, ServiceStatus, WorkerStatus
+from lcm_core.domain.pool_capacity import MemberRole, PoolCapacity, member_role, pool_capacity
+from lcm_core.domain.pool_capacity import retirement_order as usefulness  # shared with the scheduler
 from lcm_core.domain.pools import (
     Figure,
     PoolEvaluation,
@@ -33,6 +36,7 @@ from lcm_core.domain.pools import (
     ScalingTrigger,
 )
 from lcm_core.domain.workers import WorkerSummary
+from worker_controller.domain.scale_ahead import AheadNeed, ahead_need
 from worker_controller.domain.scaling_policies import bounded, policy_size
 
 BY = "worker-controller"
@@ -50,11 +54,15 @@ class PoolPlan:
     resume: list[str] = field(default_factory=list)
     retire: list[str] = field(default_factory=list)
     retire_then: ScaleDownAction = ScaleDownAction.STOP
+    terminate: list[str] = field(default_factory=list)
+    """Retired beyond the warm pool, or stopped workers it no longer keeps: drained, then terminated."""
+    warm_up: list[str] = field(default_factory=list)
+    """A region per worker to launch into the warm pool."""
     error: str | None = None
 
     @property
     def acts(self) -> bool:
-        return bool(self.launch or self.resume or self.retire)
+        return bool(self.launch or self.resume or self.retire or self.terminate or self.warm_up)
 
     def evaluation(self, pool: PoolView) -> PoolEvaluation | None:
         """The report for the control plane, or None when it would change nothing there. The decision is
@@ -70,17 +78,11 @@ class PoolPlan:
         return PoolEvaluation(
             expected_version=pool.version, observed_at=self.decision.at, phase=self.phase, capacity=self.capacity,
             desired_workers=self.desired_workers, decision=self.decision if record else None, launch=self.launch,
-            resume=self.resume, retire=self.retire, retire_then=self.retire_then, error=self.error)
+            resume=self.resume, retire=self.retire, retire_then=self.retire_then, terminate=self.terminate,
+            warm_up=self.warm_up, error=self.error)
 
 
 # --------------------------------------------------------------------------- 2. converge
-
-
-def usefulness(row: WorkerSummary) -> tuple[bool, bool, bool, int, float, str, str]:
-    """Sort key of a pool's workers, least useful first: not serving yet, unhealthy, unlicensed, fewest labs,
-    least busy, then by name and id (so that the choice is reproducible)."""
-    return (serving(row), row.health_status == "healthy", row.license_status is LicenseStatus.REGISTERED,
-            row.labs_count or 0, row.cpu_percent or 0.0, row.name, row.id)
 
 
 def launch_regions(count: int, regions: list[str], members: list[WorkerSummary]) -> list[str]:
@@ -121,6 +123,69 @@ def _inputs(pool: PoolView, cap: PoolCapacity, held: int, rule: str) -> dict[str
             "max_workers": cfg.max_workers}
 
 
+#: Demand steps a recorded decision keeps (the first ones of the look-ahead: a pool keeps 50 decisions).
+DECISION_STEPS = 24
+
+
+def _explain(decision: ScalingDecision, work: PoolWork, need: AheadNeed | None, size: int) -> None:
+    """Record the forecast, lead times and cost the decision was taken on."""
+    price = work.template_cost_per_hour_usd
+    decision.inputs["cost_per_hour_usd"] = None if price is None else round(price * size, 4)
+    if need is None:
+        return
+    decision.demand = need.steps[:DECISION_STEPS]
+    decision.lead_time = need.lead
+    decision.inputs.update({
+        "look_ahead_minutes": work.pool.scaling.look_ahead_minutes, "booked": len(work.bookings),
+        "forecast_now_workers": need.now, "forecast_resume_workers": need.by_resume,
+        "forecast_workers": need.by_provision, "forecast_peak_workers": need.peak,
+        "lead_provision_minutes": round(need.lead.provision_seconds / 60, 1),
+        "lead_resume_minutes": round(need.lead.resume_seconds / 60, 1),
+        "lead_measured": need.lead.provision_measured})
+
+
+def _warm_pool(plan: PoolPlan, work: PoolWork, roles: dict[str, MemberRole], parked: list[WorkerSummary],
+               problem: str | None) -> list[str]:
+    """Keep the warm pool at its size (`warm_pool_size` K), counting the stopped workers that stay, those on
+    their way to stopped and those warming up:
+    - workers retired now are stopped while it has room, and terminated beyond it;
+    - stopped workers beyond it are terminated (unless this plan resumes them);
+    - warming workers whose CML is available are retired to stopped (they took no licence);
+    - while it has fewer than K, workers are launched into it (they boot once, then stop).
+    Returns notes for the decision."""
+    keep = work.pool.scaling.warm_pool_size
+    if keep is None:
+        return []
+    stopping = sum(1 for row in work.workers if roles[row.id] is MemberRole.LEAVING
+                   and DesiredStatus.STOPPED in (row.drain_then, row.desired_status))
+    warming = [row for row in work.workers if roles[row.id] is MemberRole.WARMING]
+    stay = [row for row in parked if row.id not in plan.resume]
+    room = keep - len(stay) - stopping - len(warming)
+    notes = []
+    plan.retire_then = ScaleDownAction.STOP
+    if plan.retire:
+        kept = plan.retire[:max(0, room)]
+        plan.terminate = plan.retire[len(kept):]
+        plan.retire = kept
+        room -= len(kept)
+        notes.append(f"warm pool of {keep}: {len(kept)} stopped, {len(plan.terminate)} terminated")
+    elif room < 0 and not plan.resume and not plan.launch:
+        extra = [row.id for row in sorted(stay, key=lambda r: (r.name, r.id), reverse=True)[:-room]]
+        plan.terminate = extra
+        notes.append(f"{len(stay) + stopping + len(warming)} stopped or warming, beyond the warm pool of {keep}: "
+                     f"terminating {len(extra)}")
+    ready = [row.id for row in warming if row.status is WorkerStatus.RUNNING
+             and row.service_status is ServiceStatus.AVAILABLE]
+    if ready:
+        plan.retire += ready
+        notes.append(f"{len(ready)} warmed up (CML available): stopping into the warm pool")
+    if room > 0 and not problem:
+        regions = [r for r in work.pool.regions if not work.template_regions or r in work.template_regions]
+        plan.warm_up = launch_regions(room, regions, [*warming, *stay])
+        notes.append(f"warm pool of {keep} has {keep - room}: launching {room} to boot once and stop")
+    return notes
+
+
 def plan_pool(work: PoolWork) -> PoolPlan:
     """What to do about the pool now, and why (see the module docstring)."""
     pool, now = work.pool, work.observed_at
@@ -137,7 +202,8 @@ def plan_pool(work: PoolWork) -> PoolPlan:
     if pool.draining:
         return _wind_down(work, cap, held, roles, deleting=False)
 
-    proposal = bounded(policy_size(work, cap, held), cfg, pool.desired_workers)
+    need = ahead_need(work)
+    proposal = bounded(policy_size(work, cap, held, need), cfg, pool.desired_workers)
     size = proposal.size
     plan = PoolPlan(phase=PoolPhase.READY, capacity=cap, desired_workers=size,
                     decision=ScalingDecision(at=now, action=ScalingAction.NONE, trigger=proposal.trigger,
@@ -149,7 +215,7 @@ def plan_pool(work: PoolWork) -> PoolPlan:
     current = len(active)
     if size > current:
         missing = size - current
-        plan.resume = [row.id for row in parked[:missing]]
+        plan.resume = [row.id for row in parked[:max(0, missing - proposal.cold)]]
         to_launch = missing - len(plan.resume)
         problem = _template_problem(work) if to_launch else None
         if problem:
@@ -164,29 +230,40 @@ def plan_pool(work: PoolWork) -> PoolPlan:
             notes.append(f"launching {len(plan.launch)} from template {pool.template_name} "
                          f"({', '.join(sorted(set(plan.launch)))})")
     elif size < current:
-        empty = sorted((row for row in active if row.sessions == 0), key=usefulness)
+        booked = {b.worker_id for b in work.bookings if b.worker_id}
+        empty = sorted((row for row in active if row.sessions == 0 and row.id not in booked), key=usefulness)
         plan.retire = [row.id for row in empty[:current - size]]
         kept = current - size - len(plan.retire)
         if plan.retire:
+            then = cfg.scale_down_action.value if cfg.warm_pool_size is None else "stopped or terminated"
             notes.append(f"retiring {len(plan.retire)} worker(s) that hold no session (drained, licence released, "
-                         f"then {cfg.scale_down_action.value})")
+                         f"then {then})")
         if kept:
-            notes.append(f"{kept} more to retire hold sessions: they stay until their sessions end")
+            notes.append(f"{kept} more to retire hold or have booked sessions: they stay until those end")
+    plan.phase = _phase(pool, cap, plan, size, current)  # keeping the warm pool is no scaling
+    sized = plan.acts
+    warm_notes = _warm_pool(plan, work, roles, parked, _template_problem(work))
     decision = plan.decision
-    decision.launched, decision.resumed, decision.retired = [], plan.resume, plan.retire
+    decision.launched, decision.resumed = [], plan.resume
+    decision.retired = [*plan.retire, *plan.terminate]
+    _explain(decision, work, need, size)
     if size > pool.desired_workers or plan.launch or plan.resume:
         decision.action = ScalingAction.SCALE_UP
-    elif size < pool.desired_workers or plan.retire:
+    elif size < pool.desired_workers or plan.terminate or (sized and plan.retire):
         decision.action = ScalingAction.SCALE_DOWN
-    if size == pool.desired_workers and plan.acts and decision.trigger is ScalingTrigger.POLICY:
+    if size == pool.desired_workers and sized and decision.trigger is ScalingTrigger.POLICY:
         # The size stands (an operator's scale, a worker that failed or left): say that first; what the
         # policy thinks of the size comes after.
         decision.trigger = ScalingTrigger.CONVERGE
         decision.inputs["rule"] = "converge"
         notes = [f"the pool is held at {size} worker(s) and counts {current}", *notes[1:],
                  f"policy: {proposal.reason}"]
-    decision.reason = "; ".join(notes)[:1000]
-    plan.phase = _phase(pool, cap, plan, size, current)
+    elif not sized and plan.acts and decision.trigger is ScalingTrigger.POLICY:
+        decision.trigger = ScalingTrigger.CONVERGE
+        decision.inputs["rule"] = "warm_pool"
+        notes = [*warm_notes, f"policy: {proposal.reason}"]
+        warm_notes = []
+    decision.reason = "; ".join([*notes, *warm_notes])[:1000]
     return plan
 
 
@@ -213,7 +290,7 @@ def _wind_down(work: PoolWork, cap: PoolCapacity, held: int, roles: dict[str, Me
         # A worker already leaving (a drain to stop under way) is retired once stopped; a failed one holding
         # sessions once they end: asking again meanwhile would be refused, and recorded every evaluation.
         retire = [row.id for row in left if row.drain_then is not DesiredStatus.TERMINATED and (
-            roles[row.id] in (MemberRole.ACTIVE, MemberRole.PARKED)
+            roles[row.id] in (MemberRole.ACTIVE, MemberRole.PARKED, MemberRole.WARMING)
             or (roles[row.id] is MemberRole.FAILED and row.sessions == 0))]
         phase = PoolPhase.TERMINATED if not left else PoolPhase.TERMINATING
         then, trigger, size, rule = ScaleDownAction.TERMINATE, ScalingTrigger.DELETE, 0, "deleted"
@@ -221,7 +298,7 @@ def _wind_down(work: PoolWork, cap: PoolCapacity, held: int, roles: dict[str, Me
                                       else f"waiting for {len(left)} worker(s) to terminate" if left
                                       else "every worker is terminated"))
     else:
-        retire = [row.id for row in work.workers if roles[row.id] is MemberRole.ACTIVE]
+        retire = [row.id for row in work.workers if roles[row.id] in (MemberRole.ACTIVE, MemberRole.WARMING)]
         phase, then, trigger, size, rule = (PoolPhase.DRAINING, ScaleDownAction.STOP, ScalingTrigger.DRAIN,
                                             pool.desired_workers, "drained")
         waiting_for = sum(1 for row in work.workers if roles[row.id] is MemberRole.LEAVING)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from lcm_core.domain.pool_capacity import PoolCapacity, workers_for
 from lcm_core.domain.pools import PoolView, PoolWork, ScalingConfig, ScalingPolicy, ScalingTrigger
+from worker_controller.domain.scale_ahead import AheadNeed, ahead_floor, ahead_size
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,10 @@ class SizeProposal:
     rule: str
     trigger: ScalingTrigger = ScalingTrigger.POLICY
     for_waiting: bool = False
-    """Sessions are waiting for this growth: the scale-up cooldown does not hold it (see `_cooled`)."""
+    """Sessions are waiting or booked for this growth: the scale-up cooldown does not hold it (`_cooled`)."""
+    cold: int = 0
+    """Of the workers to add, how many must be launched even if stopped ones could be resumed: resumed later
+    they would be ready in time, but launched later they would not (`scale_ahead.ahead_size`)."""
 
 
 def _minutes_left(since: datetime | None, cooldown_minutes: float, now: datetime) -> float:
@@ -95,8 +99,9 @@ def _pct(value: float | None) -> str:
     return "unmeasured" if value is None else f"{value:.0f}%"
 
 
-def policy_size(work: PoolWork, cap: PoolCapacity, held: int) -> SizeProposal:
-    """The size the pool's policy asks for now (before the bounds), with its reason."""
+def policy_size(work: PoolWork, cap: PoolCapacity, held: int, need: AheadNeed | None = None) -> SizeProposal:
+    """The size the pool's policy asks for now (before the bounds), with its reason. `need`: what the
+    bookings need ahead (`scale_ahead.ahead_need`), for the policies that count them."""
     pool, now = work.pool, work.observed_at
     cfg, size = pool.scaling, pool.desired_workers
     hours = cfg.allowed_hours
@@ -125,11 +130,24 @@ def policy_size(work: PoolWork, cap: PoolCapacity, held: int) -> SizeProposal:
         proposals.append(_capacity(pool, cap, work))
     ups = [up for up, _ in proposals if up is not None]
     downs = [down for _, down in proposals if down is not None]
+    ahead = ahead_size(need, work, cap) if need is not None else None
+    if ahead is not None:
+        ups.append(SizeProposal(ahead.size, ahead.reason, "bookings_ahead", for_waiting=True, cold=ahead.cold))
     if ups:
-        wish = max(ups, key=lambda p: p.size)
+        wish = max(ups, key=lambda p: (p.size, p.cold))
+        if ahead is not None and wish.rule != "bookings_ahead":
+            wish = SizeProposal(wish.size, wish.reason, wish.rule, wish.trigger, wish.for_waiting,
+                                cold=min(ahead.cold, wish.size - size))
         return _cooled(wish, pool, now, up=True)
     if downs and len(downs) == len(proposals) and size > cfg.min_workers:  # every rule agrees (HYBRID has two)
         wish = max(downs, key=lambda p: p.size)
+        floor = ahead_floor(need, cap) if need is not None else 0
+        if floor >= size:
+            return SizeProposal(size, f"{wish.reason}, but the sessions booked within the provision lead time "
+                                      f"need {floor} worker(s): keeps {size}", "bookings_keep")
+        if floor > wish.size:
+            wish = SizeProposal(floor, f"{wish.reason}; the sessions booked within the provision lead time need "
+                                       f"{floor}", wish.rule)
         return _cooled(wish, pool, now, up=False)
     return SizeProposal(size, f"{_within(cfg)}: keeps {size}", "steady")
 
@@ -143,24 +161,31 @@ def _within(cfg: ScalingConfig) -> str:
 
 
 def _cooled(wish: SizeProposal, pool: PoolView, now: datetime, *, up: bool) -> SizeProposal:
-    """The wish, unless a cooldown holds it: scale-up waits `scale_up_cooldown` and scale-down waits
-    `scale_down_cooldown` after the last scaling of either kind (a policy's or an operator's, so that the
-    policy neither flaps nor undoes an operator's scale at once).
+    """The wish, unless a cooldown holds it (a policy's or an operator's scaling both count, so that the
+    policy neither flaps nor undoes an operator's scale at once):
+    - scale-up waits `scale_up_cooldown` after the last scaling of either kind;
+    - scale-down waits `scale_down_cooldown` after the last scale-down, and `scale_down_delay_after_add` after
+      the last scale-up (workers just added are not retired before they had a chance to be used).
 
-    A scale-up for sessions that wait for the pool is not held: the cooldown lets a noisy measure settle
-    before it is trusted again, but waiting sessions are counted exactly (with the workers already on their
-    way, so the pool cannot overshoot), and a class booked one session at a time would otherwise grow one
+    A scale-up for sessions that wait for the pool, or are booked on it, is not held: the cooldown lets a noisy
+    measure settle before it is trusted again, but sessions are counted exactly (with the workers already on
+    their way, so the pool cannot overshoot), and a class booked one session at a time would otherwise grow one
     worker per cooldown while its students wait."""
     cfg = pool.scaling
     if up and wish.for_waiting:
         return wish
-    last = max((t for t in (pool.last_scale_up_at, pool.last_scale_down_at) if t is not None), default=None)
-    left = _minutes_left(last, cfg.scale_up_cooldown_minutes if up else cfg.scale_down_cooldown_minutes, now)
+    if up:
+        last = max((t for t in (pool.last_scale_up_at, pool.last_scale_down_at) if t is not None), default=None)
+        left, what = _minutes_left(last, cfg.scale_up_cooldown_minutes, now), "the scale-up cooldown"
+    else:
+        after_down = _minutes_left(pool.last_scale_down_at, cfg.scale_down_cooldown_minutes, now)
+        after_add = _minutes_left(pool.last_scale_up_at, cfg.scale_down_delay_after_add_minutes, now)
+        left, what = max((after_down, "the scale-down cooldown"), (after_add, "the delay after the last scale-up"))
     if left <= 0:
         return wish
     kind = "up" if up else "down"
-    return SizeProposal(pool.desired_workers, f"would scale {kind} to {wish.size} ({wish.reason}) but the "
-                        f"scale-{kind} cooldown has {left:.1f} min left", f"cooldown_{kind}")
+    return SizeProposal(pool.desired_workers, f"would scale {kind} to {wish.size} ({wish.reason}) but "
+                        f"{what} has {left:.1f} min left", f"cooldown_{kind}")
 
 
 def bounded(proposal: SizeProposal, cfg: ScalingConfig, desired: int) -> SizeProposal:
@@ -172,7 +197,8 @@ def bounded(proposal: SizeProposal, cfg: ScalingConfig, desired: int) -> SizePro
     raised = size > proposal.size
     note = f"{proposal.reason}; {'raised to the minimum' if raised else 'held at the maximum'} of {size}"
     if (size - desired) * (proposal.size - desired) > 0:
-        return SizeProposal(size, note, proposal.rule, proposal.trigger)
+        return SizeProposal(size, note, proposal.rule, proposal.trigger, proposal.for_waiting,
+                            min(proposal.cold, max(0, size - desired)))
     return SizeProposal(size, note, "below_min" if raised else "above_max", ScalingTrigger.BOUNDS)
 
 

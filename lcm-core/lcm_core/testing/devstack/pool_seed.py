@@ -30,12 +30,14 @@ def template(regions: list[str]) -> dict[str, Any]:
 
 
 def pool(region: str) -> dict[str, Any]:
-    """Lab-count scaling at 2 sessions per worker, 1 to 3 workers, with cooldowns short enough to watch."""
+    """Lab-count scaling at 2 sessions per worker, 1 to 3 workers, with cooldowns short enough to watch; sessions
+    booked up to 30 minutes ahead are counted, and one retired worker is kept stopped to resume."""
     return {"name": POOL, "lab_track": TRACK, "template_name": TEMPLATE, "regions": [region],
             "description": "Seeded by make run: book sessions of the demo-lab definition to watch it scale",
             "scaling": {"policy": "lab_count_based", "min_workers": 1, "max_workers": 3, "max_labs_per_worker": 2,
                         "min_labs_per_worker": 1, "scale_up_cooldown_minutes": 1,
-                        "scale_down_cooldown_minutes": 2}}
+                        "scale_down_cooldown_minutes": 2, "scale_down_delay_after_add_minutes": 1,
+                        "look_ahead_minutes": 30, "warm_pool_size": 1}}
 
 
 def definition() -> dict[str, Any]:
