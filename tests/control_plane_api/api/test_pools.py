@@ -285,3 +285,61 @@ def test_pool_events_carry_the_pool(control_plane) -> None:
     assert scaled.event == "pool.scaled"
     assert (scaled.data["data"]["pool"]["desired_workers"], scaled.data["data"]["pool"]["version"]) == (2, 2)
     assert scaled.data["data"]["decision"]["trigger"] == "manual"
+
+
+def _licensed(cp: ControlPlaneUnderTest, http: httpx.Client, worker_id: str, status: str = "registered") -> None:
+    """The licence as the worker-controller reports its progress."""
+    answer = http.post(f"/api/internal/workers/{worker_id}/license", headers=cp.leader(),
+                       json={"status": status, "finished": status != "deregistering"})
+    assert answer.status_code == 200, answer.text
+
+
+def test_terminate_drains_then_terminates_members_whatever_retire_then_says(control_plane) -> None:
+    """The evaluation's `terminate`: a parked (stopped) member is terminated; a running one is drained, its
+    session ends on its own, then it is terminated; its licence is left to the worker-controller, which
+    releases it before the instance goes (the CPA takes no shortcut: nothing says terminated while licensed)."""
+    cp = control_plane
+    running, parked = ready_workers(cp, 2)
+    definition = create_definition(cp)
+    session = create_session(cp, definition["id"])
+    with cp.client() as http:
+        _template(cp, http)
+        pool = _pool(cp, http)
+        for worker_id in (running, parked):
+            _licensed(cp, http, worker_id)
+            assert http.post(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.admin()).status_code == 200
+        scheduled = http.post(f"/api/internal/lablet-sessions/{session['id']}/schedule", headers=cp.leader(LABLET),
+                              json={"worker_id": running, "decision": decision(running)})
+        assert scheduled.status_code == 200, scheduled.text
+        assert http.post(f"/api/workers/{parked}/stop", headers=cp.admin()).status_code == 200
+        _licensed(cp, http, parked, "deregistering")  # released before the stop, as the controller does
+        _licensed(cp, http, parked, "unregistered")
+        http.post(f"/api/internal/workers/{parked}/status", headers=cp.leader(),
+                  json={"ec2_state": "stopped"}).raise_for_status()
+        pool = http.get(f"/api/pools/{pool['id']}", headers=cp.viewer()).json()["pool"]
+
+        both = _evaluate(cp, http, pool["id"], _evaluation(pool, resume=[parked], terminate=[parked]))
+        assert both.status_code == 422
+        assert "both resume and terminate" in both.text
+        answer = _evaluate(cp, http, pool["id"], _evaluation(pool, phase="scaling_down", retire_then="stop",
+                                                             retire=[running], terminate=[running, parked]))
+        assert answer.status_code == 200, answer.text
+        held = http.get(f"/api/workers/{running}", headers=cp.viewer()).json()
+        gone = http.get(f"/api/workers/{parked}", headers=cp.viewer()).json()
+        assert (gone["status"], gone["desired_status"]) == ("stopped", "terminated")
+        assert (held["status"], held["drain"]["then"], held["desired_status"]) == ("draining", "terminated", None)
+        assert held["license"]["status"] == "registered"  # its session still runs: nothing happens to it yet
+
+        ended = http.post(f"/api/lablet-sessions/{session['id']}/terminate", headers=cp.admin())
+        assert ended.status_code == 200, ended.text
+        drained = http.get(f"/api/workers/{running}", headers=cp.viewer()).json()
+        assert (drained["desired_status"], drained["license"]["status"]) == ("terminated", "registered")
+        assert cp.etcd_json(f"workers/{running}/desired_state")["desired_status"] == "terminated"
+        _licensed(cp, http, running, "deregistering")
+        _licensed(cp, http, running, "unregistered")
+        for worker_id in (running, parked):
+            http.post(f"/api/internal/workers/{worker_id}/status", headers=cp.leader(),
+                      json={"ec2_state": "terminated"}).raise_for_status()
+            worker = http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()
+            assert (worker["status"], worker["license"]["status"]) == ("terminated", "unregistered")
+            assert worker["license"]["last_error"] is None  # no licence left behind in Smart Software Manager
