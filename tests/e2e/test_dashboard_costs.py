@@ -7,6 +7,7 @@ cost (running and stopped); a decision taken on a forecast shows its figures in 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -161,10 +162,31 @@ def test_the_pool_page_charts_booked_demand_against_capacity(browser, local_stac
         page.locator("#pool-demand-chart figure[aria-label^='Over the next 12 h']").wait_for()
 
         _screenshot(page, tmp_path, "pool-demand.png")
+
+        # The autoscaler's decisions record the forecast they were taken on: the history shows its figures.
+        decision = _decision_on_a_forecast(local_stack, pool["id"])
+        key = "|".join(str(decision[k]) for k in ("at", "action", "trigger", "to_workers", "reason"))
+        forecast_cell = page.locator(f"#pool-history tr[data-decision={json.dumps(key)}] td[data-field=forecast]")
+        workers = decision["inputs"]["forecast_workers"]
+        assert forecast_cell.locator("[data-figure=forecast_workers]").inner_text().startswith(
+            f"forecast {workers} worker{'' if workers == 1 else 's'}")
+        assert LEAD_TIME.match(forecast_cell.locator("[data-figure=lead_time]").inner_text().removeprefix("lead "))
         page.close()
     finally:
         ended = local_stack.api("POST", f"/api/lablet-sessions/{booked.json()['id']}/terminate")
         assert ended.status_code in (200, 202), ended.text
+
+
+def _decision_on_a_forecast(stack: LocalStack, pool_id: str) -> dict[str, Any]:
+    """The newest decision of the pool that carries the forecast and lead times it was taken on."""
+    deadline = time.monotonic() + LAUNCH_SECONDS
+    while True:
+        history = stack.api("GET", f"/api/pools/{pool_id}/history", who="viewer").json()
+        found = [d for d in history if "forecast_workers" in d["inputs"] and d.get("lead_time")]
+        if found:
+            return max(found, key=lambda d: d["at"])
+        assert time.monotonic() < deadline, f"no decision of the pool carries a forecast: {history[:2]}"
+        time.sleep(1)
 
 
 def _record_decision(stack: LocalStack, pool_id: str, decision: dict[str, Any]) -> None:
@@ -200,8 +222,10 @@ def test_a_decision_taken_on_a_forecast_shows_its_figures_live(browser, local_st
     _record_decision(local_stack, pool["id"], {
         "at": now.isoformat(), "action": "none", "trigger": "policy", "policy": "lab_count_based",
         "from_workers": pool["desired_workers"], "to_workers": pool["desired_workers"], "reason": reason,
-        "inputs": {"workers": pool["desired_workers"], "forecast_workers": 2, "lead_provision_minutes": 15.0,
-                   "lead_resume_minutes": 6.5, "cost_per_hour_usd": PRICE, "warm": 1},
+        "inputs": {"workers": pool["desired_workers"], "look_ahead_minutes": 120, "booked": 3,
+                   "forecast_now_workers": 0, "forecast_workers": 2, "forecast_peak_workers": 2,
+                   "lead_provision_minutes": 15.0, "lead_resume_minutes": 6.5,
+                   "cost_per_hour_usd": PRICE * pool["desired_workers"]},
         "demand": [{"start": (now + timedelta(minutes=30)).isoformat(),
                     "end": (now + timedelta(minutes=90)).isoformat(), "sessions": 3, "cpu_cores": 6,
                     "memory_gb": 12, "workers": 2}],
@@ -211,12 +235,13 @@ def test_a_decision_taken_on_a_forecast_shows_its_figures_live(browser, local_st
     row = page.locator("#pool-history tbody tr[data-decision]").filter(has_text=reason)
     row.wait_for()
     cell = row.locator("td[data-field=forecast]")
-    assert cell.locator("[data-figure=forecast_workers]").inner_text() == "forecast 2 workers"
+    assert cell.locator("[data-figure=forecast_workers]").inner_text() == "forecast 2 workers (now 0, peak 2)"
+    assert cell.locator("[data-figure=booked]").inner_text() == "3 booked within 120 min"
     assert cell.locator("[data-figure=demand]").inner_text().startswith("peak 3 session(s) from ")
     assert cell.locator("[data-figure=lead_time]").inner_text() == (
         "lead provision 15.0 min (default) / resume 6.5 min (p95 of 7)")
-    assert cell.locator("[data-figure=cost_per_hour_usd]").inner_text() == f"${PRICE:.2f}/h"
-    assert cell.locator("[data-figure=warm]").inner_text() == "warm 1"
+    assert cell.locator("[data-figure=cost_per_hour_usd]").inner_text() == (
+        f"${PRICE * pool['desired_workers']:.2f}/h at {pool['desired_workers']} worker(s)")
     assert "forecast_workers=2" in row.locator("td[data-field=inputs]").inner_text()
     assert page.evaluate("window.__sameDocument") is True
     page.close()

@@ -82,25 +82,34 @@ export function leadTimeText(lead) {
 
 /**
  * What a decision was forecast on, as phrases (none for a decision taken without a forecast): the workers the
- * booked sessions need, the peak of its demand steps, the lead times it counted with, the hourly cost of a
- * worker and the warm (stopped) workers it could resume.
+ * sessions booked within the look-ahead need (by the launch lead time, now, at their peak), the peak of its demand
+ * steps, the lead times it counted with, and what the pool costs per hour at the size decided
+ * (worker_controller/domain/autoscaling.py records them).
  */
 export function forecastFigures(d) {
   const inputs = d.inputs || {};
   const figures = [];
-  if (typeof inputs.forecast_workers === "number") figures.push(["forecast_workers",
-    `forecast ${inputs.forecast_workers} worker${inputs.forecast_workers === 1 ? "" : "s"}`]);
+  const n = (key) => (typeof inputs[key] === "number" ? inputs[key] : null);
+  if (n("forecast_workers") !== null) {
+    const others = [["now", n("forecast_now_workers")], ["peak", n("forecast_peak_workers")]]
+      .filter(([, v]) => v !== null).map(([label, v]) => `${label} ${v}`);
+    figures.push(["forecast_workers", `forecast ${n("forecast_workers")} worker${n("forecast_workers") === 1 ? "" : "s"}`
+      + (others.length ? ` (${others.join(", ")})` : "")]);
+  }
+  if (n("booked") !== null) {
+    figures.push(["booked", `${n("booked")} booked${n("look_ahead_minutes") !== null
+      ? ` within ${n("look_ahead_minutes")} min` : ""}`]);
+  }
   const peak = (d.demand || []).reduce((top, s) => (s.workers > (top?.workers ?? -1) ? s : top), null);
   if (peak && peak.sessions) figures.push(["demand", `peak ${peak.sessions} session(s) from ${when(peak.start)}`]);
   if (d.lead_time) figures.push(["lead_time", `lead ${leadTimeText(d.lead_time)}`]);
-  else if (typeof inputs.lead_provision_minutes === "number" || typeof inputs.lead_resume_minutes === "number") {
-    const m = (v) => (typeof v === "number" ? `${v.toFixed(1)} min` : NA);
-    figures.push(["lead_time", `lead provision ${m(inputs.lead_provision_minutes)} / resume ${m(inputs.lead_resume_minutes)}`]);
+  else if (n("lead_provision_minutes") !== null || n("lead_resume_minutes") !== null) {
+    const m = (v) => (v === null ? NA : `${v.toFixed(1)} min`);
+    figures.push(["lead_time", `lead provision ${m(n("lead_provision_minutes"))} / resume ${m(n("lead_resume_minutes"))}`]);
   }
-  if (typeof inputs.cost_per_hour_usd === "number") {
-    figures.push(["cost_per_hour_usd", `$${inputs.cost_per_hour_usd.toFixed(2)}/h`]);
+  if (n("cost_per_hour_usd") !== null) {
+    figures.push(["cost_per_hour_usd", `$${n("cost_per_hour_usd").toFixed(2)}/h at ${d.to_workers} worker(s)`]);
   }
-  if (inputs.warm !== undefined && inputs.warm !== null) figures.push(["warm", `warm ${inputs.warm}`]);
   return figures;
 }
 

@@ -20,7 +20,8 @@ function workerCell(w, key) {
   if (key === "name") return h("a", { href: `#/workers/${encodeURIComponent(w.id)}` }, text(w.name || w.id));
   if (key === "phase") return badge(w.phase, "Lifecycle phase");
   if (key === "status") return [badge(w.status, "Status"), w.drain_then ? h("span", { class: "hint" },
-    ` (draining, then ${w.drain_then})`) : null];
+    ` (draining, then ${w.drain_then})`) : null, w.park_when_ready ? h("span", { class: "hint",
+    title: "Launched into the warm pool: it boots once without a licence, then stops" }, " (warming up)") : null];
   if (key === "license_status") return badge(w.license_status, "Licence");
   if (key.endsWith("_percent")) return pct(w[key]);
   return text(w[key]);
@@ -33,7 +34,8 @@ function capacityFacts(pool) {
     definitionList([
       ["Workers (counted)", h("span", { dataset: { field: "workers" } }, workersText(c))],
       ["Desired", h("span", { dataset: { field: "desired_workers" } }, String(pool.desired_workers))],
-      ["Parked / leaving / failed", `${c.parked ?? 0} / ${c.leaving ?? 0} / ${c.failed ?? 0}`],
+      ["Parked / warming / leaving / failed", h("span", { dataset: { field: "others" } },
+        `${c.parked ?? 0} / ${c.warming ?? 0} / ${c.leaving ?? 0} / ${c.failed ?? 0}`)],
       ["By phase", phases.length ? h("span", { class: "badges", dataset: { field: "by_phase" } },
         phases.map(([phase, n]) => h("span", {}, badge(phase, "Worker phase"), ` ${n}`)))
         : "no worker"],
