@@ -165,7 +165,7 @@ def test_the_pool_page_charts_booked_demand_against_capacity(browser, local_stac
 
         # The autoscaler's decisions record the forecast they were taken on: the history shows its figures.
         decision = _decision_on_a_forecast(local_stack, pool["id"])
-        key = "|".join(str(decision[k]) for k in ("at", "action", "trigger", "to_workers", "reason"))
+        key = _decision_key(decision)
         forecast_cell = page.locator(f"#pool-history tr[data-decision={json.dumps(key)}] td[data-field=forecast]")
         workers = decision["inputs"]["forecast_workers"]
         assert forecast_cell.locator("[data-figure=forecast_workers]").inner_text().startswith(
@@ -187,6 +187,14 @@ def _decision_on_a_forecast(stack: LocalStack, pool_id: str) -> dict[str, Any]:
             return max(found, key=lambda d: d["at"])
         assert time.monotonic() < deadline, f"no decision of the pool carries a forecast: {history[:2]}"
         time.sleep(1)
+
+
+def _decision_key(decision: dict[str, Any]) -> str:
+    """The page's key of a decision (`decisionKey` in js/pools.js): its time in milliseconds since the epoch."""
+    at = datetime.fromisoformat(decision["at"].replace("Z", "+00:00"))
+    millis = (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    return "|".join(str(v) for v in (millis, decision["action"], decision["trigger"], decision["to_workers"],
+                                      decision["reason"]))
 
 
 def _record_decision(stack: LocalStack, pool_id: str, decision: dict[str, Any]) -> None:
@@ -242,7 +250,11 @@ def test_a_decision_taken_on_a_forecast_shows_its_figures_live(browser, local_st
         "lead provision 15.0 min (default) / resume 6.5 min (p95 of 7)")
     assert cell.locator("[data-figure=cost_per_hour_usd]").inner_text() == (
         f"${PRICE * pool['desired_workers']:.2f}/h at {pool['desired_workers']} worker(s)")
-    assert "forecast_workers=2" in row.locator("td[data-field=inputs]").inner_text()
+    # The raw numbers: the forecast's are said in words beside them, all of them are in the tooltip.
+    numbers = row.locator("td[data-field=inputs]")
+    assert "forecast_workers" not in numbers.inner_text()
+    assert f"workers={pool['desired_workers']}" in numbers.inner_text()
+    assert "forecast_workers=2" in numbers.get_attribute("title")
     assert page.evaluate("window.__sameDocument") is True
     page.close()
 

@@ -91,7 +91,8 @@ export function forecastFigures(d) {
   const figures = [];
   const n = (key) => (typeof inputs[key] === "number" ? inputs[key] : null);
   if (n("forecast_workers") !== null) {
-    const others = [["now", n("forecast_now_workers")], ["peak", n("forecast_peak_workers")]]
+    const others = [["now", n("forecast_now_workers")], ["by resume", n("forecast_resume_workers")],
+      ["peak", n("forecast_peak_workers")]]
       .filter(([, v]) => v !== null).map(([label, v]) => `${label} ${v}`);
     figures.push(["forecast_workers", `forecast ${n("forecast_workers")} worker${n("forecast_workers") === 1 ? "" : "s"}`
       + (others.length ? ` (${others.join(", ")})` : "")]);
@@ -113,28 +114,40 @@ export function forecastFigures(d) {
   return figures;
 }
 
+// `at` as milliseconds: an event carries the decision's time to the microsecond, the history read (from the
+// database) to the millisecond; both name the same decision.
 export function decisionKey(d) {
-  return `${d.at}|${d.action}|${d.trigger}|${d.to_workers}|${d.reason}`;
+  return `${Date.parse(d.at)}|${d.action}|${d.trigger}|${d.to_workers}|${d.reason}`;
 }
 
 /** One history row: when, what, from → to, why, the numbers, which workers, by whom. */
 export function decisionRow(d) {
   const moved = [["launched", d.launched], ["resumed", d.resumed], ["retired", d.retired]]
     .filter(([, ids]) => ids?.length).map(([what, ids]) => `${what} ${ids.length}`).join(", ");
+  const figures = forecastFigures(d);
   return h("tr", { dataset: { decision: decisionKey(d), action: d.action, trigger: d.trigger } },
     h("td", { dataset: { field: "at" } }, when(d.at)),
     h("td", { dataset: { field: "action" } }, badge(d.action === "none" ? "no change" : d.action, "Action")),
     h("td", { dataset: { field: "trigger" } }, text(d.trigger)),
     h("td", { class: "num", dataset: { field: "size" } }, `${d.from_workers} → ${d.to_workers}`),
     h("td", { class: "wrap", dataset: { field: "reason" } }, text(d.reason)),
-    h("td", { class: "wrap inputs", dataset: { field: "inputs" } }, inputsText(d.inputs)),
-    h("td", { class: "wrap forecast", dataset: { field: "forecast" } }, forecastCell(d)),
+    h("td", { class: "wrap inputs", dataset: { field: "inputs" }, title: inputsText(d.inputs) },
+      inputsText(figures.length ? withoutForecast(d.inputs) : d.inputs)),
+    h("td", { class: "wrap forecast", dataset: { field: "forecast" } }, forecastCell(figures)),
     h("td", { dataset: { field: "workers" } }, moved || "—"),
     h("td", { dataset: { field: "by" } }, text(d.by)));
 }
 
-function forecastCell(d) {
-  const figures = forecastFigures(d);
+// The inputs the Forecast column says in words: the Numbers column leaves them out (its tooltip has them all).
+const FORECAST_INPUTS = new Set(["look_ahead_minutes", "booked", "forecast_now_workers", "forecast_resume_workers",
+  "forecast_workers", "forecast_peak_workers", "lead_provision_minutes", "lead_resume_minutes", "lead_measured",
+  "cost_per_hour_usd"]);
+
+function withoutForecast(inputs) {
+  return Object.fromEntries(Object.entries(inputs || {}).filter(([key]) => !FORECAST_INPUTS.has(key)));
+}
+
+function forecastCell(figures) {
   return figures.length ? h("ul", { class: "plain figures" }, figures.map(([key, phrase]) =>
     h("li", { dataset: { figure: key } }, phrase))) : "—";
 }
