@@ -10,6 +10,7 @@ from typing import Protocol
 
 from pymongo.errors import PyMongoError
 
+from control_plane_api.application.costs import CostService
 from control_plane_api.application.event_relay import EventRelay
 from control_plane_api.application.fleet_snapshot import FleetSnapshots
 from control_plane_api.application.lablet_capacity import CapacityLedger
@@ -26,6 +27,7 @@ from control_plane_api.infrastructure.dependencies import Infrastructure
 from control_plane_api.infrastructure.etcd_keys import EtcdKeys
 from control_plane_api.infrastructure.event_log import RedisEventLog
 from control_plane_api.infrastructure.identity import LocalUsers, SessionStore, TokenVerifier
+from control_plane_api.infrastructure.mongo_costs import HoldingRepository, IntervalRepository, TotalsRepository
 from control_plane_api.infrastructure.mongo_lablets import DefinitionRepository, SessionRepository
 from control_plane_api.infrastructure.mongo_lead_times import LeadTimeRepository
 from control_plane_api.infrastructure.mongo_metrics import MetricHistoryRepository
@@ -82,6 +84,7 @@ class ControlPlane:
     pools: PoolService
     shutdown: WorkerShutdown
     snapshots: FleetSnapshots
+    costs: CostService
     indexed: list[Indexed] = field(default_factory=list)
     """The repositories whose MongoDB indexes are ensured at start-up."""
     versioned: dict[str, Contended] = field(default_factory=dict)
@@ -105,21 +108,28 @@ class ControlPlane:
                                           idle_threshold_minutes=settings.idle_threshold_minutes,
                                           fleet=settings)
         worker_repository = WorkerRepository(db["workers"])
+        pool_repository = PoolRepository(db["worker_pools"])
+        cost_intervals = IntervalRepository(db["cost_intervals"])
+        cost_holdings = HoldingRepository(db["cost_holdings"])
+        # The report's sums run in a thread (the default): they are pure-Python loops, which give the event loop
+        # the interpreter lock every few milliseconds; sending 100,000 records to the CPU pool's process would
+        # hold it for seconds while they are pickled.
+        costs = CostService(cost_intervals, cost_holdings, TotalsRepository(db["cost_totals"]),
+                            templates=template_repository, pools=pool_repository)
         history = MetricHistoryRepository(db["worker_metrics"], timedelta(hours=settings.metrics_history_hours))
         telemetry = TelemetryRepository(db["worker_telemetry"])
         lead_times = LeadTimeRepository(db["lead_time_samples"])
         workers = WorkerService(worker_repository, system_settings, relay, etcd, webhooks,
                                 templates=template_repository, telemetry=telemetry, history=history,
-                                lead_times=lead_times)
+                                lead_times=lead_times, costs=costs)
         session_repository = SessionRepository(db["lablet_sessions"])
         definition_repository = DefinitionRepository(db["lablet_definitions"], db["lablet_definition_versions"])
         definitions = DefinitionService(definition_repository, session_repository, relay, off_loop=CpuPool())
         ledger = CapacityLedger(workers, worker_repository, session_repository,
                                 PortRange(settings.lablet_port_range_start, settings.lablet_port_range_end),
                                 orphan_grace_seconds=settings.lablet_orphan_grace_seconds)
-        pool_repository = PoolRepository(db["worker_pools"])
         lablet_sessions = SessionService(session_repository, definitions, ledger, relay, etcd, pool_repository,
-                                         review_ratio=settings.lablet_observation_review_ratio)
+                                         review_ratio=settings.lablet_observation_review_ratio, costs=costs)
         pools = PoolService(pool_repository, workers, template_repository, session_repository, relay, etcd,
                             lead_times)
 
@@ -127,7 +137,7 @@ class ControlPlane:
             settings=settings, infrastructure=infra, relay=relay, etcd=etcd, workers=workers,
             definitions=definitions, lablet_sessions=lablet_sessions, pools=pools,
             shutdown=WorkerShutdown(workers, lablet_sessions),
-            snapshots=FleetSnapshots(workers.summaries),
+            snapshots=FleetSnapshots(workers.summaries), costs=costs,
             system_settings=system_settings,
             templates=TemplateService(template_repository, relay),
             controllers=ControllerStatusService(ControllerStatusRepository(db["controller_status"]), relay, etcd),
@@ -145,7 +155,7 @@ class ControlPlane:
                 account_failures=settings.login_account_failures)),
             oidc=OidcLogin(_oidc_client(settings), settings.session_secret.get_secret_value()),
             indexed=[worker_repository, history, definition_repository, session_repository, pool_repository,
-                     lead_times],
+                     lead_times, cost_intervals, cost_holdings],
             versioned={"worker": worker_repository, "worker_telemetry": telemetry,
                        "lablet_definition": definition_repository, "lablet_session": session_repository,
                        "pool": pool_repository},

@@ -12,6 +12,7 @@ from control_plane_api.api import (
     admin,
     api_docs,
     auth,
+    costs,
     dashboard,
     events,
     health,
@@ -73,7 +74,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
     for router in (health.router, auth.router, auth.sso_router, workers.router, admin.settings_router,
                    admin.templates_router, admin.system_router, admin.sessions_router, lablet_definitions.router,
                    lablet_sessions.router, pools.router, events.router, internal.router, internal_lablets.router,
-                   internal_pools.router, metrics.router, dashboard.router):
+                   internal_pools.router, costs.router, metrics.router, dashboard.router):
         # Each route documents the error answers of its kind (401, 404, 409, 422...).
         document_error_answers(router)
         app.include_router(router)

@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from control_plane_api.api.security import CP, viewer_or_api_key
+from control_plane_api.domain.cost_report import Amounts
 
 router = APIRouter(tags=["metrics"])
 
@@ -39,6 +40,9 @@ class ApiMetrics:
         self.lost_races: Callable[[], dict[str, int]] = dict
         """Read at each scrape (set by the route: the stores belong to the control plane, built after this)."""
         self.registry.register(_LostRaces(self))
+        self.costs: dict[str, Amounts] = {}
+        """Cost and savings since the ledger began by pool label (set by the route at each scrape)."""
+        self.registry.register(_CostCounters(self))
 
 
 class _LostRaces(Collector):
@@ -54,6 +58,28 @@ class _LostRaces(Collector):
         for aggregate, lost in sorted(self._metrics.lost_races().items()):
             family.add_metric([aggregate], lost)
         yield family
+
+
+class _CostCounters(Collector):
+    """`lcm_cost_usd_total{pool, state}` and `lcm_cost_savings_usd_total{pool, reason}`: what the fleet has cost
+    and saved since the cost ledger began (docs/costs.md); the pool label is the pool's name or `none`."""
+
+    def __init__(self, metrics: ApiMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        cost = CounterMetricFamily("lcm_cost_usd", "Fleet cost in USD since the cost ledger began, by pool and "
+                                   "billed state", labels=["pool", "state"])
+        savings = CounterMetricFamily("lcm_cost_savings_usd", "What running would have cost, less the EBS paid, "
+                                      "while workers were stopped by idle auto-pause or retired by a pool's "
+                                      "scale-down (USD, since the cost ledger began)", labels=["pool", "reason"])
+        for pool, amounts in sorted(self._metrics.costs.items()):
+            cost.add_metric([pool, "running"], amounts.running_usd)
+            cost.add_metric([pool, "stopped"], amounts.stopped_usd)
+            savings.add_metric([pool, "idle_pause"], amounts.savings_idle_pause_usd)
+            savings.add_metric([pool, "scale_down"], amounts.savings_scale_down_usd)
+        yield cost
+        yield savings
 
 
 def install_metrics(app: FastAPI) -> ApiMetrics:
@@ -97,6 +123,7 @@ async def prometheus(request: Request, cp: CP, _caller: Annotated[str, Depends(v
     metrics.event_log_up.set(1 if cp.relay.log_available else 0)
     metrics.etcd_failed_writes.set(cp.etcd.failed_writes)
     metrics.lost_races = cp.lost_races
+    metrics.costs = await cp.costs.counters()
     counts = await cp.workers.count_by_status_and_health()
     metrics.workers.clear()
     for (status, health), count in counts.items():

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from control_plane_api.application import versioned
+from control_plane_api.application.costs import SessionCosts
 from control_plane_api.application.lablet_capacity import CapacityLedger
 from control_plane_api.application.lablet_definitions import DefinitionService
 from control_plane_api.application.ports import Publisher, SessionKeys, SessionStore, TrackPools
@@ -43,9 +44,11 @@ SessionChange = Callable[[LabletSession, datetime], list[DomainEvent]]
 class SessionService:
     def __init__(self, sessions: SessionStore, definitions: DefinitionService, ledger: CapacityLedger,
                  publisher: Publisher, keys: SessionKeys, pools: TrackPools, review_ratio: float = 0.25,
-                 clock: Callable[[], datetime] = utcnow, max_attempts: int = 8) -> None:
+                 clock: Callable[[], datetime] = utcnow, max_attempts: int = 8,
+                 costs: SessionCosts | None = None) -> None:
         self._repo = sessions
         self._pools = pools
+        self._costs = costs
         self._definitions = definitions
         self.ledger = ledger
         self._publisher = publisher
@@ -56,6 +59,8 @@ class SessionService:
 
     async def _after_commit(self, session: LabletSession, events: list[DomainEvent]) -> None:
         await self._publisher.publish(events)
+        if self._costs is not None:  # a placement starts or ends the session's share of its worker's cost
+            await self._costs.record_session(session, events)
         if session.status in TERMINAL_SESSION_STATUSES:
             # Nothing is left for a controller to do: the keys go (their deletion wakes the watch, and the
             # session reads as terminal), so etcd does not keep one key per session ever run.

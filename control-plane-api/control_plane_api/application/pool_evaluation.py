@@ -50,7 +50,8 @@ class PoolEvaluations:
 
     async def evaluate(self, pool_id: str, report: PoolEvaluation, leader: LeaderCaller) -> WorkerPool:
         """Record the evaluation (409 when the pool changed since the autoscaler read it, or when its leader was
-        deposed), then launch, resume, retire and terminate the workers it names. Returns the pool as
+        deposed), then launch (into the pool, or into its warm pool), resume, retire and terminate the workers it
+        names. Returns the pool as
         recorded."""
         launches: list[int] = []
 
@@ -66,10 +67,11 @@ class PoolEvaluations:
         by = f"pool {pool.name}"
         then = RETIRE_THEN[report.retire_then]
 
-        async def launch(seq: int, region: str) -> object:
+        async def launch(seq: int, region: str, *, warm: bool = False) -> object:
             return await self._workers.create_from_template(
                 pool.template_name, region, launch_name(pool.name, seq), by, launch_key(pool.id, seq),
-                pool_id=pool.id, lab_track=pool.lab_track, register_license=True, leader=leader)
+                pool_id=pool.id, lab_track=pool.lab_track, register_license=True, park_when_ready=warm,
+                leader=leader)
 
         async def resume(worker_id: str) -> object:
             return await self._workers.resume_member(worker_id, pool.id, by, leader)
@@ -77,8 +79,9 @@ class PoolEvaluations:
         async def retire(worker_id: str, then: DesiredStatus = then) -> object:
             return await self._workers.retire_member(worker_id, pool.id, then, by, leader)
 
-        for region, seq in zip(report.launch, launches, strict=True):
-            await self._carry_out(pool, "launch", launch_name(pool.name, seq), launch(seq, region))
+        regions = [(region, False) for region in report.launch] + [(region, True) for region in report.warm_up]
+        for (region, warm), seq in zip(regions, launches, strict=True):
+            await self._carry_out(pool, "launch", launch_name(pool.name, seq), launch(seq, region, warm=warm))
         for worker_id in dict.fromkeys(report.resume):
             await self._carry_out(pool, "resume", worker_id, resume(worker_id))
         # Terminated whatever `retire_then` says, through the path of a retirement (the one a deleted pool's

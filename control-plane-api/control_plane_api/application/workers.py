@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from control_plane_api.application import versioned
+from control_plane_api.application.costs import WorkerCosts
 from control_plane_api.application.ports import (
     LeadTimeSamples,
     MetricHistory,
@@ -61,9 +62,11 @@ class WorkerService(WorkerMetrics):
                  etcd: WorkerKeys, webhooks: Webhooks, templates: TemplateSource,
                  telemetry: TelemetryStore, history: MetricHistory | None = None,
                  lead_times: LeadTimeSamples | None = None,
-                 clock: Callable[[], datetime] = utcnow, max_attempts: int = 8) -> None:
+                 clock: Callable[[], datetime] = utcnow, max_attempts: int = 8,
+                 costs: WorkerCosts | None = None) -> None:
         self._store = workers
         self._lead_times = lead_times
+        self._costs = costs
         self._telemetry = telemetry
         self._history = history
         self._templates = templates
@@ -94,6 +97,8 @@ class WorkerService(WorkerMetrics):
                 for event in events:
                     event.data["summary"] = row
         await self._publisher.publish([e for _, events in committed for e in events])
+        if self._costs is not None:  # the one place every worker change passes: its status, for the cost ledger
+            await self._costs.record_workers(committed)
         await self._etcd.put_many_json([key for worker, events in committed for key in self._keys(worker, events)])
         for _, events in committed:
             await self._alert(events)
@@ -170,7 +175,7 @@ class WorkerService(WorkerMetrics):
     async def create_from_template(self, template_name: str, region: str, name: str | None, by: str,
                                    idempotency_key: str | None = None, *, pool_id: str | None = None,
                                    lab_track: str | None = None, register_license: bool = False,
-                                   leader: LeaderCaller | None = None) -> Worker:
+                                   park_when_ready: bool = False, leader: LeaderCaller | None = None) -> Worker:
         """A new worker to be provisioned by the worker-controller. With an idempotency key, asking again
         returns the worker the first request created. A pool's worker (`pool_id`) is a member from the start
         and serves `lab_track`; `register_license` asks for its licence once CML is first available."""
@@ -183,7 +188,7 @@ class WorkerService(WorkerMetrics):
         worker_id = worker_id_for(idempotency_key) if idempotency_key else uuid.uuid4().hex
         worker, events = Worker.requested(template, region, name or f"{template.name}-{worker_id[:8]}", worker_id,
                                           self._clock(), by, pool_id=pool_id, lab_track=lab_track,
-                                          register_license=register_license)
+                                          register_license=register_license, park_when_ready=park_when_ready)
         try:
             await self._store.insert(worker, leader)
         except ConflictError:

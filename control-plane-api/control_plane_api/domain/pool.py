@@ -247,8 +247,9 @@ class WorkerPool(PoolView):
     def apply_evaluation(self, report: PoolEvaluation, now: datetime,
                          by: str) -> tuple[list[DomainEvent], list[int]]:
         """Record an evaluation of this very version of the pool: its phase, capacity, size and decision.
-        Returns the events and the sequence numbers of the launches it asks for (each names a worker and is
-        its idempotency key, so that a replay launches nothing twice). The launching evaluation recorded last,
+        Returns the events and the sequence numbers of the launches it asks for, those of `launch` then those of
+        `warm_up` (each names a worker and is its idempotency key, so that a replay launches nothing twice). The
+        launching evaluation recorded last,
         sent again while the pool is as it left it, is a replay: no event, its launch numbers again."""
         if report.expected_version != self.version:
             replay = self.last_launch
@@ -264,7 +265,7 @@ class WorkerPool(PoolView):
         if both:
             raise InvalidError(f"an evaluation cannot both resume and terminate worker(s) {', '.join(both[:10])}",
                                pool_id=self.id)
-        if (report.launch or report.resume) and (self.draining or self.deleting):
+        if (report.launch or report.resume or report.warm_up) and (self.draining or self.deleting):
             state = "being deleted" if self.deleting else "draining"
             raise ConflictError(f"pool {self.name!r} is {state}: it launches and resumes no worker",
                                 pool_id=self.id)
@@ -276,17 +277,16 @@ class WorkerPool(PoolView):
         self.capacity_observed_at = report.observed_at
         self.desired_workers = report.desired_workers
         self.error = report.error
-        first = self.launches
+        first, count = self.launches, len(report.launch) + len(report.warm_up)
         if report.decision is not None:
             decision = report.decision.model_copy(deep=True)
             # The autoscaler cannot name the workers it launches; their ids follow from the launch numbers.
-            decision.launched = [worker_id_for(launch_key(self.id, seq))
-                                 for seq in range(first, first + len(report.launch))]
+            decision.launched = [worker_id_for(launch_key(self.id, seq)) for seq in range(first, first + count)]
             found += self._decide(decision)
-        if report.launch:
-            self.launches += len(report.launch)
+        if count:
+            self.launches += count
             self.last_launch = LaunchRecord(evaluated_version=report.expected_version, digest=report_digest(report),
-                                            first=first, count=len(report.launch), recorded_version=self.version + 1)
+                                            first=first, count=count, recorded_version=self.version + 1)
         return found, list(range(first, self.launches))
 
 

@@ -102,6 +102,9 @@ class Worker(WorkerDrain, PoolMembership, LeadTiming, TelemetryBehaviour, Model)
     template_name: str | None = None
     lab_track: str | None = None
     """The lab track this worker serves; the scheduler prefers matching sessions."""
+    park_when_ready: bool = False
+    """Launched into its pool's warm pool: boots once without a licence, takes no session, and is stopped by the
+    pool once its CML is available; resuming it for the pool makes it an ordinary member."""
 
     status: WorkerStatus = WorkerStatus.UNKNOWN
     drain: Drain | None = None
@@ -154,7 +157,8 @@ class Worker(WorkerDrain, PoolMembership, LeadTiming, TelemetryBehaviour, Model)
             health_status=self.health_status.value, phase=self.lifecycle_phase,
             license_status=self.license.status, license_product=self.license.product,
             is_enterprise=self.license.is_enterprise, node_limit=self.license.node_limit,
-            lab_track=self.lab_track, pool_id=self.pool_id, sessions=len(cap.reservations),
+            lab_track=self.lab_track, pool_id=self.pool_id, park_when_ready=self.park_when_ready,
+            sessions=len(cap.reservations),
             capacity=CapacitySummary(declared=cap.declared, allocated=cap.allocated,
                                      ports_used=sum(len(p) for p in cap.port_allocations.values())),
             drain_then=self.drain.then if self.drain else None, instance_conflict=self.instance_conflict,
@@ -213,19 +217,20 @@ class Worker(WorkerDrain, PoolMembership, LeadTiming, TelemetryBehaviour, Model)
     @classmethod
     def requested(cls, template: WorkerTemplate, region: str, name: str, worker_id: str, now: datetime,
                   by: str, *, pool_id: str | None = None, lab_track: str | None = None,
-                  register_license: bool = False) -> tuple[Worker, list[DomainEvent]]:
+                  register_license: bool = False, park_when_ready: bool = False) -> tuple[Worker, list[DomainEvent]]:
         """An operator (or a pool) asks for a new worker from a template; the worker-controller provisions it.
         A pool's worker belongs to it from the start, serves its track, and asks for its licence by itself once
-        CML is first available (`register_license`)."""
+        CML is first available (`register_license`), unless it is launched into the warm pool
+        (`park_when_ready`)."""
         worker = cls(id=worker_id, name=name, aws_region=region, aws_instance_id=None,
                      instance_type=template.instance_type, origin=WorkerOrigin.CREATED, template_name=template.name,
-                     pool_id=pool_id, lab_track=lab_track,
+                     pool_id=pool_id, lab_track=lab_track, park_when_ready=park_when_ready,
                      status=WorkerStatus.PENDING, status_changed_at=now, desired_status=DesiredStatus.RUNNING,
                      desired_changed_at=now,
                      desired_reason=f"created from template {template.name} by {by}", created_at=now,
                      updated_at=now)
         worker.capacity.declared = template.capacity.model_copy()
-        worker.license.register_when_available = register_license
+        worker.license.register_when_available = register_license and not park_when_ready
         worker.start_lead_clock(LeadKind.PROVISION, now)
         worker._record("status", None, WorkerStatus.PENDING.value, now, f"requested from template {template.name}",
                        by)

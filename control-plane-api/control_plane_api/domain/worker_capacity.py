@@ -117,6 +117,8 @@ def reserve(worker: Worker, session_id: str, needs: ResourceRequirements, templa
         return dict(held.ports), []
     refusal = placement_refusal(status=worker.status, service_status=worker.service_status,
                                 health_status=worker.health_status)
+    if refusal is None and worker.park_when_ready:
+        refusal = "warming up for its pool's warm pool (stopped once CML is up)"
     if refusal is not None:
         raise ConflictError(f"worker {worker.id} cannot take sessions: {refusal} (status {worker.status.value}, "
                             f"CML {worker.service_status.value}, health {worker.health_status.value})",

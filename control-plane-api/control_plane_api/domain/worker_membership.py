@@ -17,6 +17,7 @@ from lcm_core.errors import ConflictError
 
 if TYPE_CHECKING:
     from control_plane_api.domain.worker_drain import Drain
+    from control_plane_api.domain.worker_state import License
 
 
 class PoolMembership:
@@ -30,6 +31,8 @@ class PoolMembership:
         pool_id: str | None
         lab_track: str | None
         drain: Drain | None
+        park_when_ready: bool
+        license: License
 
         def _event(self, type_: str, **data: Any) -> DomainEvent: ...
         def _record(self, field: str, old: str | None, new: str, at: datetime, reason: str | None,
@@ -85,6 +88,11 @@ class PoolMembership:
         the stop: the pool wants it running), and any is wanted running."""
         self._require_member(pool_id)
         found: list[DomainEvent] = []
+        if self.park_when_ready:
+            # Out of the warm pool: from now on an ordinary member, licensed once its CML is up.
+            self.park_when_ready = False
+            self.license.register_when_available = True
+            self._record("park_when_ready", "true", "false", now, f"resumed by {by}", by)
         if self.drain is not None and self.status in DRAINABLE:
             found += self.end_drain(now, by)
         return found + self.request_desired_status(DesiredStatus.RUNNING, now, by, reason=f"resumed by {by}")

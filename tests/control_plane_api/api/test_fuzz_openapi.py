@@ -40,6 +40,9 @@ EXCEPTIONS = (
     ("POST", "/api/lablet-sessions", "positive_data_acceptance",
      "a timeslot must end after it starts and lie between the years 2000 and 2200: relations between fields "
      "and date ranges that `format: date-time` cannot express"),
+    ("GET", "/api/costs", "positive_data_acceptance",
+     "the window must end after it starts (`to` defaults to now), span at most 366 days and 2000 buckets: "
+     "relations between parameters that `format: date-time` cannot express"),
 )
 
 #: A body over the route's limit is refused with 413 before it is parsed, whatever it holds (generated

@@ -1,0 +1,84 @@
+"""The warm pool's warm-up against a real CPA: an evaluation's `warm_up` creates a pool worker that boots once
+without asking for a licence and takes no session; retired to stopped, then resumed for the pool, it becomes an
+ordinary member that registers its licence once its CML is up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from lcm_core.domain.pools import PoolWork
+from tests.fixtures.control_plane import ControlPlaneUnderTest, discovered
+from tests.fixtures.lablet_api import LABLET, create_definition, create_session, decision, report_cml_health
+
+TEMPLATE = {"name": "standard", "instance_type": "m5zn.metal", "regions": {"us-east-1": {}},
+            "capacity": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500, "max_nodes": 200}}
+SPEC = {"name": "ccna-pool", "lab_track": "ccna", "template_name": "standard", "regions": ["us-east-1"],
+        "scaling": {"min_workers": 0, "max_workers": 2, "warm_pool_size": 1}}
+
+
+def _evaluate(cp: ControlPlaneUnderTest, http: httpx.Client, pool_id: str, **fields: Any) -> dict[str, Any]:
+    pool = http.get(f"/api/pools/{pool_id}", headers=cp.viewer()).json()["pool"]
+    body = {"expected_version": pool["version"], "observed_at": datetime.now(UTC).isoformat(), "phase": "ready",
+            "capacity": {}, "desired_workers": 0, **fields}
+    answer = http.post(f"/api/internal/pools/{pool_id}/evaluation", headers=cp.leader(), json=body)
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def _worker(cp: ControlPlaneUnderTest, http: httpx.Client, worker_id: str) -> dict[str, Any]:
+    return http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()  # type: ignore[no-any-return]
+
+
+def _status(cp: ControlPlaneUnderTest, http: httpx.Client, worker_id: str, ec2_state: str,
+            service_status: str | None = None) -> None:
+    body = {"ec2_state": ec2_state, **({"service_status": service_status} if service_status else {})}
+    answer = http.post(f"/api/internal/workers/{worker_id}/status", headers=cp.leader(), json=body)
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_warm_up_boots_without_a_licence_takes_no_session_and_joins_the_pool_when_resumed(control_plane) -> None:
+    cp = control_plane
+    definition = create_definition(cp, lab_track="ccna")
+    session = create_session(cp, definition["id"])
+    with cp.client() as http:
+        assert http.post("/api/templates", headers=cp.admin(), json=TEMPLATE).status_code == 201
+        pool = http.post("/api/pools", headers=cp.admin(), json=SPEC).json()
+        recorded = _evaluate(cp, http, pool["id"], warm_up=["us-east-1"], decision={
+            "at": datetime.now(UTC).isoformat(), "action": "none", "trigger": "converge",
+            "reason": "warm pool of 1 has 0: launching 1 to boot once and stop"})
+        assert recorded["launches"] == 1
+        work = PoolWork.model_validate(http.get(f"/api/internal/pools/{pool['id']}", headers=cp.internal()).json())
+        [row] = work.workers
+        assert (row.park_when_ready, row.name) == (True, "ccna-pool-000")
+        history = http.get(f"/api/pools/{pool['id']}/history", headers=cp.viewer()).json()
+        assert history[0]["launched"] == [row.id]
+        worker_id = row.id
+        assert _worker(cp, http, worker_id)["license"]["register_when_available"] is False
+
+        # It boots: CML comes up, and no licence is asked for.
+        http.post(f"/api/internal/workers/{worker_id}/provisioned", headers=cp.leader(),
+                  json=discovered(7, state="pending", tags={"lcm:worker-id": worker_id})).raise_for_status()
+        _status(cp, http, worker_id, "running", "available")
+        booted = _worker(cp, http, worker_id)
+        assert (booted["license"]["status"], booted["license"]["pending_action"]) == ("unregistered", None)
+
+        # Healthy, and even asked directly, it takes no session.
+        assert report_cml_health(cp, http, worker_id)["summary"]["health_status"] == "healthy"
+        refused = http.post(f"/api/internal/lablet-sessions/{session['id']}/schedule", headers=cp.leader(LABLET),
+                            json={"worker_id": worker_id, "decision": decision(worker_id)})
+        assert refused.status_code == 409, refused.text
+        assert "warming up" in refused.text
+
+        # Stopped into the warm pool (nothing to deregister), then resumed for the pool.
+        _evaluate(cp, http, pool["id"], retire=[worker_id], retire_then="stop")
+        assert _worker(cp, http, worker_id)["desired_status"] == "stopped"
+        _status(cp, http, worker_id, "stopped")
+        _evaluate(cp, http, pool["id"], resume=[worker_id], desired_workers=1)
+        resumed = _worker(cp, http, worker_id)
+        assert (resumed["park_when_ready"], resumed["desired_status"]) == (False, "running")
+        assert resumed["license"]["register_when_available"] is True
+        _status(cp, http, worker_id, "running", "available")
+        assert _worker(cp, http, worker_id)["license"]["status"] == "registering"
