@@ -21,7 +21,8 @@ function workerCell(w, key) {
   if (key === "phase") return badge(w.phase, "Lifecycle phase");
   if (key === "status") return [badge(w.status, "Status"), w.drain_then ? h("span", { class: "hint" },
     ` (draining, then ${w.drain_then})`) : null, w.park_when_ready ? h("span", { class: "hint",
-    title: "Launched into the warm pool: it boots once without a licence, then stops" }, " (warming up)") : null];
+    title: "Launched into the warm pool: it boots once without a licence, then stops" },
+    w.status === "stopped" ? " (warm pool)" : " (warming up)") : null];
   if (key === "license_status") return badge(w.license_status, "Licence");
   if (key.endsWith("_percent")) return pct(w[key]);
   return text(w[key]);
