@@ -30,7 +30,8 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 help:
 	@echo "make run    start the local stack (etcd, Redis, MongoDB-wire, local AWS, CML simulator, LCM)"
 	@echo "make test   run the whole test suite against real servers"
-	@echo "make bench  benchmarks (bench/): fleet cycle vs per-worker polling, session placement vs sorting every worker"
+	@echo "make bench  benchmarks (bench/): fleet cycle vs per-worker polling, session placement vs sorting every worker,"
+	@echo "            pool autoscaling over a simulated 14-day term vs a static fleet and the reactive policies"
 	@echo "make lint   ruff, mypy (type check) and lint-imports (layering contracts)"
 	@echo "make lock   re-pin requirements.lock from the pyproject.toml ranges (after changing a dependency)"
 	@echo "make clean  remove .venv and .lcm (local state)"
@@ -89,6 +90,7 @@ test: $(STAMP) $(NPM_STAMP)
 bench: $(STAMP)
 	$(PY) bench/fleet_cycle.py $(BENCH_ARGS)
 	$(PY) bench/placement.py $(PLACEMENT_ARGS)
+	$(PY) bench/autoscaling.py $(AUTOSCALING_ARGS)
 
 # Configured in pyproject.toml: [tool.ruff], [tool.mypy] (the four packages), [tool.importlinter].
 lint: $(STAMP)

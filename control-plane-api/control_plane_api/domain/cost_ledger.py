@@ -34,6 +34,9 @@ OPEN_UNTIL = datetime(9999, 12, 31, 23, 59, 59)
 #: What the desired-status reason of a pool's retirement contains (`worker_membership.retire_from_pool`:
 #: "retired by pool NAME", or "drained (retired by pool NAME)" once its drain ends).
 RETIRED_MARK = "retired by pool "
+#: What the desired-status reason of a warmed-up worker's stop contains (`worker_membership.retire_from_pool`):
+#: it was launched to be stopped, so its stopped time saves nothing.
+WARM_POOL_MARK = "into the warm pool of pool "
 
 
 class BilledState(StrEnum):
@@ -44,6 +47,8 @@ class BilledState(StrEnum):
 class StopReason(StrEnum):
     IDLE_PAUSE = "idle_pause"
     SCALE_DOWN = "scale_down"
+    WARM_POOL = "warm_pool"
+    """Launched into a pool's warm pool and stopped once booted: no saving."""
     OPERATOR = "operator"
     OTHER = "other"
 
@@ -73,6 +78,8 @@ def stop_reason(desired_status: DesiredStatus | None, desired_reason: str | None
                 pause_reason: str | None) -> StopReason:
     """Why a worker went down, from what was asked of it: a pool's retirement (scale-down), idle auto-pause, an
     operator's stop (or drain), or nothing LCM asked for (stopped outside LCM: `other`)."""
+    if desired_reason and WARM_POOL_MARK in desired_reason:
+        return StopReason.WARM_POOL
     if desired_reason and RETIRED_MARK in desired_reason:
         return StopReason.SCALE_DOWN
     if desired_status is DesiredStatus.STOPPED and pause_reason == PauseReason.IDLE_TIMEOUT:

@@ -102,7 +102,9 @@ class PoolMembership:
         goes on to `then` (stopped or terminated); one without an instance yet is terminated (there is nothing
         to stop); any other is sent to `then` at once."""
         self._require_member(pool_id)
-        reason = f"retired by {by}"
+        # A warmed-up worker is stopped into the warm pool it was launched for (the cost ledger tells the two
+        # apart: only a retirement saves what running would have cost).
+        reason = f"stopped into the warm pool of {by}" if self.park_when_ready else f"retired by {by}"
         if self.status in DRAINABLE:
             return self.request_drain(then, now, by, reason)
         if self.aws_instance_id is None:

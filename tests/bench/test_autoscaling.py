@@ -1,0 +1,137 @@
+"""bench/autoscaling.py: it drives the controllers' own decision code, its simulated workers' rows say the truth
+about them, and a short seeded term keeps the report's invariants (no timing is asserted)."""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+import pytest
+
+import lablet_controller.application.scheduling as lablet_scheduling
+import lablet_controller.domain.scheduling as lablet_scheduler
+import worker_controller.application.autoscaler as autoscaler_loop
+import worker_controller.domain.autoscaling as autoscaling_domain
+from control_plane_api.domain import pool as cpa_pool
+from lablet_controller.domain.placement import Requirements, candidate_from, rejection
+from lcm_core.domain.enums import DesiredStatus
+from lcm_core.domain.pool_capacity import MemberRole, member_role, on_its_way, serving
+
+bench = importlib.import_module("bench.autoscaling")
+sim = importlib.import_module("autoscaling_sim")
+workload = importlib.import_module("autoscaling_workload")
+
+DAYS, SEED = 2, 7
+
+
+def test_the_benchmark_decides_with_the_controllers_code() -> None:
+    assert sim.PoolAutoscaler is autoscaler_loop.PoolAutoscaler
+    assert sim.plan_pool is autoscaler_loop.plan_pool is autoscaling_domain.plan_pool
+    assert sim.SchedulingPass is lablet_scheduling.SchedulingPass
+    assert sim.Scheduler is lablet_scheduler.Scheduler
+    assert sim.WorkerPool is cpa_pool.WorkerPool
+
+
+@pytest.mark.parametrize(("stage", "then", "role", "serves", "coming"), [
+    ("LAUNCHING", None, MemberRole.ACTIVE, False, True),
+    ("STARTING", None, MemberRole.ACTIVE, False, True),
+    ("BOOTING", None, MemberRole.ACTIVE, False, True),
+    ("LICENSING", None, MemberRole.ACTIVE, False, True),
+    ("SERVING", None, MemberRole.ACTIVE, True, False),
+    ("WARMED", None, MemberRole.WARMING, False, False),
+    ("UNLICENSING", DesiredStatus.STOPPED, MemberRole.LEAVING, False, False),
+    ("UNLICENSING", DesiredStatus.TERMINATED, MemberRole.GONE, False, False),
+    ("STOPPING", DesiredStatus.STOPPED, MemberRole.LEAVING, False, False),
+    ("STOPPED", None, MemberRole.PARKED, False, False),
+    ("TERMINATING", None, MemberRole.GONE, False, False),
+])
+def test_a_simulated_workers_row_says_what_it_is(stage: str, then: DesiredStatus | None, role: MemberRole,
+                                                 serves: bool, coming: bool) -> None:
+    worker = sim.SimWorker(id="w1", name="ccna-001", pool_id="pool-ccna", track="ccna", stage=sim.Stage[stage],
+                           asked_at=0.0, then=then, park_when_ready=stage == "WARMED")
+    row = worker.summary()
+    assert member_role(row) is role
+    assert serving(row) is serves
+    assert on_its_way(row) is coming
+    # The scheduler places a session of the pool's track on exactly the serving ones.
+    session = Requirements(cpu_cores=4, memory_gb=12, lab_track="ccna", pool_id="pool-ccna")
+    assert (rejection(candidate_from(row, default_port_capacity=100), session, require_license=True) is None) is serves
+
+
+CALLS = {"plan_pool": 0, "decide": 0}
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> dict[str, object]:
+    """A short term per policy, counting the calls of the controllers' functions where the controllers look
+    them up (the autoscaler's `plan_pool`, the scheduler's `decide`)."""
+    real_plan, real_decide = autoscaler_loop.plan_pool, lablet_scheduler.Scheduler.decide
+
+    def plan(work):  # type: ignore[no-untyped-def]
+        CALLS["plan_pool"] += 1
+        return real_plan(work)
+
+    def decide(self, req):  # type: ignore[no-untyped-def]
+        CALLS["decide"] += 1
+        return real_decide(self, req)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(autoscaler_loop, "plan_pool", plan)
+        patch.setattr(lablet_scheduler.Scheduler, "decide", decide)
+        return {policy: bench.simulate(policy, DAYS, SEED) for policy in ("static", "reactive lab count", "lcm")}
+
+
+def test_a_run_goes_through_plan_pool_and_the_scheduler(outcomes: dict[str, object]) -> None:
+    evaluations = sum(out.evaluations for out in outcomes.values())
+    placed = sum(1 for out in outcomes.values() for s in out.sessions if s[4] is not None)
+    assert CALLS["plan_pool"] == evaluations > 2 * 2 * DAYS * 2880  # every 30 s at least, per pool and policy
+    assert CALLS["decide"] >= placed > 0
+
+
+def test_every_session_is_accounted_for(outcomes: dict[str, object]) -> None:
+    booked = {b.id: b for b in workload.term(DAYS, SEED)}
+    assert booked
+    for out in outcomes.values():
+        assert sorted(s[0] for s in out.sessions) == sorted(booked)
+        on_time, total = out.on_time()
+        assert total == len(booked)
+        assert on_time + len(out.late) == total
+        for session_id, _, _, start, placed, length in out.sessions:
+            b = booked[session_id]
+            assert length == b.end - b.start
+            if placed is not None:  # placed once due (schedule-ahead) and before its timeslot ended
+                assert max(b.booked_at, start - sim.SCHEDULE_AHEAD) <= placed < b.end
+
+
+def test_costs_and_hours_are_not_negative(outcomes: dict[str, object]) -> None:
+    for out in outcomes.values():
+        assert out.cost >= 0
+        assert out.stopped_hours >= 0
+        assert out.billed_hours >= out.running_hours >= 0
+
+
+def test_the_static_fleet_is_never_late_and_costs_its_peak_all_term(outcomes: dict[str, object]) -> None:
+    static = outcomes["static"]
+    bookings = workload.term(DAYS, SEED)
+    peak = sum(bench.peak_workers(bookings, lab, sim.SCHEDULE_AHEAD) for lab in workload.LAB_TYPES)
+    assert static.late == []
+    assert static.launches == static.resumes == static.evaluations == 0
+    assert math.isclose(static.billed_hours, peak * DAYS * 24)
+    assert math.isclose(static.cost, peak * DAYS * 24 * workload.COST_PER_HOUR_USD)
+
+
+def test_the_reactive_policies_ignore_bookings(outcomes: dict[str, object]) -> None:
+    """look_ahead_minutes 0: the bookings of the next two hours change none of the sampled plans."""
+    changed, checked = outcomes["reactive lab count"].plans_changed_by_bookings
+    assert checked > 0
+    assert changed == 0
+
+
+def test_the_term_is_seeded() -> None:
+    assert workload.term(DAYS, SEED) == workload.term(DAYS, SEED)
+    assert workload.term(DAYS, SEED) != workload.term(DAYS, SEED + 1)
+
+
+def test_a_shorter_term_is_the_start_of_a_longer_one() -> None:
+    longer = workload.term(DAYS + 5, SEED)
+    assert workload.term(DAYS, SEED) == [b for b in longer if b.start < DAYS * workload.DAY]
