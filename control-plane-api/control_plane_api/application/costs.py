@@ -95,6 +95,8 @@ class TotalsStore(Protocol):
 class Templates(Protocol):
     async def get(self, name: str, /) -> WorkerTemplate: ...
 
+    async def list(self) -> list[WorkerTemplate]: ...
+
 
 class Pools(Protocol):
     async def get(self, pool_id: str, /) -> WorkerPool: ...
@@ -157,7 +159,7 @@ class CostService:
         await self._intervals.insert(await self._opened(worker, state, at))
 
     async def _opened(self, worker: Worker, state: BilledState, at: datetime) -> WorkerInterval:
-        template = await self._template(worker.template_name)
+        template = await self._price_of(worker)
         priced = template is not None and template.cost_per_hour_usd is not None
         pool_name = None
         if worker.pool_id is not None:
@@ -176,6 +178,21 @@ class CostService:
             if state is BilledState.STOPPED else None,
             declared_cpu_cores=float(declared.cpu_cores), declared_memory_gb=float(declared.memory_gb),
             worker_version=worker.version)
+
+    async def _price_of(self, worker: Worker) -> WorkerTemplate | None:
+        """The template a worker is priced at: its own when priced; else (a worker found in EC2, or one of an
+        unpriced template) the first priced template, by name, of its instance type, so that the hosts an
+        operator did not launch through LCM are not counted as free."""
+        own = await self._template(worker.template_name)
+        if own is not None and own.cost_per_hour_usd is not None:
+            return own
+        if worker.instance_type:
+            same = sorted((t for t in await self._templates.list()
+                           if t.instance_type == worker.instance_type and t.cost_per_hour_usd is not None),
+                          key=lambda t: t.name)
+            if same:
+                return same[0]
+        return own
 
     async def _template(self, name: str | None) -> WorkerTemplate | None:
         if name is None:

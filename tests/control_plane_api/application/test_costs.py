@@ -39,6 +39,9 @@ class Templates:
             raise NotFoundError(f"template {name} not found")
         return self._by_name[name]
 
+    async def list(self) -> list[WorkerTemplate]:
+        return list(self._by_name.values())
+
 
 class Pools:
     async def get(self, pool_id: str) -> WorkerPool:
@@ -116,6 +119,20 @@ async def test_a_change_recorded_late_is_ignored_and_an_unknown_template_is_unpr
     assert (current.state, current.priced, current.cost_per_hour_usd) == (BilledState.RUNNING, False, 0)
     await service.record_workers([(w, [DomainEvent(ev.WORKER_METRICS_UPDATED, {})])])  # not a status event
     assert len(await intervals.overlapping(T0, T0 + timedelta(hours=1), None, None, 10)) == 1
+
+
+async def test_a_worker_found_in_ec2_is_priced_like_the_template_of_its_instance_type(ledger) -> None:
+    service, intervals, _clock = ledger
+    found = worker(template=None)
+    found.instance_type = "m5zn.metal"  # the priced template's type
+    await move(service, found, WorkerStatus.RUNNING, 0)
+    other = worker(template=None).model_copy(update={"id": "w2", "instance_type": "c5.metal"})
+    await move(service, other, WorkerStatus.RUNNING, 0)
+    priced, unpriced = await intervals.open_for("w1"), await intervals.open_for("w2")
+    assert priced is not None
+    assert unpriced is not None
+    assert (priced.priced, priced.cost_per_hour_usd, priced.template_name) == (True, RATE, None)
+    assert (unpriced.priced, unpriced.cost_per_hour_usd) == (False, 0)
 
 
 async def test_a_placement_holds_the_worker_until_its_capacity_is_released(ledger) -> None:
