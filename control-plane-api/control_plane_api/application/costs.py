@@ -9,8 +9,10 @@ report reads the intervals of its window through one indexed range query, then s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -70,6 +72,9 @@ class IntervalStore(Protocol):
     async def close(self, interval: WorkerInterval, /) -> bool:
         """Store `interval` (now with its end) if it is still open; False when another write closed it."""
         ...
+    async def advance(self, interval_id: str, worker_version: int, /) -> None:
+        """Note that the worker's version `worker_version` found the open interval's state unchanged."""
+        ...
     async def overlapping(self, start: datetime, end: datetime, pool_id: str | None, worker_id: str | None,
                           limit: int, /) -> list[WorkerInterval]:
         """The intervals with start < end and (end is None or end >= start), oldest first, at most `limit`."""
@@ -127,6 +132,7 @@ class CostService:
         self._clock = clock
         self._off_loop: OffLoop = off_loop or InThread()
         self._counters: tuple[float, dict[str, Amounts]] | None = None
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._exported: dict[str, Amounts] = {}
 
     # ----------------------------------------------------------------- recording
@@ -141,12 +147,24 @@ class CostService:
 
     async def record_worker(self, worker: Worker) -> None:
         """Close the worker's open interval and open the one of its new billed state (none once it is gone or
-        while nothing is billed). A change older than the open interval (recorded late) is ignored."""
+        while nothing is billed). A change older than the last one recorded (recorded late) is ignored. One
+        worker's changes are recorded one at a time in this process (two commits recorded at once would both
+        find no open interval and open two)."""
+        lock = self._locks.get(worker.id)
+        if lock is None:
+            lock = self._locks[worker.id] = asyncio.Lock()
+        async with lock:
+            await self._record_worker(worker)
+
+    async def _record_worker(self, worker: Worker) -> None:
         state = billed_state(worker.status)
         at = worker.status_changed_at or self._clock()
         current = await self._intervals.open_for(worker.id)
         if current is not None:
-            if current.worker_version >= worker.version or current.state is state:
+            if current.worker_version >= worker.version:
+                return
+            if current.state is state:
+                await self._intervals.advance(current.id, worker.version)
                 return
             closed = current.model_copy(update={"end": max(at, current.start)})
             if is_gone(worker.status):
