@@ -78,7 +78,8 @@ class PoolDemand:
                         template_capacity=template.capacity if template else Resources(),
                         template_regions=sorted(template.regions) if template else [],
                         template_cost_per_hour_usd=template.cost_per_hour_usd if template else None,
-                        bookings=await self._bookings(pool, now, pool.scaling.look_ahead_minutes),
+                        bookings=await self._bookings(pool, now, pool.scaling.look_ahead_minutes
+                                                      + pool.scaling.ready_ahead_minutes),
                         lead_time=await self.lead_time(pool), observed_at=now)
 
     async def forecast(self, pool_id: str, hours: float | None = None) -> PoolForecast:
@@ -89,8 +90,10 @@ class PoolDemand:
         minutes = hours * 60 if hours is not None else pool.scaling.look_ahead_minutes
         template = await self._template(pool)
         per_worker = template.capacity if template else Resources()
-        steps = demand_steps(await self._bookings(pool, now, minutes), now, now + timedelta(minutes=minutes),
-                             labs_per_worker=pool.scaling.max_labs_per_worker, per_worker=per_worker)
+        held_ahead = timedelta(minutes=pool.scaling.ready_ahead_minutes)  # as the autoscaler counts them
+        steps = demand_steps(await self._bookings(pool, now, minutes + pool.scaling.ready_ahead_minutes), now,
+                             now + timedelta(minutes=minutes), labs_per_worker=pool.scaling.max_labs_per_worker,
+                             per_worker=per_worker, held_ahead=held_ahead)
         capacity = pool_capacity(await self._workers.members(pool.id))
         price = template.cost_per_hour_usd if template else None
         return PoolForecast(pool_id=pool.id, at=now, look_ahead_minutes=minutes, steps=steps,

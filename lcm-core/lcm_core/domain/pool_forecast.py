@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Annotated
 
@@ -131,17 +131,20 @@ def workers_needed(sessions: int, cpu_cores: float, memory_gb: float, *, labs_pe
 
 
 def demand_steps(bookings: Iterable[Booking], start: datetime, end: datetime, *, labs_per_worker: int,
-                 per_worker: Resources) -> list[DemandStep]:
+                 per_worker: Resources, held_ahead: timedelta = timedelta(0)) -> list[DemandStep]:
     """The booked demand between `start` and `end` as consecutive steps (a new step wherever a booking starts
-    or ends), the steps of no demand included. At most `MAX_STEPS`: later ones are merged into the last,
-    keeping its peak. A sweep over the bookings' edges with running sums: O(n log n)."""
+    or ends), the steps of no demand included. A booking holds its share from `held_ahead` before its timeslot
+    starts (its session is placed, and its lab booted, before the start: back to back with a class that ends as
+    it starts, both are held meanwhile) until the timeslot ends. At most `MAX_STEPS`: later ones are merged
+    into the last, keeping its peak. A sweep over the bookings' edges with running sums: O(n log n)."""
     if end <= start:
         return []
     changes: dict[datetime, list[float]] = {start: [0, 0.0, 0.0], end: [0, 0.0, 0.0]}
     for b in bookings:
-        if b.timeslot_end <= start or b.timeslot_start >= end or b.timeslot_end <= b.timeslot_start:
+        held_from = b.timeslot_start - held_ahead
+        if b.timeslot_end <= start or held_from >= end or b.timeslot_end <= held_from:
             continue
-        for at, sign in ((max(b.timeslot_start, start), 1), (min(b.timeslot_end, end), -1)):
+        for at, sign in ((max(held_from, start), 1), (min(b.timeslot_end, end), -1)):
             change = changes.setdefault(at, [0, 0.0, 0.0])
             change[0] += sign
             change[1] += sign * b.cpu_cores

@@ -90,3 +90,18 @@ def test_p95_is_the_nearest_rank() -> None:
     assert p95([5]) == 5
     assert p95(list(range(1, 101))) == 95
     assert p95([3, 1, 2]) == 3
+
+
+def test_a_booking_is_held_ahead_of_its_timeslot_and_back_to_back_classes_overlap() -> None:
+    """Sessions are placed (and their labs booted) before their timeslot: a class that starts as another ends
+    needs room for both meanwhile."""
+    bookings = booked(30, -60, 60) + booked(30, 60, 180)
+    steps = demand_steps(bookings, NOW, NOW + timedelta(hours=3), labs_per_worker=10, per_worker=M5ZN,
+                         held_ahead=timedelta(minutes=15))
+    assert [(s.start - NOW, s.end - NOW, s.sessions, s.workers) for s in steps] == [
+        (timedelta(0), timedelta(minutes=45), 30, 3),
+        (timedelta(minutes=45), timedelta(minutes=60), 60, 6),
+        (timedelta(minutes=60), timedelta(minutes=180), 30, 3),
+    ]
+    plain = demand_steps(bookings, NOW, NOW + timedelta(hours=3), labs_per_worker=10, per_worker=M5ZN)
+    assert max(s.workers for s in plain) == 3

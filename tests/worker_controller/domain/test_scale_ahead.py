@@ -117,6 +117,9 @@ CASES = [
     Case("ready ahead (the default 15 min): a class in 30 min is launched for now",
          {**AHEAD, "ready_ahead_minutes": 15}, [worker("a")], klass(30, 30), desired=1, size=3,
          action=ScalingAction.SCALE_UP, launch=2, reason_has="ready 15 min before each timeslot"),
+    Case("ready ahead: a class starting as another ends needs room for both while it is placed",
+         {**AHEAD, "ready_ahead_minutes": 15}, [worker(n, sessions=10) for n in "abc"],
+         klass(30, -90, hours=2) + klass(30, 30), desired=3, size=6, action=ScalingAction.SCALE_UP, launch=3),
     Case("ready ahead: a class in 40 min is not yet", {**AHEAD, "ready_ahead_minutes": 15}, [worker("a")],
          klass(30, 40), desired=1, rule="steady"),
     # ------------------------------------------------------------------ policies that do not count bookings

@@ -6,8 +6,9 @@ to resume. Reacting once a class has started makes its first students wait that 
 running costs the peak all day. So the demand the bookings describe (`pool_forecast.demand_steps`) is read at two
 horizons: what will be needed within the resume lead time must be resumed (or launched) now, and what will be
 needed within the provision lead time, beyond what the stopped workers can cover, must be launched cold now.
-Both horizons reach `ready_ahead_minutes` further: a session is placed, and its lab imported and booted, before
-its timeslot starts, so its worker must serve that much earlier. A worker on its way counts toward a horizon only
+A booking counts from `ready_ahead_minutes` before its timeslot: its session is placed, and its lab imported and
+booted, before the start, so its worker must serve that much earlier (and a class that starts as another ends
+needs room for both meanwhile). A worker on its way counts toward a horizon only
 if it will serve by then (when its launch or resume was asked for, plus the lead time of that kind).
 Scale-down keeps what the bookings need within the provision lead time: a worker stopped now and needed again
 before a new one could be ready would only be paid for twice.
@@ -70,13 +71,13 @@ def ahead_need(work: PoolWork) -> AheadNeed | None:
         return None
     end = now + timedelta(minutes=cfg.look_ahead_minutes)
     steps = demand_steps(work.bookings, now, end, labs_per_worker=cfg.max_labs_per_worker,
-                         per_worker=work.template_capacity)
+                         per_worker=work.template_capacity, held_ahead=timedelta(minutes=cfg.ready_ahead_minutes))
     # Not capped by the look-ahead: the steps end there anyway, and a worker on its way is counted against
     # the moment it will serve by (capping the horizon would leave a just-launched worker uncounted, and
     # launch another every evaluation).
-    lead, early = work.lead_time, MARGIN_SECONDS + cfg.ready_ahead_minutes * 60
-    by_resume = now + timedelta(seconds=lead.resume_seconds + early)
-    by_provision = now + timedelta(seconds=lead.provision_seconds + early)
+    lead = work.lead_time
+    by_resume = now + timedelta(seconds=lead.resume_seconds + MARGIN_SECONDS)
+    by_provision = now + timedelta(seconds=lead.provision_seconds + MARGIN_SECONDS)
     return AheadNeed(steps=steps, lead=lead, resume_horizon=by_resume, provision_horizon=by_provision,
                      now=peak_workers(steps, now, now), by_resume=peak_workers(steps, now, by_resume),
                      by_provision=peak_workers(steps, now, by_provision), peak=peak_workers(steps, now, end))
