@@ -74,6 +74,8 @@ class SimWorker:
     stage: Stage
     asked_at: float
     """When the launch or resume that brought it up was decided (its lead time is measured from there)."""
+    serving_since: float | None = None
+    """When it last became serving (its launch or resume was asked at `asked_at`)."""
     resumed: bool = False
     park_when_ready: bool = False
     """Launched into the warm pool: it boots once and is stopped, licence-free, when its CML is available."""
@@ -230,6 +232,7 @@ class World:
         worker.stage, worker.row = stage, None
         pool = self.by_pool[worker.pool_id]
         if stage is Stage.SERVING:
+            worker.serving_since = self.now
             (pool.resumed if worker.resumed else pool.provisioned).append(self.now - worker.asked_at)
             pool.lead = None
             if self.pending:

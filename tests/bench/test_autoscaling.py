@@ -83,7 +83,7 @@ def outcomes() -> dict[str, object]:
 
 def test_a_run_goes_through_plan_pool_and_the_scheduler(outcomes: dict[str, object]) -> None:
     evaluations = sum(out.evaluations for out in outcomes.values())
-    placed = sum(1 for out in outcomes.values() for s in out.sessions if s[4] is not None)
+    placed = sum(1 for out in outcomes.values() for s in out.sessions if s.placed_at is not None)
     assert CALLS["plan_pool"] == evaluations > 2 * 2 * DAYS * 2880  # every 30 s at least, per pool and policy
     assert CALLS["decide"] >= placed > 0
 
@@ -92,15 +92,38 @@ def test_every_session_is_accounted_for(outcomes: dict[str, object]) -> None:
     booked = {b.id: b for b in workload.term(DAYS, SEED)}
     assert booked
     for out in outcomes.values():
-        assert sorted(s[0] for s in out.sessions) == sorted(booked)
+        assert sorted(s.id for s in out.sessions) == sorted(booked)
         on_time, total = out.on_time()
         assert total == len(booked)
         assert on_time + len(out.late) == total
-        for session_id, _, _, start, placed, length in out.sessions:
-            b = booked[session_id]
-            assert length == b.end - b.start
-            if placed is not None:  # placed once due (schedule-ahead) and before its timeslot ended
-                assert max(b.booked_at, start - sim.SCHEDULE_AHEAD) <= placed < b.end
+        for session in out.sessions:
+            b = booked[session.id]
+            assert (session.start, session.length) == (b.start, b.end - b.start)
+            if session.placed_at is not None:  # placed once due (schedule-ahead) and before its timeslot ended
+                assert max(b.booked_at, b.start - sim.SCHEDULE_AHEAD) <= session.placed_at < b.end
+
+
+def test_on_time_means_the_lab_is_ready_by_the_timeslots_start(outcomes: dict[str, object]) -> None:
+    """Placed, then its lab imported and booted (3-8 min, the same per session under every policy), by the
+    timeslot's start; the start delay runs from the timeslot's start to the lab ready."""
+    low, high = (minutes * 60 for minutes in workload.LAB_BOOT_MINUTES)
+    boots = {}
+    for out in outcomes.values():
+        for session in out.sessions:
+            assert low <= session.lab_boot <= high
+            assert boots.setdefault(session.id, session.lab_boot) == session.lab_boot
+            if session.placed_at is None:
+                assert not session.on_time
+                assert session.delay == session.length
+            else:
+                ready = session.placed_at + session.lab_boot
+                assert session.on_time is (ready <= session.start)
+                assert session.delay == max(0.0, ready - session.start)
+    # Placed before its timeslot but its lab booting past the start counts late, as the students see it.
+    placed_in_time_not_ready = [s for out in outcomes.values() for s in out.sessions
+                                if s.placed_at is not None and s.placed_at <= s.start and not s.on_time]
+    late_ids = {session_id for out in outcomes.values() for session_id, *_ in out.late}
+    assert {s.id for s in placed_in_time_not_ready} <= late_ids
 
 
 def test_costs_and_hours_are_not_negative(outcomes: dict[str, object]) -> None:
