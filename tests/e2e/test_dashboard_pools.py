@@ -1,9 +1,10 @@
 """The pool pages in headless Chromium against the local stack, which seeds `demo-pool` (track demo, lab-count
-policy, 1 to 3 workers; `lcm_core/testing/devstack/pool_seed.py`) whose first worker the worker-controller's
-autoscaler launches: the admin sees it on the Pools page and its launch decision on its page, scales it with the
-Scale button while a second browser watches the change arrive live, creates a pool with the form (after the
-API's 422 for a minimum above the maximum is shown), meets the 409 of a stale edit and deletes it; a viewer sees
-the same pages without any admin control."""
+policy, 1 to 3 workers, a warm pool of 1; `lcm_core/testing/devstack/pool_seed.py`) whose first worker the
+worker-controller's autoscaler launches (and one more into its warm pool, which boots once and stops): the admin
+sees it on the Pools page and its launch decision on its page, scales it with the Scale button while a second
+browser watches the change arrive live, creates a pool with the form (after the API's 422 for a minimum above the
+maximum is shown), meets the 409 of a stale edit and deletes it; a viewer sees the same pages without any admin
+control."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from lcm_core.domain.pool_capacity import MemberRole, member_role
+from lcm_core.domain.workers import WorkerSummary
 from lcm_core.testing.devstack import pool_seed
 from tests.e2e.stack import ARTIFACTS, LocalStack, log_in, open_page
 
@@ -54,6 +57,11 @@ def _row(page: Any, name: str) -> Any:
         has=page.locator("td[data-field=name]", has_text=re.compile(f"^{re.escape(name)}$")))
 
 
+def _counted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pool's workers that count toward its size (not those warming up into, or parked in, its warm pool)."""
+    return [row for row in rows if member_role(WorkerSummary.model_validate(row)) is MemberRole.ACTIVE]
+
+
 def _history(page: Any) -> Any:
     return page.locator("#pool-history tbody tr[data-decision]")
 
@@ -83,7 +91,7 @@ def test_admin_sees_the_seeded_pool_launch_its_first_worker(browser, local_stack
     assert "workers=0" in launch.first.locator("td[data-field=inputs]").inner_text()  # the numbers it was taken on
 
     pool = _pool(local_stack, pool_seed.POOL)
-    workers = local_stack.api("GET", f"/api/pools/{pool['id']}").json()["workers"]
+    workers = _counted(local_stack.api("GET", f"/api/pools/{pool['id']}").json()["workers"])
     assert len(workers) == 1
     member = page.locator(f"#pool-workers tr[data-worker-id='{workers[0]['id']}']")
     member.wait_for()
@@ -132,10 +140,14 @@ def test_admin_scales_the_pool_and_a_second_browser_sees_it_live(browser, local_
     assert manual.first.locator("td[data-field=size]").inner_text() == "1 → 2"
     assert _history(page).count() > before
 
-    # Then the autoscaler launches the second worker: its decision, the phase and the new worker arrive live.
-    _history(page).filter(has_text=f"launching 1 from template {pool_seed.TEMPLATE}").filter(
+    # Then the autoscaler brings the second worker (resumed from the warm pool, or launched while the warm one is
+    # still warming up): its decision, the phase and the counted worker arrive live.
+    grown = re.compile(f"launching 1 from template {re.escape(pool_seed.TEMPLATE)}|resuming 1 stopped worker")
+    _history(page).filter(has_text=grown).filter(
         has=page.locator("td[data-field=size]", has_text="2 → 2")).first.wait_for(timeout=LAUNCH_SECONDS * 1000)
-    page.locator("#pool-workers tbody tr[data-worker-id]").nth(1).wait_for(timeout=LAUNCH_SECONDS * 1000)
+    page.locator("#pool-capacity [data-field=workers]").filter(has_text=re.compile(r"^2 \(")).wait_for(
+        timeout=LAUNCH_SECONDS * 1000)
+    page.locator("#pool-workers tbody tr[data-worker-id]").nth(1).wait_for()
     page.locator("#pool-capacity [data-field=desired_workers]").filter(has_text="2").wait_for()
     page.wait_for_function("window.__phases.includes('scaling_up')", timeout=LAUNCH_SECONDS * 1000)
     assert page.evaluate("window.__sameDocument") is True

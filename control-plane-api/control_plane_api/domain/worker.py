@@ -162,6 +162,8 @@ class Worker(WorkerDrain, PoolMembership, LeadTiming, TelemetryBehaviour, Model)
             capacity=CapacitySummary(declared=cap.declared, allocated=cap.allocated,
                                      ports_used=sum(len(p) for p in cap.port_allocations.values())),
             drain_then=self.drain.then if self.drain else None, instance_conflict=self.instance_conflict,
+            getting_ready_by=self.lead_clock.kind.value if self.lead_clock else None,
+            getting_ready_since=self.lead_clock.since if self.lead_clock else None,
             version=self.version)
         if telemetry is not None:
             u = telemetry.utilisation

@@ -56,8 +56,8 @@ class DemandStep(StrictModel):
 
 
 class LeadTime(StrictModel):
-    """How long a worker takes from the decision to serving sessions: p95 of the recent measurements of the
-    template, or the pool's configured default while there are fewer than `LEAD_TIME_MIN_SAMPLES`."""
+    """How long a worker takes from the decision to serving sessions: p95 of the template's recent measurements
+    (`lead_time`), never shorter than the pool's configured default until `LEAD_TIME_WINDOW` were measured."""
 
     provision_seconds: Number = Field(default=900, ge=0)
     """Launched from the template: EC2 launch, CML boot and image copy, licence registration."""
@@ -68,15 +68,24 @@ class LeadTime(StrictModel):
 
     @property
     def provision_measured(self) -> bool:
-        return self.provision_samples >= LEAD_TIME_MIN_SAMPLES
+        return self.provision_samples >= LEAD_TIME_WINDOW
 
     @property
     def resume_measured(self) -> bool:
-        return self.resume_samples >= LEAD_TIME_MIN_SAMPLES
+        return self.resume_samples >= LEAD_TIME_WINDOW
+
+    def seconds(self, kind: str | None) -> float:
+        """The lead time of a "resume", or of a "provision" (and of anything unknown: the longer)."""
+        return self.resume_seconds if kind == "resume" else self.provision_seconds
 
     def describe(self) -> str:
         def one(seconds: float, samples: int) -> str:
-            source = f"p95 of {min(samples, LEAD_TIME_WINDOW)}" if samples >= LEAD_TIME_MIN_SAMPLES else "default"
+            if samples >= LEAD_TIME_WINDOW:
+                source = f"p95 of {LEAD_TIME_WINDOW}"
+            elif samples >= LEAD_TIME_MIN_SAMPLES:
+                source = f"{samples} measured, at least the default"
+            else:
+                source = "default"
             return f"{seconds / 60:.1f} min ({source})"
         return (f"provision {one(self.provision_seconds, self.provision_samples)}, "
                 f"resume {one(self.resume_seconds, self.resume_samples)}")
@@ -90,11 +99,16 @@ def p95(values: Sequence[float]) -> float:
 
 def lead_time(provision: Sequence[float], resume: Sequence[float], *, default_provision_seconds: float,
               default_resume_seconds: float) -> LeadTime:
-    """The lead times from measured durations (oldest first; the last `LEAD_TIME_WINDOW` count), each the
-    configured default until `LEAD_TIME_MIN_SAMPLES` were measured."""
+    """The lead times from measured durations (oldest first; the last `LEAD_TIME_WINDOW` count). With fewer
+    than `LEAD_TIME_MIN_SAMPLES`, the configured default; with fewer than `LEAD_TIME_WINDOW`, the longer of the
+    default and their p95 (the p95 of a handful is their maximum, which underestimates a long tail: a launch
+    counted on too short a lead time is late); from `LEAD_TIME_WINDOW` on, the p95 of the last ones."""
     def learned(samples: Sequence[float], default: float) -> float:
         recent = list(samples)[-LEAD_TIME_WINDOW:]
-        return round(p95(recent), 1) if len(recent) >= LEAD_TIME_MIN_SAMPLES else default
+        if len(recent) < LEAD_TIME_MIN_SAMPLES:
+            return default
+        measured = round(p95(recent), 1)
+        return measured if len(recent) >= LEAD_TIME_WINDOW else max(default, measured)
     return LeadTime(provision_seconds=learned(provision, default_provision_seconds),
                     resume_seconds=learned(resume, default_resume_seconds),
                     provision_samples=len(provision), resume_samples=len(resume))

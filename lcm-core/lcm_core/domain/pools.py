@@ -181,6 +181,10 @@ class ScalingConfig(StrictModel):
     scale-down stops workers up to this many and terminates beyond it, and while fewer are stopped the pool
     launches workers that boot once and stop (the warm-up). None: `scale_down_action` decides for every
     retired worker, and nothing is launched to be stopped."""
+    ready_ahead_minutes: Number = Field(default=15, ge=0, le=240)
+    """How long before a booked timeslot starts its workers should serve: its sessions are placed up to
+    `LABLET_SCHEDULE_AHEAD` (15 min) before the start, and their labs are imported and booted after that, so a
+    worker ready only at the start makes its students wait for their labs."""
     provision_lead_minutes: Number = Field(default=15, gt=0, le=240)
     """Time from launch to a serving worker, until enough launches of the template were measured."""
     resume_lead_minutes: Number = Field(default=8, gt=0, le=240)

@@ -274,6 +274,10 @@ class WorkerSummary(BaseModel):
     park_when_ready: bool = False
     """Launched into its pool's warm pool: it boots once (image copy, first CML boot), takes no licence and no
     session, and is stopped as soon as its CML is available, to be resumed later."""
+    getting_ready_by: str | None = None
+    """"provision" or "resume" while a launch or a resume is under way (until the worker first serves)."""
+    getting_ready_since: datetime | None = None
+    """When that launch or resume was asked for: with the template's lead time, when it should serve."""
     sessions: int = 0
     capacity: CapacitySummary = Field(default_factory=CapacitySummary)
     cpu_percent: float | None = None

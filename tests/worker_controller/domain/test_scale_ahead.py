@@ -2,7 +2,8 @@
 by table. Each row is a pool with its bookings as the control plane answers it, and what the autoscaler must do.
 
 The pool: lab-count based, 10 labs per worker, a 2-hour look-ahead, the default lead times (provision 15 min,
-resume 8 min, plus the 2-minute margin): a class must find its workers ready when its timeslot starts."""
+resume 8 min, plus the 2-minute margin), and workers wanted ready when a timeslot starts (`ready_ahead_minutes`
+0; the cases of the default, 15 minutes earlier, come last)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tests.worker_controller.domain.test_autoscaling import M5ZN, NOW, worker
 from worker_controller.domain.autoscaling import plan_pool
 
 AHEAD = {"policy": "lab_count_based", "min_workers": 1, "max_workers": 6, "max_labs_per_worker": 10,
-         "min_labs_per_worker": 3, "look_ahead_minutes": 120}
+         "min_labs_per_worker": 3, "look_ahead_minutes": 120, "ready_ahead_minutes": 0}
 WARM = {**AHEAD, "warm_pool_size": 2}
 PRICE = 3.9641
 
@@ -70,7 +71,8 @@ CASES = [
          rule="steady"),
     Case("a class within the provision lead time, nothing stopped: its workers are launched now", AHEAD,
          [worker("a")], klass(30, 16), desired=1, size=3, action=ScalingAction.SCALE_UP, rule="bookings_ahead",
-         launch=2, reason_has="3 within the provision lead time (15.0 min), 0 stopped to resume: 2 to launch now"),
+         launch=2, reason_has="3 within the provision lead time (15.0 min), 1 will serve by then and 0 stopped "
+                              "to resume: 2 to launch now"),
     Case("stopped workers will be resumed in time: nothing launched yet", AHEAD,
          [worker("a"), worker("p1", state="parked"), worker("p2", state="parked")], klass(30, 16), desired=1,
          rule="steady"),
@@ -99,6 +101,24 @@ CASES = [
          action=ScalingAction.SCALE_UP, launch=2, reason_has="(30.0 min)"),
     Case("a class already running counts like one booked", AHEAD, [worker("a", sessions=10)],
          klass(10, -30) + klass(15, 5), desired=1, size=3, action=ScalingAction.SCALE_UP, launch=2),
+    # ------------------------------------------------------------------ workers on their way, ready ahead
+    Case("a worker launched a moment ago will not serve within the resume lead time: resume one besides it", AHEAD,
+         [worker("a"), worker("b", state="launching", getting_ready_by="provision",
+                              getting_ready_since=NOW - timedelta(minutes=2)), worker("p1", state="parked")],
+         klass(30, 9), desired=2, size=3, action=ScalingAction.SCALE_UP, resume=["id-p1"],
+         reason_has="bookings need 3 worker(s) within the resume lead time (8.0 min) and 1 will serve by then"),
+    Case("a worker launched long enough ago will serve in time: nothing more", AHEAD,
+         [worker("a"), worker("b", state="launching", getting_ready_by="provision",
+                              getting_ready_since=NOW - timedelta(minutes=10)), worker("p1", state="parked")],
+         klass(20, 9), desired=2, rule="bookings_keep"),
+    Case("a resumed worker counts by the resume lead time", AHEAD,
+         [worker("a"), worker("b", state="launching", getting_ready_by="resume", getting_ready_since=NOW)],
+         klass(20, 9), desired=2, rule="bookings_keep"),
+    Case("ready ahead (the default 15 min): a class in 30 min is launched for now",
+         {**AHEAD, "ready_ahead_minutes": 15}, [worker("a")], klass(30, 30), desired=1, size=3,
+         action=ScalingAction.SCALE_UP, launch=2, reason_has="ready 15 min before each timeslot"),
+    Case("ready ahead: a class in 40 min is not yet", {**AHEAD, "ready_ahead_minutes": 15}, [worker("a")],
+         klass(30, 40), desired=1, rule="steady"),
     # ------------------------------------------------------------------ policies that do not count bookings
     Case("no look-ahead: the reactive policy ignores bookings", {**AHEAD, "look_ahead_minutes": 0},
          [worker("a")], klass(30, 5), desired=1, rule="steady"),

@@ -6,6 +6,9 @@ to resume. Reacting once a class has started makes its first students wait that 
 running costs the peak all day. So the demand the bookings describe (`pool_forecast.demand_steps`) is read at two
 horizons: what will be needed within the resume lead time must be resumed (or launched) now, and what will be
 needed within the provision lead time, beyond what the stopped workers can cover, must be launched cold now.
+Both horizons reach `ready_ahead_minutes` further: a session is placed, and its lab imported and booted, before
+its timeslot starts, so its worker must serve that much earlier. A worker on its way counts toward a horizon only
+if it will serve by then (when its launch or resume was asked for, plus the lead time of that kind).
 Scale-down keeps what the bookings need within the provision lead time: a worker stopped now and needed again
 before a new one could be ready would only be paid for twice.
 """
@@ -13,11 +16,12 @@ before a new one could be ready would only be paid for twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from lcm_core.domain.pool_capacity import PoolCapacity
+from lcm_core.domain.pool_capacity import MemberRole, PoolCapacity, member_role, on_its_way, serving
 from lcm_core.domain.pool_forecast import DemandStep, LeadTime, demand_steps, horizon, peak_workers
 from lcm_core.domain.pools import PoolWork, ScalingPolicy
+from lcm_core.domain.workers import WorkerSummary
 
 #: Slack added to a lead time: the autoscaler's evaluation interval and the scheduler's next pass, so that a
 #: worker ready "just in time" is also placed on in time.
@@ -33,6 +37,10 @@ class AheadNeed:
 
     steps: list[DemandStep]
     lead: LeadTime
+    resume_horizon: datetime
+    """Until when a worker resumed now will not be ready for the sessions it must serve."""
+    provision_horizon: datetime
+    """Until when a worker launched now will not be ready for them."""
     now: int
     """Workers the sessions booked for now need."""
     by_resume: int
@@ -63,36 +71,53 @@ def ahead_need(work: PoolWork) -> AheadNeed | None:
     end = now + timedelta(minutes=cfg.look_ahead_minutes)
     steps = demand_steps(work.bookings, now, end, labs_per_worker=cfg.max_labs_per_worker,
                          per_worker=work.template_capacity)
-    lead = work.lead_time
-    return AheadNeed(steps=steps, lead=lead, now=peak_workers(steps, now, now),
-                     by_resume=peak_workers(steps, now, horizon(now, lead.resume_seconds + MARGIN_SECONDS,
-                                                                cfg.look_ahead_minutes)),
-                     by_provision=peak_workers(steps, now, horizon(now, lead.provision_seconds + MARGIN_SECONDS,
-                                                                   cfg.look_ahead_minutes)),
-                     peak=peak_workers(steps, now, end))
+    lead, early = work.lead_time, MARGIN_SECONDS + cfg.ready_ahead_minutes * 60
+    by_resume = horizon(now, lead.resume_seconds + early, cfg.look_ahead_minutes)
+    by_provision = horizon(now, lead.provision_seconds + early, cfg.look_ahead_minutes)
+    return AheadNeed(steps=steps, lead=lead, resume_horizon=by_resume, provision_horizon=by_provision,
+                     now=peak_workers(steps, now, now), by_resume=peak_workers(steps, now, by_resume),
+                     by_provision=peak_workers(steps, now, by_provision), peak=peak_workers(steps, now, end))
+
+
+def serves_by(row: WorkerSummary, lead: LeadTime, now: datetime) -> datetime | None:
+    """When a counted worker will serve: now if it does, when its launch or resume was asked for plus that
+    kind's lead time if it is on its way (a worker on its way without a known start: a launch from now), never
+    if it is stuck."""
+    if serving(row):
+        return now
+    if not on_its_way(row):
+        return None
+    since = row.getting_ready_since or now
+    return max(now, since + timedelta(seconds=lead.seconds(row.getting_ready_by)))
 
 
 def ahead_size(need: AheadNeed, work: PoolWork, cap: PoolCapacity) -> AheadSize | None:
     """The size to hold now so that every booked timeslot finds its workers ready, or None when the size the
-    pool has is enough. Stuck workers serve nobody: the bookings need workers besides them. Stopped workers
-    (`parked`) are resumed for what is needed within the resume lead time; what the stopped workers cannot
-    cover within the provision lead time is launched now."""
-    size, stuck, parked = work.pool.desired_workers, cap.stuck, cap.parked
-    useful = max(0, size - stuck)
-    resume_now = max(0, min(parked, need.by_resume - useful))
-    cold = max(0, need.by_provision - useful - parked)
-    if not resume_now and not cold:
+    pool has is enough. A counted worker counts toward a horizon only if it serves by then (stuck ones never).
+    Stopped workers (`parked`) are resumed for what is needed within the resume horizon; what the stopped
+    workers cannot cover within the provision horizon is launched now."""
+    size, parked, now = work.pool.desired_workers, cap.parked, work.observed_at
+    counted = [row for row in work.workers if member_role(row) is MemberRole.ACTIVE]
+    ready_at = [serves_by(row, need.lead, now) for row in counted]
+    by_resume = sum(1 for at in ready_at if at is not None and at <= need.resume_horizon)
+    by_provision = sum(1 for at in ready_at if at is not None and at <= need.provision_horizon)
+    resume_now = max(0, min(parked, need.by_resume - by_resume))
+    cold = max(0, need.by_provision - by_provision - parked)
+    wanted = max(size, len(counted) + resume_now + cold)
+    if wanted == size:
         return None
     lead = need.lead
     parts = []
     if resume_now:
         parts.append(f"bookings need {need.by_resume} worker(s) within the resume lead time "
-                     f"({lead.resume_seconds / 60:.1f} min)")
+                     f"({lead.resume_seconds / 60:.1f} min) and {by_resume} will serve by then")
     if cold:
         parts.append(f"{need.by_provision} within the provision lead time ({lead.provision_seconds / 60:.1f} min), "
-                     f"{parked} stopped to resume: {cold} to launch now")
-    return AheadSize(size=size + resume_now + cold, cold=cold,
-                     reason=f"{'; '.join(parts)} (the pool has {size}{f', {stuck} stuck' if stuck else ''})")
+                     f"{by_provision} will serve by then and {parked} stopped to resume: {cold} to launch now")
+    stuck = f", {cap.stuck} stuck" if cap.stuck else ""
+    return AheadSize(size=wanted, cold=min(cold, wanted - size),
+                     reason=f"{'; '.join(parts)} (the pool has {size}{stuck}; ready "
+                            f"{work.pool.scaling.ready_ahead_minutes:g} min before each timeslot)")
 
 
 def ahead_floor(need: AheadNeed, cap: PoolCapacity) -> int:

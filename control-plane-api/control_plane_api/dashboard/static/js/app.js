@@ -5,6 +5,7 @@ import { h, replace, toast } from "./dom.js";
 import { LiveStream } from "./live.js";
 import { showDriftNotice } from "./notices.js";
 import { fleet, session, subscribe } from "./store.js";
+import { mountCosts } from "./views/costs.js";
 import { mountDefinitionDetail } from "./views/definition-detail.js";
 import { mountDefinitions } from "./views/definitions.js";
 import { mountOverview } from "./views/overview.js";
@@ -57,6 +58,7 @@ function render() {
   else if (page === "definitions") unmount = mountDefinitions(main, params);
   else if (page === "sessions" && id) unmount = mountSessionDetail(main, id);
   else if (page === "sessions") unmount = mountSessions(main, params);
+  else if (page === "costs") unmount = mountCosts(main, params);
   else if (page === "settings") unmount = mountSettings(main);
   else unmount = mountOverview(main);
 }

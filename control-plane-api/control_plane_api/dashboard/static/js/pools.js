@@ -20,7 +20,13 @@ const DEFAULTS = {
   policy: "none", min_workers: 1, max_workers: 10, cpu_scale_up_percent: 75, cpu_scale_down_percent: 30,
   memory_scale_up_percent: 80, memory_scale_down_percent: 40, max_labs_per_worker: 15, min_labs_per_worker: 3,
   scale_up_cooldown_minutes: 10, scale_down_cooldown_minutes: 20, allowed_hours: null, scale_down_action: "stop",
+  scale_down_delay_after_add_minutes: 10, look_ahead_minutes: 120, warm_pool_size: null, provision_lead_minutes: 15,
+  resume_lead_minutes: 8,
 };
+const NUMBER_FIELDS = ["min_workers", "max_workers", "max_labs_per_worker", "min_labs_per_worker",
+  "cpu_scale_up_percent", "cpu_scale_down_percent", "memory_scale_up_percent", "memory_scale_down_percent",
+  "scale_up_cooldown_minutes", "scale_down_cooldown_minutes", "scale_down_delay_after_add_minutes",
+  "look_ahead_minutes", "provision_lead_minutes", "resume_lead_minutes"];
 
 export function policyLabel(policy) {
   return POLICIES.find(([key]) => key === policy)?.[1] || text(policy);
@@ -57,29 +63,97 @@ export function hoursText(hours) {
 export function inputsText(inputs) {
   const entries = Object.entries(inputs || {}).filter(([, v]) => v !== null && v !== undefined);
   return entries.length ? entries.map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v)
-    ? v.toFixed(1) : v}`).join(", ") : "—";
+    ? Math.round(v * 100) / 100 : v}`).join(", ") : "—";
 }
 
+// How many measurements replace a configured lead time, and over how many recent ones the p95 is taken
+// (lcm_core/domain/pool_forecast.py: LEAD_TIME_MIN_SAMPLES, LEAD_TIME_WINDOW).
+const LEAD_TIME_MIN_SAMPLES = 3;
+const LEAD_TIME_WINDOW = 20;
+
+/** "provision 15.0 min (default) / resume 8.0 min (p95 of 5)" for a `LeadTime`. */
+export function leadTimeText(lead) {
+  if (!lead) return NA;
+  const one = (seconds, samples) => `${(seconds / 60).toFixed(1)} min (${samples >= LEAD_TIME_MIN_SAMPLES
+    ? `p95 of ${Math.min(samples, LEAD_TIME_WINDOW)}` : "default"})`;
+  return `provision ${one(lead.provision_seconds, lead.provision_samples ?? 0)} / `
+    + `resume ${one(lead.resume_seconds, lead.resume_samples ?? 0)}`;
+}
+
+/**
+ * What a decision was forecast on, as phrases (none for a decision taken without a forecast): the workers the
+ * sessions booked within the look-ahead need (by the launch lead time, now, at their peak), the peak of its demand
+ * steps, the lead times it counted with, and what the pool costs per hour at the size decided
+ * (worker_controller/domain/autoscaling.py records them).
+ */
+export function forecastFigures(d) {
+  const inputs = d.inputs || {};
+  const figures = [];
+  const n = (key) => (typeof inputs[key] === "number" ? inputs[key] : null);
+  if (n("forecast_workers") !== null) {
+    const others = [["now", n("forecast_now_workers")], ["by resume", n("forecast_resume_workers")],
+      ["peak", n("forecast_peak_workers")]]
+      .filter(([, v]) => v !== null).map(([label, v]) => `${label} ${v}`);
+    figures.push(["forecast_workers", `forecast ${n("forecast_workers")} worker${n("forecast_workers") === 1 ? "" : "s"}`
+      + (others.length ? ` (${others.join(", ")})` : "")]);
+  }
+  if (n("booked") !== null) {
+    figures.push(["booked", `${n("booked")} booked${n("look_ahead_minutes") !== null
+      ? ` within ${n("look_ahead_minutes")} min` : ""}`]);
+  }
+  const peak = (d.demand || []).reduce((top, s) => (s.workers > (top?.workers ?? -1) ? s : top), null);
+  if (peak && peak.sessions) figures.push(["demand", `peak ${peak.sessions} session(s) from ${when(peak.start)}`]);
+  if (d.lead_time) figures.push(["lead_time", `lead ${leadTimeText(d.lead_time)}`]);
+  else if (n("lead_provision_minutes") !== null || n("lead_resume_minutes") !== null) {
+    const m = (v) => (v === null ? NA : `${v.toFixed(1)} min`);
+    figures.push(["lead_time", `lead provision ${m(n("lead_provision_minutes"))} / resume ${m(n("lead_resume_minutes"))}`]);
+  }
+  if (n("cost_per_hour_usd") !== null) {
+    figures.push(["cost_per_hour_usd", `$${n("cost_per_hour_usd").toFixed(2)}/h at ${d.to_workers} worker(s)`]);
+  }
+  return figures;
+}
+
+// `at` as milliseconds: an event carries the decision's time to the microsecond, the history read (from the
+// database) to the millisecond; both name the same decision.
 export function decisionKey(d) {
-  return `${d.at}|${d.action}|${d.trigger}|${d.to_workers}|${d.reason}`;
+  return `${Date.parse(d.at)}|${d.action}|${d.trigger}|${d.to_workers}|${d.reason}`;
 }
 
 /** One history row: when, what, from → to, why, the numbers, which workers, by whom. */
 export function decisionRow(d) {
   const moved = [["launched", d.launched], ["resumed", d.resumed], ["retired", d.retired]]
     .filter(([, ids]) => ids?.length).map(([what, ids]) => `${what} ${ids.length}`).join(", ");
+  const figures = forecastFigures(d);
   return h("tr", { dataset: { decision: decisionKey(d), action: d.action, trigger: d.trigger } },
     h("td", { dataset: { field: "at" } }, when(d.at)),
     h("td", { dataset: { field: "action" } }, badge(d.action === "none" ? "no change" : d.action, "Action")),
     h("td", { dataset: { field: "trigger" } }, text(d.trigger)),
     h("td", { class: "num", dataset: { field: "size" } }, `${d.from_workers} → ${d.to_workers}`),
     h("td", { class: "wrap", dataset: { field: "reason" } }, text(d.reason)),
-    h("td", { class: "wrap inputs", dataset: { field: "inputs" } }, inputsText(d.inputs)),
+    h("td", { class: "wrap inputs", dataset: { field: "inputs" }, title: inputsText(d.inputs) },
+      inputsText(figures.length ? withoutForecast(d.inputs) : d.inputs)),
+    h("td", { class: "wrap forecast", dataset: { field: "forecast" } }, forecastCell(figures)),
     h("td", { dataset: { field: "workers" } }, moved || "—"),
     h("td", { dataset: { field: "by" } }, text(d.by)));
 }
 
-export const DECISION_COLUMNS = ["When", "Action", "Trigger", "Workers", "Reason", "Numbers", "Workers moved", "By"];
+// The inputs the Forecast column says in words: the Numbers column leaves them out (its tooltip has them all).
+const FORECAST_INPUTS = new Set(["look_ahead_minutes", "booked", "forecast_now_workers", "forecast_resume_workers",
+  "forecast_workers", "forecast_peak_workers", "lead_provision_minutes", "lead_resume_minutes", "lead_measured",
+  "cost_per_hour_usd"]);
+
+function withoutForecast(inputs) {
+  return Object.fromEntries(Object.entries(inputs || {}).filter(([key]) => !FORECAST_INPUTS.has(key)));
+}
+
+function forecastCell(figures) {
+  return figures.length ? h("ul", { class: "plain figures" }, figures.map(([key, phrase]) =>
+    h("li", { dataset: { figure: key } }, phrase))) : "—";
+}
+
+export const DECISION_COLUMNS = ["When", "Action", "Trigger", "Workers", "Reason", "Numbers", "Forecast",
+  "Workers moved", "By"];
 
 export async function templateNames() {
   const templates = await api("/api/templates");
@@ -175,6 +249,19 @@ export function poolForm({ prefix, pool, templates, submitLabel, onSubmit }) {
           h("select", { id: `${prefix}-scale_down_action`, name: "scale_down_action" },
             h("option", { value: "stop", selected: s.scale_down_action === "stop" }, "Stop (kept, resumed first)"),
             h("option", { value: "terminate", selected: s.scale_down_action === "terminate" }, "Terminate")))),
+      h("div", { class: "grid" },
+        number(prefix, "look_ahead_minutes", "Look ahead (minutes)", s.look_ahead_minutes, 0, 10080, "any",
+          "Booked sessions this far ahead get ready workers in time (0: only sessions due now)."),
+        input(prefix, "warm_pool_size", "Warm pool (stopped workers)", s.warm_pool_size, { type: "number", min: 0,
+          max: 1000, step: 1, placeholder: "as the scale-down action says",
+          hint: "Retired workers stopped up to this many (resumed first), terminated beyond." }),
+        number(prefix, "scale_down_delay_after_add_minutes", "No scale-down after a scale-up for (minutes)",
+          s.scale_down_delay_after_add_minutes, 0, 1440, "any")),
+      h("div", { class: "grid" },
+        number(prefix, "provision_lead_minutes", "Launch lead time (minutes)", s.provision_lead_minutes, 0.1, 240,
+          "any", "Until 3 launches were measured."),
+        number(prefix, "resume_lead_minutes", "Resume lead time (minutes)", s.resume_lead_minutes, 0.1, 240, "any",
+          "Until 3 resumes were measured.")),
       h("label", { for: `${prefix}-hours-enabled` }, restrict,
         " Restrict automatic scaling to allowed hours (a scheduled pool needs them)"),
       hoursFields),
@@ -183,12 +270,12 @@ export function poolForm({ prefix, pool, templates, submitLabel, onSubmit }) {
 
   const read = () => {
     const v = (key) => form.querySelector(`#${prefix}-${key}`).value.trim();
-    const scaling = { policy: v("policy"), scale_down_action: v("scale_down_action") };
-    for (const key of ["min_workers", "max_workers", "max_labs_per_worker", "min_labs_per_worker",
-      "cpu_scale_up_percent", "cpu_scale_down_percent", "memory_scale_up_percent", "memory_scale_down_percent",
-      "scale_up_cooldown_minutes", "scale_down_cooldown_minutes"]) {
+    // A setting the form has no field for keeps the pool's value (an update replaces the whole spec).
+    const scaling = { ...(pool?.scaling || {}), policy: v("policy"), scale_down_action: v("scale_down_action") };
+    for (const key of NUMBER_FIELDS) {
       if (v(key) !== "") scaling[key] = Number(v(key));
     }
+    scaling.warm_pool_size = v("warm_pool_size") === "" ? null : Number(v("warm_pool_size"));
     scaling.allowed_hours = restrict.checked ? {
       start: v("hours-start"), end: v("hours-end"), timezone: v("hours-timezone"),
       weekdays: [...form.querySelectorAll("input[name=weekday]:checked")].map((box) => Number(box.value)),

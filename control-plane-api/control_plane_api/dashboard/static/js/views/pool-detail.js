@@ -1,6 +1,7 @@
 // A worker pool: phase and (admin) scale, drain/undrain and delete; its capacity; its workers (live from the
 // worker events of workers whose row names this pool); the scaling history (newest first, a decision event
-// prepends its decision); its configuration, which admins edit under the version they read.
+// prepends its decision); its configuration, which admins edit under the version they read; the booked demand ahead and the cost
+// (./pool-ahead.js).
 
 import { api } from "../api.js";
 import { badge, definitionList, h, pct, replace, text, toast, when } from "../dom.js";
@@ -9,6 +10,7 @@ import {
   sessionsText, templateNames, workersText,
 } from "../pools.js";
 import { fleet, session, subscribe } from "../store.js";
+import { poolAhead } from "./pool-ahead.js";
 
 const WORKER_COLUMNS = [["name", "Name"], ["aws_region", "Region"], ["phase", "Phase"], ["status", "Status"],
   ["license_status", "Licence"], ["sessions", "Sessions", true], ["cpu_percent", "CPU", true],
@@ -18,7 +20,9 @@ function workerCell(w, key) {
   if (key === "name") return h("a", { href: `#/workers/${encodeURIComponent(w.id)}` }, text(w.name || w.id));
   if (key === "phase") return badge(w.phase, "Lifecycle phase");
   if (key === "status") return [badge(w.status, "Status"), w.drain_then ? h("span", { class: "hint" },
-    ` (draining, then ${w.drain_then})`) : null];
+    ` (draining, then ${w.drain_then})`) : null, w.park_when_ready ? h("span", { class: "hint",
+    title: "Launched into the warm pool: it boots once without a licence, then stops" },
+    w.status === "stopped" ? " (warm pool)" : " (warming up)") : null];
   if (key === "license_status") return badge(w.license_status, "Licence");
   if (key.endsWith("_percent")) return pct(w[key]);
   return text(w[key]);
@@ -31,7 +35,8 @@ function capacityFacts(pool) {
     definitionList([
       ["Workers (counted)", h("span", { dataset: { field: "workers" } }, workersText(c))],
       ["Desired", h("span", { dataset: { field: "desired_workers" } }, String(pool.desired_workers))],
-      ["Parked / leaving / failed", `${c.parked ?? 0} / ${c.leaving ?? 0} / ${c.failed ?? 0}`],
+      ["Parked / warming / leaving / failed", h("span", { dataset: { field: "others" } },
+        `${c.parked ?? 0} / ${c.warming ?? 0} / ${c.leaving ?? 0} / ${c.failed ?? 0}`)],
       ["By phase", phases.length ? h("span", { class: "badges", dataset: { field: "by_phase" } },
         phases.map(([phase, n]) => h("span", {}, badge(phase, "Worker phase"), ` ${n}`)))
         : "no worker"],
@@ -67,6 +72,12 @@ function configFacts(pool) {
       ["Cooldowns", `up ${s.scale_up_cooldown_minutes} min, down ${s.scale_down_cooldown_minutes} min`],
       ["Allowed hours", hoursText(s.allowed_hours)], ["Scale-down action", text(s.scale_down_action)],
       ["Version", String(pool.version)], ["Updated", when(pool.updated_at)],
+    ]),
+    definitionList([
+      ["Look ahead", `${s.look_ahead_minutes ?? 120} min`],
+      ["Warm pool", s.warm_pool_size == null ? "none" : `${s.warm_pool_size} stopped`],
+      ["Lead defaults", `launch ${s.provision_lead_minutes ?? 15} min, resume ${s.resume_lead_minutes ?? 8} min`],
+      ["Down after up", `not for ${s.scale_down_delay_after_add_minutes ?? 10} min`],
     ]));
 }
 
@@ -84,9 +95,11 @@ export function mountPoolDetail(main, id) {
   const historyBody = h("tbody", {});
   const config = h("div", {});
   const editSlot = h("div", {});
+  const ahead = poolAhead(id);
   replace(main, h("p", {}, h("a", { href: "#/pools" }, "← All pools")), header, controls,
     h("section", { class: "detail-section", "aria-labelledby": "pool-capacity-title" },
       h("h3", { id: "pool-capacity-title" }, "Capacity"), capacity),
+    ahead.demand, ahead.cost,
     h("section", { class: "detail-section", "aria-labelledby": "pool-workers-title" },
       h("h3", { id: "pool-workers-title" }, "Workers ", workersCount),
       h("div", { class: "table-scroll" }, h("table", { class: "striped compact-table", id: "pool-workers" },
@@ -353,7 +366,11 @@ export function mountPoolDetail(main, id) {
     if (changed) drawWorkers();
   }
 
-  load().then((found) => found && loadHistory());
+  load().then((found) => {
+    if (!found) return;
+    loadHistory();
+    ahead.soon();
+  });
   if (session.isAdmin) {
     templateNames().catch(() => []).then((found) => {
       templates = found;
@@ -361,6 +378,8 @@ export function mountPoolDetail(main, id) {
     });
   }
   const off = subscribe((kind, detail) => {
+    // A booking changes the demand ahead: any session's event may be one of this pool's track.
+    if (kind === "lablet" && detail.type.startsWith("lablet.session.") && pool) ahead.soon();
     if (kind === "workers") {
       // A snapshot follows a gap the event log no longer covered: pool events may be missing too.
       if (detail.snapshot && pool) load().then((found) => found && loadHistory());
@@ -371,10 +390,14 @@ export function mountPoolDetail(main, id) {
     const data = detail.envelope.data || {};
     if ((data.pool?.id ?? data.pool_id) !== id) return;
     if (data.pool) show(data.pool);
+    ahead.soon();
     if (detail.type === "pool.scaled" || detail.type === "pool.decision.recorded") {
       addDecisions([data.decision || data.pool?.last_decision]);
     }
     if (detail.type === "pool.worker.adopted" || detail.type === "pool.worker.released") load();
   });
-  return off;
+  return () => {
+    off();
+    ahead.destroy();
+  };
 }

@@ -1,8 +1,10 @@
 // A worker's detail page: header with phase badge and admin actions, then accessible tabs
-// (AWS, CML, Monitoring, Events). Refreshed when an event about this worker arrives.
+// (AWS, CML, Monitoring, Events). Refreshed when an event about this worker arrives. Its cost over the last
+// 24 hours (running and stopped) is re-read every 30 s and soon after its status changes.
 
 import { actionButtons, refreshButtons } from "../actions.js";
 import { api } from "../api.js";
+import { costFacts, readCosts, throttle } from "../costs.js";
 import { badge, h, replace, toast } from "../dom.js";
 import { session, subscribe } from "../store.js";
 import { mountMonitoring } from "./monitoring.js";
@@ -11,6 +13,31 @@ import { awsTab, cmlTab, eventsTab } from "./worker-tabs.js";
 // Why the worker's health is what it is: its telemetry's reasons (they change with every report).
 function reasons(worker) {
   return worker.telemetry?.health_reasons || [];
+}
+
+const COST_REFRESH_MS = 30_000;
+const COST_THROTTLE_MS = 3_000;
+// This worker's events after which it costs differently (a metrics report does not change it).
+const COSTLY_EVENTS = new Set(["worker.status.updated", "worker.paused", "worker.resumed", "worker.terminated",
+  "worker.pool.changed"]);
+
+/** The worker's cost section; `load()` re-reads it (throttled), `destroy()` on leaving. */
+function workerCost(id) {
+  const box = h("div", { id: "worker-cost" }, h("p", { class: "hint" }, "Loading…"));
+  const section = h("section", { class: "detail-section", "aria-labelledby": "worker-cost-title" },
+    h("h3", { id: "worker-cost-title" }, "Cost", h("a", { href: "#/costs?period=24h&group_by=worker",
+      class: "sessions-link" }, "All costs")), box);
+  const read = async () => {
+    try {
+      replace(box, costFacts(await readCosts({ hoursBack: 24, groupBy: "worker", filters: { worker_id: id } })));
+    } catch (failure) {
+      replace(box, h("p", { role: "alert" }, `Cost unavailable: ${failure.message}`));
+    }
+  };
+  const load = throttle(read, COST_THROTTLE_MS);
+  const timer = setInterval(load, COST_REFRESH_MS);
+  load();
+  return { section, load, destroy: () => { clearInterval(timer); load.cancel(); } };
 }
 
 const TABS = [["aws", "AWS"], ["cml", "CML"], ["monitoring", "Monitoring"], ["events", "Events"]];
@@ -110,7 +137,8 @@ export function mountWorkerDetail(main, id, initialTab) {
   const header = h("div", { class: "detail-header" });
   const tabs = h("div", {});
   const panel = h("div", { id: "tab-panel", role: "tabpanel", tabindex: "0" });
-  replace(main, h("p", {}, h("a", { href: "#/workers" }, "← All workers")), header, tabs, panel);
+  const cost = workerCost(id);
+  replace(main, h("p", {}, h("a", { href: "#/workers" }, "← All workers")), header, cost.section, tabs, panel);
 
   const drawHeader = () => {
     replace(header,
@@ -169,12 +197,14 @@ export function mountWorkerDetail(main, id, initialTab) {
   const off = subscribe((kind, detail) => {
     if (kind !== "worker-event" || detail.envelope.data?.worker_id !== id) return;
     if (detail.type === "worker.metrics.updated" && monitoring) monitoring.metrics(detail.envelope.data.summary);
+    if (COSTLY_EVENTS.has(detail.type)) cost.load();
     clearTimeout(timer);
     timer = setTimeout(load, 400); // coalesce a burst of events into one read
   });
   return () => {
     off();
     clearTimeout(timer);
+    cost.destroy();
     if (monitoring) monitoring.destroy();
   };
 }
