@@ -16,7 +16,9 @@ Policies, on the same bookings in the same run:
 - reactive capacity / reactive lab count: the policies as they were before issue 15 (CAPACITY_BASED and
   LAB_COUNT_BASED, `look_ahead_minutes` 0, no warm pool, scale-down stops the workers);
 - lcm: LAB_COUNT_BASED looking 120 min ahead at the bookings, a warm pool of 2 stopped workers, lead times
-  learned from the measured launches and resumes.
+  learned from the measured launches and resumes (never below the configured default until 20 were measured),
+  workers serving `ready_ahead_minutes` (15, the default) before each booked timeslot, so that its sessions
+  are placed and their labs booted by its start.
 Every autoscaled pool has `min_workers` 0 (so that the policies differ by their decisions only; a reactive
 pool held at 1 costs a worker all term) and `max_workers` 20; the other settings are the defaults.
 

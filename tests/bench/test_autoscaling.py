@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from datetime import timedelta
 
 import pytest
 
@@ -16,6 +17,7 @@ from control_plane_api.domain import pool as cpa_pool
 from lablet_controller.domain.placement import Requirements, candidate_from, rejection
 from lcm_core.domain.enums import DesiredStatus
 from lcm_core.domain.pool_capacity import MemberRole, member_role, on_its_way, serving
+from lcm_core.domain.pools import ScalingConfig
 
 bench = importlib.import_module("bench.autoscaling")
 sim = importlib.import_module("autoscaling_sim")
@@ -56,6 +58,29 @@ def test_a_simulated_workers_row_says_what_it_is(stage: str, then: DesiredStatus
     # The scheduler places a session of the pool's track on exactly the serving ones.
     session = Requirements(cpu_cores=4, memory_gb=12, lab_track="ccna", pool_id="pool-ccna")
     assert (rejection(candidate_from(row, default_port_capacity=100), session, require_license=True) is None) is serves
+
+
+@pytest.mark.parametrize("kind", ["provision", "resume"])
+def test_a_worker_on_its_way_says_since_when_and_how_it_gets_ready(kind: str) -> None:
+    """As the control plane's lead clock: what `scale_ahead.serves_by` reads to count it toward a horizon."""
+    worker = sim.SimWorker(id="w1", name="ccna-001", pool_id="pool-ccna", track="ccna", stage=sim.Stage.BOOTING,
+                           asked_at=600.0, lead_clock=(kind, 600.0))
+    row = worker.summary()
+    assert row.getting_ready_by == kind
+    assert row.getting_ready_since == workload.TERM_START + timedelta(minutes=10)
+
+
+def test_lcm_is_benchmarked_with_the_default_scaling_settings() -> None:
+    """Only the policy, the pool's bounds, the labs per worker, the look-ahead and the warm pool are the
+    benchmark's; every other setting (ready_ahead_minutes, the lead-time defaults, cooldowns) is the default."""
+    chosen = {"policy", "min_workers", "max_workers", "max_labs_per_worker", "min_labs_per_worker",
+              "look_ahead_minutes", "warm_pool_size"}
+    defaults = ScalingConfig()
+    for lab in workload.LAB_TYPES:
+        config = bench.scaling("lcm", lab, peak_workers=5)
+        assert config.ready_ahead_minutes == defaults.ready_ahead_minutes
+        for name in set(ScalingConfig.model_fields) - chosen:
+            assert getattr(config, name) == getattr(defaults, name), name
 
 
 CALLS = {"plan_pool": 0, "decide": 0}
