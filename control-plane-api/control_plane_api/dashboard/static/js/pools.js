@@ -21,12 +21,12 @@ const DEFAULTS = {
   memory_scale_up_percent: 80, memory_scale_down_percent: 40, max_labs_per_worker: 15, min_labs_per_worker: 3,
   scale_up_cooldown_minutes: 10, scale_down_cooldown_minutes: 20, allowed_hours: null, scale_down_action: "stop",
   scale_down_delay_after_add_minutes: 10, look_ahead_minutes: 120, warm_pool_size: null, provision_lead_minutes: 15,
-  resume_lead_minutes: 8,
+  resume_lead_minutes: 8, ready_ahead_minutes: 15,
 };
 const NUMBER_FIELDS = ["min_workers", "max_workers", "max_labs_per_worker", "min_labs_per_worker",
   "cpu_scale_up_percent", "cpu_scale_down_percent", "memory_scale_up_percent", "memory_scale_down_percent",
   "scale_up_cooldown_minutes", "scale_down_cooldown_minutes", "scale_down_delay_after_add_minutes",
-  "look_ahead_minutes", "provision_lead_minutes", "resume_lead_minutes"];
+  "look_ahead_minutes", "provision_lead_minutes", "resume_lead_minutes", "ready_ahead_minutes"];
 
 export function policyLabel(policy) {
   return POLICIES.find(([key]) => key === policy)?.[1] || text(policy);
@@ -254,14 +254,17 @@ export function poolForm({ prefix, pool, templates, submitLabel, onSubmit }) {
           "Booked sessions this far ahead get ready workers in time (0: only sessions due now)."),
         input(prefix, "warm_pool_size", "Warm pool (stopped workers)", s.warm_pool_size, { type: "number", min: 0,
           max: 1000, step: 1, placeholder: "as the scale-down action says",
-          hint: "Retired workers stopped up to this many (resumed first), terminated beyond." }),
+          hint: "Kept stopped to resume first: retired workers are stopped up to this many, terminated beyond, "
+            + "and workers are launched to boot once and stop while fewer are kept." }),
         number(prefix, "scale_down_delay_after_add_minutes", "No scale-down after a scale-up for (minutes)",
           s.scale_down_delay_after_add_minutes, 0, 1440, "any")),
       h("div", { class: "grid" },
         number(prefix, "provision_lead_minutes", "Launch lead time (minutes)", s.provision_lead_minutes, 0.1, 240,
-          "any", "Until 3 launches were measured."),
+          "any", "At least this until 20 launches were measured."),
         number(prefix, "resume_lead_minutes", "Resume lead time (minutes)", s.resume_lead_minutes, 0.1, 240, "any",
-          "Until 3 resumes were measured.")),
+          "At least this until 20 resumes were measured."),
+        number(prefix, "ready_ahead_minutes", "Ready before a timeslot (minutes)", s.ready_ahead_minutes, 0, 240,
+          "any", "Workers serve this long before booked sessions start, so their labs boot in time.")),
       h("label", { for: `${prefix}-hours-enabled` }, restrict,
         " Restrict automatic scaling to allowed hours (a scheduled pool needs them)"),
       hoursFields),

@@ -77,6 +77,7 @@ function configFacts(pool) {
       ["Look ahead", `${s.look_ahead_minutes ?? 120} min`],
       ["Warm pool", s.warm_pool_size == null ? "none" : `${s.warm_pool_size} stopped`],
       ["Lead defaults", `launch ${s.provision_lead_minutes ?? 15} min, resume ${s.resume_lead_minutes ?? 8} min`],
+      ["Ready ahead", `${s.ready_ahead_minutes ?? 15} min before each booked timeslot`],
       ["Down after up", `not for ${s.scale_down_delay_after_add_minutes ?? 10} min`],
     ]));
 }
