@@ -35,7 +35,7 @@ their lab boot); and writes a chart of demand against capacity over the term (`-
 changes LABLET_SCHEDULE_AHEAD (900 s): how long before its timeslot a session is placed, and so the warning a
 reactive pool gets from the sessions that wait for it.
 
-Takes about 90 s on 2 free cores for 14 days (`--jobs 2`: the policies run in two processes).
+Takes about 50-60 s on 2 cores for 14 days (`--jobs 2`: the policies run in two processes).
 """
 
 from __future__ import annotations
@@ -255,7 +255,7 @@ def late_report(outcomes: list[Outcome], limit: int) -> None:
         if not out.late:
             continue
         causes = Counter(_rule(why) for *_, why in out.late)
-        print(f"\n{out.policy}: {len(out.late)} late session(s); last decision at their timeslot's start: "
+        print(f"\n{out.policy}: {len(out.late)} late session(s); last decision before their last call: "
               + ", ".join(f"{rule} {n}" for rule, n in causes.most_common()))
         shown: set[str] = set()
         for session, kind, notice, delay, why in sorted(out.late, key=lambda late: late[0]):
