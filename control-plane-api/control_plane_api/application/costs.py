@@ -9,8 +9,10 @@ report reads the intervals of its window through one indexed range query, then s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -70,6 +72,9 @@ class IntervalStore(Protocol):
     async def close(self, interval: WorkerInterval, /) -> bool:
         """Store `interval` (now with its end) if it is still open; False when another write closed it."""
         ...
+    async def advance(self, interval_id: str, worker_version: int, /) -> None:
+        """Note that the worker's version `worker_version` found the open interval's state unchanged."""
+        ...
     async def overlapping(self, start: datetime, end: datetime, pool_id: str | None, worker_id: str | None,
                           limit: int, /) -> list[WorkerInterval]:
         """The intervals with start < end and (end is None or end >= start), oldest first, at most `limit`."""
@@ -94,6 +99,8 @@ class TotalsStore(Protocol):
 
 class Templates(Protocol):
     async def get(self, name: str, /) -> WorkerTemplate: ...
+
+    async def list(self) -> list[WorkerTemplate]: ...
 
 
 class Pools(Protocol):
@@ -125,6 +132,7 @@ class CostService:
         self._clock = clock
         self._off_loop: OffLoop = off_loop or InThread()
         self._counters: tuple[float, dict[str, Amounts]] | None = None
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._exported: dict[str, Amounts] = {}
 
     # ----------------------------------------------------------------- recording
@@ -139,12 +147,24 @@ class CostService:
 
     async def record_worker(self, worker: Worker) -> None:
         """Close the worker's open interval and open the one of its new billed state (none once it is gone or
-        while nothing is billed). A change older than the open interval (recorded late) is ignored."""
+        while nothing is billed). A change older than the last one recorded (recorded late) is ignored. One
+        worker's changes are recorded one at a time in this process (two commits recorded at once would both
+        find no open interval and open two)."""
+        lock = self._locks.get(worker.id)
+        if lock is None:
+            lock = self._locks[worker.id] = asyncio.Lock()
+        async with lock:
+            await self._record_worker(worker)
+
+    async def _record_worker(self, worker: Worker) -> None:
         state = billed_state(worker.status)
         at = worker.status_changed_at or self._clock()
         current = await self._intervals.open_for(worker.id)
         if current is not None:
-            if current.worker_version >= worker.version or current.state is state:
+            if current.worker_version >= worker.version:
+                return
+            if current.state is state:
+                await self._intervals.advance(current.id, worker.version)
                 return
             closed = current.model_copy(update={"end": max(at, current.start)})
             if is_gone(worker.status):
@@ -157,7 +177,7 @@ class CostService:
         await self._intervals.insert(await self._opened(worker, state, at))
 
     async def _opened(self, worker: Worker, state: BilledState, at: datetime) -> WorkerInterval:
-        template = await self._template(worker.template_name)
+        template = await self._price_of(worker)
         priced = template is not None and template.cost_per_hour_usd is not None
         pool_name = None
         if worker.pool_id is not None:
@@ -176,6 +196,21 @@ class CostService:
             if state is BilledState.STOPPED else None,
             declared_cpu_cores=float(declared.cpu_cores), declared_memory_gb=float(declared.memory_gb),
             worker_version=worker.version)
+
+    async def _price_of(self, worker: Worker) -> WorkerTemplate | None:
+        """The template a worker is priced at: its own when priced; else (a worker found in EC2, or one of an
+        unpriced template) the first priced template, by name, of its instance type, so that the hosts an
+        operator did not launch through LCM are not counted as free."""
+        own = await self._template(worker.template_name)
+        if own is not None and own.cost_per_hour_usd is not None:
+            return own
+        if worker.instance_type:
+            same = sorted((t for t in await self._templates.list()
+                           if t.instance_type == worker.instance_type and t.cost_per_hour_usd is not None),
+                          key=lambda t: t.name)
+            if same:
+                return same[0]
+        return own
 
     async def _template(self, name: str | None) -> WorkerTemplate | None:
         if name is None:

@@ -76,8 +76,13 @@ class PoolEvaluations:
         async def resume(worker_id: str) -> object:
             return await self._workers.resume_member(worker_id, pool.id, by, leader)
 
+        # A deleted or drained pool's workers go because an operator asked, not because the pool scaled down
+        # (the cost ledger counts only a scale-down's stopped time as saved).
+        retired_by = (f"the deletion of pool {pool.name}" if pool.deleting
+                      else f"the drain of pool {pool.name}" if pool.draining else by)
+
         async def retire(worker_id: str, then: DesiredStatus = then) -> object:
-            return await self._workers.retire_member(worker_id, pool.id, then, by, leader)
+            return await self._workers.retire_member(worker_id, pool.id, then, retired_by, leader)
 
         regions = [(region, False) for region in report.launch] + [(region, True) for region in report.warm_up]
         for (region, warm), seq in zip(regions, launches, strict=True):

@@ -76,6 +76,10 @@ class IntervalRepository:
         result = await self._c.replace_one({"_id": interval.id, "end": None}, _interval_document(interval))
         return result.matched_count == 1
 
+    async def advance(self, interval_id: str, worker_version: int) -> None:
+        await self._c.update_one({"_id": interval_id, "end": None, "worker_version": {"$lt": worker_version}},
+                                 {"$set": {"worker_version": worker_version}})
+
     async def overlapping(self, start: datetime, end: datetime, pool_id: str | None, worker_id: str | None,
                           limit: int) -> list[WorkerInterval]:
         flt: dict[str, Any] = {"until": {"$gte": start}, "start": {"$lt": end}}

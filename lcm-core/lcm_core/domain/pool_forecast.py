@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import pairwise
 from typing import Annotated
 
@@ -27,8 +27,11 @@ from lcm_core.domain.workers import Resources
 MAX_STEPS = 96
 #: Measurements a lead time is computed over (the most recent ones).
 LEAD_TIME_WINDOW = 20
-#: Measurements needed before they replace the configured default.
+#: Measurements needed before they count at all (with fewer than `LEAD_TIME_WINDOW`, never below the default).
 LEAD_TIME_MIN_SAMPLES = 3
+#: Longer measurements are not lead times (a worker left unlicensed for a day, a CML fixed by hand hours later):
+#: they are left out. The longest lead time a pool may be configured with.
+MAX_LEAD_SECONDS = 240 * 60
 
 
 class Booking(StrictModel):
@@ -104,14 +107,15 @@ def lead_time(provision: Sequence[float], resume: Sequence[float], *, default_pr
     default and their p95 (the p95 of a handful is their maximum, which underestimates a long tail: a launch
     counted on too short a lead time is late); from `LEAD_TIME_WINDOW` on, the p95 of the last ones."""
     def learned(samples: Sequence[float], default: float) -> float:
-        recent = list(samples)[-LEAD_TIME_WINDOW:]
+        recent = [s for s in samples if s <= MAX_LEAD_SECONDS][-LEAD_TIME_WINDOW:]
         if len(recent) < LEAD_TIME_MIN_SAMPLES:
             return default
         measured = round(p95(recent), 1)
         return measured if len(recent) >= LEAD_TIME_WINDOW else max(default, measured)
     return LeadTime(provision_seconds=learned(provision, default_provision_seconds),
                     resume_seconds=learned(resume, default_resume_seconds),
-                    provision_samples=len(provision), resume_samples=len(resume))
+                    provision_samples=sum(1 for s in provision if s <= MAX_LEAD_SECONDS),
+                    resume_samples=sum(1 for s in resume if s <= MAX_LEAD_SECONDS))
 
 
 def workers_needed(sessions: int, cpu_cores: float, memory_gb: float, *, labs_per_worker: int,
@@ -130,26 +134,33 @@ def demand_steps(bookings: Iterable[Booking], start: datetime, end: datetime, *,
                  per_worker: Resources) -> list[DemandStep]:
     """The booked demand between `start` and `end` as consecutive steps (a new step wherever a booking starts
     or ends), the steps of no demand included. At most `MAX_STEPS`: later ones are merged into the last,
-    keeping its peak."""
+    keeping its peak. A sweep over the bookings' edges with running sums: O(n log n)."""
     if end <= start:
         return []
-    live = [b for b in bookings if b.timeslot_end > start and b.timeslot_start < end]
-    edges = sorted({start, end, *(max(b.timeslot_start, start) for b in live),
-                    *(min(b.timeslot_end, end) for b in live)})
+    changes: dict[datetime, list[float]] = {start: [0, 0.0, 0.0], end: [0, 0.0, 0.0]}
+    for b in bookings:
+        if b.timeslot_end <= start or b.timeslot_start >= end or b.timeslot_end <= b.timeslot_start:
+            continue
+        for at, sign in ((max(b.timeslot_start, start), 1), (min(b.timeslot_end, end), -1)):
+            change = changes.setdefault(at, [0, 0.0, 0.0])
+            change[0] += sign
+            change[1] += sign * b.cpu_cores
+            change[2] += sign * b.memory_gb
+    sessions, cpu, memory = 0, 0.0, 0.0
     steps: list[DemandStep] = []
+    edges = sorted(changes)
     for begin, finish in pairwise(edges):
-        here = [b for b in live if b.timeslot_start <= begin and b.timeslot_end > begin]
-        cpu = round(sum(b.cpu_cores for b in here), 3)
-        memory = round(sum(b.memory_gb for b in here), 3)
-        step = DemandStep(start=begin, end=finish, sessions=len(here), cpu_cores=cpu, memory_gb=memory,
-                          workers=workers_needed(len(here), cpu, memory, labs_per_worker=labs_per_worker,
-                                                 per_worker=per_worker))
+        sessions += int(changes[begin][0])
+        cpu += changes[begin][1]
+        memory += changes[begin][2]
+        here = (sessions, round(max(cpu, 0.0), 3), round(max(memory, 0.0), 3))
         previous = steps[-1] if steps else None
-        if previous is not None and (previous.sessions, previous.cpu_cores, previous.memory_gb) == (
-                step.sessions, step.cpu_cores, step.memory_gb):
+        if previous is not None and (previous.sessions, previous.cpu_cores, previous.memory_gb) == here:
             previous.end = finish
-        else:
-            steps.append(step)
+            continue
+        steps.append(DemandStep(start=begin, end=finish, sessions=here[0], cpu_cores=here[1], memory_gb=here[2],
+                                workers=workers_needed(here[0], here[1], here[2], labs_per_worker=labs_per_worker,
+                                                       per_worker=per_worker)))
     if len(steps) > MAX_STEPS:
         tail = steps[MAX_STEPS - 1:]
         peak = max(tail, key=lambda s: s.workers)
@@ -162,15 +173,5 @@ def peak_workers(steps: Iterable[DemandStep], start: datetime, end: datetime) ->
     return max((s.workers for s in steps if s.end > start and s.start <= end), default=0)
 
 
-def next_rise(steps: Sequence[DemandStep], after: datetime, above: int) -> DemandStep | None:
-    """The first step starting after `after` that needs more than `above` workers."""
-    return next((s for s in steps if s.start > after and s.workers > above), None)
-
-
-def horizon(now: datetime, seconds: float, look_ahead_minutes: float) -> datetime:
-    """`now` plus `seconds`, but never beyond the look-ahead."""
-    return now + timedelta(seconds=min(seconds, look_ahead_minutes * 60))
-
-
-__all__ = ["LEAD_TIME_MIN_SAMPLES", "LEAD_TIME_WINDOW", "MAX_STEPS", "Booking", "DemandStep", "LeadTime",
-           "demand_steps", "horizon", "lead_time", "next_rise", "p95", "peak_workers", "workers_needed"]
+__all__ = ["LEAD_TIME_MIN_SAMPLES", "LEAD_TIME_WINDOW", "MAX_LEAD_SECONDS", "MAX_STEPS", "Booking", "DemandStep",
+           "LeadTime", "demand_steps", "lead_time", "p95", "peak_workers", "workers_needed"]

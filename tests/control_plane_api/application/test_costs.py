@@ -4,6 +4,7 @@ and monotonicity, and the bound on what one report reads."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,9 @@ class Templates:
         if name not in self._by_name:
             raise NotFoundError(f"template {name} not found")
         return self._by_name[name]
+
+    async def list(self) -> list[WorkerTemplate]:
+        return list(self._by_name.values())
 
 
 class Pools:
@@ -118,6 +122,20 @@ async def test_a_change_recorded_late_is_ignored_and_an_unknown_template_is_unpr
     assert len(await intervals.overlapping(T0, T0 + timedelta(hours=1), None, None, 10)) == 1
 
 
+async def test_a_worker_found_in_ec2_is_priced_like_the_template_of_its_instance_type(ledger) -> None:
+    service, intervals, _clock = ledger
+    found = worker(template=None)
+    found.instance_type = "m5zn.metal"  # the priced template's type
+    await move(service, found, WorkerStatus.RUNNING, 0)
+    other = worker(template=None).model_copy(update={"id": "w2", "instance_type": "c5.metal"})
+    await move(service, other, WorkerStatus.RUNNING, 0)
+    priced, unpriced = await intervals.open_for("w1"), await intervals.open_for("w2")
+    assert priced is not None
+    assert unpriced is not None
+    assert (priced.priced, priced.cost_per_hour_usd, priced.template_name) == (True, RATE, None)
+    assert (unpriced.priced, unpriced.cost_per_hour_usd) == (False, 0)
+
+
 async def test_a_placement_holds_the_worker_until_its_capacity_is_released(ledger) -> None:
     service, _intervals, clock = ledger
     w = worker()
@@ -178,3 +196,58 @@ async def test_a_report_reads_a_bounded_number_of_records(ledger, monkeypatch) -
     assert away.totals()["running_usd"] == round(4 * RATE / 60, 4)  # four starts of a minute each
     with pytest.raises(InvalidError, match="to must be after from"):
         await service.report(T0, T0, GroupBy.POOL, Bucket.HOUR)
+
+
+STATUS = [DomainEvent(ev.WORKER_STATUS_UPDATED, {})]
+
+
+async def test_changes_recorded_out_of_order_leave_the_ledger_in_the_last_state(ledger) -> None:
+    """The worker runs (v1), stops (v2 at 10 min) and runs again (v3 at 11 min). The ledger is written after
+    the commit (after an awaited publish), so v3 may be recorded before v2. The worker runs: the open interval
+    must be a running one (else its running hours are billed at the EBS price until its next status change)."""
+    service, intervals, clock = ledger
+    w = worker()
+    await move(service, w, WorkerStatus.RUNNING, 0)
+    stopped = w.model_copy(deep=True)
+    stopped.status, stopped.status_changed_at, stopped.version = WorkerStatus.STOPPED, T0 + timedelta(minutes=10), 2
+    stopped.desired_status = DesiredStatus.STOPPED
+    running = w.model_copy(deep=True)
+    running.status, running.status_changed_at, running.version = WorkerStatus.RUNNING, T0 + timedelta(minutes=11), 3
+    await service.record_workers([(running, STATUS)])  # v3 first
+    await service.record_workers([(stopped, STATUS)])  # then v2, late
+    current = await intervals.open_for("w1")
+    clock.now = T0 + timedelta(hours=5)
+    report = await service.report(T0, T0 + timedelta(hours=5), GroupBy.WORKER, Bucket.HOUR)
+    assert current is not None
+    assert current.state is BilledState.RUNNING, (
+        f"open interval {current.state if current else None}; billed running "
+        f"{report.totals()['running_usd']} USD of {RATE * (5 - 1 / 60):.4f} for a worker running all but 1 min")
+
+
+async def test_two_changes_recorded_at_once_open_one_interval(ledger) -> None:
+    """Two commits of the same worker recorded concurrently (two requests, or two replicas): RUNNING (v2) and
+    DRAINING (v3, still billed running). The ledger must hold one open interval, not bill the worker twice."""
+    service, intervals, clock = ledger
+    first = worker()
+    first.status, first.status_changed_at, first.version = WorkerStatus.RUNNING, T0, 2
+    second = first.model_copy(deep=True)
+    second.status, second.status_changed_at, second.version = WorkerStatus.DRAINING, T0 + timedelta(seconds=1), 3
+    templates = service._templates  # the test's own fake
+    real_get = templates.get
+
+    async def read_over_the_network(name: str):  # in production the template is a MongoDB read
+        await asyncio.sleep(0.02)
+        return await real_get(name)
+
+    templates.get = read_over_the_network  # type: ignore[method-assign]
+    await asyncio.gather(service.record_workers([(first, STATUS)]), service.record_workers([(second, STATUS)]))
+    clock.now = T0 + timedelta(hours=1)
+    opened = [i for i in await intervals.overlapping(T0, clock.now, None, None, 10) if i.end is None]
+    report = await service.report(T0, clock.now, GroupBy.WORKER, Bucket.HOUR)
+    stop = second.model_copy(deep=True)
+    stop.status, stop.status_changed_at, stop.version = WorkerStatus.TERMINATED, T0 + timedelta(hours=1), 4
+    await service.record_workers([(stop, STATUS)])  # the worker is gone: nothing may stay open
+    still_open = [i.id for i in await intervals.overlapping(T0, clock.now, None, None, 10) if i.end is None]
+    assert (len(opened), still_open) == (1, []), (
+        f"{len(opened)} open intervals: 1 h billed {report.totals()['running_usd']} USD (rate {RATE}/h); "
+        f"after termination still open (billed for ever): {still_open}")

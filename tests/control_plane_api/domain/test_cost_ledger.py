@@ -54,6 +54,8 @@ def test_which_statuses_are_billed_and_how(status: WorkerStatus, billed: BilledS
     (DesiredStatus.STOPPED, "retired by pool ccna", "manual", StopReason.SCALE_DOWN),
     (DesiredStatus.STOPPED, "drained (retired by pool ccna)", "manual", StopReason.SCALE_DOWN),
     (DesiredStatus.TERMINATED, "retired by pool ccna", None, StopReason.SCALE_DOWN),
+    (DesiredStatus.TERMINATED, "retired by the deletion of pool ccna", None, StopReason.OPERATOR),
+    (DesiredStatus.STOPPED, "drained (retired by the drain of pool ccna)", "manual", StopReason.OPERATOR),
     (DesiredStatus.STOPPED, "stopped into the warm pool of pool ccna", "manual", StopReason.WARM_POOL),
     (DesiredStatus.STOPPED, "drained (stopped into the warm pool of pool ccna)", "manual", StopReason.WARM_POOL),
     (DesiredStatus.STOPPED, "maintenance", "manual", StopReason.OPERATOR),

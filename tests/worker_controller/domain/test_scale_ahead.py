@@ -166,9 +166,10 @@ CASES = [
           worker("w1", park_when_ready=True, license_status="unregistered", phase="READY_UNLICENSED")],
          [], desired=1, rule="warm_pool", retire=["id-w1"], retire_then=ScaleDownAction.STOP,
          reason_has="1 warmed up (CML available): stopping into the warm pool"),
-    Case("a worker warming up is not counted toward the size: the class launches its own", WARM,
+    Case("a worker warming up is not counted toward the size; no warm-up above the minimum (the class's workers "
+         "return to the warm pool when it ends)", WARM,
          [worker("a"), worker("w1", state="launching", park_when_ready=True), worker("p1", state="parked")],
-         klass(20, 9), desired=1, size=2, action=ScalingAction.SCALE_UP, resume=["id-p1"], warm_up=1),
+         klass(20, 9), desired=1, size=2, action=ScalingAction.SCALE_UP, resume=["id-p1"], warm_up=0),
     Case("no warm-up while the template cannot launch", WARM, [worker("a", sessions=5)], [], desired=1,
          template_found=False, rule="steady"),
     Case("a warm pool of 0 terminates every retired worker", {**WARM, "warm_pool_size": 0},

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lcm_core.domain.enums import DesiredStatus, ServiceStatus, WorkerStatus
-from lcm_core.domain.pool_capacity import MemberRole, PoolCapacity, member_role, pool_capacity
+from lcm_core.domain.pool_capacity import MemberRole, PoolCapacity, member_role, on_its_way, pool_capacity
 from lcm_core.domain.pool_capacity import retirement_order as usefulness  # shared with the scheduler
 from lcm_core.domain.pools import (
     Figure,
@@ -145,22 +145,31 @@ def _explain(decision: ScalingDecision, work: PoolWork, need: AheadNeed | None, 
 
 
 def _warm_pool(plan: PoolPlan, work: PoolWork, roles: dict[str, MemberRole], parked: list[WorkerSummary],
-               problem: str | None) -> list[str]:
+               problem: str | None, need: AheadNeed | None) -> list[str]:
     """Keep the warm pool at its size (`warm_pool_size` K), counting the stopped workers that stay, those on
     their way to stopped and those warming up:
     - workers retired now are stopped while it has room, and terminated beyond it;
-    - stopped workers beyond it are terminated (unless this plan resumes them);
-    - warming workers whose CML is available are retired to stopped (they took no licence);
-    - while it has fewer than K, workers are launched into it (they boot once, then stop).
+    - stopped workers beyond it are terminated (unless this plan resumes them, or bookings within the
+      look-ahead need more workers than are counted: they will be resumed for them);
+    - warming workers whose CML is available are retired to stopped (they took no licence); one that will not
+      get there by itself (CML failed) is terminated;
+    - while it has fewer than K, and the pool is at its minimum, workers are launched into it (they boot once,
+      then stop). Above the minimum, the workers counted now return to the warm pool when they are retired:
+      launching more would only have them terminated then.
     Returns notes for the decision."""
-    keep = work.pool.scaling.warm_pool_size
+    cfg = work.pool.scaling
+    keep = cfg.warm_pool_size
     if keep is None:
         return []
     stopping = sum(1 for row in work.workers if roles[row.id] is MemberRole.LEAVING
                    and DesiredStatus.STOPPED in (row.drain_then, row.desired_status))
     warming = [row for row in work.workers if roles[row.id] is MemberRole.WARMING]
+    failed = [row.id for row in warming if not on_its_way(row) and row.service_status is not ServiceStatus.AVAILABLE]
+    warming = [row for row in warming if row.id not in failed]
     stay = [row for row in parked if row.id not in plan.resume]
     room = keep - len(stay) - stopping - len(warming)
+    counted = sum(1 for row in work.workers if roles[row.id] is MemberRole.ACTIVE)
+    booked_beyond = need is not None and need.peak > counted
     notes = []
     plan.retire_then = ScaleDownAction.STOP
     if plan.retire:
@@ -169,17 +178,20 @@ def _warm_pool(plan: PoolPlan, work: PoolWork, roles: dict[str, MemberRole], par
         plan.retire = kept
         room -= len(kept)
         notes.append(f"warm pool of {keep}: {len(kept)} stopped, {len(plan.terminate)} terminated")
-    elif room < 0 and not plan.resume and not plan.launch:
+    elif room < 0 and not plan.resume and not plan.launch and not booked_beyond:
         extra = [row.id for row in sorted(stay, key=lambda r: (r.name, r.id), reverse=True)[:-room]]
         plan.terminate = extra
         notes.append(f"{len(stay) + stopping + len(warming)} stopped or warming, beyond the warm pool of {keep}: "
                      f"terminating {len(extra)}")
+    if failed:
+        plan.terminate += failed
+        notes.append(f"{len(failed)} warming up will not get there (CML failed): terminating")
     ready = [row.id for row in warming if row.status is WorkerStatus.RUNNING
              and row.service_status is ServiceStatus.AVAILABLE]
     if ready:
         plan.retire += ready
         notes.append(f"{len(ready)} warmed up (CML available): stopping into the warm pool")
-    if room > 0 and not problem:
+    if room > 0 and not problem and plan.desired_workers <= cfg.min_workers:
         regions = [r for r in work.pool.regions if not work.template_regions or r in work.template_regions]
         plan.warm_up = launch_regions(room, regions, [*warming, *stay])
         notes.append(f"warm pool of {keep} has {keep - room}: launching {room} to boot once and stop")
@@ -242,7 +254,7 @@ def plan_pool(work: PoolWork) -> PoolPlan:
             notes.append(f"{kept} more to retire hold or have booked sessions: they stay until those end")
     plan.phase = _phase(pool, cap, plan, size, current)  # keeping the warm pool is no scaling
     sized = plan.acts
-    warm_notes = _warm_pool(plan, work, roles, parked, _template_problem(work))
+    warm_notes = _warm_pool(plan, work, roles, parked, _template_problem(work), need)
     decision = plan.decision
     decision.launched, decision.resumed = [], plan.resume
     decision.retired = [*plan.retire, *plan.terminate]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from lcm_core.domain.pool_capacity import MemberRole, PoolCapacity, member_role, on_its_way, serving
-from lcm_core.domain.pool_forecast import DemandStep, LeadTime, demand_steps, horizon, peak_workers
+from lcm_core.domain.pool_forecast import DemandStep, LeadTime, demand_steps, peak_workers
 from lcm_core.domain.pools import PoolWork, ScalingPolicy
 from lcm_core.domain.workers import WorkerSummary
 
@@ -71,9 +71,12 @@ def ahead_need(work: PoolWork) -> AheadNeed | None:
     end = now + timedelta(minutes=cfg.look_ahead_minutes)
     steps = demand_steps(work.bookings, now, end, labs_per_worker=cfg.max_labs_per_worker,
                          per_worker=work.template_capacity)
+    # Not capped by the look-ahead: the steps end there anyway, and a worker on its way is counted against
+    # the moment it will serve by (capping the horizon would leave a just-launched worker uncounted, and
+    # launch another every evaluation).
     lead, early = work.lead_time, MARGIN_SECONDS + cfg.ready_ahead_minutes * 60
-    by_resume = horizon(now, lead.resume_seconds + early, cfg.look_ahead_minutes)
-    by_provision = horizon(now, lead.provision_seconds + early, cfg.look_ahead_minutes)
+    by_resume = now + timedelta(seconds=lead.resume_seconds + early)
+    by_provision = now + timedelta(seconds=lead.provision_seconds + early)
     return AheadNeed(steps=steps, lead=lead, resume_horizon=by_resume, provision_horizon=by_provision,
                      now=peak_workers(steps, now, now), by_resume=peak_workers(steps, now, by_resume),
                      by_provision=peak_workers(steps, now, by_provision), peak=peak_workers(steps, now, end))
@@ -103,6 +106,8 @@ def ahead_size(need: AheadNeed, work: PoolWork, cap: PoolCapacity) -> AheadSize 
     by_provision = sum(1 for at in ready_at if at is not None and at <= need.provision_horizon)
     resume_now = max(0, min(parked, need.by_resume - by_resume))
     cold = max(0, need.by_provision - by_provision - parked)
+    if not resume_now and not cold:
+        return None  # more workers counted than the size (kept for their sessions) is no reason to grow
     wanted = max(size, len(counted) + resume_now + cold)
     if wanted == size:
         return None
