@@ -16,21 +16,26 @@ Policies, on the same bookings in the same run:
 - reactive capacity / reactive lab count: the policies as they were before issue 15 (CAPACITY_BASED and
   LAB_COUNT_BASED, `look_ahead_minutes` 0, no warm pool, scale-down stops the workers);
 - lcm: LAB_COUNT_BASED looking 120 min ahead at the bookings, a warm pool of 2 stopped workers, lead times
-  learned from the measured launches and resumes.
+  learned from the measured launches and resumes (never below the configured default until 20 were measured),
+  workers serving `ready_ahead_minutes` (15, the default) before each booked timeslot, so that its sessions
+  are placed and their labs booted by its start.
 Every autoscaled pool has `min_workers` 0 (so that the policies differ by their decisions only; a reactive
 pool held at 1 costs a worker all term) and `max_workers` 20; the other settings are the defaults.
 
 Per policy it prints the cost (running at the template's $/h with EC2's 60 s minimum per start, stopped at
-EBS gp3 $0.08/GB-month), worker-hours running and stopped, sessions started on time (placed on a serving
-worker by their timeslot's start; ad-hoc ones included), the p95 start delay, "p05 ahead" (the 5th percentile
-of how long before its timeslot a session was placed: its lab is imported and booted after that), the cold
-launches, warm-up launches and resumes, and ratios to the static fleet; then whether `plan_pool` ignores the
-bookings of a reactive pool (sampled: the next 2 h of bookings given or not); then the sessions that were
-late, with what their pool looked like when their timeslot started; and writes a chart of demand against
-capacity over the term (`--png`). `--schedule-ahead` changes LABLET_SCHEDULE_AHEAD (900 s): the warning a
+EBS gp3 $0.08/GB-month), worker-hours running and stopped, sessions on time (ad-hoc ones included): READY at
+their timeslot's start, that is placed on a serving worker and their lab imported and booted by then
+(placed_at + lab boot <= timeslot start, the lab boot drawn per session from 3-8 min, see
+`autoscaling_workload.Durations.lab_boot`), the p95 start delay (timeslot start to lab ready, 0 if on time),
+"p05 ready" (the 5th percentile of how long before its timeslot a session's lab was ready), the cold launches,
+warm-up launches and resumes, and ratios to the static fleet; then whether `plan_pool` ignores the bookings of
+a reactive pool (sampled: the next 2 h of bookings given or not); then the sessions that were late, with where
+and when they were placed and what their pool looked like at their last call (their timeslot's start minus
+their lab boot); and writes a chart of demand against capacity over the term (`--png`). `--schedule-ahead`
+changes LABLET_SCHEDULE_AHEAD (900 s): how long before its timeslot a session is placed, and so the warning a
 reactive pool gets from the sessions that wait for it.
 
-Takes about 90 s on 2 free cores for 14 days (`--jobs 2`: the policies run in two processes).
+Takes about 50-60 s on 2 cores for 14 days (`--jobs 2`: the policies run in two processes).
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, also when imported by the tests
 
-from autoscaling_sim import SCHEDULE_AHEAD, Simulation
+from autoscaling_sim import SCHEDULE_AHEAD, SessionState, Simulation
 from autoscaling_workload import (
     COST_PER_HOUR_USD,
     CPU_CORES,
@@ -97,13 +102,47 @@ def peak_workers(bookings: list[BookedSession], lab: LabType, ahead: float) -> i
                           per_worker=Resources(cpu_cores=CPU_CORES, memory_gb=MEMORY_GB))
 
 
+@dataclass(frozen=True)
+class SessionOutcome:
+    """One booked session under one policy: when it was placed and when its lab was ready."""
+
+    id: str
+    kind: str
+    track: str
+    start: float
+    """Its timeslot's start."""
+    length: float
+    placed_at: float | None
+    """None: never placed (its timeslot ended first)."""
+    lab_boot: float
+    """Its lab's import and boot, from its placement."""
+
+    @property
+    def ready_at(self) -> float | None:
+        return None if self.placed_at is None else self.placed_at + self.lab_boot
+
+    @property
+    def on_time(self) -> bool:
+        """Its lab ready by its timeslot's start."""
+        return self.ready_at is not None and self.ready_at <= self.start
+
+    @property
+    def delay(self) -> float:
+        """From its timeslot's start to its lab ready (0 if on time; never placed: its whole timeslot)."""
+        return self.length if self.ready_at is None else max(0.0, self.ready_at - self.start)
+
+    @property
+    def margin(self) -> float:
+        """How long before its timeslot its lab was ready (negative: late; never placed: minus its timeslot)."""
+        return -self.length if self.ready_at is None else self.start - self.ready_at
+
+
 @dataclass
 class Outcome:
     """What one policy did over the term."""
 
     policy: str
-    sessions: list[tuple[str, str, str, float, float | None, float]] = field(default_factory=list)
-    """(id, kind, track, timeslot start, placed at or None, timeslot length) per booked session."""
+    sessions: list[SessionOutcome] = field(default_factory=list)
     running_hours: float = 0.0
     billed_hours: float = 0.0
     stopped_hours: float = 0.0
@@ -123,19 +162,17 @@ class Outcome:
         return self.billed_hours * COST_PER_HOUR_USD + self.stopped_hours * STOPPED_COST_PER_HOUR_USD
 
     def delays(self) -> list[float]:
-        """Start delay per session (seconds; never placed: its whole timeslot)."""
-        return [max(0.0, placed - start) if placed is not None else length
-                for _, _, _, start, placed, length in self.sessions]
+        """Start delay per session (seconds): from its timeslot's start to its lab ready."""
+        return [session.delay for session in self.sessions]
 
     def margins(self) -> list[float]:
-        """How long before its timeslot each session was placed (seconds; negative: late; never placed: minus
-        its whole timeslot). The lab is imported and booted after the placement: a session placed at the last
-        second starts on time by the count above, but its students wait for the lab's boot."""
-        return [start - placed if placed is not None else -length for _, _, _, start, placed, length in self.sessions]
+        """How long before its timeslot each session's lab was ready (seconds; negative: late)."""
+        return [session.margin for session in self.sessions]
 
     def on_time(self, kind: str | None = None) -> tuple[int, int]:
-        chosen = [s for s in self.sessions if kind is None or s[1] == kind]
-        return sum(1 for s in chosen if s[4] is not None and s[4] <= s[3]), len(chosen)
+        """(sessions whose lab was ready by their timeslot's start, sessions), of one kind or all."""
+        chosen = [s for s in self.sessions if kind is None or s.kind == kind]
+        return sum(1 for s in chosen if s.on_time), len(chosen)
 
 
 def simulate(policy: str, days: int, seed: int, schedule_ahead: float = SCHEDULE_AHEAD) -> Outcome:
@@ -152,10 +189,11 @@ def simulate(policy: str, days: int, seed: int, schedule_ahead: float = SCHEDULE
                   plans_changed_by_bookings=sim.bookings_check)
     for state in sim.by_session.values():
         b = state.booked
-        out.sessions.append((b.id, b.kind, b.lab.track, b.start, state.placed_at, b.end - b.start))
-        if state.placed_at is None or state.placed_at > b.start:
-            delay = None if state.placed_at is None else state.placed_at - b.start
-            out.late.append((b.id, b.kind, b.notice, delay, state.late_because or ""))
+        session = SessionOutcome(b.id, b.kind, b.lab.track, b.start, b.end - b.start, state.placed_at, state.lab_boot)
+        out.sessions.append(session)
+        if not session.on_time:
+            out.late.append((b.id, b.kind, b.notice, None if session.placed_at is None else session.delay,
+                             _late_because(state)))
     for worker in sim.by_worker.values():
         out.running_hours += worker.running_seconds / HOUR
         out.billed_hours += worker.billed_seconds / HOUR
@@ -168,15 +206,24 @@ def simulate(policy: str, days: int, seed: int, schedule_ahead: float = SCHEDULE
     return out
 
 
+def _late_because(state: SessionState) -> str:
+    """When a late session was placed and on which worker (minutes from its timeslot's start), then what its
+    pool looked like at its last call if it was still waiting then."""
+    start = state.booked.start
+    where = "never placed" if state.placed_at is None else (
+        f"placed {(state.placed_at - start) / 60:+.1f} on {state.placed_on}, lab boot {state.lab_boot / 60:.1f}")
+    return f"{where}; at its last call " + (state.late_because or "-")
+
+
 def report(outcomes: list[Outcome], bookings: list[BookedSession]) -> None:
     base = outcomes[0]
     print(f"{'policy':<20} {'cost $':>9} {'x static':>8} {'run h':>7} {'stop h':>7} {'on time':>9} {'%':>7} "
-          f"{'ad-hoc %':>8} {'p95 min':>7} {'p05 ahead':>9} {'never':>5} {'launch':>6} {'warmup':>6} {'resume':>6} "
+          f"{'ad-hoc %':>8} {'p95 min':>7} {'p05 ready':>9} {'never':>5} {'launch':>6} {'warmup':>6} {'resume':>6} "
           f"{'evals':>6} {'sim s':>6}")
     for out in outcomes:
         on, total = out.on_time()
         ad_on, ad_total = out.on_time("ad-hoc")
-        never = sum(1 for s in out.sessions if s[4] is None)
+        never = sum(1 for s in out.sessions if s.placed_at is None)
         print(f"{out.policy:<20} {out.cost:>9,.0f} {out.cost / base.cost:>8.2f} {out.running_hours:>7.0f} "
               f"{out.stopped_hours:>7.0f} {on:>4}/{total:<4} {100 * on / total:>7.2f} "
               f"{100 * ad_on / max(ad_total, 1):>8.1f} {p95(out.delays()) / 60:>7.1f} "
@@ -208,7 +255,7 @@ def late_report(outcomes: list[Outcome], limit: int) -> None:
         if not out.late:
             continue
         causes = Counter(_rule(why) for *_, why in out.late)
-        print(f"\n{out.policy}: {len(out.late)} late session(s); last decision at their timeslot's start: "
+        print(f"\n{out.policy}: {len(out.late)} late session(s); last decision before their last call: "
               + ", ".join(f"{rule} {n}" for rule, n in causes.most_common()))
         shown: set[str] = set()
         for session, kind, notice, delay, why in sorted(out.late, key=lambda late: late[0]):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from autoscaling_workload import (
     MEMORY_GB,
     MIN_BILLED_SECONDS,
     STORAGE_GB,
+    TERM_START,
     Durations,
     LabType,
 )
@@ -74,6 +76,11 @@ class SimWorker:
     stage: Stage
     asked_at: float
     """When the launch or resume that brought it up was decided (its lead time is measured from there)."""
+    lead_clock: tuple[str, float] | None = None
+    """("provision" or "resume", when it was asked for) from a launch or resume until it first serves, as the
+    control plane's `LeadClock` (a warm-up's stays while it is stopped, until a resume replaces it)."""
+    serving_since: float | None = None
+    """When it last became serving (its launch or resume was asked at `asked_at`)."""
     resumed: bool = False
     park_when_ready: bool = False
     """Launched into the warm pool: it boots once and is stopped, licence-free, when its CML is available."""
@@ -108,6 +115,8 @@ class SimWorker:
                 phase=worker_phase(status, service, licence, len(labs)), lab_track=self.track,
                 pool_id=self.pool_id, sessions=len(labs), labs_count=len(labs), park_when_ready=self.park_when_ready,
                 drain_then=self.then if self.stage is Stage.UNLICENSING else None,
+                getting_ready_by=self.lead_clock[0] if self.lead_clock else None,
+                getting_ready_since=TERM_START + timedelta(seconds=self.lead_clock[1]) if self.lead_clock else None,
                 capacity=CapacitySummary(declared=TEMPLATE_CAPACITY, allocated=Resources(
                     cpu_cores=cpu, memory_gb=memory, storage_gb=sum(lab.storage_gb for lab in labs),
                     max_nodes=sum(lab.nodes for lab in labs)), ports_used=sum(lab.ports for lab in labs)),
@@ -162,6 +171,7 @@ class World:
                                   f"{pool.record.name}-{seq:03d}", Stage.LAUNCHING)
         ec2, boot, licence = self.durations.launch()
         worker.bill_start(self.now)
+        worker.lead_clock = ("provision", self.now)
         self._go(worker, [(Stage.BOOTING, ec2), (Stage.LICENSING, boot), (Stage.SERVING, licence)])
 
     def _warm_up(self, pool: SimPool, seq: int) -> None:
@@ -173,6 +183,7 @@ class World:
         worker.park_when_ready = True
         ec2, boot, _ = self.durations.launch()
         worker.bill_start(self.now)
+        worker.lead_clock = ("provision", self.now)
         self._go(worker, [(Stage.BOOTING, ec2), (Stage.WARMED, boot)])
 
     def _resume(self, worker: SimWorker) -> None:
@@ -182,6 +193,7 @@ class World:
         self.by_pool[worker.pool_id].resumes += 1
         # Out of the warm pool (the CPA's `resume_for_pool`): an ordinary member, licensed once its CML is up.
         worker.asked_at, worker.resumed, worker.then, worker.park_when_ready = self.now, True, None, False
+        worker.lead_clock = ("resume", self.now)
         worker.bill_start(self.now)
         self._enter(worker, Stage.STARTING)
         self._go(worker, [(Stage.BOOTING, ec2), (Stage.LICENSING, boot), (Stage.SERVING, licence)])
@@ -230,6 +242,7 @@ class World:
         worker.stage, worker.row = stage, None
         pool = self.by_pool[worker.pool_id]
         if stage is Stage.SERVING:
+            worker.serving_since, worker.lead_clock = self.now, None
             (pool.resumed if worker.resumed else pool.provisioned).append(self.now - worker.asked_at)
             pool.lead = None
             if self.pending:

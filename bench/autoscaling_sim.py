@@ -78,8 +78,19 @@ class SessionState:
     booking: Booking | None = None
     """As `PoolWork.bookings` carries it (rebuilt when it is placed)."""
     view: SessionWorkView | None = None
+    placed_on: str | None = None
+    """The worker it was placed on, and when (from its timeslot's start, minutes) that worker was asked for
+    and became serving."""
+    lab_boot: float = 0.0
+    """How long its lab takes to import and boot once placed (`Durations.lab_boot`)."""
     late_because: str | None = None
-    """What its pool looked like when its timeslot started without it."""
+    """What its pool looked like at the last moment it could be placed and be ready by its timeslot's start,
+    when it was still waiting then."""
+
+    @property
+    def ready_at(self) -> float | None:
+        """When its lab is ready for the students (None: never placed)."""
+        return None if self.placed_at is None else self.placed_at + self.lab_boot
 
 
 @dataclass
@@ -253,20 +264,25 @@ class Simulation(World):
 
     def _book(self, booked: BookedSession) -> None:
         pool = self.by_pool[f"pool-{booked.lab.track}"]
-        state = self.by_session[booked.id] = SessionState(booked, pool.record.id)
+        state = self.by_session[booked.id] = SessionState(booked, pool.record.id,
+                                                          lab_boot=self.durations.lab_boot(booked.id))
         self.pending[booked.id] = state
         bisect.insort(pool.live, (booked.start, booked.id))
         due = max(self.now, booked.start - self.ahead)
         self.at(due, SESSIONS, self._pass_soon)
-        self.at(booked.start, SESSIONS, lambda: self._slot_starts(state))
+        self.at(max(self.now, booked.start - state.lab_boot), SESSIONS, lambda: self._last_call(state))
         self.at(booked.end, SESSIONS, lambda: self._slot_ends(state))
         self._evaluate_at(self.now, pool.record.id)
 
-    def _slot_starts(self, state: SessionState) -> None:
+    def _last_call(self, state: SessionState) -> None:
+        """The last moment the session can be placed with its lab ready by its timeslot's start: if it is
+        still waiting, what its pool looks like (the session placed by a pass at this very instant is on time,
+        and its note is not reported)."""
         if state.status is LabletSessionStatus.PENDING:
             pool = self.by_pool[state.pool_id]
             cap, last = pool.record.capacity, pool.record.last_decision
-            state.late_because = (f"pool desired {pool.record.desired_workers}, ready {cap.ready}, on the way "
+            state.late_because = (f"{state.lab_boot / 60:.1f} min before its slot: pool desired "
+                                  f"{pool.record.desired_workers}, ready {cap.ready}, on the way "
                                   f"{cap.on_the_way}, parked {cap.parked}, leaving {cap.leaving}, waiting "
                                   f"{len(pool.waiting)}; last decision "
                                   + (f"{last.inputs.get('rule')}: {last.reason}" if last else "none")
@@ -340,6 +356,9 @@ class Simulation(World):
         worker.sessions[session_id] = state.booked.lab
         worker.row = None
         state.status, state.worker_id, state.placed_at = LabletSessionStatus.SCHEDULED, worker_id, self.now
+        asked, ready = ((at - state.booked.start) / 60 for at in (worker.asked_at, worker.serving_since or 0.0))
+        how = "resumed" if worker.resumed else "launched"
+        state.placed_on = f"{worker.name} ({how} {asked:+.1f}, serving {ready:+.1f})"
         state.booking, state.pending_reason = None, None
         pool.waiting.pop(session_id, None)
         del self.pending[session_id]

@@ -23,6 +23,8 @@ COST_PER_HOUR_USD = 3.9641
 EBS_USD_PER_GB_MONTH = 0.08
 HOURS_PER_MONTH = 730.0
 STOPPED_COST_PER_HOUR_USD = STORAGE_GB * EBS_USD_PER_GB_MONTH / HOURS_PER_MONTH
+LAB_BOOT_MINUTES = (3.0, 8.0)
+"""A placed session's lab: CML import and node boot of a CCNA-size lab (see `Durations.lab_boot`)."""
 MIN_BILLED_SECONDS = 60.0
 """EC2 bills at least a minute per start."""
 
@@ -122,9 +124,15 @@ class Durations:
     min), CML's boot and image copy (5-9 min) and the licence registration (0.5-2 min); a resume is EC2's start
     (1-3 min), CML's boot (2-4 min) and the licence (0.5-2 min); a retirement deregisters the licence (0.5-2
     min) and stops or terminates the instance (1-2 min). A seeded stream per kind: the n-th launch (resume,
-    retirement) of every policy takes the same time."""
+    retirement) of every policy takes the same time.
+
+    A session's lab is imported and booted on its worker after the session is placed: 3-8 min for a CCNA-size
+    lab (CML's import of the topology, then 8-12 IOSv/IOSvL2 nodes booting in parallel to their prompt; the
+    upper end when the worker boots several labs at once). Drawn per session from the seed and the session's
+    id, so each session's lab takes the same time under every policy whenever and wherever it is placed."""
 
     def __init__(self, seed: int) -> None:
+        self._seed = seed
         self._launches, self._resumes, self._retirements = (random.Random(seed * 3 + k) for k in range(3))
 
     @staticmethod
@@ -140,6 +148,10 @@ class Durations:
         """(EC2 start, CML boot, licence registration)."""
         r = self._resumes
         return self._between(r, 1, 3), self._between(r, 2, 4), self._between(r, 0.5, 2)
+
+    def lab_boot(self, session_id: str) -> float:
+        """How long the session's lab takes from its placement to ready (import and node boot)."""
+        return self._between(random.Random(f"{self._seed}:lab-boot:{session_id}"), *LAB_BOOT_MINUTES)
 
     def retire(self) -> tuple[float, float]:
         """(licence deregistration, EC2 stop or terminate)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from datetime import timedelta
 
 import pytest
 
@@ -16,6 +17,7 @@ from control_plane_api.domain import pool as cpa_pool
 from lablet_controller.domain.placement import Requirements, candidate_from, rejection
 from lcm_core.domain.enums import DesiredStatus
 from lcm_core.domain.pool_capacity import MemberRole, member_role, on_its_way, serving
+from lcm_core.domain.pools import ScalingConfig
 
 bench = importlib.import_module("bench.autoscaling")
 sim = importlib.import_module("autoscaling_sim")
@@ -58,6 +60,29 @@ def test_a_simulated_workers_row_says_what_it_is(stage: str, then: DesiredStatus
     assert (rejection(candidate_from(row, default_port_capacity=100), session, require_license=True) is None) is serves
 
 
+@pytest.mark.parametrize("kind", ["provision", "resume"])
+def test_a_worker_on_its_way_says_since_when_and_how_it_gets_ready(kind: str) -> None:
+    """As the control plane's lead clock: what `scale_ahead.serves_by` reads to count it toward a horizon."""
+    worker = sim.SimWorker(id="w1", name="ccna-001", pool_id="pool-ccna", track="ccna", stage=sim.Stage.BOOTING,
+                           asked_at=600.0, lead_clock=(kind, 600.0))
+    row = worker.summary()
+    assert row.getting_ready_by == kind
+    assert row.getting_ready_since == workload.TERM_START + timedelta(minutes=10)
+
+
+def test_lcm_is_benchmarked_with_the_default_scaling_settings() -> None:
+    """Only the policy, the pool's bounds, the labs per worker, the look-ahead and the warm pool are the
+    benchmark's; every other setting (ready_ahead_minutes, the lead-time defaults, cooldowns) is the default."""
+    chosen = {"policy", "min_workers", "max_workers", "max_labs_per_worker", "min_labs_per_worker",
+              "look_ahead_minutes", "warm_pool_size"}
+    defaults = ScalingConfig()
+    for lab in workload.LAB_TYPES:
+        config = bench.scaling("lcm", lab, peak_workers=5)
+        assert config.ready_ahead_minutes == defaults.ready_ahead_minutes
+        for name in set(ScalingConfig.model_fields) - chosen:
+            assert getattr(config, name) == getattr(defaults, name), name
+
+
 CALLS = {"plan_pool": 0, "decide": 0}
 
 
@@ -83,7 +108,7 @@ def outcomes() -> dict[str, object]:
 
 def test_a_run_goes_through_plan_pool_and_the_scheduler(outcomes: dict[str, object]) -> None:
     evaluations = sum(out.evaluations for out in outcomes.values())
-    placed = sum(1 for out in outcomes.values() for s in out.sessions if s[4] is not None)
+    placed = sum(1 for out in outcomes.values() for s in out.sessions if s.placed_at is not None)
     assert CALLS["plan_pool"] == evaluations > 2 * 2 * DAYS * 2880  # every 30 s at least, per pool and policy
     assert CALLS["decide"] >= placed > 0
 
@@ -92,15 +117,38 @@ def test_every_session_is_accounted_for(outcomes: dict[str, object]) -> None:
     booked = {b.id: b for b in workload.term(DAYS, SEED)}
     assert booked
     for out in outcomes.values():
-        assert sorted(s[0] for s in out.sessions) == sorted(booked)
+        assert sorted(s.id for s in out.sessions) == sorted(booked)
         on_time, total = out.on_time()
         assert total == len(booked)
         assert on_time + len(out.late) == total
-        for session_id, _, _, start, placed, length in out.sessions:
-            b = booked[session_id]
-            assert length == b.end - b.start
-            if placed is not None:  # placed once due (schedule-ahead) and before its timeslot ended
-                assert max(b.booked_at, start - sim.SCHEDULE_AHEAD) <= placed < b.end
+        for session in out.sessions:
+            b = booked[session.id]
+            assert (session.start, session.length) == (b.start, b.end - b.start)
+            if session.placed_at is not None:  # placed once due (schedule-ahead) and before its timeslot ended
+                assert max(b.booked_at, b.start - sim.SCHEDULE_AHEAD) <= session.placed_at < b.end
+
+
+def test_on_time_means_the_lab_is_ready_by_the_timeslots_start(outcomes: dict[str, object]) -> None:
+    """Placed, then its lab imported and booted (3-8 min, the same per session under every policy), by the
+    timeslot's start; the start delay runs from the timeslot's start to the lab ready."""
+    low, high = (minutes * 60 for minutes in workload.LAB_BOOT_MINUTES)
+    boots = {}
+    for out in outcomes.values():
+        for session in out.sessions:
+            assert low <= session.lab_boot <= high
+            assert boots.setdefault(session.id, session.lab_boot) == session.lab_boot
+            if session.placed_at is None:
+                assert not session.on_time
+                assert session.delay == session.length
+            else:
+                ready = session.placed_at + session.lab_boot
+                assert session.on_time is (ready <= session.start)
+                assert session.delay == max(0.0, ready - session.start)
+    # Placed before its timeslot but its lab booting past the start counts late, as the students see it.
+    placed_in_time_not_ready = [s for out in outcomes.values() for s in out.sessions
+                                if s.placed_at is not None and s.placed_at <= s.start and not s.on_time]
+    late_ids = {session_id for out in outcomes.values() for session_id, *_ in out.late}
+    assert {s.id for s in placed_in_time_not_ready} <= late_ids
 
 
 def test_costs_and_hours_are_not_negative(outcomes: dict[str, object]) -> None:
