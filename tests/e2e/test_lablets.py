@@ -129,8 +129,12 @@ def test_a_session_created_in_the_page_changes_status_live(browser, local_stack:
     # Filters: by status (the CPA filters), by worker; an empty result says so.
     page.get_by_label("Status").select_option(final)
     page.locator(f"#sessions-table tr[data-session-id='{session_id}']").wait_for()
-    assert page.locator("#sessions-table tbody tr[data-status]").evaluate_all(
-        "(rows, final) => rows.every(r => r.dataset.status === final)", final)
+    # The session's row was there before the filter too: wait for the filtered list (other tests' sessions,
+    # in other statuses, leave it when the CPA's answer is drawn).
+    page.wait_for_function("""final => {
+        const rows = [...document.querySelectorAll('#sessions-table tbody tr[data-status]')];
+        return rows.length > 0 && rows.every(r => r.dataset.status === final);
+    }""", arg=final, timeout=15_000)
     page.get_by_label("Status").select_option("expired")
     page.get_by_text("No session matches the filters.").wait_for()
     page.get_by_label("Status").select_option("")
