@@ -175,6 +175,10 @@ CASES = [
          klass(20, 9), desired=1, size=2, action=ScalingAction.SCALE_UP, resume=["id-p1"], warm_up=0),
     Case("no warm-up while the template cannot launch", WARM, [worker("a", sessions=5)], [], desired=1,
          template_found=False, rule="steady"),
+    Case("without a warm pool (any more), a worker warming up for one is terminated", AHEAD,
+         [worker("a", sessions=5), worker("w1", state="launching", park_when_ready=True)], [], desired=1,
+         rule="warm_pool", action=ScalingAction.SCALE_DOWN, terminate=["id-w1"],
+         reason_has="no warm pool: terminating 1 worker(s) warming up for one"),
     Case("a warm pool of 0 terminates every retired worker", {**WARM, "warm_pool_size": 0},
          [worker("a"), worker("b")], [], desired=2, size=1, action=ScalingAction.SCALE_DOWN, terminate=["id-a"]),
 ]

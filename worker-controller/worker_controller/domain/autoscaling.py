@@ -160,7 +160,10 @@ def _warm_pool(plan: PoolPlan, work: PoolWork, roles: dict[str, MemberRole], par
     cfg = work.pool.scaling
     keep = cfg.warm_pool_size
     if keep is None:
-        return []
+        # No warm pool (any more): a worker still warming up for one is not wanted.
+        left = [row.id for row in work.workers if roles[row.id] is MemberRole.WARMING]
+        plan.terminate += left
+        return [f"no warm pool: terminating {len(left)} worker(s) warming up for one"] if left else []
     stopping = sum(1 for row in work.workers if roles[row.id] is MemberRole.LEAVING
                    and DesiredStatus.STOPPED in (row.drain_then, row.desired_status))
     warming = [row for row in work.workers if roles[row.id] is MemberRole.WARMING]
