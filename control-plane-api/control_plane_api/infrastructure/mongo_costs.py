@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
@@ -24,32 +24,22 @@ from control_plane_api.domain.cost_report import Amounts
 _AMOUNTS = ("running_usd", "stopped_usd", "savings_idle_pause_usd", "savings_scale_down_usd")
 
 
-def _interval_document(interval: WorkerInterval) -> dict[str, Any]:
-    doc = interval.model_dump(mode="python")
+Record = TypeVar("Record", WorkerInterval, HoldingInterval)
+
+
+def _document(record: WorkerInterval | HoldingInterval) -> dict[str, Any]:
+    """A record as stored: its id as `_id`, and `until` (its end, or far ahead while open) for the range index."""
+    doc = record.model_dump(mode="python")
     doc["_id"] = doc.pop("id")
-    doc["until"] = interval.until
+    doc["until"] = record.until
     return doc
 
 
-def _interval(doc: dict[str, Any]) -> WorkerInterval:
+def _record(model: type[Record], doc: dict[str, Any]) -> Record:
     doc = dict(doc)
     doc["id"] = doc.pop("_id")
     doc.pop("until", None)
-    return WorkerInterval.model_validate(doc)
-
-
-def _holding_document(holding: HoldingInterval) -> dict[str, Any]:
-    doc = holding.model_dump(mode="python")
-    doc["_id"] = doc.pop("id")
-    doc["until"] = holding.until
-    return doc
-
-
-def _holding(doc: dict[str, Any]) -> HoldingInterval:
-    doc = dict(doc)
-    doc["id"] = doc.pop("_id")
-    doc.pop("until", None)
-    return HoldingInterval.model_validate(doc)
+    return model.model_validate(doc)
 
 
 class IntervalRepository:
@@ -63,17 +53,17 @@ class IntervalRepository:
 
     async def open_for(self, worker_id: str) -> WorkerInterval | None:
         docs = await self._c.find({"worker_id": worker_id, "end": None}).sort("start", ASCENDING).to_list(10)
-        return _interval(docs[-1]) if docs else None
+        return _record(WorkerInterval, docs[-1]) if docs else None
 
     async def insert(self, interval: WorkerInterval) -> bool:
         try:
-            await self._c.insert_one(_interval_document(interval))
+            await self._c.insert_one(_document(interval))
             return True
         except DuplicateKeyError:
             return False
 
     async def close(self, interval: WorkerInterval) -> bool:
-        result = await self._c.replace_one({"_id": interval.id, "end": None}, _interval_document(interval))
+        result = await self._c.replace_one({"_id": interval.id, "end": None}, _document(interval))
         return result.matched_count == 1
 
     async def advance(self, interval_id: str, worker_version: int) -> None:
@@ -88,14 +78,15 @@ class IntervalRepository:
         if worker_id is not None:
             flt["worker_id"] = worker_id
         docs = await self._c.find(flt).sort("start", ASCENDING).limit(limit).to_list(length=limit)
-        return [_interval(d) for d in docs]
+        return [_record(WorkerInterval, d) for d in docs]
 
     async def unsettled(self, limit: int) -> list[WorkerInterval]:
-        return [_interval(d) for d in await self._c.find({"settled": False}).limit(limit).to_list(length=limit)]
+        docs = await self._c.find({"settled": False}).limit(limit).to_list(length=limit)
+        return [_record(WorkerInterval, d) for d in docs]
 
     async def settle(self, interval: WorkerInterval) -> bool:
         settled = interval.model_copy(update={"settled": True})
-        result = await self._c.replace_one({"_id": interval.id, "settled": False}, _interval_document(settled))
+        result = await self._c.replace_one({"_id": interval.id, "settled": False}, _document(settled))
         return result.matched_count == 1
 
 
@@ -109,21 +100,21 @@ class HoldingRepository:
 
     async def insert(self, holding: HoldingInterval) -> None:
         try:
-            await self._c.insert_one(_holding_document(holding))
+            await self._c.insert_one(_document(holding))
         except DuplicateKeyError:
             return  # the same placement recorded by another replica
 
     async def close(self, session_id: str, at: datetime) -> None:
         for doc in await self._c.find({"session_id": session_id, "end": None}).to_list(10):
-            holding = _holding(doc)
+            holding = _record(HoldingInterval, doc)
             closed = holding.model_copy(update={"end": max(at, holding.start)})
-            await self._c.replace_one({"_id": holding.id, "end": None}, _holding_document(closed))
+            await self._c.replace_one({"_id": holding.id, "end": None}, _document(closed))
 
     async def overlapping(self, start: datetime, end: datetime, worker_ids: Sequence[str],
                           limit: int) -> list[HoldingInterval]:
         flt = {"until": {"$gte": start}, "start": {"$lt": end}, "worker_id": {"$in": list(worker_ids)}}
         docs = await self._c.find(flt).sort("start", ASCENDING).limit(limit).to_list(length=limit)
-        return [_holding(d) for d in docs]
+        return [_record(HoldingInterval, d) for d in docs]
 
 
 class TotalsRepository:
