@@ -33,11 +33,11 @@ from lcm_core.testing import sample_topologies
 from tests.control_plane_api.application.fakes import (
     InMemoryDefinitions,
     InMemoryKeys,
-    InMemoryPools,
     InMemorySessions,
     InMemoryWorkers,
     RecordingPublisher,
 )
+from tests.control_plane_api.application.fakes_pools import InMemoryPools
 
 S = LabletSessionStatus
 START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -23,16 +23,14 @@ from lcm_core.errors import ConflictError, FencedError, InvalidError, VersionCon
 from tests.control_plane_api.application.fakes import (
     FixedSettings,
     InMemoryKeys,
-    InMemoryLeadTimes,
-    InMemoryPools,
     InMemorySessions,
     InMemoryTelemetry,
-    InMemoryTemplates,
     InMemoryWorkerKeys,
     InMemoryWorkerStore,
     RecordingPublisher,
     RecordingWebhooks,
 )
+from tests.control_plane_api.application.fakes_pools import InMemoryLeadTimes, InMemoryPools, InMemoryTemplates
 
 START = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
 LEADER = LeaderCaller(WORKER_CONTROLLER, 12)
