@@ -15,7 +15,7 @@ from pymongo import MongoClient
 from lcm_core.domain.pool_forecast import LEAD_TIME_MIN_SAMPLES
 from lcm_core.domain.pools import PoolWork
 from tests.fixtures.control_plane import ControlPlaneUnderTest, discovered
-from tests.fixtures.lablet_api import report_cml_health
+from tests.fixtures.lablet_api import report_cml_health, report_status, worker_detail
 
 TEMPLATE = {"name": "standard", "instance_type": "m5zn.metal", "regions": {"us-east-1": {}},
             "capacity": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500, "max_nodes": 200}}
@@ -39,17 +39,6 @@ def _work(cp: ControlPlaneUnderTest, http: httpx.Client, pool_id: str) -> PoolWo
     return PoolWork.model_validate(http.get(f"/api/internal/pools/{pool_id}", headers=cp.internal()).json())
 
 
-def _worker(cp: ControlPlaneUnderTest, http: httpx.Client, worker_id: str) -> dict[str, Any]:
-    return http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()  # type: ignore[no-any-return]
-
-
-def _status(cp: ControlPlaneUnderTest, http: httpx.Client, worker_id: str, ec2_state: str,
-            service_status: str | None = None) -> None:
-    body = {"ec2_state": ec2_state, **({"service_status": service_status} if service_status else {})}
-    answer = http.post(f"/api/internal/workers/{worker_id}/status", headers=cp.leader(), json=body)
-    assert answer.status_code == 200, answer.text
-
-
 def _samples(cp: ControlPlaneUnderTest, mongo_server: Any, kind: str) -> list[float]:
     with MongoClient(f"mongodb://{mongo_server.address}") as mongo:
         found = mongo[cp.settings.mongodb_database]["lead_time_samples"].find({"kind": kind})
@@ -64,13 +53,13 @@ def test_a_launched_worker_gives_a_provision_sample_when_it_first_serves(control
         _evaluate(cp, http, pool["id"], launch=["us-east-1"], phase="initializing")
         [row] = _work(cp, http, pool["id"]).workers
         worker_id = row.id
-        clock = _worker(cp, http, worker_id)["lead_clock"]
+        clock = worker_detail(cp, http, worker_id)["lead_clock"]
         assert clock["kind"] == "provision"
 
         http.post(f"/api/internal/workers/{worker_id}/provisioned", headers=cp.leader(),
                   json=discovered(5, state="pending", tags={"lcm:worker-id": worker_id})).raise_for_status()
-        _status(cp, http, worker_id, "running", "available")
-        assert _worker(cp, http, worker_id)["license"]["status"] == "registering"  # asked by itself
+        report_status(cp, http, worker_id, "running", "available")
+        assert worker_detail(cp, http, worker_id)["license"]["status"] == "registering"  # asked by itself
         registered = http.post(f"/api/internal/workers/{worker_id}/license", headers=cp.leader(),
                                json={"status": "registered", "finished": True})
         assert registered.status_code == 200, registered.text
@@ -79,7 +68,7 @@ def test_a_launched_worker_gives_a_provision_sample_when_it_first_serves(control
         assert report_cml_health(cp, http, worker_id)["summary"]["phase"] == "READY"
         served = _work(cp, http, pool["id"])
         report_cml_health(cp, http, worker_id)  # serving again: the clock has stopped, nothing more is measured
-        after = _worker(cp, http, worker_id)
+        after = worker_detail(cp, http, worker_id)
         again = _work(cp, http, pool["id"])
 
     [seconds] = _samples(cp, mongo_server, "provision")
@@ -107,24 +96,24 @@ def test_resumed_workers_give_resume_samples_and_their_p95_is_served(control_pla
         worker_id = row.id
         http.post(f"/api/internal/workers/{worker_id}/provisioned", headers=cp.leader(),
                   json=discovered(6, state="running", tags={"lcm:worker-id": worker_id})).raise_for_status()
-        _status(cp, http, worker_id, "running", "available")
+        report_status(cp, http, worker_id, "running", "available")
         http.post(f"/api/internal/workers/{worker_id}/license", headers=cp.leader(),
                   json={"status": "registered", "finished": True}).raise_for_status()
         report_cml_health(cp, http, worker_id)
-        assert _worker(cp, http, worker_id)["lead_clock"] is None  # the provision clock was measured
+        assert worker_detail(cp, http, worker_id)["lead_clock"] is None  # the provision clock was measured
 
         for wait in waits:
             _evaluate(cp, http, pool["id"], retire=[worker_id], retire_then="stop", phase="scaling_down",
                       desired_workers=0)
-            assert _worker(cp, http, worker_id)["desired_status"] == "stopped"
-            _status(cp, http, worker_id, "stopped")
+            assert worker_detail(cp, http, worker_id)["desired_status"] == "stopped"
+            report_status(cp, http, worker_id, "stopped")
             _evaluate(cp, http, pool["id"], resume=[worker_id], phase="scaling_up")
-            clock = _worker(cp, http, worker_id)["lead_clock"]
+            clock = worker_detail(cp, http, worker_id)["lead_clock"]
             assert clock["kind"] == "resume"
-            _status(cp, http, worker_id, "running", "available")
+            report_status(cp, http, worker_id, "running", "available")
             time.sleep(wait)
             report_cml_health(cp, http, worker_id)
-            assert _worker(cp, http, worker_id)["lead_clock"] is None
+            assert worker_detail(cp, http, worker_id)["lead_clock"] is None
         work = _work(cp, http, pool["id"])
 
     samples = _samples(cp, mongo_server, "resume")

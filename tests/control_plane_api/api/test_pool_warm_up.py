@@ -11,7 +11,15 @@ import httpx
 
 from lcm_core.domain.pools import PoolWork
 from tests.fixtures.control_plane import ControlPlaneUnderTest, discovered
-from tests.fixtures.lablet_api import LABLET, create_definition, create_session, decision, report_cml_health
+from tests.fixtures.lablet_api import (
+    LABLET,
+    create_definition,
+    create_session,
+    decision,
+    report_cml_health,
+    report_status,
+    worker_detail,
+)
 
 TEMPLATE = {"name": "standard", "instance_type": "m5zn.metal", "regions": {"us-east-1": {}},
             "capacity": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500, "max_nodes": 200}}
@@ -26,17 +34,6 @@ def _evaluate(cp: ControlPlaneUnderTest, http: httpx.Client, pool_id: str, **fie
     answer = http.post(f"/api/internal/pools/{pool_id}/evaluation", headers=cp.leader(), json=body)
     assert answer.status_code == 200, answer.text
     return answer.json()  # type: ignore[no-any-return]
-
-
-def _worker(cp: ControlPlaneUnderTest, http: httpx.Client, worker_id: str) -> dict[str, Any]:
-    return http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()  # type: ignore[no-any-return]
-
-
-def _status(cp: ControlPlaneUnderTest, http: httpx.Client, worker_id: str, ec2_state: str,
-            service_status: str | None = None) -> None:
-    body = {"ec2_state": ec2_state, **({"service_status": service_status} if service_status else {})}
-    answer = http.post(f"/api/internal/workers/{worker_id}/status", headers=cp.leader(), json=body)
-    assert answer.status_code == 200, answer.text
 
 
 def test_a_warm_up_boots_without_a_licence_takes_no_session_and_joins_the_pool_when_resumed(control_plane) -> None:
@@ -56,13 +53,13 @@ def test_a_warm_up_boots_without_a_licence_takes_no_session_and_joins_the_pool_w
         history = http.get(f"/api/pools/{pool['id']}/history", headers=cp.viewer()).json()
         assert history[0]["launched"] == [row.id]
         worker_id = row.id
-        assert _worker(cp, http, worker_id)["license"]["register_when_available"] is False
+        assert worker_detail(cp, http, worker_id)["license"]["register_when_available"] is False
 
         # It boots: CML comes up, and no licence is asked for.
         http.post(f"/api/internal/workers/{worker_id}/provisioned", headers=cp.leader(),
                   json=discovered(7, state="pending", tags={"lcm:worker-id": worker_id})).raise_for_status()
-        _status(cp, http, worker_id, "running", "available")
-        booted = _worker(cp, http, worker_id)
+        report_status(cp, http, worker_id, "running", "available")
+        booted = worker_detail(cp, http, worker_id)
         assert (booted["license"]["status"], booted["license"]["pending_action"]) == ("unregistered", None)
 
         # Healthy, and even asked directly, it takes no session.
@@ -74,11 +71,11 @@ def test_a_warm_up_boots_without_a_licence_takes_no_session_and_joins_the_pool_w
 
         # Stopped into the warm pool (nothing to deregister), then resumed for the pool.
         _evaluate(cp, http, pool["id"], retire=[worker_id], retire_then="stop")
-        assert _worker(cp, http, worker_id)["desired_status"] == "stopped"
-        _status(cp, http, worker_id, "stopped")
+        assert worker_detail(cp, http, worker_id)["desired_status"] == "stopped"
+        report_status(cp, http, worker_id, "stopped")
         _evaluate(cp, http, pool["id"], resume=[worker_id], desired_workers=1)
-        resumed = _worker(cp, http, worker_id)
+        resumed = worker_detail(cp, http, worker_id)
         assert (resumed["park_when_ready"], resumed["desired_status"]) == (False, "running")
         assert resumed["license"]["register_when_available"] is True
-        _status(cp, http, worker_id, "running", "available")
-        assert _worker(cp, http, worker_id)["license"]["status"] == "registering"
+        report_status(cp, http, worker_id, "running", "available")
+        assert worker_detail(cp, http, worker_id)["license"]["status"] == "registering"
