@@ -14,12 +14,13 @@ import boto3
 import httpx
 import pytest
 
+from lcm_core.testing.devstack import env_file as stack_env
 from lcm_core.testing.devstack.aws_seed import DEMO_TAG
 from lcm_core.testing.processes import free_port, port_is_open
 
 
 def read_env(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line)
+    return stack_env.read(path)
 
 
 def processes_mentioning(text: str) -> list[int]:
