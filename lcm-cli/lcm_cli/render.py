@@ -48,15 +48,18 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + ELLIPSIS
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[str] = ()) -> str:
     """Columns aligned on the widest cell (at most `MAX_CELL`, the last column whole), two spaces apart;
-    numbers right-aligned."""
+    numbers, and the columns named in `right` (figures already formatted), right-aligned."""
     texts = [[cell(v) for v in row] for row in rows]
     last = len(headers) - 1
     texts = [[t if i == last else _cut(t, MAX_CELL) for i, t in enumerate(row)] for row in texts]
     widths = [max([len(h)] + [len(row[i]) for row in texts]) for i, h in enumerate(headers)]
-    numeric = [bool(rows) and all((isinstance(row[i], int | float) and not isinstance(row[i], bool))
-                                  or row[i] is None for row in rows) for i in range(len(headers))]
+    def is_figure(value: Any) -> bool:
+        return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+    numeric = [headers[i] in right or (bool(rows) and all(is_figure(row[i]) for row in rows))
+               for i in range(len(headers))]
 
     def line(values: Sequence[str]) -> str:
         parts = [v.rjust(widths[i]) if numeric[i] else v.ljust(widths[i]) for i, v in enumerate(values)]

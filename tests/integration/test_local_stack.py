@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -68,9 +69,25 @@ def test_local_stack_starts_serves_and_stops_without_leftovers(stack) -> None:
         "LCM_API_URL", "LCM_ADMIN_TOKEN", "LCM_VIEWER_TOKEN", "CONTROL_PLANE_API_KEY", "AWS_ENDPOINT_URL",
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "WORKER_DISCOVERY_REGIONS",
         "WORKER_DISCOVERY_AMI_NAME", "CML_SIMULATOR_URL", "CML_WORKER_API_USERNAME", "CML_WORKER_API_PASSWORD",
-        "MONGODB_URL", "REDIS_URL", "ETCD_HOST", "ETCD_PORT",
+        "MONGODB_URL", "REDIS_URL", "ETCD_HOST", "ETCD_PORT", "LCM_TOKEN",
     }
     assert expected <= env.keys()
+    assert env["LCM_TOKEN"] == env["LCM_ADMIN_TOKEN"]
+
+    # `source .lcm/dev/stack.env` (no `set -a`) and `lcm` works: its variables are exported to the programs run
+    # after. The console script of this venv, with a config directory holding no session of its own.
+    lcm = Path(sys.executable).parent / "lcm"
+    sourced = subprocess.run(
+        ["bash", "-c", f'source "{root}/.lcm/dev/stack.env" && "{lcm}" --json whoami && "{lcm}" pools list'],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ["PATH"], "LCM_CONFIG_DIR": str(root / "lcm-config")})
+    assert sourced.returncode == 0, sourced.stderr
+    me, _, table = sourced.stdout.partition("}\n")
+    me = json.loads(me + "}")
+    assert (me["subject"], me["roles"], me["credentials"], me["api_url"]) == (
+        "dev-admin", ["admin"], "LCM_TOKEN", env["LCM_API_URL"])
+    assert table.split()[:3] == ["ID", "NAME", "TRACK"]
+    assert len(table.strip().splitlines()) == 2  # the pool the stack seeds
 
     api = env["LCM_API_URL"]
     assert httpx.get(f"{api}/api/health").json() == {"status": "ok"}

@@ -15,7 +15,7 @@ from lcm_cli.transport.client import ApiClient, ApiError, Credentials
 def _ask(prompt: str, secret: bool) -> str:
     try:
         return getpass.getpass(prompt) if secret else input(prompt)
-    except EOFError:
+    except (EOFError, OSError):  # no terminal, stdin closed or not readable
         raise UsageError(f"no {prompt.strip(': ').lower()} given (set LCM_USERNAME / LCM_PASSWORD)") from None
 
 

@@ -15,6 +15,7 @@ HEADERS = ["KEY", "NAME", "RUNNING_USD", "STOPPED_USD", "TOTAL_USD", "RUN_H", "S
 
 
 def money(value: float) -> str:
+    """Dollars (and hours) to the cent: what a person compares; --json has the API's four decimals."""
     return f"{value:.2f}"
 
 
@@ -22,14 +23,16 @@ def report_text(report: CostReportView) -> str:
     head = (f"costs from {render.cell(report.from_)} to {render.cell(report.to)} UTC, by {report.group_by}, "
             f"in {report.currency}")
     rows: list[list[Any]] = [[g.key, g.name, money(g.running_usd), money(g.stopped_usd), money(g.total_usd),
-                              g.running_hours, g.stopped_hours, money(g.savings_idle_pause_usd),
+                              money(g.running_hours), money(g.stopped_hours), money(g.savings_idle_pause_usd),
                               money(g.savings_scale_down_usd), g.priced] for g in report.groups]
     t = report.totals
-    rows.append(["TOTAL", "", money(t.running_usd), money(t.stopped_usd), money(t.total_usd), t.running_hours,
-                 t.stopped_hours, money(t.savings_idle_pause_usd), money(t.savings_scale_down_usd), ""])
+    rows.append(["TOTAL", "", money(t.running_usd), money(t.stopped_usd), money(t.total_usd),
+                 money(t.running_hours), money(t.stopped_hours), money(t.savings_idle_pause_usd),
+                 money(t.savings_scale_down_usd), ""])
     unpriced = [g.key for g in report.groups if not g.priced]
     note = f"\nnot priced (counted as free): {', '.join(unpriced)}" if unpriced else ""
-    return f"{head}\n\n{render.table(HEADERS, rows)}\nidle (running, no session held): ${t.idle_usd:.2f}{note}"
+    figures = render.table(HEADERS, rows, right=HEADERS[2:9])
+    return f"{head}\n\n{figures}\nidle (running, no session held): ${t.idle_usd:.2f}{note}"
 
 
 def _costs(ctx: Context, args: argparse.Namespace) -> int:
