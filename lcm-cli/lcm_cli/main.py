@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     store = CredentialStore(config_dir())
     target = resolve(args.api_url, args.token, store)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Explicitly: a shell running `lcm events tail &` without job control starts it with SIGINT ignored, and
+    # `kill -INT` (what Ctrl-C sends) would then never end it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with ApiClient(target.api_url, Credentials(target.token, target.session), timeout=args.timeout) as api:
             return args.handler(Context(api=api, target=target, store=store, json=args.json), args)
