@@ -10,7 +10,7 @@ import sys
 from types import FrameType
 
 from lcm_cli.commands import auth, costs, definitions, events, pools, sessions, workers
-from lcm_cli.commands.common import Context, UsageError
+from lcm_cli.commands.common import Context, UsageError, seconds
 from lcm_cli.config import CredentialStore, config_dir, resolve
 from lcm_cli.transport.client import ApiClient, ApiError, Credentials
 
@@ -31,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--api-url", metavar="URL", help="the control-plane API (default: LCM_API_URL)")
     root.add_argument("--token", metavar="TOKEN", help="a bearer token (default: LCM_TOKEN, else `lcm login`)")
     root.add_argument("--json", action="store_true", help="print the API's JSON instead of tables (for scripts)")
-    root.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default 30)")
+    root.add_argument("--timeout", type=seconds, default=30.0, metavar="SECONDS", help="per request (default 30)")
     root.set_defaults(handler=None, usage_of=root)
     sub = root.add_subparsers(title="commands", metavar="COMMAND")
     for module in (workers, sessions, definitions, pools, events, costs, auth):

@@ -101,6 +101,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def seconds(text: str) -> float:
+    """A duration in seconds: finite and above zero."""
+    value = positive_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("a duration must be above 0 seconds")
+    return value
+
+
 def csv(values: list[str] | None) -> str | None:
     """Repeated or comma-separated option values, as the API's filters take them (comma-separated)."""
     found = [v.strip() for item in values or [] for v in item.split(",") if v.strip()]

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from lcm_cli import render
-from lcm_cli.commands.common import Context, Subparsers, bounded_int, command, csv, group, positive_float
+from lcm_cli.commands.common import Context, Subparsers, bounded_int, command, csv, group, seconds
 from lcm_cli.transport.events import EventTail, Frame
 
 #: Fields of an event's data that name what it is about, in the order a line shows them.
@@ -57,5 +57,5 @@ def register(root: Subparsers) -> None:
     tail.add_argument("--since", metavar="EVENT_ID",
                       help="resume after this event id (as printed with --json): the missed events first")
     tail.add_argument("--count", type=bounded_int(1, 10_000_000), metavar="N", help="stop after N events")
-    tail.add_argument("--read-timeout", type=positive_float, default=60.0, metavar="SECONDS",
+    tail.add_argument("--read-timeout", type=seconds, default=60.0, metavar="SECONDS",
                       help="reconnect when the stream is silent this long (the API sends heartbeats; default 60)")
