@@ -59,6 +59,9 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry (0.165+) stays off: requests are traced by api/tracing.py (one SERVER span,
+        # the caller's child) and measured by api/metrics.py; with both, every request would be two spans.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.settings = settings
     # The last added runs first: the web guard, metrics (which also count these refusals), then

@@ -132,7 +132,9 @@ class ControllerHost:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await self.control_plane.aclose()
 
-        app = FastAPI(title=f"LCM {self.service}", lifespan=lifespan, docs_url=None, redoc_url=None)
+        # FastAPI's own OpenTelemetry (0.165+) stays off: a span per health probe would bury the units of work.
+        app = FastAPI(title=f"LCM {self.service}", lifespan=lifespan, docs_url=None, redoc_url=None,
+                      telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False})
 
         @app.get("/health")
         async def health() -> dict[str, str]:

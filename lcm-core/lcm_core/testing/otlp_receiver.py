@@ -5,13 +5,12 @@ per span (an operator watching `make run` locally, without a tracing backend):
     OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 make run
 
 It accepts `POST /v1/traces` with an `ExportTraceServiceRequest` in protobuf (what the OTLP/HTTP exporter
-sends; gzip too) and answers the empty `ExportTraceServiceResponse`. Nothing is stored but in memory.
+sends; gzip or deflate too) and answers the empty `ExportTraceServiceResponse`. Nothing is stored but in memory.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import sys
 import threading
 import time
@@ -33,6 +32,27 @@ TRACES_PATH = "/v1/traces"
 MAX_BODY_BYTES = 32 * 1024 * 1024
 """Larger than any batch the SDK sends (512 spans); a body over it is refused (413), not read."""
 PROTOBUF = "application/x-protobuf"
+MAX_DECODED_BYTES = 4 * MAX_BODY_BYTES
+"""A compressed body inflating past this is refused (413): a small body cannot take the memory."""
+
+
+class TooLarge(ValueError):
+    pass
+
+
+def _inflate(wbits: int) -> Callable[[bytes], bytes]:
+    def inflate(body: bytes) -> bytes:
+        inflater = zlib.decompressobj(wbits)
+        out = inflater.decompress(body, MAX_DECODED_BYTES)
+        if inflater.unconsumed_tail:
+            raise TooLarge(f"more than {MAX_DECODED_BYTES} bytes once decompressed")
+        return out
+    return inflate
+
+
+DECOMPRESS: dict[str, Callable[[bytes], bytes]] = {"identity": bytes, "gzip": _inflate(16 + zlib.MAX_WBITS),
+                                                   "deflate": _inflate(zlib.MAX_WBITS)}
+"""What the OTLP exporter may compress with (OTEL_EXPORTER_OTLP_COMPRESSION)."""
 
 SPAN_KINDS = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
 STATUS_CODES = {0: "UNSET", 1: "OK", 2: "ERROR"}
@@ -161,11 +181,16 @@ def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
             if self.headers.get_content_type() != PROTOBUF:
                 self._answer(415, b"OTLP/HTTP protobuf only (application/x-protobuf)\n")
                 return
+            encoding = self.headers.get("Content-Encoding", "identity").lower()
+            if encoding not in DECOMPRESS:
+                self._answer(415, b"Content-Encoding: gzip, deflate or none\n")
+                return
             try:
-                if self.headers.get("Content-Encoding", "").lower() == "gzip":
-                    body = gzip.decompress(body)
-                spans = decode(body)
-            except (DecodeError, OSError, EOFError, zlib.error) as exc:
+                spans = decode(DECOMPRESS[encoding](body))
+            except TooLarge as exc:
+                self._answer(413, f"{exc}\n".encode())
+                return
+            except (DecodeError, zlib.error) as exc:
                 self._answer(400, f"not an OTLP trace export: {exc}\n".encode())
                 return
             receiver.add(spans)
