@@ -9,8 +9,11 @@ The provider batches spans in memory; `exported_traces` shuts it down when the s
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -45,10 +48,22 @@ def configure_telemetry(service_name: str, otlp_endpoint: str | None) -> TracerP
     return provider
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 @contextmanager
 def exported_traces(service_name: str, otlp_endpoint: str | None) -> Iterator[TracerProvider | None]:
-    """Tracing for the body (a service's serve call): configured on entry, flushed and shut down on exit."""
+    """Tracing for the body (a service's serve call): configured on entry, flushed and shut down on exit.
+
+    uvicorn shuts down gracefully on SIGTERM, then raises the signal again once its own handler is gone: with
+    the default action the process would die right there, before this flush. Meanwhile SIGTERM raises
+    SystemExit instead, which unwinds through here (the exit status stays 128 + SIGTERM).
+    """
     provider = configure_telemetry(service_name, otlp_endpoint)
+    previous = None
+    if provider is not None and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         yield provider
     finally:
@@ -56,3 +71,5 @@ def exported_traces(service_name: str, otlp_endpoint: str | None) -> Iterator[Tr
             if not provider.force_flush(SHUTDOWN_TIMEOUT_MILLIS):
                 logger.warning("the last spans could not be exported within %d ms", SHUTDOWN_TIMEOUT_MILLIS)
             provider.shutdown()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
