@@ -16,6 +16,7 @@ from opentelemetry import context, propagate, trace
 # `lcm.*` for LCM's own objects.
 WORKER_ID = "lcm.worker.id"
 SESSION_ID = "lcm.session.id"
+POOL_ID = "lcm.pool.id"
 WORKERS_COUNT = "lcm.workers.count"
 """Workers a unit of work covered (a metrics cycle, a report batch)."""
 REPORTS_COUNT = "lcm.metrics.reports"
