@@ -26,6 +26,11 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / "deploy" / "env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 K8S_DIR = ROOT / "deploy" / "k8s"
+K8S_BASE = K8S_DIR / "base"
+K8S_OVERLAYS = K8S_DIR / "overlays"
+SECRET_TEMPLATE = K8S_BASE / "secret.example.yaml"
+#: The Compose Specification's JSON schema, vendored (see compose-spec.SOURCE.md).
+COMPOSE_SCHEMA = Path(__file__).resolve().parent / "compose-spec.json"
 
 
 @dataclass(frozen=True)
