@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 
+import jsonschema
 import pytest
 
 from lcm_core.controller_settings import ControllerSettings
 from lcm_core.settings import EtcdSettings, LcmSettings
 from tests.deploy.deployment_model import (
+    COMPOSE_SCHEMA,
     CONTROLLERS,
     DEPENDENCIES,
     ENV_EXAMPLE,
@@ -41,6 +44,16 @@ from tests.deploy.deployment_model import (
 )
 
 # ------------------------------------------------------------------------------------------ compose
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    """Against the Compose Specification's own JSON schema (vendored: compose-spec.SOURCE.md), as `docker
+    compose config` would read it: a misspelt key or a value of the wrong type fails here."""
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(compose()), key=lambda e: list(e.absolute_path))
+    assert not errors, "docker-compose.yml:\n" + "\n".join(
+        f"  {'.'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in errors)
+
 
 def test_required_services_exist() -> None:
     missing = (set(LCM_SERVICES) | set(INFRA_IMAGES)) - set(services())
