@@ -293,5 +293,14 @@ def probe_of(healthcheck: dict[str, Any] | list[str] | str) -> str:
     return " ".join(test) if isinstance(test, list) else test
 
 
+def release_version() -> str:
+    """The version of the LCM packages (one for all four), which the deployed images are tagged with."""
+    versions = {tomllib.loads((ROOT / s.package_dir / "pyproject.toml").read_text())["project"]["version"]
+                for s in LCM_SERVICES.values()} | {
+        tomllib.loads((ROOT / "lcm-core" / "pyproject.toml").read_text())["project"]["version"]}
+    assert len(versions) == 1, f"the LCM packages disagree on their version: {sorted(versions)}"
+    return versions.pop()
+
+
 def default_port(service: str) -> int:
     return settings_class(service).model_fields["port"].default

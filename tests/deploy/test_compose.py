@@ -35,6 +35,7 @@ from tests.deploy.deployment_model import (
     interpolations,
     parse_dockerfile,
     probe_of,
+    release_version,
     resolve_default,
     secret_env_names,
     secret_problems,
@@ -53,6 +54,14 @@ def test_compose_file_follows_the_compose_specification() -> None:
     errors = sorted(validator.iter_errors(compose()), key=lambda e: list(e.absolute_path))
     assert not errors, "docker-compose.yml:\n" + "\n".join(
         f"  {'.'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in errors)
+
+
+@pytest.mark.parametrize("service", sorted(LCM_SERVICES))
+def test_lcm_images_default_to_the_release_tag(service: str) -> None:
+    """Never `latest`: with nothing set, compose builds and runs the packages' version, as deploy/env.example says."""
+    image = resolve_default(services()[service]["image"])
+    assert image == f"lcm/{service}:{release_version()}", f"{service}: {image}"
+    assert env_example()["LCM_VERSION"] == release_version()
 
 
 def test_required_services_exist() -> None:

@@ -20,6 +20,7 @@ from tests.deploy.deployment_model import (
     SECRET_TEMPLATE,
     allowed_env,
     default_port,
+    release_version,
     secret_env_names,
     settings_class,
 )
@@ -97,6 +98,8 @@ def test_the_overlays_differ_where_they_should() -> None:
         dev_image = dev[service]["spec"]["template"]["spec"]["containers"][0]["image"]
         production_image = production[service]["spec"]["template"]["spec"]["containers"][0]["image"]
         assert dev_image != production_image, f"{service}: both overlays run {dev_image}"
+        assert production_image.endswith(f":{release_version()}") or "@sha256:" in production_image, (
+            f"production runs the release ({release_version()}) or a pinned digest, got {production_image}")
     assert production["control-plane-api"]["spec"]["replicas"] >= 3, "production serves the API from 3 replicas"
 
 
