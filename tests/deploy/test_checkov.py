@@ -1,7 +1,7 @@
-"""checkov over what gets deployed: the Dockerfile, docker-compose.yml and each Kubernetes overlay as rendered
-by `kubectl kustomize`. No check may fail; a check that does not apply is skipped where it is raised (a
-`# checkov:skip=ID: reason` comment in the Dockerfile, a `checkov.io/skipN: ID=reason` annotation on a
-Kubernetes object) and must say why.
+"""checkov over what gets deployed: the Dockerfile, docker-compose.yml, each Kubernetes overlay as rendered
+by `kubectl kustomize`, and the template of the Secret. No check may fail; a check that does not apply is
+skipped where it is raised (a `# checkov:skip=ID: reason` comment in the Dockerfile, a
+`checkov.io/skipN: ID=reason` annotation on a Kubernetes object) and must say why.
 
 checkov has no policies for Compose files: its `secrets` framework scans docker-compose.yml (and everything
 else given) for credentials; the Compose hardening is checked by test_compose.py. checkov runs from its own
@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.deploy.deployment_model import COMPOSE_FILE, ROOT, build_of
+from tests.deploy.deployment_model import COMPOSE_FILE, ROOT, SECRET_TEMPLATE, build_of
 from tests.deploy.rendering import (
     CHECKOV_OFFLINE_ENV,
     CHECKOV_OFFLINE_FLAGS,
@@ -45,7 +45,7 @@ def run_checkov(files: list[Path]) -> list[dict[str, Any]]:
 
 def test_checkov_finds_nothing_that_is_not_skipped_with_a_reason(tmp_path: Path) -> None:
     dockerfile, _ = build_of("control-plane-api")
-    files = [dockerfile, COMPOSE_FILE]
+    files = [dockerfile, COMPOSE_FILE, SECRET_TEMPLATE]
     for overlay in OVERLAYS:
         rendered = tmp_path / f"k8s-{overlay}.yaml"
         rendered.write_text(render_overlay(overlay))
