@@ -111,10 +111,9 @@ def env_names(cls: type[BaseSettings]) -> dict[str, str]:
         alias = field.validation_alias or field.alias
         choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
         for choice in choices:
-            if isinstance(choice, AliasPath):
-                choice = choice.path[0]
-            if isinstance(choice, str):
-                names[choice.upper()] = field_name
+            name = choice.path[0] if isinstance(choice, AliasPath) else choice
+            if isinstance(name, str):
+                names[name.upper()] = field_name
         if alias is None:
             names[prefix + field_name.upper()] = field_name
     return names
@@ -190,8 +189,8 @@ def secret_problems(name: str, value: str | None, secret_names: set[str]) -> lis
     userinfo = re.search(r"://([^@/]*)@", tokenised)
     if userinfo and ":" in userinfo[1]:
         password = userinfo[1].split(":", 1)[1]
-        token = re.fullmatch(r"\x00(\d+)\x00", password)
-        if not token or found[int(token[1])]["op"] != ":?":
+        placeholder = re.fullmatch(r"\x00(\d+)\x00", password)
+        if not placeholder or found[int(placeholder[1])]["op"] != ":?":
             problems.append(f"{name}: the URL password must be a ${{VAR:?...}} interpolation, got {password!r}")
     for match in INTERPOLATION.finditer(value):
         if SECRET_NAME.search(var_name(match)) and match["op"] not in (":?",):

@@ -49,12 +49,20 @@ def test_dockerfile_stage_runs_the_console_script(service: str) -> None:
     assert "python:3.11-slim" in resolved, f"{target}: base image must be python:3.11-slim, got {resolved}"
 
 
+def _copied_from(copy: str) -> str:
+    """The stage a `COPY --from=<stage> ...` instruction copies from."""
+    match = re.search(r"--from=(\S+)", copy)
+    if match is None:
+        raise AssertionError(f"no stage in {copy!r}")
+    return match[1]
+
+
 @pytest.mark.parametrize("service", sorted(LCM_SERVICES))
 def test_dockerfile_installs_lcm_core_and_the_service_without_dev_extras(service: str) -> None:
     spec = LCM_SERVICES[service]
     dockerfile, target = build_of(service)
     _, stages = parse_dockerfile(dockerfile)
-    sources = [re.search(r"--from=(\S+)", c)[1] for c in stages[target].all("COPY") if "--from=" in c]
+    sources = [_copied_from(c) for c in stages[target].all("COPY") if "--from=" in c]
     assert sources, f"{target}: multi-stage build expected (COPY --from=<build stage>)"
     runs = [run for source in sources for s in lineage(stages, source) for run in s.all("RUN")]
     installs = " ".join(run for run in runs if "pip install" in run)
