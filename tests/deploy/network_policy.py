@@ -82,9 +82,13 @@ def port_matches(ports: list[dict[str, Any]] | None, port: int, protocol: str) -
     if not ports:
         return True
     for entry in ports:
-        assert isinstance(entry.get("port", 0), int), f"named ports are not modelled: {entry}"
-        end = entry.get("endPort", entry.get("port"))
-        if entry.get("protocol", "TCP") == protocol and ("port" not in entry or entry["port"] <= port <= end):
+        if entry.get("protocol", "TCP") != protocol:
+            continue
+        if "port" not in entry:  # every port of the protocol
+            return True
+        first = entry["port"]
+        assert isinstance(first, int), f"named ports are not modelled: {entry}"
+        if first <= port <= int(entry.get("endPort", first)):
             return True
     return False
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # no stubs installed (types-jsonschema is not locked)
 import pytest
 
 from lcm_core.controller_settings import ControllerSettings
