@@ -15,6 +15,7 @@ from packaging.version import Version
 
 from tests.deploy import network_policy as netpol
 from tests.deploy.deployment_model import (
+    CONTROLLERS,
     LCM_SERVICES,
     SECRET_NAME,
     SECRET_TEMPLATE,
@@ -30,7 +31,6 @@ from tests.deploy.rendering import OVERLAYS, documents, render_overlay
 KUBERNETES_VERSION = kubernetes_validate.latest_version()
 #: Where the data services are expected (ConfigMap ETCD_HOST, networkpolicies.yaml).
 DATA_NAMESPACE = "lcm-data"
-CONTROLLERS = ("worker-controller", "lablet-controller")
 POD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
 
 
