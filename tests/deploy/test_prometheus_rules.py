@@ -66,7 +66,8 @@ def test_every_alert_has_a_severity_a_summary_a_runbook_entry_and_a_unit_test() 
     for alert in alerts:
         name = alert["alert"]
         assert alert["labels"]["severity"] in ("warning", "critical"), name
-        assert alert["annotations"]["summary"] and alert["annotations"]["description"], name
+        assert alert["annotations"]["summary"], name
+        assert alert["annotations"]["description"], name
         anchor = alert["annotations"]["runbook"]
         assert anchor == f"docs/alerts.md#{name.lower()}", name
         assert re.search(rf"^### {name}$", runbook, re.MULTILINE), f"{name} has no section in docs/alerts.md"
