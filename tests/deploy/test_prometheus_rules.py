@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.deploy.prometheus_rules import PROMETHEUS, ROOT, RULE_FILES, RULE_TESTS, promtool, rules
@@ -76,3 +77,13 @@ def test_every_alert_has_a_severity_a_summary_a_runbook_entry_and_a_unit_test() 
     assert names - tested == set(), "alerts without a unit test"
     assert names - fired == set(), "alerts never seen firing in the unit tests"
     assert names - quiet == set(), "alerts never seen staying quiet in the unit tests"
+
+
+def test_without_promtool_the_tests_skip_with_a_hint_but_fail_on_ci(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing here: no promtool
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install prometheus"):
+        promtool()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="required on CI"):
+        promtool()
