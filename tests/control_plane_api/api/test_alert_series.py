@@ -3,6 +3,7 @@ stands for happens (a controller's leader, its loops failing, licences, sessions
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,8 +32,8 @@ def value(samples: dict, name: str, **labels: str) -> float | None:
 
 
 def report_status(cp, identity: str, *, leading: bool, loops: list[dict[str, Any]], service: str = WORKER_CONTROLLER,
-                  etcd_reachable: bool = True) -> None:
-    body = {"service": service, "identity": identity, "is_leader": leading, "report_interval_seconds": 600,
+                  etcd_reachable: bool = True, interval: float = 600) -> None:
+    body = {"service": service, "identity": identity, "is_leader": leading, "report_interval_seconds": interval,
             "etcd_reachable": etcd_reachable, "loops": loops}
     with cp.client() as http:
         answer = http.post("/api/internal/controllers/status", headers=cp.internal(), json=body)
@@ -79,6 +80,19 @@ def test_leaders_replicas_and_the_leaders_loops_as_the_controllers_report_them(c
     assert value(samples, "lcm_controller_leaders", service=WORKER_CONTROLLER) == 0
     assert value(samples, "lcm_controller_replicas", service=WORKER_CONTROLLER) == 2
     assert value(samples, "lcm_controller_election_keys_readable") == 1
+
+
+def test_a_controller_that_stops_reporting_has_no_replica_left(control_plane) -> None:
+    """What LcmControllerNotReporting reads: a replica stops counting two report intervals after its last one
+    (here three seconds, so six), and the service stays, with none."""
+    cp = control_plane
+    report_status(cp, "lc-1", leading=False, loops=[], service=LABLET, interval=3)
+    assert value(scrape(cp), "lcm_controller_replicas", service=LABLET) == 1
+    deadline = time.monotonic() + 60
+    while value(samples := scrape(cp), "lcm_controller_replicas", service=LABLET) != 0:
+        assert time.monotonic() < deadline, "the replica never went stale"
+        time.sleep(0.5)
+    assert value(samples, "lcm_controller_leaders", service=LABLET) == 0
 
 
 def test_workers_by_licence_and_the_soonest_expiry(control_plane) -> None:
