@@ -51,7 +51,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, also when imported by the tests
 
-from autoscaling_sim import SCHEDULE_AHEAD, SessionState, Simulation
+from autoscaling_sim import SCHEDULE_AHEAD, Simulation
+from autoscaling_state import SessionState
 from autoscaling_workload import (
     COST_PER_HOUR_USD,
     CPU_CORES,

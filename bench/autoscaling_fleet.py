@@ -33,7 +33,7 @@ from lcm_core.domain.enums import DesiredStatus, LicenseStatus, ServiceStatus, W
 from lcm_core.domain.workers import CapacitySummary, Resources, WorkerSummary, worker_phase
 
 if TYPE_CHECKING:
-    from autoscaling_sim import SimPool
+    from autoscaling_state import SimPool
 
 REGION = "us-east-1"
 #: Events at one instant: the world's come first (then the sessions', then the controllers').
