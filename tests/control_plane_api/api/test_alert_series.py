@@ -10,6 +10,8 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from lcm_core.leader import LoopStats
+from lcm_core.testing.processes import free_port
+from tests.fixtures.control_plane import discovered
 from tests.fixtures.lablet_api import LABLET, create_definition, create_session, ready_workers, schedule_body
 from tests.fixtures.metrics import post_report
 
@@ -152,3 +154,17 @@ def test_series_of_a_fresh_install_say_nothing_is_wrong(control_plane) -> None:
     assert value(samples, "lcm_lablet_sessions_past_boot_timeout") == 0
     assert value(samples, "lcm_sse_overflow_disconnects_total") == 0
     assert ("lcm_worker_license_soonest_expiry_timestamp_seconds", frozenset()) not in samples
+
+
+def test_the_event_log_series_says_when_redis_is_unreachable(control_plane_factory) -> None:
+    """What LcmEventLogUnavailable reads: a CPA whose Redis does not answer says so once it has tried."""
+    cp = control_plane_factory(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    with cp.client() as http:  # a change publishes an event: the append to the log fails
+        answer = http.post("/api/internal/workers/bulk-import", headers=cp.leader(),
+                           json={"instances": [discovered(51)]})
+        assert answer.status_code == 200, answer.text
+    assert value(scrape(cp), "lcm_event_log_available") == 0
+
+
+def test_the_event_log_series_says_when_redis_answers(control_plane) -> None:
+    assert value(scrape(control_plane), "lcm_event_log_available") == 1
