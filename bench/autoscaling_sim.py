@@ -19,6 +19,7 @@ again after `BUSY_REQUEUE_SECONDS` while workers come and go; the scheduling pas
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import itertools
 import random
@@ -49,6 +50,7 @@ from lcm_core.domain.lablets import (
     SchedulingDecision,
     SessionWorkView,
 )
+from lcm_core.domain.pool_capacity import WaitingDemand
 from lcm_core.domain.pool_forecast import Booking, lead_time
 from lcm_core.domain.pools import PoolEvaluation, PoolSpec, PoolView, PoolWork, ScaleDownAction, ScalingConfig
 from lcm_core.domain.workers import WorkerSummary
@@ -133,7 +135,7 @@ class Simulation(World):
 
     async def run(self) -> None:
         for booked in self.bookings:
-            self.at(booked.booked_at, BOOKINGS, lambda b=booked: self._book(b))
+            self.at(booked.booked_at, BOOKINGS, functools.partial(self._book, booked))
         for pool_id in self.by_pool if self.autoscaled else ():
             for k in range(int(self.end // AUTOSCALER_INTERVAL) + 1):
                 self._evaluate_at(k * AUTOSCALER_INTERVAL, pool_id)
@@ -314,8 +316,8 @@ class Simulation(World):
         waiting = list(pool.waiting.values())
         return PoolWork(
             pool=view, workers=[w.summary() for w in pool.members if w.stage is not Stage.TERMINATED],
-            waiting={"sessions": len(waiting), "cpu_cores": sum(s.booked.lab.cpu_cores for s in waiting),
-                     "memory_gb": sum(s.booked.lab.memory_gb for s in waiting)},
+            waiting=WaitingDemand(sessions=len(waiting), cpu_cores=sum(s.booked.lab.cpu_cores for s in waiting),
+                                  memory_gb=sum(s.booked.lab.memory_gb for s in waiting)),
             template_capacity=TEMPLATE_CAPACITY, template_regions=[REGION],
             template_cost_per_hour_usd=COST_PER_HOUR_USD, bookings=bookings, lead_time=pool.lead,
             observed_at=self.moment(self.now))
