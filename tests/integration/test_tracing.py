@@ -30,6 +30,7 @@ from lcm_core.testing.otlp_receiver import OtlpReceiver, ReceivedSpan, serve_rec
 from lcm_core.testing.processes import ManagedProcess, free_port, http_ok
 from lcm_core.testing.servers import Endpoint
 from tests.fixtures.control_plane import API_KEY, ControlPlaneUnderTest, discovered, settings_values
+from tests.fixtures.settings import from_environment
 from tests.fixtures.tracing import TEST_PROCESS_SERVICE, traced
 from worker_controller.application.metrics import MetricsCollector
 from worker_controller.infrastructure.aws import AwsFleet
@@ -92,8 +93,8 @@ def two_workers(traced_cpa, moto_server: Endpoint) -> dict[str, str]:
 
 async def measure(cp: ControlPlaneUnderTest, moto_server: Endpoint, cml_simulator: Any) -> int:
     """One metrics cycle of the worker-controller, as its leader runs it; the workers it reported."""
-    settings = WorkerControllerSettings(
-        LCM_ENVIRONMENT="test", CONTROL_PLANE_API_URL=cp.url, CONTROL_PLANE_API_KEY=API_KEY,
+    settings = from_environment(
+        WorkerControllerSettings, LCM_ENVIRONMENT="test", CONTROL_PLANE_API_URL=cp.url, CONTROL_PLANE_API_KEY=API_KEY,
         CML_WORKER_URL_TEMPLATE=f"{cml_simulator.url}/hosts/{{instance_id}}",
         CML_WORKER_API_USERNAME=cml_simulator.username, CML_WORKER_API_PASSWORD=cml_simulator.password,
         CML_WORKER_VERIFY_TLS="false")

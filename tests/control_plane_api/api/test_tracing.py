@@ -16,7 +16,7 @@ from lcm_core.control_plane_client import ControlPlaneClient
 from lcm_core.errors import NotFoundError
 from tests.fixtures.control_plane import API_KEY
 from tests.fixtures.polling import wait_for
-from tests.fixtures.tracing import traced
+from tests.fixtures.tracing import context_of, traced
 
 
 def server_spans(spans: InMemorySpanExporter, count: int) -> list[ReadableSpan]:
@@ -45,9 +45,9 @@ async def test_a_controller_call_is_a_server_span_child_of_the_callers_client_sp
     clients = [s for s in finished if s.kind is SpanKind.CLIENT]
     assert len(clients) == 2
     by_parent = {s.parent.span_id: s for s in servers if s.parent is not None}
-    listed, missing = (by_parent[c.get_span_context().span_id] for c in clients)
+    listed, missing = (by_parent[context_of(c).span_id] for c in clients)
     for server, client_span in ((listed, clients[0]), (missing, clients[1])):
-        assert server.get_span_context().trace_id == client_span.get_span_context().trace_id
+        assert context_of(server).trace_id == context_of(client_span).trace_id
     assert listed.name == "GET /api/internal/workers"
     assert listed.attributes is not None
     assert listed.attributes["http.route"] == "/api/internal/workers"
@@ -71,7 +71,7 @@ def test_a_request_without_traceparent_starts_a_trace(control_plane, spans) -> N
     assert unmatched.name == "GET"
     assert unmatched.attributes is not None
     assert unmatched.attributes["url.path"] == "/api/no-such-route"
-    assert health.get_span_context().trace_id != unmatched.get_span_context().trace_id
+    assert context_of(health).trace_id != context_of(unmatched).trace_id
 
 
 def test_a_malformed_traceparent_is_ignored(control_plane, spans) -> None:
@@ -82,7 +82,7 @@ def test_a_malformed_traceparent_is_ignored(control_plane, spans) -> None:
 
 
 def test_a_metrics_report_shows_the_cpa_writes_under_its_request(control_plane, spans) -> None:
-    body = {"reports": []}
+    body: dict[str, list[object]] = {"reports": []}
     answer = httpx.post(f"{control_plane.url}/api/internal/workers/metrics:batch", json=body,
                         headers=control_plane.leader())
     assert answer.status_code == 200
@@ -90,6 +90,6 @@ def test_a_metrics_report_shows_the_cpa_writes_under_its_request(control_plane, 
     finished = spans.get_finished_spans()
     assert server.name == "POST /api/internal/workers/metrics:batch"
     children = {s.name: s for s in finished if s.parent is not None
-                and s.parent.span_id == server.get_span_context().span_id}
+                and s.parent.span_id == context_of(server).span_id}
     assert set(children) == {"metrics.load", "metrics.store", "metrics.publish"}
     assert children["metrics.load"].attributes == {tracing.REPORTS_COUNT: 0}

@@ -11,7 +11,7 @@ from lablet_controller.application.scheduling import SchedulingPass
 from lablet_controller.domain.scheduling import Scheduler
 from lcm_core import tracing
 from lcm_core.domain.lablets import LabletSessionStatus as S
-from tests.fixtures.tracing import traced
+from tests.fixtures.tracing import context_of, traced
 from tests.lablet_controller.application.test_scheduling_pass import setup as pending_sessions_and
 from tests.lablet_controller.application.test_scheduling_pass import worker
 
@@ -41,11 +41,11 @@ async def test_a_scheduling_pass_is_a_span_with_one_child_per_session_placed_or_
     _cp, gateway = pending_sessions_and(worker("big", 6), sessions=3)  # room for two sessions of 3 cores
     exporter = InMemorySpanExporter()
     with traced(SimpleSpanProcessor(exporter)):
-        await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()  # type: ignore[arg-type]
+        await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()
     spans = exporter.get_finished_spans()
     (pass_span,) = (s for s in spans if s.name == "sessions.schedule")
     assert dict(pass_span.attributes or {}) == {"lcm.sessions.pending": 3, "lcm.sessions.scheduled": 2}
     placements = [s for s in spans if s.name == "session.place"]
-    assert {s.parent.span_id for s in placements if s.parent} == {pass_span.get_span_context().span_id}
-    assert {s.attributes[tracing.SESSION_ID]: s.attributes.get(tracing.WORKER_ID)  # type: ignore[index]
+    assert {s.parent.span_id for s in placements if s.parent} == {context_of(pass_span).span_id}
+    assert {s.attributes[tracing.SESSION_ID]: s.attributes.get(tracing.WORKER_ID)
             for s in placements if s.attributes} == {"s0": "big", "s1": "big", "s2": None}
