@@ -19,6 +19,11 @@ LOCK     := requirements.lock
 # The lock is resolved for what CI runs: CPython 3.11 on Linux x86_64, with pip-tools in a venv of its own.
 LOCK_PYTHON ?= python3.11
 LOCK_VENV   := .lcm/pip-tools
+# checkov (tests/deploy) pins boto3, packaging and networkx at versions LCM's lock cannot share: it gets a
+# venv of its own, installed from a lock of its own, which `make test` builds.
+CHECKOV_LOCK  := requirements-checkov.lock
+CHECKOV_VENV  := .lcm/tools/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.lcm-installed
 
 # The first Python >= 3.11 found, unless PYTHON is given.
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
@@ -45,8 +50,8 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# Exactly the versions in requirements.lock, then the five local packages (the fifth is the `lcm` command line) editable without dependencies (the
-# lock holds all of them); pip check fails when the lock no longer satisfies a pyproject.toml (run make lock).
+# Exactly the versions in requirements.lock, then the five local packages (the fifth is the `lcm` command line)
+# editable without dependencies (the lock holds all of them); pip check fails when the lock no longer satisfies a pyproject.toml (run make lock).
 # Reinstall only when the lock or a pyproject.toml changed: a second `make run` starts in seconds.
 $(STAMP): $(PY) $(PACKAGES) $(LOCK)
 	$(PIP) install --quiet -r $(LOCK)
@@ -70,7 +75,9 @@ lock:
 	@awk '/^-e file:/ { if (!noted++) print "# (the five local packages: installed editable by make, with --no-deps)"; \
 		skip = 1; next } skip && /^ +#/ { next } { skip = 0; print }' $(LOCK).tmp > $(LOCK)
 	@rm -f $(LOCK).tmp
-	@echo "requirements.lock written; make setup installs it"
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links --output-file $(CHECKOV_LOCK) $(LOCK_ARGS) requirements-checkov.in
+	@echo "requirements.lock and $(CHECKOV_LOCK) written; make setup and make test install them"
 
 # The dashboard's browser libraries (pinned in package-lock.json), served by the API from node_modules.
 $(NPM_STAMP): $(DASHBOARD)/package.json $(DASHBOARD)/package-lock.json
@@ -80,12 +87,19 @@ $(NPM_STAMP): $(DASHBOARD)/package.json $(DASHBOARD)/package-lock.json
 	cd $(DASHBOARD) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+$(CHECKOV_STAMP): $(PY) $(CHECKOV_LOCK)
+	rm -rf $(CHECKOV_VENV)
+	$(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r $(CHECKOV_LOCK)
+	$(CHECKOV_VENV)/bin/python -m pip check
+	@touch $@
+
 setup: $(STAMP) $(NPM_STAMP)
 
 run: $(STAMP) $(NPM_STAMP)
 	@exec $(PY) -m lcm_core.testing.devstack
 
-test: $(STAMP) $(NPM_STAMP)
+test: $(STAMP) $(NPM_STAMP) $(CHECKOV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -51,7 +51,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, also when imported by the tests
 
-from autoscaling_sim import SCHEDULE_AHEAD, SessionState, Simulation
+from autoscaling_sim import SCHEDULE_AHEAD, Simulation
+from autoscaling_state import SessionState
 from autoscaling_workload import (
     COST_PER_HOUR_USD,
     CPU_CORES,
@@ -76,17 +77,18 @@ MAX_WORKERS = 20
 
 def scaling(policy: str, lab: LabType, peak_workers: int) -> ScalingConfig:
     """The pool's scaling section under `policy` (static: held at the peak, no autoscaler)."""
-    per_worker = {"max_labs_per_worker": lab.max_labs_per_worker}
+    per_worker = lab.max_labs_per_worker
     if policy == "static":
         return ScalingConfig(policy=ScalingPolicy.NONE, min_workers=peak_workers, max_workers=peak_workers,
-                             **per_worker)
+                             max_labs_per_worker=per_worker)
     if policy.startswith("reactive"):
         kind = ScalingPolicy.CAPACITY_BASED if policy == "reactive capacity" else ScalingPolicy.LAB_COUNT_BASED
         return ScalingConfig(policy=kind, min_workers=0, max_workers=MAX_WORKERS, look_ahead_minutes=0,
-                             warm_pool_size=None, scale_down_action=ScaleDownAction.STOP, **per_worker)
+                             warm_pool_size=None, scale_down_action=ScaleDownAction.STOP,
+                             max_labs_per_worker=per_worker)
     return ScalingConfig(policy=ScalingPolicy.LAB_COUNT_BASED, min_workers=0, max_workers=MAX_WORKERS,
                          look_ahead_minutes=120, warm_pool_size=2, scale_down_action=ScaleDownAction.STOP,
-                         **per_worker)
+                         max_labs_per_worker=per_worker)
 
 
 def peak_workers(bookings: list[BookedSession], lab: LabType, ahead: float) -> int:

@@ -33,7 +33,7 @@ from lcm_core.domain.enums import DesiredStatus, LicenseStatus, ServiceStatus, W
 from lcm_core.domain.workers import CapacitySummary, Resources, WorkerSummary, worker_phase
 
 if TYPE_CHECKING:
-    from autoscaling_sim import SimPool
+    from autoscaling_state import SessionState, SimPool
 
 REGION = "us-east-1"
 #: Events at one instant: the world's come first (then the sessions', then the controllers').
@@ -159,7 +159,7 @@ class World:
         durations: Durations
         by_pool: dict[str, SimPool]
         by_worker: dict[str, SimWorker]
-        pending: dict[str, object]
+        pending: dict[str, SessionState]
 
         def at(self, when: float, order: int, action: Callable[[], Awaitable[None] | None]) -> None: ...
         def _new_worker(self, pool: SimPool, worker_id: str, name: str, stage: Stage) -> SimWorker: ...

@@ -19,14 +19,15 @@ again after `BUSY_REQUEUE_SECONDS` while workers come and go; the scheduling pas
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import itertools
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from autoscaling_fleet import REGION, TEMPLATE_CAPACITY, WORLD, SimWorker, Stage, World
+from autoscaling_state import AlwaysLeading, Sample, SessionState, SimPool, requirements_of
 from autoscaling_workload import (
     COST_PER_HOUR_USD,
     LAB_TYPES,
@@ -46,11 +47,11 @@ from lcm_core.domain.lablets import (
     LabletDefinitionStatus,
     LabletSessionStatus,
     PortSpec,
-    ResourceRequirements,
     SchedulingDecision,
     SessionWorkView,
 )
-from lcm_core.domain.pool_forecast import Booking, LeadTime, lead_time
+from lcm_core.domain.pool_capacity import WaitingDemand
+from lcm_core.domain.pool_forecast import Booking, lead_time
 from lcm_core.domain.pools import PoolEvaluation, PoolSpec, PoolView, PoolWork, ScaleDownAction, ScalingConfig
 from lcm_core.domain.workers import WorkerSummary
 from lcm_core.errors import NotFoundError
@@ -64,72 +65,6 @@ SAMPLE_EVERY = 300.0
 PORTS_PER_WORKER = 3000
 #: Events at one instant run in this order: the world, then bookings, then the controllers.
 SESSIONS, BOOKINGS, SCHEDULING, AUTOSCALING, SAMPLING = range(WORLD + 1, WORLD + 6)
-
-
-@dataclass
-class SessionState:
-    booked: BookedSession
-    pool_id: str
-    status: LabletSessionStatus = LabletSessionStatus.PENDING
-    worker_id: str | None = None
-    placed_at: float | None = None
-    waiting_for_pool: str | None = None
-    pending_reason: str | None = None
-    booking: Booking | None = None
-    """As `PoolWork.bookings` carries it (rebuilt when it is placed)."""
-    view: SessionWorkView | None = None
-    placed_on: str | None = None
-    """The worker it was placed on, and when (from its timeslot's start, minutes) that worker was asked for
-    and became serving."""
-    lab_boot: float = 0.0
-    """How long its lab takes to import and boot once placed (`Durations.lab_boot`)."""
-    late_because: str | None = None
-    """What its pool looked like at the last moment it could be placed and be ready by its timeslot's start,
-    when it was still waiting then."""
-
-    @property
-    def ready_at(self) -> float | None:
-        """When its lab is ready for the students (None: never placed)."""
-        return None if self.placed_at is None else self.placed_at + self.lab_boot
-
-
-@dataclass
-class SimPool:
-    lab: LabType
-    record: WorkerPool
-    members: list[SimWorker] = field(default_factory=list)
-    provisioned: list[float] = field(default_factory=list)
-    """Measured launch-to-serving durations (seconds), oldest first."""
-    resumed: list[float] = field(default_factory=list)
-    lead: LeadTime | None = None
-    view: PoolView | None = None
-    live: list[tuple[float, str]] = field(default_factory=list)
-    """(timeslot start, session id) of its booked sessions that have not ended, by start."""
-    waiting: dict[str, SessionState] = field(default_factory=dict)
-    evaluations: int = 0
-    resumes: int = 0
-    warm_ups: int = 0
-
-    def current_view(self) -> PoolView:
-        if self.view is None:
-            self.view = self.record.view()
-        return self.view
-
-
-class AlwaysLeading:
-    """The fence of a leader whose lease never runs out (one process, one autoscaler)."""
-
-    margin_seconds = 0.0
-
-    def check(self, action: str) -> None:
-        return None
-
-
-@dataclass
-class Sample:
-    at: float
-    running: dict[str, int]
-    serving: dict[str, int]
 
 
 class Simulation(World):
@@ -178,7 +113,7 @@ class Simulation(World):
         pool = self.by_pool[record.id] = SimPool(lab, record)
         self.definitions[lab.definition] = DefinitionWorkView(
             id=lab.definition, name=lab.definition, version=1, status=LabletDefinitionStatus.ACTIVE,
-            lab_topology_yaml="lab: {}", resource_requirements=_requirements(lab), lab_track=lab.track,
+            lab_topology_yaml="lab: {}", resource_requirements=requirements_of(lab), lab_track=lab.track,
             port_template=[PortSpec(name=f"console{n}", node_label=f"r{n}", kind="serial", template_port=5000 + n)
                            for n in range(lab.ports)], max_duration_minutes=600)
         for n in range(static):  # running and licensed before the term starts
@@ -200,7 +135,7 @@ class Simulation(World):
 
     async def run(self) -> None:
         for booked in self.bookings:
-            self.at(booked.booked_at, BOOKINGS, lambda b=booked: self._book(b))
+            self.at(booked.booked_at, BOOKINGS, functools.partial(self._book, booked))
         for pool_id in self.by_pool if self.autoscaled else ():
             for k in range(int(self.end // AUTOSCALER_INTERVAL) + 1):
                 self._evaluate_at(k * AUTOSCALER_INTERVAL, pool_id)
@@ -316,7 +251,8 @@ class Simulation(World):
             state.view = SessionWorkView(
                 id=b.id, status=state.status, version=1, definition_id=b.lab.definition, definition_version=1,
                 worker_id=state.worker_id, timeslot_start=self.moment(b.start), timeslot_end=self.moment(b.end),
-                resource_requirements=_requirements(b.lab), lab_track=b.lab.track, pending_reason=state.pending_reason)
+                resource_requirements=requirements_of(b.lab), lab_track=b.lab.track,
+                pending_reason=state.pending_reason)
         return state.view
 
     # ---- the lablet-controller's gateway (SchedulingGateway)
@@ -380,8 +316,8 @@ class Simulation(World):
         waiting = list(pool.waiting.values())
         return PoolWork(
             pool=view, workers=[w.summary() for w in pool.members if w.stage is not Stage.TERMINATED],
-            waiting={"sessions": len(waiting), "cpu_cores": sum(s.booked.lab.cpu_cores for s in waiting),
-                     "memory_gb": sum(s.booked.lab.memory_gb for s in waiting)},
+            waiting=WaitingDemand(sessions=len(waiting), cpu_cores=sum(s.booked.lab.cpu_cores for s in waiting),
+                                  memory_gb=sum(s.booked.lab.memory_gb for s in waiting)),
             template_capacity=TEMPLATE_CAPACITY, template_regions=[REGION],
             template_cost_per_hour_usd=COST_PER_HOUR_USD, bookings=bookings, lead_time=pool.lead,
             observed_at=self.moment(self.now))
@@ -410,8 +346,3 @@ class Simulation(World):
         running = {p.lab.track: sum(w.running for w in p.members) for p in self.by_pool.values()}
         serving = {p.lab.track: sum(w.stage is Stage.SERVING for w in p.members) for p in self.by_pool.values()}
         self.samples.append(Sample(self.now, running, serving))
-
-
-def _requirements(lab: LabType) -> ResourceRequirements:
-    return ResourceRequirements(cpu_cores=lab.cpu_cores, memory_gb=lab.memory_gb, storage_gb=lab.storage_gb,
-                                node_count=lab.nodes)

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
+from pydantic import SecretStr
 
 from lcm_core.cml import CmlClient, CmlError
 from lcm_core.control_plane_client import ControlPlaneClient
@@ -174,8 +175,8 @@ async def ours(s: Stack, pattern: str, epoch: int, expected: int, cycles: int = 
     """`cycles` discovery + metrics cycles with long-lived adapters, as the controller runs them: the first is
     cold (every worker new, no CML token cached), the later ones are the steady state."""
     settings = WorkerControllerSettings(
-        LCM_ENVIRONMENT="test", WORKER_DISCOVERY_REGIONS=",".join(REGIONS), WORKER_DISCOVERY_AMI_NAME=pattern,
-        CONTROL_PLANE_API_URL=s.cpa_url, CONTROL_PLANE_API_KEY=API_KEY)
+        LCM_ENVIRONMENT="test", WORKER_DISCOVERY_REGIONS=list(REGIONS), WORKER_DISCOVERY_AMI_NAME=pattern,
+        CONTROL_PLANE_API_URL=s.cpa_url, CONTROL_PLANE_API_KEY=SecretStr(API_KEY))
     times: list[float] = []
     async with clients(s, epoch) as (_client, gateway, aws, cml):
         discovery = Discovery(aws, gateway, FleetSettingsReader(gateway, settings))
@@ -204,6 +205,13 @@ async def ours(s: Stack, pattern: str, epoch: int, expected: int, cycles: int = 
     return times
 
 
+def instance_id(worker: WorkerView) -> str:
+    """A running worker's EC2 instance id (every worker of the seeded fleet has one)."""
+    if worker.aws_instance_id is None:
+        raise SystemExit(f"worker {worker.id} has no EC2 instance id")
+    return worker.aws_instance_id
+
+
 async def per_worker_polling(s: Stack, epoch: int, limit: int) -> tuple[float, int]:
     """Per worker: one EC2 status call, one CloudWatch call, the CML calls, one metrics POST; batches of 10
     (health, 0.5 s pause) then batches of 5 (metrics, 1.0 s pause), concurrent within a batch."""
@@ -212,13 +220,14 @@ async def per_worker_polling(s: Stack, epoch: int, limit: int) -> tuple[float, i
         started = time.perf_counter()
 
         async def health(w: WorkerView) -> None:
-            await aws.status_checks(w.aws_region, [w.aws_instance_id])
+            await aws.status_checks(w.aws_region, [instance_id(w)])
 
         async def metrics(w: WorkerView) -> None:
             now = datetime.now(UTC)
-            checks = (await aws.status_checks(w.aws_region, [w.aws_instance_id])).get(w.aws_instance_id)
-            sample = (await aws.cloudwatch(w.aws_region, [w.aws_instance_id], now=now)).get(w.aws_instance_id)
-            host = f"{s.cml_url}/hosts/{w.aws_instance_id}"
+            instance = instance_id(w)
+            checks = (await aws.status_checks(w.aws_region, [instance])).get(instance)
+            sample = (await aws.cloudwatch(w.aws_region, [instance], now=now)).get(instance)
+            host = f"{s.cml_url}/hosts/{instance}"
             try:
                 snapshot: object = await cml.collect_cml_telemetry(host)
             except CmlError as exc:

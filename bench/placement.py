@@ -15,6 +15,7 @@ printed with its ratio to BEST_FIT. The fleet is seeded, so runs are comparable.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import statistics
 import time
@@ -66,6 +67,11 @@ class NaiveScheduler:
         w.take(req)
 
 
+def placed_on(scheduler: Scheduler, requirements: Requirements) -> str | None:
+    """The worker `scheduler` places a session of `requirements` on (None: none fits)."""
+    return scheduler.decide(requirements).worker_id
+
+
 def run(name: str, decide: Callable[[Requirements], str | None], reserve: Callable[[str, Requirements], None],
         sessions: list[Requirements]) -> dict[str, float]:
     latencies, placed = [], 0
@@ -101,8 +107,7 @@ def main() -> None:
     for strategy in STRATEGIES:
         scheduler = Scheduler(strategy, rng=random.Random(args.seed))
         scheduler.refresh(replace(w) for w in fleet)
-        results[strategy] = run(strategy, lambda req, s=scheduler: s.decide(req).worker_id, scheduler.reserve,
-                                sessions)
+        results[strategy] = run(strategy, functools.partial(placed_on, scheduler), scheduler.reserve, sessions)
     if not args.no_baseline:
         naive = NaiveScheduler([replace(w) for w in fleet])
         baseline = run("naive sort-all (best)", naive.decide, naive.reserve, sessions)

@@ -18,6 +18,7 @@ from control_plane_api.application.lablet_definitions import DefinitionService
 from control_plane_api.application.lablet_sessions import SessionService
 from control_plane_api.application.login_throttle import LoginLimits, LoginThrottle
 from control_plane_api.application.pools import PoolService
+from control_plane_api.application.scrape_readings import ScrapeReadings
 from control_plane_api.application.settings import ControllerStatusService, SettingsService, TemplateService
 from control_plane_api.application.worker_shutdown import WorkerShutdown
 from control_plane_api.application.workers import WorkerService
@@ -85,6 +86,8 @@ class ControlPlane:
     shutdown: WorkerShutdown
     snapshots: FleetSnapshots
     costs: CostService
+    readings: ScrapeReadings
+    """What `/metrics` reads for the alert rules."""
     indexed: list[Indexed] = field(default_factory=list)
     """The repositories whose MongoDB indexes are ensured at start-up."""
     versioned: dict[str, Contended] = field(default_factory=dict)
@@ -132,6 +135,7 @@ class ControlPlane:
                                          review_ratio=settings.lablet_observation_review_ratio, costs=costs)
         pools = PoolService(pool_repository, workers, template_repository, session_repository, relay, etcd,
                             lead_times)
+        controllers = ControllerStatusService(ControllerStatusRepository(db["controller_status"]), relay, etcd)
 
         return cls(
             settings=settings, infrastructure=infra, relay=relay, etcd=etcd, workers=workers,
@@ -140,7 +144,8 @@ class ControlPlane:
             snapshots=FleetSnapshots(workers.summaries), costs=costs,
             system_settings=system_settings,
             templates=TemplateService(template_repository, relay),
-            controllers=ControllerStatusService(ControllerStatusRepository(db["controller_status"]), relay, etcd),
+            controllers=controllers,
+            readings=ScrapeReadings(controllers, worker_repository, session_repository),
             webhooks=webhooks,
             tokens=TokenVerifier(settings),
             # Session keys sit beside the event stream, whose name is already one per installation.

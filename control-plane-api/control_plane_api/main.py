@@ -23,6 +23,7 @@ from control_plane_api.api import (
     lablet_sessions,
     metrics,
     pools,
+    tracing,
     workers,
 )
 from control_plane_api.api.errors import install_error_handlers
@@ -33,7 +34,7 @@ from control_plane_api.bootstrap import ControlPlane
 from control_plane_api.settings import ControlPlaneSettings
 from lcm_core.logging import configure_logging
 from lcm_core.settings import load_settings
-from lcm_core.telemetry import configure_telemetry
+from lcm_core.telemetry import exported_traces
 
 SERVICE = "control-plane-api"
 
@@ -58,6 +59,9 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry (0.165+) stays off: requests are traced by api/tracing.py (one SERVER span,
+        # the caller's child) and measured by api/metrics.py; with both, every request would be two spans.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.settings = settings
     # The last added runs first: the web guard, metrics (which also count these refusals), then
@@ -67,9 +71,11 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
     app.add_middleware(AuthenticateFirst)
     app.state.metrics = metrics.install_metrics(app)
     install_error_handlers(app)
-    # Outermost: a cross-origin cookie request is refused before anything else, and every answer (401 and
-    # 413 of the guards above included) gets the no-store / nosniff headers.
+    # Outermost but for tracing: a cross-origin cookie request is refused before anything else, and every answer
+    # (401 and 413 of the guards above included) gets the no-store / nosniff headers.
     app.add_middleware(WebGuard, public_origins=settings.public_origins)
+    # Around everything, the web guard's refusals included: each request is a span (child of the caller's).
+    tracing.install_tracing(app)
     app.include_router(api_docs.router(app))
     for router in (health.router, auth.router, auth.sso_router, workers.router, admin.settings_router,
                    admin.templates_router, admin.system_router, admin.sessions_router, lablet_definitions.router,
@@ -86,9 +92,9 @@ def run() -> None:
     """Console entry point: `lcm-control-plane-api`."""
     settings = load_settings(ControlPlaneSettings)
     configure_logging(SERVICE, settings.log_level, settings.log_format)
-    configure_telemetry(SERVICE, settings.otel_exporter_otlp_endpoint)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                access_log=False, timeout_keep_alive=int(settings.keep_alive_seconds))
+    with exported_traces(SERVICE, settings.otel_exporter_otlp_endpoint):
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
+                    access_log=False, timeout_keep_alive=int(settings.keep_alive_seconds))
 
 
 if __name__ == "__main__":

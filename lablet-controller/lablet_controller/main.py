@@ -52,13 +52,17 @@ def build_host(settings: LabletControllerSettings) -> ControllerHost:
         try:
             return await reconciler.reconcile(session_id)
         finally:
-            reconcile_loop.stats.extra = {"sessions_by_status": reconciler.by_status,
+            reconcile_loop.stats.extra = {**reported_settings, "sessions_by_status": reconciler.by_status,
                                           "actions": dict(reconciler.actions), "observations": observer.observed,
                                           "observation_failures": observer.failed, "queue_depth": reconcile_loop.depth}
 
     reconcile_loop = ReconcileLoop("sessions", reconcile, reconciler.list_keys,
                                    resync_interval=settings.reconcile_interval_seconds,
                                    concurrency=settings.reconcile_concurrency)
+    # The CPA counts sessions left instantiating past this (`lcm_lablet_sessions_past_boot_timeout`): it is
+    # reported from the start, before any session was reconciled.
+    reported_settings = {"boot_timeout_seconds": settings.boot_timeout_seconds}
+    reconcile_loop.stats.extra = dict(reported_settings)
     discovery = LabDiscovery(gateway, labs, cml_url_template=settings.cml_url_template, fence=host.fence)
 
     async def discover() -> None:

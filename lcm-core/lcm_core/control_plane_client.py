@@ -2,6 +2,8 @@
 
 - Every request carries the `X-API-Key`; mutating requests from a leader carry `X-LCM-Leader-Epoch`
   (the election's fencing token, so the CPA can refuse a deposed leader), read from a provider at send time.
+- Every attempt is a CLIENT span whose context goes along as the W3C `traceparent` header, so the control
+  plane's span of the request is its child: a controller's unit of work is one trace across both services.
 - Connection errors, timeouts and 5xx answers are retried with exponential backoff and jitter;
   4xx answers are never retried: they are mapped to the typed errors of `lcm_core.errors`.
 """
@@ -17,7 +19,9 @@ from datetime import date, datetime
 from typing import Any
 
 import httpx
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from lcm_core import tracing
 from lcm_core.errors import ConflictError, InvalidError, LcmError, NotFoundError, UnavailableError
 
 logger = logging.getLogger(__name__)
@@ -115,10 +119,9 @@ class ControlPlaneClient:
             headers["Content-Type"] = "application/json"
         last_problem = "no attempt made"
         for attempt in range(1, self._max_attempts + 1):
-            try:
-                response = await self._http.request(method, path, content=content, params=params, headers=headers)
-            except httpx.TransportError as exc:
-                last_problem = f"{type(exc).__name__}: {exc}"
+            response = await self._attempt(method, path, content, params, headers, attempt)
+            if isinstance(response, str):
+                last_problem = response
             else:
                 if response.status_code < 400:
                     return response.json() if response.content else None
@@ -134,6 +137,29 @@ class ControlPlaneClient:
                 await asyncio.sleep(delay)
         raise UnavailableError(f"control plane {method} {path} failed after {self._max_attempts} attempts: "
                                f"{last_problem}")
+
+    async def _attempt(self, method: str, path: str, content: bytes | None, params: dict[str, Any] | None,
+                       headers: dict[str, str], attempt: int) -> httpx.Response | str:
+        """One attempt, in its CLIENT span: the response, or what went wrong on the way (a transport error)."""
+        with tracing.tracer().start_as_current_span(tracing.span_name(method, path), kind=SpanKind.CLIENT,
+                                                    record_exception=False) as span:
+            span.set_attributes({"http.request.method": method, "url.path": path,
+                                 "server.address": self._http.base_url.host})
+            if attempt > 1:
+                span.set_attribute("http.request.resend_count", attempt - 1)
+            traced = dict(headers)
+            tracing.inject(traced)
+            try:
+                response = await self._http.request(method, path, content=content, params=params, headers=traced)
+            except httpx.TransportError as exc:
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                span.set_attribute("error.type", type(exc).__name__)
+                return f"{type(exc).__name__}: {exc}"
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 400:
+                span.set_status(Status(StatusCode.ERROR))
+                span.set_attribute("error.type", str(response.status_code))
+            return response
 
     async def get(self, path: str, **params: Any) -> Any:
         return await self.request("GET", path, params={k: v for k, v in params.items() if v is not None})

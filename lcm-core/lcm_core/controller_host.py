@@ -26,7 +26,7 @@ from lcm_core.errors import LcmError
 from lcm_core.leader import ElectionConfig, LeaderElection, Leadership, LoopStats
 from lcm_core.leader.fence import LeaseFence
 from lcm_core.logging import configure_logging
-from lcm_core.telemetry import configure_telemetry
+from lcm_core.telemetry import exported_traces
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,9 @@ class ControllerHost:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await self.control_plane.aclose()
 
-        app = FastAPI(title=f"LCM {self.service}", lifespan=lifespan, docs_url=None, redoc_url=None)
+        # FastAPI's own OpenTelemetry (0.165+) stays off: a span per health probe would bury the units of work.
+        app = FastAPI(title=f"LCM {self.service}", lifespan=lifespan, docs_url=None, redoc_url=None,
+                      telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False})
 
         @app.get("/health")
         async def health() -> dict[str, str]:
@@ -154,7 +156,8 @@ class ControllerHost:
 
 
 def run_controller(service: str, settings: ControllerSettings, host: ControllerHost, port: int) -> None:
-    """Console entry point body shared by the controllers: logging, tracing, then serve until stopped."""
+    """Console entry point body shared by the controllers: logging, tracing, then serve until stopped (the last
+    spans are flushed after)."""
     configure_logging(service, settings.log_level, settings.log_format)
-    configure_telemetry(service, settings.otel_exporter_otlp_endpoint)
-    uvicorn.run(host.create_app(), host=settings.host, port=port, log_config=None, access_log=False)
+    with exported_traces(service, settings.otel_exporter_otlp_endpoint):
+        uvicorn.run(host.create_app(), host=settings.host, port=port, log_config=None, access_log=False)

@@ -1,36 +1,75 @@
-"""OpenTelemetry setup: a real tracer provider with an OTLP exporter when an endpoint is configured,
-the API's no-op tracer otherwise (zero overhead, nothing to run locally)."""
+"""OpenTelemetry setup of a service process: a tracer provider exporting over OTLP/HTTP when an endpoint is
+configured, the API's no-op provider otherwise (zero overhead, nothing to run locally).
+
+The provider batches spans in memory; `exported_traces` shuts it down when the service stops (Ctrl-C of
+`make run`, SIGTERM of a pod), which flushes the last batch: without that the spans of the final seconds
+(the unit of work that was interrupted, often the interesting one) would be lost.
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 logger = logging.getLogger(__name__)
 
+SHUTDOWN_TIMEOUT_MILLIS = 5_000
+"""How long a stopping service waits for its last spans to reach the collector."""
 
-def configure_telemetry(service_name: str, otlp_endpoint: str | None) -> trace.Tracer:
-    """Configure tracing for this process and return its tracer.
 
-    Without `otlp_endpoint` the global provider stays the API default, whose spans are no-ops.
+def traces_url(otlp_endpoint: str) -> str:
+    """The OTLP/HTTP traces URL of a collector's base endpoint (as OTEL_EXPORTER_OTLP_ENDPOINT gives it)."""
+    return otlp_endpoint.rstrip("/") + "/v1/traces"
+
+
+def configure_telemetry(service_name: str, otlp_endpoint: str | None) -> TracerProvider | None:
+    """Install this process's tracer provider, exporting to `otlp_endpoint`; None (tracing off) without one.
+
+    The global provider can be set once per process: call this once, from the entry point.
     """
-    if otlp_endpoint:
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        except ImportError:
-            logger.warning(
-                "OTEL_EXPORTER_OTLP_ENDPOINT is set but the OTLP exporter is not installed "
-                "(install lcm-core[otlp]); tracing stays off"
-            )
-            return trace.get_tracer(service_name)
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    if not otlp_endpoint:
+        return None
+    # shutdown_on_exit=False: the entry point shuts it down itself, once, while the event loop's work is over.
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}), shutdown_on_exit=False)
+    endpoint = traces_url(otlp_endpoint)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    trace.set_tracer_provider(provider)
+    logger.info("tracing exported to %s as service %s", endpoint, service_name)
+    return provider
 
-        provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-        endpoint = otlp_endpoint.rstrip("/") + "/v1/traces"
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-        trace.set_tracer_provider(provider)
-        logger.info("tracing exported to %s", endpoint)
-    return trace.get_tracer(service_name)
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextmanager
+def exported_traces(service_name: str, otlp_endpoint: str | None) -> Iterator[TracerProvider | None]:
+    """Tracing for the body (a service's serve call): configured on entry, flushed and shut down on exit.
+
+    uvicorn shuts down gracefully on SIGTERM, then raises the signal again once its own handler is gone: with
+    the default action the process would die right there, before this flush. Meanwhile SIGTERM raises
+    SystemExit instead, which unwinds through here (the exit status stays 128 + SIGTERM).
+    """
+    provider = configure_telemetry(service_name, otlp_endpoint)
+    previous = None
+    if provider is not None and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield provider
+    finally:
+        if provider is not None:
+            if not provider.force_flush(SHUTDOWN_TIMEOUT_MILLIS):
+                logger.warning("the last spans could not be exported within %d ms", SHUTDOWN_TIMEOUT_MILLIS)
+            provider.shutdown()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

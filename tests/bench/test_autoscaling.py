@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import math
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,10 +15,15 @@ import lablet_controller.domain.scheduling as lablet_scheduler
 import worker_controller.application.autoscaler as autoscaler_loop
 import worker_controller.domain.autoscaling as autoscaling_domain
 from control_plane_api.domain import pool as cpa_pool
+from lablet_controller.domain.decisions import Decision
 from lablet_controller.domain.placement import Requirements, candidate_from, rejection
 from lcm_core.domain.enums import DesiredStatus
 from lcm_core.domain.pool_capacity import MemberRole, member_role, on_its_way, serving
-from lcm_core.domain.pools import ScalingConfig
+from lcm_core.domain.pools import PoolWork, ScalingConfig
+from worker_controller.domain.autoscaling import PoolPlan
+
+if TYPE_CHECKING:
+    from autoscaling import Outcome  # bench/autoscaling.py, imported below as `bench.autoscaling`
 
 bench = importlib.import_module("bench.autoscaling")
 sim = importlib.import_module("autoscaling_sim")
@@ -87,16 +93,16 @@ CALLS = {"plan_pool": 0, "decide": 0}
 
 
 @pytest.fixture(scope="module")
-def outcomes() -> dict[str, object]:
+def outcomes() -> dict[str, Outcome]:
     """A short term per policy, counting the calls of the controllers' functions where the controllers look
     them up (the autoscaler's `plan_pool`, the scheduler's `decide`)."""
     real_plan, real_decide = autoscaler_loop.plan_pool, lablet_scheduler.Scheduler.decide
 
-    def plan(work):  # type: ignore[no-untyped-def]
+    def plan(work: PoolWork) -> PoolPlan:
         CALLS["plan_pool"] += 1
         return real_plan(work)
 
-    def decide(self, req):  # type: ignore[no-untyped-def]
+    def decide(self: lablet_scheduler.Scheduler, req: Requirements) -> Decision:
         CALLS["decide"] += 1
         return real_decide(self, req)
 
@@ -106,14 +112,14 @@ def outcomes() -> dict[str, object]:
         return {policy: bench.simulate(policy, DAYS, SEED) for policy in ("static", "reactive lab count", "lcm")}
 
 
-def test_a_run_goes_through_plan_pool_and_the_scheduler(outcomes: dict[str, object]) -> None:
+def test_a_run_goes_through_plan_pool_and_the_scheduler(outcomes: dict[str, Outcome]) -> None:
     evaluations = sum(out.evaluations for out in outcomes.values())
     placed = sum(1 for out in outcomes.values() for s in out.sessions if s.placed_at is not None)
     assert CALLS["plan_pool"] == evaluations > 2 * 2 * DAYS * 2880  # every 30 s at least, per pool and policy
     assert CALLS["decide"] >= placed > 0
 
 
-def test_every_session_is_accounted_for(outcomes: dict[str, object]) -> None:
+def test_every_session_is_accounted_for(outcomes: dict[str, Outcome]) -> None:
     booked = {b.id: b for b in workload.term(DAYS, SEED)}
     assert booked
     for out in outcomes.values():
@@ -128,11 +134,11 @@ def test_every_session_is_accounted_for(outcomes: dict[str, object]) -> None:
                 assert max(b.booked_at, b.start - sim.SCHEDULE_AHEAD) <= session.placed_at < b.end
 
 
-def test_on_time_means_the_lab_is_ready_by_the_timeslots_start(outcomes: dict[str, object]) -> None:
+def test_on_time_means_the_lab_is_ready_by_the_timeslots_start(outcomes: dict[str, Outcome]) -> None:
     """Placed, then its lab imported and booted (3-8 min, the same per session under every policy), by the
     timeslot's start; the start delay runs from the timeslot's start to the lab ready."""
     low, high = (minutes * 60 for minutes in workload.LAB_BOOT_MINUTES)
-    boots = {}
+    boots: dict[str, float] = {}
     for out in outcomes.values():
         for session in out.sessions:
             assert low <= session.lab_boot <= high
@@ -151,14 +157,14 @@ def test_on_time_means_the_lab_is_ready_by_the_timeslots_start(outcomes: dict[st
     assert {s.id for s in placed_in_time_not_ready} <= late_ids
 
 
-def test_costs_and_hours_are_not_negative(outcomes: dict[str, object]) -> None:
+def test_costs_and_hours_are_not_negative(outcomes: dict[str, Outcome]) -> None:
     for out in outcomes.values():
         assert out.cost >= 0
         assert out.stopped_hours >= 0
         assert out.billed_hours >= out.running_hours >= 0
 
 
-def test_the_static_fleet_is_never_late_and_costs_its_peak_all_term(outcomes: dict[str, object]) -> None:
+def test_the_static_fleet_is_never_late_and_costs_its_peak_all_term(outcomes: dict[str, Outcome]) -> None:
     static = outcomes["static"]
     bookings = workload.term(DAYS, SEED)
     peak = sum(bench.peak_workers(bookings, lab, sim.SCHEDULE_AHEAD) for lab in workload.LAB_TYPES)
@@ -168,9 +174,11 @@ def test_the_static_fleet_is_never_late_and_costs_its_peak_all_term(outcomes: di
     assert math.isclose(static.cost, peak * DAYS * 24 * workload.COST_PER_HOUR_USD)
 
 
-def test_the_reactive_policies_ignore_bookings(outcomes: dict[str, object]) -> None:
+def test_the_reactive_policies_ignore_bookings(outcomes: dict[str, Outcome]) -> None:
     """look_ahead_minutes 0: the bookings of the next two hours change none of the sampled plans."""
-    changed, checked = outcomes["reactive lab count"].plans_changed_by_bookings
+    checks = outcomes["reactive lab count"].plans_changed_by_bookings
+    assert checks is not None, "the reactive policy's run did not check its plans against the bookings"
+    changed, checked = checks
     assert checked > 0
     assert changed == 0
 

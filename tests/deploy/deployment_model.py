@@ -26,6 +26,11 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / "deploy" / "env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 K8S_DIR = ROOT / "deploy" / "k8s"
+K8S_BASE = K8S_DIR / "base"
+K8S_OVERLAYS = K8S_DIR / "overlays"
+SECRET_TEMPLATE = K8S_BASE / "secret.example.yaml"
+#: The Compose Specification's JSON schema, vendored (see compose-spec.SOURCE.md).
+COMPOSE_SCHEMA = Path(__file__).resolve().parent / "compose-spec.json"
 
 
 @dataclass(frozen=True)
@@ -106,10 +111,9 @@ def env_names(cls: type[BaseSettings]) -> dict[str, str]:
         alias = field.validation_alias or field.alias
         choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
         for choice in choices:
-            if isinstance(choice, AliasPath):
-                choice = choice.path[0]
-            if isinstance(choice, str):
-                names[choice.upper()] = field_name
+            name = choice.path[0] if isinstance(choice, AliasPath) else choice
+            if isinstance(name, str):
+                names[name.upper()] = field_name
         if alias is None:
             names[prefix + field_name.upper()] = field_name
     return names
@@ -185,8 +189,8 @@ def secret_problems(name: str, value: str | None, secret_names: set[str]) -> lis
     userinfo = re.search(r"://([^@/]*)@", tokenised)
     if userinfo and ":" in userinfo[1]:
         password = userinfo[1].split(":", 1)[1]
-        token = re.fullmatch(r"\x00(\d+)\x00", password)
-        if not token or found[int(token[1])]["op"] != ":?":
+        placeholder = re.fullmatch(r"\x00(\d+)\x00", password)
+        if not placeholder or found[int(placeholder[1])]["op"] != ":?":
             problems.append(f"{name}: the URL password must be a ${{VAR:?...}} interpolation, got {password!r}")
     for match in INTERPOLATION.finditer(value):
         if SECRET_NAME.search(var_name(match)) and match["op"] not in (":?",):
@@ -286,6 +290,15 @@ def pyproject_scripts(package_dir: str) -> dict[str, str]:
 def probe_of(healthcheck: dict[str, Any] | list[str] | str) -> str:
     test = healthcheck["test"] if isinstance(healthcheck, dict) else healthcheck
     return " ".join(test) if isinstance(test, list) else test
+
+
+def release_version() -> str:
+    """The version of the LCM packages (one for all four), which the deployed images are tagged with."""
+    versions = {tomllib.loads((ROOT / s.package_dir / "pyproject.toml").read_text())["project"]["version"]
+                for s in LCM_SERVICES.values()} | {
+        tomllib.loads((ROOT / "lcm-core" / "pyproject.toml").read_text())["project"]["version"]}
+    assert len(versions) == 1, f"the LCM packages disagree on their version: {sorted(versions)}"
+    return versions.pop()
 
 
 def default_port(service: str) -> int:

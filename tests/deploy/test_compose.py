@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 
+import jsonschema  # type: ignore[import-untyped]  # no stubs installed (types-jsonschema is not locked)
 import pytest
 
 from lcm_core.controller_settings import ControllerSettings
 from lcm_core.settings import EtcdSettings, LcmSettings
 from tests.deploy.deployment_model import (
+    COMPOSE_SCHEMA,
     CONTROLLERS,
     DEPENDENCIES,
     ENV_EXAMPLE,
@@ -32,6 +35,7 @@ from tests.deploy.deployment_model import (
     interpolations,
     parse_dockerfile,
     probe_of,
+    release_version,
     resolve_default,
     secret_env_names,
     secret_problems,
@@ -41,6 +45,24 @@ from tests.deploy.deployment_model import (
 )
 
 # ------------------------------------------------------------------------------------------ compose
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    """Against the Compose Specification's own JSON schema (vendored: compose-spec.SOURCE.md), as `docker
+    compose config` would read it: a misspelt key or a value of the wrong type fails here."""
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(compose()), key=lambda e: list(e.absolute_path))
+    assert not errors, "docker-compose.yml:\n" + "\n".join(
+        f"  {'.'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in errors)
+
+
+@pytest.mark.parametrize("service", sorted(LCM_SERVICES))
+def test_lcm_images_default_to_the_release_tag(service: str) -> None:
+    """Never `latest`: with nothing set, compose builds and runs the packages' version, as deploy/env.example says."""
+    image = resolve_default(services()[service]["image"])
+    assert image == f"lcm/{service}:{release_version()}", f"{service}: {image}"
+    assert env_example()["LCM_VERSION"] == release_version()
+
 
 def test_required_services_exist() -> None:
     missing = (set(LCM_SERVICES) | set(INFRA_IMAGES)) - set(services())

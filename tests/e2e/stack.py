@@ -103,7 +103,12 @@ def open_page(browser: Any, stack: LocalStack, width: int = 1280, height: int = 
     context = browser.new_context(viewport={"width": width, "height": height}, base_url=stack.url)
     context.set_default_timeout(15_000)
     page = context.new_page()
-    page.on("console", lambda m: m.type == "error" and stack.console_errors.append(m.text))
+
+    def on_console(message: Any) -> None:
+        if message.type == "error":
+            stack.console_errors.append(message.text)
+
+    page.on("console", on_console)
     page.on("pageerror", lambda e: stack.console_errors.append(f"page error: {e}"))
     return page
 

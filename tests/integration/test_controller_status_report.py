@@ -13,10 +13,12 @@ from lcm_core.controller_settings import ControllerSettings
 from lcm_core.leader import PeriodicLoop
 from lcm_core.testing.asgi_server import serve_in_thread
 from tests.fixtures.control_plane import API_KEY
+from tests.fixtures.settings import from_environment
 
 
 def replica(identity: str, cp) -> ControllerHost:
-    settings = ControllerSettings(
+    settings = from_environment(
+        ControllerSettings,
         LCM_ENVIRONMENT="test", ETCD_HOST=cp.etcd.host, ETCD_PORT=cp.etcd.port, ETCD_PREFIX=cp.prefix,
         CONTROLLER_IDENTITY=identity, CONTROL_PLANE_API_URL=cp.url, CONTROL_PLANE_API_KEY=API_KEY,
         CONTROLLER_STATUS_REPORT_INTERVAL=0.3,

@@ -25,6 +25,7 @@ from tests.fixtures.cml_simulator import CmlSimulator
 from tests.fixtures.control_plane import API_KEY, ControlPlaneUnderTest, discovered
 from tests.fixtures.lablet_api import create_definition, report_cml_health
 from tests.fixtures.polling import wait_for
+from tests.fixtures.settings import from_environment
 
 SLOT_SECONDS = 40  # long enough for the steps before the end of the slot on a loaded machine
 
@@ -50,7 +51,8 @@ def registered_worker(cp: ControlPlaneUnderTest) -> dict[str, Any]:
 @pytest.fixture
 def lablet_controller(control_plane: ControlPlaneUnderTest, cml_simulator_clean: CmlSimulator) -> Iterator[str]:
     sim = cml_simulator_clean
-    settings = LabletControllerSettings(
+    settings = from_environment(
+        LabletControllerSettings,
         LCM_ENVIRONMENT="test", ETCD_HOST=control_plane.etcd.host, ETCD_PORT=control_plane.etcd.port,
         ETCD_PREFIX=control_plane.prefix, CONTROL_PLANE_API_URL=control_plane.url, CONTROL_PLANE_API_KEY=API_KEY,
         CONTROLLER_IDENTITY="lc-test", LABLET_CONTROLLER_LEADER_LEASE_TTL=3, CONTROLLER_STATUS_REPORT_INTERVAL=1,

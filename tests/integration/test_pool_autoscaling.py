@@ -26,6 +26,7 @@ from tests.fixtures.cml_simulator import CmlSimulator
 from tests.fixtures.control_plane import API_KEY, ControlPlaneUnderTest
 from tests.fixtures.lablet_api import create_definition, create_session
 from tests.fixtures.polling import wait_for
+from tests.fixtures.settings import from_environment
 from worker_controller.main import build_host as build_worker_controller
 from worker_controller.settings import WorkerControllerSettings
 
@@ -55,15 +56,15 @@ def fleet(control_plane: ControlPlaneUnderTest, moto_server, cml_simulator_clean
                   CONTROL_PLANE_API_KEY=API_KEY, CONTROLLER_STATUS_REPORT_INTERVAL=1,
                   CML_WORKER_URL_TEMPLATE=f"{sim.url}/hosts/{{instance_id}}", CML_WORKER_API_USERNAME=sim.username,
                   CML_WORKER_API_PASSWORD=sim.password, CML_WORKER_VERIFY_TLS="false")
-    workers = WorkerControllerSettings(
-        **common, CONTROLLER_IDENTITY="wc-pools", WORKER_CONTROLLER_LEADER_LEASE_TTL=3,
+    workers = from_environment(
+        WorkerControllerSettings, **common, CONTROLLER_IDENTITY="wc-pools", WORKER_CONTROLLER_LEADER_LEASE_TTL=3,
         WORKER_DISCOVERY_REGIONS=REGION, WORKER_DISCOVERY_AMI_NAME=f"CML-2.9.{tag}-*", WORKER_DISCOVERY_INTERVAL=2,
         METRICS_POLL_INTERVAL=1, WORKER_CONTROLLER_RECONCILE_INTERVAL=1, WORKER_AUTOSCALER_INTERVAL=1,
         AWS_ENDPOINT_URL=aws, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x",
         CML_LICENSE_TOKEN="U21hcnRMaWNlbnNpbmdUb2tlbg==")
-    lablets = LabletControllerSettings(
-        **common, CONTROLLER_IDENTITY="lc-pools", LABLET_CONTROLLER_LEADER_LEASE_TTL=3, LABLET_SCHEDULING_INTERVAL=1,
-        LABLET_CONTROLLER_RECONCILE_INTERVAL=1, LABLET_BOOT_POLL_INTERVAL=0.3)
+    lablets = from_environment(
+        LabletControllerSettings, **common, CONTROLLER_IDENTITY="lc-pools", LABLET_CONTROLLER_LEADER_LEASE_TTL=3,
+        LABLET_SCHEDULING_INTERVAL=1, LABLET_CONTROLLER_RECONCILE_INTERVAL=1, LABLET_BOOT_POLL_INTERVAL=0.3)
     with serve_in_thread(build_worker_controller(workers).create_app()), \
             serve_in_thread(build_lablet_controller(lablets).create_app()):
         yield {"ec2": ec2, "template": template, "track": f"track-{tag}", "general": general["InstanceId"]}
@@ -72,13 +73,13 @@ def fleet(control_plane: ControlPlaneUnderTest, moto_server, cml_simulator_clean
 def pool_detail(cp: ControlPlaneUnderTest, pool_id: str) -> dict[str, Any]:
     answer = httpx.get(f"{cp.url}/api/pools/{pool_id}", headers=cp.viewer())
     assert answer.status_code == 200, answer.text
-    return answer.json()  # type: ignore[no-any-return]
+    return answer.json()
 
 
 def history(cp: ControlPlaneUnderTest, pool_id: str) -> list[dict[str, Any]]:
     answer = httpx.get(f"{cp.url}/api/pools/{pool_id}/history", headers=cp.viewer())
     assert answer.status_code == 200, answer.text
-    return answer.json()  # type: ignore[no-any-return]
+    return answer.json()
 
 
 def ec2_states(ec2, worker_ids: set[str]) -> dict[str, str]:

@@ -59,7 +59,7 @@ def workers(cp) -> dict[str, dict[str, Any]]:
 
 def detail(cp, worker_id: str) -> dict[str, Any]:
     """One worker with its latest telemetry (`WorkerDetail`)."""
-    return httpx.get(f"{cp.url}/api/workers/{worker_id}", headers=cp.viewer()).json()  # type: ignore[no-any-return]
+    return httpx.get(f"{cp.url}/api/workers/{worker_id}", headers=cp.viewer()).json()
 
 
 def test_discovery_metrics_and_lifecycle(control_plane, fleet) -> None:

@@ -21,6 +21,7 @@ from lcm_core.testing.asgi_server import serve_in_thread
 from lcm_core.testing.devstack.aws_seed import register_ami
 from tests.fixtures.control_plane import API_KEY
 from tests.fixtures.polling import wait_for
+from tests.fixtures.settings import from_environment
 from worker_controller.main import build_host
 from worker_controller.settings import WorkerControllerSettings
 
@@ -30,7 +31,8 @@ FREEZE_SECONDS = TTL + 4
 
 
 def settings_for(identity: str, cp, moto_url: str, cml_url: str, ami_glob: str) -> WorkerControllerSettings:
-    return WorkerControllerSettings(
+    return from_environment(
+        WorkerControllerSettings,
         LCM_ENVIRONMENT="test", ETCD_HOST=cp.etcd.host, ETCD_PORT=cp.etcd.port, ETCD_PREFIX=cp.prefix,
         CONTROL_PLANE_API_URL=cp.url, CONTROL_PLANE_API_KEY=API_KEY, CONTROLLER_IDENTITY=identity,
         WORKER_CONTROLLER_LEADER_LEASE_TTL=TTL, WORKER_DISCOVERY_REGIONS=REGION, WORKER_DISCOVERY_AMI_NAME=ami_glob,
@@ -65,7 +67,7 @@ class Freezer:
 
 def _status(url: str) -> dict[str, Any] | None:
     try:
-        return httpx.get(f"{url}/status", timeout=0.5).json()  # type: ignore[no-any-return]
+        return httpx.get(f"{url}/status", timeout=0.5).json()
     except httpx.HTTPError:
         return None
 

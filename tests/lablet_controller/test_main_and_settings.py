@@ -9,10 +9,11 @@ from lablet_controller.main import WATCHED_KEYS, build_host
 from lablet_controller.settings import LabletControllerSettings
 from lcm_core.domain.lablets import SchedulingStrategy
 from lcm_core.leader.watch import KeyWatchLoop
+from tests.fixtures.settings import from_environment
 
 
 def settings(**env: object) -> LabletControllerSettings:
-    return LabletControllerSettings(LCM_ENVIRONMENT="test", **env)
+    return from_environment(LabletControllerSettings, LCM_ENVIRONMENT="test", **env)
 
 
 def test_defaults_and_both_strategy_variable_names() -> None:

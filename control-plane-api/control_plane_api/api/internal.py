@@ -80,8 +80,10 @@ class LoopReport(BaseModel):
     runs: Count = 0
     successes: Count = 0
     failures: Count = 0
+    consecutive_failures: Count = 0
     success_rate: Number | None = Field(default=None, ge=0, le=100)
     last_run: Instant | None = None
+    last_success: Instant | None = None
     last_duration_seconds: Number | None = Field(default=None, ge=0)
     last_error: Text | None = Field(default=None, max_length=2000)
 

@@ -1,5 +1,6 @@
-"""Prometheus `/metrics`: request counts and latency per route template, SSE clients, the event log, and
-the fleet by status and health (read at scrape time). Scraped with the API key or a viewer's token."""
+"""Prometheus `/metrics`: request counts and latency per route template, SSE clients, the event log, the
+fleet by status and health, and what the alert rules read (`api.metrics_series`), all read at scrape time.
+Scraped with the API key or a viewer's token."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from control_plane_api.api.metrics_series import AlertReadings, AlertSeries
 from control_plane_api.api.security import CP, viewer_or_api_key
 from control_plane_api.domain.cost_report import Amounts
 
@@ -43,6 +45,9 @@ class ApiMetrics:
         self.costs: dict[str, Amounts] = {}
         """Cost and savings since the ledger began by pool label (set by the route at each scrape)."""
         self.registry.register(_CostCounters(self))
+        self.alerts = AlertSeries()
+        """Controllers, licences, stuck sessions, SSE overflows (their readings set by the route at each scrape)."""
+        self.registry.register(self.alerts)
 
 
 class _LostRaces(Collector):
@@ -128,4 +133,9 @@ async def prometheus(request: Request, cp: CP, _caller: Annotated[str, Depends(v
     metrics.workers.clear()
     for (status, health), count in counts.items():
         metrics.workers.labels(status, health).set(count)
+    controllers = await cp.readings.controllers()
+    metrics.alerts.readings = AlertReadings(
+        controllers=controllers, licences=await cp.readings.licences(),
+        sessions_past_boot_timeout=await cp.readings.sessions_past_boot_timeout(controllers.boot_timeout_seconds),
+        sse_overflow_disconnects=cp.relay.overflowed_clients)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -19,7 +19,7 @@ import itertools
 import logging
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from control_plane_api.application.ports import EventLog
@@ -106,6 +106,8 @@ class EventRelay:
         self._task: asyncio.Task[None] | None = None
         self.log_available = True
         self.delivered = 0
+        self.overflowed_clients = 0
+        """Streams ended since start because their client read too slowly for its queue (`/metrics`)."""
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -216,8 +218,15 @@ class EventRelay:
 
     def _deliver(self, item: LoggedEvent) -> None:
         self.delivered += 1
+        self._to_each(lambda sub: sub.offer(item))
+
+    def _to_each(self, hand: Callable[[Subscription], None]) -> None:
+        """Hand something to every subscriber, counting those it overflows."""
         for sub in list(self._subscribers):
-            sub.offer(item)
+            overflowed = sub.overflowed
+            hand(sub)
+            if sub.overflowed and not overflowed:
+                self.overflowed_clients += 1
 
     async def _flush_pending(self) -> None:
         while self._pending:
@@ -228,8 +237,7 @@ class EventRelay:
     def _log_lost(self, epoch: str) -> None:
         logger.warning("event log lost (epoch %s, now %s): clients get a fresh snapshot", self._epoch, epoch)
         self._epoch, self._last_id = epoch, "0-0"
-        for sub in list(self._subscribers):
-            sub.log_lost(epoch)
+        self._to_each(lambda sub: sub.log_lost(epoch))
 
     async def _tail(self) -> None:
         delay = 0.2

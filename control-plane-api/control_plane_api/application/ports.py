@@ -332,3 +332,28 @@ class PoolWorkers(Protocol):
 
     async def retire_member(self, worker_id: str, pool_id: str, then: DesiredStatus, by: str,
                             leader: LeaderCaller | None = None) -> Worker: ...
+
+
+# ----------------------------------------------------------------- what /metrics reads for the alert rules
+
+
+class LicenceCounts(Protocol):
+    """Worker licences counted by MongoDB (no worker is loaded), for `/metrics`."""
+
+    async def count_by_status_and_license(self) -> dict[tuple[str, str], int]:
+        """{(worker status, licence status): workers}."""
+        ...
+
+    async def count_by_authorization(self, statuses: Sequence[str], /) -> dict[str | None, int]:
+        """{authorization status as CML reported it (None: never reported): workers in `statuses`}."""
+        ...
+
+    async def soonest_license_expiry(self, statuses: Sequence[str], /) -> datetime | None:
+        """The earliest licence expiry among workers in `statuses`; None when none has one."""
+        ...
+
+
+class BootingSessions(Protocol):
+    async def count_in_status_since_before(self, status: str, before: datetime, /) -> int:
+        """Sessions in `status` that entered it before `before`."""
+        ...

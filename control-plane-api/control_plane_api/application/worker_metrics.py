@@ -21,6 +21,7 @@ from control_plane_api.domain.fencing import LeaderCaller
 from control_plane_api.domain.metric_history import MetricSample, sample_of
 from control_plane_api.domain.system_settings import SystemSettings
 from control_plane_api.domain.worker import Worker
+from lcm_core import tracing
 from lcm_core.domain.enums import PauseReason
 from lcm_core.domain.workers import MetricsBatchOutcome, WorkerMetricsReport, WorkerTelemetry
 from lcm_core.errors import VersionConflict
@@ -56,9 +57,12 @@ class WorkerMetrics:
         report of the same worker at the same time) is applied again on top of the winner."""
         by_worker = {r.worker_id: r for r in reports}  # a worker reported twice: the last report stands
         outcome = MetricsBatchOutcome()
-        settings = await self._settings.get()
-        loaded = await self._store.get_many(by_worker)
-        previous = await self._telemetry.get_many(loaded)
+        # Child spans of the request's: where a slow report's time went (reading, writing, publishing).
+        with tracing.tracer().start_as_current_span("metrics.load") as span:
+            span.set_attribute(tracing.REPORTS_COUNT, len(by_worker))
+            settings = await self._settings.get()
+            loaded = await self._store.get_many(by_worker)
+            previous = await self._telemetry.get_many(loaded)
         outcome.not_found = [wid for wid in by_worker if wid not in loaded]
         now = self._clock()
         applied: dict[str, Applied] = {}
@@ -71,27 +75,33 @@ class WorkerMetrics:
             if worker_fingerprint(worker) != before:
                 worker.updated_at = now
                 changed.append(worker)
-        lost = await self._store.save_many(changed, leader)
-        for wid in lost:  # its worker changed meanwhile: nothing of this report is stored yet
-            outcome.retried += 1
-            applied[wid] = await self._apply_metrics_again(by_worker[wid], settings, by, leader)
-        first = [t for wid, (_, t, _) in applied.items() if wid not in lost]
-        for wid in await self._telemetry.store_many(first):
-            # Its telemetry was stored meanwhile (a refresh during the cycle): applied again on top of that. What
-            # the first pass wrote of the worker stands, so its events are kept (but the metrics ones, sent anew).
-            outcome.retried += 1
-            kept = [e for e in applied[wid][2] if e.type not in (ev.WORKER_METRICS_UPDATED, ev.WORKER_LABS_UPDATED)]
-            worker, telemetry, events = await self._apply_metrics_again(by_worker[wid], settings, by, leader)
-            applied[wid] = (worker, telemetry, kept + events)
+        with tracing.tracer().start_as_current_span("metrics.store") as span:
+            span.set_attributes({tracing.WORKERS_COUNT: len(applied), "lcm.workers.changed": len(changed)})
+            lost = await self._store.save_many(changed, leader)
+            for wid in lost:  # its worker changed meanwhile: nothing of this report is stored yet
+                outcome.retried += 1
+                applied[wid] = await self._apply_metrics_again(by_worker[wid], settings, by, leader)
+            first = [t for wid, (_, t, _) in applied.items() if wid not in lost]
+            for wid in await self._telemetry.store_many(first):
+                # Its telemetry was stored meanwhile (a refresh during the cycle): applied again on top of that.
+                # What the first pass wrote of the worker stands, so its events are kept (but the metrics ones,
+                # sent anew).
+                outcome.retried += 1
+                kept = [e for e in applied[wid][2]
+                        if e.type not in (ev.WORKER_METRICS_UPDATED, ev.WORKER_LABS_UPDATED)]
+                worker, telemetry, events = await self._apply_metrics_again(by_worker[wid], settings, by, leader)
+                applied[wid] = (worker, telemetry, kept + events)
+            span.set_attribute("lcm.writes.retried", outcome.retried)
         committed = [(w, events, t) for w, t, events in applied.values()]
         outcome.updated = list(applied)
         outcome.auto_paused = [w.id for w, events, _ in committed
                                if any(e.type == ev.WORKER_PAUSED and e.data.get("reason") == PauseReason.IDLE_TIMEOUT
                                       for e in events)]
         # Publication (Redis) and the chart samples (MongoDB) are independent: one round trip's time for both.
-        await asyncio.gather(self._after_commit_many([(w, events) for w, events, _ in committed],
-                                                     {w.id: t for w, _, t in committed}),
-                             self._record_history([t for _, _, t in committed]))
+        with tracing.tracer().start_as_current_span("metrics.publish"):
+            await asyncio.gather(self._after_commit_many([(w, events) for w, events, _ in committed],
+                                                         {w.id: t for w, _, t in committed}),
+                                 self._record_history([t for _, _, t in committed]))
         return outcome
 
     async def _apply_metrics_again(self, report: WorkerMetricsReport, settings: SystemSettings, by: str,

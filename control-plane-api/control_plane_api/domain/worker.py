@@ -23,6 +23,7 @@ from control_plane_api.domain.reports import (
 from control_plane_api.domain.system_settings import WorkerTemplate
 from control_plane_api.domain.worker_drain import Drain, WorkerDrain
 from control_plane_api.domain.worker_membership import PoolMembership
+from control_plane_api.domain.worker_rules import ORDINARY_SUCCESSORS
 from control_plane_api.domain.worker_state import (
     INSTANCE_CAPACITY,
     STATE_HISTORY_LIMIT,
@@ -46,22 +47,6 @@ from lcm_core.domain.enums import (
 )
 from lcm_core.domain.workers import CapacitySummary, WorkerSummary, WorkerTelemetry, last_change, worker_phase
 from lcm_core.errors import ConflictError
-
-#: The ordinary successor(s) of each status; any other observed move is a skipped transition (recorded).
-_NEXT: dict[WorkerStatus, frozenset[WorkerStatus]] = {
-    WorkerStatus.PENDING: frozenset({WorkerStatus.PROVISIONING, WorkerStatus.STARTING, WorkerStatus.FAILED}),
-    WorkerStatus.PROVISIONING: frozenset({WorkerStatus.STARTING, WorkerStatus.RUNNING, WorkerStatus.FAILED}),
-    WorkerStatus.STARTING: frozenset({WorkerStatus.RUNNING, WorkerStatus.FAILED, WorkerStatus.STOPPING}),
-    WorkerStatus.RUNNING: frozenset({WorkerStatus.DRAINING, WorkerStatus.STOPPING, WorkerStatus.TERMINATING}),
-    WorkerStatus.DRAINING: frozenset({WorkerStatus.RUNNING, WorkerStatus.STOPPING, WorkerStatus.TERMINATING}),
-    WorkerStatus.STOPPING: frozenset({WorkerStatus.STOPPED}),
-    WorkerStatus.STOPPED: frozenset({WorkerStatus.STARTING, WorkerStatus.TERMINATING}),
-    WorkerStatus.TERMINATING: frozenset({WorkerStatus.TERMINATED}),
-    WorkerStatus.TERMINATED: frozenset(),
-    WorkerStatus.FAILED: frozenset({WorkerStatus.TERMINATING, WorkerStatus.STARTING}),
-    WorkerStatus.UNKNOWN: frozenset(WorkerStatus),
-}
-
 
 
 class InstanceClaimedError(ConflictError):
@@ -284,7 +269,7 @@ class Worker(WorkerDrain, PoolMembership, LeadTiming, TelemetryBehaviour, Model)
         self.ec2_state = ec2_state
         if new is old:
             return []
-        skipped = new not in _NEXT[old]
+        skipped = new not in ORDINARY_SUCCESSORS[old]
         note = reason or f"EC2 reports {ec2_state}"
         if skipped:
             note = f"{note} (skipped from {old.value})"

@@ -1,4 +1,5 @@
-"""Pure rules of the Worker aggregate: derived utilisation, health classification, idle eligibility.
+"""Pure rules of the Worker aggregate: ordinary status transitions, derived utilisation, health classification,
+idle eligibility.
 
 Kept apart from the aggregate so that each rule can be read (and tested) on its own. No I/O.
 """
@@ -12,6 +13,21 @@ from control_plane_api.domain.system_settings import IdleSettings, MonitoringSet
 from control_plane_api.domain.worker_health import CML_API, stale_metrics
 from lcm_core.domain.enums import HealthStatus, LicenseStatus, WorkerStatus
 from lcm_core.domain.workers import Utilisation, WorkerTelemetry
+
+#: The ordinary successor(s) of each status; any other observed move is a skipped transition (recorded).
+ORDINARY_SUCCESSORS: dict[WorkerStatus, frozenset[WorkerStatus]] = {
+    WorkerStatus.PENDING: frozenset({WorkerStatus.PROVISIONING, WorkerStatus.STARTING, WorkerStatus.FAILED}),
+    WorkerStatus.PROVISIONING: frozenset({WorkerStatus.STARTING, WorkerStatus.RUNNING, WorkerStatus.FAILED}),
+    WorkerStatus.STARTING: frozenset({WorkerStatus.RUNNING, WorkerStatus.FAILED, WorkerStatus.STOPPING}),
+    WorkerStatus.RUNNING: frozenset({WorkerStatus.DRAINING, WorkerStatus.STOPPING, WorkerStatus.TERMINATING}),
+    WorkerStatus.DRAINING: frozenset({WorkerStatus.RUNNING, WorkerStatus.STOPPING, WorkerStatus.TERMINATING}),
+    WorkerStatus.STOPPING: frozenset({WorkerStatus.STOPPED}),
+    WorkerStatus.STOPPED: frozenset({WorkerStatus.STARTING, WorkerStatus.TERMINATING}),
+    WorkerStatus.TERMINATING: frozenset({WorkerStatus.TERMINATED}),
+    WorkerStatus.TERMINATED: frozenset(),
+    WorkerStatus.FAILED: frozenset({WorkerStatus.TERMINATING, WorkerStatus.STARTING}),
+    WorkerStatus.UNKNOWN: frozenset(WorkerStatus),
+}
 
 #: EC2 status-check values that mean the instance or its host is broken.
 FAILED_EC2_CHECKS = frozenset({"impaired", "failed", "insufficient-data-failed"})

@@ -139,6 +139,7 @@ class SessionRepository:
         await self._c.create_index([("status", ASCENDING), ("timeslot_end", ASCENDING)], name="status_end")
         await self._c.create_index([("definition_id", ASCENDING)], name="definition_id")
         await self._c.create_index([("worker_id", ASCENDING)], name="worker_id")
+        await self._c.create_index([("status", ASCENDING), ("status_changed_at", ASCENDING)], name="status_since")
         await self._c.create_index([("last_decision.waiting_for_pool", ASCENDING), ("status", ASCENDING)],
                                    name="waiting_for_pool")
         await self._c.create_index([("lab_track", ASCENDING), ("status", ASCENDING), ("timeslot_start", ASCENDING)],
@@ -159,6 +160,10 @@ class SessionRepository:
         cursor = self._c.find(flt).sort([(sort, DESCENDING if descending else ASCENDING), ("_id", ASCENDING)])
         docs = await cursor.skip(skip).limit(limit).to_list(length=limit)
         return [LabletSession.model_validate(_from_doc(d)) for d in docs], total
+
+    async def count_in_status_since_before(self, status: str, before: datetime) -> int:
+        """Sessions in `status` that entered it before `before` (counted on the `status_since` index)."""
+        return await self._c.count_documents({"status": status, "status_changed_at": {"$lt": before}})
 
     async def overdue(self, now: datetime, limit: int = 500) -> list[str]:
         """Ids of pending/scheduled sessions whose timeslot has ended."""

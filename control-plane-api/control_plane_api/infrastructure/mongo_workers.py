@@ -8,6 +8,7 @@ re-reads and re-applies. Batched saves go out as one `bulk_write` with a `write_
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -111,6 +112,7 @@ class WorkerRepository:
         await self._c.create_index([("aws_region", ASCENDING)], name="aws_region")
         await self._c.create_index([("health_status", ASCENDING)], name="health_status")
         await self._c.create_index([("pool_id", ASCENDING)], name="pool_id")
+        await self._c.create_index([("license.expires", ASCENDING)], name="license_expires")
 
     async def get(self, worker_id: str) -> Worker:
         doc = await self._c.find_one({"_id": worker_id})
@@ -168,6 +170,35 @@ class WorkerRepository:
             status, _, health = str(found["_id"]).partition("|")
             counts[(status, health)] = int(found["count"])
         return counts
+
+    async def count_by_status_and_license(self) -> dict[tuple[str, str], int]:
+        """How many workers are in each (status, licence status) pair: counted by MongoDB, like the above."""
+        cursor = await self._c.aggregate([
+            {"$project": {"pair": {"$concat": ["$status", "|", "$license.status"]}}},
+            {"$group": {"_id": "$pair", "count": {"$sum": 1}}}])
+        counts: dict[tuple[str, str], int] = {}
+        async for found in cursor:
+            status, _, licence = str(found["_id"]).partition("|")
+            counts[(status, licence)] = int(found["count"])
+        return counts
+
+    async def count_by_authorization(self, statuses: Sequence[str]) -> dict[str | None, int]:
+        """Workers in `statuses` by their licence's authorization status as CML reported it (None: never)."""
+        cursor = await self._c.aggregate([
+            {"$match": {"status": {"$in": list(statuses)}}},
+            {"$group": {"_id": "$license.authorization_status", "count": {"$sum": 1}}}])
+        return {found["_id"]: int(found["count"]) async for found in cursor}
+
+    async def soonest_license_expiry(self, statuses: Sequence[str]) -> datetime | None:
+        """The earliest licence expiry among workers in `statuses` (walked in `license_expires` order)."""
+        flt = {"license.expires": {"$ne": None}, "status": {"$in": list(statuses)}}
+        # The whole (small) licence is projected: the local stack's MongoDB-wire server does not project a
+        # dotted path.
+        cursor = self._c.find(flt, {"license": 1}).sort("license.expires", ASCENDING).limit(1)
+        async for found in cursor:
+            expires = found["license"]["expires"]
+            return expires if isinstance(expires, datetime) else None
+        return None
 
     async def with_reservations(self) -> list[Worker]:
         """Workers holding at least one lablet-session reservation."""

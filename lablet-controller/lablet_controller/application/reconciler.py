@@ -29,10 +29,13 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from opentelemetry import trace
+
 from lablet_controller.application.observer import LabObserver
 from lablet_controller.application.ports import SessionLabs, SessionLifecycle
 from lablet_controller.domain.labs import BeforeChange
 from lablet_controller.domain.sessions import Step, lab_title, next_step, seconds_until_next_deadline
+from lcm_core import tracing
 from lcm_core.cml import CmlError
 from lcm_core.domain.lablet_topology import TopologyError, with_allocated_ports
 from lcm_core.domain.lablets import LabletSessionStatus as S
@@ -91,6 +94,13 @@ class SessionReconciler:
     # ------------------------------------------------------------------ reconcile
 
     async def reconcile(self, session_id: str) -> ReconcileResult:
+        """One reconcile, one trace: a `session.<step>` span (`session.instantiate`, `session.await_boot`...)
+        whose control-plane calls carry it on (docs/tracing.md)."""
+        with tracing.tracer().start_as_current_span("session.reconcile") as span:
+            span.set_attribute(tracing.SESSION_ID, session_id)
+            return await self._reconcile_traced(session_id)
+
+    async def _reconcile_traced(self, session_id: str) -> ReconcileResult:
         try:
             session = await self._gateway.session(session_id)
         except NotFoundError:
@@ -109,6 +119,11 @@ class SessionReconciler:
         session_id = session.id
         now = self._clock()
         step = next_step(session, now)
+        span = trace.get_current_span()
+        span.update_name(f"session.{step.value}")
+        span.set_attribute("lcm.session.status", session.status.value)
+        if session.worker_id is not None:
+            span.set_attribute(tracing.WORKER_ID, session.worker_id)
         handler = {
             Step.SCHEDULE: self._schedule, Step.INSTANTIATE: self._instantiate, Step.AWAIT_BOOT: self._await_boot,
             Step.START_RUNNING: self._start_running, Step.WAIT_TIMESLOT: self._wait, Step.OBSERVE: self._observe,

@@ -19,11 +19,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from opentelemetry.trace import Span
+
 from lablet_controller.application.ports import SchedulingGateway
 from lablet_controller.domain.decisions import Decision
 from lablet_controller.domain.placement import Requirements, candidate_from
 from lablet_controller.domain.scheduling import Scheduler
 from lablet_controller.domain.track_pools import pools_by_track
+from lcm_core import tracing
 from lcm_core.domain.lablets import LabletSessionStatus, SchedulingDecision, SessionWorkView
 from lcm_core.errors import ConflictError, InvalidError, NotFoundError
 
@@ -79,6 +82,13 @@ class SchedulingPass:
                             pool_id=pool_id)
 
     async def run_once(self) -> PassOutcome:
+        """One pass, one trace (`sessions.schedule`), with a `session.place` span per pending session."""
+        with tracing.tracer().start_as_current_span("sessions.schedule") as span:
+            outcome = await self._run_once()
+            span.set_attributes({"lcm.sessions.pending": outcome.pending, "lcm.sessions.scheduled": outcome.scheduled})
+            return outcome
+
+    async def _run_once(self) -> PassOutcome:
         outcome = PassOutcome()
         now = self._clock()
         # Due: the slot starts within the look-ahead and has not ended (the CPA expires overdue sessions).
@@ -98,6 +108,12 @@ class SchedulingPass:
         return outcome
 
     async def _place(self, session: SessionWorkView, outcome: PassOutcome, pool_ids: Mapping[str, str]) -> None:
+        with tracing.tracer().start_as_current_span("session.place") as span:
+            span.set_attribute(tracing.SESSION_ID, session.id)
+            await self._place_traced(session, outcome, pool_ids, span)
+
+    async def _place_traced(self, session: SessionWorkView, outcome: PassOutcome, pool_ids: Mapping[str, str],
+                            span: Span) -> None:
         try:
             req = await self.requirements(session, pool_ids.get(session.lab_track) if session.lab_track else None)
         except NotFoundError:
@@ -128,6 +144,7 @@ class SchedulingPass:
                 logger.warning("session %s could not be scheduled: %s", session.id, exc.message)
                 return
             self.scheduler.reserve(decision.worker_id, req)
+            span.set_attribute(tracing.WORKER_ID, decision.worker_id)
             outcome.scheduled += 1
             logger.info("session %s scheduled on worker %s (%s, ports %s)", session.id, placed.worker_id,
                         decision.reason, placed.allocated_ports)

@@ -49,12 +49,6 @@ def packing_rank(worker: WorkerCandidate) -> RetirementRank:
                            name=worker.name or "", worker_id=worker.id)
 
 
-def members_on_the_way(pool: PoolView) -> int:
-    """Members that do not serve yet but are getting there (launching, booting, licensing, not measured yet;
-    `lcm_core.domain.pool_capacity.on_its_way`). A stuck member is not waited for."""
-    return pool.capacity.on_the_way
-
-
 def grows_for_demand(pool: PoolView, now: datetime | None = None) -> bool:
     """Whether the pool's autoscaler may add a worker now: it scales automatically (a policy that reacts to
     demand), the pool is held below its maximum, and `now` lies in its allowed hours (outside them it does not
@@ -84,7 +78,9 @@ def pool_room(pool: PoolView, now: datetime | None = None) -> str | None:
     closed = CLOSED_PHASES.get(pool.phase)
     if closed is not None:
         return f"{name} {closed}"
-    if members_on_the_way(pool) > 0 or grows_for_demand(pool, now):
+    # Members on their way (`lcm_core.domain.pool_capacity.on_its_way`) bring capacity; a stuck one is not
+    # counted there, so it is not waited for.
+    if pool.capacity.on_the_way > 0 or grows_for_demand(pool, now):
         return None
     if pool.scaling.policy is ScalingPolicy.NONE:
         return f"{name} is sized by hand (scaling policy none) and has no worker on its way"
@@ -100,7 +96,7 @@ def waiting_reason(pool: PoolView, refusals: str | None, now: datetime | None = 
     """Why a session waits for `pool`: its size, what is coming, and why none of its workers fits now
     (`refusals`: the per-worker reasons; None when it has no worker at all)."""
     size = f"{pool.capacity.workers} of max {pool.scaling.max_workers} workers"
-    on_the_way = members_on_the_way(pool)
+    on_the_way = pool.capacity.on_the_way
     if on_the_way:
         size += f", {on_the_way} on the way"
     asked = " was asked to scale up" if grows_for_demand(pool, now) else ""

@@ -34,7 +34,10 @@ class LoopStats:
     runs: int = 0
     successes: int = 0
     failures: int = 0
+    consecutive_failures: int = 0
+    """Runs that failed since the last success: what an alert on a failing loop waits for."""
     last_run: datetime | None = None
+    last_success: datetime | None = None
     last_duration_seconds: float | None = None
     last_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -46,12 +49,15 @@ class LoopStats:
 
     def record(self, ok: bool, started: float, error: str | None = None) -> None:
         self.runs += 1
+        self.last_run = datetime.now(UTC)
         if ok:
             self.successes += 1
+            self.consecutive_failures = 0
+            self.last_success = self.last_run
         else:
             self.failures += 1
+            self.consecutive_failures += 1
             self.last_error = error
-        self.last_run = datetime.now(UTC)
         self.last_duration_seconds = round(time.monotonic() - started, 4)
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,8 +68,10 @@ class LoopStats:
             "runs": self.runs,
             "successes": self.successes,
             "failures": self.failures,
+            "consecutive_failures": self.consecutive_failures,
             "success_rate": self.success_rate,
             "last_run": self.last_run.isoformat() if self.last_run else None,
+            "last_success": self.last_success.isoformat() if self.last_success else None,
             "last_duration_seconds": self.last_duration_seconds,
             "last_error": self.last_error,
             **self.extra,

@@ -29,7 +29,7 @@ def _unseen(cp: Any, *numbers: int) -> list[dict[str, Any]]:
         response = http.post("/api/internal/workers/unseen", headers=cp.internal(),
                              json={"aws_instance_ids": [discovered(n)["aws_instance_id"] for n in numbers]})
     assert response.status_code == 200, response.text
-    return response.json()["items"]  # type: ignore[no-any-return]
+    return response.json()["items"]
 
 
 def test_the_import_reply_gives_every_imported_worker_as_stored(control_plane) -> None:

@@ -8,10 +8,12 @@ from control_plane_api.main import create_app
 from control_plane_api.settings import ControlPlaneSettings
 from lcm_core.testing.asgi_server import serve_in_thread
 from lcm_core.testing.processes import free_port
+from tests.fixtures.settings import from_environment
 
 
 def settings_for(mongo, redis_url: str, etcd_port: int) -> ControlPlaneSettings:
-    return ControlPlaneSettings(
+    return from_environment(
+        ControlPlaneSettings,
         LCM_ENVIRONMENT="test",
         MONGODB_URL=f"mongodb://{mongo.address}",
         REDIS_URL=redis_url,

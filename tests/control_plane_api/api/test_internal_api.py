@@ -9,6 +9,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
 
 import httpx
 
@@ -171,7 +172,7 @@ def test_concurrent_metric_batches_over_the_same_workers_lose_no_field(control_p
 def test_every_page_of_the_worker_list_tells_the_same_total(control_plane) -> None:
     _import(control_plane, *(discovered(n) for n in range(40, 45)))
     with control_plane.client() as http:
-        def page(offset: int, limit: int) -> dict[str, object]:
+        def page(offset: int, limit: int) -> dict[str, Any]:
             return http.get("/api/internal/workers", headers=control_plane.internal(),
                             params={"offset": offset, "limit": limit, "view": "brief"}).json()
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from pymongo import MongoClient
-
 from lcm_core.domain.lablets import DefinitionWorkView, SessionStateKey, SessionWorkView
 from tests.fixtures.lablet_api import (
     LABLET,
@@ -17,6 +15,7 @@ from tests.fixtures.lablet_api import (
     report_cml_health,
     schedule_body,
 )
+from tests.fixtures.mongo import mongo_client
 from tests.fixtures.sse import SseClient
 
 
@@ -261,7 +260,7 @@ def test_session_events_reach_the_event_stream(control_plane) -> None:
     [worker_id] = ready_workers(cp, 1)
     definition = create_definition(cp)
     with SseClient(f"{cp.url}/api/events/stream", cp.viewer(), params={"event_types": "lablet.*"}) as sse:
-        assert sse.next().event == "worker.snapshot"
+        assert sse.frame().event == "worker.snapshot"
         session = create_session(cp, definition["id"])
         _post(cp, f"/api/internal/lablet-sessions/{session['id']}/schedule", schedule_body(worker_id))
         frames = sse.drain(quiet=1.0)
@@ -276,9 +275,10 @@ def test_a_reservation_left_by_a_crash_is_released_by_the_sweep(control_plane_fa
     session = create_session(cp, create_definition(cp)["id"])
     _post(cp, f"/api/internal/lablet-sessions/{session['id']}/schedule", schedule_body(worker_id))
     # A CPA that died between the worker write and the session write left a reservation behind.
-    with MongoClient(f"mongodb://{mongo_server.address}", tz_aware=True) as mongo:
+    with mongo_client(mongo_server, tz_aware=True) as mongo:
         workers = mongo[cp.settings.mongodb_database]["workers"]
         doc = workers.find_one({"_id": worker_id})
+        assert doc is not None, f"worker {worker_id} is not stored"
         capacity = doc["capacity"]
         capacity["reservations"]["ghost"] = {
             "cpu_cores": 5, "memory_gb": 1, "storage_gb": 1, "node_count": 1, "ports": {"PC_serial": 5100},

@@ -15,10 +15,10 @@ from tests.fixtures.control_plane import ControlPlaneUnderTest
 from tests.fixtures.lablet_api import LABLET, create_definition, create_session, ready_workers, schedule_body, timeslot
 
 PRICE = 3.96
-TEMPLATE = {"name": "standard", "instance_type": "m5zn.metal", "regions": {"us-east-1": {}},
+TEMPLATE: dict[str, Any] = {"name": "standard", "instance_type": "m5zn.metal", "regions": {"us-east-1": {}},
             "capacity": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500, "max_nodes": 200},
             "cost_per_hour_usd": PRICE}
-SPEC = {"name": "ccna-pool", "lab_track": "ccna", "template_name": "standard", "regions": ["us-east-1"],
+SPEC: dict[str, Any] = {"name": "ccna-pool", "lab_track": "ccna", "template_name": "standard", "regions": ["us-east-1"],
         "scaling": {"min_workers": 0, "max_workers": 4, "look_ahead_minutes": 120, "max_labs_per_worker": 2,
                     "min_labs_per_worker": 1, "provision_lead_minutes": 12, "resume_lead_minutes": 6}}
 

@@ -9,38 +9,21 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-from pymongo import MongoClient
-
 from lcm_core.domain.pool_forecast import LEAD_TIME_MIN_SAMPLES
-from lcm_core.domain.pools import PoolWork
+from lcm_core.testing.servers import Endpoint
 from tests.fixtures.control_plane import ControlPlaneUnderTest, discovered
 from tests.fixtures.lablet_api import report_cml_health, report_status, worker_detail
+from tests.fixtures.mongo import mongo_client
+from tests.fixtures.pool_api import evaluate_pool, pool_work
 
-TEMPLATE = {"name": "standard", "instance_type": "m5zn.metal", "regions": {"us-east-1": {}},
+TEMPLATE: dict[str, Any] = {"name": "standard", "instance_type": "m5zn.metal", "regions": {"us-east-1": {}},
             "capacity": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500, "max_nodes": 200}}
-SPEC = {"name": "ccna-pool", "lab_track": "ccna", "template_name": "standard", "regions": ["us-east-1"],
+SPEC: dict[str, Any] = {"name": "ccna-pool", "lab_track": "ccna", "template_name": "standard", "regions": ["us-east-1"],
         "scaling": {"min_workers": 0, "max_workers": 2, "provision_lead_minutes": 15, "resume_lead_minutes": 8}}
 
 
-def _pool_view(cp: ControlPlaneUnderTest, http: httpx.Client, pool_id: str) -> dict[str, Any]:
-    return http.get(f"/api/pools/{pool_id}", headers=cp.viewer()).json()["pool"]  # type: ignore[no-any-return]
-
-
-def _evaluate(cp: ControlPlaneUnderTest, http: httpx.Client, pool_id: str, **fields: Any) -> None:
-    pool = _pool_view(cp, http, pool_id)
-    body = {"expected_version": pool["version"], "observed_at": datetime.now(UTC).isoformat(), "phase": "ready",
-            "capacity": {}, "desired_workers": 1, **fields}
-    answer = http.post(f"/api/internal/pools/{pool_id}/evaluation", headers=cp.leader(), json=body)
-    assert answer.status_code == 200, answer.text
-
-
-def _work(cp: ControlPlaneUnderTest, http: httpx.Client, pool_id: str) -> PoolWork:
-    return PoolWork.model_validate(http.get(f"/api/internal/pools/{pool_id}", headers=cp.internal()).json())
-
-
-def _samples(cp: ControlPlaneUnderTest, mongo_server: Any, kind: str) -> list[float]:
-    with MongoClient(f"mongodb://{mongo_server.address}") as mongo:
+def _samples(cp: ControlPlaneUnderTest, mongo_server: Endpoint, kind: str) -> list[float]:
+    with mongo_client(mongo_server) as mongo:
         found = mongo[cp.settings.mongodb_database]["lead_time_samples"].find({"kind": kind})
         return [d["seconds"] for d in found]
 
@@ -50,8 +33,8 @@ def test_a_launched_worker_gives_a_provision_sample_when_it_first_serves(control
     with cp.client() as http:
         assert http.post("/api/templates", headers=cp.admin(), json=TEMPLATE).status_code == 201
         pool = http.post("/api/pools", headers=cp.admin(), json=SPEC).json()
-        _evaluate(cp, http, pool["id"], launch=["us-east-1"], phase="initializing")
-        [row] = _work(cp, http, pool["id"]).workers
+        evaluate_pool(cp, http, pool["id"], desired_workers=1, launch=["us-east-1"], phase="initializing")
+        [row] = pool_work(cp, http, pool["id"]).workers
         worker_id = row.id
         clock = worker_detail(cp, http, worker_id)["lead_clock"]
         assert clock["kind"] == "provision"
@@ -63,13 +46,13 @@ def test_a_launched_worker_gives_a_provision_sample_when_it_first_serves(control
         registered = http.post(f"/api/internal/workers/{worker_id}/license", headers=cp.leader(),
                                json={"status": "registered", "finished": True})
         assert registered.status_code == 200, registered.text
-        assert _work(cp, http, pool["id"]).lead_time.provision_samples == 0  # licensed, not measured healthy yet
+        assert pool_work(cp, http, pool["id"]).lead_time.provision_samples == 0  # licensed, not measured healthy yet
         time.sleep(1.0)
         assert report_cml_health(cp, http, worker_id)["summary"]["phase"] == "READY"
-        served = _work(cp, http, pool["id"])
+        served = pool_work(cp, http, pool["id"])
         report_cml_health(cp, http, worker_id)  # serving again: the clock has stopped, nothing more is measured
         after = worker_detail(cp, http, worker_id)
-        again = _work(cp, http, pool["id"])
+        again = pool_work(cp, http, pool["id"])
 
     [seconds] = _samples(cp, mongo_server, "provision")
     elapsed = (datetime.now(UTC) - datetime.fromisoformat(clock["since"])).total_seconds()
@@ -91,8 +74,8 @@ def test_resumed_workers_give_resume_samples_and_their_p95_is_served(control_pla
     with cp.client() as http:
         assert http.post("/api/templates", headers=cp.admin(), json=TEMPLATE).status_code == 201
         pool = http.post("/api/pools", headers=cp.admin(), json=spec).json()
-        _evaluate(cp, http, pool["id"], launch=["us-east-1"], phase="initializing")
-        [row] = _work(cp, http, pool["id"]).workers
+        evaluate_pool(cp, http, pool["id"], desired_workers=1, launch=["us-east-1"], phase="initializing")
+        [row] = pool_work(cp, http, pool["id"]).workers
         worker_id = row.id
         http.post(f"/api/internal/workers/{worker_id}/provisioned", headers=cp.leader(),
                   json=discovered(6, state="running", tags={"lcm:worker-id": worker_id})).raise_for_status()
@@ -103,18 +86,18 @@ def test_resumed_workers_give_resume_samples_and_their_p95_is_served(control_pla
         assert worker_detail(cp, http, worker_id)["lead_clock"] is None  # the provision clock was measured
 
         for wait in waits:
-            _evaluate(cp, http, pool["id"], retire=[worker_id], retire_then="stop", phase="scaling_down",
-                      desired_workers=0)
+            evaluate_pool(cp, http, pool["id"], desired_workers=0, retire=[worker_id], retire_then="stop",
+                          phase="scaling_down")
             assert worker_detail(cp, http, worker_id)["desired_status"] == "stopped"
             report_status(cp, http, worker_id, "stopped")
-            _evaluate(cp, http, pool["id"], resume=[worker_id], phase="scaling_up")
+            evaluate_pool(cp, http, pool["id"], desired_workers=1, resume=[worker_id], phase="scaling_up")
             clock = worker_detail(cp, http, worker_id)["lead_clock"]
             assert clock["kind"] == "resume"
             report_status(cp, http, worker_id, "running", "available")
             time.sleep(wait)
             report_cml_health(cp, http, worker_id)
             assert worker_detail(cp, http, worker_id)["lead_clock"] is None
-        work = _work(cp, http, pool["id"])
+        work = pool_work(cp, http, pool["id"])
 
     samples = _samples(cp, mongo_server, "resume")
     assert len(samples) == len(waits)

@@ -5,12 +5,8 @@ ordinary member that registers its licence once its CML is up."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-import httpx
-
-from lcm_core.domain.pools import PoolWork
-from tests.fixtures.control_plane import ControlPlaneUnderTest, discovered
+from tests.fixtures.control_plane import discovered
 from tests.fixtures.lablet_api import (
     LABLET,
     create_definition,
@@ -20,20 +16,12 @@ from tests.fixtures.lablet_api import (
     report_status,
     worker_detail,
 )
+from tests.fixtures.pool_api import evaluate_pool, pool_work
 
 TEMPLATE = {"name": "standard", "instance_type": "m5zn.metal", "regions": {"us-east-1": {}},
             "capacity": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500, "max_nodes": 200}}
 SPEC = {"name": "ccna-pool", "lab_track": "ccna", "template_name": "standard", "regions": ["us-east-1"],
         "scaling": {"min_workers": 0, "max_workers": 2, "warm_pool_size": 1}}
-
-
-def _evaluate(cp: ControlPlaneUnderTest, http: httpx.Client, pool_id: str, **fields: Any) -> dict[str, Any]:
-    pool = http.get(f"/api/pools/{pool_id}", headers=cp.viewer()).json()["pool"]
-    body = {"expected_version": pool["version"], "observed_at": datetime.now(UTC).isoformat(), "phase": "ready",
-            "capacity": {}, "desired_workers": 0, **fields}
-    answer = http.post(f"/api/internal/pools/{pool_id}/evaluation", headers=cp.leader(), json=body)
-    assert answer.status_code == 200, answer.text
-    return answer.json()  # type: ignore[no-any-return]
 
 
 def test_a_warm_up_boots_without_a_licence_takes_no_session_and_joins_the_pool_when_resumed(control_plane) -> None:
@@ -43,11 +31,11 @@ def test_a_warm_up_boots_without_a_licence_takes_no_session_and_joins_the_pool_w
     with cp.client() as http:
         assert http.post("/api/templates", headers=cp.admin(), json=TEMPLATE).status_code == 201
         pool = http.post("/api/pools", headers=cp.admin(), json=SPEC).json()
-        recorded = _evaluate(cp, http, pool["id"], warm_up=["us-east-1"], decision={
+        recorded = evaluate_pool(cp, http, pool["id"], desired_workers=0, warm_up=["us-east-1"], decision={
             "at": datetime.now(UTC).isoformat(), "action": "none", "trigger": "converge",
             "reason": "warm pool of 1 has 0: launching 1 to boot once and stop"})
         assert recorded["launches"] == 1
-        work = PoolWork.model_validate(http.get(f"/api/internal/pools/{pool['id']}", headers=cp.internal()).json())
+        work = pool_work(cp, http, pool["id"])
         [row] = work.workers
         assert (row.park_when_ready, row.name) == (True, "ccna-pool-000")
         history = http.get(f"/api/pools/{pool['id']}/history", headers=cp.viewer()).json()
@@ -70,10 +58,10 @@ def test_a_warm_up_boots_without_a_licence_takes_no_session_and_joins_the_pool_w
         assert "warming up" in refused.text
 
         # Stopped into the warm pool (nothing to deregister), then resumed for the pool.
-        _evaluate(cp, http, pool["id"], retire=[worker_id], retire_then="stop")
+        evaluate_pool(cp, http, pool["id"], desired_workers=0, retire=[worker_id], retire_then="stop")
         assert worker_detail(cp, http, worker_id)["desired_status"] == "stopped"
         report_status(cp, http, worker_id, "stopped")
-        _evaluate(cp, http, pool["id"], resume=[worker_id], desired_workers=1)
+        evaluate_pool(cp, http, pool["id"], desired_workers=1, resume=[worker_id])
         resumed = worker_detail(cp, http, worker_id)
         assert (resumed["park_when_ready"], resumed["desired_status"]) == (False, "running")
         assert resumed["license"]["register_when_available"] is True

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from pymongo import MongoClient
 
 from lcm_core.domain.pools import HISTORY_LIMIT, PoolView, PoolWork
 from tests.fixtures.control_plane import ControlPlaneUnderTest
 from tests.fixtures.lablet_api import LABLET, create_definition, create_session, decision, ready_workers
+from tests.fixtures.mongo import mongo_client
 from tests.fixtures.sse import SseClient
 
 TEMPLATE = {"name": "standard", "instance_type": "m5zn.metal", "regions": {"us-east-1": {}, "eu-west-1": {}},
@@ -126,7 +126,7 @@ def test_names_and_tracks_are_unique_and_inputs_bounded(control_plane) -> None:
 def test_concurrent_creates_of_one_pool_store_it_once(control_plane, mongo_server) -> None:
     """The unique indexes decide a race that the application's check cannot see."""
     cp = control_plane
-    with MongoClient(f"mongodb://{mongo_server.address}") as mongo:
+    with mongo_client(mongo_server) as mongo:
         pools = mongo[cp.settings.mongodb_database]["worker_pools"]
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not any(
@@ -278,7 +278,7 @@ def test_pool_events_carry_the_pool(control_plane) -> None:
         _template(cp, http)
         pool = _pool(cp, http)
         http.post(f"/api/pools/{pool['id']}/scale", headers=cp.admin(), json={"workers": 2})
-        created, scaled = sse.next(timeout=3.0), sse.next(timeout=3.0)
+        created, scaled = sse.frame(timeout=3.0), sse.next(timeout=3.0)
     assert created is not None
     assert scaled is not None
     assert (created.event, created.data["data"]["pool"]["name"]) == ("pool.created", "ccna-pool")

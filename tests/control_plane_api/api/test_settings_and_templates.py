@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.fixtures.sse import SseClient
 
-TEMPLATE = {
+TEMPLATE: dict[str, Any] = {
     "name": "standard-m5zn", "instance_type": "m5zn.metal", "ami_name_pattern": "CML-2.9.*",
     "regions": {"us-east-1": {"subnet_id": "subnet-0123456789abcdef0", "security_group_ids": ["sg-0123456789abcdef0"],
                               "iam_instance_profile": "cml-worker", "key_name": "ops"}},
@@ -33,7 +35,7 @@ def test_settings_changes_are_version_guarded_and_emit_an_event(control_plane) -
                        json={"version": 1, "discovery": {"regions": ["mars-1"]}})
         assert bad.status_code == 422
         assert "not AWS region names: mars-1" in bad.text
-        event = sse.next(timeout=2.0)
+        event = sse.frame(timeout=2.0)
         assert event.event == "settings.updated"
         assert event.data["data"]["sections"] == ["discovery"]
         internal = http.get("/api/internal/settings", headers=control_plane.internal()).json()

@@ -13,6 +13,7 @@ import aetcd
 import redis
 
 from tests.fixtures.control_plane import ControlPlaneUnderTest, discovered
+from tests.fixtures.event_log import log_entries
 from tests.fixtures.metrics import post_report
 
 
@@ -28,7 +29,7 @@ def _events(cp: ControlPlaneUnderTest, worker_id: str, type_: str) -> list[dict[
     """Every event of `type_` about the worker in the CPA's event log (the Redis Stream), oldest first."""
     client = redis.Redis.from_url(cp.settings.redis_url.get_secret_value())
     try:
-        entries = client.xrange(cp.settings.event_log_stream)
+        entries = log_entries(client, cp.settings.event_log_stream)
     finally:
         client.close()
     return [json.loads(fields[b"data"]) for _id, fields in entries

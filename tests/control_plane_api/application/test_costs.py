@@ -239,7 +239,7 @@ async def test_two_changes_recorded_at_once_open_one_interval(ledger) -> None:
         await asyncio.sleep(0.02)
         return await real_get(name)
 
-    templates.get = read_over_the_network  # type: ignore[method-assign]
+    templates.get = read_over_the_network
     await asyncio.gather(service.record_workers([(first, STATUS)]), service.record_workers([(second, STATUS)]))
     clock.now = T0 + timedelta(hours=1)
     opened = [i for i in await intervals.overlapping(T0, clock.now, None, None, 10) if i.end is None]

@@ -64,9 +64,9 @@ class World:
     definition_service: DefinitionService
     service: SessionService
 
-    async def definition(self, **content: object) -> LabletDefinition:
+    async def definition(self) -> LabletDefinition:
         made = await self.definition_service.create(
-            "ccna", DefinitionContent(lab_topology_yaml=sample_topologies.load(), **content), by="admin")
+            "ccna", DefinitionContent(lab_topology_yaml=sample_topologies.load()), by="admin")
         return await self.definition_service.set_status(made.id, LabletDefinitionStatus.ACTIVE, by="admin")
 
     async def worker(self, n: int = 1, cores: float = 48) -> Worker:
@@ -90,6 +90,13 @@ class World:
     def state_key(self, session_id: str) -> dict[str, object] | None:
         return self.keys.values.get(self.keys.session_key(session_id, "state"))
 
+    def state(self, session_id: str) -> dict[str, object]:
+        """The session's state key in etcd; fails when it is gone."""
+        state = self.state_key(session_id)
+        if state is None:
+            raise AssertionError(f"session {session_id} has no state key")
+        return state
+
 
 def schedule(worker_id: str | None, reason: str = "best fit") -> ScheduleRequest:
     return ScheduleRequest(worker_id=worker_id, decision=SchedulingDecision(
@@ -111,7 +118,7 @@ def world() -> World:
 async def test_booking_reserves_capacity_and_ports_on_the_worker_then_schedules(world: World) -> None:
     definition, worker = await world.definition(), await world.worker()
     session = await world.booked(definition)
-    assert (session.status, session.version, world.state_key(session.id)["status"]) == (S.PENDING, 1, "pending")
+    assert (session.status, session.version, world.state(session.id)["status"]) == (S.PENDING, 1, "pending")
     assert "lablet.session.created" in world.publisher.types()
 
     scheduled = await world.service.schedule(session.id, schedule(worker.id), by=LEADER.by, leader=LEADER)
@@ -120,7 +127,7 @@ async def test_booking_reserves_capacity_and_ports_on_the_worker_then_schedules(
     held = world.workers.stored(worker.id).capacity
     assert held.port_allocations == {session.id: scheduled.allocated_ports}
     assert held.allocated.cpu_cores == definition.resource_requirements.cpu_cores
-    assert world.state_key(session.id)["status"] == "scheduled"
+    assert world.state(session.id)["status"] == "scheduled"
     # The leader's epoch is recorded with both aggregates it wrote.
     assert world.sessions.stored(session.id).fence == world.workers.stored(worker.id).fence == {LABLET_CONTROLLER: 40}
 
@@ -215,7 +222,7 @@ async def test_terminate_ends_a_session_without_a_lab_at_once_and_asks_the_contr
     await world.service.transition(live.id, S.INSTANTIATING, "importing", by=LEADER.by, leader=LEADER)
     asked = await world.service.terminate(live.id, by="admin", reason="class over")
     assert (asked.status, asked.terminate_requested) == (S.STOPPING, True)
-    assert world.state_key(live.id)["terminate_requested"] is True
+    assert world.state(live.id)["terminate_requested"] is True
     assert world.workers.stored(worker.id).capacity.session_ids == [live.id]  # until its lab is gone
 
 

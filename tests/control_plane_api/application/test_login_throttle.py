@@ -23,12 +23,12 @@ class Clock:
         return self.now
 
 
-def _throttle(**limits: object) -> tuple[LoginThrottle, Clock]:
+def _throttle(*, per_address_per_minute: int = 1000, per_minute: int = 100_000, max_backoff_seconds: float = 900.0,
+              account_failures: int = 50) -> tuple[LoginThrottle, Clock]:
     clock = Clock()
-    base = {"per_address_per_minute": 1000, "per_minute": 100_000, "free_failures": 3,
-            "max_backoff_seconds": 900.0, "account_failures": 50}
-    base.update(limits)
-    return LoginThrottle(LoginLimits(**base), clock=clock), clock  # type: ignore[arg-type]
+    limits = LoginLimits(per_address_per_minute=per_address_per_minute, per_minute=per_minute, free_failures=3,
+                         max_backoff_seconds=max_backoff_seconds, account_failures=account_failures)
+    return LoginThrottle(limits, clock=clock), clock
 
 
 def _attempt(throttle: LoginThrottle, address: str, account: str | None, ok: bool = False) -> bool:

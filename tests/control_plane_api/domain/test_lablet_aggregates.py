@@ -90,6 +90,7 @@ def test_session_table_is_enforced() -> None:
     with pytest.raises(ConflictError):
         s.schedule("other", {}, DECISION, NOW, "c")
     s.transition(S.PENDING, "worker went away", NOW, "c")
+    assert s.pending_reason is not None
     assert (s.worker_id, s.allocated_ports, s.pending_reason.startswith("unscheduled")) == (None, {}, True)
     s.schedule("w", {}, DECISION, NOW, "c")
     s.transition(S.INSTANTIATING, "import", NOW, "c")
@@ -127,7 +128,9 @@ def test_observation_drift_and_review() -> None:
     assert drift.drifted_ports() == {"PC_serial": 5009, "R9_vnc": 5010}
     declared = ResourceRequirements(cpu_cores=4, memory_gb=8)
     assert significant_difference(declared, observation(4.5, 8 * 1024, {}), 0.25) is None
-    assert "memory_gb observed 12.00" in significant_difference(declared, observation(4, 12 * 1024, {}), 0.25)
+    difference = significant_difference(declared, observation(4, 12 * 1024, {}), 0.25)
+    assert difference is not None
+    assert "memory_gb observed 12.00" in difference
     summary = aggregate([observation(2, 1024, {}), observation(4, 3072, {})], drift_count=1)
     assert summary["cpu_cores"] == {"max": 4, "avg": 3, "latest": 4}
     assert summary["memory_gb"] == {"max": 3, "avg": 2, "latest": 3}

@@ -9,7 +9,7 @@ from control_plane_api.domain.lead_times import LeadKind
 from control_plane_api.domain.reports import DiscoveredInstance, StatusReport
 from control_plane_api.domain.system_settings import WorkerTemplate
 from control_plane_api.domain.worker import Worker
-from lcm_core.domain.enums import DesiredStatus, HealthStatus, LicenseStatus, WorkerStatus
+from lcm_core.domain.enums import DesiredStatus, HealthStatus, LicenseStatus, ServiceStatus, WorkerStatus
 
 NOW = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
 TEMPLATE = WorkerTemplate(name="metal")
@@ -17,7 +17,7 @@ TEMPLATE = WorkerTemplate(name="metal")
 
 def serving(worker: Worker, at: datetime) -> None:
     """Running, CML available, licensed and healthy: what `pool_capacity.serving` asks."""
-    worker.apply_status_report(StatusReport(ec2_state="running", service_status="available"), at, "test")
+    worker.apply_status_report(StatusReport(ec2_state="running", service_status=ServiceStatus.AVAILABLE), at, "test")
     worker.license.status, worker.license.pending_action = LicenseStatus.REGISTERED, None
     worker.health_status = HealthStatus.HEALTHY
 
@@ -26,7 +26,7 @@ def test_a_launch_is_timed_until_the_worker_first_serves() -> None:
     worker, _ = Worker.requested(TEMPLATE, "us-east-1", "w", "w1", NOW, "pool p")
     assert worker.lead_clock is not None
     assert (worker.lead_clock.kind, worker.lead_clock.since) == (LeadKind.PROVISION, NOW)
-    worker.apply_status_report(StatusReport(ec2_state="running", service_status="available"),
+    worker.apply_status_report(StatusReport(ec2_state="running", service_status=ServiceStatus.AVAILABLE),
                                NOW + timedelta(minutes=5), "test")
     assert worker.lead_sample(NOW + timedelta(minutes=5)) is None  # unlicensed, not measured: not serving yet
     serving(worker, NOW + timedelta(minutes=11))

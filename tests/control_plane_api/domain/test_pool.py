@@ -225,14 +225,15 @@ def test_a_pool_worker_is_a_member_from_the_start_and_asks_for_its_licence_once(
                                       pool_id="p1", lab_track="ccna", register_license=True)
     assert (worker.pool_id, worker.lab_track, worker.license.register_when_available) == ("p1", "ccna", True)
     assert events[0].data["pool_id"] == "p1"
-    worker.apply_status_report(StatusReport(ec2_state="running", service_status="starting"), NOW, "wc")
+    worker.apply_status_report(StatusReport(ec2_state="running", service_status=ServiceStatus.STARTING), NOW, "wc")
     assert worker.license.pending_action is None
-    found = worker.apply_status_report(StatusReport(ec2_state="running", service_status="available"), NOW, "wc")
+    found = worker.apply_status_report(StatusReport(ec2_state="running", service_status=ServiceStatus.AVAILABLE),
+                                       NOW, "wc")
     assert "worker.license.requested" in types(found)
     assert (worker.license.pending_action, worker.license.status) == ("register", LicenseStatus.REGISTERING)
     assert worker.license.register_when_available is False
     plain, _ = Worker.requested(template(), "us-east-1", "x", "w2", NOW, "admin")
-    plain.apply_status_report(StatusReport(ec2_state="running", service_status="available"), NOW, "wc")
+    plain.apply_status_report(StatusReport(ec2_state="running", service_status=ServiceStatus.AVAILABLE), NOW, "wc")
     assert plain.license.pending_action is None
     assert plain.service_status is ServiceStatus.AVAILABLE
 

@@ -13,7 +13,7 @@ from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_state import STATE_HISTORY_LIMIT, Reservation
 from lcm_core.domain.cml_snapshot import CmlComputeNode, CmlLicenseInfo, CmlTelemetrySnapshot
 from lcm_core.domain.enums import DesiredStatus, HealthStatus, LicenseStatus, ServiceStatus, WorkerStatus
-from lcm_core.domain.workers import CloudWatchSample, Ec2Checks, WorkerMetricsReport, WorkerTelemetry
+from lcm_core.domain.workers import CloudWatchSample, Ec2Checks, Resources, WorkerMetricsReport, WorkerTelemetry
 from lcm_core.errors import ConflictError
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -226,8 +226,8 @@ def test_lifecycle_phase_view(status: str, service: str, licence: str, sessions:
 
 
 def test_a_requested_worker_adopts_its_instance_once() -> None:
-    template = WorkerTemplate(name="metal", capacity={"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500,
-                                                      "max_nodes": 200})
+    template = WorkerTemplate(name="metal", capacity=Resources(cpu_cores=48, memory_gb=192, storage_gb=500,
+                                                               max_nodes=200))
     worker, events = Worker.requested(template, "us-east-1", "w1", "abc", NOW, "op")
     assert types(events) == ["worker.created"]
     assert (worker.status, worker.desired_status, worker.aws_instance_id) == (WorkerStatus.PENDING,

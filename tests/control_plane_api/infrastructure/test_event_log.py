@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from control_plane_api.infrastructure.event_log import RedisEventLog
 
@@ -12,10 +13,11 @@ _FIELDS = {b"type": b"worker.created", b"subject": b"w1", b"time": b"2024-01-01T
            b"source": b"lcm", b"data": b"{}", b"uid": b"u1", b"origin": b"cpa-1"}
 
 
-class _Replies:
-    """Answers XRANGE/XREAD with a fixed reply, as redis.asyncio.Redis would."""
+class _Replies(Redis):
+    """Answers XRANGE/XREAD with a fixed reply instead of asking a server (it never connects)."""
 
     def __init__(self, reply: Any) -> None:
+        super().__init__()
         self.reply = reply
 
     async def xrange(self, *_args: Any, **_kwargs: Any) -> Any:
@@ -26,7 +28,7 @@ class _Replies:
 
 
 def _log(reply: Any) -> RedisEventLog:
-    return RedisEventLog(_Replies(reply))  # a stand-in for redis.asyncio.Redis (duck-typed)
+    return RedisEventLog(_Replies(reply))
 
 
 async def test_entries_without_id_or_fields_carry_no_event_and_are_left_out() -> None:

@@ -42,7 +42,10 @@ def discovered(n: int) -> Worker:
 
 
 async def stored_fence(repo: WorkerRepository, worker_id: str) -> dict[str, int]:
-    return (await repo._c.find_one({"_id": worker_id}))["fence"]
+    document = await repo._c.find_one({"_id": worker_id})
+    assert document is not None, f"worker {worker_id} is not stored"
+    fence: dict[str, int] = document["fence"]
+    return fence
 
 
 async def test_a_deposed_leader_cannot_write_after_its_successor_did(repo: WorkerRepository) -> None:

@@ -20,6 +20,7 @@ from lcm_core.cml import CmlClient
 from lcm_core.domain.lablet_topology import derive_port_template, estimate_resources, parse_topology
 from lcm_core.domain.lablets import (
     DefinitionWorkView,
+    LabletDefinitionStatus,
     LabletSessionStatus,
     ResourceObservation,
     SchedulingDecision,
@@ -56,7 +57,7 @@ class FakeControlPlane:
         text = topology or sample_topologies.load()
         parsed = parse_topology(text)
         definition = DefinitionWorkView(
-            id="def-1", name="ccna", version=version, status="active", lab_topology_yaml=text,
+            id="def-1", name="ccna", version=version, status=LabletDefinitionStatus.ACTIVE, lab_topology_yaml=text,
             port_template=derive_port_template(parsed), resource_requirements=estimate_resources(parsed),
             max_duration_minutes=120)
         self.definitions[(definition.id, version)] = definition

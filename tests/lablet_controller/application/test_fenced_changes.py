@@ -109,7 +109,7 @@ async def test_a_refusing_fence_sends_no_orphan_teardown(rig: Rig) -> None:
     rig.mock.get(f"{API}/labs/{LAB}").respond(200, json={"id": LAB, "lab_title": "lablet-gone"})
     rig.cp.workers_["w1"].update(service_status="available")
     rig.lease_left[0] = 0.5
-    discovery = LabDiscovery(GatewayAdapter(rig.cp), rig.labs,  # type: ignore[arg-type]
+    discovery = LabDiscovery(GatewayAdapter(rig.cp), rig.labs,
                              cml_url_template="https://cml.example/hosts/{instance_id}", fence=LeaseFence(
                                  lambda: rig.lease_left[0], MARGIN))
     with pytest.raises(LeadershipLost):

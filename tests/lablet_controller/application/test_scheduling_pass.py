@@ -50,7 +50,7 @@ def setup(*workers: dict[str, Any], sessions: int = 3) -> tuple[FakeControlPlane
 async def test_one_pass_places_everything_without_over_committing() -> None:
     cp, gateway = setup(worker("big", 6), worker("small", 3), sessions=3)
     scheduled: list[str] = []
-    pass_ = SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100, on_scheduled=scheduled.append)  # type: ignore[arg-type]
+    pass_ = SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100, on_scheduled=scheduled.append)
     outcome = await pass_.run_once()
     assert gateway.worker_reads == 1
     assert outcome.scheduled == 3
@@ -65,14 +65,14 @@ async def test_one_pass_places_everything_without_over_committing() -> None:
 async def test_refused_reservation_tries_the_next_candidate() -> None:
     cp, gateway = setup(worker("a", 48), worker("b", 48), sessions=1)
     cp.refuse_workers.add("a")  # best by tie-break, but the CPA says it no longer fits
-    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()  # type: ignore[arg-type]
+    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()
     assert outcome.conflicts == 1
     assert cp.sessions["s0"].worker_id == "b"
 
 
 async def test_no_candidate_stays_pending_with_the_reason_recorded_once() -> None:
     cp, gateway = setup(worker("a", 48, status="stopped"), worker("b", 2), sessions=1)
-    pass_ = SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100)  # type: ignore[arg-type]
+    pass_ = SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100)
     outcome = await pass_.run_once()
     assert outcome.no_candidate == 1
     session = cp.sessions["s0"]
@@ -88,7 +88,7 @@ async def test_no_candidate_stays_pending_with_the_reason_recorded_once() -> Non
 async def test_ports_count_against_the_port_range() -> None:
     cp, gateway = setup(worker("a", 48), sessions=2)
     # ccna-basic asks for 4 ports; a worker with 6 ports in its range takes one session only.
-    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=6).run_once()  # type: ignore[arg-type]
+    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=6).run_once()
     assert outcome.scheduled == 1
     assert cp.sessions["s1"].pending_reason is not None
     assert "no free ports" in cp.sessions["s1"].pending_reason
@@ -100,7 +100,7 @@ async def test_only_due_sessions_are_placed() -> None:
     cp.add_session("soon", timeslot_start=now + timedelta(minutes=10), timeslot_end=now + timedelta(hours=1))
     cp.add_session("next-week", timeslot_start=now + timedelta(days=7), timeslot_end=now + timedelta(days=7, hours=1))
     cp.add_session("over", timeslot_start=now - timedelta(hours=2), timeslot_end=now - timedelta(hours=1))
-    outcome = await SchedulingPass(gateway, Scheduler(), port_capacity=100,  # type: ignore[arg-type]
+    outcome = await SchedulingPass(gateway, Scheduler(), port_capacity=100,
                                    schedule_ahead_seconds=900).run_once()
     assert outcome.pending == 1
     assert cp.sessions["soon"].status is S.SCHEDULED
@@ -118,7 +118,7 @@ async def test_a_session_that_moved_on_does_not_blame_the_worker() -> None:
                 cp.sessions["s0"] = cp.sessions["s0"].model_copy(update={"status": S.TERMINATED})
             return await cp.schedule(sid, worker_id, decision)
 
-    outcome = await SchedulingPass(Racing(cp), Scheduler(), port_capacity=100).run_once()  # type: ignore[arg-type]
+    outcome = await SchedulingPass(Racing(cp), Scheduler(), port_capacity=100).run_once()
     assert outcome.conflicts == 1
     assert cp.sessions["s1"].worker_id == "a"  # "a" was not left out of the pass
 
@@ -126,7 +126,7 @@ async def test_a_session_that_moved_on_does_not_blame_the_worker() -> None:
 async def test_an_unreachable_worker_gets_no_session_while_a_healthy_one_does() -> None:
     # The unreachable worker is the emptier one: best_fit would prefer it if health were not checked.
     cp, gateway = setup(worker("sick", 48, health_status="unreachable"), worker("well", 12), sessions=2)
-    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()  # type: ignore[arg-type]
+    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()
     assert outcome.scheduled == 2
     assert [cp.sessions[f"s{n}"].worker_id for n in range(2)] == ["well", "well"]
     assert not any(d.scores.get("sick") for d in cp.decisions)
@@ -135,7 +135,7 @@ async def test_an_unreachable_worker_gets_no_session_while_a_healthy_one_does() 
 async def test_a_session_on_an_unhealthy_fleet_shows_why_it_waits() -> None:
     cp, gateway = setup(worker("a", 48, health_status="unreachable"), worker("b", 48, status="draining"),
                         sessions=1)
-    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()  # type: ignore[arg-type]
+    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()
     assert outcome.no_candidate == 1
     session = cp.sessions["s0"]
     assert session.status is S.PENDING
@@ -161,7 +161,7 @@ def pooled(*workers: dict[str, Any], sessions: int, **pool: Any) -> tuple[FakeCo
 async def test_a_session_waits_for_its_pool_and_the_wait_is_recorded_with_the_pool() -> None:
     # The pool's only worker is full; the idle general worker is not used: the pool can still grow.
     cp, gateway = pooled(worker("general", 48), worker("member", 2, lab_track="ccna", pool_id="p1"), sessions=2)
-    pass_ = SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100)  # type: ignore[arg-type]
+    pass_ = SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100)
     outcome = await pass_.run_once()
     assert (gateway.worker_reads, gateway.pool_reads) == (1, 1)
     assert (outcome.scheduled, outcome.waiting_for_capacity, outcome.no_candidate) == (0, 2, 0)
@@ -178,7 +178,7 @@ async def test_a_session_waits_for_its_pool_and_the_wait_is_recorded_with_the_po
 async def test_the_pools_worker_is_chosen_over_a_better_general_one() -> None:
     cp, gateway = pooled(worker("general", 48), worker("member", 12, lab_track="ccna", pool_id="p1",
                                                         labs_count=3), sessions=1)
-    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()  # type: ignore[arg-type]
+    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()
     assert outcome.scheduled == 1
     assert cp.sessions["s0"].worker_id == "member"
     assert cp.decisions[0].waiting_for_pool is None
@@ -187,7 +187,7 @@ async def test_the_pools_worker_is_chosen_over_a_better_general_one() -> None:
 async def test_a_full_pool_at_its_maximum_leaves_the_session_to_the_general_workers() -> None:
     cp, gateway = pooled(worker("general", 48), worker("member", 2, lab_track="ccna", pool_id="p1"), sessions=1,
                          desired_workers=3, capacity={"workers": 3, "ready": 3})
-    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()  # type: ignore[arg-type]
+    outcome = await SchedulingPass(gateway, Scheduler("best_fit"), port_capacity=100).run_once()
     assert (outcome.scheduled, outcome.waiting_for_capacity) == (1, 0)
     assert cp.sessions["s0"].worker_id == "general"
     assert "pool ccna-pool is at its maximum of 3 workers" in cp.decisions[0].reason
@@ -195,7 +195,7 @@ async def test_a_full_pool_at_its_maximum_leaves_the_session_to_the_general_work
 
 async def test_no_pending_session_reads_neither_workers_nor_pools() -> None:
     _, gateway = pooled(worker("general", 48), sessions=0)
-    await SchedulingPass(gateway, Scheduler(), port_capacity=100).run_once()  # type: ignore[arg-type]
+    await SchedulingPass(gateway, Scheduler(), port_capacity=100).run_once()
     assert (gateway.worker_reads, gateway.pool_reads) == (0, 0)
 
 
@@ -205,6 +205,6 @@ async def test_a_worker_warming_up_for_its_warm_pool_takes_no_session() -> None:
     cp, gateway = setup(worker("warm", 48, park_when_ready=True, license_status="unregistered"),
                         worker("well", 12), sessions=2)
     outcome = await SchedulingPass(gateway, Scheduler("least_utilized", require_license=False),
-                                   port_capacity=100).run_once()  # type: ignore[arg-type]
+                                   port_capacity=100).run_once()
     assert outcome.scheduled == 2
     assert [cp.sessions[f"s{n}"].worker_id for n in range(2)] == ["well", "well"]

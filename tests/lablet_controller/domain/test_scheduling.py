@@ -330,7 +330,7 @@ def test_a_failed_requirement_is_answered_from_memory_until_the_next_pass() -> N
     calls = 0
 
     class Counting(Scheduler):
-        def _why_nothing_fits(self, req: Requirements, groups: Set[Group]) -> str:
+        def _why_nothing_fits(self, req: Requirements, groups: Set[Group] | None) -> str:
             nonlocal calls
             calls += 1
             return super()._why_nothing_fits(req, groups)

@@ -4,7 +4,7 @@ template."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -32,7 +32,7 @@ async def labs() -> AsyncIterator[CmlLabs]:
 
 
 @pytest.fixture
-def mock() -> respx.MockRouter:
+def mock() -> Iterator[respx.MockRouter]:
     with respx.mock(assert_all_called=False) as router:
         router.post(f"{API}/authenticate").respond(200, json="token")
         yield router

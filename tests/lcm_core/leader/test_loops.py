@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from lcm_core.leader import PeriodicLoop, ReconcileLoop, ReconcileResult
+from lcm_core.leader import LoopStats, PeriodicLoop, ReconcileLoop, ReconcileResult
 
 
 async def run_for(loop_obj, seconds: float) -> None:
@@ -255,3 +255,23 @@ async def test_reconcile_loop_stops_when_a_reconcile_turns_its_cancellation_into
         task.cancel()
     assert stopped
     assert loop.stats.failures == 0  # the cancel is not counted as a failed reconcile
+
+
+def test_loop_stats_count_failures_in_a_row_and_remember_the_last_success() -> None:
+    """What the failing-loop and stalled-loop alerts read (deploy/prometheus): failures since the last success,
+    reset by a success, and when that success was."""
+    stats = LoopStats(name="discovery", interval_seconds=60)
+    stats.record(True, 0.0)
+    succeeded = stats.last_success
+    assert succeeded is not None
+    stats.record(False, 0.0, "EC2 throttled")
+    stats.record(False, 0.0, "EC2 throttled")
+    assert (stats.consecutive_failures, stats.failures, stats.last_success) == (2, 2, succeeded)
+    reported = stats.to_dict()
+    assert reported["consecutive_failures"] == 2
+    assert reported["last_success"] == succeeded.isoformat()
+    stats.record(True, 0.0)
+    assert stats.consecutive_failures == 0
+    assert stats.last_success is not None
+    assert stats.last_success >= succeeded
+    assert stats.last_success == stats.last_run

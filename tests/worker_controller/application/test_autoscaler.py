@@ -10,7 +10,7 @@ import pytest
 
 from lcm_core.domain.enums import DesiredStatus, LicenseStatus, ServiceStatus, WorkerStatus
 from lcm_core.domain.pool_capacity import WaitingDemand
-from lcm_core.domain.pools import PoolEvaluation, PoolPhase, PoolView, PoolWork, ScalingConfig
+from lcm_core.domain.pools import PoolEvaluation, PoolPhase, PoolView, PoolWork, ScalingConfig, ScalingPolicy
 from lcm_core.domain.workers import WorkerSummary
 from lcm_core.errors import ConflictError, NotFoundError
 from lcm_core.leader.fence import AlwaysLeading, LeadershipLost, LeaseFence
@@ -61,7 +61,7 @@ def serving(name: str, sessions: int) -> WorkerSummary:
 def lab_pool() -> PoolView:
     return PoolView(id="p1", name="ccna", lab_track="ccna", template_name="metal", regions=["us-east-1"],
                     desired_workers=1, ready_since=NOW, version=3,
-                    scaling=ScalingConfig(policy="lab_count_based", min_workers=1, max_workers=3,
+                    scaling=ScalingConfig(policy=ScalingPolicy.LAB_COUNT_BASED, min_workers=1, max_workers=3,
                                           max_labs_per_worker=2))
 
 

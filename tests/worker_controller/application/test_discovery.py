@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+from lcm_core.domain.enums import WorkerStatus
 from worker_controller.application.discovery import Discovery
 from worker_controller.application.fleet_settings import FleetSettings
 from worker_controller.domain.ec2 import Ec2Instance
@@ -55,7 +56,7 @@ class FakeAws:
 
 def view(n: int, region: str, instance: str | None = "") -> WorkerView:
     return WorkerView(id=f"w{n}", aws_region=region, aws_instance_id=iid(n) if instance == "" else instance,
-                      status="running")
+                      status=WorkerStatus.RUNNING)
 
 
 class FakeGateway:
@@ -75,7 +76,7 @@ class FakeGateway:
             instance = body["aws_instance_id"]
             if instance not in self.known:
                 self.known[instance] = WorkerView(id=f"new-{instance}", aws_region=region, aws_instance_id=instance,
-                                                  status="running")
+                                                  status=WorkerStatus.RUNNING)
                 reply.created.append(self.known[instance].id)
             reply.workers.append(self.known[instance])
         self.aws.imported[region].set()

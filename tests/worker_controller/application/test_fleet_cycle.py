@@ -8,13 +8,14 @@ from collections.abc import AsyncIterable, Callable
 
 import pytest
 
+from lcm_core.domain.enums import WorkerStatus
 from worker_controller.application.discovery import DiscoveryOutcome
 from worker_controller.application.fleet_cycle import FleetCycle
 from worker_controller.application.metrics import CycleOutcome
 from worker_controller.domain.worker_view import WorkerView
 
 
-def worker(n: int, status: str = "running") -> WorkerView:
+def worker(n: int, status: WorkerStatus = WorkerStatus.RUNNING) -> WorkerView:
     return WorkerView(id=f"w{n}", aws_region="us-east-1", aws_instance_id=f"i-{n:017x}", status=status)
 
 
@@ -62,10 +63,16 @@ class FakeCollector:
         return CycleOutcome(workers=5)
 
 
+def fleet_cycle(discovery: FakeDiscovery, collector: FakeCollector) -> FleetCycle:
+    # FleetCycle's constructor names the concrete Discovery and MetricsCollector; these scripted stand-ins
+    # provide the three methods it calls (the discovery's run_once, the collector's run_stream and run_once).
+    return FleetCycle(discovery, collector)  # type: ignore[arg-type]
+
+
 async def test_a_discovery_measures_its_running_workers_as_they_come() -> None:
     collector = FakeCollector()
-    discovery = FakeDiscovery([[worker(1), worker(2, "stopped")], [worker(3)]])
-    run = await FleetCycle(discovery, collector).discover()  # type: ignore[arg-type]
+    discovery = FakeDiscovery([[worker(1), worker(2, WorkerStatus.STOPPED)], [worker(3)]])
+    run = await fleet_cycle(discovery, collector).discover()
     assert collector.streamed == [["w1"], ["w3"]]
     assert run.metrics is not None
     assert run.metrics.reported == 2
@@ -76,7 +83,7 @@ async def test_a_metrics_run_asked_for_during_a_discovery_is_done_by_it() -> Non
     collector = FakeCollector()
     discovery = FakeDiscovery([[worker(1)]])
     discovery.may_finish.clear()
-    cycle = FleetCycle(discovery, collector)  # type: ignore[arg-type]
+    cycle = fleet_cycle(discovery, collector)
     discovering = asyncio.create_task(cycle.discover())
     await asyncio.sleep(0.01)
     measuring = asyncio.create_task(cycle.measure())
@@ -91,14 +98,14 @@ async def test_a_metrics_run_asked_for_during_a_discovery_is_done_by_it() -> Non
 
 async def test_disabled_discovery_measures_nothing() -> None:
     collector = FakeCollector()
-    run = await FleetCycle(FakeDiscovery([], enabled=False), collector).discover()  # type: ignore[arg-type]
+    run = await fleet_cycle(FakeDiscovery([], enabled=False), collector).discover()
     assert run.metrics is None
-    assert await FleetCycle(FakeDiscovery([]), collector).measure() is not None
+    assert await fleet_cycle(FakeDiscovery([]), collector).measure() is not None
 
 
 async def test_a_failing_discovery_still_measures_what_it_found_then_fails() -> None:
     collector = FakeCollector()
     discovery = FakeDiscovery([[worker(1)]], fail=RuntimeError("control plane down"))
     with pytest.raises(RuntimeError, match="control plane down"):
-        await FleetCycle(discovery, collector).discover()  # type: ignore[arg-type]
+        await fleet_cycle(discovery, collector).discover()
     assert collector.streamed == [["w1"]]

@@ -5,7 +5,7 @@ autoscaler must do about it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -194,12 +194,12 @@ SCHEDULED_CASES = [
          rule="no_schedule"),
     Case("an operator's scale-down is not undone at once", SCHEDULED, [worker("a")], desired=1,
          pool={"last_scale_down_at": NOW - timedelta(minutes=1), "last_decision": ScalingDecision(
-             at=NOW - timedelta(minutes=1), action="scale_down", trigger="manual", from_workers=4, to_workers=1,
-             reason="exam over", by="admin")}, rule="cooldown_up"),
+             at=NOW - timedelta(minutes=1), action=ScalingAction.SCALE_DOWN, trigger=ScalingTrigger.MANUAL,
+             from_workers=4, to_workers=1, reason="exam over", by="admin")}, rule="cooldown_up"),
     Case("nor once the autoscaler has recorded its retirements since", SCHEDULED, [worker("a")], desired=1,
          pool={"last_scale_down_at": NOW - timedelta(minutes=1), "last_decision": ScalingDecision(
-             at=NOW - timedelta(seconds=50), action="scale_down", trigger="converge", from_workers=1, to_workers=1,
-             reason="retiring 3 worker(s)")}, rule="cooldown_up"),
+             at=NOW - timedelta(seconds=50), action=ScalingAction.SCALE_DOWN, trigger=ScalingTrigger.CONVERGE,
+             from_workers=1, to_workers=1, reason="retiring 3 worker(s)")}, rule="cooldown_up"),
     Case("allowed hours start and end at the same time: the whole day", {**SCHEDULED, "allowed_hours": {
          "start": "00:00", "end": "00:00", "timezone": "Europe/Paris"}}, [worker("a")], desired=1,
          now=NOW.replace(hour=22, minute=59, second=30), size=4, action=ScalingAction.SCALE_UP, launch=3,
@@ -335,7 +335,7 @@ def test_launches_balance_the_regions() -> None:
 
 
 def test_allowed_hours_across_midnight_belong_to_the_day_they_start() -> None:
-    night = AllowedHours(start="22:00", end="06:00", timezone="UTC", weekdays=[4])  # Friday night
+    night = AllowedHours(start=time(22, 0), end=time(6, 0), timezone="UTC", weekdays=[4])  # Friday night
     friday_late = datetime(2026, 12, 11, 23, 0, tzinfo=UTC)
     assert night.contains(friday_late)
     assert night.contains(friday_late + timedelta(hours=3))

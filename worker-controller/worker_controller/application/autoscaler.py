@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+from lcm_core import tracing
 from lcm_core.domain.pools import PoolPhase
 from lcm_core.errors import ConflictError, NotFoundError
 from lcm_core.leader.fence import Fence
@@ -41,6 +42,12 @@ class PoolAutoscaler:
         return [pool.id for pool in await self._gateway.pools()]
 
     async def reconcile(self, pool_id: str) -> ReconcileResult:
+        """One evaluation of a pool, one trace (`pool.reconcile`, docs/tracing.md)."""
+        with tracing.tracer().start_as_current_span("pool.reconcile") as span:
+            span.set_attribute(tracing.POOL_ID, pool_id)
+            return await self._reconcile(pool_id)
+
+    async def _reconcile(self, pool_id: str) -> ReconcileResult:
         try:
             work = await self._gateway.pool_work(pool_id)
         except NotFoundError:

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.trace import Status, StatusCode
+
+from lcm_core import tracing
 from lcm_core.aio import gather_or_cancel
 from worker_controller.application.fleet_settings import FleetSettingsReader
 from worker_controller.application.ports import AmiInstances, DiscoveryReports
@@ -68,6 +71,16 @@ class Discovery:
     async def _scan_and_import(self, region: str, pattern: str, outcome: DiscoveryOutcome,
                                seen: dict[str, set[str]], on_workers: WorkerSink | None) -> None:
         """One region, a page at a time: each page is imported (and handed on) while EC2 lists the next."""
+        with tracing.tracer().start_as_current_span("discovery.region", record_exception=False) as span:
+            span.set_attributes({tracing.CLOUD_PROVIDER: "aws", tracing.CLOUD_REGION: region})
+            await self._scan_and_import_region(region, pattern, outcome, seen, on_workers)
+            if region in outcome.failed_regions:
+                span.set_status(Status(StatusCode.ERROR, outcome.failed_regions[region][:200]))
+            else:
+                span.set_attribute("lcm.instances.found", outcome.found.get(region, 0))
+
+    async def _scan_and_import_region(self, region: str, pattern: str, outcome: DiscoveryOutcome,
+                                      seen: dict[str, set[str]], on_workers: WorkerSink | None) -> None:
         started = time.monotonic()
         ids: set[str] = set()
         imports: list[asyncio.Task[None]] = []
@@ -99,8 +112,17 @@ class Discovery:
         outcome.phases["import"] = max(outcome.phases.get("import", 0.0), round(time.monotonic() - started, 3))
 
     async def run_once(self, on_workers: WorkerSink | None = None) -> DiscoveryOutcome:
-        """One discovery. `on_workers` gets every imported worker as its page is imported, then every other
-        worker with an instance that is not terminated and not an orphan (none of them twice)."""
+        """One discovery (a span, with a child per region). `on_workers` gets every imported worker as its page
+        is imported, then every other worker with an instance that is not terminated and not an orphan (none
+        of them twice)."""
+        with tracing.tracer().start_as_current_span("discovery.scan") as span:
+            outcome = await self._run_once(on_workers)
+            span.set_attributes({"lcm.instances.found": sum(outcome.found.values()),
+                                 "lcm.workers.created": outcome.created, "lcm.workers.orphaned": len(outcome.orphans),
+                                 "lcm.regions.failed": sorted(outcome.failed_regions)})
+            return outcome
+
+    async def _run_once(self, on_workers: WorkerSink | None) -> DiscoveryOutcome:
         fleet = await self._settings.refresh()
         outcome = DiscoveryOutcome()
         if not fleet.discovery_enabled:

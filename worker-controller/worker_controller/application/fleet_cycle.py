@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from lcm_core import tracing
 from lcm_core.domain.enums import WorkerStatus
 from worker_controller.application.discovery import Discovery, DiscoveryOutcome
 from worker_controller.application.metrics import CycleOutcome, MetricsCollector
@@ -59,29 +60,31 @@ class FleetCycle:
     async def discover(self) -> DiscoveryRun:
         """A discovery whose running workers are measured as their pages are imported."""
         async with self._one_at_a_time:
-            stream = WorkerStream()
-            measuring = asyncio.ensure_future(self._collector.run_stream(stream))
-            try:
-                found = await self._discovery.run_once(
-                    on_workers=lambda ws: stream.put([w for w in ws if w.status is WorkerStatus.RUNNING]))
-            except Exception:
-                stream.close()  # what was imported before the failure is still measured and reported
+            # One trace: the scan and the measurement of what it found are children of this span.
+            with tracing.tracer().start_as_current_span("discovery"):
+                stream = WorkerStream()
+                measuring = asyncio.ensure_future(self._collector.run_stream(stream))
                 try:
-                    await measuring
-                except Exception as exc:
-                    logger.warning("measuring the workers of a failed discovery failed too: %s", exc)
-                raise
-            except BaseException:
-                measuring.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await measuring
-                raise
-            stream.close()
-            measured = await measuring
-            if not found.enabled:
-                return DiscoveryRun(found, None)
-            self._measured_at = time.monotonic()
-            return DiscoveryRun(found, measured)
+                    found = await self._discovery.run_once(
+                        on_workers=lambda ws: stream.put([w for w in ws if w.status is WorkerStatus.RUNNING]))
+                except Exception:
+                    stream.close()  # what was imported before the failure is still measured and reported
+                    try:
+                        await measuring
+                    except Exception as exc:
+                        logger.warning("measuring the workers of a failed discovery failed too: %s", exc)
+                    raise
+                except BaseException:
+                    measuring.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await measuring
+                    raise
+                stream.close()
+                measured = await measuring
+                if not found.enabled:
+                    return DiscoveryRun(found, None)
+                self._measured_at = time.monotonic()
+                return DiscoveryRun(found, measured)
 
     async def measure(self) -> CycleOutcome | None:
         """A metrics cycle over every running worker; None when a discovery's measurement that ended after

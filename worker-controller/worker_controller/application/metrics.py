@@ -7,6 +7,10 @@ as it stores each batch. A worker whose CML API fails is reported `unreachable`;
 
 The workers of a cycle may arrive in batches while it runs (`run_stream`): each batch's AWS calls and CML
 collections start as soon as it arrives. A discovery hands its imported pages over that way.
+
+Tracing (docs/tracing.md): a cycle is a `metrics.cycle` span; each worker's collection a `metrics.worker` span
+under it (worker id, instance id, region, CML host), from its admission to its host's answer; each report batch
+a `metrics.report` span linked to the worker spans it reports, whose control-plane call carries the trace on.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, Status, StatusCode
+
+from lcm_core import tracing
 from lcm_core.cml import CmlClient, CmlError
 from lcm_core.domain.cml_snapshot import CmlTelemetrySnapshot
 from lcm_core.domain.enums import ServiceStatus, WorkerStatus
@@ -74,6 +82,42 @@ pace, not every cycle."""
 RegionalAnswers = tuple[dict[str, Ec2Checks], dict[str, CloudWatchSample]]
 
 
+class _WorkerSpans:
+    """The `metrics.worker` spans of a cycle: opened as each worker is admitted, ended as its host answers."""
+
+    def __init__(self, cycle: Span) -> None:
+        self._parent = trace.set_span_in_context(cycle)
+        self.open: dict[str, Span] = {}
+        self.links: dict[str, Link] = {}
+
+    def start(self, worker: WorkerView, host: str | None) -> None:
+        attributes = {tracing.WORKER_ID: worker.id, tracing.INSTANCE_ID: worker.aws_instance_id or "",
+                      tracing.CLOUD_PROVIDER: "aws", tracing.CLOUD_REGION: worker.aws_region}
+        if host is not None:
+            attributes[tracing.CML_HOST] = host
+        span = tracing.tracer().start_span("metrics.worker", context=self._parent, attributes=attributes)
+        self.links[worker.id] = Link(span.get_span_context())
+        self.open[worker.id] = span
+
+    def end(self, worker: WorkerView, result: CmlTelemetrySnapshot | CmlError | None) -> None:
+        span = self.open.pop(worker.id, None)
+        if span is None:
+            return
+        if isinstance(result, CmlError):
+            span.set_attributes({"lcm.worker.cml.reachable": False, "error.type": type(result).__name__})
+            span.set_status(Status(StatusCode.ERROR, result.message[:200]))
+        elif result is not None:
+            span.set_attribute("lcm.worker.cml.reachable", True)
+        span.end()
+
+    def abandon(self) -> None:
+        """The cycle ended before these hosts answered (failed or cancelled)."""
+        for span in self.open.values():
+            span.set_status(Status(StatusCode.ERROR, "the cycle ended before the host answered"))
+            span.end()
+        self.open.clear()
+
+
 class _Reporter:
     """Sends `metrics:batch` reports while collection goes on: at most `concurrency` batches in flight.
 
@@ -82,8 +126,10 @@ class _Reporter:
     answers are.
     """
 
-    def __init__(self, gateway: MetricsReports, now: datetime, concurrency: int) -> None:
+    def __init__(self, gateway: MetricsReports, now: datetime, concurrency: int,
+                 spans: _WorkerSpans) -> None:
         self._gateway = gateway
+        self._spans = spans
         self._now = now
         self._gate = asyncio.Semaphore(concurrency)
         self._tasks: list[asyncio.Task[MetricsBatchOutcome]] = []
@@ -110,8 +156,11 @@ class _Reporter:
                                 samples.get(w.aws_instance_id or ""), result) for w, result in items]
         if not reports:
             return MetricsBatchOutcome()
+        links = [link for link in (self._spans.links.get(w.id) for w, _ in items) if link is not None]
         async with self._gate:
-            return await self._gateway.report_metrics(reports)
+            with tracing.tracer().start_as_current_span("metrics.report", links=links) as span:
+                span.set_attribute(tracing.REPORTS_COUNT, len(reports))
+                return await self._gateway.report_metrics(reports)
 
     async def finish(self) -> MetricsBatchOutcome:
         """Wait for every batch; the first failure fails the cycle (the others are cancelled by `cancel`)."""
@@ -160,8 +209,9 @@ class MetricsCollector:
 
     async def run_once(self, only: list[WorkerView] | None = None) -> CycleOutcome:
         """One cycle over `only`, or over every running worker (one list read)."""
-        workers = only if only is not None else await self._gateway.workers(status=WorkerStatus.RUNNING.value)
-        return await self.run_stream(_one_batch(workers))
+        with tracing.tracer().start_as_current_span("metrics.cycle") as span:
+            workers = only if only is not None else await self._gateway.workers(status=WorkerStatus.RUNNING.value)
+            return await self._run_stream(_one_batch(workers), span)
 
     async def run_stream(self, batches: AsyncIterable[list[WorkerView]]) -> CycleOutcome:
         """One cycle over workers that arrive in batches while it runs (a worker given twice counts once).
@@ -171,10 +221,15 @@ class MetricsCollector:
         `report_concurrency` batches in flight), so the control plane persists the first workers while the
         last ones are still being collected instead of after all of them.
         """
+        with tracing.tracer().start_as_current_span("metrics.cycle") as span:
+            return await self._run_stream(batches, span)
+
+    async def _run_stream(self, batches: AsyncIterable[list[WorkerView]], span: Span) -> CycleOutcome:
         started = time.monotonic()
         now = datetime.now(UTC)
         outcome = CycleOutcome()
-        reporter = _Reporter(self._gateway, now, self._report_concurrency)
+        spans = _WorkerSpans(span)
+        reporter = _Reporter(self._gateway, now, self._report_concurrency, spans)
         measured: dict[str, WorkerView] = {}
         by_host: dict[str, list[WorkerView]] = {}
         skip_information: set[str] = set()
@@ -203,8 +258,10 @@ class MetricsCollector:
                         logger.warning("worker %s has the CML address of worker %s (%s): measured once, for %s",
                                        worker.id, by_host[host][0].id, host, by_host[host][0].id)
                         host = None
+                    spans.start(worker, host)
                     if host is None:
                         pending.append((worker, None))
+                        spans.end(worker, None)
                     else:
                         new_hosts.setdefault(host, []).append(worker)
                 by_host.update(new_hosts)
@@ -223,6 +280,8 @@ class MetricsCollector:
                     self._activity_at[host] = time.monotonic()
                 if isinstance(result, CmlError):
                     outcome.cml_failures += len(by_host[host])
+                for worker in by_host[host]:
+                    spans.end(worker, result)
                 pending += [(w, result) for w in by_host[host]]
                 if len(pending) >= self._report_chunk:
                     reporter.send(pending)
@@ -234,6 +293,7 @@ class MetricsCollector:
             stored = await reporter.finish()
             outcome.reported, outcome.auto_paused = len(stored.updated), stored.auto_paused
         finally:
+            spans.abandon()
             await reporter.cancel()
             for aws in aws_tasks:
                 aws.cancel()
@@ -245,6 +305,9 @@ class MetricsCollector:
         outcome.by_health = Counter(w.health_status for w in workers)
         outcome.duration_seconds = round(time.monotonic() - started, 3)
         self.last = outcome
+        span.set_attributes({tracing.WORKERS_COUNT: outcome.workers, tracing.REPORTS_COUNT: outcome.reported,
+                             "lcm.metrics.batches": reporter.sent, "lcm.workers.cml_unreachable": outcome.cml_failures,
+                             "lcm.workers.auto_paused": len(outcome.auto_paused)})
         logger.info("metrics: %d running workers, %d reported in %d batches, %d CML unreachable, %d auto-paused "
                     "in %.2fs", outcome.workers, outcome.reported, reporter.sent, outcome.cml_failures,
                     len(outcome.auto_paused), outcome.duration_seconds)

@@ -21,6 +21,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from opentelemetry.trace import Span
+
+from lcm_core import tracing
 from lcm_core.cml import CmlClient, CmlError
 from lcm_core.domain.enums import DesiredStatus, ServiceStatus, WorkerStatus, status_from_ec2
 from lcm_core.errors import NotFoundError
@@ -117,11 +120,21 @@ class WorkerReconciler:
     # ------------------------------------------------------------------ reconcile
 
     async def reconcile(self, worker_id: str) -> ReconcileResult:
+        """One reconcile of a worker, one trace (`worker.reconcile`, docs/tracing.md)."""
+        with tracing.tracer().start_as_current_span("worker.reconcile") as span:
+            span.set_attribute(tracing.WORKER_ID, worker_id)
+            return await self._reconcile(worker_id, span)
+
+    async def _reconcile(self, worker_id: str, span: Span) -> ReconcileResult:
         decided = time.monotonic()
         try:
             worker = await self._gateway.worker(worker_id)
         except NotFoundError:
             return ReconcileResult.done()
+        span.set_attributes({tracing.CLOUD_PROVIDER: "aws", tracing.CLOUD_REGION: worker.aws_region,
+                             "lcm.worker.status": worker.status.value})
+        if worker.aws_instance_id is not None:
+            span.set_attribute(tracing.INSTANCE_ID, worker.aws_instance_id)
         if worker.status is WorkerStatus.TERMINATED:
             self.licensing.forget(worker.id)
             return ReconcileResult.done()

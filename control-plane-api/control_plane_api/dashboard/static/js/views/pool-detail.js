@@ -1,4 +1,4 @@
-// A worker pool: phase and (admin) scale, drain/undrain and delete; its capacity; its workers (live from the
+// A worker pool: phase and (admin) scale, drain/undrain and delete (./pool-actions.js); its capacity; its workers (live from the
 // worker events of workers whose row names this pool); the scaling history (newest first, a decision event
 // prepends its decision); its configuration, which admins edit under the version they read; the booked demand ahead and the cost
 // (./pool-ahead.js).
@@ -10,6 +10,7 @@ import {
   sessionsText, templateNames, workersText,
 } from "../pools.js";
 import { fleet, session, subscribe } from "../store.js";
+import { poolActions } from "./pool-actions.js";
 import { poolAhead } from "./pool-ahead.js";
 
 const WORKER_COLUMNS = [["name", "Name"], ["aws_region", "Region"], ["phase", "Phase"], ["status", "Status"],
@@ -137,81 +138,11 @@ export function mountPoolDetail(main, id) {
   const drawControls = () => {
     if (!session.isAdmin) return;
     if (!scaleForm) {
-      scaleForm = adminControls();
+      scaleForm = poolActions({ id, path, current: () => pool, show });
       replace(controls, scaleForm.element);
     }
     scaleForm.update();
   };
-
-  function adminControls() {
-    const error = h("p", { id: "pool-action-error", class: "form-error", role: "alert" });
-    const size = h("input", { id: "pool-scale-workers", name: "workers", type: "number", min: 0, step: 1,
-      required: true, class: "narrow" });
-    const reason = h("input", { id: "pool-scale-reason", name: "reason", maxlength: 500, placeholder: "optional" });
-    const scale = h("button", { type: "submit", dataset: { action: "scale" } }, "Scale");
-    const form = h("form", { id: "pool-scale-form", class: "scale-form", "aria-label": "Scale the pool" },
-      h("label", { for: "pool-scale-workers" }, "Workers", size),
-      h("label", { for: "pool-scale-reason" }, "Reason", reason), scale);
-    const button = (action, label, tone = "secondary outline") => h("button", { type: "button",
-      class: `compact ${tone}`, dataset: { action } }, label);
-    const drain = button("drain", "Drain");
-    const undrain = button("undrain", "Undrain");
-    const remove = button("delete", "Delete", "danger");
-    const act = async (el, label, call) => {
-      error.textContent = "";
-      el.setAttribute("aria-busy", "true");
-      try {
-        const answer = await call();
-        if (answer?.id === id) show(answer);
-        toast(`${pool.name}: ${label}.`, "ok");
-        return true;
-      } catch (failure) {
-        error.textContent = refusal(failure, label);
-        return false;
-      } finally {
-        el.removeAttribute("aria-busy");
-      }
-    };
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const body = { workers: Number(size.value) };
-      if (reason.value.trim()) body.reason = reason.value.trim();
-      if (await act(scale, `scale to ${body.workers} requested`, () => api(`${path}/scale`, { method: "POST", body }))) {
-        reason.value = "";
-        delete size.dataset.dirty;
-      }
-    });
-    size.addEventListener("input", () => { size.dataset.dirty = "true"; });
-    drain.addEventListener("click", () => {
-      if (!window.confirm(`Drain pool ${pool.name}? Its workers take no new session and stop once empty; `
-        + "it does not scale until it is undrained.")) return;
-      act(drain, "drain requested", () => api(`${path}/drain`, { method: "POST" }));
-    });
-    undrain.addEventListener("click", () => act(undrain, "undrained", () => api(`${path}/undrain`, { method: "POST" })));
-    remove.addEventListener("click", () => {
-      if (!window.confirm(`Delete pool ${pool.name}? Its workers are drained, then terminated. This cannot be undone.`)) {
-        return;
-      }
-      act(remove, "deletion requested", () => api(path, { method: "DELETE" }));
-    });
-    const element = h("div", { class: "pool-actions" },
-      h("div", { class: "button-row" }, form, drain, undrain, remove), error);
-    return {
-      element,
-      update() {
-        const open = pool.phase !== "terminated" && !pool.deleting;
-        const s = pool.scaling || {};
-        size.min = String(s.min_workers ?? 0);
-        size.max = String(s.max_workers ?? 1000);
-        size.title = `between ${s.min_workers} and ${s.max_workers} (the pool's bounds)`;
-        if (!size.dataset.dirty && document.activeElement !== size) size.value = String(pool.desired_workers);
-        for (const el of [size, reason, scale]) el.disabled = !open || pool.draining;
-        drain.disabled = !open || pool.draining;
-        undrain.disabled = !open || !pool.draining;
-        remove.disabled = !open;
-      },
-    };
-  }
 
   const drawCapacity = () => replace(capacity, capacityFacts(pool));
 

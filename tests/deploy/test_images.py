@@ -1,27 +1,20 @@
-"""deploy/docker/Dockerfile, .dockerignore and deploy/k8s/ against the code they deploy."""
+"""deploy/docker/Dockerfile and .dockerignore against the code they deploy (deploy/k8s: test_kubernetes.py)."""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 import pytest
-import yaml
 
 from tests.deploy.deployment_model import (
     DOCKERIGNORE,
-    K8S_DIR,
     LCM_SERVICES,
-    SECRET_NAME,
-    allowed_env,
     build_of,
     default_port,
     lineage,
     parse_dockerfile,
     pyproject_scripts,
-    secret_env_names,
-    settings_class,
 )
 
 # --------------------------------------------------------------------------------------- Dockerfile
@@ -56,12 +49,20 @@ def test_dockerfile_stage_runs_the_console_script(service: str) -> None:
     assert "python:3.11-slim" in resolved, f"{target}: base image must be python:3.11-slim, got {resolved}"
 
 
+def _copied_from(copy: str) -> str:
+    """The stage a `COPY --from=<stage> ...` instruction copies from."""
+    match = re.search(r"--from=(\S+)", copy)
+    if match is None:
+        raise AssertionError(f"no stage in {copy!r}")
+    return match[1]
+
+
 @pytest.mark.parametrize("service", sorted(LCM_SERVICES))
 def test_dockerfile_installs_lcm_core_and_the_service_without_dev_extras(service: str) -> None:
     spec = LCM_SERVICES[service]
     dockerfile, target = build_of(service)
     _, stages = parse_dockerfile(dockerfile)
-    sources = [re.search(r"--from=(\S+)", c)[1] for c in stages[target].all("COPY") if "--from=" in c]
+    sources = [_copied_from(c) for c in stages[target].all("COPY") if "--from=" in c]
     assert sources, f"{target}: multi-stage build expected (COPY --from=<build stage>)"
     runs = [run for source in sources for s in lineage(stages, source) for run in s.all("RUN")]
     installs = " ".join(run for run in runs if "pip install" in run)
@@ -81,39 +82,3 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_context() -> None
     for package in {s.package_dir for s in LCM_SERVICES.values()} | {"lcm-core", "requirements.lock"}:
         assert package not in patterns, f".dockerignore excludes {package}, which the images need"
 
-
-# --------------------------------------------------------------------------------------- Kubernetes
-
-def k8s_documents() -> list[dict[str, Any]]:
-    return [doc for path in sorted(K8S_DIR.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
-
-
-@pytest.mark.skipif(not K8S_DIR.is_dir(), reason="no Kubernetes manifests")
-def test_kubernetes_deployments() -> None:
-    docs = k8s_documents()
-    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
-    config_keys = {k for d in docs if d["kind"] in ("ConfigMap", "Secret")
-                   for k in {**d.get("data", {}), **d.get("stringData", {})}}
-    assert set(LCM_SERVICES) <= set(deployments), f"Deployments: {sorted(deployments)}"
-    for service, spec in LCM_SERVICES.items():
-        deployment = deployments[service]["spec"]
-        assert deployment["replicas"] >= 2, f"{service}: at least two replicas"
-        pod = deployment["template"]["spec"]
-        assert pod.get("securityContext", {}).get("runAsNonRoot") is True, f"{service}: runAsNonRoot"
-        (container,) = pod["containers"]
-        port = default_port(service)
-        assert container["readinessProbe"]["httpGet"] == {"path": spec.ready_path, "port": port}
-        assert container["livenessProbe"]["httpGet"] == {"path": spec.live_path, "port": port}
-        names = {e["name"] for e in container.get("env", [])}
-        unknown = names - allowed_env(service)
-        assert not unknown, f"{service}: {sorted(unknown)} are not settings"
-        literal_secrets = [e["name"] for e in container.get("env", [])
-                           if "value" in e and (SECRET_NAME.search(e["name"]) or e["name"] in
-                                                secret_env_names(settings_class(service)))]
-        assert not literal_secrets, f"{service}: secrets must come from a Secret: {literal_secrets}"
-    filled = [key for d in docs if d["kind"] == "Secret"
-              for key, value in {**d.get("data", {}), **d.get("stringData", {})}.items() if value]
-    assert not filled, f"the Secret in deploy/k8s is a template: leave {filled} empty"
-    every_setting = set().union(*(allowed_env(s) for s in LCM_SERVICES))
-    unread = config_keys - every_setting
-    assert not unread, f"ConfigMap/Secret keys that no service reads: {sorted(unread)}"
