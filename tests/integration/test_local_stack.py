@@ -74,13 +74,14 @@ def test_local_stack_starts_serves_and_stops_without_leftovers(stack) -> None:
     assert expected <= env.keys()
     assert env["LCM_TOKEN"] == env["LCM_ADMIN_TOKEN"]
 
-    # `source .lcm/dev/stack.env` (no `set -a`) and `lcm` works: its variables are exported to the programs run
-    # after. The console script of this venv, with a config directory holding no session of its own.
-    lcm = Path(sys.executable).parent / "lcm"
+    # `source .lcm/dev/stack.env` (no `set -a`) and `lcm` works by its name: the variables are exported to the
+    # programs run after, and the venv's bin comes first on PATH. The shell starts with a PATH without the venv,
+    # and a config directory holding no session of its own.
+    venv_bin = str(Path(sys.executable).parent)
+    bare_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
     sourced = subprocess.run(
-        ["bash", "-c", f'source "{root}/.lcm/dev/stack.env" && "{lcm}" --json whoami && "{lcm}" pools list'],
-        capture_output=True, text=True, timeout=60,
-        env={"PATH": os.environ["PATH"], "LCM_CONFIG_DIR": str(root / "lcm-config")})
+        ["bash", "-c", f'source "{root}/.lcm/dev/stack.env" && lcm --json whoami && lcm pools list'],
+        capture_output=True, text=True, timeout=60, env={"PATH": bare_path, "LCM_CONFIG_DIR": str(root / "lcm-config")})
     assert sourced.returncode == 0, sourced.stderr
     me, _, table = sourced.stdout.partition("}\n")
     me = json.loads(me + "}")

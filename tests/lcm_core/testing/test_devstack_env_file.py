@@ -37,3 +37,17 @@ def test_render_refuses_what_a_shell_cannot_name_and_parse_refuses_what_is_not_a
     with pytest.raises(ValueError, match="not a variable assignment"):
         env_file.parse("export A=1 B=2\n")
     assert env_file.parse("# comment\n\nA=plain\nexport B='quoted value'\n") == {"A": "plain", "B": "quoted value"}
+
+
+def test_sourcing_puts_the_venv_first_on_path_and_the_reader_skips_that_line(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "the venv's bin"
+    bin_dir.mkdir()
+    program = bin_dir / "lcm"
+    program.write_text("#!/bin/sh\necho \"lcm sees $LCM_API_URL\"\n")
+    program.chmod(0o755)
+    path = tmp_path / "stack.env"
+    path.write_text(env_file.render(VALUES, bin_dir=bin_dir))
+    shown = subprocess.run(["bash", "-c", f'source "{path}"; lcm; echo "$PATH"'], capture_output=True, text=True,
+                           check=True, env={"PATH": "/usr/bin:/bin"}).stdout.splitlines()
+    assert shown == [f"lcm sees {VALUES['LCM_API_URL']}", f"{bin_dir}:/usr/bin:/bin"]
+    assert env_file.read(path) == VALUES

@@ -13,17 +13,29 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HEADER = "# The LCM local stack (make run); use it with: source .lcm/dev/stack.env\n"
 
 
-def render(values: Mapping[str, str]) -> str:
+#: The one line that is not a setting: it puts the venv's programs (lcm) first on the sourcing shell's PATH.
+_PATH_LINE = re.compile(r"export PATH=.*:\"\$PATH\"")
+
+
+def render(values: Mapping[str, str], bin_dir: Path | None = None) -> str:
+    """The file's text; with `bin_dir`, a last line puts that folder first on the shell's PATH (so that `lcm`
+    runs without naming the venv)."""
     for name in values:
         if not _NAME.fullmatch(name):
             raise ValueError(f"not a shell variable name: {name!r}")
-    return HEADER + "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+    lines = [f"export {name}={shlex.quote(value)}\n" for name, value in values.items()]
+    if bin_dir is not None:
+        lines.append(f'export PATH={shlex.quote(str(bin_dir))}:"$PATH"\n')
+    return HEADER + "".join(lines)
 
 
 def parse(text: str) -> dict[str, str]:
-    """The variables of a file `render` wrote (comments and blank lines skipped; `export` optional)."""
+    """The variables of a file `render` wrote (comments and blank lines skipped; `export` optional). The PATH line
+    is skipped: it extends the sourcing shell's own PATH and means nothing without a shell."""
     found: dict[str, str] = {}
     for line in text.splitlines():
+        if _PATH_LINE.fullmatch(line):
+            continue
         words = shlex.split(line, comments=True)
         if words[:1] == ["export"]:
             words = words[1:]

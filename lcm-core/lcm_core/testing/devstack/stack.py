@@ -227,7 +227,8 @@ class Stack:
 
     def _write_env_file(self) -> None:
         """Exported, shell-quoted (`env_file`): `source .lcm/dev/stack.env` and aws, curl and lcm find the stack.
-        `LCM_TOKEN` is the admin token again, under the name `lcm` reads."""
+        `LCM_TOKEN` is the admin token again, under the name `lcm` reads; the venv's bin folder goes first on PATH so
+        that `lcm` runs by its name."""
         keys = [
             "LCM_API_URL", "LCM_TOKEN", "LCM_ADMIN_TOKEN", "LCM_VIEWER_TOKEN", "CONTROL_PLANE_API_KEY",
             "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION",
@@ -239,7 +240,7 @@ class Stack:
         path = self.options.env_file
         tmp = path.with_suffix(".tmp")
         values = {**self.env, "LCM_TOKEN": self.env["LCM_ADMIN_TOKEN"]}
-        tmp.write_text(env_file.render({key: values[key] for key in keys}))
+        tmp.write_text(env_file.render({key: values[key] for key in keys}, bin_dir=Path(sys.executable).parent))
         tmp.chmod(0o600)
         tmp.replace(path)
 
@@ -265,15 +266,9 @@ class Stack:
         self.group.stop_all()
 
 
-def _shown(path: Path, root: Path) -> str:
-    """A path as typed from the repository root (`.venv/bin/lcm`), or whole when it lies elsewhere."""
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-
-
 def _banner(stack: Stack, elapsed: float) -> str:
     opts = stack.options
     env = stack.env
-    lcm = _shown(Path(sys.executable).parent / "lcm", opts.root)
     lines = [
         "",
         f"LCM local stack ready in {elapsed:.1f}s",
@@ -284,9 +279,9 @@ def _banner(stack: Stack, elapsed: float) -> str:
         f"  CML simulator    {env['CML_SIMULATOR_URL']}/hosts/<instance-id>/api/v0",
         f"  logs             {opts.state_dir / 'logs'}",
         f"  environment      source {opts.env_file.relative_to(opts.root)}   "
-        "(exports LCM_API_URL, LCM_TOKEN, AWS_*: for lcm, aws, curl)",
-        f"  try              {lcm} workers list     (the `lcm` command line; {lcm} --help)",
-        f"                   {lcm} events tail      (live events; Ctrl-C ends)",
+        "(exports LCM_API_URL, LCM_TOKEN, AWS_*; puts the venv's lcm on PATH)",
+        "  then try         lcm workers list     (the `lcm` command line; lcm --help)",
+        "                   lcm events tail      (live events; Ctrl-C ends)",
         '                   curl -s -H "Authorization: Bearer $LCM_ADMIN_TOKEN" $LCM_API_URL/api/workers',
         "Press Ctrl-C to stop everything.",
         "",
