@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,13 +72,20 @@ class CredentialStore:
 
     def _write(self, content: dict[str, Any]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_suffix(".tmp")
-        # Created 0600 from the start: the session is never readable by others, not even for a moment.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(content, out, indent=2)
-        os.chmod(tmp, 0o600)  # an older file of that name keeps its mode through O_TRUNC
-        tmp.replace(self.path)
+        # mkdir's mode applies only to a directory it creates: one made earlier (by hand, another tool) is
+        # tightened too, so that no one else can list or swap the file.
+        if self.directory.stat().st_mode & 0o077:
+            self.directory.chmod(0o700)
+        # A temporary file of its own (mkstemp: unique name, 0600 from the start), so that two logins at once
+        # never write into the same file; the rename makes the new content appear whole.
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".credentials-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(content, out, indent=2)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 @dataclass(frozen=True)
@@ -89,15 +98,32 @@ class Target:
     source: str
     """Where the credentials came from: "--token", "LCM_TOKEN", "lcm login" or "none"."""
 
+class ConfigError(Exception):
+    """A setting the CLI cannot use (the message never repeats a secret's value)."""
+
+
+def checked_token(value: str, source: str) -> str:
+    """The token as an HTTP header can carry it: surrounding whitespace dropped (a file saved with CRLF, a
+    trailing newline), anything else outside printable ASCII refused (it could never be sent)."""
+    token = value.strip()
+    if not token:
+        raise ConfigError(f"{source} is empty")
+    if not token.isascii():
+        raise ConfigError(f"{source} holds a character that is not ASCII; a token is printable ASCII")
+    if any(unicodedata.category(ch) == "Cc" for ch in token):
+        raise ConfigError(f"{source} holds a control character (a line break, a tab, ...); "
+                          f"a token is printable ASCII")
+    return token
+
 
 def resolve(api_url: str | None, token: str | None, store: CredentialStore,
             environ: dict[str, str] | None = None) -> Target:
     env = os.environ if environ is None else environ
-    url = (api_url or env.get("LCM_API_URL") or DEFAULT_API_URL).rstrip("/")
+    url = (api_url or env.get("LCM_API_URL") or DEFAULT_API_URL).strip().rstrip("/")
     if token:
-        return Target(url, token, None, "--token")
+        return Target(url, checked_token(token, "--token"), None, "--token")
     if env.get("LCM_TOKEN"):
-        return Target(url, env["LCM_TOKEN"], None, "LCM_TOKEN")
+        return Target(url, checked_token(env["LCM_TOKEN"], "LCM_TOKEN"), None, "LCM_TOKEN")
     stored = store.get(url)
     if stored is not None:
         return Target(url, None, stored.session, "lcm login")

@@ -5,13 +5,17 @@ non-zero exit (1: the API refused or could not be reached; 2: the command line i
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from types import FrameType
 
+from pydantic import ValidationError
+
 from lcm_cli.commands import auth, costs, definitions, events, pools, sessions, workers
-from lcm_cli.commands.common import Context, UsageError, seconds
-from lcm_cli.config import CredentialStore, config_dir, resolve
+from lcm_cli.commands.common import Context, UsageError, duration
+from lcm_cli.config import ConfigError, CredentialStore, config_dir, resolve
+from lcm_cli.render import printable
 from lcm_cli.transport.client import ApiClient, ApiError, Credentials
 
 EPILOG = """\
@@ -31,7 +35,8 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--api-url", metavar="URL", help="the control-plane API (default: LCM_API_URL)")
     root.add_argument("--token", metavar="TOKEN", help="a bearer token (default: LCM_TOKEN, else `lcm login`)")
     root.add_argument("--json", action="store_true", help="print the API's JSON instead of tables (for scripts)")
-    root.add_argument("--timeout", type=seconds, default=30.0, metavar="SECONDS", help="per request (default 30)")
+    root.add_argument("--timeout", type=duration, default=30.0, metavar="SECONDS",
+                      help="per request (up to a day; default 30)")
     root.set_defaults(handler=None, usage_of=root)
     sub = root.add_subparsers(title="commands", metavar="COMMAND")
     for module in (workers, sessions, definitions, pools, events, costs, auth):
@@ -49,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         args.usage_of.print_help(sys.stderr)
         return 2
     store = CredentialStore(config_dir())
-    target = resolve(args.api_url, args.token, store)
+    try:
+        target = resolve(args.api_url, args.token, store)
+    except ConfigError as exc:
+        print(f"lcm: {exc}", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     # Explicitly: a shell running `lcm events tail &` without job control starts it with SIGINT ignored, and
     # `kill -INT` (what Ctrl-C sends) would then never end it.
@@ -58,18 +67,40 @@ def main(argv: list[str] | None = None) -> int:
         with ApiClient(target.api_url, Credentials(target.token, target.session), timeout=args.timeout) as api:
             return args.handler(Context(api=api, target=target, store=store, json=args.json), args)
     except ApiError as exc:
-        print(f"lcm: {exc.message}", file=sys.stderr)
+        print(f"lcm: {printable(exc.message)}", file=sys.stderr)
         return 1
     except UsageError as exc:
-        print(f"lcm: {exc}", file=sys.stderr)
+        print(f"lcm: {printable(str(exc))}", file=sys.stderr)
         return 2
+    except (ValidationError, KeyError, TypeError, AttributeError) as exc:
+        # JSON of another shape than the contract (a proxy's JSON, a much newer or older API): what the CLI
+        # read it as, in one line; --json prints any answer as it came.
+        print(f"lcm: unexpected answer from the API: {_shape_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         # Ctrl-C ends a tail the usual way (0); anything else it interrupted did not finish (130).
         return 0 if args.handler is events.tail_handler else 130
     except BrokenPipeError:
-        # `lcm ... | head`: the reader went away; nothing more to say.
-        sys.stderr.close()
+        # `lcm ... | head`: the reader went away; nothing more to say. What is still buffered for stdout would
+        # fail again when the interpreter flushes it at exit (status 120): stdout goes to /dev/null instead.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # a stdout without a file descriptor (captured in tests)
+            pass
         return 0
+
+
+def _shape_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        errors = exc.errors()
+        if not errors:
+            return "not as expected"
+        where = ".".join(str(p) for p in errors[0]["loc"]) or "the answer"
+        return printable(f"{where}: {errors[0]['msg']}")[:300]
+    if isinstance(exc, KeyError):
+        return printable(f"no field {exc.args[0]!r}")[:300] if exc.args else "a field is missing"
+    return "not the shape this CLI reads (a list where an object was expected, or the like)"
 
 
 def run() -> None:

@@ -4,6 +4,7 @@ Pure: strings in, strings out (the commands write them)."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,29 @@ from typing import Any
 MAX_CELL = 48
 ELLIPSIS = "…"
 MISSING = "-"
+
+
+def printable(text: str) -> str:
+    """The text with C0 and C1 control characters (ESC, BEL, CSI, ...) shown as `\\xNN` / `\\uNNNN`: what the
+    API or a proxy sends cannot move the cursor, retitle or clear the terminal. Line breaks and tabs are escaped
+    too (a row, an error stays one line)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if unicodedata.category(ch) != "Cc" and not unicodedata.category(ch).startswith("Z"):
+        return ch  # format characters (a zero-width joiner in an emoji): shown, they move no cursor
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def width(text: str) -> int:
+    """Columns a terminal gives the text: East Asian wide and fullwidth characters take two, combining marks
+    none."""
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
 
 
 def as_json(value: Any) -> str:
@@ -32,8 +56,8 @@ def cell(value: Any) -> str:
     if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] == "T":
         return when(value)
     if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    return " ".join(str(value).split())  # no line break inside a row
+        return printable(",".join(str(v) for v in value))
+    return printable(" ".join(str(value).split()))  # no line break inside a row
 
 
 def when(iso: str) -> str:
@@ -44,8 +68,21 @@ def when(iso: str) -> str:
         return iso
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + ELLIPSIS
+def _cut(text: str, columns: int) -> str:
+    if width(text) <= columns:
+        return text
+    kept, used = [], 0
+    for ch in text:
+        used += width(ch)
+        if used > columns - 1:
+            break
+        kept.append(ch)
+    return "".join(kept) + ELLIPSIS
+
+
+def _pad(text: str, columns: int, right: bool) -> str:
+    gap = " " * max(columns - width(text), 0)
+    return gap + text if right else text + gap
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[str] = ()) -> str:
@@ -54,7 +91,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence
     texts = [[cell(v) for v in row] for row in rows]
     last = len(headers) - 1
     texts = [[t if i == last else _cut(t, MAX_CELL) for i, t in enumerate(row)] for row in texts]
-    widths = [max([len(h)] + [len(row[i]) for row in texts]) for i, h in enumerate(headers)]
+    widths = [max([width(h)] + [width(row[i]) for row in texts]) for i, h in enumerate(headers)]
     def is_figure(value: Any) -> bool:
         return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
@@ -62,7 +99,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence
                for i in range(len(headers))]
 
     def line(values: Sequence[str]) -> str:
-        parts = [v.rjust(widths[i]) if numeric[i] else v.ljust(widths[i]) for i, v in enumerate(values)]
+        parts = [_pad(v, widths[i], numeric[i]) for i, v in enumerate(values)]
         return "  ".join(parts).rstrip()
 
     return "\n".join([line(headers), *(line(row) for row in texts)])

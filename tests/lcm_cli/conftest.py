@@ -6,13 +6,14 @@ config directory of the test's own), and returns its exit status and what it pri
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from lcm_cli.main import main
+from tests.lcm_cli.canned_api import CannedAnswer, CannedStream, serving
 
 
 @dataclass
@@ -80,3 +81,17 @@ def assert_one_line_error(ran: Ran, *expected: str) -> None:
     assert "Traceback" not in ran.err
     for text in expected:
         assert text in message, message
+
+
+@pytest.fixture
+def canned() -> Iterator[type[CannedAnswer]]:
+    """A server answering what the test sets, to point LCM_API_URL at (see `canned_api`)."""
+    with serving(CannedAnswer) as handler:
+        yield handler
+
+
+@pytest.fixture
+def canned_stream() -> Iterator[type[CannedStream]]:
+    """An event stream of the frames the test sets (see `canned_api`)."""
+    with serving(CannedStream) as handler:
+        yield handler

@@ -113,7 +113,7 @@ def test_tail_resumes_after_a_dropped_connection_without_losing_or_repeating(con
     assert "Traceback" not in err
 
 
-def test_tail_human_lines_count_filters_and_refusals(control_plane, proxy, tmp_path) -> None:
+def test_tail_human_lines_count_filters_and_refusals(control_plane, tmp_path) -> None:
     cp = control_plane
     env = {**os.environ, "LCM_API_URL": cp.url, "LCM_TOKEN": cp.viewer_token,
            "LCM_CONFIG_DIR": str(tmp_path / "config")}

@@ -19,7 +19,8 @@ def test_login_keeps_a_private_session_that_works_until_logout(control_plane, ru
     logged_in = run_lcm("login", token=None, env=ADMIN)
     assert logged_in.code == 0, logged_in.err
     stored_at = config_home / "credentials.json"
-    assert logged_in.out.strip() == f"logged in to {cp.url} as admin (roles: admin); session kept in {stored_at}"
+    assert logged_in.out.strip() == f"logged in to {cp.url} as admin (roles: admin)"
+    assert logged_in.err.strip() == f"session kept in {stored_at}"
     assert ADMIN_PASSWORD not in logged_in.out + logged_in.err
     assert stat.S_IMODE(stored_at.stat().st_mode) == 0o600
     assert stat.S_IMODE(config_home.stat().st_mode) == 0o700
@@ -38,7 +39,10 @@ def test_login_keeps_a_private_session_that_works_until_logout(control_plane, ru
 
     # A token given wins over the kept session.
     viewer = run_lcm("--token", cp.viewer_token, "--json", "whoami", token=None)
-    assert (json.loads(viewer.out)["subject"], json.loads(viewer.out)["credentials"]) == ("test-viewer", "--token")
+    with cp.client() as http:  # --json: the API's answer unchanged; where and how on stderr
+        assert json.loads(viewer.out) == http.get("/api/auth/me", headers=cp.viewer()).json()
+    assert json.loads(viewer.out)["subject"] == "test-viewer"
+    assert viewer.err.strip() == f"at {cp.url} via --token"
 
     logged_out = run_lcm("logout", token=None)
     assert logged_out.out.strip() == f"logged out of {cp.url}"

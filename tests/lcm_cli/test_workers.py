@@ -4,11 +4,18 @@ stores after them), and the one-line errors of refused or unreachable calls."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+from lcm_cli import render
 from lcm_core.testing.processes import free_port
 from tests.fixtures.control_plane import discovered
 from tests.fixtures.lablet_api import report_status, worker_detail
 from tests.lcm_cli.conftest import assert_one_line_error, rows_of
+
+LCM = Path(sys.executable).parent / "lcm"
 
 
 def _fleet(cp) -> list[str]:
@@ -129,3 +136,43 @@ def test_an_unreachable_api_and_bad_usage(run_lcm) -> None:
     bare = run_lcm("workers")
     assert bare.code == 2
     assert "COMMAND" in bare.err
+
+
+def test_a_wide_character_name_keeps_the_columns_aligned(control_plane, run_lcm) -> None:
+    with control_plane.client() as http:
+        answer = http.post("/api/internal/workers/bulk-import", headers=control_plane.leader(), json={
+            "instances": [discovered(1, name="cml-東京-01", tags={"Name": "cml-東京-01"}), discovered(2)]})
+        assert answer.status_code == 200, answer.text
+    ran = run_lcm("workers", "list")
+    assert ran.code == 0, ran.err
+    header, *lines = ran.lines()
+    at = render.width(header[: header.index("REGION")])
+    assert [render.width(line[: line.index("us-east-1")]) for line in lines] == [at, at], ran.out
+    assert "cml-東京-01" in ran.out
+
+
+def test_a_reason_with_control_characters_is_refused_by_the_api_and_echoed_escaped(control_plane, run_lcm) -> None:
+    # The API stores no control character (lcm_core.domain.types), so nothing stored can reach a terminal later;
+    # the refusal, which may quote the input, is escaped on its way to stderr.
+    [worker_id] = _import(control_plane, 1)
+    stopped = run_lcm("workers", "stop", worker_id, "--reason", "maint\x1b]0;pwned\x07")
+    assert_one_line_error(stopped, "invalid input (422)", "control characters")
+    assert "\x1b" not in stopped.err, repr(stopped.err)
+    assert "\x07" not in stopped.err, repr(stopped.err)
+
+
+def test_piping_into_head_exits_zero(control_plane, tmp_path) -> None:
+    _import(control_plane, *range(1, 120))
+    env = {**os.environ, "LCM_API_URL": control_plane.url, "LCM_TOKEN": control_plane.admin_token,
+           "LCM_CONFIG_DIR": str(tmp_path)}
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", f"'{LCM}' --json workers list | head -c 10"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "{\n  \"items", "")
+
+
+def _import(cp, *numbers: int) -> list[str]:
+    with cp.client() as http:
+        answer = http.post("/api/internal/workers/bulk-import", headers=cp.leader(),
+                           json={"instances": [discovered(n) for n in numbers]})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["created"]

@@ -9,7 +9,7 @@ import os
 
 from lcm_cli.commands.common import Context, Subparsers, UsageError, command
 from lcm_cli.config import StoredSession
-from lcm_cli.transport.client import ApiClient, ApiError, Credentials
+from lcm_cli.transport.client import ApiClient, ApiError, Credentials, without_userinfo
 
 
 def _ask(prompt: str, secret: bool) -> str:
@@ -27,9 +27,11 @@ def _login(ctx: Context, args: argparse.Namespace) -> int:
     session, me = ctx.api.login(username, password)
     roles = [str(r) for r in me.get("roles", [])]
     ctx.store.put(StoredSession(ctx.target.api_url, session, str(me.get("subject", username)), roles))
-    ctx.emit({"api_url": ctx.target.api_url, "subject": me.get("subject"), "roles": roles},
-             lambda: f"logged in to {ctx.target.api_url} as {me.get('subject')} (roles: {', '.join(roles) or '-'}); "
-                     f"session kept in {ctx.store.path}")
+    # --json: the login's answer as the API gave it (who, with which roles); where the session is kept is said
+    # on stderr, for a person.
+    ctx.emit(me, lambda: f"logged in to {without_userinfo(ctx.target.api_url)} as {me.get('subject')} "
+                         f"(roles: {', '.join(roles) or '-'})")
+    ctx.note(f"session kept in {ctx.store.path}")
     if ctx.target.source in ("--token", "LCM_TOKEN"):
         ctx.note(f"note: {ctx.target.source} is set and wins over this session")
     return 0
@@ -38,7 +40,7 @@ def _login(ctx: Context, args: argparse.Namespace) -> int:
 def _logout(ctx: Context, args: argparse.Namespace) -> int:
     stored = ctx.store.get(ctx.target.api_url)
     if stored is None:
-        ctx.note(f"no session kept for {ctx.target.api_url}")
+        ctx.note(f"no session kept for {without_userinfo(ctx.target.api_url)}")
         return 0
     ended_on_server = True
     try:
@@ -48,15 +50,20 @@ def _logout(ctx: Context, args: argparse.Namespace) -> int:
         ended_on_server = False
         ctx.note(f"the API did not end the session ({exc.message}); forgetting it here anyway")
     ctx.store.remove(ctx.target.api_url)
-    ctx.print(f"logged out of {ctx.target.api_url}" + ("" if ended_on_server else " (here only)"))
+    # The logout answers nothing to print as JSON: with --json, stdout stays empty and this goes to stderr.
+    said = f"logged out of {without_userinfo(ctx.target.api_url)}" + ("" if ended_on_server else " (here only)")
+    (ctx.note if ctx.json else ctx.print)(said)
     return 0
 
 
 def _whoami(ctx: Context, args: argparse.Namespace) -> int:
     me = ctx.api.get("/api/auth/me")
-    ctx.emit({**me, "api_url": ctx.target.api_url, "credentials": ctx.target.source},
-             lambda: f"{me.get('subject')} at {ctx.target.api_url} (roles: {', '.join(me.get('roles', [])) or '-'}; "
-                     f"via {ctx.target.source})")
+    # --json: `/api/auth/me` as the API answered; where and how (URL, credentials) go to stderr then.
+    roles = ", ".join(str(r) for r in me.get("roles", [])) or "-"
+    shown = without_userinfo(ctx.target.api_url)
+    ctx.emit(me, lambda: f"{me.get('subject')} at {shown} (roles: {roles}; via {ctx.target.source})")
+    if ctx.json:
+        ctx.note(f"at {shown} via {ctx.target.source}")
     return 0
 
 

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from lcm_cli import render
 from lcm_cli.config import CredentialStore, Target
-from lcm_cli.transport.client import ApiClient
+from lcm_cli.transport.client import ApiClient, UnexpectedAnswer
 
 #: The bounds the API puts on paging (`limit` 1..1000).
 MAX_LIMIT = 1000
@@ -30,23 +30,27 @@ class Context:
         print(text, file=self.out, flush=True)
 
     def note(self, text: str) -> None:
-        """A remark for the person at the terminal (stderr: it never mixes with what a script reads)."""
-        print(text, file=self.err, flush=True)
+        """A remark for the person at the terminal (stderr: it never mixes with what a script reads), escaped
+        (it may quote the API: a reconnect's reason)."""
+        print(render.printable(text), file=self.err, flush=True)
 
     def emit(self, data: Any, human: Callable[[], str]) -> None:
         self.print(render.as_json(data) if self.json else human())
 
     def emit_page(self, page: dict[str, Any], what: str, human: Callable[[list[Any]], str]) -> None:
         """A list answer (`items`, `total`): the page's JSON, or its table and a note when there is more."""
-        items = page.get("items", [])
         if self.json:
             self.print(render.as_json(page))
             return
+        items = page.get("items") if isinstance(page, dict) else None
+        if not isinstance(items, list):
+            raise UnexpectedAnswer(f"a page of {what} ({{items, total}}) was expected")
         if not items:
             self.note(f"no {what}")
             return
         self.print(human(items))
-        note = render.page_note(len(items), int(page.get("total", len(items))), what)
+        total = page.get("total")
+        note = render.page_note(len(items), total if isinstance(total, int) else len(items), what)
         if note:
             self.note(note)
 
@@ -101,11 +105,15 @@ def positive_float(text: str) -> float:
     return value
 
 
-def seconds(text: str) -> float:
-    """A duration in seconds: finite and above zero."""
+#: The longest wait a duration option takes (a day): beyond it a timer overflows, and no answer is worth it.
+MAX_SECONDS = 86_400
+
+
+def duration(text: str) -> float:
+    """A duration in seconds: above zero, at most `MAX_SECONDS`."""
     value = positive_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("a duration must be above 0 seconds")
+    if not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text} is not within (0, {MAX_SECONDS}] seconds")
     return value
 
 

@@ -65,19 +65,22 @@ def _show(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def read_topology(source: str) -> str:
-    if source == "-":
-        text = sys.stdin.read(MAX_TOPOLOGY_BYTES + 1)
-    else:
-        path = Path(source)
-        try:
-            if path.stat().st_size > MAX_TOPOLOGY_BYTES:
-                raise UsageError(f"{source} is over {MAX_TOPOLOGY_BYTES} bytes")
-            text = path.read_text()
-        except OSError as exc:
-            raise UsageError(f"cannot read the topology {source}: {exc.strerror}") from None
-    if len(text) > MAX_TOPOLOGY_BYTES:
-        raise UsageError(f"the topology is over {MAX_TOPOLOGY_BYTES} bytes")
-    return text
+    """The topology file (`-`: stdin) as UTF-8 text. Read as bytes, at most one past the bound whatever the
+    source is (a FIFO, /dev/zero, a file still growing: its size is never trusted), then decoded."""
+    try:
+        if source == "-":
+            raw = sys.stdin.buffer.read(MAX_TOPOLOGY_BYTES + 1)
+        else:
+            with Path(source).open("rb") as found:
+                raw = found.read(MAX_TOPOLOGY_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read the topology {source}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_TOPOLOGY_BYTES:
+        raise UsageError(f"the topology {source} is over {MAX_TOPOLOGY_BYTES} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"the topology {source} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
 
 
 def _create(ctx: Context, args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from lcm_cli import render
-from lcm_cli.commands.common import Context, Subparsers, bounded_int, command, csv, group, seconds
+from lcm_cli.commands.common import Context, Subparsers, bounded_int, command, csv, duration, group
 from lcm_cli.transport.events import EventTail, Frame
 
 #: Fields of an event's data that name what it is about, in the order a line shows them.
@@ -16,13 +16,20 @@ SUBJECTS = ["worker_id", "session_id", "pool_id", "definition_id", "service", "i
 
 
 def line(frame: Frame) -> str:
+    """One event as a line, every field escaped for the terminal (see `render.printable`)."""
+    return render.printable(_line(frame))
+
+
+def _line(frame: Frame) -> str:
     envelope: Any = frame.data
     data = envelope.get("data") if isinstance(envelope, dict) else None
     at = render.when(str(envelope.get("time") or "")) if isinstance(envelope, dict) else ""
     if not isinstance(data, dict):
         return f"{at}  {frame.event}"
     if frame.event == "worker.snapshot":
-        return f"{at}  {frame.event}  {len(data.get('workers') or [])} workers"
+        workers = data.get("workers")
+        count = str(len(workers)) if isinstance(workers, list) else "?"  # a frame of another shape: no count
+        return f"{at}  {frame.event}  {count} workers"
     about = [f"{key}={data[key]}" for key in SUBJECTS if isinstance(data.get(key), str)]
     summary = data.get("summary")
     if isinstance(summary, dict):  # a worker's row: its status as the list shows it
@@ -57,5 +64,6 @@ def register(root: Subparsers) -> None:
     tail.add_argument("--since", metavar="EVENT_ID",
                       help="resume after this event id (as printed with --json): the missed events first")
     tail.add_argument("--count", type=bounded_int(1, 10_000_000), metavar="N", help="stop after N events")
-    tail.add_argument("--read-timeout", type=seconds, default=60.0, metavar="SECONDS",
-                      help="reconnect when the stream is silent this long (the API sends heartbeats; default 60)")
+    tail.add_argument("--read-timeout", type=duration, default=60.0, metavar="SECONDS",
+                      help="reconnect when the stream is silent this long (the API sends heartbeats; "
+                           "up to a day; default 60)")

@@ -10,6 +10,7 @@ from lcm_cli import render
 from lcm_cli.commands.common import (
     Context,
     Subparsers,
+    UsageError,
     bounded_int,
     command,
     csv,
@@ -64,7 +65,10 @@ def instant(text: str) -> datetime:
 
 def _create(ctx: Context, args: argparse.Namespace) -> int:
     start = args.start or datetime.now(UTC)
-    end = args.end or start + timedelta(minutes=args.duration)
+    try:
+        end = args.end or start + timedelta(minutes=args.duration)
+    except OverflowError:
+        raise UsageError(f"--start {start.isoformat()} plus {args.duration} minutes is past the year 9999") from None
     body: dict[str, Any] = {"definition_id": args.definition, "timeslot_start": start.isoformat(),
                             "timeslot_end": end.isoformat()}
     if args.owner:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pydantic import ValidationError
+
 from lcm_cli import render
 from lcm_cli.commands.common import Context, Subparsers, command, csv, group, paging, reason_body, seg
 from lcm_core.domain.enums import HealthStatus, WorkerStatus
@@ -16,11 +18,24 @@ HEADERS = ["ID", "NAME", "REGION", "INSTANCE", "STATUS", "DESIRED", "HEALTH", "T
 SORTS = ["name", "status", "aws_region", "health_status", "created_at", "updated_at"]
 
 
+def row(item: dict[str, Any]) -> list[Any]:
+    """A worker's row. A row the contract does not read (a newer API's status this CLI does not know yet) is
+    shown with its values as the API gave them, rather than failing the whole list."""
+    try:
+        w = WorkerSummary.model_validate(item)
+    except ValidationError:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            raise
+        return [item.get(key) for key in ("id", "name", "aws_region", "aws_instance_id", "status",
+                                          "desired_status", "health_status", "lab_track", "sessions",
+                                          "cpu_percent", "memory_percent")]
+    return [w.id, w.name, w.aws_region, w.aws_instance_id, w.status.value,
+            w.desired_status.value if w.desired_status else None, w.health_status, w.lab_track, w.sessions,
+            w.cpu_percent, w.memory_percent]
+
+
 def rows(items: list[dict[str, Any]]) -> list[list[Any]]:
-    found = [WorkerSummary.model_validate(item) for item in items]
-    return [[w.id, w.name, w.aws_region, w.aws_instance_id, w.status.value,
-             w.desired_status.value if w.desired_status else None, w.health_status, w.lab_track, w.sessions,
-             w.cpu_percent, w.memory_percent] for w in found]
+    return [row(item) for item in items]
 
 
 def workers_table(items: list[dict[str, Any]]) -> str:

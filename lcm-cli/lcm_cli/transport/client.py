@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -20,6 +21,14 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+class UnexpectedAnswer(ApiError):
+    """The API (or whatever answers at LCM_API_URL: a proxy, a login page) answered something the CLI cannot
+    read: not JSON, or JSON of another shape."""
+
+    def __init__(self, what: str, status: int | None = None, *, sentence: str | None = None) -> None:
+        super().__init__(sentence or f"unexpected answer from the API: {what}", status)
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,7 @@ def _detail(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:300] or response.reason_phrase
+        return " ".join(response.text.split())[:300] or response.reason_phrase
     detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, str):
         return detail
@@ -68,14 +77,60 @@ def error_of(response: httpx.Response) -> ApiError:
     return ApiError(f"{what} ({status}): {_detail(response)}{hint}", status)
 
 
+#: Requests that could never be sent as they are (httpx refused them before any byte left): retrying cannot
+#: help. Their text is never shown: a LocalProtocolError quotes the offending header, which may be the token.
+UNSENDABLE = (httpx.LocalProtocolError, httpx.UnsupportedProtocol)
+
+
+def unsendable(base_url: str, exc: httpx.TransportError) -> ApiError:
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return ApiError(f"not a valid API URL {without_userinfo(base_url)!r}: it needs http:// or https://")
+    return ApiError("the request could not be sent: a header (the token, a filter) holds characters HTTP "
+                    "cannot carry")
+
+
 def unreachable(base_url: str, exc: httpx.TransportError) -> ApiError:
+    shown = without_userinfo(base_url)
+    if isinstance(exc, UNSENDABLE):
+        return unsendable(base_url, exc)
     if isinstance(exc, httpx.ConnectError):
         reason = "connection refused" if "refused" in str(exc).lower() else (str(exc) or "cannot connect")
     elif isinstance(exc, httpx.TimeoutException):
         reason = "timed out"
     else:
         reason = str(exc) or type(exc).__name__
-    return ApiError(f"cannot reach the API at {base_url}: {reason} (is it running? set LCM_API_URL or --api-url)")
+    return ApiError(f"cannot reach the API at {shown}: {reason} "
+                    f"(is it running? set LCM_API_URL or --api-url)")
+
+
+def redirected(response: httpx.Response) -> ApiError:
+    """A 3xx: the CLI does not follow redirects (a bearer token must not go where the API did not say); an
+    ingress sending http to https, or to a login page, is named so that LCM_API_URL can be fixed."""
+    where = response.headers.get("Location") or "nowhere said"
+    return ApiError(f"the API answered HTTP {response.status_code}, a redirect to {where[:200]} "
+                    f"(is LCM_API_URL the API's own address?)", response.status_code)
+
+
+def json_of(response: httpx.Response) -> Any:
+    """The answer's JSON, or an `UnexpectedAnswer` naming what came instead (an HTML login page, a proxy's
+    text)."""
+    try:
+        return response.json()
+    except (ValueError, httpx.HTTPError):  # not JSON, not UTF-8, or a body that fails to decode (gzip)
+        kind = response.headers.get("Content-Type", "no content type").split(";")[0].strip()[:60]
+        raise UnexpectedAnswer("not JSON", response.status_code, sentence=(
+            f"unexpected answer (HTTP {response.status_code}, {kind}): not JSON; is LCM_API_URL the API?")) from None
+
+
+def without_userinfo(url: str) -> str:
+    """The URL as messages show it: a `user:password@` in it is left out."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 class ApiClient:
@@ -100,24 +155,29 @@ class ApiClient:
         query = {k: v for k, v in (params or {}).items() if v is not None and v != []}
         try:
             response = self._http.request(method, path, params=query, json=body, headers=headers)
+            response.read()
         except httpx.TransportError as exc:
             raise unreachable(self.base_url, exc) from None
-        except httpx.InvalidURL as exc:
-            raise ApiError(f"not a valid API URL {self.base_url!r}: {exc}") from None
+        except httpx.InvalidURL:
+            raise ApiError(f"not a valid API URL {without_userinfo(self.base_url)!r}") from None
+        except httpx.HTTPError as exc:  # a body that fails to decode (Content-Encoding gzip that is not)
+            raise UnexpectedAnswer(f"{type(exc).__name__} reading the answer") from None
+        if 300 <= response.status_code < 400:
+            raise redirected(response)
         if response.status_code >= 400:
             raise error_of(response)
         return response
 
     def get(self, path: str, **params: Any) -> Any:
-        return self.request("GET", path, params=params).json()
+        return json_of(self.request("GET", path, params=params))
 
     def post(self, path: str, body: Any = None, **params: Any) -> Any:
         response = self.request("POST", path, params=params, body=body)
-        return response.json() if response.content else None
+        return json_of(response) if response.content else None
 
     def delete(self, path: str) -> Any:
         response = self.request("DELETE", path)
-        return response.json() if response.content else None
+        return json_of(response) if response.content else None
 
     def login(self, username: str, password: str) -> tuple[str, dict[str, Any]]:
         """`POST /api/auth/login`: the session cookie's value and who it is (`Me`)."""
@@ -126,7 +186,7 @@ class ApiClient:
         session = response.cookies.get(SESSION_COOKIE)
         if not session:
             raise ApiError("the API answered the login without a session cookie")
-        return session, response.json()
+        return session, json_of(response)
 
     def logout(self) -> None:
         self.request("POST", "/api/auth/logout")

@@ -13,7 +13,16 @@ from typing import Any
 
 import httpx
 
-from lcm_cli.transport.client import USER_AGENT, ApiError, Credentials, error_of, unreachable
+from lcm_cli.transport.client import (
+    UNSENDABLE,
+    USER_AGENT,
+    ApiError,
+    Credentials,
+    error_of,
+    unreachable,
+    unsendable,
+    without_userinfo,
+)
 
 STREAM_PATH = "/api/events/stream"
 HEARTBEAT = "heartbeat"
@@ -108,11 +117,15 @@ class EventTail:
                                     break
                                 if frame.event != HEARTBEAT:
                                     yield frame
+                except UNSENDABLE as exc:
+                    # Never sent, and never will be as it is (a token with a line break, a URL without http):
+                    # the same request again would fail the same way, forever.
+                    raise unsendable(self.base_url, exc) from None
                 except httpx.TransportError as exc:
                     why = unreachable(self.base_url, exc).message if not delivered else \
                         f"connection lost ({type(exc).__name__})"
-                except httpx.InvalidURL as exc:
-                    raise ApiError(f"not a valid API URL {self.base_url!r}: {exc}") from None
+                except httpx.InvalidURL:
+                    raise ApiError(f"not a valid API URL {without_userinfo(self.base_url)!r}") from None
                 delay = self._first_delay if delivered else delay
                 resume = f"resuming after {self.last_event_id}" if self.last_event_id else "starting over"
                 self._notice(f"{why}; reconnecting in {delay:.1f}s ({resume})")

@@ -14,15 +14,15 @@ HEADER = "# The LCM local stack (make run); use it with: source .lcm/dev/stack.e
 
 
 #: The one line that is not a setting: it puts the venv's programs (lcm) first on the sourcing shell's PATH.
-_PATH_LINE = re.compile(r"export PATH=.*:\"\$PATH\"")
+PATH = "PATH"
 
 
 def render(values: Mapping[str, str], bin_dir: Path | None = None) -> str:
     """The file's text; with `bin_dir`, a last line puts that folder first on the shell's PATH (so that `lcm`
     runs without naming the venv)."""
     for name in values:
-        if not _NAME.fullmatch(name):
-            raise ValueError(f"not a shell variable name: {name!r}")
+        if not _NAME.fullmatch(name) or name == PATH:
+            raise ValueError(f"not a shell variable name for a setting: {name!r}")
     lines = [f"export {name}={shlex.quote(value)}\n" for name, value in values.items()]
     if bin_dir is not None:
         lines.append(f'export PATH={shlex.quote(str(bin_dir))}:"$PATH"\n')
@@ -30,21 +30,22 @@ def render(values: Mapping[str, str], bin_dir: Path | None = None) -> str:
 
 
 def parse(text: str) -> dict[str, str]:
-    """The variables of a file `render` wrote (comments and blank lines skipped; `export` optional). The PATH line
-    is skipped: it extends the sourcing shell's own PATH and means nothing without a shell."""
+    """The variables of a file `render` wrote (comments skipped; `export` optional). The whole text is split as
+    the shell splits it, so a quoted value may span lines (a value with a line break round-trips, as `source`
+    reads it). PATH is skipped: it extends the sourcing shell's own PATH and means nothing without a shell."""
     found: dict[str, str] = {}
-    for line in text.splitlines():
-        if _PATH_LINE.fullmatch(line):
+    try:
+        words = shlex.split(text, comments=True)
+    except ValueError as exc:  # an unclosed quote
+        raise ValueError(f"not a file of variable assignments: {exc}") from None
+    for word in words:
+        if word == "export":
             continue
-        words = shlex.split(line, comments=True)
-        if words[:1] == ["export"]:
-            words = words[1:]
-        if not words:
-            continue
-        name, sep, value = words[0].partition("=")
-        if len(words) != 1 or not sep or not _NAME.fullmatch(name):
-            raise ValueError(f"not a variable assignment: {line!r}")
-        found[name] = value
+        name, sep, value = word.partition("=")
+        if not sep or not _NAME.fullmatch(name):
+            raise ValueError(f"not a variable assignment: {word!r}")
+        if name != PATH:
+            found[name] = value
     return found
 
 

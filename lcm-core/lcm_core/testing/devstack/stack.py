@@ -240,8 +240,14 @@ class Stack:
         path = self.options.env_file
         tmp = path.with_suffix(".tmp")
         values = {**self.env, "LCM_TOKEN": self.env["LCM_ADMIN_TOKEN"]}
-        tmp.write_text(env_file.render({key: values[key] for key in keys}, bin_dir=Path(sys.executable).parent))
-        tmp.chmod(0o600)
+        text = env_file.render({key: values[key] for key in keys}, bin_dir=Path(sys.executable).parent)
+        # The tokens and keys in it are never readable by others, not for a moment: the file is created 0600
+        # (a stale .tmp, whatever its mode, is removed first; O_NOFOLLOW: a symlink planted there is not
+        # followed), then renamed over the old one.
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
         tmp.replace(path)
 
     # -- supervise ------------------------------------------------------------------------------
