@@ -74,22 +74,6 @@ def test_local_stack_starts_serves_and_stops_without_leftovers(stack) -> None:
     assert expected <= env.keys()
     assert env["LCM_TOKEN"] == env["LCM_ADMIN_TOKEN"]
 
-    # `source .lcm/dev/stack.env` (no `set -a`) and `lcm` works by its name: the variables are exported to the
-    # programs run after, and the venv's bin comes first on PATH. The shell starts with a PATH without the venv,
-    # and a config directory holding no session of its own.
-    venv_bin = str(Path(sys.executable).parent)
-    bare_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
-    sourced = subprocess.run(
-        ["bash", "-c", f'source "{root}/.lcm/dev/stack.env" && lcm --json whoami && lcm pools list'],
-        capture_output=True, text=True, timeout=60, env={"PATH": bare_path, "LCM_CONFIG_DIR": str(root / "lcm-config")})
-    assert sourced.returncode == 0, sourced.stderr
-    me, _, table = sourced.stdout.partition("}\n")
-    me = json.loads(me + "}")
-    assert (me["subject"], me["roles"], me["credentials"], me["api_url"]) == (
-        "dev-admin", ["admin"], "LCM_TOKEN", env["LCM_API_URL"])
-    assert table.split()[:3] == ["ID", "NAME", "TRACK"]
-    assert len(table.strip().splitlines()) == 2  # the pool the stack seeds
-
     api = env["LCM_API_URL"]
     assert httpx.get(f"{api}/api/health").json() == {"status": "ok"}
     assert httpx.get(f"{api}/api/ready").json()["status"] == "ready"
@@ -113,6 +97,44 @@ def test_local_stack_starts_serves_and_stops_without_leftovers(stack) -> None:
     demo = [i for i, tagged in zip(found, tags, strict=True) if tagged.get(DEMO_TAG[0]) == DEMO_TAG[1]]
     assert sorted(i["State"]["Name"] for i in demo) == ["running"] * 4 + ["stopped"]
     assert all("lcm:worker-id" in tagged for tagged in tags if tagged.get(DEMO_TAG[0]) != DEMO_TAG[1])
+
+    # The acceptance commands, as an operator runs them: `source .lcm/dev/stack.env` (no `set -a`), then `lcm` by
+    # its name: the variables are exported to the programs run after, and the venv's bin comes first on PATH. The
+    # shell starts with a PATH without the venv, and a config directory holding no session of its own.
+    venv_bin = str(Path(sys.executable).parent)
+    bare_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+
+    def sourced(command: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(["bash", "-c", f'source "{root}/.lcm/dev/stack.env" && {command}'],
+                              capture_output=True, text=True, timeout=60,
+                              env={"PATH": bare_path, "LCM_CONFIG_DIR": str(root / "lcm-config")})
+        assert done.returncode == 0, (command, done.stderr)
+        return done
+
+    # The worker-controller's first discovery imports the seeded fleet; until then the list may be shorter.
+    seeded = {tagged["Name"] for tagged in tags if tagged.get(DEMO_TAG[0]) == DEMO_TAG[1]}
+    deadline = time.monotonic() + 90
+    while not seeded <= {w["name"] for w in json.loads(sourced("lcm --json workers list").stdout)["items"]}:
+        assert time.monotonic() < deadline, sourced("lcm workers list").stdout
+        time.sleep(1)
+    listed = sourced("lcm workers list").stdout
+    header, *rows = listed.strip().splitlines()
+    assert header.split()[:5] == ["ID", "NAME", "REGION", "INSTANCE", "STATUS"]
+    assert seeded <= {row.split()[1] for row in rows}, listed
+
+    tailed = sourced("lcm events tail --count 1").stdout
+    [event] = tailed.strip().splitlines()  # the stream's first frame: the fleet's snapshot
+    kind, count, noun = event.split()[2:]
+    # At least the seeded fleet (the seeded pool's autoscaler may have launched a worker since the list).
+    assert (kind, noun) == ("worker.snapshot", "workers"), tailed
+    assert int(count) >= len(seeded), tailed
+
+    me = sourced("lcm --json whoami")
+    assert (json.loads(me.stdout)["subject"], json.loads(me.stdout)["roles"]) == ("dev-admin", ["admin"])
+    assert me.stderr.strip() == f"at {env['LCM_API_URL']} via LCM_TOKEN"
+    table = sourced("lcm pools list").stdout
+    assert table.split()[:3] == ["ID", "NAME", "TRACK"]
+    assert len(table.strip().splitlines()) == 2  # the pool the stack seeds
 
     # Every instance id answers as a CML host at the simulator.
     some_id = demo[0]["InstanceId"]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from tests.fixtures.control_plane import ControlPlaneUnderTest
+from tests.fixtures.control_plane import ControlPlaneUnderTest, discovered
 from tests.lcm_cli.conftest import assert_one_line_error, rows_of
 
 TEMPLATE = {"name": "priced", "instance_type": "m5zn.metal", "regions": {"us-east-1": {}},
@@ -123,3 +123,55 @@ def test_costs_table_and_json(control_plane, run_lcm) -> None:
 
     assert_one_line_error(run_lcm("costs", "--from", "2300-01-01T00:00:00Z"), "invalid input (422)", "from")
     assert run_lcm("costs", "--group-by", "colour").code == 2
+
+
+def test_pools_create_from_flags_or_a_spec_file_and_adopt_and_release_a_worker(control_plane, run_lcm,
+                                                                               tmp_path) -> None:
+    cp = control_plane
+    with cp.client() as http:
+        _ok(http.post("/api/templates", headers=cp.admin(), json=TEMPLATE), 201)
+        worker_id = _ok(http.post("/api/internal/workers/bulk-import", headers=cp.leader(),
+                                  json={"instances": [discovered(1)]}))["created"][0]
+
+    made = run_lcm("--json", "pools", "create", "--name", "ccna-pool", "--track", "ccna", "--template", "priced",
+                   "--region", "us-east-1", "--min-workers", "0", "--max-workers", "2")
+    assert made.code == 0, made.err
+    pool = json.loads(made.out)
+    with cp.client() as http:  # --json: the API's answer (stored times come back at MongoDB's milliseconds)
+        stored = _ok(http.get(f"/api/pools/{pool['id']}", headers=cp.viewer()))["pool"]
+    times = ("created_at", "updated_at")
+    assert {k: v for k, v in pool.items() if k not in times} == {k: v for k, v in stored.items() if k not in times}
+    assert set(pool) == set(stored)
+    assert (pool["name"], pool["lab_track"], pool["scaling"]["min_workers"], pool["scaling"]["max_workers"]) == (
+        "ccna-pool", "ccna", 0, 2)
+
+    spec = tmp_path / "pool.json"
+    spec.write_text(json.dumps({**SPEC, "name": "encor-pool", "lab_track": "encor"}))
+    from_file = run_lcm("pools", "create", "--spec", str(spec))
+    assert from_file.code == 0, from_file.err
+    assert from_file.out.startswith("pool ") and "(encor-pool): created for track encor" in from_file.out
+
+    # The API's refusals and the CLI's own, one line each.
+    assert_one_line_error(run_lcm("pools", "create", "--spec", str(spec)), "conflict (409)")
+    spec.write_text(json.dumps({**SPEC, "name": "x", "lab_track": "y", "regions": []}))
+    assert_one_line_error(run_lcm("pools", "create", "--spec", str(spec)), "invalid input (422)", "regions")
+    for argv, said in ((["--spec", str(spec), "--name", "x"], "leave out --name"),
+                       (["--name", "x"], "--track, --template needed"),
+                       (["--spec", "/dev/zero"], "is over 64000 bytes")):
+        refused = run_lcm("pools", "create", *argv)
+        assert (refused.code, refused.out) == (2, ""), refused.err
+        assert said in refused.err, refused.err
+    spec.write_text("[1]")
+    assert "is not a JSON object" in run_lcm("pools", "create", "--spec", str(spec)).err
+
+    adopted = run_lcm("pools", "adopt", pool["id"], worker_id)
+    assert adopted.code == 0, adopted.err
+    fields, workers = adopted.out.split("\n\n")
+    assert [r["ID"] for r in rows_of(workers)] == [worker_id]
+    with cp.client() as http:
+        assert _ok(http.get(f"/api/workers/{worker_id}", headers=cp.viewer()))["pool_id"] == pool["id"]
+    released = run_lcm("--json", "pools", "release", pool["id"], worker_id)
+    assert released.code == 0, released.err
+    assert json.loads(released.out)["workers"] == []
+    with cp.client() as http:
+        assert _ok(http.get(f"/api/workers/{worker_id}", headers=cp.viewer())).get("pool_id") is None

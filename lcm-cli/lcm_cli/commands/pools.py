@@ -1,15 +1,25 @@
-"""`lcm pools list|show|scale|drain|undrain|delete|history|forecast`: `/api/pools`. Answers are read as the
-shared contracts `lcm_core.domain.pools` (PoolView, ScalingDecision, PoolForecast)."""
+"""`lcm pools list|show|create|scale|adopt|release|drain|undrain|delete|history|forecast`: `/api/pools`.
+Answers are read as the shared contracts `lcm_core.domain.pools` (PoolView, ScalingDecision, PoolForecast)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from lcm_cli import render
-from lcm_cli.commands.common import Context, Subparsers, command, group, paging, seg
+from lcm_cli.commands.common import Context, Subparsers, UsageError, command, csv, group, paging, seg
 from lcm_cli.commands.workers import workers_table
-from lcm_core.domain.pools import MAX_POOL_WORKERS, PoolForecast, PoolView, ScaleRequest, ScalingDecision
+from lcm_core.domain.pools import (
+    MAX_POOL_WORKERS,
+    PoolForecast,
+    PoolView,
+    ScaleRequest,
+    ScalingDecision,
+    ScalingPolicy,
+)
 
 HEADERS = ["ID", "NAME", "TRACK", "TEMPLATE", "PHASE", "DESIRED", "MIN", "MAX", "WORKERS", "READY", "REGIONS",
            "STATE"]
@@ -50,15 +60,84 @@ def _list(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def pool_detail(found: dict[str, Any]) -> str:
+    """A pool and its workers (`PoolDetail`: what show, adopt and release answer)."""
+    text = pool_fields(PoolView.model_validate(found["pool"]))
+    workers = found.get("workers") or []
+    return text + "\n\n" + (workers_table(workers) if workers else "(no workers)")
+
+
 def _show(ctx: Context, args: argparse.Namespace) -> int:
     found = ctx.api.get(f"/api/pools/{seg(args.pool_id)}")
+    ctx.emit(found, lambda: pool_detail(found))
+    return 0
 
-    def human() -> str:
-        text = pool_fields(PoolView.model_validate(found["pool"]))
-        workers = found.get("workers") or []
-        return text + "\n\n" + (workers_table(workers) if workers else "(no workers)")
 
-    ctx.emit(found, human)
+#: A pool spec file is a few hundred bytes; anything past this is not one.
+MAX_SPEC_BYTES = 64_000
+
+
+def read_spec(source: str) -> dict[str, Any]:
+    """A `PoolSpec` as JSON from a file (`-`: stdin), read up to the bound whatever the source is."""
+    try:
+        if source == "-":
+            raw = sys.stdin.buffer.read(MAX_SPEC_BYTES + 1)
+        else:
+            with Path(source).open("rb") as found:
+                raw = found.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read the pool spec {source}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise UsageError(f"the pool spec {source} is over {MAX_SPEC_BYTES} bytes")
+    try:
+        spec = json.loads(raw)
+    except ValueError as exc:  # not UTF-8, or not JSON
+        raise UsageError(f"the pool spec {source} is not JSON: {exc}") from None
+    if not isinstance(spec, dict):
+        raise UsageError(f"the pool spec {source} is not a JSON object")
+    return spec
+
+
+def spec_from_flags(args: argparse.Namespace) -> dict[str, Any]:
+    missing = [flag for flag, value in (("--name", args.name), ("--track", args.track),
+                                        ("--template", args.template)) if not value]
+    if missing:
+        raise UsageError(f"{', '.join(missing)} needed (or a whole spec with --spec FILE)")
+    spec: dict[str, Any] = {"name": args.name, "lab_track": args.track, "template_name": args.template}
+    if args.region:
+        spec["regions"] = (csv(args.region) or "").split(",")
+    if args.description:
+        spec["description"] = args.description
+    scaling = {k: v for k, v in (("policy", args.policy), ("min_workers", args.min_workers),
+                                 ("max_workers", args.max_workers)) if v is not None}
+    if scaling:
+        spec["scaling"] = scaling
+    return spec
+
+
+def _create(ctx: Context, args: argparse.Namespace) -> int:
+    if args.spec:
+        given = [flag for flag in ("name", "track", "template", "region", "description", "policy", "min_workers",
+                                   "max_workers") if getattr(args, flag) is not None]
+        if given:
+            raise UsageError(f"--spec is the whole spec: leave out --{given[0].replace('_', '-')}")
+        spec = read_spec(args.spec)
+    else:
+        spec = spec_from_flags(args)
+    pool = ctx.api.post("/api/pools", spec)  # the API validates it (PoolSpec): a 422 names what is wrong
+    _pool_answer(ctx, pool, f"created for track {pool.get('lab_track')}, {pool.get('phase')}")
+    return 0
+
+
+def _adopt(ctx: Context, args: argparse.Namespace) -> int:
+    found = ctx.api.post(f"/api/pools/{seg(args.pool_id)}/workers/{seg(args.worker_id)}")
+    ctx.emit(found, lambda: pool_detail(found))
+    return 0
+
+
+def _release(ctx: Context, args: argparse.Namespace) -> int:
+    found = ctx.api.delete(f"/api/pools/{seg(args.pool_id)}/workers/{seg(args.worker_id)}")
+    ctx.emit(found, lambda: pool_detail(found))
     return 0
 
 
@@ -149,7 +228,8 @@ def hours(text: str) -> float:
 
 
 def register(root: Subparsers) -> None:
-    sub = group(root, "pools", "worker pools: list, inspect, scale, drain, delete, history, forecast")
+    sub = group(root, "pools", "worker pools: list, inspect, create, scale, adopt/release workers, drain, delete, "
+                               "history, forecast")
 
     listing = command(sub, "list", "list pools", _list)
     listing.add_argument("--include-terminated", action="store_true", help="also deleted pools")
@@ -163,6 +243,27 @@ def register(root: Subparsers) -> None:
         ("history", "the pool's scaling decisions, newest first", _history),
     ):
         command(sub, name, help_text, handler).add_argument("pool_id")
+
+    create = command(sub, "create", "create a pool, from flags or a whole JSON spec (--spec FILE, - for stdin)",
+                     _create)
+    create.add_argument("--spec", metavar="FILE", help="a JSON PoolSpec (docs/pools.md); excludes the other flags")
+    create.add_argument("--name", help="the pool's name")
+    create.add_argument("--track", metavar="TRACK", help="the lab track it serves (one pool per track)")
+    create.add_argument("--template", metavar="NAME", help="the worker template its workers are launched from")
+    create.add_argument("--region", action="append", metavar="REGION",
+                        help="AWS regions (repeat or comma-separate; default us-east-1)")
+    create.add_argument("--description")
+    create.add_argument("--policy", choices=[p.value for p in ScalingPolicy], help="how it scales (default none)")
+    create.add_argument("--min-workers", type=workers_count, metavar="N", help="default 1")
+    create.add_argument("--max-workers", type=workers_count, metavar="N", help="default 10")
+
+    for name, help_text, handler in (
+        ("adopt", "give an existing worker to the pool (it serves the pool's track)", _adopt),
+        ("release", "take a worker out of the pool (it stays, outside any pool)", _release),
+    ):
+        membership = command(sub, name, help_text, handler)
+        membership.add_argument("pool_id")
+        membership.add_argument("worker_id")
 
     scale = command(sub, "scale", "hold the pool at a number of workers (within its bounds)", _scale)
     scale.add_argument("pool_id")
