@@ -149,7 +149,8 @@ def test_pools_create_from_flags_or_a_spec_file_and_adopt_and_release_a_worker(c
     spec.write_text(json.dumps({**SPEC, "name": "encor-pool", "lab_track": "encor"}))
     from_file = run_lcm("pools", "create", "--spec", str(spec))
     assert from_file.code == 0, from_file.err
-    assert from_file.out.startswith("pool ") and "(encor-pool): created for track encor" in from_file.out
+    assert from_file.out.startswith("pool ")
+    assert "(encor-pool): created for track encor" in from_file.out
 
     # The API's refusals and the CLI's own, one line each.
     assert_one_line_error(run_lcm("pools", "create", "--spec", str(spec)), "conflict (409)")
@@ -167,6 +168,7 @@ def test_pools_create_from_flags_or_a_spec_file_and_adopt_and_release_a_worker(c
     adopted = run_lcm("pools", "adopt", pool["id"], worker_id)
     assert adopted.code == 0, adopted.err
     fields, workers = adopted.out.split("\n\n")
+    assert f"id:             {pool['id']}" in fields.splitlines()
     assert [r["ID"] for r in rows_of(workers)] == [worker_id]
     with cp.client() as http:
         assert _ok(http.get(f"/api/workers/{worker_id}", headers=cp.viewer()))["pool_id"] == pool["id"]
