@@ -74,3 +74,9 @@ def test_a_topology_on_stdin_is_read_as_bytes(run_lcm, monkeypatch) -> None:
     _usage_error(run_lcm("definitions", "create", "--name", "stdin", "--topology", "-"), "- is not UTF-8")
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"x" * (MAX_TOPOLOGY_BYTES + 1))))
     _usage_error(run_lcm("definitions", "create", "--name", "stdin", "--topology", "-"), "is over")
+
+
+def test_a_scale_reason_the_contract_refuses_is_a_usage_error(run_lcm) -> None:
+    # Checked against ScaleRequest before sending: the command line's own input, not an answer of the API.
+    _usage_error(run_lcm("pools", "scale", "p1", "2", "--reason", "exam\x01week"),
+                 "--reason: Value error, text must not contain control characters")

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from lcm_cli import render
 from lcm_cli.commands.common import Context, Subparsers, UsageError, command, csv, group, paging, seg
 from lcm_cli.commands.workers import workers_table
@@ -146,7 +148,10 @@ def _pool_answer(ctx: Context, pool: dict[str, Any], said: str) -> None:
 
 
 def _scale(ctx: Context, args: argparse.Namespace) -> int:
-    request = ScaleRequest(workers=args.workers, reason=args.reason)
+    try:
+        request = ScaleRequest(workers=args.workers, reason=args.reason)
+    except ValidationError as exc:  # the command line's own input (a reason too long, a control character)
+        raise UsageError(f"--reason: {exc.errors()[0]['msg']}") from None
     pool = ctx.api.post(f"/api/pools/{seg(args.pool_id)}/scale", request.model_dump(exclude_none=True))
     _pool_answer(ctx, pool, f"held at {pool['desired_workers']} workers")
     return 0
