@@ -25,6 +25,11 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == " " else _escape(ch) for ch in text)
 
 
+def printable_lines(text: str) -> str:
+    """`printable` line by line: a table or a block keeps its line breaks, nothing else gets through."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 def _escape(ch: str) -> str:
     code = ord(ch)
     if unicodedata.category(ch) != "Cc" and not unicodedata.category(ch).startswith("Z"):

@@ -87,3 +87,15 @@ def test_an_event_field_cannot_send_escape_sequences_to_the_terminal(canned_stre
     ran = run_lcm("events", "tail", "--count", "1", env={"LCM_API_URL": canned_stream.url})
     assert ran.code == 0, ran.err
     assert ran.out.strip() == "2026-01-01 00:00:00  worker.updated  worker_id=w1 reason=x\\x1b]0;pwned\\x07\\x1b[2J"
+
+
+def test_a_message_built_from_an_answer_is_escaped_too(canned, run_lcm) -> None:
+    # `workers start` says what the API answered in a sentence of its own, not a table cell.
+    canned.status, canned.headers_out = 200, JSON
+    canned.body = json.dumps({"id": "w1", "name": "cml\u001b[2J-001", "status": "running"}).encode()
+    ran = run_lcm("workers", "start", "w1", env={"LCM_API_URL": canned.url})
+    assert ran.code == 0, ran.err
+    assert ran.out.strip() == "worker w1 (cml\\x1b[2J-001): status running, desired -"
+    as_json = run_lcm("--json", "workers", "start", "w1", env={"LCM_API_URL": canned.url})
+    assert "\x1b" not in as_json.out
+    assert json.loads(as_json.out)["name"] == "cml\u001b[2J-001"  # --json: the value itself, JSON-escaped

@@ -35,7 +35,9 @@ class Context:
         print(render.printable(text), file=self.err, flush=True)
 
     def emit(self, data: Any, human: Callable[[], str]) -> None:
-        self.print(render.as_json(data) if self.json else human())
+        # Human text is escaped as a whole too: a message built from the answer's values (`session X created`)
+        # does not go through the table's cells. JSON is escaped by json.dumps itself (ASCII only).
+        self.print(render.as_json(data) if self.json else render.printable_lines(human()))
 
     def emit_page(self, page: dict[str, Any], what: str, human: Callable[[list[Any]], str]) -> None:
         """A list answer (`items`, `total`): the page's JSON, or its table and a note when there is more."""
@@ -48,7 +50,7 @@ class Context:
         if not items:
             self.note(f"no {what}")
             return
-        self.print(human(items))
+        self.print(render.printable_lines(human(items)))
         total = page.get("total")
         note = render.page_note(len(items), total if isinstance(total, int) else len(items), what)
         if note:
