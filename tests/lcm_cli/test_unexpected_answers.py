@@ -99,3 +99,13 @@ def test_a_message_built_from_an_answer_is_escaped_too(canned, run_lcm) -> None:
     as_json = run_lcm("--json", "workers", "start", "w1", env={"LCM_API_URL": canned.url})
     assert "\x1b" not in as_json.out
     assert json.loads(as_json.out)["name"] == "cml\u001b[2J-001"  # --json: the value itself, JSON-escaped
+
+
+def test_events_tail_ends_on_a_redirect_or_a_page_that_is_not_an_event_stream(canned, run_lcm) -> None:
+    # Reconnecting would get the same answer forever: the tail ends with the reason instead.
+    canned.status, canned.headers_out, canned.body = 302, {"Location": "https://sso.example/login"}, b""
+    assert_one_line_error(run_lcm("events", "tail", env={"LCM_API_URL": canned.url}),
+                          "HTTP 302, a redirect to https://sso.example/login")
+    canned.status, canned.headers_out, canned.body = 200, {"Content-Type": "text/html"}, b"<html>sign in</html>"
+    assert_one_line_error(run_lcm("events", "tail", env={"LCM_API_URL": canned.url}),
+                          "unexpected answer (HTTP 200, text/html): not an event stream; is LCM_API_URL the API?")

@@ -18,7 +18,9 @@ from lcm_cli.transport.client import (
     USER_AGENT,
     ApiError,
     Credentials,
+    UnexpectedAnswer,
     error_of,
+    redirected,
     unreachable,
     unsendable,
     without_userinfo,
@@ -99,6 +101,14 @@ class EventTail:
                 delivered = False
                 try:
                     with http.stream("GET", STREAM_PATH, params=self.params, headers=self._headers()) as answer:
+                        if 300 <= answer.status_code < 400:
+                            raise redirected(answer)
+                        kind = answer.headers.get("Content-Type", "no content type").split(";")[0].strip()
+                        if answer.status_code < 300 and kind != "text/event-stream":
+                            # A login page or a proxy's answer: reconnecting would get the same, forever.
+                            raise UnexpectedAnswer("not an event stream", answer.status_code, sentence=(
+                                f"unexpected answer (HTTP {answer.status_code}, {kind[:60]}): not an event "
+                                f"stream; is LCM_API_URL the API?"))
                         if answer.status_code >= 400:
                             answer.read()
                             error = error_of(answer)
@@ -124,6 +134,8 @@ class EventTail:
                 except httpx.TransportError as exc:
                     why = unreachable(self.base_url, exc).message if not delivered else \
                         f"connection lost ({type(exc).__name__})"
+                except httpx.DecodingError:
+                    raise UnexpectedAnswer("DecodingError reading the event stream") from None
                 except httpx.InvalidURL:
                     raise ApiError(f"not a valid API URL {without_userinfo(self.base_url)!r}") from None
                 delay = self._first_delay if delivered else delay
