@@ -64,7 +64,8 @@ def test_ready_stays_200_degraded_and_names_etcd_when_etcd_is_down(mongo_server,
         assert ready.status_code == 200, ready.text
         assert ready.json()["status"] == "degraded"
         checks = ready.json()["checks"]
-        assert checks["mongodb"] == "ok" and checks["redis"] == "ok"
+        assert checks["mongodb"] == "ok"
+        assert checks["redis"] == "ok"
         assert checks["etcd"].startswith("error: ")
 
 
@@ -79,7 +80,8 @@ def test_ready_is_503_when_mongodb_is_down(redis_server, etcd_server) -> None:
         assert ready.json()["status"] == "not_ready"
         checks = ready.json()["checks"]
         assert checks["mongodb"].startswith("error: ")
-        assert checks["redis"] == "ok" and checks["etcd"] == "ok"
+        assert checks["redis"] == "ok"
+        assert checks["etcd"] == "ok"
 
 
 def test_kubernetes_readiness_probe_passes_while_the_cpa_serves_without_redis(control_plane_factory) -> None:
