@@ -64,6 +64,18 @@ def test_leaders_replicas_and_the_leaders_loops_as_the_controllers_report_them(c
     assert discovery.last_success is not None
     succeeded = discovery.last_success.timestamp()
     assert value(samples, "lcm_controller_loop_last_success_timestamp_seconds", **leader_loop) == succeeded
+    assert value(samples, "lcm_controller_loop_started_timestamp_seconds", **leader_loop) is None  # not run()
+
+    # A new leader whose first run has not finished: when it started, and no success yet.
+    hanging = LoopStats(name="metrics", interval_seconds=60)
+    hanging.start()
+    assert hanging.started is not None
+    report_status(cp, KEY_HOLDER, leading=True, loops=[discovery.to_dict(), hanging.to_dict()])
+    samples = scrape(cp)
+    new_loop = {**leader_loop, "loop": "metrics"}
+    assert value(samples, "lcm_controller_loop_started_timestamp_seconds", **new_loop) == hanging.started.timestamp()
+    assert value(samples, "lcm_controller_loop_running", **new_loop) == 1
+    assert value(samples, "lcm_controller_loop_last_success_timestamp_seconds", **new_loop) is None
     # A follower runs no loop: its figures are not series (a stalled-loop alert would fire on them).
     assert not [key for key in samples if ("identity", "wc-follower") in key[1] and "_loop_" in key[0]]
 
