@@ -4,10 +4,6 @@ the Prometheus rules read. Skipped without promtool like the rule tests (the rul
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -17,9 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from lcm_core.testing.devstack.stack import DEV_INTERVALS
-from lcm_core.testing.processes import free_port
 from tests.deploy.prometheus_rules import promtool, series_read_from_metrics
-from tests.e2e.stack import read_env
+from tests.e2e.stack import running_devstack
 
 #: The stack's first cycles: election, discovery of the seeded instances, a metrics collection, status reports.
 SETTLE_SECONDS = 240
@@ -29,28 +24,8 @@ SETTLE_SECONDS = 240
 def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     promtool()
     root = tmp_path_factory.mktemp("prometheus-stack")
-    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URL"}
-    env["LCM_API_PORT"] = str(free_port())
-    log_path = root / "devstack.out"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "lcm_core.testing.devstack", "--root", str(root),
-                                 "--replicas", "1"], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-        env_file = root / ".lcm" / "dev" / "stack.env"
-        started = time.monotonic()
-        try:
-            while not env_file.exists():
-                if proc.poll() is not None or time.monotonic() - started > 120:
-                    raise AssertionError(f"the local stack did not start:\n{log_path.read_text()[-5000:]}")
-                time.sleep(0.2)
-            yield read_env(env_file)
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+    with running_devstack(root) as env:
+        yield env
 
 
 def _scrape(env: dict[str, str]) -> list[Sample]:

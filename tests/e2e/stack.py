@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +17,7 @@ from typing import Any
 import boto3
 import httpx
 
+from lcm_core.testing.devstack import env_file as stack_env
 from lcm_core.testing.devstack.aws_seed import DEMO_TAG
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +101,38 @@ class LocalStack:
 
 
 def read_env(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line)
+    return stack_env.read(path)
+
+
+@contextmanager
+def running_devstack(root: Path, settings: Mapping[str, str] = {}) -> Iterator[dict[str, str]]:
+    """`python -m lcm_core.testing.devstack` (one replica of each controller) in `root` on a free API port, with
+    this process's environment plus `settings`: yields its stack.env once written, and stops it with Ctrl-C (its
+    process group killed if it does not stop within 30 s). The in-memory MongoDB of the stack, not a real one."""
+    from lcm_core.testing.processes import free_port
+
+    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URL"}
+    env.update(settings, LCM_API_PORT=str(free_port()))
+    log_path = root / "devstack.out"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "lcm_core.testing.devstack", "--root", str(root),
+                                 "--replicas", "1"], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+        env_path = root / ".lcm" / "dev" / "stack.env"
+        started = time.monotonic()
+        try:
+            while not env_path.exists():
+                if proc.poll() is not None or time.monotonic() - started > 120:
+                    raise AssertionError(f"the local stack did not start:\n{log_path.read_text()[-5000:]}")
+                time.sleep(0.2)
+            yield read_env(env_path)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
 
 
 def open_page(browser: Any, stack: LocalStack, width: int = 1280, height: int = 900) -> Any:
