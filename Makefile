@@ -14,7 +14,7 @@ STAMP    := $(VENV)/.lcm-installed
 DASHBOARD := control-plane-api/control_plane_api/dashboard
 NPM_STAMP := $(DASHBOARD)/node_modules/.lcm-installed
 PACKAGES := lcm-core/pyproject.toml control-plane-api/pyproject.toml \
-            worker-controller/pyproject.toml lablet-controller/pyproject.toml
+            worker-controller/pyproject.toml lablet-controller/pyproject.toml lcm-cli/pyproject.toml
 LOCK     := requirements.lock
 # The lock is resolved for what CI runs: CPython 3.11 on Linux x86_64, with pip-tools in a venv of its own.
 LOCK_PYTHON ?= python3.11
@@ -50,12 +50,13 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# Exactly the versions in requirements.lock, then the four local packages editable without dependencies (the
-# lock holds all of them); pip check fails when the lock no longer satisfies a pyproject.toml (run make lock).
+# Exactly the versions in requirements.lock, then the five local packages (the fifth is the `lcm` command line)
+# editable without dependencies (the lock holds all of them); pip check fails when the lock no longer satisfies a pyproject.toml (run make lock).
 # Reinstall only when the lock or a pyproject.toml changed: a second `make run` starts in seconds.
 $(STAMP): $(PY) $(PACKAGES) $(LOCK)
 	$(PIP) install --quiet -r $(LOCK)
-	$(PIP) install --quiet --no-deps -e lcm-core -e control-plane-api -e worker-controller -e lablet-controller
+	$(PIP) install --quiet --no-deps -e lcm-core -e control-plane-api -e worker-controller -e lablet-controller \
+		-e lcm-cli
 	$(PIP) check
 	@touch $(STAMP)
 
@@ -71,7 +72,7 @@ lock:
 	@if [ -f $(LOCK) ]; then cp $(LOCK) $(LOCK).tmp; else rm -f $(LOCK).tmp; fi
 	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --strip-extras --allow-unsafe \
 		--no-emit-index-url --no-emit-find-links --output-file $(LOCK).tmp $(LOCK_ARGS) requirements.in
-	@awk '/^-e file:/ { if (!noted++) print "# (the four local packages: installed editable by make, with --no-deps)"; \
+	@awk '/^-e file:/ { if (!noted++) print "# (the five local packages: installed editable by make, with --no-deps)"; \
 		skip = 1; next } skip && /^ +#/ { next } { skip = 0; print }' $(LOCK).tmp > $(LOCK)
 	@rm -f $(LOCK).tmp
 	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --strip-extras --allow-unsafe \
@@ -106,7 +107,7 @@ bench: $(STAMP)
 	$(PY) bench/placement.py $(PLACEMENT_ARGS)
 	$(PY) bench/autoscaling.py $(AUTOSCALING_ARGS)
 
-# Configured in pyproject.toml: [tool.ruff], [tool.mypy] (the four packages), [tool.importlinter].
+# Configured in pyproject.toml: [tool.ruff], [tool.mypy] (the five packages), [tool.importlinter].
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import httpx
 
+from lcm_core.testing.devstack import env_file as stack_env
 from lcm_core.testing.devstack.aws_seed import DEMO_TAG
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +95,7 @@ class LocalStack:
 
 
 def read_env(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line)
+    return stack_env.read(path)
 
 
 def open_page(browser: Any, stack: LocalStack, width: int = 1280, height: int = 900) -> Any:

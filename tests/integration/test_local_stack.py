@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,12 +15,13 @@ import boto3
 import httpx
 import pytest
 
+from lcm_core.testing.devstack import env_file as stack_env
 from lcm_core.testing.devstack.aws_seed import DEMO_TAG
 from lcm_core.testing.processes import free_port, port_is_open
 
 
 def read_env(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line)
+    return stack_env.read(path)
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -67,9 +69,26 @@ def test_local_stack_starts_serves_and_stops_without_leftovers(stack) -> None:
         "LCM_API_URL", "LCM_ADMIN_TOKEN", "LCM_VIEWER_TOKEN", "CONTROL_PLANE_API_KEY", "AWS_ENDPOINT_URL",
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "WORKER_DISCOVERY_REGIONS",
         "WORKER_DISCOVERY_AMI_NAME", "CML_SIMULATOR_URL", "CML_WORKER_API_USERNAME", "CML_WORKER_API_PASSWORD",
-        "MONGODB_URL", "REDIS_URL", "ETCD_HOST", "ETCD_PORT",
+        "MONGODB_URL", "REDIS_URL", "ETCD_HOST", "ETCD_PORT", "LCM_TOKEN",
     }
     assert expected <= env.keys()
+    assert env["LCM_TOKEN"] == env["LCM_ADMIN_TOKEN"]
+
+    # `source .lcm/dev/stack.env` (no `set -a`) and `lcm` works by its name: the variables are exported to the
+    # programs run after, and the venv's bin comes first on PATH. The shell starts with a PATH without the venv,
+    # and a config directory holding no session of its own.
+    venv_bin = str(Path(sys.executable).parent)
+    bare_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+    sourced = subprocess.run(
+        ["bash", "-c", f'source "{root}/.lcm/dev/stack.env" && lcm --json whoami && lcm pools list'],
+        capture_output=True, text=True, timeout=60, env={"PATH": bare_path, "LCM_CONFIG_DIR": str(root / "lcm-config")})
+    assert sourced.returncode == 0, sourced.stderr
+    me, _, table = sourced.stdout.partition("}\n")
+    me = json.loads(me + "}")
+    assert (me["subject"], me["roles"], me["credentials"], me["api_url"]) == (
+        "dev-admin", ["admin"], "LCM_TOKEN", env["LCM_API_URL"])
+    assert table.split()[:3] == ["ID", "NAME", "TRACK"]
+    assert len(table.strip().splitlines()) == 2  # the pool the stack seeds
 
     api = env["LCM_API_URL"]
     assert httpx.get(f"{api}/api/health").json() == {"status": "ok"}

@@ -20,7 +20,7 @@ from types import FrameType
 
 from lcm_core.logging import configure_logging
 from lcm_core.testing import servers
-from lcm_core.testing.devstack import aws_seed, pool_seed, tokens
+from lcm_core.testing.devstack import aws_seed, env_file, pool_seed, tokens
 from lcm_core.testing.processes import (
     ManagedProcess,
     ProcessGroup,
@@ -226,9 +226,12 @@ class Stack:
             time.sleep(0.2)
 
     def _write_env_file(self) -> None:
+        """Exported, shell-quoted (`env_file`): `source .lcm/dev/stack.env` and aws, curl and lcm find the stack.
+        `LCM_TOKEN` is the admin token again, under the name `lcm` reads; the venv's bin folder goes first on PATH so
+        that `lcm` runs by its name."""
         keys = [
-            "LCM_API_URL", "LCM_ADMIN_TOKEN", "LCM_VIEWER_TOKEN", "CONTROL_PLANE_API_KEY", "AWS_ENDPOINT_URL",
-            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION",
+            "LCM_API_URL", "LCM_TOKEN", "LCM_ADMIN_TOKEN", "LCM_VIEWER_TOKEN", "CONTROL_PLANE_API_KEY",
+            "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION",
             "WORKER_DISCOVERY_REGIONS", "WORKER_DISCOVERY_AMI_NAME", "CML_SIMULATOR_URL",
             "CML_WORKER_URL_TEMPLATE", "CML_WORKER_API_USERNAME", "CML_WORKER_API_PASSWORD", "MONGODB_URL",
             "REDIS_URL", "ETCD_HOST", "ETCD_PORT", "LCM_ADMIN_USER", "LCM_ADMIN_PASSWORD", "LCM_VIEWER_USER",
@@ -236,7 +239,8 @@ class Stack:
         ]
         path = self.options.env_file
         tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(f"{key}={self.env[key]}\n" for key in keys))
+        values = {**self.env, "LCM_TOKEN": self.env["LCM_ADMIN_TOKEN"]}
+        tmp.write_text(env_file.render({key: values[key] for key in keys}, bin_dir=Path(sys.executable).parent))
         tmp.chmod(0o600)
         tmp.replace(path)
 
@@ -274,8 +278,10 @@ def _banner(stack: Stack, elapsed: float) -> str:
         f"  local AWS        {env['AWS_ENDPOINT_URL']}  (regions {env['WORKER_DISCOVERY_REGIONS']})",
         f"  CML simulator    {env['CML_SIMULATOR_URL']}/hosts/<instance-id>/api/v0",
         f"  logs             {opts.state_dir / 'logs'}",
-        f"  environment      source {opts.env_file.relative_to(opts.root)}",
-        "  try              curl -s $LCM_API_URL/api/health",
+        f"  environment      source {opts.env_file.relative_to(opts.root)}   "
+        "(exports LCM_API_URL, LCM_TOKEN, AWS_*; puts the venv's lcm on PATH)",
+        "  then try         lcm workers list     (the `lcm` command line; lcm --help)",
+        "                   lcm events tail      (live events; Ctrl-C ends)",
         '                   curl -s -H "Authorization: Bearer $LCM_ADMIN_TOKEN" $LCM_API_URL/api/workers',
         "Press Ctrl-C to stop everything.",
         "",

@@ -1,0 +1,1 @@
+"""HTTP to the control-plane API: the only part of the CLI that imports an HTTP client."""
