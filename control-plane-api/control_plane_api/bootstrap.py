@@ -135,7 +135,10 @@ class ControlPlane:
                                          review_ratio=settings.lablet_observation_review_ratio, costs=costs)
         pools = PoolService(pool_repository, workers, template_repository, session_repository, relay, etcd,
                             lead_times)
-        controllers = ControllerStatusService(ControllerStatusRepository(db["controller_status"]), relay, etcd)
+        controller_reports = ControllerStatusRepository(db["controller_status"])
+        controllers = ControllerStatusService(
+            controller_reports, relay, etcd,
+            retention=timedelta(seconds=settings.controller_status_retention_seconds))
 
         return cls(
             settings=settings, infrastructure=infra, relay=relay, etcd=etcd, workers=workers,
@@ -160,7 +163,7 @@ class ControlPlane:
                 account_failures=settings.login_account_failures)),
             oidc=OidcLogin(_oidc_client(settings), settings.session_secret.get_secret_value()),
             indexed=[worker_repository, history, definition_repository, session_repository, pool_repository,
-                     lead_times, cost_intervals, cost_holdings],
+                     lead_times, cost_intervals, cost_holdings, controller_reports],
             versioned={"worker": worker_repository, "worker_telemetry": telemetry,
                        "lablet_definition": definition_repository, "lablet_session": session_repository,
                        "pool": pool_repository},

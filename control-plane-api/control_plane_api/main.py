@@ -92,7 +92,8 @@ def run() -> None:
     """Console entry point: `lcm-control-plane-api`."""
     settings = load_settings(ControlPlaneSettings)
     configure_logging(SERVICE, settings.log_level, settings.log_format)
-    with exported_traces(SERVICE, settings.otel_exporter_otlp_endpoint):
+    with exported_traces(SERVICE, settings.otel_exporter_otlp_endpoint,
+                         traces_endpoint=settings.otel_exporter_otlp_traces_endpoint):
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
                     access_log=False, timeout_keep_alive=int(settings.keep_alive_seconds))
 

@@ -134,6 +134,13 @@ class ControlPlaneSettings(LcmSettings, EtcdSettings, FleetDefaults):
     metrics_history_hours: float = Field(default=24.0, gt=0, le=24 * 90, validation_alias="METRICS_HISTORY_HOURS")
     """How long each worker's utilisation samples are kept for the dashboard's charts."""
 
+    controller_status_retention_seconds: float = Field(default=3600.0, ge=1, le=30 * 86400,
+                                                       validation_alias="CONTROLLER_STATUS_RETENTION_SECONDS")
+    """How long the last report of a controller replica that stopped reporting is kept. A controller's identity
+    is its pod name in Kubernetes, new at every rollout: older reports are deleted (at most once a minute),
+    except each service's newest, so `lcm_controller_replicas{service}` stays present (at 0) for the
+    not-reporting alert. Keep it well above the report interval (15 s)."""
+
     oidc_login_client_id: str | None = Field(default=None, validation_alias="AUTH_OIDC_LOGIN_CLIENT_ID")
     """Client the dashboard's "Sign in with SSO" uses at `AUTH_OIDC_ISSUER` (authorization code + PKCE; the
     CPA exchanges the code). Unset: no SSO button, only local users."""

@@ -159,5 +159,6 @@ def run_controller(service: str, settings: ControllerSettings, host: ControllerH
     """Console entry point body shared by the controllers: logging, tracing, then serve until stopped (the last
     spans are flushed after)."""
     configure_logging(service, settings.log_level, settings.log_format)
-    with exported_traces(service, settings.otel_exporter_otlp_endpoint):
+    with exported_traces(service, settings.otel_exporter_otlp_endpoint,
+                         traces_endpoint=settings.otel_exporter_otlp_traces_endpoint, instance_id=settings.identity):
         uvicorn.run(host.create_app(), host=settings.host, port=port, log_config=None, access_log=False)

@@ -38,7 +38,13 @@ class LcmSettings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
     )
-    """OTLP/HTTP collector URL. Tracing is a no-op when unset."""
+    """OTLP/HTTP collector base URL (spans go to its `/v1/traces`). Tracing is a no-op when unset (and the next
+    is too)."""
+
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
+    """OTLP/HTTP traces URL, used as is (no `/v1/traces` appended); wins over the base URL above."""
 
     def secret_fields(self) -> dict[str, SecretStr]:
         """Every SecretStr field of this settings object, by name."""

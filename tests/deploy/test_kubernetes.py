@@ -17,6 +17,7 @@ from tests.deploy import network_policy as netpol
 from tests.deploy.deployment_model import (
     CONTROLLERS,
     LCM_SERVICES,
+    ROOT,
     SECRET_NAME,
     SECRET_TEMPLATE,
     allowed_env,
@@ -211,6 +212,36 @@ def test_every_deployment_has_a_disruption_budget_that_lets_one_pod_go(overlay: 
             assert spec["maxUnavailable"] >= 1, f"{overlay}: {name}"
         else:
             assert spec["minAvailable"] < replicas, f"{overlay}: {name} minAvailable must stay below {replicas}"
+        # Every replica is unready while a dependency is down (MongoDB for the CPA, etcd for the controllers),
+        # e.g. while the drain itself moves it: the default IfHealthyBudget then refuses every eviction.
+        assert spec.get("unhealthyPodEvictionPolicy") == "AlwaysAllow", f"{overlay}: {name} {spec}"
+
+
+def eviction_allowed(budget: dict[str, Any], replicas: int, ready: int, evicting_ready: bool) -> bool:
+    """The eviction API's decision for one pod (PodDisruptionBudgetSpec, policy/v1): desiredHealthy is
+    replicas - maxUnavailable; a ready pod may go while currentHealthy - desiredHealthy > 0; a running but
+    unready pod, under the default IfHealthyBudget, only while currentHealthy >= desiredHealthy, under
+    AlwaysAllow at any time."""
+    spec = budget["spec"]
+    desired = replicas - int(spec["maxUnavailable"])
+    if evicting_ready:
+        return ready - desired > 0
+    if spec.get("unhealthyPodEvictionPolicy") == "AlwaysAllow":
+        return True
+    return ready >= desired
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_drain_is_not_blocked_while_every_replica_is_unready(overlay: str) -> None:
+    """docs/deployment.md promises that a node drain "never blocks": with no replica ready, one unready pod may
+    still be evicted; with every replica ready, one may go."""
+    assert "never blocks" in (ROOT / "docs" / "deployment.md").read_text()
+    budgets = of_kind(overlay, "PodDisruptionBudget")
+    for name, deployment in of_kind(overlay, "Deployment").items():
+        replicas = deployment["spec"]["replicas"]
+        assert eviction_allowed(budgets[name], replicas, ready=0, evicting_ready=False), (
+            f"{overlay}: {name}, {replicas} replicas none ready: every eviction refused ({budgets[name]['spec']})")
+        assert eviction_allowed(budgets[name], replicas, ready=replicas, evicting_ready=True), f"{overlay}: {name}"
 
 
 # ------------------------------------------------------------------------------------ NetworkPolicies

@@ -86,6 +86,8 @@ class LoopReport(BaseModel):
     last_success: Instant | None = None
     last_duration_seconds: Number | None = Field(default=None, ge=0)
     last_error: Text | None = Field(default=None, max_length=2000)
+    started: Instant | None = None
+    """When the loop began running on this replica (it became leader)."""
 
 
 class ControllerStatusReport(_Body):

@@ -84,6 +84,8 @@ def _loop_series(c: ControllerReadings) -> Iterator[GaugeMetricFamily | CounterM
                                  "finished a run", labels=_LOOP_LABELS)
     last_success = GaugeMetricFamily("lcm_controller_loop_last_success_timestamp_seconds", "When a leader's loop "
                                      "last finished a run that succeeded", labels=_LOOP_LABELS)
+    started = GaugeMetricFamily("lcm_controller_loop_started_timestamp_seconds", "When a leader's loop began "
+                                "running (its replica became leader)", labels=_LOOP_LABELS)
     for loop in c.loops:
         labels = [loop.service, loop.identity, loop.loop]
         running.add_metric(labels, 1 if loop.running else 0)
@@ -96,7 +98,9 @@ def _loop_series(c: ControllerReadings) -> Iterator[GaugeMetricFamily | CounterM
             last_run.add_metric(labels, loop.last_run.timestamp())
         if loop.last_success is not None:
             last_success.add_metric(labels, loop.last_success.timestamp())
-    yield from (running, interval, runs, failures, in_a_row, last_run, last_success)
+        if loop.started is not None:
+            started.add_metric(labels, loop.started.timestamp())
+    yield from (running, interval, runs, failures, in_a_row, last_run, last_success, started)
 
 
 def _licence_series(licences: LicenceReadings) -> Iterator[GaugeMetricFamily]:

@@ -6,10 +6,30 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lcm_core import tracing
+
+_TRACEPARENT = tracing.TRACEPARENT.encode()
+_TRACESTATE = tracing.TRACESTATE.encode()
+
+
+def _callers_context(scope: Scope) -> Context:
+    """The context of the caller's `traceparent` and `tracestate` (checked and bounded by `tracing.extract`)."""
+    traceparents: list[str] = []
+    tracestates: list[str] = []
+    # Header names come lower-cased in ASGI; a header sent several times is several entries: `tracestate` fields
+    # are joined with commas (RFC 9110), more than one `traceparent` is no usable context.
+    for name, value in scope.get("headers", ()):
+        if name == _TRACEPARENT:
+            traceparents.append(value.decode("latin-1"))
+        elif name == _TRACESTATE:
+            tracestates.append(value.decode("latin-1"))
+    if len(traceparents) != 1:
+        return Context()
+    return tracing.extract(traceparents[0], ",".join(tracestates) if tracestates else None)
 
 
 class RequestSpans:
@@ -23,9 +43,8 @@ class RequestSpans:
             await self.inner(scope, receive, send)
             return
         method = scope["method"]
-        # Header names come lower-cased in ASGI; `traceparent` and `tracestate` are ASCII.
-        caller = tracing.extract({name.decode("latin-1"): value.decode("latin-1")
-                                  for name, value in scope.get("headers", ())})
+        # Tracing off (no endpoint configured): the caller's context is not even read.
+        caller = _callers_context(scope) if tracing.enabled() else None
         # Named once routed (below): the template is known only after the router has matched the path.
         with tracing.tracer().start_as_current_span(method, context=caller, kind=SpanKind.SERVER,
                                                     record_exception=False) as span:

@@ -194,6 +194,10 @@ class ControllerReports(Protocol):
         """Every stored report: {service, identity, report, received_at}."""
         ...
 
+    async def forget_older_than(self, before: datetime) -> int:
+        """Delete reports received before `before`, keeping each service's newest; how many were deleted."""
+        ...
+
 
 class LeaderDirectory(Protocol):
     async def leader_holders(self) -> dict[str, KeyHolder]:

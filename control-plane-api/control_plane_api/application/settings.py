@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -177,11 +177,15 @@ class ControllerStatusService:
     stale and who leads (`domain.controller_status`)."""
 
     def __init__(self, repository: ControllerReports, publisher: Publisher, leaders: LeaderDirectory,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, retention: timedelta = timedelta(hours=1)) -> None:
         self._repo = repository
         self._publisher = publisher
         self._leaders = leaders
         self._clock = clock
+        self._retention = retention
+        # Deleting is a write on the read path (each scrape): once a minute is enough to keep reads bounded.
+        self._forget_every = min(retention, timedelta(minutes=1))
+        self._forgot_at: datetime | None = None
 
     async def record(self, report: dict[str, Any]) -> None:
         now = self._clock()
@@ -201,6 +205,7 @@ class ControllerStatusService:
             logger.warning("controllers overview without the election keys: %s", exc)
             holders = None
         now = self._clock()
+        await self._forget_gone_replicas(now)
         by_service: dict[str, list[StoredReport]] = {}
         for doc in await self._repo.all():
             by_service.setdefault(doc["service"], []).append(
@@ -219,3 +224,13 @@ class ControllerStatusService:
                     "reason": replica.reason, "received_at": stored.received_at})
                 for stored, replica in shown.replicas])
         return ControllersOverview(controllers=services, timestamp=now, etcd_reachable=holders is not None)
+
+    async def _forget_gone_replicas(self, now: datetime) -> None:
+        """A replica's identity is its pod name, new at every rollout or reschedule: without this, each read
+        would walk the last report of every pod the controllers ever had."""
+        if self._forgot_at is not None and now - self._forgot_at < self._forget_every:
+            return
+        self._forgot_at = now
+        forgotten = await self._repo.forget_older_than(now - self._retention)
+        if forgotten:
+            logger.info("forgot %d controller replica reports older than %s", forgotten, self._retention)

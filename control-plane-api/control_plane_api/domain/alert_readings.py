@@ -48,6 +48,7 @@ class LoopReading:
     consecutive_failures: int
     last_run: datetime | None
     last_success: datetime | None
+    started: datetime | None = None
 
 
 def _count(value: object) -> int:
@@ -83,7 +84,8 @@ def loop_readings(service: str, identity: str, loops: object) -> list[LoopReadin
             service=service, identity=identity, loop=raw["name"], running=raw.get("running") is True,
             interval_seconds=_seconds(raw.get("interval_seconds")), runs=_count(raw.get("runs")),
             failures=_count(raw.get("failures")), consecutive_failures=_count(raw.get("consecutive_failures")),
-            last_run=_instant(raw.get("last_run")), last_success=_instant(raw.get("last_success"))))
+            last_run=_instant(raw.get("last_run")), last_success=_instant(raw.get("last_success")),
+            started=_instant(raw.get("started"))))
     return readings
 
 

@@ -117,5 +117,26 @@ class ControllerStatusRepository:
             except DuplicateKeyError:
                 continue  # another replica inserted it first: replace again
 
+    async def ensure_indexes(self) -> None:
+        await self._c.create_index([("received_at", ASCENDING)], name="received_at")
+
     async def all(self) -> list[dict[str, Any]]:
         return [d async for d in self._c.find({}).sort("_id", ASCENDING)]
+
+    async def forget_older_than(self, before: datetime) -> int:
+        """Delete the reports received before `before`, except each service's newest when the service has no
+        later one (what keeps a service that stopped reporting known)."""
+        old = [d async for d in self._c.find({"received_at": {"$lt": before}},
+                                             {"_id": 1, "service": 1, "received_at": 1})]
+        kept: dict[str, dict[str, Any]] = {}
+        for doc in old:
+            if doc["service"] not in kept or doc["received_at"] > kept[doc["service"]]["received_at"]:
+                kept[doc["service"]] = doc
+        for service in list(kept):
+            if await self._c.find_one({"service": service, "received_at": {"$gte": before}}, {"_id": 1}):
+                del kept[service]
+        keep = {doc["_id"] for doc in kept.values()}
+        gone = [doc["_id"] for doc in old if doc["_id"] not in keep]
+        if not gone:
+            return 0
+        return (await self._c.delete_many({"_id": {"$in": gone}})).deleted_count

@@ -15,7 +15,8 @@ autoscaler), only when the reason changed, so a full fleet does not cost a write
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +36,12 @@ logger = logging.getLogger(__name__)
 #: Workers tried for one session in one pass before it waits for the next pass.
 MAX_ATTEMPTS_PER_SESSION = 3
 
+#: Placements traced (`session.place`, with their calls to the CPA) in one pass. A pass is one trace: after an
+#: outage, or with a backlog a new pool is to absorb, one pass may attempt thousands of sessions, a trace past
+#: the SDK's span queue (2048 by default) that then drops spans of every other trace too. The first ones show
+#: what the pass did; the rest run unsampled and are counted on `sessions.schedule` (`lcm.sessions.untraced`).
+MAX_TRACED_PLACEMENTS = 100
+
 
 @dataclass
 class PassOutcome:
@@ -45,6 +52,11 @@ class PassOutcome:
     waiting_for_capacity: int = 0
     """Sessions left pending waiting for their track's pool to grow (`waiting_for_pool`)."""
     conflicts: int = 0
+    attempted: int = 0
+    """Sessions the pass called the CPA for: a reservation, or a new reason to stay pending recorded. The others
+    waited with the reason they already had."""
+    untraced: int = 0
+    """Attempted sessions past `MAX_TRACED_PLACEMENTS`, not traced."""
     latencies_ms: list[float] = field(default_factory=list)
 
     def stats(self) -> dict[str, object]:
@@ -82,10 +94,15 @@ class SchedulingPass:
                             pool_id=pool_id)
 
     async def run_once(self) -> PassOutcome:
-        """One pass, one trace (`sessions.schedule`), with a `session.place` span per pending session."""
+        """One pass, one trace (`sessions.schedule`), with a `session.place` span per session attempted (up to
+        `MAX_TRACED_PLACEMENTS`): the sessions that only wait again cost no span."""
         with tracing.tracer().start_as_current_span("sessions.schedule") as span:
             outcome = await self._run_once()
-            span.set_attributes({"lcm.sessions.pending": outcome.pending, "lcm.sessions.scheduled": outcome.scheduled})
+            span.set_attributes({"lcm.sessions.pending": outcome.pending, "lcm.sessions.scheduled": outcome.scheduled,
+                                 "lcm.sessions.attempted": outcome.attempted,
+                                 "lcm.sessions.untraced": outcome.untraced,
+                                 "lcm.sessions.no_candidate": outcome.no_candidate,
+                                 "lcm.sessions.waiting_for_capacity": outcome.waiting_for_capacity})
             return outcome
 
     async def _run_once(self) -> PassOutcome:
@@ -108,26 +125,52 @@ class SchedulingPass:
         return outcome
 
     async def _place(self, session: SessionWorkView, outcome: PassOutcome, pool_ids: Mapping[str, str]) -> None:
-        with tracing.tracer().start_as_current_span("session.place") as span:
-            span.set_attribute(tracing.SESSION_ID, session.id)
-            await self._place_traced(session, outcome, pool_ids, span)
-
-    async def _place_traced(self, session: SessionWorkView, outcome: PassOutcome, pool_ids: Mapping[str, str],
-                            span: Span) -> None:
         try:
             req = await self.requirements(session, pool_ids.get(session.lab_track) if session.lab_track else None)
         except NotFoundError:
             logger.warning("session %s: definition %s v%s not found", session.id, session.definition_id,
                            session.definition_version)
             return
-        for _ in range(MAX_ATTEMPTS_PER_SESSION):
-            decision = self.scheduler.decide(req)
-            outcome.latencies_ms.append(decision.latency_ms)
+        decision = self._decide(req, outcome)
+        if not decision.success and session.pending_reason == decision.reason:
+            self._count_waiting(decision, outcome)  # waits again, for the reason already recorded: nothing to do
+            return
+        outcome.attempted += 1
+        with self._placement_span(session, outcome) as span:
+            await self._attempt(session, req, decision, outcome, span)
+
+    @contextmanager
+    def _placement_span(self, session: SessionWorkView, outcome: PassOutcome) -> Iterator[Span]:
+        if outcome.attempted > MAX_TRACED_PLACEMENTS:
+            outcome.untraced += 1
+            with tracing.unsampled() as quiet:
+                yield quiet
+            return
+        with tracing.tracer().start_as_current_span("session.place") as span:
+            span.set_attribute(tracing.SESSION_ID, session.id)
+            yield span
+
+    def _decide(self, req: Requirements, outcome: PassOutcome) -> Decision:
+        decision = self.scheduler.decide(req)
+        outcome.latencies_ms.append(decision.latency_ms)
+        return decision
+
+    @staticmethod
+    def _count_waiting(decision: Decision, outcome: PassOutcome) -> None:
+        if decision.waiting_for_pool is not None:
+            outcome.waiting_for_capacity += 1
+        else:
+            outcome.no_candidate += 1
+
+    async def _attempt(self, session: SessionWorkView, req: Requirements, decision: Decision, outcome: PassOutcome,
+                       span: Span) -> None:
+        """Reserve `decision`'s worker, or the next candidate's after a refusal (up to
+        `MAX_ATTEMPTS_PER_SESSION`); no candidate (left): record why the session stays pending."""
+        for attempt in range(MAX_ATTEMPTS_PER_SESSION):
+            if attempt:
+                decision = self._decide(req, outcome)
             if not decision.success or decision.worker_id is None:
-                if decision.waiting_for_pool is not None:
-                    outcome.waiting_for_capacity += 1
-                else:
-                    outcome.no_candidate += 1
+                self._count_waiting(decision, outcome)
                 await self._record_no_candidate(session, decision)
                 return
             try:

@@ -40,12 +40,19 @@ class LoopStats:
     last_success: datetime | None = None
     last_duration_seconds: float | None = None
     last_error: str | None = None
+    started: datetime | None = None
+    """When the loop last began running (its replica became leader): a loop whose first run never ends has
+    no `last_success` of this term, and this is what its stall is measured from."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def success_rate(self) -> float | None:
         """Percentage of successful runs, None before the first run."""
         return round(100.0 * self.successes / self.runs, 1) if self.runs else None
+
+    def start(self) -> None:
+        self.running = True
+        self.started = datetime.now(UTC)
 
     def record(self, ok: bool, started: float, error: str | None = None) -> None:
         self.runs += 1
@@ -74,6 +81,7 @@ class LoopStats:
             "last_success": self.last_success.isoformat() if self.last_success else None,
             "last_duration_seconds": self.last_duration_seconds,
             "last_error": self.last_error,
+            "started": self.started.isoformat() if self.started else None,
             **self.extra,
         }
 
@@ -112,7 +120,7 @@ class PeriodicLoop:
         self._wake.set()
 
     async def run(self) -> None:
-        self.stats.running = True
+        self.stats.start()
         consecutive_failures = 0
         try:
             while True:
@@ -246,7 +254,7 @@ class ReconcileLoop:
     # -- running --------------------------------------------------------------------------------
     async def run(self) -> None:
         """Run workers and the resync loop until cancelled."""
-        self.stats.running = True
+        self.stats.start()
         tasks = [asyncio.create_task(self._worker(), name=f"{self.name}-worker-{i}")
                  for i in range(self._concurrency)]
         resync = PeriodicLoop(f"{self.name}-resync", self._resync, self._resync_interval)

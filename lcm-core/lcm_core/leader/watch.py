@@ -91,7 +91,7 @@ class KeyWatchLoop:
 
     async def run(self) -> None:
         e = self.etcd
-        self.stats.running = True
+        self.stats.start()
         try:
             await watch_prefix(
                 lambda: aetcd.Client(host=e.etcd_host, port=e.etcd_port, timeout=int(e.etcd_timeout_seconds)),

@@ -5,7 +5,8 @@ per span (an operator watching `make run` locally, without a tracing backend):
     OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 make run
 
 It accepts `POST /v1/traces` with an `ExportTraceServiceRequest` in protobuf (what the OTLP/HTTP exporter
-sends; gzip or deflate too) and answers the empty `ExportTraceServiceResponse`. Nothing is stored but in memory.
+sends; gzip or deflate too) and answers the empty `ExportTraceServiceResponse`. Nothing is stored but in
+memory (the printing receiver keeps only the latest spans).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -34,6 +36,10 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 PROTOBUF = "application/x-protobuf"
 MAX_DECODED_BYTES = 4 * MAX_BODY_BYTES
 """A compressed body inflating past this is refused (413): a small body cannot take the memory."""
+IDLE_TIMEOUT_SECONDS = 60.0
+"""A connection's socket timeout: longer than the SDK's pause between exports (5 s, OTEL_BSP_SCHEDULE_DELAY), so
+the exporter's kept-alive connection is reused, while a client that connects and stalls does not hold a thread
+(and its socket) forever."""
 
 
 class TooLarge(ValueError):
@@ -74,6 +80,8 @@ class ReceivedSpan:
     attributes: dict[str, Any] = field(default_factory=dict)
     links: tuple[str, ...] = ()
     """The span ids this span links to."""
+    instance: str | None = None
+    """The exporting process's `service.instance.id` (None when it sent none)."""
 
     def line(self) -> str:
         """One line for a terminal: service, trace, span, parent, name, kind, status, then the attributes."""
@@ -106,22 +114,31 @@ def decode(body: bytes) -> list[ReceivedSpan]:
     request.ParseFromString(body)
     spans: list[ReceivedSpan] = []
     for resource_spans in request.resource_spans:
-        service = str(_attributes(resource_spans.resource.attributes).get("service.name", "unknown"))
+        resource = _attributes(resource_spans.resource.attributes)
+        service = str(resource.get("service.name", "unknown"))
+        instance = resource.get("service.instance.id")
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 spans.append(ReceivedSpan(
                     service=service, trace_id=span.trace_id.hex(), span_id=span.span_id.hex(),
                     parent_span_id=span.parent_span_id.hex() or None, name=span.name,
                     kind=SPAN_KINDS.get(span.kind, str(span.kind)), status=STATUS_CODES.get(span.status.code, "?"),
-                    attributes=_attributes(span.attributes), links=tuple(link.span_id.hex() for link in span.links)))
+                    attributes=_attributes(span.attributes), links=tuple(link.span_id.hex() for link in span.links),
+                    instance=None if instance is None else str(instance)))
     return spans
 
 
+RECENT_SPANS_KEPT = 1_000
+"""Spans a receiver handing each span on (`on_span`: the printing one, left running beside `make run`) keeps:
+the latest only, so its memory does not grow with every metrics cycle for as long as it runs."""
+
+
 class OtlpReceiver:
-    """The spans received so far (thread-safe), and whoever wants each one as it comes (`on_span`)."""
+    """The spans received so far (thread-safe), and whoever wants each one as it comes (`on_span`). With
+    `on_span` only the latest `RECENT_SPANS_KEPT` are kept; without it (a test's receiver) every one is."""
 
     def __init__(self, on_span: Callable[[ReceivedSpan], None] | None = None) -> None:
-        self._spans: list[ReceivedSpan] = []
+        self._spans: deque[ReceivedSpan] = deque(maxlen=RECENT_SPANS_KEPT if on_span is not None else None)
         self._changed = threading.Condition()
         self._on_span = on_span
 
@@ -150,9 +167,11 @@ class OtlpReceiver:
             return found
 
 
-def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
+def _handler(receiver: OtlpReceiver, idle_timeout: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: the exporter reuses its connection
+        timeout = idle_timeout
+        """A connection silent this long (between requests or within one) is closed, its thread freed."""
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the spans are the output."""
@@ -200,9 +219,10 @@ def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve_receiver(receiver: OtlpReceiver, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def serve_receiver(receiver: OtlpReceiver, host: str = "127.0.0.1", port: int = 0,
+                   idle_timeout: float = IDLE_TIMEOUT_SECONDS) -> Iterator[str]:
     """Yield the endpoint to give as OTEL_EXPORTER_OTLP_ENDPOINT (`http://host:port`) while `receiver` serves."""
-    server = ThreadingHTTPServer((host, port), _handler(receiver))
+    server = ThreadingHTTPServer((host, port), _handler(receiver, idle_timeout))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="otlp-receiver", daemon=True)
     thread.start()

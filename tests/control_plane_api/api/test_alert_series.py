@@ -14,6 +14,7 @@ from lcm_core.testing.processes import free_port
 from tests.fixtures.control_plane import discovered
 from tests.fixtures.lablet_api import LABLET, create_definition, create_session, ready_workers, schedule_body
 from tests.fixtures.metrics import post_report
+from tests.fixtures.polling import wait_for
 
 WORKER_CONTROLLER = "worker-controller"
 #: The identity the fixture's `leader()` writes into the election key: a report from it is the judged leader.
@@ -63,6 +64,18 @@ def test_leaders_replicas_and_the_leaders_loops_as_the_controllers_report_them(c
     assert discovery.last_success is not None
     succeeded = discovery.last_success.timestamp()
     assert value(samples, "lcm_controller_loop_last_success_timestamp_seconds", **leader_loop) == succeeded
+    assert value(samples, "lcm_controller_loop_started_timestamp_seconds", **leader_loop) is None  # not run()
+
+    # A new leader whose first run has not finished: when it started, and no success yet.
+    hanging = LoopStats(name="metrics", interval_seconds=60)
+    hanging.start()
+    assert hanging.started is not None
+    report_status(cp, KEY_HOLDER, leading=True, loops=[discovery.to_dict(), hanging.to_dict()])
+    samples = scrape(cp)
+    new_loop = {**leader_loop, "loop": "metrics"}
+    assert value(samples, "lcm_controller_loop_started_timestamp_seconds", **new_loop) == hanging.started.timestamp()
+    assert value(samples, "lcm_controller_loop_running", **new_loop) == 1
+    assert value(samples, "lcm_controller_loop_last_success_timestamp_seconds", **new_loop) is None
     # A follower runs no loop: its figures are not series (a stalled-loop alert would fire on them).
     assert not [key for key in samples if ("identity", "wc-follower") in key[1] and "_loop_" in key[0]]
 
@@ -95,6 +108,30 @@ def test_a_controller_that_stops_reporting_has_no_replica_left(control_plane) ->
         assert time.monotonic() < deadline, "the replica never went stale"
         time.sleep(0.5)
     assert value(samples, "lcm_controller_leaders", service=LABLET) == 0
+
+
+def test_reports_of_pods_long_gone_are_forgotten_and_the_service_stays_at_zero(control_plane_factory) -> None:
+    """A controller's identity is its pod name, new at every rollout: the CPA forgets the reports of replicas
+    silent for longer than CONTROLLER_STATUS_RETENTION_SECONDS (one second here), so a scrape and
+    GET /api/system/controllers do not walk every pod ever seen; the service's newest report stays, so
+    `lcm_controller_replicas{service}` is still there, at 0, for LcmControllerNotReporting."""
+    cp = control_plane_factory(CONTROLLER_STATUS_RETENTION_SECONDS=1)
+    gone_pods = 300
+    for n in range(gone_pods):
+        report_status(cp, f"worker-controller-7c9d8-{n:05d}", leading=False, loops=[], interval=0.05)
+    newest = f"worker-controller-7c9d8-{gone_pods - 1:05d}"
+
+    def replicas_kept() -> list[dict]:
+        with cp.client() as http:
+            answer = http.get("/api/system/controllers", headers=cp.viewer())
+        assert answer.status_code == 200, answer.text
+        replicas = answer.json()["controllers"][WORKER_CONTROLLER]["replicas"]
+        return replicas if len(replicas) == 1 else []
+
+    (kept,) = wait_for(f"the reports of {gone_pods - 1} gone pods forgotten", replicas_kept)
+    assert kept["identity"] == newest
+    assert kept["stale"] is True
+    assert value(scrape(cp), "lcm_controller_replicas", service=WORKER_CONTROLLER) == 0
 
 
 def test_workers_by_licence_and_the_soonest_expiry(control_plane) -> None:

@@ -4,6 +4,8 @@ the CPA's own work under it."""
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -93,3 +95,57 @@ def test_a_metrics_report_shows_the_cpa_writes_under_its_request(control_plane, 
                 and s.parent.span_id == context_of(server).span_id}
     assert set(children) == {"metrics.load", "metrics.store", "metrics.publish"}
     assert children["metrics.load"].attributes == {tracing.REPORTS_COUNT: 0}
+
+
+CALLERS_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+"""A valid W3C traceparent: trace 0af7..., span b7ad..., sampled."""
+
+
+def opentelemetry_warnings(caplog: pytest.LogCaptureFixture, echoed: str) -> list[str]:
+    return [f"{r.name}: {r.getMessage()[:80]}" for r in caplog.records
+            if r.levelno >= logging.WARNING and (r.name.startswith("opentelemetry") or echoed in r.getMessage())]
+
+
+@pytest.mark.parametrize(("header", "value"), [
+    ("tracestate", "x" * 4000 + "=\u00e9"),  # not a W3C list-member
+    ("tracestate", ",".join(f"k{i}=v" for i in range(40))),  # over W3C's 32 list-members
+    ("tracestate", ",".join(f"vendor{i}=" + "v" * 40 for i in range(12))),  # over the 512 characters
+    ("baggage", "k=" + "v" * 9000),  # over the baggage propagator's 8192 bytes
+])
+def test_anonymous_trace_context_headers_cannot_write_to_the_log(control_plane, spans, caplog, header: str,
+                                                                 value: str) -> None:
+    """OpenTelemetry logs a WARNING quoting each malformed or oversized header it parses: the CPA checks and
+    bounds them first, so a caller cannot have its own text logged at every request. The caller's traceparent
+    still counts; what is invalid beside it is dropped, as W3C says."""
+    with caplog.at_level(logging.WARNING):
+        for _ in range(5):
+            answer = httpx.get(f"{control_plane.url}/api/health",
+                               headers={b"traceparent": CALLERS_TRACEPARENT.encode(),
+                                        header.encode(): value.encode("latin-1")})
+            assert answer.status_code == 200
+    servers = server_spans(spans, 5)
+    assert opentelemetry_warnings(caplog, value[:100]) == []
+    for server in servers:
+        assert server.parent is not None
+        assert f"{server.parent.trace_id:032x}-{server.parent.span_id:016x}" in CALLERS_TRACEPARENT
+        assert not context_of(server).trace_state
+
+
+def test_an_oversized_traceparent_starts_a_trace_without_a_warning(control_plane, spans, caplog) -> None:
+    with caplog.at_level(logging.WARNING):
+        answer = httpx.get(f"{control_plane.url}/api/health",
+                           headers={"traceparent": CALLERS_TRACEPARENT[:-2] + "01-" + "f" * 600})
+    assert answer.status_code == 200
+    (server,) = server_spans(spans, 1)
+    assert server.parent is None
+    assert opentelemetry_warnings(caplog, "f" * 100) == []
+
+
+def test_a_valid_tracestate_goes_on_with_the_callers_trace(control_plane, spans) -> None:
+    answer = httpx.get(f"{control_plane.url}/api/health",
+                       headers={"traceparent": CALLERS_TRACEPARENT, "tracestate": "congo=t61rcWkgMzE, rojo=00f067"})
+    assert answer.status_code == 200
+    (server,) = server_spans(spans, 1)
+    assert server.parent is not None
+    assert server.parent.trace_id == int(CALLERS_TRACEPARENT.split("-")[1], 16)
+    assert dict(context_of(server).trace_state) == {"congo": "t61rcWkgMzE", "rojo": "00f067"}

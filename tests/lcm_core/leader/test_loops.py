@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -275,3 +276,37 @@ def test_loop_stats_count_failures_in_a_row_and_remember_the_last_success() -> N
     assert stats.last_success is not None
     assert stats.last_success >= succeeded
     assert stats.last_success == stats.last_run
+
+
+async def test_a_loop_whose_first_run_hangs_reports_when_it_started_and_no_success() -> None:
+    """What LcmControllerLoopStalled measures a new leader's loop from when it never finishes a run; each
+    term (each `run()`) starts it again, so a success of an earlier term does not hide a stall."""
+    entered = asyncio.Event()
+
+    async def hangs() -> None:
+        entered.set()
+        await asyncio.Event().wait()
+
+    loop = PeriodicLoop("metrics", hangs, interval=60)
+    assert loop.stats.to_dict()["started"] is None
+    before = datetime.now(UTC)
+    task = asyncio.create_task(loop.run())
+    await entered.wait()
+    reported = loop.stats.to_dict()
+    assert reported["running"] is True
+    assert reported["runs"] == 0
+    assert reported["last_success"] is None
+    first_term = datetime.fromisoformat(reported["started"])
+    assert before <= first_term <= datetime.now(UTC)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert loop.stats.running is False
+
+    entered.clear()
+    loop.stats.started = first_term - timedelta(hours=2)  # as if the first term had been long ago
+    task = asyncio.create_task(loop.run())  # leading again
+    await entered.wait()
+    assert loop.stats.started is not None
+    assert loop.stats.started >= first_term
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -12,13 +12,22 @@ import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from lcm_core.telemetry import traces_url
-from lcm_core.testing.otlp_receiver import MAX_DECODED_BYTES, OtlpReceiver, ReceivedSpan, serve_receiver
+from lcm_core.testing.otlp_receiver import (
+    MAX_DECODED_BYTES,
+    PROTOBUF,
+    RECENT_SPANS_KEPT,
+    TRACES_PATH,
+    OtlpReceiver,
+    ReceivedSpan,
+    serve_receiver,
+)
 from lcm_core.testing.processes import free_port, port_is_open
 from tests.fixtures.polling import wait_for
 
@@ -97,6 +106,43 @@ def test_refuses_a_body_over_the_limit_without_reading_it(receiver) -> None:
         raw.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
                     b"Content-Length: 67108864\r\n\r\n")
         assert raw.recv(64).startswith(b"HTTP/1.1 413 ")
+
+
+def an_export(count: int) -> bytes:
+    """One `ExportTraceServiceRequest` of `count` spans, each its own trace."""
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    for i in range(count):
+        span = scope.spans.add()
+        span.trace_id = (i + 1).to_bytes(16, "big")
+        span.span_id = (i + 1).to_bytes(8, "big")
+        span.name = f"metrics.worker {i}"
+    return request.SerializeToString()
+
+
+def test_a_receiver_printing_each_span_keeps_only_the_latest() -> None:
+    printed: list[str] = []
+    receiver = OtlpReceiver(on_span=lambda span: printed.append(span.line()))  # what the command builds
+    sent = 2 * RECENT_SPANS_KEPT + 100
+    with serve_receiver(receiver) as endpoint, httpx.Client() as client:
+        for start in range(0, sent, 512):  # the SDK's batches
+            body = an_export(min(512, sent - start))
+            answer = client.post(endpoint + TRACES_PATH, content=body, headers={"Content-Type": PROTOBUF})
+            assert answer.status_code == 200
+    assert len(printed) == sent  # all of them printed, in the order received
+    assert printed[0].split()[1] == f"trace={1:032x}"
+    kept = receiver.spans
+    assert len(kept) == RECENT_SPANS_KEPT
+    assert kept[-1].line() == printed[-1]
+    assert kept[0].line() == printed[-RECENT_SPANS_KEPT]
+
+
+def test_a_connection_that_goes_silent_is_closed() -> None:
+    with serve_receiver(OtlpReceiver(), idle_timeout=0.2) as endpoint:
+        host, port = endpoint.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as raw:
+            raw.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n")  # and then nothing
+            assert raw.recv(64) == b""  # closed by the receiver (a test's 30 s would raise TimeoutError)
 
 
 def test_the_command_prints_each_span_it_receives(tmp_path) -> None:
