@@ -1,10 +1,11 @@
 """The dashboard end to end: the local stack (`python -m lcm_core.testing.devstack`, one per test session,
 shared by every module) and headless Chromium driven by Playwright. The browser is Debian's `chromium`
-(`.ci/run` installs it); without one the tests are skipped with the reason. Playwright never downloads a
-browser here."""
+(`.ci/run` installs it); without one the tests are skipped with the reason, or fail when `CI` is set.
+Playwright never downloads a browser here."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +24,10 @@ from tests.e2e.stack import (
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     if chromium_binary() is None:
-        pytest.skip("no chromium binary on PATH (.ci/run installs Debian's chromium; apt-get install chromium)")
+        missing = "no chromium binary on PATH (.ci/run installs Debian's chromium; apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing} (CI is set: the dashboard tests must run)")
+        pytest.skip(missing)
     root = tmp_path_factory.mktemp("e2e-stack")
     # The API ends each event stream after this long, so every browser here also reconnects (Last-Event-ID).
     with running_devstack(root, {"SSE_MAX_CONNECTION_SECONDS": str(STREAM_LIFETIME_SECONDS)}) as env:
