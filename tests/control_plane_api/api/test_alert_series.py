@@ -126,11 +126,12 @@ def test_reports_of_pods_long_gone_are_forgotten_and_the_service_stays_at_zero(c
             answer = http.get("/api/system/controllers", headers=cp.viewer())
         assert answer.status_code == 200, answer.text
         replicas = answer.json()["controllers"][WORKER_CONTROLLER]["replicas"]
-        return replicas if len(replicas) == 1 else []
+        # The newest report turns stale only MIN_STALE_AFTER_SECONDS after it came: on a fast machine the
+        # others are forgotten before that.
+        return replicas if len(replicas) == 1 and replicas[0]["stale"] else []
 
-    (kept,) = wait_for(f"the reports of {gone_pods - 1} gone pods forgotten", replicas_kept)
+    (kept,) = wait_for(f"the reports of {gone_pods - 1} gone pods forgotten, the newest one stale", replicas_kept)
     assert kept["identity"] == newest
-    assert kept["stale"] is True
     assert value(scrape(cp), "lcm_controller_replicas", service=WORKER_CONTROLLER) == 0
 
 
