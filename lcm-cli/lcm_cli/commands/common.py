@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
 
@@ -82,6 +83,22 @@ def paging(parser: argparse.ArgumentParser, default_limit: int = 100) -> None:
     parser.add_argument("--limit", type=bounded_int(1, MAX_LIMIT), default=default_limit,
                         help=f"at most this many (1..{MAX_LIMIT}; default {default_limit})")
     parser.add_argument("--offset", type=bounded_int(0, 1_000_000), default=0, help="skip this many first")
+
+
+def read_bounded(source: str, limit: int, what: str) -> bytes:
+    """A file given on the command line (`-`: stdin) as bytes, read at most one past `limit` whatever the source is
+    (a FIFO, /dev/zero, a file still growing: its size is never trusted); over `limit` it is refused."""
+    try:
+        if source == "-":
+            raw = sys.stdin.buffer.read(limit + 1)
+        else:
+            with Path(source).open("rb") as found:
+                raw = found.read(limit + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {source}: {exc.strerror or exc}") from None
+    if len(raw) > limit:
+        raise UsageError(f"{what} {source} is over {limit} bytes")
+    return raw
 
 
 def bounded_int(low: int, high: int) -> Callable[[str], int]:

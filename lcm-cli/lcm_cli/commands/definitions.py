@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import Any
 
 from lcm_cli import render
@@ -18,6 +16,7 @@ from lcm_cli.commands.common import (
     group,
     paging,
     positive_float,
+    read_bounded,
     seg,
 )
 from lcm_core.domain.lablets import LabletDefinitionStatus, ResourceRequirements
@@ -65,18 +64,8 @@ def _show(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def read_topology(source: str) -> str:
-    """The topology file (`-`: stdin) as UTF-8 text. Read as bytes, at most one past the bound whatever the
-    source is (a FIFO, /dev/zero, a file still growing: its size is never trusted), then decoded."""
-    try:
-        if source == "-":
-            raw = sys.stdin.buffer.read(MAX_TOPOLOGY_BYTES + 1)
-        else:
-            with Path(source).open("rb") as found:
-                raw = found.read(MAX_TOPOLOGY_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read the topology {source}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_TOPOLOGY_BYTES:
-        raise UsageError(f"the topology {source} is over {MAX_TOPOLOGY_BYTES} bytes")
+    """The topology file (`-`: stdin) as UTF-8 text, read up to its bound."""
+    raw = read_bounded(source, MAX_TOPOLOGY_BYTES, "the topology")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from lcm_cli import render
-from lcm_cli.commands.common import Context, Subparsers, UsageError, command, csv, group, paging, seg
+from lcm_cli.commands.common import (
+    Context,
+    Subparsers,
+    UsageError,
+    bounded_int,
+    command,
+    csv,
+    group,
+    paging,
+    read_bounded,
+    seg,
+)
 from lcm_cli.commands.workers import workers_table
 from lcm_core.domain.pools import (
     MAX_POOL_WORKERS,
@@ -80,17 +89,8 @@ MAX_SPEC_BYTES = 64_000
 
 
 def read_spec(source: str) -> dict[str, Any]:
-    """A `PoolSpec` as JSON from a file (`-`: stdin), read up to the bound whatever the source is."""
-    try:
-        if source == "-":
-            raw = sys.stdin.buffer.read(MAX_SPEC_BYTES + 1)
-        else:
-            with Path(source).open("rb") as found:
-                raw = found.read(MAX_SPEC_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read the pool spec {source}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_SPEC_BYTES:
-        raise UsageError(f"the pool spec {source} is over {MAX_SPEC_BYTES} bytes")
+    """A `PoolSpec` as JSON from a file (`-`: stdin), read up to its bound."""
+    raw = read_bounded(source, MAX_SPEC_BYTES, "the pool spec")
     try:
         spec = json.loads(raw)
     except ValueError as exc:  # not UTF-8, or not JSON
@@ -212,16 +212,6 @@ def _forecast(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def workers_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value <= MAX_POOL_WORKERS:
-        raise argparse.ArgumentTypeError(f"{value} is not within 0..{MAX_POOL_WORKERS}")
-    return value
-
-
 def hours(text: str) -> float:
     try:
         value = float(text)
@@ -259,8 +249,8 @@ def register(root: Subparsers) -> None:
                         help="AWS regions (repeat or comma-separate; default us-east-1)")
     create.add_argument("--description")
     create.add_argument("--policy", choices=[p.value for p in ScalingPolicy], help="how it scales (default none)")
-    create.add_argument("--min-workers", type=workers_count, metavar="N", help="default 1")
-    create.add_argument("--max-workers", type=workers_count, metavar="N", help="default 10")
+    create.add_argument("--min-workers", type=bounded_int(0, MAX_POOL_WORKERS), metavar="N", help="default 1")
+    create.add_argument("--max-workers", type=bounded_int(0, MAX_POOL_WORKERS), metavar="N", help="default 10")
 
     for name, help_text, handler in (
         ("adopt", "give an existing worker to the pool (it serves the pool's track)", _adopt),
@@ -272,7 +262,7 @@ def register(root: Subparsers) -> None:
 
     scale = command(sub, "scale", "hold the pool at a number of workers (within its bounds)", _scale)
     scale.add_argument("pool_id")
-    scale.add_argument("workers", type=workers_count, help="how many workers")
+    scale.add_argument("workers", type=bounded_int(0, MAX_POOL_WORKERS), help="how many workers")
     scale.add_argument("--reason", help="why (kept in the pool's history)")
 
     forecast = command(sub, "forecast", "booked demand over the next hours, against the pool's workers", _forecast)
