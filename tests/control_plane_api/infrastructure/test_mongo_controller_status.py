@@ -3,14 +3,13 @@ retention are deleted, except each service's newest (the service stays known, at
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from control_plane_api.infrastructure.mongo_settings import ControllerStatusRepository
+from tests.fixtures.mongo import fresh_database
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 CUTOFF = NOW - timedelta(hours=1)
@@ -18,13 +17,10 @@ CUTOFF = NOW - timedelta(hours=1)
 
 @pytest.fixture
 async def repo(mongo_server) -> AsyncIterator[ControllerStatusRepository]:
-    client: AsyncMongoClient = AsyncMongoClient(f"mongodb://{mongo_server.address}", tz_aware=True)
-    try:
-        repository = ControllerStatusRepository(client[f"status_{uuid.uuid4().hex[:8]}"]["controller_status"])
+    async with fresh_database(mongo_server, "status") as db:
+        repository = ControllerStatusRepository(db["controller_status"])
         await repository.ensure_indexes()
         yield repository
-    finally:
-        await client.close()
 
 
 async def record(repo: ControllerStatusRepository, service: str, identity: str, age: timedelta) -> None:

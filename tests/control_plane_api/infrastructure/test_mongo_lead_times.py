@@ -3,28 +3,24 @@ template and kind, read oldest first."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from control_plane_api.domain.lead_times import SAMPLES_KEPT, LeadClock, LeadKind, measured
 from control_plane_api.infrastructure.mongo_lead_times import LeadTimeRepository
+from tests.fixtures.mongo import fresh_database
 
 START = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 async def repo(mongo_server) -> AsyncIterator[LeadTimeRepository]:
-    client: AsyncMongoClient = AsyncMongoClient(f"mongodb://{mongo_server.address}", tz_aware=True)
-    try:
-        repository = LeadTimeRepository(client[f"lead_{uuid.uuid4().hex[:8]}"]["lead_time_samples"])
+    async with fresh_database(mongo_server, "lead") as db:
+        repository = LeadTimeRepository(db["lead_time_samples"])
         await repository.ensure_indexes()
         yield repository
-    finally:
-        await client.close()
 
 
 async def test_one_sample_per_clock_and_only_the_newest_are_kept(repo: LeadTimeRepository) -> None:

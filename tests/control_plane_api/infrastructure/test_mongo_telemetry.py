@@ -3,27 +3,23 @@ an older one never overwrites it, and reading rows reads only their columns."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from control_plane_api.infrastructure.mongo_telemetry import TelemetryRepository
 from lcm_core.domain.cml_snapshot import CmlTelemetrySnapshot
 from lcm_core.domain.workers import Utilisation, WorkerTelemetry
+from tests.fixtures.mongo import fresh_database
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 async def repo(mongo_server) -> AsyncIterator[TelemetryRepository]:
-    client: AsyncMongoClient = AsyncMongoClient(f"mongodb://{mongo_server.address}", tz_aware=True)
-    try:
-        yield TelemetryRepository(client[f"telemetry_{uuid.uuid4().hex[:8]}"]["worker_telemetry"])
-    finally:
-        await client.close()
+    async with fresh_database(mongo_server, "telemetry") as db:
+        yield TelemetryRepository(db["worker_telemetry"])
 
 
 def telemetry(worker_id: str, at: datetime, cpu: float) -> WorkerTelemetry:
