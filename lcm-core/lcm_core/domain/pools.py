@@ -109,6 +109,16 @@ class AllowedHours(StrictModel):
             raise ValueError(f"unknown time zone {zone!r} (an IANA name such as Europe/Paris)")
         return zone
 
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, clock: time) -> time:
+        # The times are local to `timezone`; an offset would contradict it, and cannot be compared with the
+        # local clock `contains` reads.
+        if clock.tzinfo is not None:
+            raise ValueError(f"give the time of day without an offset ({clock:%H:%M}); the window's time zone "
+                             "is `timezone`")
+        return clock
+
     @field_validator("weekdays")
     @classmethod
     def _distinct(cls, days: list[int]) -> list[int]:

@@ -116,6 +116,11 @@ def test_names_and_tracks_are_unique_and_inputs_bounded(control_plane) -> None:
                              json={**SPEC, "name": "x", "lab_track": "x", "scaling": {"min_workers": 5,
                                                                                        "max_workers": 2}})
         assert inverted.status_code == 422
+        offset = http.post("/api/pools", headers=cp.admin(), json={**SPEC, "name": "x", "lab_track": "x", "scaling": {
+            "policy": "scheduled",
+            "allowed_hours": {"start": "08:00+05:00", "end": "17:00", "timezone": "Asia/Tokyo"}}})
+        assert offset.status_code == 422
+        assert "without an offset" in offset.json()["detail"][0]["msg"]
         too_many = http.post(f"/api/pools/{first['id']}/scale", headers=cp.admin(), json={"workers": 5})
         assert too_many.status_code == 422
         assert "between 0 and 4 workers" in too_many.json()["detail"][0]["msg"]
