@@ -389,3 +389,23 @@ def test_a_worker_being_resumed_is_on_its_way_not_stuck() -> None:
     assert plan.resume == []
     assert plan.launch == []
     assert plan.phase is PoolPhase.SCALING_UP
+
+
+@pytest.mark.parametrize(("scaling", "thresholds"), [
+    (LAB, {"max_labs_per_worker": 2, "min_labs_per_worker": 1}),
+    (CAPACITY, {"cpu_scale_up_percent": 75, "cpu_scale_down_percent": 30, "memory_scale_up_percent": 80,
+                "memory_scale_down_percent": 40}),
+    (HYBRID, {"max_labs_per_worker": 4, "min_labs_per_worker": 3, "cpu_scale_up_percent": 75,
+              "cpu_scale_down_percent": 30, "memory_scale_up_percent": 80, "memory_scale_down_percent": 40}),
+    (SCHEDULED, {}),
+    (NONE, {}),
+], ids=["lab_count_based", "capacity_based", "hybrid", "scheduled", "none"])
+def test_a_decision_records_the_thresholds_it_was_taken_on(scaling: dict[str, Any],
+                                                           thresholds: dict[str, float]) -> None:
+    """The history says on what numbers each decision was taken: the pool's figures and its policy's
+    thresholds (an operator may change them since)."""
+    decision = plan_pool(work_for(Case("", scaling, [worker("a", sessions=1)], desired=1))).decision
+    named = {"max_labs_per_worker", "min_labs_per_worker", "cpu_scale_up_percent", "cpu_scale_down_percent",
+             "memory_scale_up_percent", "memory_scale_down_percent"}
+    assert {key: value for key, value in decision.inputs.items() if key in named} == thresholds
+    assert (decision.inputs["workers"], decision.inputs["sessions"]) == (1, 1)

@@ -33,6 +33,7 @@ from lcm_core.domain.pools import (
     ScaleDownAction,
     ScalingAction,
     ScalingDecision,
+    ScalingPolicy,
     ScalingTrigger,
 )
 from lcm_core.domain.workers import WorkerSummary
@@ -114,13 +115,26 @@ def _template_problem(work: PoolWork) -> str | None:
     return None
 
 
+#: The thresholds each policy compares the pool's figures with (recorded with its decisions).
+POLICY_THRESHOLDS = {
+    ScalingPolicy.LAB_COUNT_BASED: ("max_labs_per_worker", "min_labs_per_worker"),
+    ScalingPolicy.CAPACITY_BASED: ("cpu_scale_up_percent", "cpu_scale_down_percent", "memory_scale_up_percent",
+                                   "memory_scale_down_percent"),
+    ScalingPolicy.HYBRID: ("max_labs_per_worker", "min_labs_per_worker", "cpu_scale_up_percent",
+                           "cpu_scale_down_percent", "memory_scale_up_percent", "memory_scale_down_percent"),
+}
+
+
 def _inputs(pool: PoolView, cap: PoolCapacity, held: int, rule: str) -> dict[str, Figure]:
     cfg = pool.scaling
-    return {"rule": rule, "policy": cfg.policy.value, "desired": pool.desired_workers, "workers": cap.workers,
-            "ready": cap.ready, "parked": cap.parked, "leaving": cap.leaving, "sessions": held,
-            "waiting": cap.waiting_sessions, "avg_cpu_percent": cap.avg_cpu_percent,
-            "avg_memory_percent": cap.avg_memory_percent, "min_workers": cfg.min_workers,
-            "max_workers": cfg.max_workers}
+    figures: dict[str, Figure] = {
+        "rule": rule, "policy": cfg.policy.value, "desired": pool.desired_workers, "workers": cap.workers,
+        "ready": cap.ready, "parked": cap.parked, "leaving": cap.leaving, "sessions": held,
+        "waiting": cap.waiting_sessions, "avg_cpu_percent": cap.avg_cpu_percent,
+        "avg_memory_percent": cap.avg_memory_percent, "min_workers": cfg.min_workers,
+        "max_workers": cfg.max_workers}
+    figures.update((name, getattr(cfg, name)) for name in POLICY_THRESHOLDS.get(cfg.policy, ()))
+    return figures
 
 
 #: Demand steps a recorded decision keeps (the first ones of the look-ahead: a pool keeps 50 decisions).
