@@ -23,6 +23,7 @@ from control_plane_api.domain.worker import worker_id_for
 from control_plane_api.domain.worker_state import STATE_HISTORY_LIMIT, StateChange
 from lcm_core.domain.pools import (
     HISTORY_LIMIT,
+    Figure,
     PoolEvaluation,
     PoolPhase,
     PoolSpec,
@@ -116,6 +117,15 @@ class WorkerPool(PoolView):
         self.state_history.append(StateChange(field=field, from_=old, to=new, at=at, reason=reason, by=by))
         del self.state_history[:-STATE_HISTORY_LIMIT]
 
+    def _figures(self) -> dict[str, Figure]:
+        """What an operator's decision was taken on, as the history keeps it: the size, the bounds and the last
+        capacity the autoscaler reported."""
+        cap = self.capacity
+        return {"desired": self.desired_workers, "workers": cap.workers, "ready": cap.ready,
+                "sessions": cap.sessions, "waiting": cap.waiting_sessions, "avg_cpu_percent": cap.avg_cpu_percent,
+                "avg_memory_percent": cap.avg_memory_percent, "min_workers": self.scaling.min_workers,
+                "max_workers": self.scaling.max_workers}
+
     def check_open(self, action: str) -> None:
         """409 when the pool is terminated or being deleted: it takes no operator change any more."""
         if self.terminated:
@@ -182,7 +192,8 @@ class WorkerPool(PoolView):
             found += self._decide(ScalingDecision(
                 at=now, action=_action(self.desired_workers, clamped), trigger=ScalingTrigger.BOUNDS,
                 policy=self.scaling.policy, from_workers=self.desired_workers, to_workers=clamped,
-                reason=f"the scaling bounds changed to {low}..{high} workers", by=by[:BY_LIMIT]))
+                reason=f"the scaling bounds changed to {low}..{high} workers", inputs=self._figures(),
+                by=by[:BY_LIMIT]))
             self.desired_workers = clamped
         return found
 
@@ -198,7 +209,8 @@ class WorkerPool(PoolView):
         decision = ScalingDecision(at=now, action=_action(self.desired_workers, workers),
                                    trigger=ScalingTrigger.MANUAL, policy=self.scaling.policy,
                                    from_workers=self.desired_workers, to_workers=workers,
-                                   reason=reason or f"scaled to {workers} workers by {by}", by=by[:BY_LIMIT])
+                                   reason=reason or f"scaled to {workers} workers by {by}", inputs=self._figures(),
+                                   by=by[:BY_LIMIT])
         self.desired_workers = workers
         return self._decide(decision)
 

@@ -97,6 +97,21 @@ def test_a_manual_scale_stays_within_the_bounds_and_starts_the_cooldown() -> Non
     assert pool.last_scale_up_at == NOW
 
 
+def test_an_operators_decisions_record_the_pool_as_it_stood() -> None:
+    """A manual scale and a clamp into new bounds are kept in the history with the figures they were taken on,
+    like the autoscaler's: the size, the bounds and the last capacity the autoscaler reported."""
+    pool = make()
+    pool.capacity = PoolCapacity(workers=2, ready=1, on_the_way=1, sessions=7, waiting_sessions=3,
+                                 avg_cpu_percent=61.5, avg_memory_percent=40.0)
+    pool.scale(4, NOW, "admin")
+    figures = {"desired": 1, "workers": 2, "ready": 1, "sessions": 7, "waiting": 3, "avg_cpu_percent": 61.5,
+               "avg_memory_percent": 40.0, "min_workers": 1, "max_workers": 5}
+    assert pool.history[-1].inputs == figures
+    pool.update(spec(scaling={"min_workers": 1, "max_workers": 2}), NOW, "admin")
+    assert pool.history[-1].trigger is ScalingTrigger.BOUNDS
+    assert pool.history[-1].inputs == {**figures, "desired": 4, "max_workers": 2}
+
+
 def test_a_draining_or_deleted_pool_is_not_scaled_and_a_closed_one_not_changed() -> None:
     pool = make()
     assert types(pool.drain(NOW, "admin")) == ["pool.draining"]
