@@ -192,3 +192,75 @@ def test_a_lab_count_pool_scales_up_for_booked_sessions_and_down_when_they_end(c
     downs = [d for d in history(cp, pool_id) if d["action"] == "scale_down"]
     assert {w for d in downs for w in d["retired"]} == stopped
     assert "worker(s) that hold no session" in down["reason"]
+
+
+def test_a_deleted_pool_drains_then_terminates_its_workers_each_licence_released_first(control_plane,
+                                                                                         fleet) -> None:
+    """Delete: the empty worker and the stopped one are terminated; the worker holding a session keeps running
+    (licensed, in EC2) until the session ends, then is terminated; every licence is released before its
+    instance goes; the pool is terminated last."""
+    cp, ec2 = control_plane, fleet["ec2"]
+    with cp.client() as http:
+        created = http.post("/api/pools", headers=cp.admin(), json={
+            "name": "deleted-pool", "lab_track": fleet["track"], "template_name": fleet["template"],
+            "regions": [REGION], "scaling": {"policy": "none", "min_workers": 0, "max_workers": 3}})
+        assert created.status_code == 201, created.text
+        pool_id = created.json()["id"]
+        assert http.post(f"/api/pools/{pool_id}/scale", headers=cp.admin(), json={"workers": 3}).status_code == 200
+
+    def licensed(count: int):
+        def probe():
+            detail = pool_detail(cp, pool_id)
+            rows = [w for w in detail["workers"] if w["phase"] in ("READY", "ACTIVE")
+                    and w["license_status"] == "registered"]
+            return detail if len(rows) == count else None
+        return probe
+
+    members = {w["id"] for w in wait_for("three workers licensed", licensed(3), timeout=90)["workers"]}
+    definition = create_definition(cp, name=f"pool-lab-{uuid.uuid4().hex[:6]}", lab_track=fleet["track"])
+    session_id = create_session(cp, definition["id"])["id"]
+
+    def session() -> dict[str, Any]:
+        return httpx.get(f"{cp.url}/api/lablet-sessions/{session_id}", headers=cp.viewer()).json()
+
+    held = wait_for("the session running on a pool worker", lambda: (s := session())["status"] in (
+        "ready", "running") and s["worker_id"], timeout=60)
+    assert held in members
+    with cp.client() as http:
+        assert http.post(f"/api/pools/{pool_id}/scale", headers=cp.admin(), json={"workers": 2}).status_code == 200
+
+    def one_stopped():
+        detail = pool_detail(cp, pool_id)
+        stopped = [w["id"] for w in detail["workers"] if w["status"] == "stopped"]
+        return stopped[0] if len(stopped) == 1 else None
+
+    parked = wait_for("the pool's extra worker stopped", one_stopped, timeout=60)
+    assert parked != held
+    with cp.client() as http:
+        assert http.delete(f"/api/pools/{pool_id}", headers=cp.admin()).status_code == 202
+    others = members - {held}
+
+    def others_terminated():
+        return ec2_states(ec2, others) == dict.fromkeys(others, "terminated")
+
+    wait_for("the workers without a session terminated", others_terminated, timeout=60)
+    worker = httpx.get(f"{cp.url}/api/workers/{held}", headers=cp.viewer()).json()
+    assert (worker["status"], worker["drain"]["then"], worker["license"]["status"]) == (
+        "draining", "terminated", "registered")
+    assert ec2_states(ec2, {held}) == {held: "running"}
+    assert session()["status"] in ("ready", "running")
+    assert pool_detail(cp, pool_id)["pool"]["phase"] == "terminating"
+
+    with cp.client() as http:
+        assert http.post(f"/api/lablet-sessions/{session_id}/terminate", headers=cp.admin()).status_code == 200
+    wait_for("the pool terminated", lambda: pool_detail(cp, pool_id)["pool"]["phase"] == "terminated", timeout=90)
+    assert ec2_states(ec2, members) == dict.fromkeys(members, "terminated")
+    for worker_id in members:
+        stored = httpx.get(f"{cp.url}/api/workers/{worker_id}", headers=cp.viewer()).json()
+        changes = [(h["field"], h["to"]) for h in stored["state_history"]]
+        assert stored["status"] == "terminated"
+        assert ("license", "deregistering") in changes, changes
+        assert changes.index(("license", "deregistering")) < changes.index(("status", "terminated")), changes
+    reasons = [d["reason"] for d in history(cp, pool_id) if d["trigger"] == "delete"]
+    assert reasons[0] == "pool deleted: every worker is terminated"
+    assert any(r.startswith("pool deleted: retiring") for r in reasons), reasons
