@@ -154,7 +154,7 @@ class PoolService(PoolDemand, PoolEvaluations):
             if row.lab_track != old_track:
                 continue
             try:
-                await self._workers.set_lab_track(row.id, pool.lab_track, by)
+                await self._workers.follow_pool_track(row.id, pool.id, pool.lab_track, by)
             except LcmError as exc:
                 logger.warning("pool %s: worker %s still serves track %s: %s", pool.name, row.id, old_track,
                                exc.message)

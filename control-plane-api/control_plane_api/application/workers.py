@@ -390,6 +390,9 @@ class WorkerService(WorkerMetrics):
             fingerprint=worker_fingerprint)
         return done.aggregate, done.written
 
+    async def follow_pool_track(self, worker_id: str, pool_id: str, lab_track: str, by: str) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.follow_pool_track(pool_id, lab_track, now, by))
+
     async def resume_member(self, worker_id: str, pool_id: str, by: str,
                             leader: LeaderCaller | None = None) -> Worker:
         return await self.mutate(worker_id, lambda w, now: w.resume_for_pool(pool_id, now, by), leader=leader)

@@ -377,8 +377,13 @@ class Worker(WorkerDrain, PoolMembership, LeadTiming, TelemetryBehaviour, Model)
         return [self._event(ev.WORKER_IDLE_DETECTION_TOGGLED, enabled=enabled, by=by)]
 
     def set_lab_track(self, lab_track: str | None, now: datetime, by: str) -> list[DomainEvent]:
+        """An operator's choice of the track the worker serves; a pool's member serves its pool's (409)."""
         if self.lab_track == lab_track:
             return []
+        if self.pool_id is not None:
+            raise ConflictError(f"worker {self.id} is a member of pool {self.pool_id} and serves its lab track "
+                                f"({self.lab_track}); release it from the pool first", worker_id=self.id,
+                                pool_id=self.pool_id)
         old, self.lab_track = self.lab_track, lab_track
         self._record("lab_track", old, lab_track or "", now, None, by)
         return [self._event(ev.WORKER_LAB_TRACK_CHANGED, lab_track=lab_track, previous=old, by=by)]

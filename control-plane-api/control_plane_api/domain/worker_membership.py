@@ -78,6 +78,16 @@ class PoolMembership:
         track = restore_track if self.lab_track == pool_track else self.lab_track
         return self._set_membership(None, track, now, by, f"left pool {pool_id}")
 
+    def follow_pool_track(self, pool_id: str, lab_track: str, now: datetime, by: str) -> list[DomainEvent]:
+        """The pool now serves `lab_track`: so does this member (an operator's own choice is refused for a
+        member, see `Worker.set_lab_track`)."""
+        self._require_member(pool_id)
+        if self.lab_track == lab_track:
+            return []
+        old, self.lab_track = self.lab_track, lab_track
+        self._record("lab_track", old, lab_track, now, f"pool {pool_id} serves {lab_track}", by)
+        return [self._event(ev.WORKER_LAB_TRACK_CHANGED, lab_track=lab_track, previous=old, by=by)]
+
     def _require_member(self, pool_id: str) -> None:
         if self.pool_id != pool_id:
             raise ConflictError(f"worker {self.id} is not a member of pool {pool_id}", worker_id=self.id,

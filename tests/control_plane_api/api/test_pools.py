@@ -253,6 +253,32 @@ def test_retire_drains_a_running_member_and_adopt_and_release(control_plane) -> 
         assert http.delete(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.admin()).status_code == 200
 
 
+def test_a_members_lab_track_is_its_pools(control_plane) -> None:
+    """A member serves its pool's track: an operator cannot point it at another while it is in the pool (the
+    pool would count that track's sessions as its own), only the pool's edit moves it; once released it can."""
+    cp = control_plane
+    [worker_id] = ready_workers(cp, 1)
+    with cp.client() as http:
+        _template(cp, http)
+        pool = _pool(cp, http)
+        assert http.post(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.admin()).status_code == 200
+        for track in ("ccnp", None):
+            refused = http.put(f"/api/workers/{worker_id}/lab-track", headers=cp.admin(), json={"lab_track": track})
+            assert refused.status_code == 409, refused.text
+            assert f"member of pool {pool['id']}" in refused.json()["detail"]
+        same = http.put(f"/api/workers/{worker_id}/lab-track", headers=cp.admin(), json={"lab_track": "ccna"})
+        assert same.status_code == 200, same.text
+        moved = http.put(f"/api/pools/{pool['id']}", headers=cp.admin(),
+                         json={"spec": {**SPEC, "lab_track": "ccna-v2"}, "spec_version": pool["spec_version"]})
+        assert moved.status_code == 200, moved.text
+        worker = http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()
+        assert (worker["pool_id"], worker["lab_track"]) == (pool["id"], "ccna-v2")
+        assert http.delete(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.admin()).status_code == 200
+        freed = http.put(f"/api/workers/{worker_id}/lab-track", headers=cp.admin(), json={"lab_track": "ccnp"})
+        assert freed.status_code == 200, freed.text
+        assert freed.json()["lab_track"] == "ccnp"
+
+
 def test_a_session_waiting_for_a_pool_is_its_waiting_demand(control_plane) -> None:
     cp = control_plane
     with cp.client() as http:

@@ -409,3 +409,12 @@ def test_a_decision_records_the_thresholds_it_was_taken_on(scaling: dict[str, An
              "memory_scale_up_percent", "memory_scale_down_percent"}
     assert {key: value for key, value in decision.inputs.items() if key in named} == thresholds
     assert (decision.inputs["workers"], decision.inputs["sessions"]) == (1, 1)
+
+
+@pytest.mark.parametrize("action", [ScaleDownAction.STOP, ScaleDownAction.TERMINATE])
+def test_a_scale_down_stops_or_terminates_as_the_pool_says(action: ScaleDownAction) -> None:
+    case = Case("", {**LAB, "scale_down_action": action.value}, [worker("a"), worker("b", sessions=1)], desired=2)
+    plan = plan_pool(work_for(case))
+    assert (plan.desired_workers, plan.retire, plan.terminate) == (1, ["id-a"], [])
+    assert plan.retire_then is action
+    assert f"licence released, then {action.value})" in plan.decision.reason
