@@ -277,6 +277,10 @@ class WorkerPool(PoolView):
         if both:
             raise InvalidError(f"an evaluation cannot both resume and terminate worker(s) {', '.join(both[:10])}",
                                pool_id=self.id)
+        elsewhere = sorted(set(report.launch + report.warm_up) - set(self.regions))
+        if elsewhere:
+            raise InvalidError(f"{', '.join(elsewhere)} is not a region of pool {self.name!r} "
+                               f"({', '.join(self.regions)}): no worker is launched there", pool_id=self.id)
         if (report.launch or report.resume or report.warm_up) and (self.draining or self.deleting):
             state = "being deleted" if self.deleting else "draining"
             raise ConflictError(f"pool {self.name!r} is {state}: it launches and resumes no worker",

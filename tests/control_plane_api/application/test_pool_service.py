@@ -124,7 +124,7 @@ async def test_scale_drain_and_history_newest_first() -> None:
 
 async def test_an_evaluation_launches_members_and_a_replay_launches_nothing_twice() -> None:
     rig = Rig()
-    pool = await rig.pool()
+    pool = await rig.pool(regions=["us-east-1", "eu-west-1"])
     report = rig.report(pool, desired_workers=2, launch=["us-east-1", "eu-west-1"],
                         decision={"at": START, "action": "scale_up", "from_workers": 0, "to_workers": 2,
                                   "reason": "two sessions wait"})

@@ -202,6 +202,15 @@ def test_an_evaluation_that_changes_nothing_but_its_time_is_not_a_change() -> No
     assert evaluation_fingerprint(pool) == before
 
 
+def test_an_evaluation_launches_only_in_the_pools_regions() -> None:
+    """The pool's regions are the operator's: a launch elsewhere is refused (422) and nothing is recorded."""
+    pool = make()  # us-east-1
+    for field in ("launch", "warm_up"):
+        with pytest.raises(InvalidError, match="eu-west-1 is not a region of pool 'ccna-pool' "):
+            pool.apply_evaluation(evaluation(pool, **{field: ["us-east-1", "eu-west-1"]}), NOW, "w")
+    assert (pool.launches, pool.history) == (0, [])
+
+
 def test_a_terminated_evaluation_and_the_refusals_of_a_closing_pool() -> None:
     pool = make()
     pool.drain(NOW, "admin")
