@@ -55,12 +55,13 @@ class PoolMembership:
 
     def join_pool(self, pool_id: str, lab_track: str, now: datetime, by: str) -> list[DomainEvent]:
         """Become a member of `pool_id`, serving its track. Idempotent; 409 for a member of another pool or a
-        worker that is gone."""
+        worker that is gone or asked to go (a drain then terminate included)."""
         if self.pool_id == pool_id and self.lab_track == lab_track:
             return []
-        if self.status is WorkerStatus.TERMINATED or self.desired_status is DesiredStatus.TERMINATED:
-            raise ConflictError(f"worker {self.id} is terminated (or on its way); it cannot join a pool",
-                                worker_id=self.id)
+        if self.status is WorkerStatus.TERMINATED or DesiredStatus.TERMINATED in (
+                self.desired_status, self.drain.then if self.drain else None):
+            raise ConflictError(f"worker {self.id} is terminated (or on its way, drained first); it cannot join a "
+                                "pool", worker_id=self.id)
         if self.pool_id is not None and self.pool_id != pool_id:
             raise ConflictError(f"worker {self.id} belongs to pool {self.pool_id}; release it from that pool first",
                                 worker_id=self.id, pool_id=self.pool_id)

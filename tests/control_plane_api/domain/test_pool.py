@@ -10,6 +10,7 @@ from control_plane_api.domain.pool import StaleEvaluation, WorkerPool, evaluatio
 from control_plane_api.domain.reports import DiscoveredInstance, StatusReport
 from control_plane_api.domain.system_settings import WorkerTemplate
 from control_plane_api.domain.worker import Worker
+from control_plane_api.domain.worker_state import Reservation
 from lcm_core.domain.enums import DesiredStatus, LicenseStatus, ServiceStatus, WorkerStatus
 from lcm_core.domain.pool_capacity import PoolCapacity
 from lcm_core.domain.pools import (
@@ -279,6 +280,21 @@ def test_joining_and_leaving_a_pool() -> None:
     worker.observe_ec2_state("terminated", NOW, None, "test")
     with pytest.raises(ConflictError, match="terminated"):
         worker.join_pool("p1", "ccna", NOW, "admin")
+
+
+def test_a_worker_being_drained_for_termination_cannot_join_a_pool() -> None:
+    """Asked to be terminated through a drain is asked to be terminated: the pool would count a worker that is
+    going away (its session ends first). One drained to stop may join."""
+    worker = running_worker()
+    worker.capacity.reservations["s1"] = Reservation()
+    worker.request_drain(DesiredStatus.TERMINATED, NOW, "admin", None)
+    assert worker.desired_status is None  # still draining: its session runs
+    with pytest.raises(ConflictError, match="terminated"):
+        worker.join_pool("p1", "ccna", NOW, "admin")
+    assert worker.pool_id is None
+    stopping = running_worker()
+    stopping.request_drain(DesiredStatus.STOPPED, NOW, "admin", None)
+    assert types(stopping.join_pool("p1", "ccna", NOW, "admin")) == ["worker.pool.changed"]
 
 
 def test_retiring_drains_a_running_member_and_terminates_one_without_an_instance() -> None:
