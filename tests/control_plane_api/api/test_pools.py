@@ -253,6 +253,22 @@ def test_retire_drains_a_running_member_and_adopt_and_release(control_plane) -> 
         assert http.delete(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.admin()).status_code == 200
 
 
+def test_a_pool_set_to_terminate_retires_its_members_to_termination(control_plane) -> None:
+    """`retire_then: terminate` (the pool's `scale_down_action`): the member is drained, then terminated."""
+    cp = control_plane
+    [worker_id] = ready_workers(cp, 1)
+    with cp.client() as http:
+        _template(cp, http)
+        pool = _pool(cp, http, scaling={"min_workers": 0, "max_workers": 4, "scale_down_action": "terminate"})
+        assert http.post(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.admin()).status_code == 200
+        pool = http.get(f"/api/pools/{pool['id']}", headers=cp.viewer()).json()["pool"]
+        retired = _evaluate(cp, http, pool["id"], _evaluation(pool, phase="scaling_down", retire=[worker_id],
+                                                               retire_then="terminate"))
+        assert retired.status_code == 200, retired.text
+        worker = http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()
+        assert (worker["drain"]["then"], worker["desired_status"]) == ("terminated", "terminated")
+
+
 def test_a_members_lab_track_is_its_pools(control_plane) -> None:
     """A member serves its pool's track: an operator cannot point it at another while it is in the pool (the
     pool would count that track's sessions as its own), only the pool's edit moves it; once released it can."""
