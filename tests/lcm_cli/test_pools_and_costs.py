@@ -134,7 +134,8 @@ def test_pools_create_from_flags_or_a_spec_file_and_adopt_and_release_a_worker(c
                                   json={"instances": [discovered(1)]}))["created"][0]
 
     made = run_lcm("--json", "pools", "create", "--name", "ccna-pool", "--track", "ccna", "--template", "priced",
-                   "--region", "us-east-1", "--min-workers", "0", "--max-workers", "2")
+                   "--region", "us-east-1", "--policy", "lab_count_based", "--min-workers", "0", "--max-workers", "2",
+                   "--labs-per-worker", "2", "--scale-down-action", "terminate")
     assert made.code == 0, made.err
     pool = json.loads(made.out)
     with cp.client() as http:  # --json: the API's answer (stored times come back at MongoDB's milliseconds)
@@ -142,8 +143,10 @@ def test_pools_create_from_flags_or_a_spec_file_and_adopt_and_release_a_worker(c
     times = ("created_at", "updated_at")
     assert {k: v for k, v in pool.items() if k not in times} == {k: v for k, v in stored.items() if k not in times}
     assert set(pool) == set(stored)
-    assert (pool["name"], pool["lab_track"], pool["scaling"]["min_workers"], pool["scaling"]["max_workers"]) == (
-        "ccna-pool", "ccna", 0, 2)
+    scaling = pool["scaling"]
+    assert (pool["name"], pool["lab_track"], scaling["policy"], scaling["min_workers"], scaling["max_workers"],
+            scaling["max_labs_per_worker"], scaling["scale_down_action"]) == (
+        "ccna-pool", "ccna", "lab_count_based", 0, 2, 2, "terminate")
 
     spec = tmp_path / "pool.json"
     spec.write_text(json.dumps({**SPEC, "name": "encor-pool", "lab_track": "encor"}))
@@ -158,6 +161,9 @@ def test_pools_create_from_flags_or_a_spec_file_and_adopt_and_release_a_worker(c
     assert_one_line_error(run_lcm("pools", "create", "--spec", str(spec)), "invalid input (422)", "regions")
     for argv, said in ((["--spec", str(spec), "--name", "x"], "leave out --name"),
                        (["--name", "x"], "--track, --template needed"),
+                       (["--spec", str(spec), "--labs-per-worker", "2"], "leave out --labs-per-worker"),
+                       (["--name", "x", "--track", "y", "--template", "z", "--labs-per-worker", "0"],
+                        "--labs-per-worker"),
                        (["--spec", "/dev/zero"], "is over 64000 bytes")):
         refused = run_lcm("pools", "create", *argv)
         assert (refused.code, refused.out) == (2, ""), refused.err

@@ -27,6 +27,7 @@ from lcm_core.domain.pools import (
     MAX_POOL_WORKERS,
     PoolForecast,
     PoolView,
+    ScaleDownAction,
     ScaleRequest,
     ScalingDecision,
     ScalingPolicy,
@@ -100,6 +101,11 @@ def read_spec(source: str) -> dict[str, Any]:
     return spec
 
 
+# The flags a whole spec (--spec) replaces, by their argparse names.
+SPEC_FLAGS = ("name", "track", "template", "region", "description", "policy", "min_workers", "max_workers",
+              "labs_per_worker", "scale_down_action")
+
+
 def spec_from_flags(args: argparse.Namespace) -> dict[str, Any]:
     missing = [flag for flag, value in (("--name", args.name), ("--track", args.track),
                                         ("--template", args.template)) if not value]
@@ -111,7 +117,8 @@ def spec_from_flags(args: argparse.Namespace) -> dict[str, Any]:
     if args.description:
         spec["description"] = args.description
     scaling = {k: v for k, v in (("policy", args.policy), ("min_workers", args.min_workers),
-                                 ("max_workers", args.max_workers)) if v is not None}
+                                 ("max_workers", args.max_workers), ("max_labs_per_worker", args.labs_per_worker),
+                                 ("scale_down_action", args.scale_down_action)) if v is not None}
     if scaling:
         spec["scaling"] = scaling
     return spec
@@ -119,8 +126,7 @@ def spec_from_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def _create(ctx: Context, args: argparse.Namespace) -> int:
     if args.spec:
-        given = [flag for flag in ("name", "track", "template", "region", "description", "policy", "min_workers",
-                                   "max_workers") if getattr(args, flag) is not None]
+        given = [flag for flag in SPEC_FLAGS if getattr(args, flag) is not None]
         if given:
             raise UsageError(f"--spec is the whole spec: leave out --{given[0].replace('_', '-')}")
         spec = read_spec(args.spec)
@@ -251,6 +257,10 @@ def register(root: Subparsers) -> None:
     create.add_argument("--policy", choices=[p.value for p in ScalingPolicy], help="how it scales (default none)")
     create.add_argument("--min-workers", type=bounded_int(0, MAX_POOL_WORKERS), metavar="N", help="default 1")
     create.add_argument("--max-workers", type=bounded_int(0, MAX_POOL_WORKERS), metavar="N", help="default 10")
+    create.add_argument("--labs-per-worker", type=bounded_int(1, 1000), metavar="N",
+                        help="sessions a worker holds before lab_count_based adds one (default 15)")
+    create.add_argument("--scale-down-action", choices=[a.value for a in ScaleDownAction],
+                        help="what a retired worker becomes (default stop)")
 
     for name, help_text, handler in (
         ("adopt", "give an existing worker to the pool (it serves the pool's track)", _adopt),
