@@ -60,7 +60,7 @@ def build_host(settings: WorkerControllerSettings) -> ControllerHost:
                                    resync_interval=settings.reconcile_interval_seconds,
                                    concurrency=settings.reconcile_concurrency)
     watch_loop = KeyWatchLoop(settings, "workers", reconcile_loop, reconciler.list_keys)
-    autoscaler = PoolAutoscaler(gateway, host.fence)
+    autoscaler = PoolAutoscaler(gateway, host.fence, launch_failure_limit=settings.launch_failure_limit)
     autoscaler_loop = ReconcileLoop("autoscaler", autoscaler.reconcile, autoscaler.list_keys,
                                     resync_interval=settings.autoscaler_interval_seconds, concurrency=4)
     autoscaler_loop.stats.extra = autoscaler.decisions  # decisions recorded, by action (live)

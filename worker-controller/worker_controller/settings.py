@@ -28,6 +28,11 @@ class WorkerControllerSettings(ControllerSettings, CmlAccessSettings, FleetDefau
     autoscaler_interval_seconds: float = Field(default=30, ge=1, validation_alias="WORKER_AUTOSCALER_INTERVAL")
     """Periodic evaluation of every pool (etcd watches on pools trigger evaluations in between)."""
 
+    launch_failure_limit: int = Field(default=3, ge=1, le=1000, validation_alias="WORKER_LAUNCH_FAILURE_LIMIT")
+    """Failed launches in a row after which a pool whose worker cannot be launched turns `failed` (and launches
+    no more workers until that one is launched). The launch itself is retried with backoff all along: a
+    shortage of metal capacity is often temporary."""
+
     reconcile_concurrency: int = Field(default=20, ge=1, le=500, validation_alias="WORKER_RECONCILE_CONCURRENCY")
     """Workers reconciled at once."""
 

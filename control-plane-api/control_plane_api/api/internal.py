@@ -25,7 +25,13 @@ from lcm_core.domain.types import (
     Text,
     storable_json,
 )
-from lcm_core.domain.workers import MetricsBatch, MetricsBatchOutcome, WorkerSummary, WorkerView
+from lcm_core.domain.workers import (
+    LaunchFailureReport,
+    MetricsBatch,
+    MetricsBatchOutcome,
+    WorkerSummary,
+    WorkerView,
+)
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
 
@@ -170,6 +176,13 @@ async def license_progress(worker_id: str, body: LicenseProgress, cp: CP, caller
 @router.post("/workers/{worker_id}/provisioned", summary="The instance provisioned for a worker (idempotent)")
 async def provisioned(worker_id: str, body: DiscoveredInstance, cp: CP, caller: Leader) -> WorkerView:
     return controller_view(await cp.workers.attach_instance(worker_id, body, by=caller.by, leader=caller))
+
+
+@router.post("/workers/{worker_id}/launch-failed", summary="A failed attempt to launch a worker's instance")
+async def launch_failed(worker_id: str, body: LaunchFailureReport, cp: CP, caller: Leader) -> WorkerView:
+    """Counted on the worker (`launch_failure`) until its instance is attached; its pool fails while it keeps
+    failing (docs/pools.md)."""
+    return controller_view(await cp.workers.record_launch_failure(worker_id, body, by=caller.by, leader=caller))
 
 
 @router.get("/templates/{name}", summary="A worker template (for provisioning)")

@@ -36,7 +36,7 @@ from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress
 from control_plane_api.domain.worker import InstanceClaimedError, Worker, worker_id_for
 from control_plane_api.domain.worker_query import WorkerQuery
 from lcm_core.domain.enums import DesiredStatus
-from lcm_core.domain.workers import WorkerSummary, WorkerTelemetry
+from lcm_core.domain.workers import LaunchFailureReport, WorkerSummary, WorkerTelemetry
 from lcm_core.errors import ConflictError, InvalidError, LcmError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -201,6 +201,11 @@ class WorkerService(WorkerMetrics):
     async def attach_instance(self, worker_id: str, found: DiscoveredInstance, by: str,
                               leader: LeaderCaller | None = None) -> Worker:
         return await self.mutate(worker_id, lambda w, now: w.attach_instance(found, now, by), leader=leader)
+
+    async def record_launch_failure(self, worker_id: str, report: LaunchFailureReport, by: str,
+                                    leader: LeaderCaller | None = None) -> Worker:
+        """A failed attempt to launch the worker's instance (counted on the worker; see `worker_launch`)."""
+        return await self.mutate(worker_id, lambda w, now: w.record_launch_failure(report, now, by), leader=leader)
 
     # ----------------------------------------------------------------- discovery
 

@@ -22,6 +22,7 @@ from control_plane_api.domain.reports import (
 )
 from control_plane_api.domain.system_settings import WorkerTemplate
 from control_plane_api.domain.worker_drain import Drain, WorkerDrain
+from control_plane_api.domain.worker_launch import InstanceLaunch
 from control_plane_api.domain.worker_membership import PoolMembership
 from control_plane_api.domain.worker_rules import ORDINARY_SUCCESSORS
 from control_plane_api.domain.worker_state import (
@@ -45,7 +46,14 @@ from lcm_core.domain.enums import (
     WorkerStatus,
     status_from_ec2,
 )
-from lcm_core.domain.workers import CapacitySummary, WorkerSummary, WorkerTelemetry, last_change, worker_phase
+from lcm_core.domain.workers import (
+    CapacitySummary,
+    LaunchFailure,
+    WorkerSummary,
+    WorkerTelemetry,
+    last_change,
+    worker_phase,
+)
 from lcm_core.errors import ConflictError
 
 
@@ -67,7 +75,7 @@ def worker_id_for(idempotency_key: str) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"lcm:worker:{idempotency_key}").hex
 
 
-class Worker(WorkerDrain, PoolMembership, LeadTiming, TelemetryBehaviour, Model):
+class Worker(WorkerDrain, PoolMembership, InstanceLaunch, LeadTiming, TelemetryBehaviour, Model):
     """The aggregate root. `id` is LCM's; `aws_instance_id` is unique across the fleet (None while a worker
     created from a template waits for its instance)."""
 
@@ -96,6 +104,8 @@ class Worker(WorkerDrain, PoolMembership, LeadTiming, TelemetryBehaviour, Model)
     """Set while the worker is drained (no new session); see `worker_drain`."""
     instance_conflict: str | None = None
     """Why an instance claims to be this worker's when it is not (a duplicate launch): shown to operators."""
+    launch_failure: LaunchFailure | None = None
+    """Its instance could not be launched (yet): see `worker_launch`."""
     desired_status: DesiredStatus | None = None
     desired_reason: str | None = None
     desired_changed_at: datetime | None = None
@@ -147,6 +157,7 @@ class Worker(WorkerDrain, PoolMembership, LeadTiming, TelemetryBehaviour, Model)
             capacity=CapacitySummary(declared=cap.declared, allocated=cap.allocated,
                                      ports_used=sum(len(p) for p in cap.port_allocations.values())),
             drain_then=self.drain.then if self.drain else None, instance_conflict=self.instance_conflict,
+            launch_failure=self.launch_failure,
             getting_ready_by=self.lead_clock.kind.value if self.lead_clock else None,
             getting_ready_since=self.lead_clock.since if self.lead_clock else None,
             version=self.version)
@@ -190,17 +201,6 @@ class Worker(WorkerDrain, PoolMembership, LeadTiming, TelemetryBehaviour, Model)
                                         message=conflict))
         return worker, events
 
-    def flag_duplicate(self, instance_id: str, duplicate_worker_id: str) -> list[DomainEvent]:
-        """Another instance was launched for this worker (it is imported as a worker of its own, so that it
-        shows in the fleet and can be terminated): the operator must hear of it, it is billed."""
-        note = (f"instance {instance_id} was also launched for this worker (imported as worker "
-                f"{duplicate_worker_id}): terminate it unless it is needed")
-        if self.instance_conflict == note:
-            return []
-        self.instance_conflict = note
-        return [self._event(ev.WORKER_INSTANCE_CONFLICT, aws_instance_id=instance_id,
-                            duplicate_worker_id=duplicate_worker_id, message=note)]
-
     @classmethod
     def requested(cls, template: WorkerTemplate, region: str, name: str, worker_id: str, now: datetime,
                   by: str, *, pool_id: str | None = None, lab_track: str | None = None,
@@ -235,6 +235,7 @@ class Worker(WorkerDrain, PoolMembership, LeadTiming, TelemetryBehaviour, Model)
         self.instance_type = found.instance_type or self.instance_type
         self.launch_time = found.launch_time
         self._record("aws_instance_id", None, found.aws_instance_id, now, "instance provisioned", by)
+        self.clear_launch_failure(now, by)
         events = [self._event(ev.WORKER_STATUS_UPDATED, old_status=self.status.value, new_status=self.status.value,
                               aws_instance_id=found.aws_instance_id, reason="instance provisioned",
                               phase=self.lifecycle_phase)]

@@ -327,6 +327,9 @@ class PoolWork(BaseModel):
     lead_time: LeadTime = Field(default_factory=LeadTime)
     """The template's measured lead times (or the pool's defaults while too few were measured)."""
     observed_at: datetime
+    launch_failure_limit: int = Field(default=3, ge=1)
+    """Failed launches in a row after which a member without an instance fails its pool. The worker-controller's
+    setting (`WORKER_LAUNCH_FAILURE_LIMIT`), set on what it read: the control plane does not send it."""
 
 
 class PoolEvaluation(StrictModel):

@@ -227,6 +227,39 @@ class WorkerTelemetry(StrictModel):
         return self.cml.running_nodes if self.cml is not None else None
 
 
+# --------------------------------------------------------------------------- launch failures
+
+#: The longest launch error a worker keeps (AWS's message, cut by the reporter: an authorisation failure
+#: carries a long encoded blob).
+LAUNCH_ERROR_MAX_LENGTH = 500
+
+
+class LaunchFailureReport(StrictModel):
+    """One failed attempt to launch a worker's instance, as the worker-controller reports it
+    (`POST /api/internal/workers/{id}/launch-failed`), after it has checked by the worker's id tag that no
+    instance was launched after all. Secrets are masked by the reporter."""
+
+    error: Annotated[Text, Field(min_length=1, max_length=LAUNCH_ERROR_MAX_LENGTH)]
+    observed_at: Instant
+    """When the attempt failed: a report older than the worker's instance (attached since) is ignored."""
+
+
+class LaunchFailure(BaseModel):
+    """A worker whose instance could not be launched: since when, how many attempts in a row, and the last
+    error. Cleared when its instance is attached; the pool fails while a member keeps failing (docs/pools.md)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    since: datetime
+    """The first failed attempt of the run."""
+    last_at: datetime
+    """The last failed attempt."""
+    attempts: int = Field(default=1, ge=1)
+    """Failed attempts in a row."""
+    error: str
+    """Why the last attempt failed (at most `LAUNCH_ERROR_MAX_LENGTH` characters)."""
+
+
 # --------------------------------------------------------------------------- 4. the row
 
 
@@ -291,6 +324,8 @@ class WorkerSummary(BaseModel):
     idle_since: datetime | None = None
     drain_then: DesiredStatus | None = None
     instance_conflict: str | None = None
+    launch_failure: LaunchFailure | None = None
+    """Set while the worker's instance cannot be launched (cleared once it is)."""
     version: int = 0
 
     def cml_url(self, template: str) -> str | None:

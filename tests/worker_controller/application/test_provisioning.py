@@ -14,9 +14,10 @@ from typing import Any
 import boto3
 import pytest
 
-from lcm_core.domain.workers import WorkerView
+from lcm_core.domain.workers import LAUNCH_ERROR_MAX_LENGTH, LaunchFailureReport, WorkerView
 from lcm_core.errors import UnavailableError
 from lcm_core.leader.fence import AlwaysLeading
+from lcm_core.logging import register_secret
 from lcm_core.testing.devstack.aws_seed import register_ami
 from worker_controller.application.provisioning import WORKER_ID_TAG, Provisioner
 from worker_controller.infrastructure.aws import AwsFleet
@@ -50,6 +51,32 @@ class CrashingOnce:
     async def bulk_import(self, instances: Any, source: str, /) -> Any:
         raise AssertionError(f"no duplicate instance may be launched: {instances}")
 
+    async def launch_failed(self, worker_id: str, report: dict[str, Any], /) -> WorkerView:
+        raise AssertionError(f"the launch did not fail: {report}")
+
+
+class RecordingFailures:
+    """The control plane's side of provisioning, keeping the launch failures reported to it."""
+
+    def __init__(self, template: dict[str, Any]) -> None:
+        self._template = template
+        self.failures: list[dict[str, Any]] = []
+        self.attached: list[str] = []
+
+    async def template(self, name: str, /) -> dict[str, Any]:
+        return self._template
+
+    async def provisioned(self, worker_id: str, instance: dict[str, Any], /) -> WorkerView:
+        self.attached.append(instance["aws_instance_id"])
+        return WorkerView(id=worker_id, aws_region=REGION, aws_instance_id=instance["aws_instance_id"])
+
+    async def bulk_import(self, instances: Any, source: str, /) -> Any:
+        raise AssertionError(f"no duplicate instance may be launched: {instances}")
+
+    async def launch_failed(self, worker_id: str, report: dict[str, Any], /) -> WorkerView:
+        self.failures.append(report)
+        return WorkerView(id=worker_id, aws_region=REGION)
+
 
 def test_a_launch_retried_after_a_crash_finds_the_instance_it_launched(moto_server) -> None:
     url = f"http://{moto_server.address}"
@@ -76,3 +103,58 @@ def test_a_launch_retried_after_a_crash_finds_the_instance_it_launched(moto_serv
     assert gateway.attached == instances
     assert attached.aws_instance_id == instances[0]
     assert provisioner.launched == 1
+
+
+def test_a_launch_that_launched_nothing_is_reported_then_retried_once_the_ami_exists(moto_server) -> None:
+    """The template's pattern matches no AMI: each attempt raises (the reconcile backs off and retries) and is
+    reported with its error; once an AMI matching the pattern is registered, the next attempt launches."""
+    url = f"http://{moto_server.address}"
+    tag = uuid.uuid4().hex[:8]
+    ec2 = session().client("ec2", region_name=REGION, endpoint_url=url)
+    pattern = f"CML-2.9.{tag}-*"
+    gateway = RecordingFailures({"name": "metal", "ami_name_pattern": pattern, "instance_type": "m5zn.metal"})
+    fleet = AwsFleet(endpoint_url=url, max_concurrency=2, session_factory=session)
+    worker = WorkerView(id=f"pool-worker-{tag}", name="ccna-pool-000", aws_region=REGION, template_name="metal")
+    provisioner = Provisioner(fleet, gateway, AlwaysLeading())
+
+    async def fail_twice_then_launch() -> WorkerView:
+        for _ in range(2):
+            with pytest.raises(UnavailableError, match="no AMI matches"):
+                await provisioner.provision(worker)
+        register_ami(ec2, f"CML-2.9.{tag}-build")
+        return await provisioner.provision(worker)
+
+    try:
+        attached = asyncio.run(fail_twice_then_launch())
+    finally:
+        fleet.close()
+    assert [f["error"] for f in gateway.failures] == [f"no AMI matches '{pattern}' in {REGION}"] * 2
+    first, second = (LaunchFailureReport.model_validate(f) for f in gateway.failures)
+    assert first.observed_at < second.observed_at
+    assert provisioner.failed == 2
+    assert provisioner.launched == 1
+    assert gateway.attached == [attached.aws_instance_id]
+
+
+def test_a_reported_launch_error_masks_secrets_and_is_cut_to_its_bound(moto_server) -> None:
+    url = f"http://{moto_server.address}"
+    secret = f"token-{uuid.uuid4().hex}"
+    register_secret(secret)
+    pattern = f"CML-{secret}-{'x' * LAUNCH_ERROR_MAX_LENGTH}-*"
+    gateway = RecordingFailures({"name": "metal", "ami_name_pattern": pattern, "instance_type": "m5zn.metal"})
+    fleet = AwsFleet(endpoint_url=url, max_concurrency=2, session_factory=session)
+    worker = WorkerView(id=f"pool-worker-{uuid.uuid4().hex[:8]}", name="w", aws_region=REGION, template_name="metal")
+
+    async def attempt() -> None:
+        with pytest.raises(UnavailableError):
+            await Provisioner(fleet, gateway, AlwaysLeading()).provision(worker)
+
+    try:
+        asyncio.run(attempt())
+    finally:
+        fleet.close()
+    (report,) = gateway.failures
+    assert secret not in report["error"]
+    assert report["error"].startswith("no AMI matches 'CML-")
+    assert len(report["error"]) == LAUNCH_ERROR_MAX_LENGTH
+    LaunchFailureReport.model_validate(report)  # what the control plane accepts

@@ -61,6 +61,10 @@ class FakeGateway:
     async def template(self, name: str) -> dict[str, Any]:
         return {"name": name, "instance_type": "m5zn.metal", "ami_name_pattern": "CML-*"}
 
+    async def launch_failed(self, worker_id: str, report: dict[str, Any]) -> WorkerView:
+        self.reports.append(("launch_failed", report))
+        return WorkerView.model_validate(self.doc)
+
     async def provisioned(self, worker_id: str, instance: dict[str, Any]) -> WorkerView:
         self.reports.append(("provisioned", instance))
         self.doc["aws_instance_id"] = instance["aws_instance_id"]
@@ -269,9 +273,14 @@ async def test_a_failed_run_instances_that_launched_nothing_is_raised_for_a_retr
 
     aws.run_from_template = fail  # type: ignore[method-assign]
     gateway = FakeGateway(aws_instance_id=None, status="pending", template_name="metal", desired_status="running")
-    with pytest.raises(UnavailableError):
+    with pytest.raises(UnavailableError):  # the reconcile loop backs off and retries
         await reconciler(aws, gateway).reconcile("w1")
     assert aws.calls == ["describe-by-tag", "run", "describe-by-tag"]
+    # Checked again by tag, nothing launched: the attempt is reported, for the control plane to count.
+    ((kind, report),) = gateway.reports
+    assert kind == "launch_failed"
+    assert report["error"] == "AWS ec2.run_instances failed: InsufficientInstanceCapacity"
+    assert report["observed_at"]
 
 
 async def test_duplicate_instances_keep_the_oldest_and_report_the_others() -> None:

@@ -23,7 +23,7 @@ from lcm_core.domain.pools import (
     ScalingDecision,
     ScalingTrigger,
 )
-from lcm_core.domain.workers import CapacitySummary, Resources, WorkerSummary
+from lcm_core.domain.workers import CapacitySummary, LaunchFailure, Resources, WorkerSummary
 from worker_controller.domain.autoscaling import launch_regions, plan_pool
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Paris
@@ -78,6 +78,7 @@ class Case:
     retire: list[str] = field(default_factory=list)
     phase: PoolPhase | None = None
     reason_has: str = ""
+    launch_failure_limit: int = 3
 
 
 def work_for(case: Case) -> PoolWork:
@@ -85,6 +86,7 @@ def work_for(case: Case) -> PoolWork:
                     scaling=ScalingConfig(**case.scaling), desired_workers=case.desired, phase=PoolPhase.READY,
                     version=7, **{"ready_since": NOW - timedelta(hours=1), **case.pool})
     return PoolWork(pool=pool, workers=case.workers, observed_at=case.now, template_capacity=M5ZN,
+                    launch_failure_limit=case.launch_failure_limit,
                     waiting=WaitingDemand(sessions=case.waiting, cpu_cores=case.waiting_cpu,
                                           memory_gb=case.waiting * 8.0))
 
@@ -266,6 +268,77 @@ def test_hybrid(case: Case) -> None:
 @pytest.mark.parametrize("case", NONE_CASES, ids=lambda c: c.name)
 def test_policy_none(case: Case) -> None:
     check(case)
+
+
+def unlaunched(name: str, attempts: int, **extra: Any) -> WorkerSummary:
+    """A member whose instance could not be launched `attempts` times in a row (none if 0)."""
+    failure = None if attempts == 0 else LaunchFailure(
+        since=NOW - timedelta(minutes=5), last_at=NOW - timedelta(seconds=10), attempts=attempts,
+        error="no AMI matches 'CML-2.9.*' in us-east-1")
+    return worker(name, state="launching", status=WorkerStatus.PENDING, launch_failure=failure, **extra)
+
+
+FRESH = {"ready_since": None}
+
+LAUNCH_FAILURE_CASES = [
+    Case("a member that failed to launch 3 times fails the pool", {**NONE, "min_workers": 1}, [unlaunched("a", 3)],
+         desired=1, pool=FRESH, rule="launch_failing", phase=PoolPhase.FAILED,
+         reason_has="launching no more workers: 1 worker(s) could not be launched: a (3 attempts since "
+                    "2026-12-07 08:55 UTC); last error: no AMI matches 'CML-2.9.*' in us-east-1"),
+    Case("fewer failures than the limit: still initializing", {**NONE, "min_workers": 1}, [unlaunched("a", 2)],
+         desired=1, pool=FRESH, rule="manual", phase=PoolPhase.INITIALIZING),
+    Case("the limit is the controller's setting", {**NONE, "min_workers": 1}, [unlaunched("a", 2)],
+         desired=1, pool=FRESH, launch_failure_limit=2, rule="launch_failing", phase=PoolPhase.FAILED),
+    Case("a ready pool whose new member cannot be launched fails too", NONE, [worker("b"), unlaunched("a", 4)],
+         desired=2, rule="launch_failing", phase=PoolPhase.FAILED, reason_has="a (4 attempts"),
+    Case("sessions waiting launch no more workers while one fails", LAB,
+         [worker("b", sessions=2), unlaunched("a", 3)], desired=2, waiting=3, size=3,
+         action=ScalingAction.SCALE_UP, rule="launch_failing", launch=0, phase=PoolPhase.FAILED,
+         reason_has="cannot launch 1 more worker(s) until the failing one is launched"),
+    Case("a failing member retired by a scale-down fails the pool no more", NONE,
+         [worker("b"), unlaunched("a", 5, desired_status=DesiredStatus.TERMINATED)], desired=1, rule="manual",
+         phase=PoolPhase.READY),
+    Case("its failures cleared, the pool is initializing again", {**NONE, "min_workers": 1}, [unlaunched("a", 0)],
+         desired=1, pool=FRESH, rule="manual", phase=PoolPhase.INITIALIZING),
+]
+
+
+@pytest.mark.parametrize("case", LAUNCH_FAILURE_CASES, ids=lambda c: c.name)
+def test_launch_failures(case: Case) -> None:
+    check(case)
+    plan = plan_pool(work_for(case))
+    assert (plan.error is not None) is (plan.phase is PoolPhase.FAILED), plan.error
+    assert plan.warm_up == []
+
+
+def test_a_failing_launch_is_recorded_once_its_error_kept_current_and_its_recovery_recorded() -> None:
+    case = Case("", {**NONE, "min_workers": 1}, [unlaunched("a", 3)], desired=1, pool=FRESH)
+    work = work_for(case)
+    first = plan_pool(work).evaluation(work.pool)
+    assert first is not None
+    assert first.decision is not None
+    assert first.decision.inputs["rule"] == "launch_failing"
+    assert first.decision.inputs["launch_failure_limit"] == 3
+    assert first.phase is PoolPhase.FAILED
+    assert first.error is not None
+    assert "a (3 attempts" in first.error
+    work.pool.last_decision, work.pool.phase, work.pool.error = first.decision, first.phase, first.error
+    work.pool.capacity = first.capacity
+    failure = work.workers[0].launch_failure
+    assert failure is not None
+    failure.attempts = 4
+    again = plan_pool(work).evaluation(work.pool)
+    assert again is not None
+    assert again.decision is None  # the same failure: no new history entry, its error kept current
+    assert again.error is not None
+    assert "a (4 attempts" in again.error
+    work.pool.error = again.error
+    work.workers[0].launch_failure = None
+    recovered = plan_pool(work).evaluation(work.pool)
+    assert recovered is not None
+    assert recovered.decision is not None
+    assert recovered.decision.inputs["rule"] != "launch_failing"
+    assert (recovered.phase, recovered.error) == (PoolPhase.INITIALIZING, None)
 
 
 def test_a_template_that_cannot_launch_fails_the_pool() -> None:

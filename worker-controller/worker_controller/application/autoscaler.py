@@ -32,9 +32,10 @@ BUSY_REQUEUE_SECONDS = 5.0
 
 
 class PoolAutoscaler:
-    def __init__(self, gateway: PoolGateway, fence: Fence) -> None:
+    def __init__(self, gateway: PoolGateway, fence: Fence, *, launch_failure_limit: int = 3) -> None:
         self._gateway = gateway
         self._fence = fence
+        self._launch_failure_limit = launch_failure_limit
         self.decisions: Counter[str] = Counter()
         """Decisions recorded, by action (`decisions_scale_up`, ...; shown in the controller's status)."""
 
@@ -54,6 +55,7 @@ class PoolAutoscaler:
             return ReconcileResult.done()
         if work.pool.phase is PoolPhase.TERMINATED:
             return ReconcileResult.done()
+        work.launch_failure_limit = self._launch_failure_limit
         plan = plan_pool(work)
         evaluation = plan.evaluation(work.pool)
         if evaluation is not None:

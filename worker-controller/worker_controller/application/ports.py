@@ -117,6 +117,10 @@ class ProvisioningReports(WorkerImport, Protocol):
 
     async def provisioned(self, worker_id: str, instance: dict[str, Any], /) -> WorkerView: ...
 
+    async def launch_failed(self, worker_id: str, report: dict[str, Any], /) -> WorkerView:
+        """Reports an attempt to launch the worker's instance that launched nothing (`LaunchFailureReport`)."""
+        ...
+
 
 class WorkerGateway(StatusReports, LicenceReports, ProvisioningReports, Protocol):
     """The reconciler's side of the control plane: the workers to reconcile, one worker as it is now, and

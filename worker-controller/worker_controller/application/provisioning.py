@@ -6,6 +6,10 @@ after a failed launch it is asked again before the error is let through (the rec
 backoff, which starts by asking once more). If a duplicate does exist, the oldest instance is kept and the
 others are handed to the control plane's import, which shows each as a worker of its own flagged as a
 duplicate, on the worker and in an event, so that it is not left billing unseen.
+
+A launch that failed and launched nothing (no AMI matches the template, no capacity for the instance type, a
+call AWS refuses) is reported to the control plane, which counts the attempts on the worker (`launch_failure`,
+cleared when the instance is attached): operators see it, and the worker's pool fails while it keeps failing.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from lcm_core.errors import UnavailableError
+from lcm_core.domain.workers import LAUNCH_ERROR_MAX_LENGTH, LaunchFailureReport
+from lcm_core.errors import LcmError, UnavailableError
 from lcm_core.leader.fence import Fence
+from lcm_core.logging import redact
 from worker_controller.application.discovery import SOURCE, to_discovered
 from worker_controller.application.ports import InstanceLauncher, ProvisioningReports
 from worker_controller.domain.ec2 import Ec2Instance
@@ -41,6 +47,7 @@ class Provisioner:
         self._fence = fence
         self.launched = 0
         self.duplicates = 0
+        self.failed = 0
 
     async def provision(self, worker: WorkerView) -> WorkerView:
         """The worker with its instance attached: the one already launched for it, or a new one."""
@@ -51,6 +58,7 @@ class Provisioner:
             template = await self._gateway.template(worker.template_name)
             what = f"launch an instance for worker {worker.id}"
             self._fence.check(what)
+            attempted = datetime.now(UTC)
             try:
                 found = [await self._aws.run_from_template(
                     worker.aws_region, template, name=worker.name, client_token=worker.id,
@@ -59,6 +67,7 @@ class Provisioner:
             except UnavailableError as exc:
                 found = await self._aws.instances_by_tag(worker.aws_region, WORKER_ID_TAG, worker.id)
                 if not found:
+                    await self._report_failure(worker, exc, attempted)
                     raise
                 logger.warning("worker %s: RunInstances failed (%s) but launched an instance", worker.id, exc.message)
             else:
@@ -73,3 +82,15 @@ class Provisioner:
                          worker.id, len(extra), ", ".join(i.instance_id for i in extra), kept.instance_id)
             await self._gateway.bulk_import([to_discovered(i, {}) for i in extra], SOURCE)
         return attached
+
+    async def _report_failure(self, worker: WorkerView, exc: UnavailableError, attempted: datetime) -> None:
+        """Tell the control plane that this attempt launched nothing (secrets masked, the message cut). A report
+        that does not get through is only logged: the attempt's own error is what the retry acts on."""
+        self.failed += 1
+        error = redact(exc.message)[:LAUNCH_ERROR_MAX_LENGTH]
+        logger.warning("worker %s: launch failed: %s", worker.id, error)
+        report = LaunchFailureReport(error=error, observed_at=attempted)
+        try:
+            await self._gateway.launch_failed(worker.id, report.model_dump(mode="json"))
+        except LcmError as lost:
+            logger.warning("worker %s: the launch failure was not reported: %s", worker.id, lost.message)

@@ -13,6 +13,11 @@ pool was read at, so cooldowns and allowed hours are judged on the control plane
    a session or has one booked. Retired workers are stopped into the warm pool up to its size
    (`warm_pool_size`) and terminated beyond it; stopped workers beyond it are terminated.
 
+A member without an instance whose launch failed `PoolWork.launch_failure_limit` times in a row (the worker
+carries its `launch_failure`) fails the pool: its `error` names the worker(s), their attempts and the last error,
+and no other worker is launched until that one is (the reconciler keeps retrying it). Once it is launched, the
+next evaluation finds the pool in its usual phase.
+
 Every evaluation says why, including "did nothing because ...". `inputs["rule"]` names the rule that decided, so
 that a decision with the same outcome and rule as the last one is not recorded again (`PoolPlan.evaluation`).
 """
@@ -113,6 +118,30 @@ def _template_problem(work: PoolWork) -> str | None:
             return (f"template {pool.template_name!r} has no placement in the pool's regions "
                     f"({', '.join(pool.regions)})")
     return None
+
+
+#: Members named in a launch failure's error (the rest are counted).
+FAILING_NAMED = 3
+
+
+def _failing_launches(work: PoolWork, roles: dict[str, MemberRole]) -> list[WorkerSummary]:
+    """Members still wanted that have no instance and whose launch failed `launch_failure_limit` times in a
+    row (or more): the pool does not pile more launches on them."""
+    return [row for row in work.workers
+            if roles[row.id] in (MemberRole.ACTIVE, MemberRole.WARMING) and row.aws_instance_id is None
+            and row.launch_failure is not None and row.launch_failure.attempts >= work.launch_failure_limit]
+
+
+def _launch_problem(failing: list[WorkerSummary]) -> str | None:
+    """Which members cannot be launched, how many times each failed, and the last error."""
+    if not failing:
+        return None
+    failures = [(row, row.launch_failure) for row in failing if row.launch_failure is not None]
+    named = ", ".join(f"{row.name or row.id} ({failure.attempts} attempts since {failure.since:%Y-%m-%d %H:%M} UTC)"
+                      for row, failure in failures[:FAILING_NAMED])
+    more = f" and {len(failures) - FAILING_NAMED} more" if len(failures) > FAILING_NAMED else ""
+    last = max(failures, key=lambda pair: pair[1].last_at)[1]
+    return (f"{len(failures)} worker(s) could not be launched: {named}{more}; last error: {last.error}")[:1000]
 
 
 #: The thresholds each policy compares the pool's figures with (recorded with its decisions).
@@ -234,6 +263,7 @@ def plan_pool(work: PoolWork) -> PoolPlan:
     need = ahead_need(work)
     proposal = bounded(policy_size(work, cap, held, need), cfg, pool.desired_workers)
     size = proposal.size
+    failing = _launch_problem(_failing_launches(work, roles))
     plan = PoolPlan(phase=PoolPhase.READY, capacity=cap, desired_workers=size,
                     decision=ScalingDecision(at=now, action=ScalingAction.NONE, trigger=proposal.trigger,
                                              policy=cfg.policy, from_workers=pool.desired_workers, to_workers=size,
@@ -246,8 +276,10 @@ def plan_pool(work: PoolWork) -> PoolPlan:
         missing = size - current
         plan.resume = [row.id for row in parked[:max(0, missing - proposal.cold)]]
         to_launch = missing - len(plan.resume)
-        problem = _template_problem(work) if to_launch else None
-        if problem:
+        problem = (_template_problem(work) or failing) if to_launch else None
+        if problem is not None and problem is failing:
+            notes.append(f"cannot launch {to_launch} more worker(s) until the failing one is launched")
+        elif problem:
             plan.error = problem
             notes.append(f"cannot launch {to_launch} worker(s): {problem}")
         else:
@@ -269,9 +301,10 @@ def plan_pool(work: PoolWork) -> PoolPlan:
                          f"then {then})")
         if kept:
             notes.append(f"{kept} more to retire hold or have booked sessions: they stay until those end")
-    plan.phase = _phase(pool, cap, plan, size, current)  # keeping the warm pool is no scaling
+    plan.error = plan.error or failing
+    plan.phase = _phase(pool, cap, plan, size, current, failing is not None)  # keeping the warm pool is no scaling
     sized = plan.acts
-    warm_notes = _warm_pool(plan, work, roles, parked, _template_problem(work), need)
+    warm_notes = _warm_pool(plan, work, roles, parked, _template_problem(work) or failing, need)
     decision = plan.decision
     decision.launched, decision.resumed = [], plan.resume
     decision.retired = [*plan.retire, *plan.terminate]
@@ -292,12 +325,18 @@ def plan_pool(work: PoolWork) -> PoolPlan:
         decision.inputs["rule"] = "warm_pool"
         notes = [*warm_notes, f"policy: {proposal.reason}"]
         warm_notes = []
+    if failing is not None:
+        # Said first, and recorded once (its own rule): a pool whose launches keep failing is failed until one
+        # gets through; more attempts change its error, not its history.
+        decision.inputs.update(rule="launch_failing", launch_failure_limit=work.launch_failure_limit)
+        notes = [f"launching no more workers: {failing}", *notes]
     decision.reason = "; ".join([*notes, *warm_notes])[:1000]
     return plan
 
 
-def _phase(pool: PoolView, cap: PoolCapacity, plan: PoolPlan, size: int, current: int) -> PoolPhase:
-    if plan.error and size > current:
+def _phase(pool: PoolView, cap: PoolCapacity, plan: PoolPlan, size: int, current: int,
+           launch_failing: bool) -> PoolPhase:
+    if launch_failing or (plan.error and size > current):
         return PoolPhase.FAILED
     on_the_way = cap.on_the_way > 0 or bool(plan.launch or plan.resume)
     if pool.ready_since is None and size > 0 and (on_the_way or cap.ready < size):

@@ -67,6 +67,10 @@ class ControlPlaneGateway:
         return WorkerView.model_validate(
             await self._client.post(f"/api/internal/workers/{worker_id}/provisioned", instance))
 
+    async def launch_failed(self, worker_id: str, report: dict[str, Any]) -> WorkerView:
+        return WorkerView.model_validate(
+            await self._client.post(f"/api/internal/workers/{worker_id}/launch-failed", report))
+
     async def license_progress(self, worker_id: str, body: dict[str, Any]) -> WorkerView:
         return WorkerView.model_validate(await self._client.post(f"/api/internal/workers/{worker_id}/license", body))
 
