@@ -176,3 +176,28 @@ def _import(cp, *numbers: int) -> list[str]:
                            json={"instances": [discovered(n) for n in numbers]})
         assert answer.status_code == 200, answer.text
         return answer.json()["created"]
+
+
+def test_show_says_why_a_worker_could_not_be_launched(control_plane, run_lcm) -> None:
+    cp = control_plane
+    error = "AWS ec2.run_instances in us-east-1 failed: InsufficientInstanceCapacity"
+    with cp.client() as http:
+        assert http.post("/api/templates", headers=cp.admin(), json={
+            "name": "cli-metal", "instance_type": "m5zn.metal", "ami_name_pattern": "CML-*",
+            "regions": {"us-east-1": {}}, "capacity": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 300,
+                                                       "max_nodes": 100}}).status_code == 201
+        worker_id = http.post("/api/workers", headers=cp.admin(),
+                              json={"template_name": "cli-metal", "aws_region": "us-east-1"}).json()["id"]
+        before = dict(line.split(":", 1) for line in run_lcm("workers", "show", worker_id).lines())
+        assert before["launch_failure"].strip() == "-"
+        for second in ("01", "02"):
+            answer = http.post(f"/api/internal/workers/{worker_id}/launch-failed", headers=cp.leader(),
+                               json={"error": error, "observed_at": f"2026-12-05T12:00:{second}+00:00"})
+            assert answer.status_code == 200, answer.text
+    shown = run_lcm("workers", "show", worker_id)
+    assert shown.code == 0, shown.err
+    line = next(line for line in shown.lines() if line.startswith("launch_failure:"))
+    assert line.split(":", 1)[1].strip() == (
+        f"2 failed attempt(s) since 2026-12-05 12:00:01, last at 2026-12-05 12:00:02: {error}")
+    as_json = json.loads(run_lcm("--json", "workers", "show", worker_id).out)
+    assert as_json["launch_failure"]["attempts"] == 2

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from lcm_cli import render
 from lcm_cli.commands.common import Context, Subparsers, command, csv, group, paging, reason_body, seg
 from lcm_core.domain.enums import HealthStatus, WorkerStatus
-from lcm_core.domain.workers import WorkerSummary
+from lcm_core.domain.workers import LaunchFailure, WorkerSummary
 
 HEADERS = ["ID", "NAME", "REGION", "INSTANCE", "STATUS", "DESIRED", "HEALTH", "TRACK", "SESSIONS", "CPU%",
            "MEM%"]
@@ -64,7 +64,16 @@ def detail(worker: dict[str, Any]) -> str:
     summary = WorkerSummary.model_validate(worker.get("summary") or {"id": worker.get("id", "")})
     pairs += [("cpu_percent", summary.cpu_percent), ("memory_percent", summary.memory_percent),
               ("disk_percent", summary.disk_percent), ("collected_at", summary.collected_at)]
+    pairs.append(("launch_failure", launch_failure(summary.launch_failure)))
     return render.fields(pairs)
+
+
+def launch_failure(failure: LaunchFailure | None) -> str | None:
+    """Why the worker's instance could not be launched, in one line (None while nothing failed)."""
+    if failure is None:
+        return None
+    return (f"{failure.attempts} failed attempt(s) since {render.cell(failure.since)}, last at "
+            f"{render.cell(failure.last_at)}: {failure.error}")
 
 
 def _show(ctx: Context, args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ const TYPES = [
   "worker.resumed", "worker.desired_status.changed", "worker.idle_detection.toggled",
   "worker.refresh.requested", "worker.license.requested", "worker.license.updated", "controller.status",
   "worker.lab_track.changed", "worker.capacity.updated", "worker.draining", "worker.drained",
-  "worker.drain.cancelled", "worker.instance.conflict", "worker.pool.changed",
+  "worker.drain.cancelled", "worker.instance.conflict", "worker.pool.changed", "worker.launch.failed",
   "settings.updated", "heartbeat", "stream.overflow",
   // Worker pools: each event carries the pool after the change (`data.pool`).
   "pool.created", "pool.updated", "pool.scaled", "pool.decision.recorded", "pool.phase.changed",

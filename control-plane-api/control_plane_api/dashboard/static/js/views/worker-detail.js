@@ -5,7 +5,7 @@
 import { actionButtons, refreshButtons } from "../actions.js";
 import { api } from "../api.js";
 import { costFacts, readCosts, throttle } from "../costs.js";
-import { badge, h, replace, toast } from "../dom.js";
+import { badge, h, replace, toast, when } from "../dom.js";
 import { session, subscribe } from "../store.js";
 import { mountMonitoring } from "./monitoring.js";
 import { awsTab, cmlTab, eventsTab } from "./worker-tabs.js";
@@ -95,10 +95,15 @@ function tabList(id, current, onSelect) {
   return list;
 }
 
-// What an operator must know before acting: a drain under way, sessions held, a duplicate instance, a licence
-// that was not released.
+// What an operator must know before acting: an instance that cannot be launched, a drain under way, sessions
+// held, a duplicate instance, a licence that was not released.
 function notices(worker) {
   const lines = [];
+  const failure = worker.launch_failure;
+  if (failure) {
+    lines.push(`Launch failed ${failure.attempts} time(s) since ${when(failure.since)}, last at `
+      + `${when(failure.last_at)} (retried with backoff): ${failure.error}`);
+  }
   if (worker.drain) {
     const then = { stopped: "stop", terminated: "terminate", running: "stay running, drained" }[worker.drain.then];
     lines.push(worker.drain.completed_at ? `Drained: no session left; it will ${then}.`
@@ -184,7 +189,8 @@ export function mountWorkerDetail(main, id, initialTab) {
     // Redraw the header only when what it shows changed: keyboard focus on its buttons survives metrics.
     const key = JSON.stringify([worker.name, worker.status, worker.phase, worker.health_status, reasons(worker),
       worker.activity?.idle_detection_enabled, worker.license?.status, worker.license?.pending_action,
-      worker.drain, worker.sessions, worker.instance_conflict, worker.license?.last_error, worker.pool_id]);
+      worker.drain, worker.sessions, worker.instance_conflict, worker.license?.last_error, worker.pool_id,
+      worker.launch_failure]);
     if (key !== headerKey) drawHeader();
     headerKey = key;
     const buttons = header.querySelector(".button-row");
