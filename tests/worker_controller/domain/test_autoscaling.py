@@ -294,7 +294,7 @@ LAUNCH_FAILURE_CASES = [
     Case("sessions waiting launch no more workers while one fails", LAB,
          [worker("b", sessions=2), unlaunched("a", 3)], desired=2, waiting=3, size=3,
          action=ScalingAction.SCALE_UP, rule="launch_failing", launch=0, phase=PoolPhase.FAILED,
-         reason_has="cannot launch 1 more worker(s) until the failing one is launched"),
+         reason_has="cannot launch 1 more worker(s) until the failing launch gets through"),
     Case("a failing member retired by a scale-down fails the pool no more", NONE,
          [worker("b"), unlaunched("a", 5, desired_status=DesiredStatus.TERMINATED)], desired=1, rule="manual",
          phase=PoolPhase.READY),

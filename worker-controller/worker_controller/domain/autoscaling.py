@@ -25,6 +25,7 @@ that a decision with the same outcome and rule as the last one is not recorded a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC
 
 from lcm_core.domain.enums import DesiredStatus, ServiceStatus, WorkerStatus
 from lcm_core.domain.pool_capacity import MemberRole, PoolCapacity, member_role, on_its_way, pool_capacity
@@ -137,8 +138,8 @@ def _launch_problem(failing: list[WorkerSummary]) -> str | None:
     if not failing:
         return None
     failures = [(row, row.launch_failure) for row in failing if row.launch_failure is not None]
-    named = ", ".join(f"{row.name or row.id} ({failure.attempts} attempts since {failure.since:%Y-%m-%d %H:%M} UTC)"
-                      for row, failure in failures[:FAILING_NAMED])
+    named = ", ".join(f"{row.name or row.id} ({failure.attempts} attempts since "
+                      f"{failure.since.astimezone(UTC):%Y-%m-%d %H:%M} UTC)" for row, failure in failures[:FAILING_NAMED])
     more = f" and {len(failures) - FAILING_NAMED} more" if len(failures) > FAILING_NAMED else ""
     last = max(failures, key=lambda pair: pair[1].last_at)[1]
     return (f"{len(failures)} worker(s) could not be launched: {named}{more}; last error: {last.error}")[:1000]
@@ -278,7 +279,7 @@ def plan_pool(work: PoolWork) -> PoolPlan:
         to_launch = missing - len(plan.resume)
         problem = (_template_problem(work) or failing) if to_launch else None
         if problem is not None and problem is failing:
-            notes.append(f"cannot launch {to_launch} more worker(s) until the failing one is launched")
+            notes.append(f"cannot launch {to_launch} more worker(s) until the failing launch gets through")
         elif problem:
             plan.error = problem
             notes.append(f"cannot launch {to_launch} worker(s): {problem}")
