@@ -38,6 +38,10 @@ WATCH_PHASES = """() => { window.__phases = [];
     { subtree: true, childList: true, characterData: true }); }"""
 
 
+#: A description written as markup: shown as text, never run or rendered.
+HOSTILE = '<img src=x onerror="window.__injected=1"><b>bold</b>'
+
+
 def _screenshot(page: Any, tmp_path: Path, name: str) -> None:
     shot = tmp_path / name
     page.screenshot(path=str(shot), full_page=True)
@@ -185,7 +189,9 @@ def test_admin_creates_a_pool_edits_it_under_a_stale_version_and_deletes_it(brow
     assert error.get_attribute("role") == "alert"
     _screenshot(page, tmp_path, "pools-create-refused.png")
 
-    # Min 0 with no policy: the pool launches nothing (the fleet stays as it is).
+    # Min 0 with no policy: the pool launches nothing (the fleet stays as it is). Its description is markup,
+    # which the pages show as text.
+    page.get_by_label("Description").fill(HOSTILE)
     page.get_by_label("Min workers").fill("0")
     page.get_by_label("Max workers").fill("2")
     page.get_by_role("button", name="Create pool").click()
@@ -198,6 +204,13 @@ def test_admin_creates_a_pool_edits_it_under_a_stale_version_and_deletes_it(brow
     # the form says so, and the save is refused (409) with the way out.
     row.get_by_role("link", name=name).click()
     page.get_by_role("heading", name=name).wait_for()
+    # A pool without any worker yet: its empty states, and its description as the text it is.
+    expect(page.locator("#pool-workers tbody")).to_have_text("No worker yet.")
+    expect(page.locator("#pool-capacity")).to_contain_text("no worker")
+    expect(page.locator(".detail-header p.hint")).to_have_text(HOSTILE)
+    page.locator("#pool-config dd", has_text=HOSTILE).wait_for()
+    assert page.locator("#main img, #main b").count() == 0
+    assert page.evaluate("window.__injected") is None
     page.locator("#pool-edit summary").click()
     page.locator("#pool-edit-description").fill("edited in the browser")
     created = _pool(local_stack, name)
