@@ -3,8 +3,8 @@ policy, 1 to 3 workers, a warm pool of 1; `lcm_core/testing/devstack/pool_seed.p
 worker-controller's autoscaler launches (and one more into its warm pool, which boots once and stops): the admin
 sees it on the Pools page and its launch decision on its page, scales it with the Scale button while a second
 browser watches the change arrive live, creates a pool with the form (after the API's 422 for a minimum above the
-maximum is shown), meets the 409 of a stale edit and deletes it; a viewer sees the same pages without any admin
-control."""
+maximum is shown), meets the 409 of a stale edit, drains and undrains it and deletes it; a viewer sees the same
+pages without any admin control."""
 
 from __future__ import annotations
 
@@ -225,6 +225,19 @@ def test_admin_creates_a_pool_edits_it_under_a_stale_version_and_deletes_it(brow
     page.get_by_role("button", name="Reload the current configuration").click()
     expect(page.locator("#pool-edit-description")).to_have_value("changed elsewhere")
     page.locator("#pool-config dd", has_text="changed elsewhere").wait_for()
+
+    # Drain (confirmed): the pool says so and takes no scale until it is undrained.
+    scale = page.get_by_role("button", name="Scale", exact=True)
+    undrain = page.get_by_role("button", name="Undrain", exact=True)
+    page.get_by_role("button", name="Drain", exact=True).click()
+    page.locator(".detail-header [data-field=draining]").wait_for()
+    expect(scale).to_be_disabled()
+    expect(undrain).to_be_enabled()
+    assert _pool(local_stack, name)["draining"] is True
+    undrain.click()
+    page.locator(".detail-header [data-field=draining]").wait_for(state="detached")
+    expect(scale).to_be_enabled()
+    expect(undrain).to_be_disabled()
 
     # Delete (confirmed): a pool that never launched a worker is terminated at once.
     page.get_by_role("button", name="Delete", exact=True).click()
