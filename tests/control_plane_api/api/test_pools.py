@@ -217,6 +217,8 @@ def test_an_evaluation_launches_workers_once_and_a_stale_one_is_refused(control_
 
         stale = _evaluate(cp, http, pool["id"], _evaluation(pool))
         assert stale.status_code == 409
+        huge = _evaluate(cp, http, pool["id"], {**_evaluation(pool), "expected_version": 10**30})
+        assert huge.status_code == 422, huge.text  # a version no pool can have is bad input, not a conflict
         assert "changed since the autoscaler read it" in stale.json()["detail"]
         internal = http.get("/api/internal/pools", headers=cp.internal()).json()
         assert [p["id"] for p in internal["items"]] == [pool["id"]]
