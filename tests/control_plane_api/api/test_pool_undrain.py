@@ -4,8 +4,8 @@ again instead of launching workers in their place; a worker an operator drained 
 
 from __future__ import annotations
 
-from tests.control_plane_api.api.test_pools import _evaluate, _evaluation, _licensed, _pool, _template
-from tests.fixtures.lablet_api import LABLET, create_definition, create_session, decision, ready_workers
+from tests.fixtures.lablet_api import create_definition, create_session, ready_workers
+from tests.fixtures.pool_api import adopt_licensed, create_pool, create_template, evaluate_pool, place_session
 
 
 def test_undraining_a_pool_recalls_the_members_its_drain_retired(control_plane) -> None:
@@ -13,16 +13,11 @@ def test_undraining_a_pool_recalls_the_members_its_drain_retired(control_plane) 
     retired, own_drain = ready_workers(cp, 2)
     definition = create_definition(cp)
     with cp.client() as http:
-        _template(cp, http)
-        pool = _pool(cp, http)
+        create_template(cp, http)
+        pool = create_pool(cp, http)
         for worker_id in (retired, own_drain):
-            _licensed(cp, http, worker_id)
-            assert http.post(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.admin()).status_code == 200
-            session = create_session(cp, definition["id"])
-            scheduled = http.post(f"/api/internal/lablet-sessions/{session['id']}/schedule",
-                                  headers=cp.leader(LABLET), json={"worker_id": worker_id,
-                                                                   "decision": decision(worker_id)})
-            assert scheduled.status_code == 200, scheduled.text
+            adopt_licensed(cp, http, pool["id"], worker_id)
+            place_session(cp, http, create_session(cp, definition["id"])["id"], worker_id)
         drained = http.post(f"/api/workers/{own_drain}/drain", headers=cp.admin(),
                             json={"then": "stopped", "reason": "maintenance"})
         assert drained.status_code == 200, drained.text
@@ -30,9 +25,8 @@ def test_undraining_a_pool_recalls_the_members_its_drain_retired(control_plane) 
         pool = http.post(f"/api/pools/{pool['id']}/drain", headers=cp.admin()).json()
         assert pool["draining"] is True
         # What the autoscaler does with a drained pool: its serving members are retired (drained, then stopped).
-        answer = _evaluate(cp, http, pool["id"], _evaluation(pool, phase="draining", retire=[retired],
-                                                             retire_then="stop"))
-        assert answer.status_code == 200, answer.text
+        evaluate_pool(cp, http, pool["id"], desired_workers=pool["desired_workers"], phase="draining",
+                      retire=[retired], retire_then="stop")
         held = http.get(f"/api/workers/{retired}", headers=cp.viewer()).json()
         assert (held["status"], held["drain"]["then"], held["drain"]["pool_id"]) == ("draining", "stopped", pool["id"])
 
