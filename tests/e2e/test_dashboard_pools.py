@@ -3,8 +3,8 @@ policy, 1 to 3 workers, a warm pool of 1; `lcm_core/testing/devstack/pool_seed.p
 worker-controller's autoscaler launches (and one more into its warm pool, which boots once and stops): the admin
 sees it on the Pools page and its launch decision on its page, scales it with the Scale button while a second
 browser watches the change arrive live, creates a pool with the form (after the API's 422 for a minimum above the
-maximum is shown), meets the 409 of a stale edit and deletes it; a viewer sees the same pages without any admin
-control."""
+maximum is shown), meets the 409 of a stale edit, drains and undrains it and deletes it; a viewer sees the same
+pages without any admin control."""
 
 from __future__ import annotations
 
@@ -36,6 +36,10 @@ WATCH_PHASES = """() => { window.__phases = [];
   seen();
   new MutationObserver(seen).observe(document.querySelector('#main'),
     { subtree: true, childList: true, characterData: true }); }"""
+
+
+#: A description written as markup: shown as text, never run or rendered.
+HOSTILE = '<img src=x onerror="window.__injected=1"><b>bold</b>'
 
 
 def _screenshot(page: Any, tmp_path: Path, name: str) -> None:
@@ -185,7 +189,9 @@ def test_admin_creates_a_pool_edits_it_under_a_stale_version_and_deletes_it(brow
     assert error.get_attribute("role") == "alert"
     _screenshot(page, tmp_path, "pools-create-refused.png")
 
-    # Min 0 with no policy: the pool launches nothing (the fleet stays as it is).
+    # Min 0 with no policy: the pool launches nothing (the fleet stays as it is). Its description is markup,
+    # which the pages show as text.
+    page.get_by_label("Description").fill(HOSTILE)
     page.get_by_label("Min workers").fill("0")
     page.get_by_label("Max workers").fill("2")
     page.get_by_role("button", name="Create pool").click()
@@ -198,6 +204,13 @@ def test_admin_creates_a_pool_edits_it_under_a_stale_version_and_deletes_it(brow
     # the form says so, and the save is refused (409) with the way out.
     row.get_by_role("link", name=name).click()
     page.get_by_role("heading", name=name).wait_for()
+    # A pool without any worker yet: its empty states, and its description as the text it is.
+    expect(page.locator("#pool-workers tbody")).to_have_text("No worker yet.")
+    expect(page.locator("#pool-capacity")).to_contain_text("no worker")
+    expect(page.locator(".detail-header p.hint")).to_have_text(HOSTILE)
+    page.locator("#pool-config dd", has_text=HOSTILE).wait_for()
+    assert page.locator("#main img, #main b").count() == 0
+    assert page.evaluate("window.__injected") is None
     page.locator("#pool-edit summary").click()
     page.locator("#pool-edit-description").fill("edited in the browser")
     created = _pool(local_stack, name)
@@ -212,6 +225,19 @@ def test_admin_creates_a_pool_edits_it_under_a_stale_version_and_deletes_it(brow
     page.get_by_role("button", name="Reload the current configuration").click()
     expect(page.locator("#pool-edit-description")).to_have_value("changed elsewhere")
     page.locator("#pool-config dd", has_text="changed elsewhere").wait_for()
+
+    # Drain (confirmed): the pool says so and takes no scale until it is undrained.
+    scale = page.get_by_role("button", name="Scale", exact=True)
+    undrain = page.get_by_role("button", name="Undrain", exact=True)
+    page.get_by_role("button", name="Drain", exact=True).click()
+    page.locator(".detail-header [data-field=draining]").wait_for()
+    expect(scale).to_be_disabled()
+    expect(undrain).to_be_enabled()
+    assert _pool(local_stack, name)["draining"] is True
+    undrain.click()
+    page.locator(".detail-header [data-field=draining]").wait_for(state="detached")
+    expect(scale).to_be_enabled()
+    expect(undrain).to_be_disabled()
 
     # Delete (confirmed): a pool that never launched a worker is terminated at once.
     page.get_by_role("button", name="Delete", exact=True).click()

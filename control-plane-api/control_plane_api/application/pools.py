@@ -29,6 +29,7 @@ from control_plane_api.application.ports import (
 from control_plane_api.domain.events import DomainEvent, utcnow
 from control_plane_api.domain.pool import WorkerPool
 from control_plane_api.domain.system_settings import WorkerTemplate
+from lcm_core.domain.enums import WorkerStatus
 from lcm_core.domain.pools import PoolSpec, ScaleRequest, ScalingDecision
 from lcm_core.domain.workers import WorkerSummary
 from lcm_core.errors import ConflictError, InvalidError, LcmError, NotFoundError, VersionConflict
@@ -166,6 +167,16 @@ class PoolService(PoolDemand, PoolEvaluations):
         return await self._change(pool_id, lambda p, now: p.drain(now, by))
 
     async def undrain(self, pool_id: str, by: str) -> WorkerPool:
+        """Cancel the pool's drain. Its members still draining (held by sessions) are recalled first, so that
+        the autoscaler, woken by the pool's change, counts them instead of launching workers in their place."""
+        pool = await self._store.get(pool_id)
+        if pool.draining:
+            for row in await self._workers.members(pool.id):
+                if row.status is WorkerStatus.DRAINING:
+                    try:
+                        await self._workers.recall_member(row.id, pool.id, by)
+                    except LcmError as exc:
+                        logger.warning("pool %s: worker %s stays drained: %s", pool.name, row.id, exc.message)
         return await self._change(pool_id, lambda p, now: p.undrain(now, by))
 
     async def delete(self, pool_id: str, by: str) -> WorkerPool:

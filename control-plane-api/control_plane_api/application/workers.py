@@ -405,3 +405,6 @@ class WorkerService(WorkerMetrics):
     async def retire_member(self, worker_id: str, pool_id: str, then: DesiredStatus, by: str,
                             leader: LeaderCaller | None = None) -> Worker:
         return await self.mutate(worker_id, lambda w, now: w.retire_from_pool(pool_id, then, now, by), leader=leader)
+
+    async def recall_member(self, worker_id: str, pool_id: str, by: str) -> Worker:
+        return await self.mutate(worker_id, lambda w, now: w.recall_to_pool(pool_id, now, by))

@@ -37,6 +37,9 @@ class Drain(BaseModel):
     reason: str | None = None
     completed_at: datetime | None = None
     """When the last session had gone (the worker then went on to `then`)."""
+    pool_id: str | None = None
+    """The pool that retired the worker through this drain: undraining the pool recalls it while sessions
+    still hold it (`PoolMembership.recall_to_pool`); an operator's own drain of a worker is never recalled."""
 
 
 class WorkerDrain:
@@ -74,8 +77,10 @@ class WorkerDrain:
                 f"worker {self.id} holds {len(sessions)} live session(s): {shown}; drain it (POST .../drain) or "
                 f"{action} with ?force=true to end them first", worker_id=self.id, sessions=sessions)
 
-    def request_drain(self, then: DesiredStatus, now: datetime, by: str, reason: str | None) -> list[DomainEvent]:
-        """Take no new session; once the last one is gone, go on to `then`. Asking again changes `then`."""
+    def request_drain(self, then: DesiredStatus, now: datetime, by: str, reason: str | None,
+                      pool_id: str | None = None) -> list[DomainEvent]:
+        """Take no new session; once the last one is gone, go on to `then`. Asking again changes `then`.
+        `pool_id`: the pool retiring the worker (see `Drain.pool_id`)."""
         if self.status not in DRAINABLE:
             raise ConflictError(f"worker {self.id} is {self.status.value}: only a running worker can be drained",
                                 worker_id=self.id)
@@ -85,7 +90,7 @@ class WorkerDrain:
                 DesiredStatus.RUNNING:
             raise ConflictError(f"worker {self.id} is already drained and on its way to "
                                 f"{self.drain.then.value}", worker_id=self.id)
-        self.drain = Drain(then=then, requested_at=now, by=by, reason=reason)
+        self.drain = Drain(then=then, requested_at=now, by=by, reason=reason, pool_id=pool_id)
         found = self._enter_draining(now, by, reason or f"drain requested by {by}")
         found.append(self._event(ev.WORKER_DRAINING, then=then.value, sessions=self.live_sessions, by=by,
                                  reason=reason, phase=self.lifecycle_phase))

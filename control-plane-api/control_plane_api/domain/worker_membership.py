@@ -40,7 +40,7 @@ class PoolMembership:
         def request_desired_status(self, desired: DesiredStatus, now: datetime, by: str,
                                    reason: str | None = None, *, force: bool = False) -> list[DomainEvent]: ...
         def request_drain(self, then: DesiredStatus, now: datetime, by: str,
-                          reason: str | None) -> list[DomainEvent]: ...
+                          reason: str | None, pool_id: str | None = None) -> list[DomainEvent]: ...
         def end_drain(self, now: datetime, by: str) -> list[DomainEvent]: ...
 
     def _set_membership(self, pool_id: str | None, lab_track: str | None, now: datetime, by: str,
@@ -89,6 +89,17 @@ class PoolMembership:
         self._record("lab_track", old, lab_track, now, f"pool {pool_id} serves {lab_track}", by)
         return [self._event(ev.WORKER_LAB_TRACK_CHANGED, lab_track=lab_track, previous=old, by=by)]
 
+    def recall_to_pool(self, pool_id: str, now: datetime, by: str) -> list[DomainEvent]:
+        """The pool that retired this member wants it again (an operator undrained the pool): while its
+        sessions still hold it, its drain is cancelled and it serves the pool as before, still licensed, instead
+        of the pool launching a worker in its place. Nothing changes once the drain has completed (the worker is
+        on its way down; the pool resumes it later if it needs it) or for a drain the pool did not ask for."""
+        self._require_member(pool_id)
+        drain = self.drain
+        if drain is None or drain.pool_id != pool_id or drain.completed_at is not None:
+            return []
+        return self.end_drain(now, by)
+
     def _require_member(self, pool_id: str) -> None:
         if self.pool_id != pool_id:
             raise ConflictError(f"worker {self.id} is not a member of pool {pool_id}", worker_id=self.id,
@@ -117,7 +128,7 @@ class PoolMembership:
         # apart: only a retirement saves what running would have cost).
         reason = f"stopped into the warm pool of {by}" if self.park_when_ready else f"retired by {by}"
         if self.status in DRAINABLE:
-            return self.request_drain(then, now, by, reason)
+            return self.request_drain(then, now, by, reason, pool_id=pool_id)
         if self.aws_instance_id is None:
             return self.request_desired_status(DesiredStatus.TERMINATED, now, by, reason)
         return self.request_desired_status(then, now, by, reason)

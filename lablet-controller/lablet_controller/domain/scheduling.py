@@ -12,6 +12,8 @@ a handful of workers instead of the whole fleet (see `Scheduler` and bench/place
 Pools (`track_pools`): a session whose track has a pool is placed on the pool's workers first, packed onto the
 one its autoscaler would retire last (`packing_rank`, whatever the strategy); when none fits it waits for the
 pool if the pool can still give it room (`pool_room`), else it goes to the workers of no pool, by the strategy.
+A pool drained or being deleted (`closed_to_sessions`) takes no new session: its sessions go to the workers of
+no pool.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from lablet_controller.domain.placement import (
     reject_track,
     score,
 )
-from lablet_controller.domain.track_pools import packing_rank, pool_room, waiting_reason
+from lablet_controller.domain.track_pools import closed_to_sessions, packing_rank, pool_room, waiting_reason
 from lcm_core.domain.pool_capacity import RetirementRank
 from lcm_core.domain.pools import PoolView
 
@@ -221,27 +223,39 @@ class Scheduler:
         return candidates
 
     def _decide_pool_first(self, req: Requirements, pool: PoolView, started: float) -> Decision:
-        """The pool's workers first, packed (`_pack`); if none fits, wait for the pool when it can still give
-        room (`pool_room`), else the workers of no pool (of no track, or of the session's track), by the strategy."""
+        """The pool's workers first, packed (`_pack`), unless the pool is drained or being deleted
+        (`closed_to_sessions`); if none fits, wait for the pool when it can still give room (`pool_room`), else
+        the workers of no pool (of no track, or of the session's track), by the strategy."""
         own: Group = (req.lab_track, pool.id)
-        chosen, fits, examined = self._pack(req, own)
-        count = self._count([own])
-        if chosen is not None:
-            return self._placed(req, chosen, fits, f"among {count} candidates of pool {pool.name}, the one its "
-                                f"autoscaler would retire last ({examined} examined)", count, started, "packing")
-        why_not = pool_room(pool, self._now)
-        if why_not is None:
-            reason = waiting_reason(pool, self._pool_refusals(req, own), self._now)
-            return Decision(False, None, clip(reason), self.strategy, count, self._since(started),
-                            waiting_for_pool=pool.id)
+        closed = closed_to_sessions(pool)
+        examined = count = 0
+        if closed is None:
+            chosen, fits, examined = self._pack(req, own)
+            count = self._count([own])
+            if chosen is not None:
+                return self._placed(req, chosen, fits, f"among {count} candidates of pool {pool.name}, the one "
+                                    f"its autoscaler would retire last ({examined} examined)", count, started,
+                                    "packing")
+            why_not = pool_room(pool, self._now)
+            if why_not is None:
+                reason = waiting_reason(pool, self._pool_refusals(req, own), self._now)
+                return Decision(False, None, clip(reason), self.strategy, count, self._since(started),
+                                waiting_for_pool=pool.id)
+            passed_over = f"{why_not} and none of its workers fits"
+        else:
+            why_not = passed_over = f"pool {pool.name} is {closed}: its workers take no new session"
         others = [GENERAL] if req.lab_track is None else [GENERAL, (req.lab_track, None)]
         chosen, fits, more = self._choose(req, others, set(others))
         count += self._count(others)
         if chosen is None:
-            reason = f"{why_not}, and {self._why_nothing_fits(req, {own, *others})}"
-            return Decision(False, None, clip(reason), self.strategy, count, self._since(started))
+            if closed is None:
+                why_nothing = self._why_nothing_fits(req, {own, *others})
+            else:
+                why_nothing = self._why_nothing_fits(req, set(others), (own, f"pool {closed}"))
+            return Decision(False, None, clip(f"{why_not}, and {why_nothing}"), self.strategy, count,
+                            self._since(started))
         return self._placed(req, chosen, fits, f"among {count} candidates ({examined + more} examined); "
-                            f"{why_not} and none of its workers fits", count, started, self.strategy)
+                            f"{passed_over}", count, started, self.strategy)
 
     def _placed(self, req: Requirements, chosen: WorkerCandidate, fits: list[WorkerCandidate], among: str,
                 count: int, started: float, rule: str) -> Decision:
@@ -333,13 +347,17 @@ class Scheduler:
             return reject_track(worker, req) is None
         return (worker.lab_track, worker.pool_id) in groups
 
-    def _why_nothing_fits(self, req: Requirements, groups: Set[Group] | None) -> str:
+    def _why_nothing_fits(self, req: Requirements, groups: Set[Group] | None,
+                          closed: tuple[Group, str] | None = None) -> str:
         """Every worker of the fleet and the first reason it is not a candidate among `groups` (None: of the
-        session's track) that fits."""
+        session's track) that fits; `closed`: the group of a pool that takes no new session, and why."""
         refused: dict[str, list[str]] = {}
         for worker_id, left_out in self._left_out.items():
             refused.setdefault(left_out, []).append(self.workers[worker_id].label)
         for worker in self._ready:
+            if closed is not None and (worker.lab_track, worker.pool_id) == closed[0]:
+                refused.setdefault(closed[1], []).append(worker.label)
+                continue
             why = (reject_license(worker, req, require_license=self.require_license)
                    or (None if self._admits(worker, req, groups) else reject_track(worker, req) or "other pool")
                    or reject_capacity(worker, req) or reject_ports(worker, req))

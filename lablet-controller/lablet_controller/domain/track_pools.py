@@ -6,7 +6,7 @@ decision on the session and wakes the pool's autoscaler, which counts waiting se
 `waiting_reason` says so; otherwise `pool_room` says why not and the general workers take the session.
 Among the pool's workers that fit, the session is packed onto the one the autoscaler would retire last
 (`packing_rank`), whatever the strategy: a pool that has more workers than its sessions need empties the ones
-it will retire.
+it will retire. A pool an operator drained or is deleting takes no new session (`closed_to_sessions`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,6 @@ from lablet_controller.domain.placement import WorkerCandidate
 from lcm_core.domain.enums import HealthStatus
 from lcm_core.domain.pool_capacity import RetirementRank, retirement_rank
 from lcm_core.domain.pools import PoolPhase, PoolView, ScalingPolicy
-
-#: Phases of a pool that takes no more demand, as a reason says them.
-CLOSED_PHASES = {PoolPhase.DRAINING: "is draining", PoolPhase.TERMINATING: "is being deleted",
-                 PoolPhase.TERMINATED: "is terminated", PoolPhase.FAILED: "has failed"}
 
 
 def pools_by_track(pools: Iterable[PoolView]) -> dict[str, PoolView]:
@@ -62,6 +58,20 @@ def grows_for_demand(pool: PoolView, now: datetime | None = None) -> bool:
     return pool.desired_workers < scaling.max_workers
 
 
+def closed_to_sessions(pool: PoolView) -> str | None:
+    """Why the pool's workers take no new session ("draining", "being deleted", "terminated"), or None when they
+    do: an operator drained it or is deleting it, and its workers go once empty, so a session placed there would
+    hold one back. Its autoscaler drains each of them soon after; the scheduler does not wait for that. A failed
+    pool failed to grow: the workers it has still serve."""
+    if pool.deleting or pool.phase is PoolPhase.TERMINATING:
+        return "being deleted"
+    if pool.phase is PoolPhase.TERMINATED:
+        return "terminated"
+    if pool.draining or pool.phase is PoolPhase.DRAINING:
+        return "draining"
+    return None
+
+
 def pool_room(pool: PoolView, now: datetime | None = None) -> str | None:
     """Whether `pool` can still give room to a session none of its workers fits now: None if it can (the
     session waits for it), else why not (the session goes to the general workers).
@@ -71,13 +81,11 @@ def pool_room(pool: PoolView, now: datetime | None = None) -> str | None:
     coming) or its autoscaler may add a worker (policy other than `none`, `desired_workers < max_workers`).
     A pool on its way out is not waited for even with members on their way: they will not take sessions."""
     name = f"pool {pool.name}"
-    if pool.deleting:
-        return f"{name} is being deleted"
-    if pool.draining:
-        return f"{name} is draining"
-    closed = CLOSED_PHASES.get(pool.phase)
+    closed = closed_to_sessions(pool)
     if closed is not None:
-        return f"{name} {closed}"
+        return f"{name} is {closed}"
+    if pool.phase is PoolPhase.FAILED:
+        return f"{name} has failed"
     # Members on their way (`lcm_core.domain.pool_capacity.on_its_way`) bring capacity; a stuck one is not
     # counted there, so it is not waited for.
     if pool.capacity.on_the_way > 0 or grows_for_demand(pool, now):

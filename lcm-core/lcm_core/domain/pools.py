@@ -340,7 +340,7 @@ class PoolEvaluation(StrictModel):
     again from what it reads now. `decision` is None when nothing is to be recorded (the same "did nothing"
     as last time); `launch`, `resume` and `retire` are what the control plane carries out."""
 
-    expected_version: Integer = Field(ge=0)
+    expected_version: Count
     observed_at: Instant
     phase: PoolPhase
     capacity: PoolCapacity

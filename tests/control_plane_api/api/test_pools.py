@@ -15,23 +15,15 @@ from lcm_core.domain.pools import HISTORY_LIMIT, PoolView, PoolWork
 from tests.fixtures.control_plane import ControlPlaneUnderTest
 from tests.fixtures.lablet_api import LABLET, create_definition, create_session, decision, ready_workers
 from tests.fixtures.mongo import mongo_client
+from tests.fixtures.pool_api import (
+    SPEC,
+    adopt_licensed,
+    create_pool,
+    create_template,
+    place_session,
+    report_licence,
+)
 from tests.fixtures.sse import SseClient
-
-TEMPLATE = {"name": "standard", "instance_type": "m5zn.metal", "regions": {"us-east-1": {}, "eu-west-1": {}},
-            "capacity": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 500, "max_nodes": 200}}
-SPEC = {"name": "ccna-pool", "lab_track": "ccna", "template_name": "standard", "regions": ["us-east-1"],
-        "scaling": {"min_workers": 0, "max_workers": 4}}
-
-
-def _template(cp: ControlPlaneUnderTest, http: httpx.Client) -> None:
-    answer = http.post("/api/templates", headers=cp.admin(), json=TEMPLATE)
-    assert answer.status_code == 201, answer.text
-
-
-def _pool(cp: ControlPlaneUnderTest, http: httpx.Client, **changes: Any) -> dict[str, Any]:
-    answer = http.post("/api/pools", headers=cp.admin(), json={**SPEC, **changes})
-    assert answer.status_code == 201, answer.text
-    return answer.json()
 
 
 def _evaluation(pool: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -46,10 +38,10 @@ def _evaluate(cp: ControlPlaneUnderTest, http: httpx.Client, pool_id: str, body:
 def test_pool_crud_and_roles(control_plane) -> None:
     cp = control_plane
     with cp.client() as http:
-        _template(cp, http)
+        create_template(cp, http)
         assert http.get("/api/pools").status_code == 401
         assert http.post("/api/pools", headers=cp.viewer(), json=SPEC).status_code == 403
-        created = _pool(cp, http, description="CCNA labs")
+        created = create_pool(cp, http, description="CCNA labs")
         assert (created["phase"], created["desired_workers"], created["version"]) == ("pending", 0, 1)
         assert cp.etcd_json(f"pools/{created['id']}/desired") == {"pool_id": created["id"], "version": 1}
         pool_id = created["id"]
@@ -84,21 +76,21 @@ def test_pool_crud_and_roles(control_plane) -> None:
         everything = http.get("/api/pools", headers=cp.viewer(), params={"include_terminated": "true"}).json()
         assert [p["id"] for p in everything["items"]] == [pool_id]
         assert cp.etcd_json(f"pools/{pool_id}/desired") is None
-        assert _pool(cp, http)["id"] != pool_id  # the name and the track are free again
+        assert create_pool(cp, http)["id"] != pool_id  # the name and the track are free again
 
 
 def test_names_and_tracks_are_unique_and_inputs_bounded(control_plane) -> None:
     cp = control_plane
     with cp.client() as http:
-        _template(cp, http)
-        first = _pool(cp, http)
+        create_template(cp, http)
+        first = create_pool(cp, http)
         same_name = http.post("/api/pools", headers=cp.admin(), json={**SPEC, "lab_track": "ccnp"})
         assert same_name.status_code == 409
         assert same_name.json()["detail"] == f"a pool named 'ccna-pool' already exists (pool {first['id']})"
         same_track = http.post("/api/pools", headers=cp.admin(), json={**SPEC, "name": "other"})
         assert same_track.status_code == 409
         assert "lab track 'ccna' already has a pool, 'ccna-pool'" in same_track.json()["detail"]
-        second = _pool(cp, http, name="ccnp-pool", lab_track="ccnp")
+        second = create_pool(cp, http, name="ccnp-pool", lab_track="ccnp")
         renamed = http.put(f"/api/pools/{second['id']}", headers=cp.admin(),
                            json={"spec": {**SPEC, "lab_track": "ccnp"}, "spec_version": second["spec_version"]})
         assert renamed.status_code == 409
@@ -144,7 +136,7 @@ def test_concurrent_creates_of_one_pool_store_it_once(control_plane, mongo_serve
                                                     json={**SPEC, "name": f"pool-{n}"}) for n in range(6)))
 
     with cp.client() as http:
-        _template(cp, http)
+        create_template(cp, http)
     answers = asyncio.run(race())
     assert sorted(a.status_code for a in answers) == [201, 409, 409, 409, 409, 409], [a.text for a in answers]
     assert all("lab track 'ccna'" in a.json()["detail"] for a in answers if a.status_code == 409)
@@ -157,8 +149,8 @@ def test_an_edit_is_refused_only_for_another_change_of_the_spec(control_plane) -
     spec_version it read, which only edits move."""
     cp = control_plane
     with cp.client() as http:
-        _template(cp, http)
-        pool = _pool(cp, http)
+        create_template(cp, http)
+        pool = create_pool(cp, http)
         assert pool["spec_version"] == 1
         reported = _evaluate(cp, http, pool["id"], _evaluation(pool, capacity={"workers": 1}, phase="ready"))
         assert reported.status_code == 200, reported.text
@@ -174,8 +166,8 @@ def test_an_edit_is_refused_only_for_another_change_of_the_spec(control_plane) -
 def test_history_is_newest_first_and_bounded(control_plane) -> None:
     cp = control_plane
     with cp.client() as http:
-        _template(cp, http)
-        pool = _pool(cp, http, scaling={"min_workers": 0, "max_workers": 100})
+        create_template(cp, http)
+        pool = create_pool(cp, http, scaling={"min_workers": 0, "max_workers": 100})
         for n in range(1, HISTORY_LIMIT + 6):
             answer = http.post(f"/api/pools/{pool['id']}/scale", headers=cp.admin(), json={"workers": n})
             assert answer.status_code == 200, answer.text
@@ -192,8 +184,8 @@ def test_history_is_newest_first_and_bounded(control_plane) -> None:
 def test_an_evaluation_launches_workers_once_and_a_stale_one_is_refused(control_plane) -> None:
     cp = control_plane
     with cp.client() as http:
-        _template(cp, http)
-        pool = _pool(cp, http)
+        create_template(cp, http)
+        pool = create_pool(cp, http)
         body = _evaluation(pool, desired_workers=2, launch=["us-east-1", "us-east-1"],
                            decision={"at": datetime.now(UTC).isoformat(), "action": "scale_up", "trigger": "policy",
                                      "from_workers": 0, "to_workers": 2, "reason": "two sessions wait"})
@@ -217,6 +209,8 @@ def test_an_evaluation_launches_workers_once_and_a_stale_one_is_refused(control_
 
         stale = _evaluate(cp, http, pool["id"], _evaluation(pool))
         assert stale.status_code == 409
+        huge = _evaluate(cp, http, pool["id"], {**_evaluation(pool), "expected_version": 10**30})
+        assert huge.status_code == 422, huge.text  # a version no pool can have is bad input, not a conflict
         assert "changed since the autoscaler read it" in stale.json()["detail"]
         internal = http.get("/api/internal/pools", headers=cp.internal()).json()
         assert [p["id"] for p in internal["items"]] == [pool["id"]]
@@ -226,14 +220,14 @@ def test_retire_drains_a_running_member_and_adopt_and_release(control_plane) -> 
     cp = control_plane
     [worker_id] = ready_workers(cp, 1)
     with cp.client() as http:
-        _template(cp, http)
-        pool = _pool(cp, http)
+        create_template(cp, http)
+        pool = create_pool(cp, http)
         assert http.post(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.viewer()).status_code == 403
         adopted = http.post(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.admin())
         assert adopted.status_code == 200, adopted.text
         assert [w["id"] for w in adopted.json()["workers"]] == [worker_id]
         assert adopted.json()["workers"][0]["lab_track"] == "ccna"
-        other = _pool(cp, http, name="ccnp-pool", lab_track="ccnp")
+        other = create_pool(cp, http, name="ccnp-pool", lab_track="ccnp")
         assert http.post(f"/api/pools/{other['id']}/workers/{worker_id}", headers=cp.admin()).status_code == 409
         assert http.post(f"/api/pools/{pool['id']}/workers/nope", headers=cp.admin()).status_code == 404
 
@@ -258,8 +252,8 @@ def test_a_pool_set_to_terminate_retires_its_members_to_termination(control_plan
     cp = control_plane
     [worker_id] = ready_workers(cp, 1)
     with cp.client() as http:
-        _template(cp, http)
-        pool = _pool(cp, http, scaling={"min_workers": 0, "max_workers": 4, "scale_down_action": "terminate"})
+        create_template(cp, http)
+        pool = create_pool(cp, http, scaling={"min_workers": 0, "max_workers": 4, "scale_down_action": "terminate"})
         assert http.post(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.admin()).status_code == 200
         pool = http.get(f"/api/pools/{pool['id']}", headers=cp.viewer()).json()["pool"]
         retired = _evaluate(cp, http, pool["id"], _evaluation(pool, phase="scaling_down", retire=[worker_id],
@@ -275,8 +269,8 @@ def test_a_members_lab_track_is_its_pools(control_plane) -> None:
     cp = control_plane
     [worker_id] = ready_workers(cp, 1)
     with cp.client() as http:
-        _template(cp, http)
-        pool = _pool(cp, http)
+        create_template(cp, http)
+        pool = create_pool(cp, http)
         assert http.post(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.admin()).status_code == 200
         for track in ("ccnp", None):
             refused = http.put(f"/api/workers/{worker_id}/lab-track", headers=cp.admin(), json={"lab_track": track})
@@ -298,8 +292,8 @@ def test_a_members_lab_track_is_its_pools(control_plane) -> None:
 def test_a_session_waiting_for_a_pool_is_its_waiting_demand(control_plane) -> None:
     cp = control_plane
     with cp.client() as http:
-        _template(cp, http)
-        pool = _pool(cp, http)
+        create_template(cp, http)
+        pool = create_pool(cp, http)
     definition = create_definition(cp)
     session = create_session(cp, definition["id"])
     waiting = {"worker_id": None, "decision": {**decision(None, "no worker fits"), "waiting_for_pool": pool["id"]}}
@@ -322,8 +316,8 @@ def test_pool_events_carry_the_pool(control_plane) -> None:
     with SseClient(f"{cp.url}/api/events/stream", cp.viewer(), params={"event_types": "pool.*"}) as sse, \
             cp.client() as http:
         sse.next()  # snapshot
-        _template(cp, http)
-        pool = _pool(cp, http)
+        create_template(cp, http)
+        pool = create_pool(cp, http)
         http.post(f"/api/pools/{pool['id']}/scale", headers=cp.admin(), json={"workers": 2})
         created, scaled = sse.frame(timeout=3.0), sse.next(timeout=3.0)
     assert created is not None
@@ -332,13 +326,6 @@ def test_pool_events_carry_the_pool(control_plane) -> None:
     assert scaled.event == "pool.scaled"
     assert (scaled.data["data"]["pool"]["desired_workers"], scaled.data["data"]["pool"]["version"]) == (2, 2)
     assert scaled.data["data"]["decision"]["trigger"] == "manual"
-
-
-def _licensed(cp: ControlPlaneUnderTest, http: httpx.Client, worker_id: str, status: str = "registered") -> None:
-    """The licence as the worker-controller reports its progress."""
-    answer = http.post(f"/api/internal/workers/{worker_id}/license", headers=cp.leader(),
-                       json={"status": status, "finished": status != "deregistering"})
-    assert answer.status_code == 200, answer.text
 
 
 def test_terminate_drains_then_terminates_members_whatever_retire_then_says(control_plane) -> None:
@@ -350,17 +337,14 @@ def test_terminate_drains_then_terminates_members_whatever_retire_then_says(cont
     definition = create_definition(cp)
     session = create_session(cp, definition["id"])
     with cp.client() as http:
-        _template(cp, http)
-        pool = _pool(cp, http)
+        create_template(cp, http)
+        pool = create_pool(cp, http)
         for worker_id in (running, parked):
-            _licensed(cp, http, worker_id)
-            assert http.post(f"/api/pools/{pool['id']}/workers/{worker_id}", headers=cp.admin()).status_code == 200
-        scheduled = http.post(f"/api/internal/lablet-sessions/{session['id']}/schedule", headers=cp.leader(LABLET),
-                              json={"worker_id": running, "decision": decision(running)})
-        assert scheduled.status_code == 200, scheduled.text
+            adopt_licensed(cp, http, pool["id"], worker_id)
+        place_session(cp, http, session["id"], running)
         assert http.post(f"/api/workers/{parked}/stop", headers=cp.admin()).status_code == 200
-        _licensed(cp, http, parked, "deregistering")  # released before the stop, as the controller does
-        _licensed(cp, http, parked, "unregistered")
+        report_licence(cp, http, parked, "deregistering")  # released before the stop, as the controller does
+        report_licence(cp, http, parked, "unregistered")
         http.post(f"/api/internal/workers/{parked}/status", headers=cp.leader(),
                   json={"ec2_state": "stopped"}).raise_for_status()
         pool = http.get(f"/api/pools/{pool['id']}", headers=cp.viewer()).json()["pool"]
@@ -382,8 +366,8 @@ def test_terminate_drains_then_terminates_members_whatever_retire_then_says(cont
         drained = http.get(f"/api/workers/{running}", headers=cp.viewer()).json()
         assert (drained["desired_status"], drained["license"]["status"]) == ("terminated", "registered")
         assert cp.etcd_json(f"workers/{running}/desired_state")["desired_status"] == "terminated"
-        _licensed(cp, http, running, "deregistering")
-        _licensed(cp, http, running, "unregistered")
+        report_licence(cp, http, running, "deregistering")
+        report_licence(cp, http, running, "unregistered")
         for worker_id in (running, parked):
             http.post(f"/api/internal/workers/{worker_id}/status", headers=cp.leader(),
                       json={"ec2_state": "terminated"}).raise_for_status()

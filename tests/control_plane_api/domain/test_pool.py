@@ -343,3 +343,26 @@ def test_resuming_a_member_on_its_way_to_stop_keeps_it_running() -> None:
     assert (worker.status, worker.desired_status, worker.drain) == (WorkerStatus.RUNNING, DesiredStatus.RUNNING,
                                                                     None)
     assert worker.resume_for_pool("p1", NOW, "pool") == []
+
+
+def test_undraining_recalls_only_a_drain_of_its_pool_still_under_way() -> None:
+    held = running_worker("p1")
+    held.capacity.reservations["s1"] = Reservation()
+    held.retire_from_pool("p1", DesiredStatus.STOPPED, NOW, "the drain of pool ccna-pool")
+    assert held.drain is not None
+    assert held.drain.pool_id == "p1"
+    assert types(held.recall_to_pool("p1", NOW, "admin")) == ["worker.status.updated", "worker.drain.cancelled"]
+    assert (held.status, held.drain) == (WorkerStatus.RUNNING, None)
+
+    own = running_worker("p1")
+    own.capacity.reservations["s1"] = Reservation()
+    own.request_drain(DesiredStatus.STOPPED, NOW, "admin", "maintenance")
+    assert own.recall_to_pool("p1", NOW, "admin") == []  # an operator's own drain is his to cancel
+    assert own.status is WorkerStatus.DRAINING
+
+    empty = running_worker("p1")
+    empty.retire_from_pool("p1", DesiredStatus.STOPPED, NOW, "pool")  # no session: drained at once
+    assert empty.recall_to_pool("p1", NOW, "admin") == []
+    assert empty.desired_status is DesiredStatus.STOPPED  # on its way down: the pool resumes it if it needs it
+    with pytest.raises(ConflictError, match="not a member of pool p2"):
+        empty.recall_to_pool("p2", NOW, "admin")

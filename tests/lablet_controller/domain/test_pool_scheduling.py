@@ -69,7 +69,13 @@ RULE = [
     ("none fits and the pool failed: a general worker", pool(phase="failed", error="template gone"), FULL, "g1",
      None),
     ("none fits, sized by hand and nothing on the way: a general worker", pool(policy="none"), FULL, "g1", None),
-    ("the pool fits but is draining: its workers still come first", pool(draining=True), 40, "pb", None),
+    # A drained (or deleted) pool's workers take no new session (they stop once empty), even before its autoscaler
+    # has drained each of them: a session placed there would hold a worker the operator is taking away.
+    ("the pool fits but is draining: a general worker", pool(draining=True), 40, "g1", None),
+    ("the pool fits but is being deleted: a general worker", pool(deleting=True, phase="terminating"), 40, "g1",
+     None),
+    ("the pool fits and has failed to grow: its workers still serve", pool(phase="failed", error="template gone"),
+     40, "pb", None),
 ]
 
 
@@ -135,6 +141,16 @@ def test_nothing_fits_anywhere_says_the_pool_is_full_first() -> None:
     assert decision.waiting_for_pool is None
     assert decision.reason == ("pool ccna-pool is at its maximum of 3 workers, and no eligible worker among 4: "
                                "3 workers: insufficient cpu (g1, pa, pb); worker o1: other track")
+
+
+def test_a_session_passed_over_a_draining_pool_says_why() -> None:
+    decision = decide(pool(draining=True), fleet())
+    assert decision.reason == ("best_fit: chose g1 among 1 candidates (1 examined); pool ccna-pool is draining: "
+                               "its workers take no new session")
+    nothing = decide(pool(draining=True), fleet(general_used_cpu=FULL))
+    assert nothing.reason == ("pool ccna-pool is draining: its workers take no new session, and no eligible worker "
+                              "among 4: 2 workers: pool draining (pa, pb); worker g1: insufficient cpu; worker o1: "
+                              "other track")
 
 
 def test_a_pool_placement_names_the_pool() -> None:

@@ -330,10 +330,11 @@ def test_a_failed_requirement_is_answered_from_memory_until_the_next_pass() -> N
     calls = 0
 
     class Counting(Scheduler):
-        def _why_nothing_fits(self, req: Requirements, groups: Set[Group] | None) -> str:
+        def _why_nothing_fits(self, req: Requirements, groups: Set[Group] | None,
+                              closed: tuple[Group, str] | None = None) -> str:
             nonlocal calls
             calls += 1
-            return super()._why_nothing_fits(req, groups)
+            return super()._why_nothing_fits(req, groups, closed)
 
     scheduler = Counting("best_fit")
     scheduler.refresh([worker("a", cpu_cores=2, memory_gb=4)])

@@ -113,6 +113,10 @@ def check(case: Case) -> None:
 LAB = {"policy": "lab_count_based", "min_workers": 1, "max_workers": 3, "max_labs_per_worker": 2}
 RECENTLY = {"last_scale_up_at": NOW - timedelta(minutes=4)}
 
+LAB15 = {**LAB, "max_labs_per_worker": 15}
+FULL_CPU = worker("a", sessions=4, capacity=CapacitySummary(declared=M5ZN, allocated=Resources(cpu_cores=44,
+                                                                                             memory_gb=32)))
+
 LAB_COUNT_CASES = [
     Case("5 sessions on 2 per worker need 3", LAB, [worker("a", sessions=2)], desired=1, waiting=3, size=3,
          action=ScalingAction.SCALE_UP, trigger=ScalingTrigger.POLICY, rule="labs_above_max", launch=2,
@@ -146,6 +150,18 @@ LAB_COUNT_CASES = [
          desired=2, waiting=1, size=3, action=ScalingAction.SCALE_UP, launch=1, reason_has="1 of them stuck"),
     Case("waiting sessions count before any worker is ready", LAB, [worker("a", state="launching")], desired=1,
          waiting=4, size=2, action=ScalingAction.SCALE_UP, launch=1),
+    # Workers can be full of CPU or memory before they are full of sessions: a session that waits for the pool
+    # for room is given a worker, or it would wait until its timeslot ends.
+    Case("a session waiting for CPU below the session count gets a worker", LAB15, [FULL_CPU], desired=1,
+         waiting=1, waiting_cpu=11, size=2, action=ScalingAction.SCALE_UP, rule="sessions_waiting", launch=1,
+         pool=RECENTLY, reason_has="1 session(s) wait for room (11 cores, 8 GB): 1 more worker(s)"),
+    Case("a session waiting for room already coming launches nothing", LAB15,
+         [FULL_CPU, worker("b", state="launching")], desired=2, waiting=1, waiting_cpu=11, rule="steady"),
+    Case("an empty ready worker is the room a waiting session gets next", LAB15, [FULL_CPU, worker("b")],
+         desired=2, waiting=1, waiting_cpu=11, rule="steady"),
+    Case("nothing is retired while a session waits for the pool", LAB15,
+         [FULL_CPU, worker("b", state="launching"), worker("c")], desired=3, waiting=1, waiting_cpu=11,
+         rule="steady"),
 ]
 
 CAPACITY = {"policy": "capacity_based", "min_workers": 1, "max_workers": 5}

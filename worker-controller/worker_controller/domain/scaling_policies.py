@@ -36,11 +36,14 @@ def _minutes_left(since: datetime | None, cooldown_minutes: float, now: datetime
     return max(0.0, left.total_seconds() / 60)
 
 
-def _lab_count(pool: PoolView, cap: PoolCapacity, held: int, waiting: int) -> tuple[SizeProposal | None,
-                                                                                  SizeProposal | None]:
+def _lab_count(work: PoolWork, cap: PoolCapacity, held: int) -> tuple[SizeProposal | None, SizeProposal | None]:
     """(scale-up proposal, scale-down proposal) of the lab-count rule; None where it does not ask. Stuck
-    workers (`PoolCapacity.stuck`) take no session: the sessions need workers besides them."""
+    workers (`PoolCapacity.stuck`) take no session: the sessions need workers besides them. Sessions that wait
+    for room the count would not add (the workers are full of CPU or memory before they are full of sessions)
+    are given it as `_capacity` gives it (`_room_for_waiting`): the scheduler has told them the pool grows."""
+    pool = work.pool
     cfg, size = pool.scaling, pool.desired_workers
+    waiting = work.waiting.sessions
     labs = held + waiting
     needed = workers_for(labs, cfg.max_labs_per_worker)
     up = down = None
@@ -49,33 +52,44 @@ def _lab_count(pool: PoolView, cap: PoolCapacity, held: int, waiting: int) -> tu
         up = SizeProposal(needed + cap.stuck, f"{held} session(s) held and {waiting} waiting need {needed} "
                           f"worker(s) at {cfg.max_labs_per_worker} per worker (the pool has {size}{stuck})",
                           "labs_above_max", for_waiting=waiting > 0)
-    elif size > 0 and labs / size < cfg.min_labs_per_worker and needed < size:
+    elif size > 0 and labs / size < cfg.min_labs_per_worker and needed < size and not waiting:
         down = SizeProposal(needed, f"{labs} session(s) on {size} worker(s) is {labs / size:.1f} per worker, "
                                     f"below {cfg.min_labs_per_worker}: {needed} worker(s) are enough",
                             "labs_below_min")
+    room = _room_for_waiting(work, cap)
+    if room is not None and (up is None or room.size > up.size):
+        up = room
     return up, down
+
+
+def _room_for_waiting(work: PoolWork, cap: PoolCapacity) -> SizeProposal | None:
+    """The workers to add for the sessions waiting for the pool, by the room they ask (in workers of the
+    pool's template) less the room already coming: workers on their way and ready workers still empty, which
+    the next scheduling pass fills. None when nothing waits or what is coming is enough, so that a session no
+    worker can hold does not launch worker after worker."""
+    waiting, size = work.waiting, work.pool.desired_workers
+    if not waiting.sessions:
+        return None
+    per_worker = work.template_capacity
+    extra = max(1, math.ceil(waiting.cpu_cores / per_worker.cpu_cores) if per_worker.cpu_cores else 1,
+                math.ceil(waiting.memory_gb / per_worker.memory_gb) if per_worker.memory_gb else 1)
+    coming = cap.on_the_way + cap.empty_ready
+    if extra <= coming:
+        return None
+    return SizeProposal(size + extra - coming,
+                        f"{waiting.sessions} session(s) wait for room ({waiting.cpu_cores:g} cores, "
+                        f"{waiting.memory_gb:g} GB): {extra - coming} more worker(s)", "sessions_waiting",
+                        for_waiting=True)
 
 
 def _capacity(pool: PoolView, cap: PoolCapacity, work: PoolWork) -> tuple[SizeProposal | None,
                                                                         SizeProposal | None]:
-    """(scale-up proposal, scale-down proposal) of the utilisation rule; sessions waiting for room come first:
-    they do not fit, whatever the averages say. Workers on their way and ready workers still empty are room
-    the waiting sessions will be placed in (the next scheduling pass): they are counted before any launch, so
-    that a session no worker can hold does not launch worker after worker."""
+    """(scale-up proposal, scale-down proposal) of the utilisation rule; sessions waiting for room come first
+    (`_room_for_waiting`): they do not fit, whatever the averages say."""
     cfg, size = pool.scaling, pool.desired_workers
-    waiting = work.waiting
     on_the_way = cap.on_the_way
-    if waiting.sessions:
-        per_worker = work.template_capacity
-        extra = max(1, math.ceil(waiting.cpu_cores / per_worker.cpu_cores) if per_worker.cpu_cores else 1,
-                    math.ceil(waiting.memory_gb / per_worker.memory_gb) if per_worker.memory_gb else 1)
-        coming = on_the_way + cap.empty_ready
-        if extra <= coming:
-            return None, None
-        return SizeProposal(size + extra - coming,
-                            f"{waiting.sessions} session(s) wait for room ({waiting.cpu_cores:g} cores, "
-                            f"{waiting.memory_gb:g} GB): {extra - coming} more worker(s)", "sessions_waiting",
-                            for_waiting=True), None
+    if work.waiting.sessions:
+        return _room_for_waiting(work, cap), None
     cpu, memory = cap.avg_cpu_percent, cap.avg_memory_percent
     if cpu is None and memory is None:
         return None, None
@@ -125,7 +139,7 @@ def policy_size(work: PoolWork, cap: PoolCapacity, held: int, need: AheadNeed | 
                             "outside_hours")
     proposals: list[tuple[SizeProposal | None, SizeProposal | None]] = []
     if cfg.policy in (ScalingPolicy.LAB_COUNT_BASED, ScalingPolicy.HYBRID):
-        proposals.append(_lab_count(pool, cap, held, work.waiting.sessions))
+        proposals.append(_lab_count(work, cap, held))
     if cfg.policy in (ScalingPolicy.CAPACITY_BASED, ScalingPolicy.HYBRID):
         proposals.append(_capacity(pool, cap, work))
     ups = [up for up, _ in proposals if up is not None]

@@ -1,7 +1,9 @@
 """Seed the local stack with a worker template, a pool of it and a definition of the pool's track, so that a
 new user sees a pool launch its first worker and scale with the sessions booked on its track.
 
-Idempotent: a stack restarted on its own data keeps what is there (409 is "already seeded").
+Idempotent: a stack restarted on its own data keeps what is there (409 is "already seeded"). A definition is
+looked for first: the API answers a create of an existing name and content with the existing definition (201),
+which is not something seeded.
 """
 
 from __future__ import annotations
@@ -52,9 +54,16 @@ def seed(api_url: str, admin_token: str, regions: list[str]) -> list[str]:
         for what, path, body in (("template " + TEMPLATE, "/api/templates", template(regions)),
                                  ("pool " + POOL, "/api/pools", pool(regions[0])),
                                  ("definition " + DEFINITION, "/api/lablet-definitions", definition())):
+            if path == "/api/lablet-definitions" and _definition_exists(http):
+                continue
             reply = http.post(path, json=body)
             if reply.status_code == 201:
                 created.append(what)
             elif reply.status_code != 409:
                 logger.warning("could not seed %s: %s %s", what, reply.status_code, reply.text[:300])
     return created
+
+
+def _definition_exists(http: httpx.Client) -> bool:
+    reply = http.get("/api/lablet-definitions", params={"lab_track": TRACK, "limit": 1000})
+    return reply.status_code == 200 and any(d["name"] == DEFINITION for d in reply.json()["items"])
