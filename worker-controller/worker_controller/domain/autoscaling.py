@@ -139,7 +139,8 @@ def _launch_problem(failing: list[WorkerSummary]) -> str | None:
         return None
     failures = [(row, row.launch_failure) for row in failing if row.launch_failure is not None]
     named = ", ".join(f"{row.name or row.id} ({failure.attempts} attempts since "
-                      f"{failure.since.astimezone(UTC):%Y-%m-%d %H:%M} UTC)" for row, failure in failures[:FAILING_NAMED])
+                      f"{failure.since.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
+                      for row, failure in failures[:FAILING_NAMED])
     more = f" and {len(failures) - FAILING_NAMED} more" if len(failures) > FAILING_NAMED else ""
     last = max(failures, key=lambda pair: pair[1].last_at)[1]
     return (f"{len(failures)} worker(s) could not be launched: {named}{more}; last error: {last.error}")[:1000]
