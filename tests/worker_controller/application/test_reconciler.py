@@ -15,6 +15,7 @@ import pytest
 
 from lcm_core.cml import CmlError
 from lcm_core.domain.cml_snapshot import CmlLicenseInfo
+from lcm_core.domain.workers import LaunchFailureReport
 from lcm_core.errors import UnavailableError
 from lcm_core.leader.fence import AlwaysLeading, LeadershipLost, LeaseFence
 from worker_controller.application.reconciler import WorkerReconciler
@@ -281,6 +282,26 @@ async def test_a_failed_run_instances_that_launched_nothing_is_raised_for_a_retr
     assert kind == "launch_failed"
     assert report["error"] == "AWS ec2.run_instances failed: InsufficientInstanceCapacity"
     assert report["observed_at"]
+
+
+@pytest.mark.parametrize(("message", "reported"), [
+    ("InvalidParameterValue:\n  bad subnet\x1b[0m", "InvalidParameterValue:   bad subnet [0m"),
+    ("", "the launch failed"),
+])
+async def test_a_launch_error_is_reported_as_storable_text(message: str, reported: str) -> None:
+    aws = FakeAws()
+    aws.instances.clear()
+
+    async def fail(*_args: Any, **_kwargs: Any) -> Ec2Instance:
+        raise UnavailableError(message)
+
+    aws.run_from_template = fail  # type: ignore[method-assign]
+    gateway = FakeGateway(aws_instance_id=None, status="pending", template_name="metal", desired_status="running")
+    with pytest.raises(UnavailableError):
+        await reconciler(aws, gateway).reconcile("w1")
+    ((kind, report),) = gateway.reports
+    assert (kind, report["error"]) == ("launch_failed", reported)
+    LaunchFailureReport.model_validate(report)  # raises if the control plane would refuse it
 
 
 async def test_duplicate_instances_keep_the_oldest_and_report_the_others() -> None:

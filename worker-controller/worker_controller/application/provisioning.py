@@ -15,6 +15,7 @@ cleared when the instance is attached): operators see it, and the worker's pool 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 
 from lcm_core.domain.workers import LAUNCH_ERROR_MAX_LENGTH, LaunchFailureReport
@@ -32,6 +33,7 @@ WORKER_ID_TAG = "lcm:worker-id"
 """Tag on instances LCM launched, so that discovery attaches them to their worker instead of importing them."""
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def keep_oldest(instances: list[Ec2Instance]) -> tuple[Ec2Instance, list[Ec2Instance]]:
@@ -87,7 +89,8 @@ class Provisioner:
         """Tell the control plane that this attempt launched nothing (secrets masked, the message cut). A report
         that does not get through is only logged: the attempt's own error is what the retry acts on."""
         self.failed += 1
-        error = redact(exc.message)[:LAUNCH_ERROR_MAX_LENGTH]
+        # Control characters are not stored (an AWS message is not ours to trust); an empty one still says what.
+        error = _CONTROL.sub(" ", redact(exc.message)).strip()[:LAUNCH_ERROR_MAX_LENGTH] or "the launch failed"
         logger.warning("worker %s: launch failed: %s", worker.id, error)
         report = LaunchFailureReport(error=error, observed_at=attempted)
         try:
