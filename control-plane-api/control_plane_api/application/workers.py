@@ -27,6 +27,7 @@ from control_plane_api.application.ports import (
     WorkerStore,
 )
 from control_plane_api.application.settings import Publisher, SettingsService
+from control_plane_api.application.worker_membership import PoolMembers
 from control_plane_api.application.worker_metrics import WorkerMetrics, worker_fingerprint
 from control_plane_api.domain import events as ev
 from control_plane_api.domain import worker_health
@@ -57,7 +58,7 @@ class ImportResult:
     """Every imported instance's worker as it stands after the import, by instance id."""
 
 
-class WorkerService(WorkerMetrics):
+class WorkerService(WorkerMetrics, PoolMembers):
     def __init__(self, workers: WorkerStore, settings: SettingsService, publisher: Publisher,
                  etcd: WorkerKeys, webhooks: Webhooks, templates: TemplateSource,
                  telemetry: TelemetryStore, history: MetricHistory | None = None,
@@ -334,10 +335,6 @@ class WorkerService(WorkerMetrics):
         telemetry = await self._telemetry.get_many((w.id for w in workers), summary=True)
         return [w.to_summary(telemetry.get(w.id)) for w in workers]
 
-    async def members(self, pool_id: str) -> list[WorkerSummary]:
-        """The rows of a pool's workers that are not terminated (with their telemetry columns)."""
-        return await self.summaries(WorkerQuery(pool_id=pool_id, include_terminated=False))
-
     async def controller_page(self, query: WorkerQuery, *, offset: int, limit: int) -> tuple[list[Worker], int]:
         """A page of workers as controllers read them (no histories, no telemetry)."""
         return await self._store.page(query, skip=offset, limit=limit, brief=True)
@@ -376,35 +373,3 @@ class WorkerService(WorkerMetrics):
 
     async def request_license(self, worker_id: str, action: str, by: str) -> Worker:
         return await self.mutate(worker_id, lambda w, now: w.request_license(action, now, by))
-
-    # ----------------------------------------------------------------- pool membership
-
-    async def join_pool(self, worker_id: str, pool_id: str, lab_track: str, by: str) -> tuple[Worker, bool]:
-        """(worker, changed): the worker is a member of the pool and serves its track."""
-        done = await versioned.mutate(self._store, worker_id, lambda w, now: w.join_pool(pool_id, lab_track, now, by),
-                                      clock=self._clock, attempts=self._max_attempts,
-                                      after_commit=self._after_commit, fingerprint=worker_fingerprint)
-        return done.aggregate, done.written
-
-    async def leave_pool(self, worker_id: str, pool_id: str, pool_track: str, by: str,
-                         restore_track: str | None = None) -> tuple[Worker, bool]:
-        """(worker, changed): the worker left the pool (its track cleared when it was the pool's, or restored)."""
-        done = await versioned.mutate(
-            self._store, worker_id, lambda w, now: w.leave_pool(pool_id, pool_track, now, by, restore_track),
-            clock=self._clock, attempts=self._max_attempts, after_commit=self._after_commit,
-            fingerprint=worker_fingerprint)
-        return done.aggregate, done.written
-
-    async def follow_pool_track(self, worker_id: str, pool_id: str, lab_track: str, by: str) -> Worker:
-        return await self.mutate(worker_id, lambda w, now: w.follow_pool_track(pool_id, lab_track, now, by))
-
-    async def resume_member(self, worker_id: str, pool_id: str, by: str,
-                            leader: LeaderCaller | None = None) -> Worker:
-        return await self.mutate(worker_id, lambda w, now: w.resume_for_pool(pool_id, now, by), leader=leader)
-
-    async def retire_member(self, worker_id: str, pool_id: str, then: DesiredStatus, by: str,
-                            leader: LeaderCaller | None = None) -> Worker:
-        return await self.mutate(worker_id, lambda w, now: w.retire_from_pool(pool_id, then, now, by), leader=leader)
-
-    async def recall_member(self, worker_id: str, pool_id: str, by: str) -> Worker:
-        return await self.mutate(worker_id, lambda w, now: w.recall_to_pool(pool_id, now, by))
