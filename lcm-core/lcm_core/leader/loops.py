@@ -272,7 +272,13 @@ class ReconcileLoop:
             self._timers.clear()
 
     async def _resync(self) -> None:
+        """Every listed key, except one waiting out its backoff: the resync comes round far more often than the
+        backoff grows (seconds against minutes), and a key that keeps failing (a launch AWS refuses, a CML that
+        does not answer) would be retried at every resync. A trigger (`enqueue`: something changed) still runs
+        it at once."""
         for key in await self._list_keys():
+            if self._failures.get(key) and key in self._timers:
+                continue
             self.enqueue(key)
 
     async def _worker(self) -> None:

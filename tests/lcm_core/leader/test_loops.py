@@ -99,6 +99,32 @@ async def test_failures_back_off_exponentially_and_reset_on_success() -> None:
     assert loop._failures == {}  # reset after the success
 
 
+async def test_the_resync_leaves_a_failing_key_to_its_backoff_and_a_trigger_runs_it_at_once() -> None:
+    seen: list[str] = []
+
+    async def reconcile(key: str) -> ReconcileResult:
+        seen.append(key)
+        if key == "failing":
+            raise RuntimeError("no AMI matches")
+        return ReconcileResult.done()
+
+    async def keys() -> list[str]:
+        return ["failing", "healthy"]
+
+    loop = ReconcileLoop("t", reconcile, keys, resync_interval=0.05, backoff_base=60, backoff_cap=60)
+    task = asyncio.create_task(loop.run())
+    try:
+        await asyncio.sleep(0.4)
+        assert seen.count("healthy") >= 3  # the resync came round several times
+        assert seen.count("failing") == 1  # and left the failing key to its 60 s backoff
+        loop.enqueue("failing")  # a change of the key (a watch event) does not wait for the backoff
+        await asyncio.sleep(0.1)
+        assert seen.count("failing") == 2
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def test_backoff_is_capped() -> None:
     async def never(key: str) -> ReconcileResult:
         raise AssertionError
