@@ -91,7 +91,9 @@ class EtcdKeys:
         try:
             return prefix, list(await asyncio.wait_for(self._client.get_prefix(prefix), self._timeout))
         except ETCD_ERRORS as exc:
-            raise UnavailableError(f"etcd unreachable, cannot {purpose}: {exc}") from exc
+            # A timeout's own text is empty: say what happened.
+            why = f"no answer within {self._timeout:g} s" if isinstance(exc, TimeoutError) else str(exc)
+            raise UnavailableError(f"etcd unreachable, cannot {purpose}: {why}") from exc
 
     async def leader_epochs(self) -> dict[int, str]:
         """{epoch (create_revision of the election key): service} of every current leader."""

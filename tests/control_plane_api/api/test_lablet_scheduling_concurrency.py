@@ -11,26 +11,12 @@ from collections import Counter, defaultdict
 
 import httpx
 
-from tests.fixtures.control_plane import build_settings
+from tests.fixtures.control_plane import build_settings, post_as_controller
 from tests.fixtures.lablet_api import LABLET, create_definition, ready_workers, schedule_body, timeslot
 
 WORKERS = 20
 SESSIONS = 200
 EPSILON = 1e-6
-ATTEMPTS_ON_503 = 50
-
-
-async def _post(http: httpx.AsyncClient, path: str, headers: dict[str, str], body: dict) -> httpx.Response:
-    """A 503 (etcd did not answer the leader-epoch check in time on a loaded machine) is retried, as the
-    controllers' client retries every 5xx; anything else is the answer."""
-    for _ in range(ATTEMPTS_ON_503):
-        answer = await http.post(path, headers=headers, json=body)
-        if answer.status_code != 503:
-            return answer
-        await asyncio.sleep(0.2)
-    return answer
-
-
 async def _schedule_one(http: httpx.AsyncClient, headers: dict[str, str], session_id: str,
                         workers: list[str], rng: random.Random) -> dict:
     order = workers[:]
@@ -38,7 +24,7 @@ async def _schedule_one(http: httpx.AsyncClient, headers: dict[str, str], sessio
     tried = 0
     for worker_id in order:
         while True:
-            answer = await _post(http, f"/api/internal/lablet-sessions/{session_id}/schedule", headers,
+            answer = await post_as_controller(http, f"/api/internal/lablet-sessions/{session_id}/schedule", headers,
                                  schedule_body(worker_id))
             if answer.status_code == 200:
                 return answer.json()
@@ -46,7 +32,7 @@ async def _schedule_one(http: httpx.AsyncClient, headers: dict[str, str], sessio
             if "re-read and retry" not in answer.json()["detail"]:
                 break  # the worker lacks capacity or ports: next candidate
         tried += 1
-    answer = await _post(http, f"/api/internal/lablet-sessions/{session_id}/schedule", headers,
+    answer = await post_as_controller(http, f"/api/internal/lablet-sessions/{session_id}/schedule", headers,
                          schedule_body(None, f"no capacity on any of {tried} workers"))
     assert answer.status_code == 200, answer.text
     return answer.json()
@@ -137,7 +123,7 @@ def test_200_sessions_on_20_workers_across_two_replicas(control_plane_factory, t
         async with httpx.AsyncClient(base_url=first.url, timeout=60) as one, \
                 httpx.AsyncClient(base_url=second.url, timeout=60) as two:
             answers = await asyncio.gather(*(
-                _post(client, f"/api/internal/lablet-sessions/{sid}/transition", headers,
+                post_as_controller(client, f"/api/internal/lablet-sessions/{sid}/transition", headers,
                       {"to": "terminated", "reason": "load test over"})
                 for sid in leaving for client in (one, two)))
             assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200]

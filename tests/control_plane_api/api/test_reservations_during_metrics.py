@@ -9,7 +9,7 @@ import re
 
 import httpx
 
-from tests.fixtures.control_plane import ControlPlaneUnderTest
+from tests.fixtures.control_plane import ControlPlaneUnderTest, post_as_controller
 from tests.fixtures.lablet_api import LABLET, create_definition, ready_workers, schedule_body, timeslot
 from tests.fixtures.metrics import BATCH, report
 
@@ -52,14 +52,14 @@ def test_reservations_during_a_metrics_cycle_of_200_workers_retry_zero_times(con
             size = WORKERS // BATCHES
 
             async def metrics() -> list[httpx.Response]:
-                return [await http.post(BATCH, headers=leader, json={"reports": reports[i:i + size]})
+                return [await post_as_controller(http, BATCH, leader, {"reports": reports[i:i + size]})
                         for i in range(0, WORKERS, size)]
 
             async def reservations() -> list[httpx.Response]:
                 # One session on each worker, booked while the cycle's batches are being stored.
                 return list(await asyncio.gather(*(
-                    http.post(f"/api/internal/lablet-sessions/{r.json()['id']}/schedule", headers=lablet,
-                              json=schedule_body(worker_id))
+                    post_as_controller(http, f"/api/internal/lablet-sessions/{r.json()['id']}/schedule", lablet,
+                                       schedule_body(worker_id))
                     for r, worker_id in zip(created, workers, strict=True))))
 
             cycle, scheduled = await asyncio.gather(metrics(), reservations())
