@@ -170,6 +170,7 @@ class PoolService(PoolDemand, PoolEvaluations):
         """Cancel the pool's drain. Its members still draining (held by sessions) are recalled first, so that
         the autoscaler, woken by the pool's change, counts them instead of launching workers in their place."""
         pool = await self._store.get(pool_id)
+        pool.check_open("undrained")  # a pool being deleted keeps its members on their way out
         if pool.draining:
             for row in await self._workers.members(pool.id):
                 if row.status is WorkerStatus.DRAINING:
