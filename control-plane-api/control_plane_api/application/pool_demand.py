@@ -71,8 +71,8 @@ class PoolDemand:
         pool = await self._store.get(pool_id)
         now = self._clock()
         members = await self._workers.members(pool.id)
-        waiting = await self._sessions.waiting_for_pool(pool.id)
         template = await self._template(pool)
+        waiting = await self._sessions.waiting_for_pool(pool.id, template.capacity if template else None)
         return PoolWork(pool=pool.view(), workers=members, waiting=waiting, template_found=template is not None,
                         template_enabled=template is not None and template.enabled,
                         template_capacity=template.capacity if template else Resources(),

@@ -168,16 +168,25 @@ class PoolService(PoolDemand, PoolEvaluations):
 
     async def undrain(self, pool_id: str, by: str) -> WorkerPool:
         """Cancel the pool's drain. Its members still draining (held by sessions) are recalled first, so that
-        the autoscaler, woken by the pool's change, counts them instead of launching workers in their place."""
+        the autoscaler, woken by the pool's change, counts them instead of launching workers in their place; and
+        again once the pool is open: an evaluation made on the drained pool between the recall and the pool's
+        change names the pool's version still (a recall does not change the pool) and may have retired them."""
         pool = await self._store.get(pool_id)
-        if pool.draining:
-            for row in await self._workers.members(pool.id):
-                if row.status is WorkerStatus.DRAINING:
-                    try:
-                        await self._workers.recall_member(row.id, pool.id, by)
-                    except LcmError as exc:
-                        logger.warning("pool %s: worker %s stays drained: %s", pool.name, row.id, exc.message)
-        return await self._change(pool_id, lambda p, now: p.undrain(now, by))
+        pool.check_open("undrained")  # a pool being deleted keeps its members on their way out
+        if not pool.draining:
+            return pool
+        await self._recall_retired(pool, by)
+        undrained = await self._change(pool_id, lambda p, now: p.undrain(now, by))
+        await self._recall_retired(undrained, by)
+        return undrained
+
+    async def _recall_retired(self, pool: WorkerPool, by: str) -> None:
+        for row in await self._workers.members(pool.id):
+            if row.status is WorkerStatus.DRAINING:
+                try:
+                    await self._workers.recall_member(row.id, pool.id, by)
+                except LcmError as exc:
+                    logger.warning("pool %s: worker %s stays drained: %s", pool.name, row.id, exc.message)
 
     async def delete(self, pool_id: str, by: str) -> WorkerPool:
         """Mark the pool for deletion (the autoscaler retires its workers, then reports it terminated); a pool

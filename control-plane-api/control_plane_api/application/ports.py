@@ -30,7 +30,7 @@ from control_plane_api.domain.worker_query import WorkerQuery
 from lcm_core.domain.enums import DesiredStatus
 from lcm_core.domain.pool_capacity import WaitingDemand
 from lcm_core.domain.pool_forecast import Booking
-from lcm_core.domain.workers import WorkerSummary, WorkerTelemetry
+from lcm_core.domain.workers import Resources, WorkerSummary, WorkerTelemetry
 
 # ----------------------------------------------------------------- events
 
@@ -96,8 +96,10 @@ class ReservationHolders(Protocol):
 
 
 class WaitingSessions(Protocol):
-    async def waiting_for_pool(self, pool_id: str) -> WaitingDemand:
-        """The pending sessions whose last scheduling decision waits for the pool, and what they need."""
+    async def waiting_for_pool(self, pool_id: str, fits: Resources | None = None) -> WaitingDemand:
+        """The pending sessions whose last scheduling decision waits for the pool, and what they need; with
+        `fits` (an empty worker of the pool's template), those needing more CPU or memory are only counted
+        (`too_large`)."""
         ...
 
 

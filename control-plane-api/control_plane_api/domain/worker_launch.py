@@ -9,13 +9,18 @@ instance clears it. An instance launched twice for one worker is flagged on it (
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
 from lcm_core.domain.enums import WorkerStatus
 from lcm_core.domain.workers import LaunchFailure, LaunchFailureReport
+from lcm_core.errors import InvalidError
+
+#: How far ahead of the control plane's clock a reported attempt may be (the controllers' clocks differ a
+#: little). Further ahead is refused: counted, it would make every later attempt look older and go uncounted.
+LAUNCH_CLOCK_TOLERANCE = timedelta(minutes=5)
 
 
 class InstanceLaunch:
@@ -35,9 +40,13 @@ class InstanceLaunch:
     def record_launch_failure(self, report: LaunchFailureReport, now: datetime, by: str) -> list[DomainEvent]:
         """One more failed attempt to launch the instance. Ignored for a worker that has its instance or is
         terminated (a late report), and for an attempt not newer than the last one counted (a report sent
-        twice): the attempts are counted here, once each."""
+        twice): the attempts are counted here, once each. One dated ahead of `now` (beyond the clocks' tolerance) is
+        refused."""
         if self.aws_instance_id is not None or self.status is WorkerStatus.TERMINATED:
             return []
+        if report.observed_at > now + LAUNCH_CLOCK_TOLERANCE:
+            raise InvalidError(f"the attempt is dated {report.observed_at.isoformat()}, ahead of the control "
+                               f"plane's clock ({now.isoformat()})", worker_id=self.id)
         failure = self.launch_failure
         # MongoDB keeps milliseconds: the same report sent again must compare equal to what was stored.
         attempted = report.observed_at.replace(microsecond=report.observed_at.microsecond // 1000 * 1000)

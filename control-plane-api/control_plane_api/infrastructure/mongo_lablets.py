@@ -19,6 +19,7 @@ from control_plane_api.infrastructure.mongo_versions import VersionedCollection,
 from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES, LabletSessionStatus
 from lcm_core.domain.pool_capacity import WaitingDemand
 from lcm_core.domain.pool_forecast import Booking
+from lcm_core.domain.workers import Resources
 from lcm_core.errors import NotFoundError
 
 
@@ -175,20 +176,28 @@ class SessionRepository:
         flt = {"_id": {"$in": list(session_ids)}, "status": {"$in": [s.value for s in HOLDING_SESSION_STATUSES]}}
         return {d["_id"]: d.get("worker_id") async for d in self._c.find(flt, {"_id": 1, "worker_id": 1})}
 
-    async def waiting_for_pool(self, pool_id: str) -> WaitingDemand:
+    async def waiting_for_pool(self, pool_id: str, fits: Resources | None = None) -> WaitingDemand:
         """The pending sessions whose last scheduling decision waits for the pool, summed by MongoDB (one
-        aggregation on a single-field group, which the local stack's MongoDB-wire server evaluates too)."""
+        aggregation on a single-field group, which the local stack's MongoDB-wire server evaluates too). With
+        `fits`, the sessions needing more CPU or memory than it are counted apart (`too_large`)."""
+        waiting: dict[str, Any] = {"status": LabletSessionStatus.PENDING.value,
+                                   "last_decision.waiting_for_pool": pool_id}
+        held = dict(waiting)
+        if fits is not None:  # a template that does not say its capacity (0) bounds nothing
+            for name, room in (("cpu_cores", fits.cpu_cores), ("memory_gb", fits.memory_gb)):
+                if room > 0:
+                    held[f"resource_requirements.{name}"] = {"$lte": room}
         cursor = await self._c.aggregate([
-            {"$match": {"status": LabletSessionStatus.PENDING.value, "last_decision.waiting_for_pool": pool_id}},
+            {"$match": held},
             {"$group": {"_id": None, "sessions": {"$sum": 1},
                         "cpu_cores": {"$sum": "$resource_requirements.cpu_cores"},
                         "memory_gb": {"$sum": "$resource_requirements.memory_gb"}}}])
         found = [d async for d in cursor]
-        if not found:
-            return WaitingDemand()
-        total = found[0]
-        return WaitingDemand(sessions=int(total["sessions"]), cpu_cores=round(float(total["cpu_cores"] or 0), 3),
-                             memory_gb=round(float(total["memory_gb"] or 0), 3))
+        total = found[0] if found else {"sessions": 0, "cpu_cores": 0, "memory_gb": 0}
+        sessions = int(total["sessions"])
+        too_large = await self._c.count_documents(waiting) - sessions if held != waiting else 0
+        return WaitingDemand(sessions=sessions, cpu_cores=round(float(total["cpu_cores"] or 0), 3),
+                             memory_gb=round(float(total["memory_gb"] or 0), 3), too_large=max(0, too_large))
 
     async def booked_for_track(self, lab_track: str, start: datetime, end: datetime, limit: int) -> list[Booking]:
         """The track's sessions that are pending or hold a worker and overlap [start, end), by timeslot start

@@ -87,6 +87,9 @@ class WaitingDemand(StrictModel):
     sessions: Count = 0
     cpu_cores: Number = Field(default=0, ge=0)
     memory_gb: Number = Field(default=0, ge=0)
+    too_large: Count = 0
+    """Sessions waiting for the pool that need more CPU or memory than an empty worker of its template has:
+    not in the figures above, since no worker the pool launches would hold them."""
 
 
 class PoolCapacity(StrictModel):

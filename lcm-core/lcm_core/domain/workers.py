@@ -18,10 +18,10 @@ a controller reads ignore unknown fields, so that the control plane may add fiel
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from lcm_core.domain.cml_snapshot import CmlTelemetrySnapshot, StrictModel
 from lcm_core.domain.enums import DesiredStatus, LicenseStatus, ServiceStatus, WorkerStatus
@@ -234,14 +234,26 @@ class WorkerTelemetry(StrictModel):
 LAUNCH_ERROR_MAX_LENGTH = 500
 
 
+def _in_utc(value: datetime) -> datetime:
+    # Compared with the attempts already stored (UTC): a time without an offset cannot be, and one whose UTC
+    # time falls outside the calendar is no time an attempt was made.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("the time must carry its offset (e.g. 2026-12-05T07:35:09Z)")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range") from None
+
+
 class LaunchFailureReport(StrictModel):
     """One failed attempt to launch a worker's instance, as the worker-controller reports it
     (`POST /api/internal/workers/{id}/launch-failed`), after it has checked by the worker's id tag that no
     instance was launched after all. Secrets are masked by the reporter."""
 
     error: Annotated[Text, Field(min_length=1, max_length=LAUNCH_ERROR_MAX_LENGTH)]
-    observed_at: Instant
-    """When the attempt failed: a report older than the worker's instance (attached since) is ignored."""
+    observed_at: Annotated[Instant, AfterValidator(_in_utc)]
+    """When the attempt failed, with its offset (kept in UTC); one not newer than the last attempt counted is
+    ignored, one ahead of the control plane's clock is refused (`worker_launch`)."""
 
 
 class LaunchFailure(BaseModel):

@@ -39,3 +39,28 @@ def test_undraining_a_pool_recalls_the_members_its_drain_retired(control_plane) 
         kept = http.get(f"/api/workers/{own_drain}", headers=cp.viewer()).json()
         assert (kept["status"], kept["drain"]["then"], kept["drain"]["reason"]) == ("draining", "stopped",
                                                                                     "maintenance")
+
+
+def test_undraining_a_pool_being_deleted_is_refused_and_recalls_no_member(control_plane) -> None:
+    """The undrain is refused (409) for a pool being deleted; its members, retired to termination, stay so (they
+    were recalled before the refusal)."""
+    cp = control_plane
+    (retired,) = ready_workers(cp, 1)
+    definition = create_definition(cp)
+    with cp.client() as http:
+        create_template(cp, http)
+        pool = create_pool(cp, http)
+        adopt_licensed(cp, http, pool["id"], retired)
+        place_session(cp, http, create_session(cp, definition["id"])["id"], retired)
+        assert http.post(f"/api/pools/{pool['id']}/drain", headers=cp.admin()).status_code == 200
+        deleting = http.delete(f"/api/pools/{pool['id']}", headers=cp.admin())
+        assert deleting.status_code in (200, 202), deleting.text
+        evaluate_pool(cp, http, pool["id"], desired_workers=0, phase="terminating", retire=[retired],
+                      retire_then="terminate")
+        held = http.get(f"/api/workers/{retired}", headers=cp.viewer()).json()
+        assert (held["status"], held["drain"]["then"]) == ("draining", "terminated")
+
+        undrained = http.post(f"/api/pools/{pool['id']}/undrain", headers=cp.admin())
+        assert undrained.status_code == 409, undrained.text
+        kept = http.get(f"/api/workers/{retired}", headers=cp.viewer()).json()
+        assert (kept["status"], kept["drain"]["then"]) == ("draining", "terminated")

@@ -305,10 +305,34 @@ def test_a_session_waiting_for_a_pool_is_its_waiting_demand(control_plane) -> No
         assert (stored["status"], stored["last_decision"]["waiting_for_pool"]) == ("pending", pool["id"])
         work = http.get(f"/api/internal/pools/{pool['id']}", headers=cp.internal()).json()
     needs = definition["resource_requirements"]
-    assert work["waiting"] == {"sessions": 1, "cpu_cores": needs["cpu_cores"], "memory_gb": needs["memory_gb"]}
+    assert work["waiting"] == {"sessions": 1, "cpu_cores": needs["cpu_cores"], "memory_gb": needs["memory_gb"],
+                               "too_large": 0}
     request = cp.etcd_json(f"pools/{pool['id']}/capacity_request")
     assert request is not None
     assert (request["pool_id"], request["session_id"]) == (pool["id"], session["id"])
+
+
+def test_a_waiting_session_larger_than_an_empty_worker_is_not_the_pools_demand(control_plane) -> None:
+    """A session that needs more than an empty worker of the pool's template has (64 cores on 48) is counted
+    apart: given room, the pool launched workers it could never use each time its empty ones were filled."""
+    cp = control_plane
+    with cp.client() as http:
+        create_template(cp, http)
+        pool = create_pool(cp, http)
+    small = create_definition(cp)
+    large = create_definition(cp, name="ccna-huge", resource_requirements={"cpu_cores": 64, "memory_gb": 8})
+    with cp.client() as http:
+        for definition in (small, large):
+            session = create_session(cp, definition["id"])
+            waiting = {"worker_id": None,
+                       "decision": {**decision(None, "no worker fits"), "waiting_for_pool": pool["id"]}}
+            answer = http.post(f"/api/internal/lablet-sessions/{session['id']}/schedule", headers=cp.leader(LABLET),
+                               json=waiting)
+            assert answer.status_code == 200, answer.text
+        work = http.get(f"/api/internal/pools/{pool['id']}", headers=cp.internal()).json()
+    needs = small["resource_requirements"]
+    assert work["waiting"] == {"sessions": 1, "cpu_cores": needs["cpu_cores"], "memory_gb": needs["memory_gb"],
+                               "too_large": 1}
 
 
 def test_pool_events_carry_the_pool(control_plane) -> None:

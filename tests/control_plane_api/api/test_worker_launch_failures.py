@@ -103,3 +103,35 @@ def test_a_report_for_an_unknown_worker_is_404(control_plane) -> None:
         answer = http.post("/api/internal/workers/no-such-worker/launch-failed", headers=cp.leader(),
                            json={"error": NO_AMI, "observed_at": at(1)})
     assert answer.status_code == 404, answer.text
+
+
+@pytest.mark.parametrize("observed_at", [
+    "2026-12-05T12:00:05",  # no offset: compared with the stored attempt's, it was a 500
+    "9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00",  # beyond what a UTC time can say: a 500
+])
+def test_an_attempt_time_without_an_offset_or_out_of_range_is_refused_with_422(control_plane,
+                                                                             observed_at: str) -> None:
+    cp = control_plane
+    worker_id = requested_worker(cp)
+    url = f"/api/internal/workers/{worker_id}/launch-failed"
+    with cp.client() as http:
+        first = http.post(url, headers=cp.leader(), json={"error": NO_AMI, "observed_at": "2026-12-05T12:00:00Z"})
+        assert first.status_code == 200, first.text
+        answer = http.post(url, headers=cp.leader(), json={"error": NO_AMI, "observed_at": observed_at})
+        assert answer.status_code == 422, answer.text
+        assert http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()["launch_failure"]["attempts"] == 1
+
+
+def test_an_attempt_from_the_future_is_refused_and_does_not_stop_the_count(control_plane) -> None:
+    """An attempt stamped years ahead (a controller's clock gone wrong) would be the last one counted until then:
+    every later report, older than it, was ignored and the pool's failure stopped counting."""
+    cp = control_plane
+    worker_id = requested_worker(cp)
+    url = f"/api/internal/workers/{worker_id}/launch-failed"
+    with cp.client() as http:
+        ahead = http.post(url, headers=cp.leader(), json={"error": NO_AMI, "observed_at": "9999-12-31T23:59:59Z"})
+        assert ahead.status_code == 422, ahead.text
+        for second in (1, 2):
+            answer = http.post(url, headers=cp.leader(), json={"error": NO_AMI, "observed_at": at(second)})
+            assert answer.status_code == 200, answer.text
+        assert http.get(f"/api/workers/{worker_id}", headers=cp.viewer()).json()["launch_failure"]["attempts"] == 2

@@ -27,7 +27,7 @@ from control_plane_api.domain.worker_query import WorkerQuery
 from lcm_core.domain.lablets import EXPIRABLE_SESSION_STATUSES, HOLDING_SESSION_STATUSES, LabletSessionStatus
 from lcm_core.domain.pool_capacity import WaitingDemand
 from lcm_core.domain.pool_forecast import Booking
-from lcm_core.domain.workers import WorkerTelemetry
+from lcm_core.domain.workers import Resources, WorkerTelemetry
 from lcm_core.errors import ConflictError, FencedError, NotFoundError, VersionConflict
 
 A = TypeVar("A", bound=BaseModel)
@@ -106,11 +106,15 @@ class InMemorySessions(InMemoryStore[LabletSession]):
                  and s.status.value in statuses and s.observed_resources is not None]
         return sorted(found, key=lambda s: s.observed_at or s.updated_at)[-limit:]
 
-    async def waiting_for_pool(self, pool_id: str) -> WaitingDemand:
+    async def waiting_for_pool(self, pool_id: str, fits: Resources | None = None) -> WaitingDemand:
         found = [s for s in self.items.values() if s.status is LabletSessionStatus.PENDING
                  and s.last_decision is not None and s.last_decision.waiting_for_pool == pool_id]
-        return WaitingDemand(sessions=len(found), cpu_cores=sum(s.resource_requirements.cpu_cores for s in found),
-                             memory_gb=sum(s.resource_requirements.memory_gb for s in found))
+        held = [s for s in found if fits is None or (
+            (not fits.cpu_cores or s.resource_requirements.cpu_cores <= fits.cpu_cores)
+            and (not fits.memory_gb or s.resource_requirements.memory_gb <= fits.memory_gb))]
+        return WaitingDemand(sessions=len(held), cpu_cores=sum(s.resource_requirements.cpu_cores for s in held),
+                             memory_gb=sum(s.resource_requirements.memory_gb for s in held),
+                             too_large=len(found) - len(held))
 
     async def booked_for_track(self, lab_track: str, start: datetime, end: datetime, limit: int) -> list[Booking]:
         found = sorted((s for s in self.items.values() if s.lab_track == lab_track

@@ -14,7 +14,8 @@ from control_plane_api.domain.lablet_session import LabletSession
 from control_plane_api.domain.pool import WorkerPool, launch_key
 from control_plane_api.domain.reports import DiscoveredInstance
 from control_plane_api.domain.system_settings import RegionPlacement, WorkerTemplate
-from control_plane_api.domain.worker import worker_id_for
+from control_plane_api.domain.worker import Worker, worker_id_for
+from control_plane_api.domain.worker_state import Reservation
 from lcm_core.domain.enums import DesiredStatus, WorkerStatus
 from lcm_core.domain.lablets import ResourceRequirements, SchedulingDecision
 from lcm_core.domain.pools import PoolEvaluation, PoolPhase, PoolSpec, ScaleRequest
@@ -252,3 +253,35 @@ async def test_the_autoscalers_view_of_a_pool() -> None:
     del rig.templates.items["standard"]
     gone = await rig.service.work(pool.id)
     assert (gone.template_found, gone.template_enabled, gone.template_regions) == (False, False, [])
+
+
+async def test_an_undrain_recalls_a_member_the_autoscaler_retired_again_while_it_was_undrained() -> None:
+    """An evaluation made on the drained pool, after its member was recalled and before the pool's drain was
+    cleared, still names the pool's version (the recall does not change the pool) and retires the member again:
+    the undrain recalls it once more after the pool is open, or it stays drained in an undrained pool."""
+    rig = Rig()
+    pool = await rig.pool()
+    member = await rig.running_worker()
+    await rig.service.adopt(pool.id, member, by="admin")
+    rig.worker_store.items[member].capacity.reservations["s1"] = Reservation(cpu_cores=4)
+    pool = await rig.service.drain(pool.id, by="admin")
+    await rig.service.evaluate(pool.id, rig.report(pool, phase="draining", retire=[member]), LEADER)
+    assert rig.worker_store.stored(member).status is WorkerStatus.DRAINING
+    recall = rig.workers.recall_member
+    interleaved: list[str] = []
+
+    async def recall_then_a_stale_evaluation(worker_id: str, pool_id: str, by: str) -> Worker:
+        recalled = await recall(worker_id, pool_id, by)
+        if not interleaved:
+            interleaved.append(worker_id)
+            stale = await rig.service.get(pool_id)
+            assert stale.draining
+            await rig.service.evaluate(pool_id, rig.report(stale, phase="draining", retire=[worker_id]), LEADER)
+        return recalled
+
+    rig.workers.recall_member = recall_then_a_stale_evaluation  # type: ignore[method-assign]
+    undrained = await rig.service.undrain(pool.id, by="admin")
+    assert not undrained.draining
+    assert interleaved == [member]
+    back = rig.worker_store.stored(member)
+    assert (back.status, back.drain) == (WorkerStatus.RUNNING, None)

@@ -11,8 +11,10 @@ from pydantic import ValidationError
 from control_plane_api.domain.reports import DiscoveredInstance
 from control_plane_api.domain.system_settings import WorkerTemplate
 from control_plane_api.domain.worker import Worker
+from control_plane_api.domain.worker_launch import LAUNCH_CLOCK_TOLERANCE
 from lcm_core.domain.enums import WorkerStatus
 from lcm_core.domain.workers import LAUNCH_ERROR_MAX_LENGTH, LaunchFailureReport, Resources
+from lcm_core.errors import InvalidError
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 NO_AMI = "no AMI matches 'CML-2.9.*' in eu-west-1"
@@ -64,6 +66,17 @@ def test_attaching_the_instance_clears_the_failure_and_later_reports_are_ignored
     assert worker.launch_failure is None
 
 
+def test_an_attempt_ahead_of_the_clock_is_refused_and_an_offset_is_kept_in_utc() -> None:
+    worker = requested()
+    with pytest.raises(InvalidError):
+        worker.record_launch_failure(failed(LAUNCH_CLOCK_TOLERANCE + timedelta(seconds=1)), NOW, "wc")
+    assert worker.launch_failure is None
+    report = LaunchFailureReport.model_validate({"error": NO_AMI, "observed_at": "2026-12-05T13:00:01+01:00"})
+    assert report.observed_at == NOW + timedelta(seconds=1)
+    assert report.observed_at.tzinfo is UTC
+    assert len(worker.record_launch_failure(report, NOW, "wc")) == 1
+
+
 def test_a_terminated_worker_counts_no_failure() -> None:
     worker = requested()
     worker.status = WorkerStatus.TERMINATED
@@ -78,6 +91,8 @@ def test_a_terminated_worker_counts_no_failure() -> None:
     {"error": NO_AMI, "observed_at": 1764936000},
     {"error": NO_AMI, "observed_at": NOW.isoformat(), "attempts": 99},
     {"error": "\x00bad", "observed_at": NOW.isoformat()},
+    {"error": NO_AMI, "observed_at": "2026-12-05T12:00:00"},
+    {"error": NO_AMI, "observed_at": "9999-12-31T23:59:59-12:00"},
 ])
 def test_a_report_is_bounded_and_strict(body: dict[str, object]) -> None:
     with pytest.raises(ValidationError):

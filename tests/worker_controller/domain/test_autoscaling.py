@@ -503,6 +503,27 @@ def test_a_decision_records_the_thresholds_it_was_taken_on(scaling: dict[str, An
     assert (decision.inputs["workers"], decision.inputs["sessions"]) == (1, 1)
 
 
+@pytest.mark.parametrize("scaling", [{**CAPACITY, "max_workers": 10}, {**LAB15, "max_workers": 10}],
+                         ids=["capacity", "lab-count"])
+def test_a_session_no_empty_worker_holds_launches_nothing_and_holds_no_retirement(scaling: dict[str, Any]) -> None:
+    """The control plane counts apart a waiting session larger than an empty worker of the template
+    (`WaitingDemand.too_large`): it is given no room (once the empty workers it was given were filled by other
+    sessions, it asked for more again, up to the maximum) and does not keep the pool from shrinking."""
+    busy = [worker(name, sessions=3, cpu=50, memory=50) for name in "abc"]
+    case = Case("a 64-core session, workers of 48", scaling, busy, desired=3)
+    work = work_for(case)
+    work.waiting = WaitingDemand(too_large=1)
+    plan = plan_pool(work)
+    assert (plan.desired_workers, plan.launch) == (3, []), plan.decision.reason
+    assert "1 session(s) waiting for the pool need more than an empty worker of template metal" in \
+        plan.decision.reason
+    idle = Case("idle", scaling, [worker("a", cpu=1, memory=1), worker("b", cpu=1, memory=1),
+                worker("c", cpu=1, memory=1)], desired=3)
+    work = work_for(idle)
+    work.waiting = WaitingDemand(too_large=1)
+    assert plan_pool(work).decision.action is ScalingAction.SCALE_DOWN
+
+
 @pytest.mark.parametrize("action", [ScaleDownAction.STOP, ScaleDownAction.TERMINATE])
 def test_a_scale_down_stops_or_terminates_as_the_pool_says(action: ScaleDownAction) -> None:
     case = Case("", {**LAB, "scale_down_action": action.value}, [worker("a"), worker("b", sessions=1)], desired=2)

@@ -273,6 +273,11 @@ def plan_pool(work: PoolWork) -> PoolPlan:
                                              inputs=_inputs(pool, cap, held, proposal.rule), by=BY),
                     retire_then=cfg.scale_down_action)
     notes = [proposal.reason]
+    if work.waiting.too_large:
+        room = work.template_capacity
+        notes.append(f"{work.waiting.too_large} session(s) waiting for the pool need more than an empty worker of "
+                     f"template {pool.template_name} has ({room.cpu_cores:g} cores, {room.memory_gb:g} GB): no "
+                     "worker is launched for them")
     current = len(active)
     if size > current:
         missing = size - current
