@@ -10,10 +10,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import aetcd
-import redis
 
 from tests.fixtures.control_plane import ControlPlaneUnderTest, discovered
-from tests.fixtures.event_log import log_entries
+from tests.fixtures.event_log import events_about
 from tests.fixtures.metrics import post_report
 
 
@@ -23,17 +22,6 @@ def _import(cp: ControlPlaneUnderTest, n: int) -> str:
                            json={"instances": [discovered(n)]})
     assert answer.status_code == 200, answer.text
     return answer.json()["created"][0]
-
-
-def _events(cp: ControlPlaneUnderTest, worker_id: str, type_: str) -> list[dict[str, Any]]:
-    """Every event of `type_` about the worker in the CPA's event log (the Redis Stream), oldest first."""
-    client = redis.Redis.from_url(cp.settings.redis_url.get_secret_value())
-    try:
-        entries = log_entries(client, cp.settings.event_log_stream)
-    finally:
-        client.close()
-    return [json.loads(fields[b"data"]) for _id, fields in entries
-            if fields[b"type"].decode() == type_ and fields[b"subject"].decode() == worker_id]
 
 
 def _etcd_writes(cp: ControlPlaneUnderTest, key: str) -> int:
@@ -62,7 +50,7 @@ def test_identical_licence_progress_is_one_event_one_write_and_one_etcd_write(co
         assert all(r.status_code == 200 for r in replies), replies[-1].text
         polled = replies[-1].json()
         assert polled["version"] == requested["version"] + 1  # the first report changed the details, no other
-        assert len(_events(cp, worker_id, "worker.license.updated")) == 1
+        assert len(events_about(cp, worker_id, "worker.license.updated")) == 1
         # The details changed, the action and status did not: the controller's key is not touched.
         assert _etcd_writes(cp, f"workers/{worker_id}/license") == 1
         done = {"status": "registered", "finished": True,
@@ -72,7 +60,7 @@ def test_identical_licence_progress_is_one_event_one_write_and_one_etcd_write(co
             finished = http.post(f"/api/internal/workers/{worker_id}/license", headers=cp.leader(), json=done)
         assert finished.json()["version"] == polled["version"] + 1
     assert finished.json()["license"]["pending_action"] is None
-    assert len(_events(cp, worker_id, "worker.license.updated")) == 2
+    assert len(events_about(cp, worker_id, "worker.license.updated")) == 2
     assert _etcd_writes(cp, f"workers/{worker_id}/license") == 2
     assert cp.etcd_json(f"workers/{worker_id}/license")["action"] is None
 
@@ -138,7 +126,7 @@ def test_failed_telemetry_is_stale_degrades_health_and_alerts_open_and_close(con
             assert (back["health_status"], back["telemetry"]["stale"], back["active_alerts"]) == ("healthy", {}, [])
             assert back["telemetry"]["last_seen_at"] > seen
             assert back["alerts"][-1]["cleared_at"] is not None
-        counts = {t: len(_events(cp, worker_id, t)) for t in (
+        counts = {t: len(events_about(cp, worker_id, t)) for t in (
             "worker.alert.raised", "worker.alert.cleared", "worker.health.alert", "worker.health.recovered")}
         assert counts == dict.fromkeys(counts, 1)
         for _ in range(100):

@@ -4,16 +4,14 @@ and the worker's event."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis
 
 from lcm_core.domain.workers import LAUNCH_ERROR_MAX_LENGTH
 from tests.fixtures.control_plane import ControlPlaneUnderTest
-from tests.fixtures.event_log import log_entries
+from tests.fixtures.event_log import events_about
 
 TEMPLATE = {"name": "launch-metal", "instance_type": "m5zn.metal", "ami_name_pattern": "CML-nothing-*",
             "regions": {"us-east-1": {}}, "capacity": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 300,
@@ -28,17 +26,6 @@ def requested_worker(cp: ControlPlaneUnderTest) -> str:
                             json={"template_name": TEMPLATE["name"], "aws_region": "us-east-1"})
         assert created.status_code in (200, 201), created.text
         return str(created.json()["id"])
-
-
-def launch_events(cp: ControlPlaneUnderTest, worker_id: str) -> list[dict[str, Any]]:
-    """The worker's `worker.launch.failed` events in the CPA's event log (the Redis Stream), oldest first."""
-    client = redis.Redis.from_url(cp.settings.redis_url.get_secret_value())
-    try:
-        entries = log_entries(client, cp.settings.event_log_stream)
-    finally:
-        client.close()
-    return [json.loads(fields[b"data"]) for _id, fields in entries
-            if fields[b"type"] == b"worker.launch.failed" and fields[b"subject"].decode() == worker_id]
 
 
 def at(seconds: int, start: datetime | None = None) -> str:
@@ -61,7 +48,7 @@ def test_failed_launches_are_counted_on_the_worker_and_shown(control_plane) -> N
     assert (failure["attempts"], failure["error"]) == (3, NO_AMI)
     assert row["launch_failure"] == failure
     assert stored["summary"]["launch_failure"] == failure
-    mine = launch_events(cp, worker_id)
+    mine = events_about(cp, worker_id, "worker.launch.failed")
     assert [e["attempts"] for e in mine] == [1, 2, 3]
     assert mine[-1]["error"] == NO_AMI
     assert mine[-1]["summary"]["launch_failure"]["attempts"] == 3
