@@ -25,13 +25,8 @@ from lcm_core.domain.types import (
     Text,
     storable_json,
 )
-from lcm_core.domain.workers import (
-    LaunchFailureReport,
-    MetricsBatch,
-    MetricsBatchOutcome,
-    WorkerSummary,
-    WorkerView,
-)
+from lcm_core.domain.worker_launch import LaunchFailureReport
+from lcm_core.domain.workers import MetricsBatch, MetricsBatchOutcome, WorkerSummary, WorkerView
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
 

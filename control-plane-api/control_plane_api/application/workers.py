@@ -37,7 +37,8 @@ from control_plane_api.domain.reports import DiscoveredInstance, LicenseProgress
 from control_plane_api.domain.worker import InstanceClaimedError, Worker, worker_id_for
 from control_plane_api.domain.worker_query import WorkerQuery
 from lcm_core.domain.enums import DesiredStatus
-from lcm_core.domain.workers import LaunchFailureReport, WorkerSummary, WorkerTelemetry
+from lcm_core.domain.worker_launch import LaunchFailureReport
+from lcm_core.domain.workers import WorkerSummary, WorkerTelemetry
 from lcm_core.errors import ConflictError, InvalidError, LcmError, NotFoundError
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from control_plane_api.domain import events as ev
 from control_plane_api.domain.events import DomainEvent
 from lcm_core.domain.enums import WorkerStatus
-from lcm_core.domain.workers import LaunchFailure, LaunchFailureReport
+from lcm_core.domain.worker_launch import LaunchFailure, LaunchFailureReport
 from lcm_core.errors import InvalidError
 
 #: How far ahead of the control plane's clock a reported attempt may be (the controllers' clocks differ a

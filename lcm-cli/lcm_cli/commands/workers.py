@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from lcm_cli import render
 from lcm_cli.commands.common import Context, Subparsers, command, csv, group, paging, reason_body, seg
 from lcm_core.domain.enums import HealthStatus, WorkerStatus
-from lcm_core.domain.workers import LaunchFailure, WorkerSummary
+from lcm_core.domain.worker_launch import LaunchFailure
+from lcm_core.domain.workers import WorkerSummary
 
 HEADERS = ["ID", "NAME", "REGION", "INSTANCE", "STATUS", "DESIRED", "HEALTH", "TRACK", "SESSIONS", "CPU%",
            "MEM%"]

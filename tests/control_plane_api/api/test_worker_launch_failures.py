@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lcm_core.domain.workers import LAUNCH_ERROR_MAX_LENGTH
+from lcm_core.domain.worker_launch import LAUNCH_ERROR_MAX_LENGTH
 from tests.fixtures.control_plane import ControlPlaneUnderTest
 from tests.fixtures.event_log import events_about
 

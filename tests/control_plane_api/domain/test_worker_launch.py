@@ -13,7 +13,8 @@ from control_plane_api.domain.system_settings import WorkerTemplate
 from control_plane_api.domain.worker import Worker
 from control_plane_api.domain.worker_launch import LAUNCH_CLOCK_TOLERANCE
 from lcm_core.domain.enums import WorkerStatus
-from lcm_core.domain.workers import LAUNCH_ERROR_MAX_LENGTH, LaunchFailureReport, Resources
+from lcm_core.domain.worker_launch import LAUNCH_ERROR_MAX_LENGTH, LaunchFailureReport
+from lcm_core.domain.workers import Resources
 from lcm_core.errors import InvalidError
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)

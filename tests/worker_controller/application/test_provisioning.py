@@ -14,7 +14,8 @@ from typing import Any
 import boto3
 import pytest
 
-from lcm_core.domain.workers import LAUNCH_ERROR_MAX_LENGTH, LaunchFailureReport, WorkerView
+from lcm_core.domain.worker_launch import LAUNCH_ERROR_MAX_LENGTH, LaunchFailureReport
+from lcm_core.domain.workers import WorkerView
 from lcm_core.errors import UnavailableError
 from lcm_core.leader.fence import AlwaysLeading
 from lcm_core.logging import register_secret

@@ -15,7 +15,7 @@ import pytest
 
 from lcm_core.cml import CmlError
 from lcm_core.domain.cml_snapshot import CmlLicenseInfo
-from lcm_core.domain.workers import LaunchFailureReport
+from lcm_core.domain.worker_launch import LaunchFailureReport
 from lcm_core.errors import UnavailableError
 from lcm_core.leader.fence import AlwaysLeading, LeadershipLost, LeaseFence
 from worker_controller.application.reconciler import WorkerReconciler

@@ -18,7 +18,7 @@ import logging
 import re
 from datetime import UTC, datetime
 
-from lcm_core.domain.workers import LAUNCH_ERROR_MAX_LENGTH, LaunchFailureReport
+from lcm_core.domain.worker_launch import LAUNCH_ERROR_MAX_LENGTH, LaunchFailureReport
 from lcm_core.errors import LcmError, UnavailableError
 from lcm_core.leader.fence import Fence
 from lcm_core.logging import redact
