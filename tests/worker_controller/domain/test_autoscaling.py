@@ -1,121 +1,35 @@
-"""The autoscaler's decision (`plan_pool`), table by table: one table per policy, then convergence, phases,
-drain and delete, and what is recorded. Each row is a pool as the control plane answers it and what the
-autoscaler must do about it."""
+"""The autoscaler's decision (`plan_pool`), table by table: one table per policy. Each row is a pool as the
+control plane answers it and what the autoscaler must do about it (`pool_cases`); convergence, launch
+failures, drain and delete, and what is recorded are in `test_autoscaling_decisions.py`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 
-from lcm_core.domain.enums import DesiredStatus, LicenseStatus, ServiceStatus, WorkerStatus
-from lcm_core.domain.pool_capacity import WaitingDemand, retirement_order
+from lcm_core.domain.enums import LicenseStatus, ServiceStatus
 from lcm_core.domain.pools import (
-    AllowedHours,
     PoolPhase,
-    PoolView,
-    PoolWork,
-    ScaleDownAction,
     ScalingAction,
-    ScalingConfig,
     ScalingDecision,
     ScalingTrigger,
 )
-from lcm_core.domain.workers import CapacitySummary, LaunchFailure, Resources, WorkerSummary
-from worker_controller.domain.autoscaling import launch_regions, plan_pool
-
-NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Paris
-M5ZN = Resources(cpu_cores=48, memory_gb=192, storage_gb=500, max_nodes=200)
-
-
-def worker(name: str, *, sessions: int = 0, cpu: float | None = 20.0, memory: float | None = 30.0,
-           state: str = "serving", region: str = "us-east-1", **extra: Any) -> WorkerSummary:
-    """A pool member in one of a few states: serving (READY/ACTIVE), launching, parked (stopped by a
-    scale-down), leaving (drained, then stopped), failed."""
-    row: dict[str, Any] = dict(id=f"id-{name}", name=name, aws_region=region, pool_id="p1", lab_track="ccna",
-                               sessions=sessions, cpu_percent=cpu, memory_percent=memory, health_status="healthy",
-                               capacity=CapacitySummary(declared=M5ZN))
-    if state == "serving":
-        row.update(status=WorkerStatus.RUNNING, desired_status=DesiredStatus.RUNNING,
-                   service_status=ServiceStatus.AVAILABLE, license_status=LicenseStatus.REGISTERED,
-                   phase="ACTIVE" if sessions else "READY")
-    elif state == "launching":
-        row.update(status=WorkerStatus.PROVISIONING, desired_status=DesiredStatus.RUNNING,
-                   phase="PROVISIONING_EC2", cpu_percent=None, memory_percent=None, health_status="unknown")
-    elif state == "parked":
-        row.update(status=WorkerStatus.STOPPED, desired_status=DesiredStatus.STOPPED, phase="STOPPED",
-                   cpu_percent=None, memory_percent=None)
-    elif state == "leaving":
-        row.update(status=WorkerStatus.DRAINING, desired_status=DesiredStatus.RUNNING,
-                   drain_then=DesiredStatus.STOPPED, service_status=ServiceStatus.AVAILABLE, phase="DRAINING")
-    elif state == "failed":
-        row.update(status=WorkerStatus.FAILED, desired_status=DesiredStatus.RUNNING, phase="FAILED")
-    row.update(extra)
-    return WorkerSummary(**row)
-
-
-@dataclass
-class Case:
-    """One pool and what must be done about it."""
-
-    name: str
-    scaling: dict[str, Any]
-    workers: list[WorkerSummary]
-    desired: int
-    waiting: int = 0
-    waiting_cpu: float = 0.0
-    pool: dict[str, Any] = field(default_factory=dict)
-    now: datetime = NOW
-    # expected
-    size: int | None = None
-    action: ScalingAction = ScalingAction.NONE
-    trigger: ScalingTrigger | None = None
-    rule: str | None = None
-    launch: int = 0
-    resume: list[str] = field(default_factory=list)
-    retire: list[str] = field(default_factory=list)
-    phase: PoolPhase | None = None
-    reason_has: str = ""
-    launch_failure_limit: int = 3
-
-
-def work_for(case: Case) -> PoolWork:
-    pool = PoolView(id="p1", name="ccna-pool", lab_track="ccna", template_name="metal", regions=["us-east-1"],
-                    scaling=ScalingConfig(**case.scaling), desired_workers=case.desired, phase=PoolPhase.READY,
-                    version=7, **{"ready_since": NOW - timedelta(hours=1), **case.pool})
-    return PoolWork(pool=pool, workers=case.workers, observed_at=case.now, template_capacity=M5ZN,
-                    launch_failure_limit=case.launch_failure_limit,
-                    waiting=WaitingDemand(sessions=case.waiting, cpu_cores=case.waiting_cpu,
-                                          memory_gb=case.waiting * 8.0))
-
-
-def check(case: Case) -> None:
-    plan = plan_pool(work_for(case))
-    d = plan.decision
-    assert plan.desired_workers == (case.size if case.size is not None else case.desired), d.reason
-    assert d.action is case.action, d.reason
-    if case.trigger is not None:
-        assert d.trigger is case.trigger, d.reason
-    if case.rule is not None:
-        assert d.inputs["rule"] == case.rule, d.reason
-    assert len(plan.launch) == case.launch, d.reason
-    assert plan.resume == case.resume, d.reason
-    assert plan.retire == case.retire, d.reason
-    if case.phase is not None:
-        assert plan.phase is case.phase, d.reason
-    assert case.reason_has in d.reason
-    assert d.from_workers == case.desired
-    assert d.to_workers == plan.desired_workers
-
-
-LAB = {"policy": "lab_count_based", "min_workers": 1, "max_workers": 3, "max_labs_per_worker": 2}
-RECENTLY = {"last_scale_up_at": NOW - timedelta(minutes=4)}
-
-LAB15 = {**LAB, "max_labs_per_worker": 15}
-FULL_CPU = worker("a", sessions=4, capacity=CapacitySummary(declared=M5ZN, allocated=Resources(cpu_cores=44,
-                                                                                             memory_gb=32)))
+from tests.worker_controller.domain.pool_cases import (
+    CAPACITY,
+    FULL_CPU,
+    HYBRID,
+    LAB,
+    LAB15,
+    NONE,
+    NOW,
+    PARIS_DAY,
+    RECENTLY,
+    SCHEDULED,
+    Case,
+    check,
+    worker,
+)
 
 LAB_COUNT_CASES = [
     Case("5 sessions on 2 per worker need 3", LAB, [worker("a", sessions=2)], desired=1, waiting=3, size=3,
@@ -164,7 +78,6 @@ LAB_COUNT_CASES = [
          rule="steady"),
 ]
 
-CAPACITY = {"policy": "capacity_based", "min_workers": 1, "max_workers": 5}
 CAPACITY_CASES = [
     Case("CPU above 75 %: one more", CAPACITY, [worker("a", cpu=85), worker("b", cpu=80)], desired=2, size=3,
          action=ScalingAction.SCALE_UP, rule="utilisation_high", launch=1, reason_has="above 75% / 80%"),
@@ -198,8 +111,6 @@ CAPACITY_CASES = [
          worker("b", cpu=1, memory=1)], desired=2, rule="steady"),
 ]
 
-PARIS_DAY = {"start": "08:00", "end": "18:00", "timezone": "Europe/Paris", "weekdays": [0, 1, 2, 3, 4]}
-SCHEDULED = {"policy": "scheduled", "min_workers": 1, "max_workers": 4, "allowed_hours": PARIS_DAY}
 SCHEDULED_CASES = [
     Case("inside the allowed hours: the maximum", SCHEDULED, [worker("a")], desired=1, size=4,
          action=ScalingAction.SCALE_UP, rule="scheduled_in", launch=3, reason_has="08:00-18:00 Europe/Paris"),
@@ -224,7 +135,6 @@ SCHEDULED_CASES = [
          reason_has="all day Europe/Paris"),
 ]
 
-HYBRID = {"policy": "hybrid", "min_workers": 1, "max_workers": 4, "max_labs_per_worker": 4}
 HYBRID_CASES = [
     Case("lab count asks up, utilisation steady: up", HYBRID, [worker("a", sessions=4)], desired=1, waiting=2,
          size=2, action=ScalingAction.SCALE_UP, launch=1),
@@ -238,7 +148,6 @@ HYBRID_CASES = [
          [worker("a", sessions=4)], desired=1, waiting=6, now=NOW.replace(hour=21), rule="outside_hours"),
 ]
 
-NONE = {"policy": "none", "min_workers": 0, "max_workers": 5}
 NONE_CASES = [
     Case("a new pool launches its first worker", {**NONE, "min_workers": 1}, [], desired=1,
          action=ScalingAction.SCALE_UP, trigger=ScalingTrigger.CONVERGE, rule="converge", launch=1,
@@ -284,250 +193,3 @@ def test_hybrid(case: Case) -> None:
 @pytest.mark.parametrize("case", NONE_CASES, ids=lambda c: c.name)
 def test_policy_none(case: Case) -> None:
     check(case)
-
-
-def unlaunched(name: str, attempts: int, **extra: Any) -> WorkerSummary:
-    """A member whose instance could not be launched `attempts` times in a row (none if 0)."""
-    failure = None if attempts == 0 else LaunchFailure(
-        since=NOW - timedelta(minutes=5), last_at=NOW - timedelta(seconds=10), attempts=attempts,
-        error="no AMI matches 'CML-2.9.*' in us-east-1")
-    return worker(name, state="launching", status=WorkerStatus.PENDING, launch_failure=failure, **extra)
-
-
-FRESH = {"ready_since": None}
-
-LAUNCH_FAILURE_CASES = [
-    Case("a member that failed to launch 3 times fails the pool", {**NONE, "min_workers": 1}, [unlaunched("a", 3)],
-         desired=1, pool=FRESH, rule="launch_failing", phase=PoolPhase.FAILED,
-         reason_has="launching no more workers: 1 worker(s) could not be launched: a (3 attempts since "
-                    "2026-12-07 08:55 UTC); last error: no AMI matches 'CML-2.9.*' in us-east-1"),
-    Case("fewer failures than the limit: still initializing", {**NONE, "min_workers": 1}, [unlaunched("a", 2)],
-         desired=1, pool=FRESH, rule="manual", phase=PoolPhase.INITIALIZING),
-    Case("the limit is the controller's setting", {**NONE, "min_workers": 1}, [unlaunched("a", 2)],
-         desired=1, pool=FRESH, launch_failure_limit=2, rule="launch_failing", phase=PoolPhase.FAILED),
-    Case("a ready pool whose new member cannot be launched fails too", NONE, [worker("b"), unlaunched("a", 4)],
-         desired=2, rule="launch_failing", phase=PoolPhase.FAILED, reason_has="a (4 attempts"),
-    Case("sessions waiting launch no more workers while one fails", LAB,
-         [worker("b", sessions=2), unlaunched("a", 3)], desired=2, waiting=3, size=3,
-         action=ScalingAction.SCALE_UP, rule="launch_failing", launch=0, phase=PoolPhase.FAILED,
-         reason_has="cannot launch 1 more worker(s) until the failing launch gets through"),
-    Case("scaled down while a member fails to launch: that member is retired first", NONE,
-         [worker("b"), unlaunched("a", 3)], desired=1, action=ScalingAction.SCALE_DOWN, retire=["id-a"],
-         phase=PoolPhase.FAILED),
-    Case("a failing member retired by a scale-down fails the pool no more", NONE,
-         [worker("b"), unlaunched("a", 5, desired_status=DesiredStatus.TERMINATED)], desired=1, rule="manual",
-         phase=PoolPhase.READY),
-    Case("its failures cleared, the pool is initializing again", {**NONE, "min_workers": 1}, [unlaunched("a", 0)],
-         desired=1, pool=FRESH, rule="manual", phase=PoolPhase.INITIALIZING),
-]
-
-
-@pytest.mark.parametrize("case", LAUNCH_FAILURE_CASES, ids=lambda c: c.name)
-def test_launch_failures(case: Case) -> None:
-    check(case)
-    plan = plan_pool(work_for(case))
-    assert (plan.error is not None) is (plan.phase is PoolPhase.FAILED), plan.error
-    assert plan.warm_up == []
-
-
-def test_a_failing_launch_is_recorded_once_its_error_kept_current_and_its_recovery_recorded() -> None:
-    case = Case("", {**NONE, "min_workers": 1}, [unlaunched("a", 3)], desired=1, pool=FRESH)
-    work = work_for(case)
-    first = plan_pool(work).evaluation(work.pool)
-    assert first is not None
-    assert first.decision is not None
-    assert first.decision.inputs["rule"] == "launch_failing"
-    assert first.decision.inputs["launch_failure_limit"] == 3
-    assert first.phase is PoolPhase.FAILED
-    assert first.error is not None
-    assert "a (3 attempts" in first.error
-    work.pool.last_decision, work.pool.phase, work.pool.error = first.decision, first.phase, first.error
-    work.pool.capacity = first.capacity
-    failure = work.workers[0].launch_failure
-    assert failure is not None
-    failure.attempts = 4
-    again = plan_pool(work).evaluation(work.pool)
-    assert again is not None
-    assert again.decision is None  # the same failure: no new history entry, its error kept current
-    assert again.error is not None
-    assert "a (4 attempts" in again.error
-    work.pool.error = again.error
-    work.workers[0].launch_failure = None
-    recovered = plan_pool(work).evaluation(work.pool)
-    assert recovered is not None
-    assert recovered.decision is not None
-    assert recovered.decision.inputs["rule"] != "launch_failing"
-    assert (recovered.phase, recovered.error) == (PoolPhase.INITIALIZING, None)
-
-
-def test_a_template_that_cannot_launch_fails_the_pool() -> None:
-    work = work_for(Case("", NONE, [], desired=1))
-    work.template_enabled = False
-    plan = plan_pool(work)
-    assert plan.phase is PoolPhase.FAILED
-    assert plan.launch == []
-    assert plan.error is not None
-    assert "disabled" in plan.error
-    assert "disabled" in plan.decision.reason
-
-
-def test_a_drained_pool_retires_its_workers_to_stop() -> None:
-    case = Case("", LAB, [worker("a", sessions=1), worker("b"), worker("c", state="parked")], desired=2,
-                pool={"draining": True})
-    plan = plan_pool(work_for(case))
-    assert plan.phase is PoolPhase.DRAINING
-    assert plan.retire == ["id-a", "id-b"]
-    assert plan.retire_then is ScaleDownAction.STOP
-    assert plan.desired_workers == 2
-    assert plan.decision.trigger is ScalingTrigger.DRAIN
-    assert plan.decision.action is ScalingAction.SCALE_DOWN
-
-
-def test_a_deleted_pool_terminates_every_worker_then_is_terminated() -> None:
-    case = Case("", LAB, [worker("a"), worker("b", state="parked"),
-                          worker("c", state="leaving", drain_then=DesiredStatus.TERMINATED)],
-                desired=2, pool={"deleting": True})
-    plan = plan_pool(work_for(case))
-    assert plan.phase is PoolPhase.TERMINATING
-    assert plan.retire == ["id-a", "id-b"]
-    assert plan.retire_then is ScaleDownAction.TERMINATE
-    assert plan.desired_workers == 0
-    stopping = worker("d", state="leaving")  # a scale-down's drain to stop under way: retired once stopped
-    later = plan_pool(work_for(Case("", LAB, [stopping], desired=0, pool={"deleting": True})))
-    assert later.retire == []
-    assert later.phase is PoolPhase.TERMINATING
-    assert "waiting for 1 worker(s) to terminate" in later.decision.reason
-    gone = worker("a", status=WorkerStatus.TERMINATED, desired_status=DesiredStatus.TERMINATED)
-    done = plan_pool(work_for(Case("", LAB, [gone], desired=0, pool={"deleting": True})))
-    assert done.phase is PoolPhase.TERMINATED
-    assert done.retire == []
-
-
-def test_the_least_useful_empty_worker_is_retired_first() -> None:
-    rows = [worker("a", cpu=50), worker("b", cpu=5), worker("c", license_status=LicenseStatus.UNREGISTERED,
-                                                               phase="READY_UNLICENSED"),
-            worker("d", state="launching")]
-    plan = plan_pool(work_for(Case("", NONE, rows, desired=2)))
-    assert plan.retire == ["id-d", "id-c"]  # not serving yet, then serving but unlicensed; busier ones stay
-
-
-def test_the_autoscaler_retires_in_the_order_the_scheduler_packs_against() -> None:
-    """The shared `retirement_order` decides (the scheduler fills a pool from its other end): a pool held at 2
-    retires the least useful of its empty workers, whatever order they are listed in."""
-    rows = [worker("e", cpu=70), worker("a", cpu=None, health_status="degraded"), worker("d", cpu=5, labs_count=1),
-            worker("b", cpu=5), worker("c", cpu=5), worker("f", sessions=1, labs_count=1)]
-    plan = plan_pool(work_for(Case("", NONE, rows, desired=2)))
-    empty_least_useful_first = [r.id for r in sorted(rows, key=retirement_order) if r.sessions == 0]
-    assert plan.retire == empty_least_useful_first[:4] == ["id-a", "id-b", "id-c", "id-e"]
-
-
-def test_launches_balance_the_regions() -> None:
-    members = [worker("a", region="us-east-1"), worker("b", region="us-east-1")]
-    assert launch_regions(3, ["us-east-1", "us-west-2"], members) == ["us-west-2", "us-west-2", "us-east-1"]
-
-
-def test_allowed_hours_across_midnight_belong_to_the_day_they_start() -> None:
-    night = AllowedHours(start=time(22, 0), end=time(6, 0), timezone="UTC", weekdays=[4])  # Friday night
-    friday_late = datetime(2026, 12, 11, 23, 0, tzinfo=UTC)
-    assert night.contains(friday_late)
-    assert night.contains(friday_late + timedelta(hours=3))
-    assert not night.contains(friday_late - timedelta(days=1, hours=-4))  # Thursday 03:00 follows Wednesday
-
-
-def test_the_same_nothing_is_reported_once() -> None:
-    case = Case("", LAB, [worker("a", sessions=2), worker("b", sessions=1)], desired=2)
-    work = work_for(case)
-    first = plan_pool(work).evaluation(work.pool)
-    assert first is not None
-    assert first.decision is not None
-    assert first.decision.inputs["rule"] == "steady"
-    work.pool.last_decision = first.decision
-    work.pool.capacity, work.pool.phase = first.capacity, first.phase
-    assert plan_pool(work).evaluation(work.pool) is None  # nothing new: no write, no history entry
-    work.workers[0].cpu_percent = 55.0
-    again = plan_pool(work).evaluation(work.pool)
-    assert again is not None
-    assert again.decision is None
-    assert again.capacity.avg_cpu_percent == 37.5
-
-
-def test_an_evaluation_carries_the_version_it_was_made_on() -> None:
-    work = work_for(Case("", LAB, [worker("a", sessions=2)], desired=1, waiting=3))
-    evaluation = plan_pool(work).evaluation(work.pool)
-    assert evaluation is not None
-    assert evaluation.expected_version == 7
-    assert evaluation.launch == ["us-east-1", "us-east-1"]
-    assert evaluation.observed_at == NOW
-    assert isinstance(evaluation.decision, ScalingDecision)
-    assert evaluation.decision.inputs["waiting"] == 3
-
-
-def test_a_licensed_worker_not_measured_yet_is_still_on_its_way() -> None:
-    """Ready means what the scheduler places sessions on: until its health is measured, a new worker is on its
-    way (sessions wait for it rather than leave the pool for other workers)."""
-    rows = [worker("a", sessions=2), worker("b", health_status="unknown", cpu=None, memory=None)]
-    plan = plan_pool(work_for(Case("", LAB, rows, desired=2)))
-    assert plan.capacity.workers == 2
-    assert plan.capacity.ready == 1
-    assert plan.phase is PoolPhase.SCALING_UP
-
-
-def test_a_worker_being_resumed_is_on_its_way_not_stuck() -> None:
-    """Resumed a moment ago, EC2 still reports it stopped: the sessions wait for it, nothing more is resumed."""
-    resumed = worker("b", state="parked", desired_status=DesiredStatus.RUNNING)
-    plan = plan_pool(work_for(Case("", LAB, [worker("a", sessions=2), resumed, worker("c", state="parked")],
-                                   desired=2, waiting=1)))
-    assert (plan.capacity.on_the_way, plan.capacity.stuck) == (1, 0)
-    assert plan.resume == []
-    assert plan.launch == []
-    assert plan.phase is PoolPhase.SCALING_UP
-
-
-@pytest.mark.parametrize(("scaling", "thresholds"), [
-    (LAB, {"max_labs_per_worker": 2, "min_labs_per_worker": 1}),
-    (CAPACITY, {"cpu_scale_up_percent": 75, "cpu_scale_down_percent": 30, "memory_scale_up_percent": 80,
-                "memory_scale_down_percent": 40}),
-    (HYBRID, {"max_labs_per_worker": 4, "min_labs_per_worker": 3, "cpu_scale_up_percent": 75,
-              "cpu_scale_down_percent": 30, "memory_scale_up_percent": 80, "memory_scale_down_percent": 40}),
-    (SCHEDULED, {}),
-    (NONE, {}),
-], ids=["lab_count_based", "capacity_based", "hybrid", "scheduled", "none"])
-def test_a_decision_records_the_thresholds_it_was_taken_on(scaling: dict[str, Any],
-                                                           thresholds: dict[str, float]) -> None:
-    """The history says on what numbers each decision was taken: the pool's figures and its policy's
-    thresholds (an operator may change them since)."""
-    decision = plan_pool(work_for(Case("", scaling, [worker("a", sessions=1)], desired=1))).decision
-    named = {"max_labs_per_worker", "min_labs_per_worker", "cpu_scale_up_percent", "cpu_scale_down_percent",
-             "memory_scale_up_percent", "memory_scale_down_percent"}
-    assert {key: value for key, value in decision.inputs.items() if key in named} == thresholds
-    assert (decision.inputs["workers"], decision.inputs["sessions"]) == (1, 1)
-
-
-@pytest.mark.parametrize("scaling", [{**CAPACITY, "max_workers": 10}, {**LAB15, "max_workers": 10}],
-                         ids=["capacity", "lab-count"])
-def test_a_session_no_empty_worker_holds_launches_nothing_and_holds_no_retirement(scaling: dict[str, Any]) -> None:
-    """The control plane counts apart a waiting session larger than an empty worker of the template
-    (`WaitingDemand.too_large`): it is given no room (once the empty workers it was given were filled by other
-    sessions, it asked for more again, up to the maximum) and does not keep the pool from shrinking."""
-    busy = [worker(name, sessions=3, cpu=50, memory=50) for name in "abc"]
-    case = Case("a 64-core session, workers of 48", scaling, busy, desired=3)
-    work = work_for(case)
-    work.waiting = WaitingDemand(too_large=1)
-    plan = plan_pool(work)
-    assert (plan.desired_workers, plan.launch) == (3, []), plan.decision.reason
-    assert "1 session(s) waiting for the pool need more than an empty worker of template metal" in \
-        plan.decision.reason
-    idle = Case("idle", scaling, [worker("a", cpu=1, memory=1), worker("b", cpu=1, memory=1),
-                worker("c", cpu=1, memory=1)], desired=3)
-    work = work_for(idle)
-    work.waiting = WaitingDemand(too_large=1)
-    assert plan_pool(work).decision.action is ScalingAction.SCALE_DOWN
-
-
-@pytest.mark.parametrize("action", [ScaleDownAction.STOP, ScaleDownAction.TERMINATE])
-def test_a_scale_down_stops_or_terminates_as_the_pool_says(action: ScaleDownAction) -> None:
-    case = Case("", {**LAB, "scale_down_action": action.value}, [worker("a"), worker("b", sessions=1)], desired=2)
-    plan = plan_pool(work_for(case))
-    assert (plan.desired_workers, plan.retire, plan.terminate) == (1, ["id-a"], [])
-    assert plan.retire_then is action
-    assert f"licence released, then {action.value})" in plan.decision.reason

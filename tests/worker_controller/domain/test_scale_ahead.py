@@ -17,7 +17,7 @@ from lcm_core.domain.pool_capacity import WaitingDemand
 from lcm_core.domain.pool_forecast import Booking, LeadTime
 from lcm_core.domain.pools import PoolPhase, PoolView, PoolWork, ScaleDownAction, ScalingAction, ScalingConfig
 from lcm_core.domain.workers import WorkerSummary
-from tests.worker_controller.domain.test_autoscaling import M5ZN, NOW, worker
+from tests.worker_controller.domain.pool_cases import M5ZN, NOW, worker
 from worker_controller.domain.autoscaling import plan_pool
 
 AHEAD = {"policy": "lab_count_based", "min_workers": 1, "max_workers": 6, "max_labs_per_worker": 10,

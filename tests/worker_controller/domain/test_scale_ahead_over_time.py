@@ -13,7 +13,7 @@ from lcm_core.domain.pool_capacity import WaitingDemand
 from lcm_core.domain.pool_forecast import LeadTime
 from lcm_core.domain.pools import PoolPhase, PoolView, PoolWork, ScalingAction, ScalingConfig
 from lcm_core.domain.workers import WorkerSummary
-from tests.worker_controller.domain.test_autoscaling import M5ZN, NOW, worker
+from tests.worker_controller.domain.pool_cases import M5ZN, NOW, worker
 from tests.worker_controller.domain.test_scale_ahead import AHEAD, WARM, klass
 from worker_controller.domain.autoscaling import plan_pool
 
